@@ -1,0 +1,212 @@
+"""Posterior samples from any sampler, as the evidence estimator consumes them.
+
+A :class:`Chains` holds ``num_chains`` chains of ``num_samples`` draws in ``dim``
+dimensions, the unnormalised log posterior ``log L + log pi`` of each draw (the prior
+*normalised*: the evidence depends on it), optional non-negative weights (MCMC
+multiplicities or importance weights) and optional parameter names. Chains of unequal
+length are stored padded, with zero weight on the padding (see :func:`chains_from_list`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from astrobayes._checks import as_float_array, check_finite, check_positive_int
+
+
+@dataclass(frozen=True, eq=False)
+class Chains:
+    """Posterior draws, their log posterior values, weights and parameter names.
+
+    Attributes:
+        samples: Draws, shape ``(num_chains, num_samples, dim)``.
+        log_posterior: ``log L(theta) + log pi(theta)`` of each draw with the prior
+            normalised, shape ``(num_chains, num_samples)``. Natural log, +log density.
+        weights: Non-negative weights, shape ``(num_chains, num_samples)``; ones when
+            not given. Zero weights mark padding of shorter chains.
+        names: Parameter names, ``dim`` strings; ``("p0", "p1", ...)`` when not given.
+
+    Raises:
+        ValueError: On wrong shapes, non-finite samples or log posteriors (where the
+            weight is positive), negative or all-zero weights, or a wrong number of names.
+
+    Example:
+        >>> import numpy as np
+        >>> rng = np.random.default_rng(0)
+        >>> x = rng.normal(size=(4, 100, 2))
+        >>> chains = Chains(x, -0.5 * (x**2).sum(-1))
+        >>> chains.num_chains, chains.num_samples, chains.dim
+        (4, 100, 2)
+    """
+
+    samples: np.ndarray
+    log_posterior: np.ndarray
+    weights: np.ndarray | None = None
+    names: tuple[str, ...] | None = field(default=None)
+
+    def __post_init__(self) -> None:
+        samples = as_float_array(self.samples, "samples", ndim=3)
+        log_posterior = as_float_array(self.log_posterior, "log_posterior", ndim=2)
+        if log_posterior.shape != samples.shape[:2]:
+            raise ValueError(
+                "log_posterior must have shape (num_chains, num_samples) = "
+                f"{samples.shape[:2]} to match samples {samples.shape}; got {log_posterior.shape}"
+            )
+        if samples.shape[0] < 1 or samples.shape[1] < 1 or samples.shape[2] < 1:
+            raise ValueError(f"samples must be non-empty in every axis; got shape {samples.shape}")
+        if self.weights is None:
+            weights = np.ones(samples.shape[:2])
+        else:
+            weights = as_float_array(self.weights, "weights", ndim=2)
+            if weights.shape != samples.shape[:2]:
+                raise ValueError(
+                    f"weights must have shape {samples.shape[:2]} to match samples; got {weights.shape}"
+                )
+            check_finite(weights, "weights")
+            if (weights < 0).any():
+                raise ValueError(f"weights must be non-negative; got minimum {weights.min()}")
+            empty = np.flatnonzero(weights.sum(axis=1) <= 0)
+            if empty.size:
+                raise ValueError(f"weights of chain {int(empty[0])} are all zero; every chain needs a positive weight")
+        used = weights > 0
+        check_finite(np.where(used[..., None], samples, 0.0), "samples")
+        lp = np.where(used, log_posterior, 0.0)
+        if np.isnan(lp).any() or np.isinf(lp).any():
+            bad = np.argwhere(~np.isfinite(lp))[0]
+            raise ValueError(
+                "log_posterior must be finite for every draw with positive weight; "
+                f"{int((~np.isfinite(lp)).sum())} are not (first at chain {bad[0]}, draw {bad[1]}: "
+                f"{log_posterior[tuple(bad)]!r}). Draws outside the prior support cannot be "
+                "posterior samples: remove them"
+            )
+        dim = samples.shape[2]
+        if self.names is None:
+            names = tuple(f"p{i}" for i in range(dim))
+        else:
+            names = tuple(str(n) for n in self.names)
+            if len(names) != dim:
+                raise ValueError(f"names must hold dim = {dim} parameter names; got {len(names)}: {names}")
+        object.__setattr__(self, "samples", samples)
+        object.__setattr__(self, "log_posterior", np.where(used, log_posterior, 0.0))
+        object.__setattr__(self, "weights", weights)
+        object.__setattr__(self, "names", names)
+
+    @property
+    def num_chains(self) -> int:
+        """Number of chains."""
+        return self.samples.shape[0]
+
+    @property
+    def num_samples(self) -> int:
+        """Number of draws per chain (the longest chain when lengths differ)."""
+        return self.samples.shape[1]
+
+    @property
+    def dim(self) -> int:
+        """Number of parameters."""
+        return self.samples.shape[2]
+
+    @property
+    def lengths(self) -> np.ndarray:
+        """Number of draws with positive weight in each chain."""
+        return (self.weights > 0).sum(axis=1)
+
+    def select(self, indices: Sequence[int] | np.ndarray) -> Chains:
+        """Return the chains at ``indices`` (a new :class:`Chains`)."""
+        idx = np.asarray(indices, dtype=int)
+        return Chains(self.samples[idx], self.log_posterior[idx], self.weights[idx], self.names)
+
+    def flat(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """All draws with positive weight as ``(samples (n, dim), log_posterior (n,), weights (n,))``."""
+        used = self.weights > 0
+        return self.samples[used], self.log_posterior[used], self.weights[used]
+
+    def split_chains(self, num_pieces: int) -> Chains:
+        """Cut every chain into ``num_pieces`` contiguous sub-chains of equal length.
+
+        Useful when a sampler wrote a single long chain: the evidence estimator needs
+        several chains (some to fit its target, the others to evaluate it).
+
+        Args:
+            num_pieces: Sub-chains per chain (``>= 1``).
+
+        Returns:
+            Chains with ``num_chains * num_pieces`` chains.
+
+        Raises:
+            ValueError: If a chain is shorter than ``num_pieces`` draws.
+        """
+        num_pieces = check_positive_int(num_pieces, "num_pieces")
+        samples, logp, weights = [], [], []
+        for c in range(self.num_chains):
+            used = self.weights[c] > 0
+            s, lp, w = self.samples[c][used], self.log_posterior[c][used], self.weights[c][used]
+            if len(s) < num_pieces:
+                raise ValueError(
+                    f"chain {c} has {len(s)} draws; cannot cut it into num_pieces = {num_pieces}"
+                )
+            bounds = np.linspace(0, len(s), num_pieces + 1).astype(int)
+            for a, b in zip(bounds[:-1], bounds[1:], strict=True):
+                samples.append(s[a:b])
+                logp.append(lp[a:b])
+                weights.append(w[a:b])
+        return chains_from_list(samples, logp, weights, names=self.names)
+
+
+def chains_from_list(
+    samples: Sequence[np.ndarray],
+    log_posterior: Sequence[np.ndarray],
+    weights: Sequence[np.ndarray] | None = None,
+    names: Sequence[str] | None = None,
+) -> Chains:
+    """Build :class:`Chains` from chains of possibly unequal lengths.
+
+    Shorter chains are padded to the longest with copies of their first draw carrying
+    zero weight, so that no draw is misassigned and padding never enters an estimate.
+
+    Args:
+        samples: One ``(num_samples_c, dim)`` array per chain.
+        log_posterior: One ``(num_samples_c,)`` array per chain.
+        weights: Optional, one ``(num_samples_c,)`` array per chain.
+        names: Optional parameter names.
+
+    Returns:
+        The padded :class:`Chains`.
+
+    Raises:
+        ValueError: If the lists have different lengths or the arrays disagree in shape.
+    """
+    if len(samples) == 0:
+        raise ValueError("samples must hold at least one chain; got an empty list")
+    if len(log_posterior) != len(samples):
+        raise ValueError(
+            f"log_posterior must hold one array per chain ({len(samples)}); got {len(log_posterior)}"
+        )
+    if weights is not None and len(weights) != len(samples):
+        raise ValueError(f"weights must hold one array per chain ({len(samples)}); got {len(weights)}")
+    arrays = [as_float_array(s, f"samples[{i}]", ndim=(1, 2)) for i, s in enumerate(samples)]
+    arrays = [a[:, None] if a.ndim == 1 else a for a in arrays]
+    dims = {a.shape[1] for a in arrays}
+    if len(dims) != 1:
+        raise ValueError(f"every chain must have the same dim; got dims {sorted(dims)}")
+    length = max(a.shape[0] for a in arrays)
+    out_s = np.empty((len(arrays), length, arrays[0].shape[1]))
+    out_lp = np.zeros((len(arrays), length))
+    out_w = np.zeros((len(arrays), length))
+    for i, a in enumerate(arrays):
+        n = a.shape[0]
+        if n == 0:
+            raise ValueError(f"chain {i} is empty")
+        lp = as_float_array(log_posterior[i], f"log_posterior[{i}]", ndim=1)
+        if lp.shape[0] != n:
+            raise ValueError(f"log_posterior[{i}] must have {n} entries to match samples[{i}]; got {lp.shape[0]}")
+        w = np.ones(n) if weights is None else as_float_array(weights[i], f"weights[{i}]", ndim=1)
+        if w.shape[0] != n:
+            raise ValueError(f"weights[{i}] must have {n} entries to match samples[{i}]; got {w.shape[0]}")
+        out_s[i, :n], out_s[i, n:] = a, a[0]
+        out_lp[i, :n] = lp
+        out_w[i, :n] = w
+    return Chains(out_s, out_lp, out_w, None if names is None else tuple(names))

@@ -1,0 +1,1 @@
+"""Command-line interface (argument parsing and orchestration only)."""

@@ -1,0 +1,28 @@
+"""Shared fixtures: an explicit PRNG key and the path of ../shared/data."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import jax
+import pytest
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+@pytest.fixture
+def key():
+    """A fresh JAX PRNG key (tests never share keys implicitly)."""
+    return jax.random.key(20261122)
+
+
+@pytest.fixture
+def shared_data():
+    """Path to ../shared/data; skips the test when it is absent."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip("../shared/data is absent")
+    return SHARED_DATA
+
+
+os.environ.setdefault("MPLBACKEND", "Agg")
