@@ -1,0 +1,20 @@
+"""Reading and writing files: posterior chains, results as JSON.
+
+Only :mod:`astrobayes.io` and :mod:`astrobayes.cli` touch files. The chain readers turn
+NumPy, GetDist/CosmoMC, Cobaya, emcee, ArviZ and CSV chains into
+:class:`~astrobayes.chains.Chains` whose ``log_posterior`` is ``log L + log pi`` with the
+prior normalised, and say which convention they used (see ``docs/io.md``).
+"""
+
+from astrobayes.io.readers import FORMATS, ChainsFile, detect_format, read_chains
+from astrobayes.io.writers import to_jsonable, write_chains_npz, write_json_atomic
+
+__all__ = [
+    "FORMATS",
+    "ChainsFile",
+    "detect_format",
+    "read_chains",
+    "to_jsonable",
+    "write_chains_npz",
+    "write_json_atomic",
+]

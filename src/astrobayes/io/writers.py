@@ -1,0 +1,167 @@
+"""Atomic writers: a crash or a full disk never leaves a half-written file behind."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import enum
+import json
+import os
+import tempfile
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+
+from astrobayes.chains import Chains
+from astrobayes.io._binary import NPZ_CONVENTION_KEY
+
+__all__ = ["to_jsonable", "write_chains_npz", "write_json_atomic"]
+
+
+def _atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], None]) -> Path:
+    """Write through ``write(handle)`` into a temporary file beside ``path``, then rename."""
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{path}: is a directory; give a file path")
+    directory = path.parent
+    if not directory.is_dir():
+        raise FileNotFoundError(f"{directory}: the directory for {path.name} does not exist")
+    descriptor, temporary = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+    return path
+
+
+def to_jsonable(obj: Any) -> Any:
+    """Turn results into plain JSON types.
+
+    NamedTuples and dataclasses become dicts, NumPy/JAX arrays lists, NumPy scalars
+    Python numbers, enums their value, paths strings. Non-finite floats stay floats
+    (written as ``NaN``/``Infinity``, which Python's :mod:`json` reads back).
+
+    Args:
+        obj: Any nesting of the types above, dicts, lists and tuples.
+
+    Returns:
+        The same structure in ``dict``/``list``/``str``/``int``/``float``/``bool``/``None``.
+
+    Raises:
+        TypeError: On an object of another type (naming its type).
+
+    Example:
+        >>> import numpy as np
+        >>> to_jsonable({"x": np.arange(2), "y": np.float32(0.5)})
+        {'x': [0, 1], 'y': 0.5}
+
+    """
+    if obj is None or isinstance(obj, bool | int | str):
+        return obj
+    if isinstance(obj, float):
+        return obj
+    if isinstance(obj, enum.Enum):
+        return to_jsonable(obj.value)
+    if isinstance(obj, os.PathLike):
+        return os.fspath(obj)
+    if isinstance(obj, tuple) and hasattr(obj, "_asdict"):
+        return {k: to_jsonable(v) for k, v in obj._asdict().items()}
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: to_jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, Mapping):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [to_jsonable(v) for v in obj]
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray) or hasattr(obj, "__array__"):
+        array = np.asarray(obj)
+        if array.dtype == object:
+            return [to_jsonable(v) for v in array.tolist()]
+        return array.tolist()
+    raise TypeError(f"cannot write an object of type {type(obj).__name__} as JSON")
+
+
+def write_json_atomic(path: str | os.PathLike[str], obj: Any, *, indent: int = 2) -> Path:
+    """Write ``obj`` as JSON, atomically (temporary file in the same directory + rename).
+
+    Args:
+        path: Destination file.
+        obj: JSON-able data; NamedTuples, dataclasses, arrays, enums and paths are
+            converted by :func:`to_jsonable`.
+        indent: JSON indentation.
+
+    Returns:
+        The path written.
+
+    Raises:
+        TypeError: If ``obj`` holds something that cannot be written as JSON.
+        FileNotFoundError: If the directory of ``path`` does not exist.
+        ValueError: If ``path`` is a directory.
+
+    Example:
+        >>> import tempfile, os, json
+        >>> path = os.path.join(tempfile.mkdtemp(), "result.json")
+        >>> _ = write_json_atomic(path, {"log_evidence": -3.2})
+        >>> json.load(open(path))
+        {'log_evidence': -3.2}
+
+    """
+    text = json.dumps(to_jsonable(obj), indent=indent, allow_nan=True) + "\n"
+    return _atomic_write(path, lambda handle: handle.write(text.encode("utf-8")))
+
+
+def write_chains_npz(
+    path: str | os.PathLike[str], chains: Chains, *, convention: str | None = None
+) -> Path:
+    """Write :class:`~astrobayes.chains.Chains` as an ``.npz`` archive, atomically.
+
+    The archive holds ``samples``, ``log_posterior``, ``weights`` and ``names`` (a string
+    array, so that reading never needs to unpickle) and the convention sentence;
+    :func:`astrobayes.io.read_chains` reads it back unchanged.
+
+    Args:
+        path: Destination file (written as given; ``.npz`` is not appended).
+        chains: The chains.
+        convention: How ``log_posterior`` was obtained (e.g. the ``convention`` of a
+            :class:`~astrobayes.io.ChainsFile`); by default, the :class:`Chains` contract.
+
+    Returns:
+        The path written.
+
+    Raises:
+        TypeError: If ``chains`` is not a :class:`~astrobayes.chains.Chains`.
+
+    Example:
+        >>> import numpy as np, tempfile, os
+        >>> from astrobayes.chains import Chains
+        >>> x = np.zeros((2, 3, 1))
+        >>> path = os.path.join(tempfile.mkdtemp(), "chains.npz")
+        >>> _ = write_chains_npz(path, Chains(x, x[..., 0]))
+
+    """
+    if not isinstance(chains, Chains):
+        raise TypeError(f"chains must be an astrobayes Chains; got {type(chains).__name__}")
+    if convention is not None and not isinstance(convention, str):
+        raise TypeError(f"convention must be a string; got {type(convention).__name__}")
+    arrays = {
+        "samples": chains.samples,
+        "log_posterior": chains.log_posterior,
+        "weights": chains.weights,
+        "names": np.array(chains.names, dtype=str),
+        NPZ_CONVENTION_KEY: np.array(
+            convention or "Chains.log_posterior: log L + log prior, prior normalised", dtype=str
+        ),
+    }
+    return _atomic_write(path, lambda handle: np.savez(handle, **arrays))
