@@ -361,7 +361,7 @@ def read_csv(path: Path) -> FileChains:
             line = data_line_numbers(path, skip_header=True)[bad[0]]
             raise ValueError(
                 f"{path}, line {line}, column {chain_column + 1 + drop_first} ('chain'): "
-                f"expected an integer chain label, got {labels[bad[0]]!r}"
+                f"expected an integer chain label, got {float(labels[bad[0]])!r}"
             )
         rows_of_chain = [np.flatnonzero(labels == value) for value in np.unique(labels)]
         locate = _line_locator(path, skip_header=True, rows_of_chain=rows_of_chain)

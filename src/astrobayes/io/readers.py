@@ -193,7 +193,7 @@ def _check_values(data: FileChains, offsets: list[int]) -> None:
             if bad.size:
                 raise ValueError(
                     f"{data.path}, {data.locate(c, offsets[c] + bad[0])}: weights must be finite and "
-                    f"non-negative; got {weights[bad[0]]!r}"
+                    f"non-negative; got {float(weights[bad[0]])!r}"
                 )
             if not (weights > 0).any():
                 raise ValueError(f"{data.path}: every weight of chain {c} is zero")
@@ -208,7 +208,7 @@ def _check_values(data: FileChains, offsets: list[int]) -> None:
             )
             raise ValueError(
                 f"{data.path}, {data.locate(c, offsets[c] + bad[0])}: the log posterior is "
-                f"{log_posterior[bad[0]]!r}; every draw needs a finite log posterior "
+                f"{float(log_posterior[bad[0]])!r}; every draw needs a finite log posterior "
                 f"({bad.size} draws are not){hint}"
             )
         samples = data.samples[c]
@@ -217,7 +217,7 @@ def _check_values(data: FileChains, offsets: list[int]) -> None:
             row, column = bad_rows[0], bad_columns[0]
             raise ValueError(
                 f"{data.path}, {data.locate(c, offsets[c] + row)}: parameter {data.names[column]!r} "
-                f"is {samples[row, column]!r}; every draw must be finite"
+                f"is {float(samples[row, column])!r}; every draw must be finite"
             )
 
 
@@ -282,7 +282,7 @@ def _check_inside(
                 row = outside[0]
                 raise ValueError(
                     f"{data.path}, {data.locate(c, offsets[c] + row)}: parameter {name!r} = "
-                    f"{samples[row, j]!r} lies outside its prior bounds ({lo}, {hi}) from {source} "
+                    f"{float(samples[row, j])!r} lies outside its prior bounds ({lo}, {hi}) from {source} "
                     f"({outside.size} draws do)"
                 )
 
@@ -458,6 +458,7 @@ def read_chains(
         names = [data.names[i] for i in keep]
         offsets = _apply_burn_in(data, burn_in) if burn_in > 0 else [0] * len(data.samples)
         data.samples = [s[:, keep] for s in data.samples]
+        data.names, data.derived = tuple(names), tuple(data.derived[i] for i in keep)
         _check_values(data, offsets)
         base = data.log_posterior
         if log_prior_volume is not None or prior_bounds is not None:

@@ -1,0 +1,710 @@
+"""Chain readers and atomic writers: fixtures written by the real libraries."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import math
+import os
+import warnings
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import pytest
+
+from astrobayes.chains import Chains, chains_from_list
+from astrobayes.io import (
+    ChainsFile,
+    detect_format,
+    read_chains,
+    to_jsonable,
+    write_chains_npz,
+    write_json_atomic,
+)
+
+# --------------------------------------------------------------------------------------
+# helpers
+
+
+def _optional(name: str):
+    """Import an optional writer library at collection time (its import is slow)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # arviz announces its refactor on import
+            return importlib.import_module(name)
+    except ImportError:
+        return None
+
+
+getdist_mcsamples = _optional("getdist.mcsamples")
+emcee = _optional("emcee")
+h5py = _optional("h5py")
+arviz_module = _optional("arviz")
+cobaya_model = _optional("cobaya.model")
+
+
+def _need(module, name: str):
+    if module is None:
+        pytest.skip(f"{name} is not installed")
+    return module
+
+
+def _rng(seed: int) -> np.random.Generator:
+    return np.random.default_rng(seed)
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def _csv(path: Path, header: list[str], rows: np.ndarray) -> Path:
+    lines = [",".join(header)] + [",".join(repr(float(v)) for v in row) for row in rows]
+    return _write(path, "\n".join(lines) + "\n")
+
+
+def _getdist_chains(tmp_path: Path, *, ranges: dict | None, num_chains: int = 2) -> tuple:
+    """Write CosmoMC-style chains with GetDist: a, b sampled, c derived."""
+    mcsamples = _need(getdist_mcsamples, "getdist")
+    rng = _rng(1)
+    samples, loglikes, weights = [], [], []
+    for i in range(num_chains):
+        n = 20 + 5 * i
+        ab = np.column_stack([rng.uniform(-4, 4, n), rng.uniform(0.5, 2.5, n)])
+        samples.append(np.column_stack([ab, ab.sum(axis=1)]))
+        loglikes.append(0.5 * (ab**2).sum(axis=1))  # GetDist stores -log L
+        weights.append(rng.integers(1, 4, n).astype(float))
+    mc = mcsamples.MCSamples(
+        samples=samples,
+        loglikes=loglikes,
+        weights=weights,
+        names=["a", "b", "c"],
+        labels=["a", "b", "c"],
+        ranges=ranges,
+        ignore_rows=0,
+    )
+    mc.paramNames.parWithName("c").isDerived = True
+    root = tmp_path / "cosmomc" / "run"
+    mc.saveChainsAsText(str(root), make_dirs=True)
+    return root, samples, loglikes, weights
+
+
+def _emcee_file(tmp_path: Path, log_prob_fn, initial: np.ndarray, num_steps: int = 10) -> Path:
+    _need(emcee, "emcee")
+    _need(h5py, "h5py")
+    path = tmp_path / "emcee.h5"
+    num_walkers, dim = initial.shape
+    backend = emcee.backends.HDFBackend(str(path))
+    backend.reset(num_walkers, dim)
+    sampler = emcee.EnsembleSampler(num_walkers, dim, log_prob_fn, backend=backend)
+    state = emcee.State(initial, random_state=np.random.RandomState(3).get_state())
+    with np.errstate(invalid="ignore"):  # emcee subtracts -inf from -inf for walkers outside
+        sampler.run_mcmc(state, num_steps)
+    return path
+
+
+def _gaussian_log_prob(x):
+    return -0.5 * float(np.sum(x**2))
+
+
+# --------------------------------------------------------------------------------------
+# npz
+
+
+def test_npz_round_trip_unequal_lengths(tmp_path):
+    rng = _rng(0)
+    samples = [rng.normal(size=(30, 2)), rng.normal(size=(20, 2))]
+    log_posterior = [-0.5 * (s**2).sum(1) for s in samples]
+    weights = [rng.uniform(0.5, 2, 30), rng.uniform(0.5, 2, 20)]
+    chains = chains_from_list(samples, log_posterior, weights, names=["alpha", "beta"])
+    path = write_chains_npz(tmp_path / "chains.npz", chains, convention="my run")
+    result = read_chains(path)
+    assert isinstance(result, ChainsFile)
+    assert result.format == "npz"
+    assert result.paths == (path,)
+    assert result.chains.names == ("alpha", "beta")
+    assert "my run" in result.convention
+    np.testing.assert_allclose(result.chains.samples, chains.samples)
+    np.testing.assert_allclose(result.chains.log_posterior, chains.log_posterior)
+    np.testing.assert_allclose(result.chains.weights, chains.weights)
+    np.testing.assert_array_equal(result.chains.lengths, [30, 20])
+    assert not list(tmp_path.glob(".*tmp"))  # no temporary file left
+
+
+def test_npz_plain_numpy_is_taken_as_given_and_said(tmp_path):
+    rng = _rng(1)
+    x = rng.normal(size=(3, 15, 2))
+    path = tmp_path / "plain.npz"
+    np.savez(path, samples=x, log_posterior=-0.5 * (x**2).sum(-1), names=np.array(["a", "b"]))
+    result = read_chains(path)
+    assert "pass log_prior_volume" in result.convention
+    assert "normalised, as given" in result.convention
+    np.testing.assert_allclose(result.chains.samples, x)
+    shifted = read_chains(path, log_prior_volume=2.5)
+    np.testing.assert_allclose(shifted.chains.log_posterior, result.chains.log_posterior - 2.5)
+    assert "log prior volume 2.5 subtracted" in shifted.convention
+
+
+class _Exploit:
+    """Unpickling this would create a file: proof that the reader never unpickles."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+def test_npz_pickled_object_array_is_refused(tmp_path):
+    marker = tmp_path / "unpickled"
+    names = np.empty(2, dtype=object)
+    names[0], names[1] = _Exploit(marker), "b"
+    path = tmp_path / "evil.npz"
+    np.savez(path, samples=np.zeros((1, 4, 2)), log_posterior=np.zeros((1, 4)), names=names)
+    with pytest.raises(
+        ValueError, match=r"evil\.npz: array 'names' holds Python objects; refusing"
+    ):
+        read_chains(path)
+    assert not marker.exists()
+
+
+def test_npz_missing_array_and_bad_shapes(tmp_path):
+    path = tmp_path / "missing.npz"
+    np.savez(path, samples=np.zeros((1, 4, 2)))
+    with pytest.raises(ValueError, match=r"missing\.npz: .*missing \['log_posterior'\]"):
+        read_chains(path)
+    path = tmp_path / "shape.npz"
+    np.savez(path, samples=np.zeros((2, 4, 2)), log_posterior=np.zeros((2, 5)))
+    with pytest.raises(
+        ValueError, match=r"shape\.npz: array 'log_posterior' must have shape \(2, 4\)"
+    ):
+        read_chains(path)
+    path = tmp_path / "names.npz"
+    np.savez(
+        path, samples=np.zeros((2, 4, 2)), log_posterior=np.zeros((2, 4)), names=np.array(["a"])
+    )
+    with pytest.raises(ValueError, match=r"names\.npz: array 'names' must hold dim = 2 strings"):
+        read_chains(path)
+
+
+def test_npz_nan_log_posterior_names_file_and_row(tmp_path):
+    lp = np.zeros((2, 5))
+    lp[1, 3] = np.nan
+    path = tmp_path / "nan.npz"
+    np.savez(path, samples=np.zeros((2, 5, 1)), log_posterior=lp)
+    with pytest.raises(ValueError, match=r"nan\.npz, chain 1, draw 3: the log posterior is nan"):
+        read_chains(path)
+
+
+def test_single_npy_is_refused(tmp_path):
+    path = tmp_path / "x.npy"
+    np.save(path, np.zeros(3))
+    with pytest.raises(ValueError, match=r"x\.npy: a single \.npy array"):
+        read_chains(path)
+
+
+# --------------------------------------------------------------------------------------
+# CSV
+
+
+def test_csv_round_trip_with_chain_and_weight_columns(tmp_path):
+    rng = _rng(2)
+    chain = np.array([0] * 12 + [1] * 8, dtype=float)
+    x = rng.normal(size=(20, 2))
+    lp = -0.5 * (x**2).sum(1)
+    w = rng.integers(1, 3, 20).astype(float)
+    path = _csv(
+        tmp_path / "c.csv",
+        ["chain", "x", "lp", "weight", "y"],
+        np.column_stack([chain, x[:, 0], lp, w, x[:, 1]]),
+    )
+    result = read_chains(path)
+    assert result.format == "csv"
+    assert result.chains.names == ("x", "y")
+    assert result.chains.num_chains == 2
+    np.testing.assert_array_equal(result.chains.lengths, [12, 8])
+    np.testing.assert_allclose(result.chains.samples[1, :8], x[12:])
+    np.testing.assert_allclose(result.chains.log_posterior[0, :12], lp[:12])
+    np.testing.assert_allclose(result.chains.weights[1, :8], w[12:])
+    assert "CSV column 'lp'" in result.convention
+    assert "pass log_prior_volume" in result.convention
+
+
+def test_several_csv_files_of_unequal_length(tmp_path):
+    rng = _rng(3)
+    paths = []
+    for i, n in enumerate((10, 7)):
+        x = rng.normal(size=(n, 1))
+        paths.append(
+            _csv(
+                tmp_path / f"c{i}.csv",
+                ["a", "log_posterior"],
+                np.column_stack([x, -(x[:, 0] ** 2)]),
+            )
+        )
+    result = read_chains(paths)
+    np.testing.assert_array_equal(result.chains.lengths, [10, 7])
+    assert result.paths == tuple(paths)
+
+
+def test_csv_errors_name_file_line_and_column(tmp_path):
+    bad_cell = _write(tmp_path / "cell.csv", "a,log_posterior\n1.0,-1.0\n2.0,oops\n")
+    with pytest.raises(
+        ValueError,
+        match=r"cell\.csv, line 3, column 2 \('log_posterior'\): expected a number, got 'oops'",
+    ):
+        read_chains(bad_cell)
+    ragged = _write(tmp_path / "ragged.csv", "a,log_posterior\n1.0,-1.0\n2.0,-1.0,3.0\n")
+    with pytest.raises(ValueError, match=r"ragged\.csv, line 3: expected 2 columns, got 3"):
+        read_chains(ragged)
+    no_logp = _write(tmp_path / "nologp.csv", "a,b\n1.0,2.0\n")
+    with pytest.raises(
+        ValueError,
+        match=r"nologp\.csv: no log posterior column; expected one named log_posterior or logp",
+    ):
+        read_chains(no_logp)
+    nan = _write(tmp_path / "nan.csv", "# a comment\na,logp\n1.0,-1.0\n\n2.0,nan\n")
+    with pytest.raises(ValueError, match=r"nan\.csv, line 5: the log posterior is nan"):
+        read_chains(nan)
+    bad_chain = _write(tmp_path / "chain.csv", "chain,a,logp\n0,1.0,-1.0\n0.5,2.0,-1.0\n")
+    with pytest.raises(
+        ValueError,
+        match=r"chain\.csv, line 3, column 1 \('chain'\): expected an integer chain label",
+    ):
+        read_chains(bad_chain)
+    nan_parameter = _write(tmp_path / "par.csv", "a,logp,b\n1.0,-1.0,2.0\n2.0,-1.0,inf\n")
+    with pytest.raises(
+        ValueError, match=r"par\.csv, line 3: parameter 'b' is inf; every draw must be finite"
+    ):
+        read_chains(nan_parameter, parameters=["b", "a"])
+    empty = _write(tmp_path / "empty.csv", "a,logp\n")
+    with pytest.raises(ValueError, match=r"empty\.csv: holds no data rows"):
+        read_chains(empty)
+
+
+# --------------------------------------------------------------------------------------
+# GetDist / CosmoMC
+
+
+def test_cosmomc_prior_volume_from_ranges_file(tmp_path):
+    root, samples, loglikes, weights = _getdist_chains(tmp_path, ranges={"a": (-5, 5), "b": (0, 3)})
+    result = read_chains(root)  # a root expands to run_1.txt, run_2.txt
+    assert result.format == "getdist"
+    assert [p.name for p in result.paths] == ["run_1.txt", "run_2.txt"]
+    assert result.chains.names == ("a", "b")  # c* is derived
+    log_volume = math.log(10.0) + math.log(3.0)
+    for c in range(2):
+        n = len(samples[c])
+        np.testing.assert_allclose(result.chains.samples[c, :n], samples[c][:, :2], rtol=1e-6)
+        np.testing.assert_allclose(
+            result.chains.log_posterior[c, :n], -loglikes[c] - log_volume, rtol=1e-6
+        )
+        np.testing.assert_allclose(result.chains.weights[c, :n], weights[c])
+    assert "run.ranges" in result.convention
+    assert f"log prior volume {log_volume:.6g} subtracted" in result.convention
+    # a single chain file finds the same .paramnames/.ranges
+    single = read_chains(root.with_name("run_2.txt"))
+    np.testing.assert_allclose(
+        single.chains.log_posterior[0], result.chains.log_posterior[1, : len(samples[1])]
+    )
+
+
+def test_cosmomc_missing_or_infinite_range_is_an_error(tmp_path):
+    root, *_ = _getdist_chains(tmp_path, ranges={"a": (-5, 5), "b": (None, 3)})
+    with pytest.raises(
+        ValueError, match=r"prior range of sampled parameter 'b' in .*run\.ranges is \(nan, 3\.0\)"
+    ):
+        read_chains(root)
+    # user bounds override the file
+    result = read_chains(root, prior_bounds={"a": (-5, 5), "b": (0, 3)})
+    assert "user-given prior_bounds" in result.convention
+
+
+def test_cosmomc_without_ranges_file_needs_a_volume(tmp_path):
+    root, _, loglikes, _ = _getdist_chains(tmp_path, ranges=None)
+    root.with_name("run.ranges").unlink(missing_ok=True)
+    with pytest.raises(ValueError, match=r"run_1\.txt: a CosmoMC-style chain .* no \.ranges file"):
+        read_chains(root)
+    result = read_chains(root, log_prior_volume=0.0)
+    np.testing.assert_allclose(
+        result.chains.log_posterior[0, : len(loglikes[0])], -loglikes[0], rtol=1e-6
+    )
+    assert "user-given log prior volume 0 subtracted" in result.convention
+
+
+def test_cosmomc_range_missing_for_a_parameter(tmp_path):
+    root, *_ = _getdist_chains(tmp_path, ranges={"a": (-5, 5)})
+    with pytest.raises(
+        ValueError, match=r"run\.ranges: no prior range for sampled parameters \['b'\]"
+    ):
+        read_chains(root)
+
+
+def test_prior_bounds_override_and_checks(tmp_path):
+    root, samples, loglikes, _ = _getdist_chains(tmp_path, ranges=None)
+    result = read_chains(root, prior_bounds={"a": (-4, 4), "b": (0, 5)})
+    np.testing.assert_allclose(
+        result.chains.log_posterior[0, : len(loglikes[0])],
+        -loglikes[0] - math.log(8 * 5),
+        rtol=1e-6,
+    )
+    with pytest.raises(
+        ValueError,
+        match=r"run_1\.txt, line \d+: parameter 'a' = .* outside its prior bounds \(-1\.0, 1\.0\)",
+    ):
+        read_chains(root, prior_bounds={"a": (-1, 1), "b": (0, 5)})
+    with pytest.raises(
+        ValueError,
+        match=r"prior_bounds must give \(lo, hi\) for exactly .* missing \['b'\], unknown \['z'\]",
+    ):
+        read_chains(root, prior_bounds={"a": (-4, 4), "z": (0, 1)})
+    with pytest.raises(ValueError, match=r"prior_bounds\['a'\] must be finite with hi > lo"):
+        read_chains(root, prior_bounds={"a": (4, -4), "b": (0, 5)})
+    with pytest.raises(ValueError, match="give log_prior_volume or prior_bounds, not both"):
+        read_chains(root, prior_bounds={"a": (-4, 4), "b": (0, 5)}, log_prior_volume=1.0)
+
+
+def test_parameters_selection(tmp_path):
+    root, samples, *_ = _getdist_chains(tmp_path, ranges={"a": (-5, 5), "b": (0, 3)})
+    result = read_chains(root, parameters=["b", "a"])
+    assert result.chains.names == ("b", "a")
+    np.testing.assert_allclose(
+        result.chains.samples[0, : len(samples[0]), 0], samples[0][:, 1], rtol=1e-6
+    )
+    with pytest.raises(ValueError, match=r"leaves out sampled parameters \['b'\]"):
+        read_chains(root, parameters=["a"])
+    with pytest.raises(ValueError, match=r"parameter 'c' is derived"):
+        read_chains(root, parameters=["a", "b", "c"])
+    with pytest.raises(
+        ValueError,
+        match=r"parameter 'zz' \(from parameters\) is not in the file; it holds \['a', 'b', 'c'\]",
+    ):
+        read_chains(root, parameters=["a", "zz"])
+
+
+def test_getdist_malformed_rows_and_mismatched_files(tmp_path):
+    root, *_ = _getdist_chains(tmp_path, ranges={"a": (-5, 5), "b": (0, 3)})
+    chain = root.with_name("run_1.txt")
+    lines = chain.read_text().splitlines()
+    lines[3] = lines[3] + " 1.0"
+    chain.write_text("\n".join(lines) + "\n")
+    with pytest.raises(
+        ValueError, match=r"run_1\.txt, line 4: expected 5 columns, got 6 .*run\.paramnames"
+    ):
+        read_chains(root)
+    lines[3] = " ".join(lines[3].split()[:3] + ["x1.0", "2.0"])
+    chain.write_text("\n".join(lines) + "\n")
+    with pytest.raises(
+        ValueError, match=r"run_1\.txt, line 4, column 4 \('b'\): expected a number, got 'x1\.0'"
+    ):
+        read_chains(root)
+    other = _write(tmp_path / "other.txt", "1 0.5 0.1 0.2\n1 0.4 0.3 0.1\n")
+    with pytest.raises(
+        ValueError, match=r"other\.txt: parameters \['p0', 'p1'\] differ from those of .*run_2\.txt"
+    ):
+        read_chains([root.with_name("run_2.txt"), other], log_prior_volume=0.0)
+
+
+def test_getdist_without_paramnames_is_taken_as_given(tmp_path):
+    path = _write(tmp_path / "bare.txt", "2 0.5 0.1 0.2\n1 0.4 0.3 0.1\n")
+    result = read_chains(path)
+    assert result.chains.names == ("p0", "p1")
+    np.testing.assert_allclose(result.chains.log_posterior[0], [-0.5, -0.4])
+    np.testing.assert_allclose(result.chains.weights[0], [2, 1])
+    assert "no .paramnames" in result.convention
+    assert "as given" in result.convention
+
+
+# --------------------------------------------------------------------------------------
+# Cobaya
+
+COBAYA_HEADER = (
+    "#        weight    minuslogpost               a               b               c"
+    "   minuslogprior minuslogprior__0            chi2     chi2__gauss\n"
+)
+
+
+def test_cobaya_written_by_cobaya(tmp_path):
+    _need(cobaya_model, "cobaya")
+    from cobaya.collection import SampleCollection
+    from cobaya.model import get_model
+    from cobaya.output import get_output
+
+    def likelihood(a, b):
+        return -0.5 * (a**2 + b**2), {"c": a + b}
+
+    info = {
+        "params": {
+            "a": {"prior": {"min": -5, "max": 5}},
+            "b": {"prior": {"min": 0, "max": 2}},
+            "c": {"derived": True},
+        },
+        "likelihood": {"gauss": {"external": likelihood, "output_params": ["c"]}},
+    }
+    model = get_model(info)
+    output = get_output(prefix=str(tmp_path / "chains" / "run"), resume=False, force=True)
+    output.check_and_dump_info(info, model.info())
+    rng = _rng(4)
+    points = []
+    for k in (1, 2):
+        collection = SampleCollection(model, output, name=str(k))
+        for _ in range(4 + k):
+            x = [rng.uniform(-1, 1), rng.uniform(0.1, 1.9)]
+            collection.add(x, logpost=model.logposterior(x), weight=int(rng.integers(1, 3)))
+            points.append((k, x))
+        collection.out_update()
+    result = read_chains(tmp_path / "chains" / "run")
+    assert result.format == "cobaya"
+    assert result.convention.startswith("Cobaya minuslogpost (includes the normalised log prior)")
+    assert "derived parameters (c) excluded" in result.convention
+    assert result.chains.names == ("a", "b")
+    log_prior = -math.log(10) - math.log(2)
+    first = np.array([x for k, x in points if k == 1])
+    np.testing.assert_allclose(result.chains.samples[0, :5], first, rtol=1e-6)
+    expected = -0.5 * (first**2).sum(1) + log_prior
+    np.testing.assert_allclose(result.chains.log_posterior[0, :5], expected, rtol=1e-6)
+    # an override replaces Cobaya's prior by the user's, on top of log L
+    override = read_chains(tmp_path / "chains" / "run", log_prior_volume=1.0)
+    np.testing.assert_allclose(
+        override.chains.log_posterior[0, :5], -0.5 * (first**2).sum(1) - 1.0, rtol=1e-6
+    )
+    assert "log L from the file" in override.convention
+
+
+def test_cobaya_header_without_yaml(tmp_path):
+    # Written as Cobaya writes it (header from SampleCollection._dump_slice__txt, numbers
+    # with numpy.savetxt), with no run.updated.yaml beside it.
+    rows = np.array(
+        [
+            [
+                1,
+                4.6355728,
+                0.023643249,
+                1.8108347,
+                1.8344779,
+                2.9957323,
+                2.9957323,
+                3.2796811,
+                3.2796811,
+            ],
+            [
+                2,
+                3.6169615,
+                0.89729889,
+                0.66129661,
+                1.5585955,
+                2.9957323,
+                2.9957323,
+                1.2424585,
+                1.2424585,
+            ],
+        ]
+    )
+    path = tmp_path / "run.1.txt"
+    with path.open("w") as handle:
+        handle.write(COBAYA_HEADER)
+        np.savetxt(handle, rows, fmt="%15.8g")
+    assert detect_format(path) == "cobaya"
+    result = read_chains(path)
+    assert result.chains.names == ("a", "b", "c")
+    assert "derived parameters cannot be told apart" in result.convention
+    np.testing.assert_allclose(result.chains.log_posterior[0], -rows[:, 1])
+    chosen = read_chains(path, parameters=["a", "b"])
+    assert chosen.chains.names == ("a", "b")
+
+
+def test_cobaya_bad_header(tmp_path):
+    path = _write(tmp_path / "bad.txt", "# weight logpost a\n1 0.2 0.3\n")
+    with pytest.raises(
+        ValueError,
+        match=r"bad\.txt, line 1: a Cobaya header must start with '# weight minuslogpost'",
+    ):
+        read_chains(path)
+
+
+# --------------------------------------------------------------------------------------
+# emcee
+
+
+def test_emcee_walkers_become_chains(tmp_path):
+    initial = _rng(5).normal(size=(6, 2))
+    path = _emcee_file(tmp_path, _gaussian_log_prob, initial)
+    backend = emcee.backends.HDFBackend(str(path), read_only=True)
+    result = read_chains(path)
+    assert result.format == "emcee"
+    assert result.chains.samples.shape == (6, 10, 2)
+    np.testing.assert_allclose(result.chains.samples, backend.get_chain().transpose(1, 0, 2))
+    np.testing.assert_allclose(result.chains.log_posterior, backend.get_log_prob().T)
+    assert "emcee log_prob" in result.convention
+    assert "pass log_prior_volume" in result.convention
+    burnt = read_chains(path, burn_in=0.3)
+    np.testing.assert_allclose(
+        burnt.chains.samples, backend.get_chain(discard=3).transpose(1, 0, 2)
+    )
+    assert "burn-in" in burnt.convention
+
+
+def _outside_prior(x):
+    return -np.inf if x[0] > 10 else -0.5 * float(np.sum(x**2))
+
+
+def test_emcee_infinite_log_prob_names_walker_and_step(tmp_path):
+    initial = _rng(6).normal(size=(6, 2))
+    initial[4, 0] = 20.0  # walker 4 starts outside the prior
+    path = _emcee_file(tmp_path, _outside_prior, initial, num_steps=3)
+    with pytest.raises(
+        ValueError, match=r"emcee\.h5, walker 4, step 0: the log posterior is -inf.*burn_in"
+    ):
+        read_chains(path)
+
+
+def test_hdf5_that_is_neither_emcee_nor_arviz(tmp_path):
+    _need(h5py, "h5py")
+    path = tmp_path / "other.h5"
+    with h5py.File(path, "w") as handle:
+        handle.create_group("stuff").create_dataset("x", data=np.zeros(3))
+    with pytest.raises(
+        ValueError, match=r"other\.h5: an HDF5 file that is neither an emcee backend .* \['stuff'\]"
+    ):
+        read_chains(path)
+
+
+# --------------------------------------------------------------------------------------
+# ArviZ
+
+
+@pytest.fixture
+def arviz():
+    return _need(arviz_module, "arviz")
+
+
+def test_arviz_log_likelihood_plus_log_prior(tmp_path, arviz):
+    pytest.importorskip("h5netcdf")
+    rng = _rng(7)
+    mu, x = rng.normal(size=(2, 6)), rng.normal(size=(2, 6, 3))
+    log_likelihood = rng.normal(size=(2, 6, 4))
+    log_prior_mu, log_prior_x = rng.normal(size=(2, 6)), rng.normal(size=(2, 6, 3))
+    idata = arviz.from_dict(
+        posterior={"mu": mu, "x": x, "twice_mu": 2 * mu}, log_likelihood={"y": log_likelihood}
+    )
+    idata.add_groups(log_prior={"mu": log_prior_mu, "x": log_prior_x})
+    path = tmp_path / "idata.nc"
+    idata.to_netcdf(str(path))
+    result = read_chains(path)
+    assert result.format == "arviz"
+    assert result.chains.names == ("mu", "x[0]", "x[1]", "x[2]")
+    np.testing.assert_allclose(result.chains.samples[..., 0], mu)
+    np.testing.assert_allclose(result.chains.samples[..., 1:], x)
+    expected = log_likelihood.sum(-1) + log_prior_mu + log_prior_x.sum(-1)
+    np.testing.assert_allclose(result.chains.log_posterior, expected)
+    assert "log_likelihood + log_prior" in result.convention
+    assert "(twice_mu) excluded as deterministic" in result.convention
+
+
+def test_arviz_sample_stats_lp(tmp_path, arviz):
+    rng = _rng(8)
+    theta, lp = rng.normal(size=(3, 5, 2, 2)), rng.normal(size=(3, 5))
+    path = tmp_path / "lp.nc"
+    arviz.from_dict(posterior={"theta": theta}, sample_stats={"lp": lp}).to_netcdf(str(path))
+    result = read_chains(path)
+    assert result.chains.names == ("theta[0,0]", "theta[0,1]", "theta[1,0]", "theta[1,1]")
+    np.testing.assert_allclose(result.chains.samples, theta.reshape(3, 5, 4))
+    np.testing.assert_allclose(result.chains.log_posterior, lp)
+    assert "sample_stats.lp" in result.convention
+    assert "Jacobian" in result.convention
+
+
+def test_arviz_without_log_posterior(tmp_path, arviz):
+    path = tmp_path / "nolp.nc"
+    arviz.from_dict(posterior={"theta": _rng(9).normal(size=(2, 5))}).to_netcdf(str(path))
+    with pytest.raises(
+        ValueError,
+        match=r"nolp\.nc: no log posterior: expected groups 'log_likelihood' and 'log_prior'",
+    ):
+        read_chains(path)
+
+
+# --------------------------------------------------------------------------------------
+# detection and arguments
+
+
+def test_detect_format_and_unknown_files(tmp_path):
+    assert detect_format(_write(tmp_path / "a.csv", "a,logp\n1,2\n")) == "csv"
+    assert detect_format(_write(tmp_path / "a.txt", "1 2 3\n")) == "getdist"
+    prose = _write(tmp_path / "notes.txt", "hello world\n")
+    with pytest.raises(ValueError, match=r"notes\.txt: not a recognised chain format"):
+        read_chains(prose)
+    binary = tmp_path / "blob.bin"
+    binary.write_bytes(b"\x00\x01\x02garbage")
+    with pytest.raises(ValueError, match=r"blob\.bin: not a text file"):
+        read_chains(binary)
+    with pytest.raises(ValueError, match=r"is a directory"):
+        read_chains(tmp_path)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"nowhere\.npz: no such chain file"):
+        read_chains(tmp_path / "nowhere.npz")
+
+
+def test_mixed_formats_and_bad_arguments(tmp_path):
+    csv_path = _write(tmp_path / "a.csv", "a,logp\n1,2\n")
+    txt_path = _write(tmp_path / "b.txt", "1 2 3\n")
+    with pytest.raises(
+        ValueError, match=r"all files must have one format; got a\.csv: csv, b\.txt: getdist"
+    ):
+        read_chains([csv_path, txt_path])
+    with pytest.raises(ValueError, match=r"format must be one of"):
+        read_chains(csv_path, format="fits")
+    with pytest.raises(ValueError, match=r"burn_in must lie in \[0, 1\)"):
+        read_chains(csv_path, burn_in=1.0)
+    with pytest.raises(ValueError, match=r"log_prior_volume must be finite"):
+        read_chains(csv_path, log_prior_volume=float("inf"))
+    with pytest.raises(TypeError, match=r"paths must hold file paths"):
+        read_chains([csv_path, 3])
+
+
+def test_explicit_format_reads_unusual_extension(tmp_path):
+    path = _write(tmp_path / "chain.dat", "a,logp\n1,-2\n3,-4\n")
+    result = read_chains(path, format="csv")
+    np.testing.assert_allclose(result.chains.log_posterior, [[-2, -4]])
+
+
+# --------------------------------------------------------------------------------------
+# writers
+
+
+class _Result(NamedTuple):
+    log_evidence: float
+    draws: np.ndarray
+    where: Path
+
+
+def test_write_json_atomic(tmp_path):
+    path = tmp_path / "result.json"
+    write_json_atomic(path, _Result(-3.5, np.arange(3), Path("x")))
+    assert json.loads(path.read_text()) == {"log_evidence": -3.5, "draws": [0, 1, 2], "where": "x"}
+    assert oct(path.stat().st_mode & 0o777) == oct(0o666 & ~_umask())
+    with pytest.raises(TypeError, match="cannot write an object of type object as JSON"):
+        write_json_atomic(path, {"bad": object()})
+    assert json.loads(path.read_text())["log_evidence"] == -3.5  # untouched
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["result.json"]
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        write_json_atomic(tmp_path / "no" / "r.json", {})
+    assert to_jsonable({"a": (np.float32(1.5), None)}) == {"a": [1.5, None]}
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def test_write_chains_npz_rejects_non_chains(tmp_path):
+    with pytest.raises(TypeError, match="chains must be an astrobayes Chains"):
+        write_chains_npz(tmp_path / "c.npz", np.zeros((1, 2, 1)))
+    chains = Chains(np.zeros((1, 2, 1)), np.zeros((1, 2)))
+    path = write_chains_npz(tmp_path / "c", chains)  # no .npz appended
+    assert path.name == "c"
+    assert read_chains(path).format == "npz"
