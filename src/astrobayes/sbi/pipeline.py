@@ -1,0 +1,301 @@
+"""End-to-end SBI for one observation: the configuration shared by the Python API and the CLI.
+
+:class:`SBIConfig` is the frozen dataclass onto which ``astrobayes sbi CONFIG.toml`` maps
+(see ``docs/sbi.md`` for the TOML schema); :func:`run_sbi` simulates (from the prior,
+then from truncated priors for ``num_rounds > 1``), trains the estimator and draws the
+posterior.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import PRNGKeyArray
+
+from astrobayes._checks import as_float_array, check_key, check_positive_int
+from astrobayes.sbi.embeddings import CNN1dEmbedding, CNN2dEmbedding, MLPEmbedding
+from astrobayes.sbi.estimators import AbstractEstimator, FlowConfig, train_nle, train_npe, train_nre
+from astrobayes.sbi.posterior import MCMCConfig, PosteriorSamples, sample_posterior
+from astrobayes.sbi.priors import Prior, prior_from_config
+from astrobayes.sbi.sequential import RoundInfo, TruncatedPrior, truncate_prior
+from astrobayes.sbi.simulators import (
+    JaxSimulator,
+    PythonSimulator,
+    SimulationSink,
+    simulate_for_prior,
+)
+from astrobayes.sbi.training import TrainingConfig
+
+__all__ = ["SBIConfig", "SBIResult", "config_from_dict", "load_simulator", "run_sbi"]
+
+_METHODS = ("npe", "nle", "nre")
+_EMBEDDINGS = ("none", "mlp", "cnn1d", "cnn2d")
+
+
+@dataclass(frozen=True)
+class SBIConfig:
+    """Everything ``astrobayes sbi`` needs, besides the observation's values.
+
+    Attributes:
+        simulator: ``"package.module:function"`` with signature ``simulate(key, theta) -> x``
+            (JAX) or ``simulate(seed, theta) -> x`` (Python, ``simulator_kind="python"``).
+        prior: Ordered ``{name: {"uniform": [lo, hi]} | {"normal": [mean, std]}}``.
+        method: ``"npe"``, ``"nle"`` or ``"nre"``.
+        num_simulations: Simulations per round.
+        num_rounds: Rounds (``> 1``: truncated sequential rounds for ``x_obs``).
+        x_obs: Observation values, or a path to a ``.npy`` file (read by the CLI).
+        num_posterior_samples: Posterior draws written out.
+        seed: Seed of the run's PRNG key.
+        simulator_kind: ``"jax"`` or ``"python"``.
+        max_workers: Processes for a Python simulator.
+        embedding: ``"none"``, ``"mlp"``, ``"cnn1d"`` or ``"cnn2d"`` (NPE / NRE only).
+        embedding_size: Summaries produced by the embedding.
+        num_validation: Test simulations for the calibration checks (0 to skip).
+        training: :class:`TrainingConfig`.
+        flow: :class:`FlowConfig`.
+        mcmc: :class:`MCMCConfig`.
+
+    """
+
+    simulator: str
+    prior: Mapping[str, Mapping[str, Any]]
+    x_obs: tuple[float, ...] | str
+    method: str = "npe"
+    num_simulations: int = 1000
+    num_rounds: int = 1
+    num_posterior_samples: int = 1000
+    seed: int = 0
+    simulator_kind: str = "jax"
+    max_workers: int | None = None
+    embedding: str = "none"
+    embedding_size: int = 16
+    num_validation: int = 200
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    flow: FlowConfig = field(default_factory=FlowConfig)
+    mcmc: MCMCConfig = field(default_factory=MCMCConfig)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.simulator, str) or ":" not in self.simulator:
+            raise ValueError(f"simulator must be 'package.module:function'; got {self.simulator!r}")
+        if self.method not in _METHODS:
+            raise ValueError(f"method must be one of {_METHODS}; got {self.method!r}")
+        if self.simulator_kind not in ("jax", "python"):
+            raise ValueError(
+                f"simulator_kind must be 'jax' or 'python'; got {self.simulator_kind!r}"
+            )
+        if self.embedding not in _EMBEDDINGS:
+            raise ValueError(f"embedding must be one of {_EMBEDDINGS}; got {self.embedding!r}")
+        if self.embedding != "none" and self.method == "nle":
+            raise ValueError("embedding is not available with method 'nle' (it models x itself)")
+        check_positive_int(self.num_simulations, "num_simulations", minimum=10)
+        check_positive_int(self.num_rounds, "num_rounds")
+        check_positive_int(self.num_posterior_samples, "num_posterior_samples")
+        check_positive_int(self.num_validation, "num_validation", minimum=0)
+        check_positive_int(self.embedding_size, "embedding_size")
+        prior_from_config(self.prior)
+
+    def build_prior(self) -> Prior:
+        """Build the :class:`Prior` described by ``prior``."""
+        return prior_from_config(self.prior)
+
+
+def config_from_dict(values: Mapping[str, Any]) -> SBIConfig:
+    """Map a parsed TOML document onto :class:`SBIConfig`.
+
+    Top-level keys are the fields of :class:`SBIConfig`; ``[training]``, ``[flow]`` and
+    ``[mcmc]`` tables map onto the nested dataclasses.
+
+    Raises:
+        ValueError: On unknown or missing keys.
+
+    """
+    if not isinstance(values, Mapping):
+        raise TypeError(f"config must be a mapping; got {type(values).__name__}")
+    known = {f.name for f in fields(SBIConfig)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(f"unknown config keys {unknown}; known keys: {sorted(known)}")
+    missing = [k for k in ("simulator", "prior", "x_obs") if k not in values]
+    if missing:
+        raise ValueError(f"config is missing required keys {missing}")
+    kwargs = dict(values)
+    for name, cls in (("training", TrainingConfig), ("flow", FlowConfig), ("mcmc", MCMCConfig)):
+        if name in kwargs:
+            table = kwargs[name]
+            sub_known = {f.name for f in fields(cls)}
+            bad = sorted(set(table) - sub_known)
+            if bad:
+                raise ValueError(f"unknown keys {bad} in [{name}]; known: {sorted(sub_known)}")
+            kwargs[name] = cls(**table)
+    x_obs = kwargs["x_obs"]
+    if not isinstance(x_obs, str):
+        kwargs["x_obs"] = tuple(np.asarray(x_obs, dtype=float).reshape(-1).tolist())
+    return SBIConfig(**kwargs)
+
+
+def load_simulator(spec: str) -> Callable:
+    """Import ``"package.module:function"`` and return the function.
+
+    Raises:
+        ValueError: If ``spec`` is malformed or the attribute is missing or not callable.
+
+    """
+    if not isinstance(spec, str) or spec.count(":") != 1:
+        raise ValueError(f"simulator must be 'package.module:function'; got {spec!r}")
+    module_name, attribute = spec.split(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as error:
+        raise ValueError(f"cannot import simulator module {module_name!r}: {error}") from error
+    function = getattr(module, attribute, None)
+    if not callable(function):
+        raise ValueError(f"module {module_name!r} has no callable {attribute!r}")
+    return function
+
+
+class SBIResult(NamedTuple):
+    """Outcome of :func:`run_sbi`.
+
+    Attributes:
+        estimator: The trained estimator (last round).
+        posterior: :class:`PosteriorSamples` for ``x_obs``.
+        proposal: The proposal of the last round (the prior or a truncated prior).
+        rounds: One :class:`RoundInfo` per round.
+        num_failed: Failed simulations over all rounds.
+        failure_examples: Up to five failure messages.
+
+    """
+
+    estimator: AbstractEstimator
+    posterior: PosteriorSamples
+    proposal: Prior | TruncatedPrior
+    rounds: tuple[RoundInfo, ...]
+    num_failed: int
+    failure_examples: tuple[str, ...]
+
+
+def _embedding(key, config: SBIConfig, data_shape: tuple[int, ...]):
+    size = int(np.prod(data_shape))
+    if config.embedding == "mlp":
+        return MLPEmbedding(key, size, config.embedding_size)
+    if config.embedding == "cnn1d":
+        return CNN1dEmbedding(
+            key,
+            data_shape[-1],
+            config.embedding_size,
+            in_channels=1 if len(data_shape) == 1 else data_shape[0],
+        )
+    if config.embedding == "cnn2d":
+        return CNN2dEmbedding(
+            key,
+            data_shape[-2:],
+            config.embedding_size,
+            in_channels=1 if len(data_shape) == 2 else data_shape[0],
+        )
+    return None
+
+
+def run_sbi(
+    key: PRNGKeyArray,
+    config: SBIConfig,
+    x_obs,
+    *,
+    simulator: Any = None,
+    sink: SimulationSink | None = None,
+) -> SBIResult:
+    """Simulate, train and sample the posterior for one observation.
+
+    Args:
+        key: JAX PRNG key.
+        config: :class:`SBIConfig`.
+        x_obs: The observation (array of the simulator's output shape).
+        simulator: Overrides ``config.simulator`` (a function or simulator object).
+        sink: Store receiving every chunk of simulations (with ``with_round`` when it
+            has one, so chunks are labelled by round).
+
+    Returns:
+        :class:`SBIResult`.
+
+    Raises:
+        ValueError: If every simulation of a round failed, or ``x_obs`` is not finite.
+
+    """
+    check_key(key)
+    x_obs = as_float_array(x_obs, "x_obs")
+    if not np.all(np.isfinite(x_obs)):
+        raise ValueError("x_obs must be finite")
+    prior = config.build_prior()
+    if simulator is None:
+        function = load_simulator(config.simulator)
+        simulator = (
+            PythonSimulator(function, max_workers=config.max_workers)
+            if config.simulator_kind == "python"
+            else JaxSimulator(function)
+        )
+    proposal: Prior | TruncatedPrior = prior
+    thetas, xs, rounds, examples = [], [], [], []
+    num_failed = 0
+    estimator = posterior = None
+    keys = jax.random.split(key, config.num_rounds + 1)
+    for round_index in range(config.num_rounds):
+        k_sim, k_train, k_post, k_trunc, k_emb = jax.random.split(keys[round_index], 5)
+        round_sink = sink.with_round(round_index) if hasattr(sink, "with_round") else sink
+        sims = simulate_for_prior(
+            k_sim, proposal, simulator, config.num_simulations, sink=round_sink
+        )
+        num_failed += sims.num_failed
+        examples.extend(sims.failure_examples)
+        if sims.theta.shape[0] < 10:
+            raise ValueError(
+                f"round {round_index}: only {sims.theta.shape[0]} of {config.num_simulations} "
+                f"simulations succeeded ({sims.status.value}); e.g. {sims.failure_examples[:2]}"
+            )
+        thetas.append(sims.theta)
+        xs.append(sims.x)
+        theta_all, x_all = np.concatenate(thetas), np.concatenate(xs)
+        if x_obs.size != int(np.prod(x_all.shape[1:])):
+            raise ValueError(
+                f"x_obs has {x_obs.size} values but the simulator returns shape {x_all.shape[1:]}"
+            )
+        embedding = _embedding(k_emb, config, x_all.shape[1:])
+        common = {"flow_config": config.flow, "training_config": config.training}
+        if config.method == "npe":
+            estimator, info = train_npe(
+                k_train, prior, theta_all, x_all, embedding=embedding, **common
+            )
+        elif config.method == "nle":
+            estimator, info = train_nle(k_train, prior, theta_all, x_all, **common)
+        else:
+            estimator, info = train_nre(
+                k_train, prior, theta_all, x_all, embedding=embedding, **common
+            )
+        x_obs_shaped = x_obs.reshape(x_all.shape[1:])
+        last = round_index == config.num_rounds - 1
+        num_draws = (
+            config.num_posterior_samples if last else max(1000, config.num_posterior_samples)
+        )
+        posterior = sample_posterior(
+            k_post, estimator, x_obs_shaped, num_draws, mcmc_config=config.mcmc
+        )
+        acceptance = 1.0 if isinstance(proposal, Prior) else proposal.acceptance_rate
+        rounds.append(
+            RoundInfo(
+                round_index,
+                sims.theta.shape[0],
+                sims.num_failed,
+                acceptance,
+                info.num_epochs,
+                info.wall_time_s,
+            )
+        )
+        if not last:
+            proposal = truncate_prior(
+                k_trunc, prior, estimator, jnp.asarray(x_obs_shaped), posterior.samples
+            )
+    return SBIResult(estimator, posterior, proposal, tuple(rounds), num_failed, tuple(examples[:5]))

@@ -1,0 +1,304 @@
+"""Running simulators: batched JAX functions or Python callables through an executor.
+
+Two kinds of simulator are accepted:
+
+* a JAX function ``simulate(key, theta) -> x`` for one parameter vector, run in batches
+  with ``jax.vmap`` (wrap it in :class:`JaxSimulator`, or pass the function itself);
+* any Python callable ``simulate(seed, theta) -> x`` (``seed`` an ``int``,
+  ``theta`` a NumPy vector), wrapped in :class:`PythonSimulator` and run in parallel
+  through a :class:`concurrent.futures.Executor`: a local
+  :class:`~concurrent.futures.ProcessPoolExecutor` by default, or a Dask cluster through
+  ``dask.distributed.Client(address).get_executor()`` (no Dask dependency here).
+
+Simulations are produced in chunks. Each chunk is handed to an optional ``sink`` (any
+object with ``append(theta, x, failed_theta, failure_reasons)``, e.g.
+:class:`astrobayes.io.simulations.SimulationStore`) as soon as it arrives, so a crash
+loses at most the chunk in flight. Draws whose output is not finite or whose simulator
+raised are counted, reported in :class:`SimulationResult` and excluded.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import enum
+from collections.abc import Callable
+from typing import Any, NamedTuple, Protocol
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Float, PRNGKeyArray
+
+from astrobayes._checks import as_float_array, check_key, check_positive_int
+
+__all__ = [
+    "JaxSimulator",
+    "PythonSimulator",
+    "SimulationResult",
+    "SimulationSink",
+    "SimulationStatus",
+    "run_simulations",
+    "simulate_for_prior",
+]
+
+
+class SimulationStatus(enum.Enum):
+    """Outcome of a simulation run; the value is the message."""
+
+    SUCCESS = "all simulations succeeded"
+    SOME_FAILED = "some simulations failed (non-finite output or an exception) and were excluded"
+    ALL_FAILED = "every simulation failed; nothing to train on"
+
+
+class SimulationResult(NamedTuple):
+    """Simulations with failures removed.
+
+    Attributes:
+        theta: Parameters of the successful draws, ``(num_valid, dim)``.
+        x: Their simulated data, ``(num_valid, *data_shape)``.
+        num_requested: Draws attempted.
+        num_non_finite: Draws whose output contained NaN or inf.
+        num_raised: Draws whose simulator raised (Python simulators only).
+        failure_examples: Up to five messages describing failures.
+        status: A :class:`SimulationStatus`.
+
+    """
+
+    theta: np.ndarray
+    x: np.ndarray
+    num_requested: int
+    num_non_finite: int
+    num_raised: int
+    failure_examples: tuple[str, ...]
+    status: SimulationStatus
+
+    @property
+    def num_failed(self) -> int:
+        """Total failed draws."""
+        return self.num_non_finite + self.num_raised
+
+
+class SimulationSink(Protocol):
+    """Anything that stores a chunk of simulations as it arrives."""
+
+    def append(
+        self,
+        theta: np.ndarray,
+        x: np.ndarray,
+        failed_theta: np.ndarray,
+        failure_reasons: list[str],
+    ) -> Any:
+        """Store one chunk (valid draws and failed parameters)."""
+
+
+class JaxSimulator(eqx.Module):
+    """A JAX simulator ``simulate(key, theta) -> x`` run in vmapped batches.
+
+    Attributes:
+        simulate_fn: Function of one key and one ``(dim,)`` parameter vector.
+        batch_size: Parameters per ``vmap`` call (bounds the memory).
+
+    """
+
+    simulate_fn: Callable = eqx.field(static=True)
+    batch_size: int = eqx.field(static=True, default=1024)
+
+    def __call__(self, key: PRNGKeyArray, theta: Float[Array, "n dim"]) -> tuple[np.ndarray, list]:
+        """Simulate every row of ``theta``; returns ``(x, errors)`` with ``errors`` empty."""
+        keys = jax.random.split(key, theta.shape[0])
+        batched = jax.jit(jax.vmap(self.simulate_fn))
+        outputs = []
+        for start in range(0, theta.shape[0], self.batch_size):
+            stop = start + self.batch_size
+            outputs.append(np.asarray(batched(keys[start:stop], jnp.asarray(theta[start:stop]))))
+        return np.concatenate(outputs, axis=0), [None] * theta.shape[0]
+
+
+def _call_safely(simulate_fn: Callable, seed: int, theta: np.ndarray) -> tuple[Any, str | None]:
+    try:
+        return np.asarray(simulate_fn(seed, theta), dtype=float), None
+    except Exception as error:  # noqa: BLE001 - any simulator failure is data
+        return None, f"{type(error).__name__}: {error}"
+
+
+class PythonSimulator:
+    """A Python callable ``simulate(seed, theta) -> x`` run through an executor.
+
+    Args:
+        simulate_fn: Picklable module-level function of an ``int`` seed and a NumPy
+            ``(dim,)`` vector, returning an array of fixed shape.
+        executor: A :class:`concurrent.futures.Executor`. ``None`` creates a
+            :class:`~concurrent.futures.ProcessPoolExecutor` with ``max_workers`` for
+            each call. For a Dask cluster pass
+            ``dask.distributed.Client("tcp://host:8786").get_executor()``.
+        max_workers: Workers of the default process pool.
+
+    Example:
+        >>> import numpy as np
+        >>> from concurrent.futures import ThreadPoolExecutor
+        >>> sim = PythonSimulator(lambda seed, t: t + 1.0, executor=ThreadPoolExecutor(2))
+        >>> import jax
+        >>> x, errors = sim(jax.random.key(0), np.zeros((3, 2)))
+        >>> x.shape
+        (3, 2)
+
+    """
+
+    def __init__(
+        self,
+        simulate_fn: Callable,
+        executor: concurrent.futures.Executor | None = None,
+        max_workers: int | None = None,
+    ):
+        if not callable(simulate_fn):
+            raise TypeError(f"simulate_fn must be callable; got {type(simulate_fn).__name__}")
+        self.simulate_fn = simulate_fn
+        self.executor = executor
+        self.max_workers = max_workers
+
+    def __call__(self, key: PRNGKeyArray, theta) -> tuple[np.ndarray, list[str | None]]:
+        """Simulate every row of ``theta``; returns ``(x, errors)`` (NaN rows where raised)."""
+        theta = np.asarray(theta, dtype=float)
+        seeds = np.asarray(jax.random.randint(key, (theta.shape[0],), 0, 2**31 - 1)).tolist()
+        if self.executor is None:
+            with concurrent.futures.ProcessPoolExecutor(self.max_workers) as pool:
+                results = list(
+                    pool.map(_call_safely, [self.simulate_fn] * len(seeds), seeds, theta)
+                )
+        else:
+            futures = [
+                self.executor.submit(_call_safely, self.simulate_fn, s, t)
+                for s, t in zip(seeds, theta, strict=True)
+            ]
+            results = [f.result() for f in futures]
+        shapes = {np.shape(x) for x, err in results if err is None}
+        if len(shapes) > 1:
+            raise ValueError(f"simulator returned outputs of different shapes: {sorted(shapes)}")
+        shape = shapes.pop() if shapes else ()
+        x = np.full((theta.shape[0], *shape), np.nan)
+        errors: list[str | None] = []
+        for i, (out, err) in enumerate(results):
+            if err is None:
+                x[i] = out
+            errors.append(err)
+        return x, errors
+
+
+def _as_simulator(simulator: Any) -> Callable:
+    if isinstance(simulator, JaxSimulator | PythonSimulator):
+        return simulator
+    if callable(simulator):
+        return JaxSimulator(simulator)
+    raise TypeError(
+        "simulator must be a JaxSimulator, a PythonSimulator or a JAX function "
+        f"simulate(key, theta); got {type(simulator).__name__}"
+    )
+
+
+def run_simulations(
+    key: PRNGKeyArray,
+    simulator: Any,
+    theta,
+    *,
+    chunk_size: int = 1000,
+    sink: SimulationSink | None = None,
+) -> SimulationResult:
+    """Simulate data for given parameters, chunk by chunk, excluding failures.
+
+    Args:
+        key: JAX PRNG key.
+        simulator: :class:`JaxSimulator`, :class:`PythonSimulator` or a JAX function
+            ``simulate(key, theta) -> x``.
+        theta: Parameters, ``(num_simulations, dim)``.
+        chunk_size: Simulations per chunk handed to ``sink``.
+        sink: Optional store receiving each chunk as it arrives.
+
+    Returns:
+        A :class:`SimulationResult`.
+
+    Raises:
+        TypeError: If ``simulator`` is not callable.
+        ValueError: If ``theta`` is not a finite 2-d array.
+
+    """
+    check_key(key)
+    simulator = _as_simulator(simulator)
+    theta = as_float_array(theta, "theta", ndim=2)
+    if not np.all(np.isfinite(theta)):
+        raise ValueError("theta must be finite")
+    chunk_size = check_positive_int(chunk_size, "chunk_size")
+    valid_theta, valid_x, examples = [], [], []
+    num_non_finite = num_raised = 0
+    keys = jax.random.split(key, max(1, -(-theta.shape[0] // chunk_size)))
+    for index, start in enumerate(range(0, theta.shape[0], chunk_size)):
+        chunk = theta[start : start + chunk_size]
+        x, errors = simulator(keys[index], chunk)
+        x = np.asarray(x, dtype=float)
+        raised = np.array([e is not None for e in errors])
+        finite = np.all(np.isfinite(x.reshape(x.shape[0], -1)), axis=1)
+        ok = finite & ~raised
+        num_raised += int(raised.sum())
+        num_non_finite += int((~finite & ~raised).sum())
+        reasons = []
+        for i in np.flatnonzero(~ok):
+            reason = errors[i] if errors[i] is not None else "non-finite output"
+            reasons.append(reason)
+            if len(examples) < 5:
+                examples.append(f"theta={chunk[i].tolist()}: {reason}")
+        if sink is not None:
+            sink.append(chunk[ok], x[ok], chunk[~ok], reasons)
+        valid_theta.append(chunk[ok])
+        valid_x.append(x[ok])
+    theta_out = np.concatenate(valid_theta, axis=0)
+    x_out = np.concatenate(valid_x, axis=0)
+    num_failed = num_non_finite + num_raised
+    if num_failed == theta.shape[0]:
+        status = SimulationStatus.ALL_FAILED
+    elif num_failed:
+        status = SimulationStatus.SOME_FAILED
+    else:
+        status = SimulationStatus.SUCCESS
+    return SimulationResult(
+        theta_out, x_out, theta.shape[0], num_non_finite, num_raised, tuple(examples), status
+    )
+
+
+def simulate_for_prior(
+    key: PRNGKeyArray,
+    prior: Any,
+    simulator: Any,
+    num_simulations: int,
+    *,
+    chunk_size: int = 1000,
+    sink: SimulationSink | None = None,
+) -> SimulationResult:
+    """Draw ``num_simulations`` parameters from ``prior`` (anything with ``sample(key, n)``) and simulate.
+
+    Args:
+        key: JAX PRNG key.
+        prior: A :class:`~astrobayes.sbi.priors.Prior` or a proposal with ``sample``.
+        simulator: See :func:`run_simulations`.
+        num_simulations: Number of draws.
+        chunk_size: Simulations per chunk.
+        sink: Optional store for each chunk.
+
+    Returns:
+        A :class:`SimulationResult`.
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> from astrobayes.sbi import Prior
+        >>> prior = Prior.uniform([-1.0], [1.0])
+        >>> def simulate(key, theta):
+        ...     return theta + 0.1 * jax.random.normal(key, theta.shape)
+        >>> result = simulate_for_prior(jax.random.key(0), prior, simulate, 100)
+        >>> result.theta.shape, result.x.shape
+        ((100, 1), (100, 1))
+
+    """
+    check_key(key)
+    num_simulations = check_positive_int(num_simulations, "num_simulations")
+    key_prior, key_simulate = jax.random.split(key)
+    theta = np.asarray(prior.sample(key_prior, num_simulations), dtype=float)
+    return run_simulations(key_simulate, simulator, theta, chunk_size=chunk_size, sink=sink)
