@@ -26,11 +26,14 @@ def as_float_array(value: Any, name: str, *, ndim: int | Sequence[int] | None = 
     Raises:
         TypeError: If ``value`` is not numeric.
         ValueError: If its number of dimensions is not allowed.
+
     """
     try:
         array = np.asarray(value)
     except Exception as error:  # pragma: no cover - numpy raises many types
-        raise TypeError(f"{name} must be array-like of numbers; got {type(value).__name__}") from error
+        raise TypeError(
+            f"{name} must be array-like of numbers; got {type(value).__name__}"
+        ) from error
     if array.dtype == object or not (
         np.issubdtype(array.dtype, np.number) or np.issubdtype(array.dtype, np.bool_)
     ):

@@ -40,6 +40,7 @@ class Chains:
         >>> chains = Chains(x, -0.5 * (x**2).sum(-1))
         >>> chains.num_chains, chains.num_samples, chains.dim
         (4, 100, 2)
+
     """
 
     samples: np.ndarray
@@ -70,7 +71,9 @@ class Chains:
                 raise ValueError(f"weights must be non-negative; got minimum {weights.min()}")
             empty = np.flatnonzero(weights.sum(axis=1) <= 0)
             if empty.size:
-                raise ValueError(f"weights of chain {int(empty[0])} are all zero; every chain needs a positive weight")
+                raise ValueError(
+                    f"weights of chain {int(empty[0])} are all zero; every chain needs a positive weight"
+                )
         used = weights > 0
         check_finite(np.where(used[..., None], samples, 0.0), "samples")
         lp = np.where(used, log_posterior, 0.0)
@@ -88,7 +91,9 @@ class Chains:
         else:
             names = tuple(str(n) for n in self.names)
             if len(names) != dim:
-                raise ValueError(f"names must hold dim = {dim} parameter names; got {len(names)}: {names}")
+                raise ValueError(
+                    f"names must hold dim = {dim} parameter names; got {len(names)}: {names}"
+                )
         object.__setattr__(self, "samples", samples)
         object.__setattr__(self, "log_posterior", np.where(used, log_posterior, 0.0))
         object.__setattr__(self, "weights", weights)
@@ -138,6 +143,7 @@ class Chains:
 
         Raises:
             ValueError: If a chain is shorter than ``num_pieces`` draws.
+
         """
         num_pieces = check_positive_int(num_pieces, "num_pieces")
         samples, logp, weights = [], [], []
@@ -178,6 +184,7 @@ def chains_from_list(
 
     Raises:
         ValueError: If the lists have different lengths or the arrays disagree in shape.
+
     """
     if len(samples) == 0:
         raise ValueError("samples must hold at least one chain; got an empty list")
@@ -186,7 +193,9 @@ def chains_from_list(
             f"log_posterior must hold one array per chain ({len(samples)}); got {len(log_posterior)}"
         )
     if weights is not None and len(weights) != len(samples):
-        raise ValueError(f"weights must hold one array per chain ({len(samples)}); got {len(weights)}")
+        raise ValueError(
+            f"weights must hold one array per chain ({len(samples)}); got {len(weights)}"
+        )
     arrays = [as_float_array(s, f"samples[{i}]", ndim=(1, 2)) for i, s in enumerate(samples)]
     arrays = [a[:, None] if a.ndim == 1 else a for a in arrays]
     dims = {a.shape[1] for a in arrays}
@@ -202,10 +211,14 @@ def chains_from_list(
             raise ValueError(f"chain {i} is empty")
         lp = as_float_array(log_posterior[i], f"log_posterior[{i}]", ndim=1)
         if lp.shape[0] != n:
-            raise ValueError(f"log_posterior[{i}] must have {n} entries to match samples[{i}]; got {lp.shape[0]}")
+            raise ValueError(
+                f"log_posterior[{i}] must have {n} entries to match samples[{i}]; got {lp.shape[0]}"
+            )
         w = np.ones(n) if weights is None else as_float_array(weights[i], f"weights[{i}]", ndim=1)
         if w.shape[0] != n:
-            raise ValueError(f"weights[{i}] must have {n} entries to match samples[{i}]; got {w.shape[0]}")
+            raise ValueError(
+                f"weights[{i}] must have {n} entries to match samples[{i}]; got {w.shape[0]}"
+            )
         out_s[i, :n], out_s[i, n:] = a, a[0]
         out_lp[i, :n] = lp
         out_w[i, :n] = w

@@ -1,0 +1,30 @@
+"""Evidence from posterior samples: the learned harmonic mean estimator.
+
+Entry point: :func:`estimate`. Targets: :class:`RQSplineFlow` (default),
+:class:`RealNVPFlow`, :class:`GaussianTarget`.
+"""
+
+from astrobayes.evidence.compare import BayesFactor, jeffreys_reading, log_bayes_factor
+from astrobayes.evidence.estimator import (
+    DEFAULT_TEMPERATURES,
+    EvidenceResult,
+    EvidenceStatus,
+    EvidenceUnreliableError,
+    estimate,
+)
+from astrobayes.evidence.targets import GaussianTarget, RealNVPFlow, RQSplineFlow, TargetFamily
+
+__all__ = [
+    "DEFAULT_TEMPERATURES",
+    "BayesFactor",
+    "EvidenceResult",
+    "EvidenceStatus",
+    "EvidenceUnreliableError",
+    "GaussianTarget",
+    "RQSplineFlow",
+    "RealNVPFlow",
+    "TargetFamily",
+    "estimate",
+    "jeffreys_reading",
+    "log_bayes_factor",
+]
