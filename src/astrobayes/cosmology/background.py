@@ -224,7 +224,7 @@ def _curvature_factor(omega_k: Array, chi: Array) -> Array:
     r""":math:`D_M/\chi` = sinh(sqrt(x))/sqrt(x) with x = Ωk χ² (sin for x<0), safe at 0."""
     x = omega_k * chi * chi
     small = jnp.abs(x) < _CURVATURE_SERIES_THRESHOLD
-    series = 1.0 + x / 6.0 + x * x / 120.0 + x * x * x / 5040.0
+    series = 1.0 + x / 6.0 + x * x / 120.0 + x * x * x / 5040.0 + x * x * x * x / 362880.0
     x_safe = jnp.where(small, 1.0, x)
     root = jnp.sqrt(jnp.abs(x_safe))
     open_branch = jnp.sinh(root) / root
