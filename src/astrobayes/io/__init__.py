@@ -6,11 +6,13 @@ NumPy, GetDist/CosmoMC, Cobaya, emcee, ArviZ and CSV chains into
 prior normalised, and say which convention they used (see ``docs/io.md``).
 """
 
+from astrobayes.io.checkpoint import NpzCheckpoint
 from astrobayes.io.readers import FORMATS, ChainsFile, detect_format, read_chains
 from astrobayes.io.writers import to_jsonable, write_chains_npz, write_json_atomic
 
 __all__ = [
     "FORMATS",
+    "NpzCheckpoint",
     "ChainsFile",
     "detect_format",
     "read_chains",
