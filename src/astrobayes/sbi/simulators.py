@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import enum
+import multiprocessing
 from collections.abc import Callable
 from typing import Any, NamedTuple, Protocol
 
@@ -129,8 +130,8 @@ class PythonSimulator:
         simulate_fn: Picklable module-level function of an ``int`` seed and a NumPy
             ``(dim,)`` vector, returning an array of fixed shape.
         executor: A :class:`concurrent.futures.Executor`. ``None`` creates a
-            :class:`~concurrent.futures.ProcessPoolExecutor` with ``max_workers`` for
-            each call. For a Dask cluster pass
+            :class:`~concurrent.futures.ProcessPoolExecutor` (``spawn`` start method,
+            since JAX is multithreaded) with ``max_workers`` for each call. For a Dask cluster pass
             ``dask.distributed.Client("tcp://host:8786").get_executor()``.
         max_workers: Workers of the default process pool.
 
@@ -162,7 +163,11 @@ class PythonSimulator:
         theta = np.asarray(theta, dtype=float)
         seeds = np.asarray(jax.random.randint(key, (theta.shape[0],), 0, 2**31 - 1)).tolist()
         if self.executor is None:
-            with concurrent.futures.ProcessPoolExecutor(self.max_workers) as pool:
+            # JAX is multithreaded: fork would risk a deadlock, so spawn fresh workers.
+            context = multiprocessing.get_context("spawn")
+            with concurrent.futures.ProcessPoolExecutor(
+                self.max_workers, mp_context=context
+            ) as pool:
                 results = list(
                     pool.map(_call_safely, [self.simulate_fn] * len(seeds), seeds, theta)
                 )

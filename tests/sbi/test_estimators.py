@@ -1,0 +1,172 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from astrobayes.sbi import (
+    NPE,
+    CNN1dEmbedding,
+    CNN2dEmbedding,
+    FlowConfig,
+    MCMCConfig,
+    MLPEmbedding,
+    Prior,
+    TrainingConfig,
+    calibration_draws,
+    sample_posterior,
+    simulate_for_prior,
+    train_nle,
+    train_npe,
+    train_nre,
+    truncate_prior,
+)
+
+TINY = FlowConfig(
+    flow_layers=1, nn_width=8, nn_depth=1, knots=0, classifier_width=8, classifier_depth=1
+)
+QUICK = TrainingConfig(max_epochs=8, batch_size=50, stop_after_epochs=50)
+
+
+def simulate(key, theta):
+    return theta + 0.2 * jax.random.normal(key, theta.shape)
+
+
+@pytest.fixture(scope="module")
+def data():
+    prior = Prior.uniform([-1.0, -1.0], [1.0, 1.0])
+    sims = simulate_for_prior(jax.random.key(0), prior, simulate, 300)
+    return prior, sims.theta, sims.x
+
+
+@pytest.fixture(scope="module")
+def trained(data):
+    """Tiny estimators trained once for the module (Modules are immutable)."""
+    prior, theta, x = data
+    k = jax.random.key(1)
+    npe = train_npe(k, prior, theta, x, flow_config=TINY, training_config=QUICK)
+    nle = train_nle(k, prior, theta, x, flow_config=TINY, training_config=QUICK)
+    nre = train_nre(k, prior, theta, x, flow_config=TINY, training_config=QUICK)
+    return {"npe": npe, "nle": nle, "nre": nre}
+
+
+def test_npe_trains_and_respects_prior_support(key, data, trained):
+    prior, theta, x = data
+    npe, info = trained["npe"]
+    assert isinstance(npe, NPE)
+    assert info.train_losses[-1] < info.train_losses[0]
+    samples = npe.sample(key, x[0], 500)
+    assert samples.shape == (500, 2)
+    assert bool(jnp.all(prior.in_support(samples)))
+    outside = npe.log_posterior(jnp.array([[1.5, 0.0], [0.0, -1.2]]), jnp.asarray(x[0]))
+    assert bool(jnp.all(outside == -jnp.inf))
+    posterior = sample_posterior(key, npe, x[0], 100)
+    assert posterior.samples.shape == (100, 2)
+    assert posterior.method == "direct"
+
+
+def test_npe_density_integrates_to_one_in_box(key):
+    prior = Prior.uniform([-1.0], [1.0])
+    sims = simulate_for_prior(key, prior, simulate, 200)
+    npe, _ = train_npe(key, prior, sims.theta, sims.x, flow_config=TINY, training_config=QUICK)
+    grid = jnp.linspace(-1 + 1e-4, 1 - 1e-4, 4001)[:, None]
+    density = jnp.exp(npe.log_posterior(grid, jnp.asarray(sims.x[0])))
+    np.testing.assert_allclose(float(jnp.trapezoid(density, grid[:, 0])), 1.0, atol=2e-2)
+
+
+@pytest.mark.slow
+def test_same_key_same_training(key, data):
+    prior, theta, x = data
+    a, _ = train_npe(key, prior, theta, x, flow_config=TINY, training_config=QUICK)
+    b, _ = train_npe(key, prior, theta, x, flow_config=TINY, training_config=QUICK)
+    np.testing.assert_array_equal(a.sample(key, x[0], 5), b.sample(key, x[0], 5))
+
+
+def test_nle_and_nre_train_and_sample(key, data, trained):
+    prior, theta, x = data
+    nle, info = trained["nle"]
+    assert info.train_losses[-1] < info.train_losses[0]
+    assert nle.log_likelihood(theta[:4], jnp.asarray(x[0])).shape == (4,)
+    nre, info = trained["nre"]
+    assert info.train_losses[-1] < info.train_losses[0]
+    posterior = sample_posterior(key, nre, x[0], 50, method="importance")
+    assert posterior.samples.shape == (50, 2)
+    assert "effective_sample_size" in posterior.diagnostics
+    draws = calibration_draws(key, nre, theta[:5], x[:5], 20, num_proposals=200)
+    assert draws.samples.shape == (5, 20, 2)
+    assert draws.log_prob_samples.shape == (5, 20)
+
+
+@pytest.mark.slow
+def test_nuts_posterior_shapes(key, data, trained):
+    prior, theta, x = data
+    nre, _ = trained["nre"]
+    config = MCMCConfig(num_chains=2, num_warmup=10, num_initial=100)
+    posterior = sample_posterior(key, nre, x[0], 20, method="nuts", mcmc_config=config)
+    assert posterior.samples.shape == (20, 2)
+    assert bool(jnp.all(prior.in_support(posterior.samples)))
+    assert set(posterior.diagnostics) >= {"acceptance_rate", "num_divergent", "split_rhat_max"}
+
+
+def test_truncated_prior_samples_inside_region(key, data, trained):
+    prior, theta, x = data
+    npe, _ = trained["npe"]
+    samples = npe.sample(key, x[0], 200)
+    truncated = truncate_prior(
+        key, prior, npe, x[0], samples, epsilon=0.01, num_acceptance_draws=500
+    )
+    assert 0.0 < truncated.acceptance_rate <= 1.0
+    draws = truncated.sample(key, 50)
+    assert draws.shape == (50, 2)
+    assert bool(jnp.all(truncated.contains(draws)))
+
+
+def test_embeddings_shapes(key):
+    def shape(net, x):
+        return jax.eval_shape(net, x).shape
+
+    assert shape(MLPEmbedding(key, 12, 3), jnp.ones(12)) == (3,)
+    assert shape(CNN1dEmbedding(key, 32, 4), jnp.ones(32)) == (4,)
+    assert shape(CNN1dEmbedding(key, 32, 4, in_channels=2), jnp.ones((2, 32))) == (4,)
+    assert shape(CNN2dEmbedding(key, (16, 16), 2), jnp.ones((16, 16))) == (2,)
+    with pytest.raises(ValueError, match="shape must be at least"):
+        CNN2dEmbedding(key, (4, 4), 2)
+
+
+@pytest.mark.slow
+def test_npe_with_cnn_embedding_trains(key):
+    prior = Prior.uniform([0.5], [2.0])
+
+    def field(k, theta):
+        return theta[0] * jax.random.normal(k, (16, 16))
+
+    sims = simulate_for_prior(key, prior, field, 200)
+    embedding = CNN2dEmbedding(key, (16, 16), 2, channels=(4, 4))
+    npe, info = train_npe(
+        key, prior, sims.theta, sims.x, embedding=embedding, flow_config=TINY, training_config=QUICK
+    )
+    assert info.train_losses[-1] < info.train_losses[0]
+    assert npe.sample(key, sims.x[0], 3).shape == (3, 1)
+
+
+def test_estimator_validation(key, data, trained):
+    prior, theta, x = data
+    with pytest.raises(TypeError, match="prior must be"):
+        train_npe(key, "uniform", theta, x)
+    with pytest.raises(ValueError, match="leading axis of length"):
+        train_npe(key, prior, theta, x[:10])
+    with pytest.raises(ValueError, match="inside the prior support"):
+        train_npe(key, prior, theta * 3, x)
+    with pytest.raises(ValueError, match="prior.dim"):
+        train_nle(key, prior, theta[:, :1], x)
+    with pytest.raises(ValueError, match="interval must be"):
+        FlowConfig(interval=-1.0)
+    with pytest.raises(ValueError, match="validation_fraction"):
+        TrainingConfig(validation_fraction=1.5)
+    npe, _ = trained["npe"]
+    with pytest.raises(ValueError, match="x_obs must have the training data's shape"):
+        sample_posterior(key, npe, np.zeros(5), 10)
+    nre, _ = trained["nre"]
+    with pytest.raises(ValueError, match="method='direct' needs an NPE"):
+        sample_posterior(key, nre, x[0], 10, method="direct")
+    with pytest.raises(ValueError, match="method must be"):
+        sample_posterior(key, npe, x[0], 10, method="slice")

@@ -1,0 +1,85 @@
+from concurrent.futures import ThreadPoolExecutor
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from astrobayes.io.simulations import SimulationStore
+from astrobayes.sbi import (
+    Prior,
+    PythonSimulator,
+    SimulationStatus,
+    run_simulations,
+    simulate_for_prior,
+)
+
+
+def jax_simulate(key, theta):
+    x = theta + 0.1 * jax.random.normal(key, theta.shape)
+    return jnp.where(theta[0] > 0.8, jnp.nan, x)
+
+
+def python_simulate(seed, theta):
+    if theta[0] < -0.8:
+        raise RuntimeError("solver diverged")
+    return np.asarray(theta) + np.random.default_rng(seed).normal(size=theta.shape)
+
+
+def test_jax_simulator_excludes_nan_and_streams_chunks(key, tmp_path):
+    prior = Prior.uniform([-1.0, -1.0], [1.0, 1.0])
+    store = SimulationStore(tmp_path)
+    result = simulate_for_prior(key, prior, jax_simulate, 250, chunk_size=100, sink=store)
+    assert result.status is SimulationStatus.SOME_FAILED
+    assert result.num_non_finite == int(
+        (np.asarray(prior.sample(jax.random.split(key)[0], 250))[:, 0] > 0.8).sum()
+    )
+    assert result.theta.shape[0] == 250 - result.num_failed
+    assert np.all(np.isfinite(result.x))
+    stored = store.load()
+    assert stored.num_chunks == 3
+    np.testing.assert_array_equal(stored.theta, result.theta)
+    np.testing.assert_array_equal(stored.x, result.x)
+    assert stored.failed_theta.shape == (result.num_failed, 2)
+    assert all(r == "non-finite output" for r in stored.failure_reasons)
+
+
+def test_same_key_same_simulations(key):
+    prior = Prior.uniform([-1.0], [1.0])
+    a = simulate_for_prior(key, prior, jax_simulate, 20)
+    b = simulate_for_prior(key, prior, jax_simulate, 20)
+    np.testing.assert_array_equal(a.x, b.x)
+
+
+def test_python_simulator_counts_raised(key):
+    theta = np.array([[-0.9, 0.0], [0.0, 0.0], [0.5, 0.5]])
+    with ThreadPoolExecutor(2) as pool:
+        result = run_simulations(key, PythonSimulator(python_simulate, executor=pool), theta)
+    assert result.num_raised == 1
+    assert result.theta.shape == (2, 2)
+    assert "RuntimeError: solver diverged" in result.failure_examples[0]
+
+
+def test_python_simulator_process_pool(key):
+    theta = np.zeros((4, 2))
+    result = run_simulations(key, PythonSimulator(python_simulate, max_workers=2), theta)
+    assert result.x.shape == (4, 2)
+    assert result.status is SimulationStatus.SUCCESS
+
+
+def test_all_failed_status(key):
+    result = run_simulations(key, lambda k, t: t * jnp.nan, np.zeros((3, 1)))
+    assert result.status is SimulationStatus.ALL_FAILED
+
+
+def test_simulation_validation(key, tmp_path):
+    with pytest.raises(TypeError, match="simulator must be"):
+        run_simulations(key, 3, np.zeros((2, 1)))
+    with pytest.raises(ValueError, match="theta must have 2 dimensions"):
+        run_simulations(key, jax_simulate, np.zeros(3))
+    with pytest.raises(ValueError, match="theta must be finite"):
+        run_simulations(key, jax_simulate, np.full((2, 1), np.nan))
+    with pytest.raises(FileNotFoundError, match="no simulation chunks"):
+        SimulationStore(tmp_path).load()
+    with pytest.raises(ValueError, match="one message per failed draw"):
+        SimulationStore(tmp_path).append(np.zeros((1, 1)), np.zeros((1, 1)), np.zeros((1, 1)), [])
