@@ -175,7 +175,7 @@ def read_uv_points(path: str | Path) -> np.ndarray:
 
 
 def prepare_protocol_image(image: np.ndarray, *, flip: bool = True) -> np.ndarray:
-    """The QuantifAI protocol's preprocessing: flip up-down, rescale to ``[0, 1]``.
+    """Apply the QuantifAI protocol's preprocessing: flip up-down, rescale to ``[0, 1]``.
 
     Args:
         image: 2-d image.
