@@ -1,0 +1,155 @@
+"""astrobayes vs the ``sbi`` package (PyTorch) on sbibm tasks: C2ST and training wall time.
+
+Both packages train NPE on the *same* simulations (drawn with sbibm's simulators) for
+each task and budget; posterior draws for each observation are scored with sbibm's
+C2ST against its reference posterior samples (the same metric for both). Training wall
+time is measured side by side in one run on this machine.
+
+Peers (bench extra): ``pip install torch==2.13.0 sbi`` then ``pip install --no-deps
+sbibm`` and ``pip install pandas pyro-ppl future autograd``.
+
+Usage::
+
+    .venv/bin/python benchmarks/sbi_vs_sbi.py --tasks two_moons gaussian_linear slcp \
+        --budgets 1000 10000 --num-observations 10 --num-samples 10000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+import warnings
+
+import numpy as np
+
+warnings.filterwarnings("ignore")
+os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
+
+
+def astrobayes_prior(task_name, dim):
+    from astrobayes.sbi import Prior
+
+    if task_name == "two_moons":
+        return Prior.uniform([-1.0] * dim, [1.0] * dim)
+    if task_name == "slcp":
+        return Prior.uniform([-3.0] * dim, [3.0] * dim)
+    if task_name == "gaussian_linear":
+        return Prior.normal([0.0] * dim, [np.sqrt(0.1)] * dim)
+    raise ValueError(f"no prior mapping for {task_name}")
+
+
+def run_sbi_package(theta, x, prior, observations, num_samples, seed):
+    import torch
+    from sbi.inference import NPE
+
+    torch.manual_seed(seed)
+    inference = NPE(prior=prior, show_progress_bars=False)
+    start = time.perf_counter()
+    estimator = inference.append_simulations(theta, x).train(show_train_summary=False)
+    train_time = time.perf_counter() - start
+    posterior = inference.build_posterior(estimator)
+    samples = [
+        posterior.sample((num_samples,), x=obs, show_progress_bars=False) for obs in observations
+    ]
+    return train_time, samples, inference.summary["epochs_trained"][-1]
+
+
+def run_astrobayes(theta, x, prior, observations, num_samples, seed):
+    import jax
+
+    from astrobayes.sbi import sample_posterior, train_npe
+
+    key_train, key_sample = jax.random.split(jax.random.key(seed))
+    start = time.perf_counter()
+    npe, info = train_npe(key_train, prior, theta.numpy(), x.numpy())
+    train_time = time.perf_counter() - start
+    keys = jax.random.split(key_sample, len(observations))
+    samples = [
+        sample_posterior(k, npe, obs.numpy().reshape(-1), num_samples).samples
+        for k, obs in zip(keys, observations, strict=True)
+    ]
+    return train_time, samples, info.num_epochs
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--tasks", nargs="+", default=["two_moons", "gaussian_linear", "slcp"])
+    parser.add_argument("--budgets", nargs="+", type=int, default=[1000, 10000])
+    parser.add_argument("--num-observations", type=int, default=10)
+    parser.add_argument("--num-samples", type=int, default=10000)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default=None, help="write results as JSON here")
+    parser.add_argument(
+        "--packages", nargs="+", default=["sbi", "astrobayes"], choices=["sbi", "astrobayes"]
+    )
+    args = parser.parse_args(argv)
+
+    import sbibm
+    import torch
+    from sbibm.metrics import c2st
+
+    torch.set_num_threads(os.cpu_count() or 1)
+    rows = []
+    for task_name in args.tasks:
+        task = sbibm.get_task(task_name)
+        observations = [task.get_observation(i) for i in range(1, args.num_observations + 1)]
+        references = [
+            task.get_reference_posterior_samples(i)[: args.num_samples]
+            for i in range(1, args.num_observations + 1)
+        ]
+        for budget in args.budgets:
+            torch.manual_seed(args.seed)
+            theta = task.get_prior()(num_samples=budget)
+            x = task.get_simulator()(theta)
+            ours_prior = astrobayes_prior(task_name, theta.shape[1])
+            results = {}
+            for name, runner, prior in (
+                ("sbi", run_sbi_package, task.get_prior_dist()),
+                ("astrobayes", run_astrobayes, ours_prior),
+            ):
+                if name not in args.packages:
+                    continue
+                train_time, samples, epochs = runner(
+                    theta, x, prior, observations, args.num_samples, args.seed
+                )
+                scores = [
+                    float(c2st(torch.as_tensor(np.asarray(s), dtype=torch.float32), ref)[0])
+                    for s, ref in zip(samples, references, strict=True)
+                ]
+                results[name] = {
+                    "train_time_s": train_time,
+                    "epochs": int(epochs),
+                    "c2st": scores,
+                    "c2st_mean": float(np.mean(scores)),
+                }
+                print(
+                    f"{task_name:16s} {budget:6d} {name:10s} C2ST {np.mean(scores):.3f} "
+                    f"train {train_time:7.1f} s ({epochs} epochs)",
+                    flush=True,
+                )
+            ratio = float("nan")
+            if len(results) == 2:
+                ratio = results["astrobayes"]["train_time_s"] / results["sbi"]["train_time_s"]
+                print(
+                    f"{task_name:16s} {budget:6d} time ratio astrobayes/sbi = {ratio:.2f}",
+                    flush=True,
+                )
+            rows.append({"task": task_name, "budget": budget, "ratio": ratio, **results})
+            if args.out:
+                with open(args.out, "w") as handle:
+                    json.dump({"args": vars(args), "rows": rows}, handle, indent=2)
+    print("\ntask             budget  C2ST sbi  C2ST ours  time sbi  time ours  ratio")
+    nan = {"c2st_mean": float("nan"), "train_time_s": float("nan")}
+    for r in rows:
+        sbi_row, ours = r.get("sbi", nan), r.get("astrobayes", nan)
+        print(
+            f"{r['task']:16s} {r['budget']:6d}  {sbi_row['c2st_mean']:8.3f}  "
+            f"{ours['c2st_mean']:9.3f}  {sbi_row['train_time_s']:8.1f}  "
+            f"{ours['train_time_s']:9.1f}  {r['ratio']:5.2f}"
+        )
+
+
+if __name__ == "__main__":
+    main()
