@@ -66,7 +66,9 @@ def dark_energy_models(data: BAOData | None = None) -> list[Model]:
         return jnp.log(4.0 * (_wa_upper(p["w0"]) + 3.0) / W0WA_PRIOR_AREA)
 
     w0wacdm = Model.from_priors(
-        "w0wacdm", likelihood(("omega_m", "h_rd", "w0", "wa")), w0wa_priors,
+        "w0wacdm",
+        likelihood(("omega_m", "h_rd", "w0", "wa")),
+        w0wa_priors,
         log_prior_correction_fn=uniform_on_region,
     )
     return [lcdm, wcdm, w0wacdm]

@@ -329,16 +329,24 @@ def _log_posterior_of(chains: Chains, max_samples: int) -> np.ndarray:
     return _thin(chains, max_samples)[1]
 
 
+_CHUNK = 8192
+
+
 def _target_log_prob(fitted: FittedTarget, theta: np.ndarray, temperature: float) -> np.ndarray:
-    """Target log density at ``theta`` in float64 (evaluated in chunks)."""
+    """Target log density at ``theta`` in float64, in fixed-size chunks (one compilation)."""
+    num = theta.shape[0]
+    if num == 0:
+        return np.zeros(0)
+    padded = np.concatenate([theta, np.repeat(theta[:1], (-num) % _CHUNK, axis=0)])
+    t = jnp.asarray(temperature, jnp.float32)
     out = [
         np.asarray(
-            _jitted_log_prob(fitted, jnp.asarray(theta[lo : lo + 16384], jnp.float32), temperature),
+            _jitted_log_prob(fitted, jnp.asarray(padded[lo : lo + _CHUNK], jnp.float32), t),
             dtype=np.float64,
         )
-        for lo in range(0, theta.shape[0], 16384)
+        for lo in range(0, padded.shape[0], _CHUNK)
     ]
-    return np.concatenate(out) if out else np.zeros(0)
+    return np.concatenate(out)[:num]
 
 
 @eqx.filter_jit

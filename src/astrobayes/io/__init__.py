@@ -8,7 +8,13 @@ prior normalised, and say which convention they used (see ``docs/io.md``).
 
 from astrobayes.io.checkpoint import NpzCheckpoint
 from astrobayes.io.readers import FORMATS, ChainsFile, detect_format, read_chains
-from astrobayes.io.writers import to_jsonable, write_chains_npz, write_json_atomic
+from astrobayes.io.writers import (
+    save_figure_atomic,
+    to_jsonable,
+    write_chains_npz,
+    write_json_atomic,
+    write_text_atomic,
+)
 
 __all__ = [
     "FORMATS",
@@ -19,4 +25,6 @@ __all__ = [
     "to_jsonable",
     "write_chains_npz",
     "write_json_atomic",
+    "write_text_atomic",
+    "save_figure_atomic",
 ]

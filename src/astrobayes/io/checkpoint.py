@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -42,16 +41,10 @@ class NpzCheckpoint:
 
     def save(self, arrays: dict[str, np.ndarray]) -> None:
         """Write ``arrays`` to a temporary file beside the target, then rename it."""
+        from astrobayes.io.writers import _atomic_write
+
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        handle, tmp = tempfile.mkstemp(dir=self.path.parent, suffix=".tmp.npz")
-        try:
-            with os.fdopen(handle, "wb") as stream:
-                np.savez(stream, **arrays)
-            os.replace(tmp, self.path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        _atomic_write(self.path, lambda handle: np.savez(handle, **arrays))
 
     def remove(self) -> None:
         """Delete the checkpoint file if present."""

@@ -17,7 +17,13 @@ import numpy as np
 from astrobayes.chains import Chains
 from astrobayes.io._binary import NPZ_CONVENTION_KEY
 
-__all__ = ["to_jsonable", "write_chains_npz", "write_json_atomic"]
+__all__ = [
+    "save_figure_atomic",
+    "to_jsonable",
+    "write_chains_npz",
+    "write_json_atomic",
+    "write_text_atomic",
+]
 
 
 def _atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], None]) -> Path:
@@ -165,3 +171,36 @@ def write_chains_npz(
         ),
     }
     return _atomic_write(path, lambda handle: np.savez(handle, **arrays))
+
+
+def write_text_atomic(path: str | os.PathLike[str], text: str) -> Path:
+    """Write UTF-8 text atomically (temporary file in the same directory + rename).
+
+    Args:
+        path: Destination file.
+        text: Content.
+
+    Returns:
+        The path written.
+    """
+    return _atomic_write(path, lambda handle: handle.write(text.encode("utf-8")))
+
+
+def save_figure_atomic(path: str | os.PathLike[str], figure: Any, *, dpi: int = 120) -> Path:
+    """Save a matplotlib figure atomically (format from the suffix of ``path``) and close it.
+
+    Args:
+        path: Destination file, e.g. ``corner.png``.
+        figure: A matplotlib ``Figure``.
+        dpi: Resolution.
+
+    Returns:
+        The path written.
+    """
+    import matplotlib.pyplot as plt
+
+    fmt = Path(path).suffix.lstrip(".") or "png"
+    try:
+        return _atomic_write(path, lambda handle: figure.savefig(handle, format=fmt, dpi=dpi))
+    finally:
+        plt.close(figure)

@@ -156,7 +156,7 @@ def run_nuts(
     if len(names) != dim:
         raise ValueError(f"names must hold dim = {dim} names; got {len(names)}")
     positions = jnp.asarray(positions, jnp.float32)
-    initial_logdensity = np.asarray(jax.vmap(logdensity_fn)(positions))
+    initial_logdensity = np.asarray(jax.jit(jax.vmap(logdensity_fn))(positions))
     if not np.all(np.isfinite(initial_logdensity)):
         bad = int(np.flatnonzero(~np.isfinite(initial_logdensity))[0])
         raise ValueError(
@@ -204,10 +204,13 @@ def run_nuts(
     block_fn = _block(logdensity_fn)
     done = draws.shape[1]
     while done < config.num_samples:
-        size = min(config.checkpoint_every, config.num_samples - done)
+        # Every block has the same length (one compilation); the last is cut to size.
+        size = config.checkpoint_every
+        keep = min(size, config.num_samples - done)
         block_index = done // config.checkpoint_every
         keys = jax.random.split(jax.random.fold_in(sample_key, block_index), config.num_chains)
         state, (pos, lp, div, acc) = block_fn(keys, state, params, size)
+        pos, lp, div, acc = pos[:, :keep], lp[:, :keep], div[:, :keep], acc[:, :keep]
         draws = np.concatenate([draws, np.asarray(pos)], axis=1)
         logdens = np.concatenate([logdens, np.asarray(lp)], axis=1)
         divergent = divergent + np.asarray(div).sum(axis=1)

@@ -1,0 +1,153 @@
+"""Shared pieces of the subcommands: evidence options, chain loading, progress bars."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from tqdm.auto import tqdm
+
+from astrobayes.evidence import GaussianTarget, RealNVPFlow, RQSplineFlow
+
+TARGETS = {"rqspline": RQSplineFlow, "realnvp": RealNVPFlow, "gaussian": GaussianTarget}
+
+
+def add_evidence_options(parser: argparse.ArgumentParser) -> None:
+    """Options shared by ``evidence`` and ``compare``."""
+    parser.add_argument("--seed", type=int, default=0, help="PRNG seed (default 0)")
+    parser.add_argument(
+        "--target",
+        choices=sorted(TARGETS),
+        default="rqspline",
+        help="importance target (default: rqspline flow)",
+    )
+    parser.add_argument(
+        "--temperature",
+        type=float,
+        default=None,
+        help="base-variance scale T in (0, 1); chosen automatically when omitted",
+    )
+    parser.add_argument(
+        "--format",
+        default=None,
+        help="force the chain format (npz, getdist, cobaya, emcee, arviz, csv)",
+    )
+    parser.add_argument(
+        "--log-prior-volume",
+        type=float,
+        default=None,
+        help="log of the flat prior volume to subtract from the file's log posterior",
+    )
+    parser.add_argument(
+        "--prior-bounds",
+        action="append",
+        default=None,
+        metavar="NAME=LO,HI",
+        help="flat prior range of a parameter (repeatable); their volume is subtracted",
+    )
+    parser.add_argument("--parameters", default=None, help="comma-separated parameters to use")
+    parser.add_argument(
+        "--split",
+        type=int,
+        default=None,
+        help="cut each chain into N sub-chains (default: 4 when there is a single chain)",
+    )
+    parser.add_argument(
+        "--burn-in", type=float, default=0.0, help="fraction of each chain to discard"
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def parse_prior_bounds(items: list[str] | None) -> dict[str, tuple[float, float]] | None:
+    """Parse ``NAME=LO,HI`` items."""
+    if not items:
+        return None
+    bounds = {}
+    for item in items:
+        try:
+            name, rest = item.split("=", 1)
+            lo, hi = (float(v) for v in rest.split(","))
+        except ValueError:
+            raise ValueError(
+                f"--prior-bounds expects NAME=LO,HI (e.g. omega_m=0.01,0.99); got {item!r}"
+            ) from None
+        bounds[name.strip()] = (lo, hi)
+    return bounds
+
+
+def load_chains(paths, args) -> tuple[object, str]:
+    """Read chains with the CLI options; return ``(chains, description of conventions)``."""
+    from astrobayes.io import read_chains
+
+    parameters = (
+        None if args.parameters is None else [p.strip() for p in args.parameters.split(",")]
+    )
+    loaded = read_chains(
+        paths,
+        format=args.format,
+        log_prior_volume=args.log_prior_volume,
+        prior_bounds=parse_prior_bounds(args.prior_bounds),
+        parameters=parameters,
+        burn_in=args.burn_in,
+    )
+    chains = loaded.chains
+    notes = [f"format: {loaded.format}", f"convention: {loaded.convention}"]
+    split = args.split
+    if split is None and chains.num_chains == 1:
+        split = 4
+        notes.append("one chain in the input: cut into 4 contiguous sub-chains (--split to change)")
+    if split is not None and split > 1:
+        chains = chains.split_chains(split)
+    return chains, "\n".join(notes)
+
+
+def make_target(args):
+    """Target family from ``--target``."""
+    return TARGETS[args.target]()
+
+
+class EpochBar:
+    """A tqdm bar driven by the estimator's ``progress_fn(epoch, max_epochs, loss)``."""
+
+    def __init__(self, label: str, disable: bool = False):
+        self.label = label
+        self.disable = disable
+        self.bar = None
+
+    def __call__(self, epoch: int, total: int, loss: float) -> None:
+        if self.bar is None:
+            self.bar = tqdm(
+                total=total,
+                desc=f"{self.label}: training flow",
+                unit="epoch",
+                file=sys.stderr,
+                disable=self.disable,
+                leave=False,
+            )
+        self.bar.n = epoch
+        self.bar.set_postfix(val_loss=f"{loss:.3f}")
+        self.bar.refresh()
+
+    def close(self) -> None:
+        """Close the bar."""
+        if self.bar is not None:
+            self.bar.close()
+
+
+def format_result(result) -> str:
+    """Human-readable block for an evidence result."""
+    lines = [
+        f"ln z = {result.log_evidence:.4f} ± {result.log_evidence_std:.4f}",
+        f"status: {result.status.value}",
+    ]
+    lines += [f"  also: {m.value}" for m in result.messages[1:]]
+    lines += [
+        f"target: {result.target}, temperature T = {result.temperature} (base variance scale)",
+        f"chains: {result.num_training_chains} training, {result.num_inference_chains} inference "
+        f"({result.num_inference_samples} draws)",
+        f"effective sample size: {result.effective_sample_size:.0f}; autocorrelation time "
+        f"{result.autocorrelation_time:.1f}; Pareto k {result.pareto_k:.2f}; kurtosis "
+        f"{result.kurtosis:.2f}; variance of variance {result.variance_of_variance:.3g}",
+        f"between-chain error: {result.log_evidence_std_between_chains:.4f}",
+    ]
+    return "\n".join(lines)

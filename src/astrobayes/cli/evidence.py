@@ -1,0 +1,60 @@
+"""``astrobayes evidence FILE...``: ln z +/- sigma from posterior chains on disk."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+import jax
+
+from astrobayes.cli._common import (
+    EpochBar,
+    add_evidence_options,
+    format_result,
+    load_chains,
+    make_target,
+)
+
+
+def add_parser(subparsers) -> None:
+    """Register the ``evidence`` subcommand."""
+    parser = subparsers.add_parser(
+        "evidence",
+        help="evidence from posterior chains (learned harmonic mean)",
+        description="Estimate ln z from posterior chains (several files = several chains).",
+    )
+    parser.add_argument("files", nargs="+", help="chain files or GetDist/Cobaya roots")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    add_evidence_options(parser)
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the subcommand; exit code 1 on a failure status."""
+    from astrobayes.evidence import estimate
+
+    chains, notes = load_chains(args.files, args)
+    if not args.json:
+        print(notes)
+    bar = EpochBar("evidence", disable=args.no_progress)
+    try:
+        result = estimate(
+            jax.random.key(args.seed),
+            chains,
+            target=make_target(args),
+            temperature=args.temperature,
+            progress_fn=bar,
+        )
+    finally:
+        bar.close()
+    if args.json:
+        out = result.to_dict()
+        out["input"] = notes
+        print(json.dumps(out))
+    else:
+        print(format_result(result))
+    if result.status.is_failure:
+        print(f"astrobayes evidence: {result.status.value}", file=sys.stderr)
+        return 1
+    return 0
