@@ -56,6 +56,7 @@ __all__ = [
     "natural_weights",
     "noise_sigma_from_isnr",
     "nufft_operator",
+    "nufft_operator_from_pixel_phases",
     "operator_norm",
     "uniform_weights",
 ]
@@ -332,6 +333,44 @@ def nufft_operator(
         jnp.asarray(sqrt_w, dtype=dtype),
         shape,
         float(eps),
+    )
+
+
+def nufft_operator_from_pixel_phases(
+    points: Float[Array, "num_visibilities 2"],
+    *,
+    image_shape: tuple[int, int],
+    weights: Float[Array, " num_visibilities"] | None = None,
+    eps: float = 1e-6,
+) -> NufftOperator:
+    """NUFFT operator from ``(u, v)`` already given as phases per pixel, in ``[-pi, pi]``.
+
+    ``points = 2 pi (u, v) * pixel_size``. This is the convention of files whose
+    coordinates were rescaled per axis to ``[-pi, pi]`` (e.g. the QuantifAI MeerKAT uv
+    tracks); prefer :func:`nufft_operator` with physical units when they are known.
+
+    Args:
+        points: Array ``(M, 2)`` of ``(u, v)`` phases per pixel.
+        image_shape: ``(height, width)``.
+        weights: Optional non-negative visibility weights.
+        eps: finufft tolerance.
+
+    Returns:
+        The :class:`NufftOperator`.
+
+    Raises:
+        ValueError: If the points are outside ``[-pi, pi]`` or not finite.
+    """
+    points = np.asarray(points, dtype=np.float64)
+    if points.ndim != 2 or points.shape[1] != 2:
+        raise ValueError(f"points must have shape (M, 2); got {points.shape}")
+    check_finite(points, "points")
+    if np.max(np.abs(points)) > np.pi * (1 + 1e-6):
+        raise ValueError("points must lie in [-pi, pi] (phases per pixel)")
+    pixel_arcsec = 1.0
+    uv = points / (2 * np.pi * pixel_arcsec * ARCSEC_TO_RADIANS)
+    return nufft_operator(
+        uv, image_shape=image_shape, pixel_size_arcsec=pixel_arcsec, weights=weights, eps=eps
     )
 
 

@@ -1,0 +1,102 @@
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from astrobayes.imaging.crr import (
+    ConvexRidgePrior,
+    init_convex_ridge,
+    load_convex_ridge,
+    power_iteration_lipschitz,
+    save_convex_ridge,
+)
+
+
+def _random_regulariser(seed=0, channels=4):
+    model = init_convex_ridge(
+        jax.random.key(seed), num_channels=channels, kernel_size=5, num_knots=21
+    )
+    slopes = jax.random.uniform(
+        jax.random.key(seed + 1), model.raw_slopes.shape, minval=-0.5, maxval=1.5
+    )
+    return eqx.tree_at(lambda m: m.raw_slopes, model, slopes)
+
+
+def test_convexity_along_random_lines():
+    prior = ConvexRidgePrior(3.0, _random_regulariser())
+    for k in range(4):
+        a = 0.2 * jax.random.normal(jax.random.key(10 + k), (16, 16))
+        b = 0.2 * jax.random.normal(jax.random.key(20 + k), (16, 16))
+        ts = jnp.linspace(0.0, 1.0, 21)
+        values = jnp.stack([prior.potential((1 - t) * a + t * b) for t in ts])
+        second_differences = values[2:] - 2 * values[1:-1] + values[:-2]
+        assert float(jnp.min(second_differences)) >= -1e-5 * float(jnp.max(jnp.abs(values)))
+
+
+def test_activation_monotone_through_origin_and_kernels_zero_mean():
+    model = _random_regulariser()
+    t = jnp.linspace(-0.5, 0.5, 201)[:, None] * jnp.ones((1, model.num_channels))
+    sigma = model.activation(t)
+    assert float(jnp.min(jnp.diff(sigma, axis=0))) >= -1e-7
+    np.testing.assert_allclose(model.activation(jnp.zeros((1, model.num_channels))), 0.0, atol=1e-7)
+    np.testing.assert_allclose(jnp.sum(model.kernels(), axis=(1, 2)), 0.0, atol=1e-6)
+    # no bias: R(0) = 0 and grad R(0) = 0
+    prior = ConvexRidgePrior(1.0, model)
+    np.testing.assert_allclose(prior.gradient(jnp.zeros((8, 8))), 0.0, atol=1e-7)
+
+
+def test_gradient_matches_autodiff_and_adjoint():
+    model = _random_regulariser()
+    prior = ConvexRidgePrior(2.0, model)
+    x = 0.1 * jax.random.normal(jax.random.key(3), (12, 16))
+    np.testing.assert_allclose(prior.gradient(x), jax.grad(prior.potential)(x), atol=1e-6)
+    z = jax.random.normal(jax.random.key(4), (12, 16, model.num_channels))
+    lhs = jnp.sum(model.convolve(x) * z)
+    rhs = jnp.sum(x * model.convolve_transpose(z))
+    np.testing.assert_allclose(lhs, rhs, rtol=1e-5)
+
+
+def test_lipschitz_bound_by_power_iteration():
+    model = _random_regulariser()
+    norm_squared = power_iteration_lipschitz(model, (32, 32))
+    assert norm_squared <= 1.0 + 1e-4  # kernels are normalised to ||W|| = 1 (on a 128 grid)
+    prior = ConvexRidgePrior(2.0, model)
+    assert prior.lipschitz >= 2.0 * norm_squared * float(jnp.max(model.slopes()))
+    # empirical Lipschitz ratio never exceeds the bound
+    for k in range(3):
+        a = jax.random.normal(jax.random.key(30 + k), (32, 32)) * 0.05
+        b = a + 1e-2 * jax.random.normal(jax.random.key(40 + k), (32, 32))
+        ratio = jnp.linalg.norm(prior.gradient(a) - prior.gradient(b)) / jnp.linalg.norm(a - b)
+        assert float(ratio) <= prior.lipschitz
+
+
+def test_coefficient_potential_at_matches_dense_and_shift_indices():
+    model = _random_regulariser()
+    prior = ConvexRidgePrior(1.5, model)
+    x = 0.1 * jax.random.normal(jax.random.key(5), (8, 8))
+    z = prior.analysis(x)
+    flat = jnp.arange(z.size)
+    np.testing.assert_allclose(
+        prior.coefficient_potential(z).reshape(-1),
+        prior.coefficient_potential_at(z.reshape(-1), flat),
+        atol=1e-6,
+    )
+    shifted = prior.analysis(jnp.roll(x, (2, 3), axis=(0, 1))).reshape(-1)
+    index = prior.shift_indices(np.arange(z.size), (8, 8), 2, 3)
+    np.testing.assert_allclose(shifted[index], z.reshape(-1), atol=1e-6)
+
+
+def test_save_load_roundtrip_and_shipped_weights(tmp_path):
+    model = _random_regulariser()
+    path = save_convex_ridge(tmp_path / "crr.npz", model, sigma_train=0.02)
+    loaded = load_convex_ridge(path)
+    np.testing.assert_allclose(loaded.kernels(), model.kernels(), atol=1e-6)
+    shipped = load_convex_ridge()
+    assert shipped.num_channels >= 1
+    with np.load(path, allow_pickle=False) as content:
+        assert "meta_sigma_train" in content
+    with pytest.raises(FileNotFoundError, match="CRR weights not found"):
+        load_convex_ridge(tmp_path / "missing.npz")
+    with pytest.raises(ValueError, match="strength must be positive"):
+        ConvexRidgePrior(0.0, model)
