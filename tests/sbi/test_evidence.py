@@ -32,6 +32,8 @@ def _log_evidence(matrix, x):
 def test_nle_evidence_validation(key):
     with pytest.raises(TypeError, match="must be a trained NLE"):
         nle_evidence(key, "nle", np.zeros(2))
+    with pytest.raises(TypeError, match="must be a trained NLE"):
+        nle_evidence(key, [], np.zeros(2))
 
 
 @pytest.mark.slow
@@ -42,10 +44,13 @@ def test_log_bayes_factor_matches_analytic(key):
     for i, matrix in enumerate((A1, A2)):
         k_sim, k_train, k_ev = jax.random.split(jax.random.fold_in(key, i), 3)
         sims = simulate_for_prior(k_sim, prior, _simulator(matrix), 5000)
-        nle, _ = train_nle(
-            k_train, prior, sims.theta, sims.x, training_config=TrainingConfig(max_epochs=300)
-        )
-        results.append(nle_evidence(k_ev, nle, x_obs))
+        ensemble = [
+            train_nle(k, prior, sims.theta, sims.x, training_config=TrainingConfig(max_epochs=300))[
+                0
+            ]
+            for k in jax.random.split(k_train, 3)
+        ]
+        results.append(nle_evidence(k_ev, ensemble, x_obs))
     log_b = results[0].log_evidence - results[1].log_evidence
     sigma = np.hypot(results[0].log_evidence_std, results[1].log_evidence_std)
     truth = _log_evidence(A1, x_obs) - _log_evidence(A2, x_obs)
