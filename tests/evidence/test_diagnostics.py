@@ -1,0 +1,128 @@
+"""Tests of astrobayes.evidence.diagnostics and astrobayes.evidence.compare."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from scipy import stats
+from scipy.signal import lfilter
+
+from astrobayes.evidence import jeffreys_reading, log_bayes_factor
+from astrobayes.evidence.diagnostics import (
+    integrated_autocorrelation_time,
+    kish_effective_sample_size,
+    pareto_tail_index,
+    standardised_kurtosis,
+    weighted_batch_means,
+)
+
+
+def _ar1(rng, rho, shape):
+    """AR(1) series along the last axis with unit stationary variance."""
+    noise = rng.standard_normal(shape)
+    noise[..., 1:] *= np.sqrt(1.0 - rho**2)
+    return lfilter([1.0], [1.0, -rho], noise, axis=-1)
+
+
+@pytest.mark.parametrize("shape", [-0.3, 0.3, 0.8])
+def test_pareto_tail_index_recovers_generalised_pareto_shape(shape):
+    # 10^6 draws: the tail holds 3 sqrt(n) = 3000 values, so the standard error of k
+    # is about (1 + k) / sqrt(3000) < 0.035; tolerance 0.1 is about 3 sigma.
+    rng = np.random.default_rng(11)
+    ratios = stats.genpareto(c=shape).rvs(size=1_000_000, random_state=rng)
+    k = pareto_tail_index(np.log(ratios))
+    assert abs(k - shape) < 0.1, k
+
+
+def test_pareto_tail_index_is_shift_invariant_and_needs_20_values():
+    log_r = np.log(stats.genpareto(c=0.3).rvs(size=5000, random_state=np.random.default_rng(1)))
+    np.testing.assert_allclose(pareto_tail_index(log_r - 1e4), pareto_tail_index(log_r), atol=1e-8)
+    assert np.isnan(pareto_tail_index(np.zeros(19)))
+    assert pareto_tail_index(np.zeros(100)) == 0.0  # constant ratios: no tail
+
+
+def test_autocorrelation_time_of_ar1():
+    rho = 0.8
+    series = _ar1(np.random.default_rng(2), rho, 200_000)
+    tau = integrated_autocorrelation_time(series)
+    truth = (1 + rho) / (1 - rho)
+    assert abs(tau - truth) < 0.2 * truth, tau
+
+
+def test_autocorrelation_time_of_iid_and_degenerate_series():
+    tau = integrated_autocorrelation_time(np.random.default_rng(3).standard_normal(20_000))
+    assert 1.0 <= tau < 1.2
+    assert integrated_autocorrelation_time(np.ones(100)) == 1.0
+    assert integrated_autocorrelation_time(np.arange(3.0)) == 1.0
+
+
+def test_batch_means_error_of_iid_mean_is_sigma_over_sqrt_n():
+    # Over many replicas the batch-means std matches both sigma / sqrt(n) and the
+    # actual scatter of the means.
+    sigma, n = 2.0, 4000
+    rng = np.random.default_rng(4)
+    means, stds = [], []
+    for _ in range(200):
+        r = rng.normal(5.0, sigma, n)
+        out = weighted_batch_means([r[: n // 2], r[n // 2 :]], [np.ones(n // 2)] * 2, [50, 50])
+        means.append(out.mean)
+        stds.append(out.std)
+        assert out.batch_means.size == 80
+    truth = sigma / np.sqrt(n)
+    # mean of 200 std estimates, each with ~8% relative error: 3% tolerance is ~5 sigma.
+    np.testing.assert_allclose(np.mean(stds), truth, rtol=0.03)
+    # scatter of 200 means: relative error 1/sqrt(400) = 5%; 15% is 3 sigma.
+    np.testing.assert_allclose(np.std(means), truth, rtol=0.15)
+
+
+def test_batch_means_with_weights_is_the_weighted_mean():
+    rng = np.random.default_rng(5)
+    r = [rng.uniform(size=300), rng.uniform(size=200)]
+    w = [rng.uniform(size=300), np.zeros(200)]
+    w[1][:100] = 1.0
+    out = weighted_batch_means(r, w, [30, 30])
+    expected = (np.sum(r[0] * w[0]) + np.sum(r[1][:100])) / (w[0].sum() + 100)
+    np.testing.assert_allclose(out.mean, expected, rtol=1e-12)
+    # batches of zero weight are dropped
+    assert out.batch_means.size == 10 + 3  # the second chain's last 3 batches weigh 0
+    single = weighted_batch_means([r[0]], [w[0]], [1000])
+    assert np.isnan(single.std)
+    assert single.batch_means.size == 1
+
+
+def test_kish_ess_and_kurtosis():
+    assert kish_effective_sample_size(np.ones(50), np.ones(50)) == pytest.approx(50.0)
+    assert kish_effective_sample_size(np.r_[1.0, np.zeros(9)], np.ones(10)) == pytest.approx(1.0)
+    assert kish_effective_sample_size(np.zeros(5), np.ones(5)) == 0.0
+    x = np.random.default_rng(6).standard_normal(200_000)
+    assert abs(standardised_kurtosis(x, np.ones_like(x)) - 3.0) < 0.1
+    assert np.isnan(standardised_kurtosis(np.ones(5), np.ones(5)))
+
+
+@pytest.mark.parametrize(
+    ("value", "reading"),
+    [
+        (0.5, "inconclusive"),
+        (-0.99, "inconclusive"),
+        (1.5, "weak evidence for A"),
+        (-2.0, "weak evidence for B"),
+        (3.0, "moderate evidence for A"),
+        (-6.0, "strong evidence for B"),
+        (np.nan, "undefined"),
+        (np.inf, "undefined"),
+    ],
+)
+def test_jeffreys_reading(value, reading):
+    assert jeffreys_reading(value) == reading
+
+
+def test_log_bayes_factor_adds_errors_in_quadrature():
+    a = SimpleNamespace(log_evidence=-10.0, log_evidence_std=0.3)
+    b = SimpleNamespace(log_evidence=-13.0, log_evidence_std=0.4)
+    bf = log_bayes_factor(a, b, "wcdm", "lcdm")
+    assert bf.log_bayes_factor == pytest.approx(3.0)
+    assert bf.log_bayes_factor_std == pytest.approx(0.5)
+    assert bf.reading == "moderate evidence for wcdm"
+    assert log_bayes_factor(b, a, "lcdm", "wcdm").reading == "moderate evidence for wcdm"
