@@ -1,5 +1,11 @@
 """Models: the ``Model`` contract and problems with a known evidence."""
 
+from astrobayes.models.model import (
+    Model,
+    UnconstrainedDensity,
+    constrained_samples,
+    unconstrained_density,
+)
 from astrobayes.models.problems import (
     EvidenceProblem,
     bimodal_gaussian,
@@ -12,10 +18,14 @@ from astrobayes.models.problems import (
 
 __all__ = [
     "EvidenceProblem",
+    "Model",
+    "UnconstrainedDensity",
     "bimodal_gaussian",
+    "constrained_samples",
     "gaussian_gaussian_prior",
     "gaussian_uniform_prior",
     "normal_gamma",
     "radiata_pine",
     "rosenbrock",
+    "unconstrained_density",
 ]

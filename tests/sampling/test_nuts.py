@@ -1,0 +1,194 @@
+"""Tests of astrobayes.sampling.run_nuts and astrobayes.io.checkpoint.NpzCheckpoint.
+
+Every NUTS run compiles the window adaptation (tens of seconds on 2 busy cores), so the
+runs are ``slow``; input validation (which happens before any compilation) is fast.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from astrobayes.io.checkpoint import NpzCheckpoint
+from astrobayes.sampling import NUTSConfig, run_nuts
+
+MEAN = np.array([1.0, -2.0])
+STD = np.array([1.0, 3.0])
+
+
+def _logdensity(x):
+    return -0.5 * jnp.sum(((x - MEAN) / STD) ** 2)
+
+
+class _InterruptedCheckpoint(NpzCheckpoint):
+    """Writes like NpzCheckpoint, then 'is killed' right after its ``after``-th save."""
+
+    def __init__(self, path, after):
+        super().__init__(path)
+        self.after = after
+        self.num_saves = 0
+
+    def save(self, arrays):
+        super().save(arrays)
+        self.num_saves += 1
+        if self.num_saves == self.after:
+            raise KeyboardInterrupt
+
+
+# --------------------------------------------------------------------- validation
+
+
+def test_config_validation():
+    with pytest.raises(ValueError, match="num_warmup must be >= 10"):
+        NUTSConfig(num_warmup=5)
+    with pytest.raises(ValueError, match="num_chains must be >= 1"):
+        NUTSConfig(num_chains=0)
+    with pytest.raises(TypeError, match="num_samples must be an integer"):
+        NUTSConfig(num_samples=10.0)
+    with pytest.raises(ValueError, match="checkpoint_every must be >= 1"):
+        NUTSConfig(checkpoint_every=0)
+    with pytest.raises(ValueError, match=r"target_acceptance_rate must lie in \(0, 1\)"):
+        NUTSConfig(target_acceptance_rate=1.0)
+
+
+def test_non_finite_initial_position_is_refused(key):
+    config = NUTSConfig(num_chains=2, num_warmup=10, num_samples=10)
+
+    def logdensity(x):
+        return jnp.where(x[0] > 0, -0.5 * jnp.sum(x**2), -jnp.inf)
+
+    positions = jnp.array([[0.5, 0.0], [-1.0, 0.0]])
+    with pytest.raises(ValueError, match=r"not finite at initial_positions\[1\]"):
+        run_nuts(key, logdensity, positions, config=config)
+    with pytest.raises(ValueError, match="initial_positions must be finite|not finite"):
+        run_nuts(key, _logdensity, jnp.array([[0.0, 0.0], [jnp.nan, 0.0]]), config=config)
+
+
+def test_bad_arguments_are_refused(key):
+    config = NUTSConfig(num_chains=2, num_warmup=10, num_samples=10)
+    with pytest.raises(
+        ValueError, match=r"initial_positions must have shape \(num_chains=2, dim\)"
+    ):
+        run_nuts(key, _logdensity, jnp.zeros((3, 2)), config=config)
+    with pytest.raises(ValueError, match="initial_positions must have 2 dimensions"):
+        run_nuts(key, _logdensity, jnp.zeros(2), config=config)
+    with pytest.raises(ValueError, match="names must hold dim = 2 names; got 1"):
+        run_nuts(key, _logdensity, jnp.zeros((2, 2)), config=config, names=("a",))
+    with pytest.raises(TypeError, match="key must be a JAX PRNG key"):
+        run_nuts(0, _logdensity, jnp.zeros((2, 2)), config=config)
+
+
+def test_checkpoint_of_another_run_is_refused(key, tmp_path):
+    # The fingerprint is checked before any warm-up.
+    checkpoint = NpzCheckpoint(tmp_path / "run.npz")
+    checkpoint.save({"fingerprint": np.asarray("0" * 32)})
+    config = NUTSConfig(num_chains=2, num_warmup=10, num_samples=10)
+    with pytest.raises(ValueError, match="checkpoint belongs to a different run"):
+        run_nuts(key, _logdensity, jnp.zeros((2, 2)), config=config, checkpoint=checkpoint)
+
+
+def test_npz_checkpoint_roundtrip_and_errors(tmp_path):
+    checkpoint = NpzCheckpoint(tmp_path / "sub" / "run.npz")
+    assert checkpoint.load() is None
+    arrays = {"a": np.arange(6.0).reshape(2, 3), "fingerprint": np.asarray("abc")}
+    checkpoint.save(arrays)
+    loaded = checkpoint.load()
+    np.testing.assert_array_equal(loaded["a"], arrays["a"])
+    assert str(loaded["fingerprint"]) == "abc"
+    assert [p.name for p in (tmp_path / "sub").iterdir()] == ["run.npz"]  # no temp files
+    checkpoint.remove()
+    assert checkpoint.load() is None
+    checkpoint.remove()  # removing twice is fine
+    broken = tmp_path / "broken.npz"
+    broken.write_bytes(b"not a zip file")
+    with pytest.raises(ValueError, match="broken.npz is unreadable"):
+        NpzCheckpoint(broken).load()
+    # object arrays would need pickle: refused on load
+    pickled = tmp_path / "pickled.npz"
+    np.savez(pickled, x=np.array([{"a": 1}], dtype=object))
+    with pytest.raises(ValueError, match="unreadable"):
+        NpzCheckpoint(pickled).load()
+
+
+# ------------------------------------------------------------------------ runs
+
+
+@pytest.mark.slow
+def test_run_nuts_on_a_gaussian(key):
+    config = NUTSConfig(num_chains=4, num_warmup=200, num_samples=500, checkpoint_every=250)
+    calls = []
+    result = run_nuts(
+        key,
+        _logdensity,
+        jnp.zeros((4, 2)),
+        config=config,
+        names=("a", "b"),
+        progress_fn=lambda *args: calls.append(args),
+    )
+    assert result.samples.shape == (4, 500, 2)
+    assert result.logdensity.shape == (4, 500)
+    assert result.names == ("a", "b")
+    assert result.resumed_from == 0
+    assert result.rhat.shape == (2,)
+    assert np.all(np.abs(result.rhat - 1.0) < 0.05)
+    assert np.all(result.ess > 200)
+    assert np.all(result.acceptance_rate > 0.5)
+    assert result.step_size.shape == (4,)
+    np.testing.assert_allclose(
+        result.logdensity, np.asarray(jax.vmap(jax.vmap(_logdensity))(result.samples)), atol=1e-4
+    )
+    # posterior mean within 4.5 Monte Carlo errors (from the ESS)
+    error = STD / np.sqrt(result.ess)
+    assert np.all(np.abs(result.samples.mean((0, 1)) - MEAN) < 4.5 * error)
+    np.testing.assert_allclose(result.samples.std((0, 1)), STD, rtol=0.15)
+    assert calls[0] == ("warmup", 0, 200)
+    assert calls[-1] == ("sampling", 500, 500)
+    chains = result.to_chains()
+    assert chains.names == ("a", "b")
+    np.testing.assert_array_equal(chains.samples, result.samples)
+
+
+@pytest.mark.slow
+def test_checkpoint_resume_is_bitwise_identical(key, tmp_path):
+    config = NUTSConfig(num_chains=2, num_warmup=50, num_samples=150, checkpoint_every=50)
+    start = jnp.zeros((2, 2))
+    uninterrupted = run_nuts(key, _logdensity, start, config=config)
+
+    path = tmp_path / "run.npz"
+    killed = _InterruptedCheckpoint(path, after=2)
+    with pytest.raises(KeyboardInterrupt):
+        run_nuts(key, _logdensity, start, config=config, checkpoint=killed)
+    assert NpzCheckpoint(path).load()["draws"].shape == (2, 100, 2)
+
+    resumed = run_nuts(key, _logdensity, start, config=config, checkpoint=NpzCheckpoint(path))
+    assert resumed.resumed_from == 100
+    np.testing.assert_array_equal(resumed.samples, uninterrupted.samples)
+    np.testing.assert_array_equal(resumed.logdensity, uninterrupted.logdensity)
+    np.testing.assert_array_equal(resumed.step_size, uninterrupted.step_size)
+    np.testing.assert_array_equal(resumed.num_divergent, uninterrupted.num_divergent)
+    np.testing.assert_allclose(resumed.acceptance_rate, uninterrupted.acceptance_rate, rtol=1e-12)
+
+    # A finished checkpoint is returned as it is (nothing is sampled again) ...
+    again = run_nuts(key, _logdensity, start, config=config, checkpoint=NpzCheckpoint(path))
+    assert again.resumed_from == 150
+    np.testing.assert_array_equal(again.samples, uninterrupted.samples)
+    # ... and one from a different seed (or other settings) is refused.
+    with pytest.raises(ValueError, match="different run"):
+        run_nuts(
+            jax.random.key(1), _logdensity, start, config=config, checkpoint=NpzCheckpoint(path)
+        )
+    other = NUTSConfig(num_chains=2, num_warmup=50, num_samples=200, checkpoint_every=50)
+    with pytest.raises(ValueError, match="different run"):
+        run_nuts(key, _logdensity, start, config=other, checkpoint=NpzCheckpoint(path))
+
+
+@pytest.mark.slow
+def test_same_key_same_draws(key):
+    config = NUTSConfig(num_chains=2, num_warmup=30, num_samples=40, checkpoint_every=40)
+    a = run_nuts(key, _logdensity, jnp.zeros((2, 2)), config=config)
+    b = run_nuts(key, _logdensity, jnp.zeros((2, 2)), config=config)
+    np.testing.assert_array_equal(a.samples, b.samples)
+    c = run_nuts(jax.random.fold_in(key, 1), _logdensity, jnp.zeros((2, 2)), config=config)
+    assert not np.array_equal(a.samples, c.samples)
