@@ -1,0 +1,90 @@
+"""Tests of astrobayes.comparison.compare on models with analytic evidences."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import numpyro.distributions as dist
+import pytest
+from jax.scipy.stats import norm
+
+from astrobayes.comparison import compare
+from astrobayes.evidence import GaussianTarget
+from astrobayes.io.checkpoint import NpzCheckpoint
+from astrobayes.models import Model
+from astrobayes.sampling import NUTSConfig
+
+Y = 1.0  # one datum, y ~ N(x, 1)
+
+
+def _model(name: str, prior_mean: float) -> Model:
+    return Model.from_priors(
+        name, lambda p: norm.logpdf(Y, p["x"], 1.0), {"x": dist.Normal(prior_mean, 1.0)}
+    )
+
+
+def _log_evidence(prior_mean: float) -> float:
+    # y ~ N(prior_mean, 1 + 1)
+    return float(-0.25 * (Y - prior_mean) ** 2 - 0.5 * np.log(4 * np.pi))
+
+
+def test_compare_validation(key):
+    a = _model("a", 0.0)
+    with pytest.raises(ValueError, match="at least one Model"):
+        compare(key, [])
+    with pytest.raises(ValueError, match="model names must be distinct"):
+        compare(key, [a, _model("a", 1.0)])
+    with pytest.raises(ValueError, match=r"reference must be one of \['a'\]; got 'b'"):
+        compare(key, [a], reference="b")
+    with pytest.raises(TypeError, match="must be astrobayes Model objects; got function"):
+        compare(key, [a, lambda: None])
+    with pytest.raises(TypeError, match="key must be a JAX PRNG key"):
+        compare(3, [a])
+
+
+@pytest.mark.slow
+def test_compare_two_models_with_analytic_evidence(key, tmp_path):
+    models = [_model("near", 0.0), _model("far", 4.0)]
+    config = NUTSConfig(num_chains=4, num_warmup=200, num_samples=1000, checkpoint_every=500)
+    stages = set()
+    result = compare(
+        key,
+        models,
+        sampling=config,
+        target=GaussianTarget(),
+        checkpoint_fn=lambda name: NpzCheckpoint(tmp_path / f"{name}.npz"),
+        progress_fn=lambda model, stage, done, total: stages.add((model, stage)),
+    )
+    assert result.reference == "near"
+    assert list(result.models) == ["near", "far"]
+    for name, prior_mean in (("near", 0.0), ("far", 4.0)):
+        report = result.models[name]
+        assert 0 < report.log_evidence_std < 0.05
+        pull = (report.log_evidence - _log_evidence(prior_mean)) / report.log_evidence_std
+        assert abs(pull) <= 4.5, (name, report.log_evidence, report.log_evidence_std)
+        assert report.rhat_max < 1.05
+        assert report.posterior["x"].shape == (4, 1000)
+        # posterior of x: N((prior_mean + y) / 2, 1/2)
+        assert abs(report.posterior_mean["x"] - 0.5 * (prior_mean + Y)) < 0.1
+    bf = result.bayes_factors["far"]
+    truth = _log_evidence(4.0) - _log_evidence(0.0)  # = -2
+    assert bf.log_bayes_factor < 0
+    assert abs(bf.log_bayes_factor - truth) <= 4.5 * bf.log_bayes_factor_std
+    assert bf.reading == "weak evidence for near"
+    assert result.bayes_factors["near"].log_bayes_factor == 0.0
+    assert {("near", "warmup"), ("far", "sampling")} <= stages
+    payload = json.loads(json.dumps(result.to_dict()))
+    assert payload["models"]["far"]["jeffreys"] == "weak evidence for near"
+
+    # Run again: every model resumes from its finished checkpoint, same numbers.
+    again = compare(
+        key,
+        models,
+        sampling=config,
+        target=GaussianTarget(),
+        checkpoint_fn=lambda name: NpzCheckpoint(tmp_path / f"{name}.npz"),
+    )
+    for name in ("near", "far"):
+        assert again.models[name].sampling.resumed_from == 1000
+        assert again.models[name].log_evidence == result.models[name].log_evidence
