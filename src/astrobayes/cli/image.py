@@ -98,11 +98,15 @@ def load_config(text: str, base: Path):
     _check_keys(prior, _PRIOR_KEYS, "prior")
     _check_keys(uq, _UQ_KEYS, "uq")
     _check_keys(map_table, _MAP_KEYS, "map")
-    strength = prior.get("strength", "discrepancy")
+    strength = prior.get("strength", "auto")
     if isinstance(strength, str):
-        if strength != "discrepancy":
-            raise ValueError(f"prior.strength must be a number or 'discrepancy'; got {strength!r}")
-        strength = None
+        if strength not in ("auto", "discrepancy", "trained"):
+            raise ValueError(
+                f"prior.strength must be a number, 'auto', 'discrepancy' or 'trained'; got {strength!r}"
+            )
+        rule, strength = strength, None
+    else:
+        rule = "fixed"
     for key in ("truth", "mask", "uv", "visibilities"):
         if key in data and data[key] != "demo":
             data[key] = str((base / data[key]).resolve())
@@ -113,6 +117,7 @@ def load_config(text: str, base: Path):
         wavelet_levels=int(prior.get("wavelet_levels", 4)),
         crr_weights=None if weights is None else str((base / weights).resolve()),
         strength=None if strength is None else float(strength),
+        strength_rule=rule,
         positivity=bool(prior.get("positivity", True)),
         alpha=float(uq.get("alpha", 0.01)),
         superpixel_sizes=tuple(int(s) for s in uq.get("superpixel_sizes", [8])),
@@ -244,7 +249,7 @@ def run(args: argparse.Namespace) -> int:
     summary = {
         "prior": config.prior,
         "strength": result.strength,
-        "strength_rule": "given" if result.strength_result is None else "discrepancy principle",
+        "strength_rule": result.strength_rule,
         "discrepancy_ratio": None
         if result.strength_result is None
         else result.strength_result.discrepancy_ratio,

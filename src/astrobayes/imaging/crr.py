@@ -259,7 +259,7 @@ class ConvexRidgePrior(SmoothPrior):
     @property
     def lipschitz(self) -> float:
         """``strength * max slope`` (``||W|| = 1``), a bound on the Lipschitz constant."""
-        return float(self.strength) * float(jnp.max(self.regulariser.slopes())) * 1.05
+        return self.strength * jnp.max(self.regulariser.slopes()) * 1.05
 
     @property
     def shift_period(self) -> int:

@@ -48,6 +48,7 @@ __all__ = [
 ]
 
 PRIOR_KINDS = ("wavelets", "crr")
+STRENGTH_RULES = ("auto", "discrepancy", "trained", "fixed")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,7 +60,13 @@ class ImagingConfig:
         wavelet_order: Daubechies order for the wavelet prior.
         wavelet_levels: Decomposition levels.
         crr_weights: Path of CRR weights (``None``: the shipped ones).
-        strength: A positive number, or ``None`` to set it by the discrepancy principle.
+        strength: A positive number (with ``strength_rule="fixed"``, or as the start of
+            the discrepancy search).
+        strength_rule: ``"discrepancy"`` (Morozov's discrepancy principle),
+            ``"trained"`` (CRR only: ``lam_train / sigma_train^2``, the strength at which
+            the trained denoiser is the MAP of the same prior), ``"fixed"`` (use
+            ``strength``) or ``"auto"`` (default: ``"fixed"`` when a strength is given,
+            else ``"trained"`` for the CRR and ``"discrepancy"`` for wavelets).
         positivity: Constrain ``x >= 0``.
         alpha: ``1 - alpha`` credibility of the HPD region.
         superpixel_sizes: Super-pixel sides for local credible intervals.
@@ -73,6 +80,7 @@ class ImagingConfig:
     wavelet_levels: int = 4
     crr_weights: str | None = None
     strength: float | None = None
+    strength_rule: str = "auto"
     positivity: bool = True
     alpha: float = 0.01
     superpixel_sizes: tuple[int, ...] = (8,)
@@ -80,11 +88,27 @@ class ImagingConfig:
     tolerance: float = 1e-6
     test_regions: tuple[tuple[int, int, int, int], ...] = ()
 
+    def resolved_strength_rule(self) -> str:
+        """The rule actually used (``"auto"`` resolved)."""
+        if self.strength_rule != "auto":
+            return self.strength_rule
+        if self.strength is not None:
+            return "fixed"
+        return "trained" if self.prior == "crr" else "discrepancy"
+
     def __post_init__(self):
         if self.prior not in PRIOR_KINDS:
             raise ValueError(f"unknown prior {self.prior!r}; choose one of {PRIOR_KINDS}")
         if self.strength is not None and not (np.isfinite(self.strength) and self.strength > 0):
             raise ValueError(f"strength must be positive or None; got {self.strength}")
+        if self.strength_rule not in STRENGTH_RULES:
+            raise ValueError(
+                f"unknown strength_rule {self.strength_rule!r}; choose one of {STRENGTH_RULES}"
+            )
+        if self.strength_rule == "fixed" and self.strength is None:
+            raise ValueError("strength_rule 'fixed' needs a strength")
+        if self.strength_rule == "trained" and self.prior != "crr":
+            raise ValueError("strength_rule 'trained' applies to the learned prior (crr) only")
         if not (0 < self.alpha < 1):
             raise ValueError(f"alpha must lie in (0, 1); got {self.alpha}")
         for size in self.superpixel_sizes:
@@ -104,7 +128,8 @@ class ImagingResult(NamedTuple):
         map_result: The MAP.
         posterior: The posterior at the chosen strength.
         strength: Regularisation strength used.
-        strength_result: The discrepancy search (``None`` when the strength was given).
+        strength_rule: The rule that set the strength.
+        strength_result: The discrepancy search (``None`` for other rules).
         hpd: The HPD bound.
         intervals: Local credible intervals, one per super-pixel size.
         tests: Hypothesis tests, one per test region.
@@ -116,6 +141,7 @@ class ImagingResult(NamedTuple):
     map_result: MapResult
     posterior: ImagingPosterior
     strength: float
+    strength_rule: str
     strength_result: StrengthResult | None
     hpd: HpdResult
     intervals: tuple[LocalCredibleIntervals, ...]
@@ -165,8 +191,8 @@ def _initial_strength(config: ImagingConfig, operator, visibilities, sigma) -> f
             sigma_train = (
                 float(content["meta_sigma_train"]) if "meta_sigma_train" in content else 0.02
             )
-        # denoising energy |x - z|^2/2 + lam R at noise sigma_train is the MAP of a
-        # prior exp(-lam R / sigma_train^2)
+        # the denoising energy |x - z|^2 / 2 + lam R at noise sigma_train is, divided by
+        # sigma_train^2, the negative log posterior with the prior exp(-lam R / sigma_train^2)
         return float(model.strength) / sigma_train**2
     dirty = operator.adjoint(visibilities)
     transform = WaveletTransform(config.wavelet_order, config.wavelet_levels)
@@ -207,17 +233,17 @@ def run_imaging(
     """
     timings: dict[str, float] = {}
     start = time.perf_counter()
-    first = (
-        config.strength
-        if config.strength is not None
-        else _initial_strength(config, operator, visibilities, sigma)
-    )
+    rule = config.resolved_strength_rule()
+    if rule == "fixed" or (rule == "discrepancy" and config.strength is not None):
+        first = config.strength
+    else:
+        first = _initial_strength(config, operator, visibilities, sigma)
     prior = build_prior(config, operator.image_shape, first)
     posterior = imaging_posterior(
         operator, visibilities, sigma, prior, positivity=config.positivity
     )
     strength_result = None
-    if config.strength is None:
+    if rule == "discrepancy":
         strength_result = discrepancy_strength(
             posterior, max_iterations=config.max_iterations, tolerance=config.tolerance
         )
@@ -259,6 +285,7 @@ def run_imaging(
         map_result,
         posterior,
         strength,
+        rule,
         strength_result,
         hpd,
         tuple(intervals),
