@@ -72,6 +72,15 @@ class _WideTarget(TargetFamily):
 
 
 @dataclass(frozen=True)
+class _NaNTarget(TargetFamily):
+    """A target whose density is NaN everywhere."""
+
+    def fit(self, key, z_train, w_train, z_valid, w_valid, progress_fn):
+        dim = z_train.shape[1]
+        return Affine(jnp.full(dim, jnp.nan), jnp.ones(dim)), np.zeros(0)
+
+
+@dataclass(frozen=True)
 class _DivergedTarget(TargetFamily):
     """A target whose training 'diverged' (non-finite validation loss)."""
 
@@ -298,6 +307,28 @@ def test_diverged_training_is_a_failure(key):
     assert result.status.is_failure
     with pytest.raises(EvidenceUnreliableError, match="non-finite"):
         estimate(key, _standard_normal_chains(), target=_DivergedTarget(), throw=True)
+
+
+def test_non_finite_target_density_is_a_failure(key):
+    chains = _standard_normal_chains()
+    result = estimate(key, chains, target=_NaNTarget())
+    assert result.status is EvidenceStatus.NON_FINITE
+    assert np.isnan(result.log_evidence)
+    assert all(np.isinf(v) for v in result.temperature_scores.values())
+    with pytest.raises(EvidenceUnreliableError, match="non-finite densities") as info:
+        estimate(key, chains, target=_NaNTarget(), temperature=0.5, throw=True)
+    assert np.isnan(info.value.result.log_evidence)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="known bug: with fewer than 2 batches (one short, strongly autocorrelated "
+    "inference chain) the error is NaN but the status is OK",
+)
+def test_nan_error_is_not_ok(key):
+    x = _ar1_chains(np.random.default_rng(15), 2, 100, 2, 0.99)
+    result = estimate(key, Chains(x, _log_normal(x)), target=GaussianTarget())
+    assert np.isfinite(result.log_evidence_std) or result.status is not EvidenceStatus.OK
 
 
 @pytest.mark.xfail(
