@@ -42,18 +42,25 @@ class SBIEvidence(NamedTuple):
     """Evidence of one simulator for one observation.
 
     Attributes:
-        log_evidence: ``ln z`` of the learned likelihood times the prior.
-        log_evidence_std: Monte Carlo standard error of the learned harmonic mean.
-        evidence: The full :class:`astrobayes.evidence.EvidenceResult`.
-        chains: The NUTS chains (unconstrained coordinates).
-        status: ``evidence.status``.
-
+        log_evidence: ``ln z`` of the learned likelihood times the prior (mean over
+            the ensemble).
+        log_evidence_std: Total error: Monte Carlo and, for an ensemble, the spread
+            between its members, in quadrature.
+        log_evidence_std_monte_carlo: Learned-harmonic-mean error (root mean square
+            over members).
+        log_evidence_std_between_estimators: Standard deviation of ``ln z`` across the
+            ensemble (``nan`` for a single NLE).
+        evidences: One :class:`astrobayes.evidence.EvidenceResult` per NLE.
+        chains: The NUTS chains of each NLE (unconstrained coordinates).
+        status: Status of the first member's evidence.
     """
 
     log_evidence: float
     log_evidence_std: float
-    evidence: EvidenceResult
-    chains: Chains
+    log_evidence_std_monte_carlo: float
+    log_evidence_std_between_estimators: float
+    evidences: tuple[EvidenceResult, ...]
+    chains: tuple[Chains, ...]
     status: object
 
 
