@@ -57,6 +57,10 @@ def test_log_bayes_factor_matches_analytic(key):
     print(f"ln B = {log_b:.3f} +- {sigma:.3f}; analytic {truth:.3f}")
     for r, m in zip(results, (A1, A2), strict=True):
         print(
-            f"ln z = {r.log_evidence:.3f} +- {r.log_evidence_std:.3f}; analytic {_log_evidence(m, x_obs):.3f}"
+            f"ln z = {r.log_evidence:.3f} +- {r.log_evidence_std:.3f} "
+            f"(MC {r.log_evidence_std_monte_carlo:.3f}, "
+            f"between NLEs {r.log_evidence_std_between_estimators:.3f}); "
+            f"analytic {_log_evidence(m, x_obs):.3f}; members "
+            f"{[round(e.log_evidence, 3) for e in r.evidences]}"
         )
     assert abs(log_b - truth) < 3 * sigma
