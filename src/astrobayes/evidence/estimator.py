@@ -74,6 +74,19 @@ class EvidenceStatus(enum.Enum):
         "has fatter tails than the posterior, so the estimate cannot be trusted"
     )
     NON_FINITE = "failure: the target returned non-finite densities or training diverged"
+    ERROR_UNDEFINED = (
+        "failure: the inference chains are too short for their autocorrelation time (fewer "
+        "than 2 independent batches), so no error bar can be computed: run longer chains"
+    )
+    TARGET_OUTSIDE_SUPPORT = (
+        "failure: the target puts more of its mass outside the range of the posterior draws "
+        "than the error bar allows; if the posterior has a bounded support (hard prior "
+        "edges), the estimate is biased high: sample on an unconstrained space"
+    )
+    TARGET_MASS_OUTSIDE = (
+        "warning: the target puts some mass outside the range of the posterior draws; if the "
+        "posterior has a bounded support, ln z may be biased high by up to target_mass_outside"
+    )
 
     @property
     def is_failure(self) -> bool:
@@ -132,6 +145,7 @@ class EvidenceResult(NamedTuple):
     log_evidence_std_between_chains: float
     temperature_scores: dict
     training_losses: np.ndarray
+    target_mass_outside: float = float("nan")
 
     @property
     def evidence_summary(self) -> str:
@@ -159,6 +173,7 @@ class EvidenceResult(NamedTuple):
             "variance_of_variance": float(self.variance_of_variance),
             "log_evidence_std_between_chains": float(self.log_evidence_std_between_chains),
             "temperature_scores": {str(k): float(v) for k, v in self.temperature_scores.items()},
+            "target_mass_outside": float(self.target_mass_outside),
         }
 
 
@@ -275,7 +290,7 @@ def estimate(
             "least dim + 2 (fewer samples than dimensions cannot define a target)"
         )
 
-    fit_key, split_key = jax.random.split(key)
+    fit_key, split_key, support_key = jax.random.split(key, 3)
     # Hold out draws of the training chains to choose the temperature and stop training.
     order = np.asarray(jax.random.permutation(split_key, theta_train.shape[0]))
     num_valid = max(int(0.2 * theta_train.shape[0]), 1)
@@ -309,6 +324,7 @@ def estimate(
             if EvidenceStatus.TARGET_TOO_WIDE not in retry.messages:
                 result = retry
                 break
+    result = _check_support(support_key, fitted, chains, result)
     if (
         theta_train.shape[0] < 20 * dim
         and EvidenceStatus.FEW_TRAINING_SAMPLES not in result.messages
@@ -456,6 +472,10 @@ def _evaluate(fitted, infer: Chains, temperature, messages, scores, losses, num_
         messages.append(EvidenceStatus.TARGET_TOO_WIDE)
     elif np.isfinite(k) and k > 0.5:
         messages.append(EvidenceStatus.HEAVY_TAILED_RATIOS)
+    if n_batches < 2 or not np.isfinite(log_evidence_std):
+        messages.append(EvidenceStatus.ERROR_UNDEFINED)
+    elif n_batches < 10:
+        messages.append(EvidenceStatus.UNSTABLE_ERROR)
     if ess < 0.01 * all_log_r.size:
         messages.append(EvidenceStatus.LOW_EFFECTIVE_SAMPLE_SIZE)
     if np.isfinite(var_of_var) and var_of_var > 0.5:
@@ -530,6 +550,49 @@ def _result(
         temperature_scores=dict(scores),
         training_losses=np.asarray(losses),
     )
+
+
+_NUM_SUPPORT_DRAWS = 20_000
+
+
+def _check_support(
+    key, fitted: FittedTarget, chains: Chains, result: EvidenceResult
+) -> EvidenceResult:
+    """Estimate the target's mass outside the bounding box of all posterior draws.
+
+    The estimator sees the posterior only at its draws; where the posterior has a bounded
+    support, target mass outside it biases ``z`` high by the factor ``1 / (1 - mass)``. A
+    target with thinner tails than a posterior of unbounded support puts almost no mass
+    beyond the most extreme of ``n`` draws, so a clearly larger fraction flags a bounded
+    support (or too wide a target).
+    """
+    if not np.isfinite(result.log_evidence):
+        return result
+    theta, _, _ = chains.flat()
+    lo, hi = theta.min(axis=0), theta.max(axis=0)
+    draws = np.asarray(
+        _jitted_sample(
+            fitted, key, jnp.asarray(result.temperature, jnp.float32), _NUM_SUPPORT_DRAWS
+        ),
+        dtype=np.float64,
+    )
+    outside = np.any((draws < lo) | (draws > hi), axis=1)
+    mass = float(outside.mean())
+    result = result._replace(target_mass_outside=mass)
+    # The posterior's own draws put ~2 dim / n beyond their extremes; allow ten times that
+    # plus Monte Carlo noise before calling the mass real.
+    noise = 3.0 * np.sqrt(max(mass, 1.0 / _NUM_SUPPORT_DRAWS) / _NUM_SUPPORT_DRAWS)
+    if mass <= 20.0 * chains.dim / theta.shape[0] + noise:
+        return result
+    bias = -np.log1p(-min(mass, 1 - 1e-12))
+    if bias > result.log_evidence_std:
+        return _with_message(result, EvidenceStatus.TARGET_OUTSIDE_SUPPORT)
+    return _with_message(result, EvidenceStatus.TARGET_MASS_OUTSIDE)
+
+
+@eqx.filter_jit
+def _jitted_sample(fitted, key, temperature, num):
+    return fitted.sample(key, temperature, num)
 
 
 def _with_message(result: EvidenceResult, message: EvidenceStatus) -> EvidenceResult:

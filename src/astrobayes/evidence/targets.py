@@ -88,6 +88,13 @@ class FittedTarget(eqx.Module):
         )
         return base + log_det - self.whitening.log_det
 
+    def sample(self, key: PRNGKeyArray, temperature: float, num: int) -> Float[Array, "num dim"]:
+        """Draw ``num`` samples from the target concentrated by ``temperature``."""
+        dim = self.whitening.mean.shape[0]
+        u = jnp.sqrt(temperature) * jax.random.normal(key, (num, dim))
+        z = u if self.bijection is None else jax.vmap(self.bijection.transform)(u)
+        return self.whitening.mean + z @ self.whitening.cholesky.T
+
 
 class TargetFamily(abc.ABC):
     """Strategy object: how to fit an importance target to whitened training draws."""
