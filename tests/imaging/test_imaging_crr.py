@@ -25,11 +25,13 @@ def _random_regulariser(seed=0, channels=4):
 
 def test_convexity_along_random_lines():
     prior = ConvexRidgePrior(3.0, _random_regulariser())
+    along = jax.jit(
+        jax.vmap(lambda t, a, b: prior.potential((1 - t) * a + t * b), in_axes=(0, None, None))
+    )
     for k in range(4):
         a = 0.2 * jax.random.normal(jax.random.key(10 + k), (16, 16))
         b = 0.2 * jax.random.normal(jax.random.key(20 + k), (16, 16))
-        ts = jnp.linspace(0.0, 1.0, 21)
-        values = jnp.stack([prior.potential((1 - t) * a + t * b) for t in ts])
+        values = along(jnp.linspace(0.0, 1.0, 21), a, b)
         second_differences = values[2:] - 2 * values[1:-1] + values[:-2]
         assert float(jnp.min(second_differences)) >= -1e-5 * float(jnp.max(jnp.abs(values)))
 
@@ -50,7 +52,9 @@ def test_gradient_matches_autodiff_and_adjoint():
     model = _random_regulariser()
     prior = ConvexRidgePrior(2.0, model)
     x = 0.1 * jax.random.normal(jax.random.key(3), (12, 16))
-    np.testing.assert_allclose(prior.gradient(x), jax.grad(prior.potential)(x), atol=1e-6)
+    np.testing.assert_allclose(
+        jax.jit(prior.gradient)(x), jax.jit(jax.grad(prior.potential))(x), atol=1e-6
+    )
     z = jax.random.normal(jax.random.key(4), (12, 16, model.num_channels))
     lhs = jnp.sum(model.convolve(x) * z)
     rhs = jnp.sum(x * model.convolve_transpose(z))
@@ -100,3 +104,25 @@ def test_save_load_roundtrip_and_shipped_weights(tmp_path):
         load_convex_ridge(tmp_path / "missing.npz")
     with pytest.raises(ValueError, match="strength must be positive"):
         ConvexRidgePrior(0.0, model)
+
+
+def test_lci_with_crr_prior_lies_on_hpd_boundary(key):
+    from imaging_helpers import small_problem
+
+    from astrobayes.imaging.map import map_estimate
+    from astrobayes.imaging.posterior import imaging_posterior
+    from astrobayes.imaging.uq import hpd_threshold, local_credible_intervals
+
+    truth, op, data, sigma = small_problem(key, size=16)
+    prior = ConvexRidgePrior(50.0, _random_regulariser().normalised())
+    post = imaging_posterior(op, data, sigma, prior, positivity=True)
+    result = map_estimate(post)
+    hpd = hpd_threshold(result.potential, truth.size, 0.05)
+    lci = local_credible_intervals(post, result.image, hpd, 4)
+    assert lci.num_unbounded == 0
+    for i, j in [(0, 0), (2, 3)]:
+        block = np.zeros(truth.shape, np.float32)
+        block[4 * i : 4 * i + 4, 4 * j : 4 * j + 4] = 1
+        up = float(lci.upper[i, j] - lci.map_mean[i, j])
+        value = float(post.potential(result.image + up * block)) - result.potential
+        np.testing.assert_allclose(value, hpd.increment, rtol=2e-3)

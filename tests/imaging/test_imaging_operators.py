@@ -135,3 +135,17 @@ def test_bad_inputs():
     with pytest.raises(TypeError, match="PRNG key"):
         add_complex_noise(0, jnp.ones(3, jnp.complex64), 0.1)
     _ = jax  # keep import used
+
+
+def test_pixel_phase_constructor_and_dirty_image():
+    from astrobayes.imaging.operators import dirty_image, nufft_operator_from_pixel_phases
+
+    rng = np.random.default_rng(5)
+    points = rng.uniform(-np.pi, np.pi, size=(50, 2))
+    op = nufft_operator_from_pixel_phases(points, image_shape=(16, 16))
+    np.testing.assert_allclose(op.points_rows, points[:, 1], rtol=1e-5)
+    np.testing.assert_allclose(op.points_cols, points[:, 0], rtol=1e-5)
+    with pytest.raises(ValueError, match=r"\[-pi, pi\]"):
+        nufft_operator_from_pixel_phases(points * 2, image_shape=(16, 16))
+    impulse = jnp.zeros((16, 16)).at[8, 8].set(1.0)
+    np.testing.assert_allclose(float(jnp.max(dirty_image(op, op(impulse)))), 1.0, rtol=1e-4)

@@ -103,13 +103,13 @@ def _mcmc_problem(size=32, isnr=25.0):
 
 
 def test_samplers_run_and_same_key_same_result(key):
-    _, post = _mcmc_problem(16)
+    _, post = _mcmc_problem(8)
     start = map_estimate(post).image
     settings = {"num_chains": 2, "num_samples": 8, "num_warmup": 4, "thinning": 2}
     a = sample_posterior(key, post, start, method="myula", **settings)
     b = sample_posterior(key, post, start, method="myula", **settings)
     np.testing.assert_array_equal(np.asarray(a.summaries), np.asarray(b.summaries))
-    assert a.summaries.shape == (2, 8, 256)
+    assert a.summaries.shape == (2, 8, 64)
     c = sample_posterior(key, post, start, method="skrock", num_stages=3, **settings)
     assert np.all(np.isfinite(np.asarray(c.mean)))
     assert c.num_gradient_evaluations == 3 * (4 + 2 * 8)

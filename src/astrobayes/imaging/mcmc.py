@@ -27,6 +27,7 @@ References:
 from __future__ import annotations
 
 import enum
+import functools
 import math
 from collections.abc import Callable
 from typing import NamedTuple
@@ -225,16 +226,77 @@ def sample_posterior(
     lipschitz_f = posterior.smooth_lipschitz
     smoothing = 1.0 / lipschitz_f if smoothing is None else float(smoothing)
     lipschitz = lipschitz_f + 1.0 / smoothing
-    drift = moreau_yosida_drift(posterior, smoothing)
     if method == "skrock":
         step = step_fraction * skrock_step_size(lipschitz, num_stages, eta)
-        kernel = _skrock_kernel(drift, step, num_stages, eta)
         gradients_per_step = num_stages
     else:
         step = step_fraction / lipschitz
-        kernel = _myula_kernel(drift, step)
         gradients_per_step = 1
-    summary_fn = summary_fn or (lambda x: x.reshape(-1))
+    keys = jax.random.split(key, num_chains)
+    summaries, means, variances = _run_chains(
+        keys,
+        x0,
+        posterior,
+        jnp.asarray(step, x0.dtype),
+        jnp.asarray(smoothing, x0.dtype),
+        method=method,
+        num_stages=num_stages,
+        eta=float(eta),
+        num_warmup=num_warmup,
+        thinning=thinning,
+        num_samples=num_samples,
+        summary_fn=summary_fn,
+    )
+    mean = jnp.mean(means, axis=0)
+    variance = jnp.mean(variances, axis=0) + jnp.var(means, axis=0)
+    array = np.asarray(summaries, np.float64)
+    rhat = split_rhat(array)
+    ess = effective_sample_size(array)
+    converged = bool(np.all(rhat < 1.01) and np.all(ess >= 100))
+    status = McmcStatus.CONVERGED if converged else McmcStatus.NOT_CONVERGED
+    evaluations = gradients_per_step * (num_warmup + thinning * num_samples)
+    return McmcResult(
+        summaries, mean, variance, rhat, ess, float(step), float(smoothing), evaluations, status
+    )
+
+
+def _flatten(x):
+    return x.reshape(-1)
+
+
+@functools.partial(
+    jax.jit,
+    static_argnames=(
+        "method",
+        "num_stages",
+        "eta",
+        "num_warmup",
+        "thinning",
+        "num_samples",
+        "summary_fn",
+    ),
+)
+def _run_chains(
+    keys,
+    x0,
+    posterior,
+    step,
+    smoothing,
+    *,
+    method,
+    num_stages,
+    eta,
+    num_warmup,
+    thinning,
+    num_samples,
+    summary_fn,
+):
+    drift = moreau_yosida_drift(posterior, smoothing)
+    if method == "skrock":
+        kernel = _skrock_kernel(drift, step, num_stages, eta)
+    else:
+        kernel = _myula_kernel(drift, step)
+    summary_fn = summary_fn or _flatten
 
     def run_chain(chain_key, x):
         warm_key, sample_key = jax.random.split(chain_key)
@@ -242,7 +304,8 @@ def sample_posterior(
         def one(x, k):
             return kernel(k, x), None
 
-        x, _ = jax.lax.scan(one, x, jax.random.split(warm_key, max(num_warmup, 1))[:num_warmup])
+        if num_warmup > 0:
+            x, _ = jax.lax.scan(one, x, jax.random.split(warm_key, num_warmup))
 
         def block(carry, k):
             x, mean, m2, count = carry
@@ -255,23 +318,13 @@ def sample_posterior(
 
         zeros = jnp.zeros_like(x)
         (x, mean, m2, count), summaries = jax.lax.scan(
-            block, (x, zeros, zeros, 0.0), jax.random.split(sample_key, num_samples)
+            block,
+            (x, zeros, zeros, jnp.asarray(0.0, x.dtype)),
+            jax.random.split(sample_key, num_samples),
         )
         return summaries, mean, m2 / (count - 1)
 
-    keys = jax.random.split(key, num_chains)
-    summaries, means, variances = jax.jit(jax.vmap(run_chain, in_axes=(0, None)))(keys, x0)
-    mean = jnp.mean(means, axis=0)
-    variance = jnp.mean(variances, axis=0) + jnp.var(means, axis=0)
-    array = np.asarray(summaries, np.float64)
-    rhat = split_rhat(array)
-    ess = effective_sample_size(array)
-    converged = bool(np.all(rhat < 1.01) and np.all(ess >= 100))
-    status = McmcStatus.CONVERGED if converged else McmcStatus.NOT_CONVERGED
-    evaluations = gradients_per_step * (num_warmup + thinning * num_samples)
-    return McmcResult(
-        summaries, mean, variance, rhat, ess, float(step), float(smoothing), evaluations, status
-    )
+    return jax.vmap(run_chain, in_axes=(0, None))(keys, x0)
 
 
 def split_rhat(samples: np.ndarray) -> np.ndarray:
