@@ -134,6 +134,19 @@ class EpochBar:
             self.bar.close()
 
 
+def estimate_with_progress(key, chains, args, label: str):
+    """Run :func:`astrobayes.evidence.estimate` with the CLI options and a progress bar."""
+    from astrobayes.evidence import estimate
+
+    bar = EpochBar(label, disable=args.no_progress)
+    try:
+        return estimate(
+            key, chains, target=make_target(args), temperature=args.temperature, progress_fn=bar
+        )
+    finally:
+        bar.close()
+
+
 def format_result(result) -> str:
     """Human-readable block for an evidence result."""
     lines = [

@@ -9,11 +9,10 @@ import sys
 import jax
 
 from astrobayes.cli._common import (
-    EpochBar,
     add_evidence_options,
+    estimate_with_progress,
     format_result,
     load_chains,
-    make_target,
 )
 
 
@@ -33,23 +32,15 @@ def add_parser(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the subcommand; exit code 1 when either evidence failed."""
-    from astrobayes.evidence import estimate, log_bayes_factor
+    from astrobayes.evidence import log_bayes_factor
 
     key = jax.random.key(args.seed)
     results = {}
     for index, (label, path) in enumerate((("A", args.a), ("B", args.b))):
         chains, notes = load_chains([path], args)
-        bar = EpochBar(f"model {label}", disable=args.no_progress)
-        try:
-            results[label] = estimate(
-                jax.random.fold_in(key, index),
-                chains,
-                target=make_target(args),
-                temperature=args.temperature,
-                progress_fn=bar,
-            )
-        finally:
-            bar.close()
+        results[label] = estimate_with_progress(
+            jax.random.fold_in(key, index), chains, args, f"model {label}"
+        )
         if not args.json:
             print(f"== model {label}: {path}\n{notes}\n{format_result(results[label])}\n")
     factor = log_bayes_factor(results["A"], results["B"], "A", "B")

@@ -9,11 +9,10 @@ import sys
 import jax
 
 from astrobayes.cli._common import (
-    EpochBar,
     add_evidence_options,
+    estimate_with_progress,
     format_result,
     load_chains,
-    make_target,
 )
 
 
@@ -32,22 +31,10 @@ def add_parser(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the subcommand; exit code 1 on a failure status."""
-    from astrobayes.evidence import estimate
-
     chains, notes = load_chains(args.files, args)
     if not args.json:
         print(notes)
-    bar = EpochBar("evidence", disable=args.no_progress)
-    try:
-        result = estimate(
-            jax.random.key(args.seed),
-            chains,
-            target=make_target(args),
-            temperature=args.temperature,
-            progress_fn=bar,
-        )
-    finally:
-        bar.close()
+    result = estimate_with_progress(jax.random.key(args.seed), chains, args, "evidence")
     if args.json:
         out = result.to_dict()
         out["input"] = notes
