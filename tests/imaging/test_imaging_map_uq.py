@@ -148,6 +148,17 @@ def test_hypothesis_test_detects_real_structure_and_not_noise(key):
     assert not control.reject_null
 
 
+def test_wavelet_scale_tests(key):
+    from astrobayes.imaging.uq import wavelet_scale_tests
+
+    truth, post = _posterior(key, strength=10.0)
+    result = map_estimate(post)
+    hpd = hpd_threshold(result.potential, truth.size, 0.01)
+    tests = wavelet_scale_tests(post, result.image, hpd, post.prior.transform)
+    assert len(tests) == 2
+    assert tests[-1].reject_null  # the coarse scale carries the sources
+
+
 def test_region_validation():
     with pytest.raises(ValueError, match="region is empty"):
         inpaint_region(np.zeros((4, 4)), np.zeros((4, 4), bool))

@@ -15,7 +15,8 @@
   returned as zero.
 * :func:`hypothesis_test` -- test whether a structure is physical: replace it by an
   inpainted or blurred surrogate and reject "the structure is not physical" when
-  ``U(surrogate) > gamma_alpha``.
+  ``U(surrogate) > gamma_alpha``; :func:`wavelet_scale_tests` does the same for each
+  wavelet scale.
 
 References:
     Pereyra 2017, SIAM J. Imaging Sci. 10, 285, "Maximum-a-posteriori estimation with
@@ -52,6 +53,7 @@ __all__ = [
     "hypothesis_test",
     "inpaint_region",
     "local_credible_intervals",
+    "wavelet_scale_tests",
 ]
 
 
@@ -456,6 +458,41 @@ def hypothesis_test(
             f"rule out that the structure is an artefact ({level:g}% credibility)"
         )
     return HypothesisTestResult(bool(reject), value, hpd.potential_at_map, hpd.gamma_alpha, message)
+
+
+def wavelet_scale_tests(
+    posterior: ImagingPosterior,
+    map_image: Float[Array, "height width"],
+    hpd: HpdResult,
+    transform,
+) -> tuple[HypothesisTestResult, ...]:
+    """Test, scale by scale, whether the wavelet structure of the MAP is needed by the data.
+
+    For each level ``j = 1..levels`` the surrogate is ``x_MAP`` with its level-``j``
+    detail coefficients set to zero (``Psi`` orthonormal, so this removes exactly that
+    scale); rejecting the null hypothesis (``U(surrogate) > gamma_alpha``) means the
+    scale's structure is supported by the data at credibility ``1 - alpha``.
+
+    Args:
+        posterior: The posterior.
+        map_image: ``x_MAP``.
+        hpd: The HPD bound.
+        transform: A :class:`~astrobayes.imaging.wavelets.WaveletTransform`.
+
+    Returns:
+        One :class:`HypothesisTestResult` per level, finest first.
+    """
+    coefficients = transform(jnp.asarray(map_image))
+    height, width = coefficients.shape
+    results = []
+    for level in range(1, transform.levels + 1):
+        h, w = height >> level, width >> level
+        band = np.zeros((height, width), bool)
+        band[: 2 * h, : 2 * w] = True
+        band[:h, :w] = False
+        surrogate = transform.inverse(jnp.where(jnp.asarray(band), 0.0, coefficients))
+        results.append(hypothesis_test(posterior, surrogate, hpd))
+    return tuple(results)
 
 
 def inpaint_region(
