@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         out = result.to_dict()
         out["input"] = notes
-        print(json.dumps(out))
+        print(json.dumps(out, allow_nan=False))
     else:
         print(format_result(result))
     if result.status.is_failure:

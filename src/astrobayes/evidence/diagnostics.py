@@ -113,8 +113,8 @@ def weighted_batch_means(
 ) -> BatchMeans:
     """Mean of ``sum(w r) / sum(w)`` over all chains with a batch-means standard error.
 
-    Each chain is cut into contiguous batches of the given length (the remainder joins
-    the last batch); batches are treated as independent draws of a ratio estimator and
+    Each chain is cut into ``n_c // length`` contiguous batches of nearly equal length (the
+    remainder is spread over them); batches are treated as independent draws of a ratio estimator and
     the variance is linearised (delta method): ``var = sum_b (W_b / W)^2 (rho_b -
     rho)^2 * B / (B - 1)`` with ``W = sum_b W_b`` and ``B`` batches.
 

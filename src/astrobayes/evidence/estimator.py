@@ -153,28 +153,43 @@ class EvidenceResult(NamedTuple):
         return f"ln z = {self.log_evidence:.4f} +/- {self.log_evidence_std:.4f}"
 
     def to_dict(self) -> dict:
-        """JSON-friendly dictionary of the result."""
-        return {
-            "log_evidence": float(self.log_evidence),
-            "log_evidence_std": float(self.log_evidence_std),
-            "status": self.status.name.lower(),
-            "status_message": self.status.value,
-            "messages": [m.value for m in self.messages],
-            "temperature": float(self.temperature),
-            "target": self.target,
-            "per_chain_log_evidence": [float(v) for v in self.per_chain_log_evidence],
-            "num_training_chains": int(self.num_training_chains),
-            "num_inference_chains": int(self.num_inference_chains),
-            "num_inference_samples": int(self.num_inference_samples),
-            "effective_sample_size": float(self.effective_sample_size),
-            "autocorrelation_time": float(self.autocorrelation_time),
-            "pareto_k": float(self.pareto_k),
-            "kurtosis": float(self.kurtosis),
-            "variance_of_variance": float(self.variance_of_variance),
-            "log_evidence_std_between_chains": float(self.log_evidence_std_between_chains),
-            "temperature_scores": {str(k): float(v) for k, v in self.temperature_scores.items()},
-            "target_mass_outside": float(self.target_mass_outside),
-        }
+        """JSON-friendly dictionary of the result (non-finite numbers become ``None``)."""
+        return _finite_or_none(
+            {
+                "log_evidence": float(self.log_evidence),
+                "log_evidence_std": float(self.log_evidence_std),
+                "status": self.status.name.lower(),
+                "status_message": self.status.value,
+                "messages": [m.value for m in self.messages],
+                "temperature": float(self.temperature),
+                "target": self.target,
+                "per_chain_log_evidence": [float(v) for v in self.per_chain_log_evidence],
+                "num_training_chains": int(self.num_training_chains),
+                "num_inference_chains": int(self.num_inference_chains),
+                "num_inference_samples": int(self.num_inference_samples),
+                "effective_sample_size": float(self.effective_sample_size),
+                "autocorrelation_time": float(self.autocorrelation_time),
+                "pareto_k": float(self.pareto_k),
+                "kurtosis": float(self.kurtosis),
+                "variance_of_variance": float(self.variance_of_variance),
+                "log_evidence_std_between_chains": float(self.log_evidence_std_between_chains),
+                "temperature_scores": {
+                    str(k): float(v) for k, v in self.temperature_scores.items()
+                },
+                "target_mass_outside": float(self.target_mass_outside),
+            }
+        )
+
+
+def _finite_or_none(value):
+    """Replace NaN and infinities by ``None`` recursively (strict JSON has neither)."""
+    if isinstance(value, dict):
+        return {k: _finite_or_none(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite_or_none(v) for v in value]
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
 
 
 class EvidenceUnreliableError(RuntimeError):
