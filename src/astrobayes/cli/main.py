@@ -32,8 +32,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _enable_compilation_cache() -> None:
+    """Keep JAX compilations on disk so repeated commands skip them.
+
+    Set ``ASTROBAYES_JAX_CACHE`` to a folder to move the cache, or to an empty string to
+    switch it off. Only the command line does this; the library leaves JAX's settings alone.
+    """
+    import os
+
+    folder = os.environ.get(
+        "ASTROBAYES_JAX_CACHE", os.path.join(os.path.expanduser("~"), ".cache", "astrobayes", "jax")
+    )
+    if not folder:
+        return
+    import jax
+
+    jax.config.update("jax_compilation_cache_dir", folder)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; return the exit code."""
+    _enable_compilation_cache()
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
