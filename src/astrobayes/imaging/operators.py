@@ -310,7 +310,7 @@ def nufft_operator(
     pixel = pixel_size_arcsec * ARCSEC_TO_RADIANS
     points = 2.0 * np.pi * uv * pixel
     worst = float(np.max(np.abs(points))) if points.size else 0.0
-    if worst > np.pi * (1 + 1e-9):
+    if worst > np.pi * (1 + 1e-6):
         limit = 1.0 / (2.0 * pixel)
         raise ValueError(
             f"a baseline of {worst / (2 * np.pi * pixel):.4g} wavelengths exceeds the Nyquist "

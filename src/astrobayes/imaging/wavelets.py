@@ -25,6 +25,8 @@ References:
 
 from __future__ import annotations
 
+import functools
+
 import equinox as eqx
 import jax.numpy as jnp
 import numpy as np
@@ -86,50 +88,53 @@ def _filters(order: int) -> tuple[np.ndarray, np.ndarray]:
     return low, high
 
 
-def _analysis_last_axis(x: Array, order: int) -> tuple[Array, Array]:
-    """``a[k] = sum_n h[n] x[(2k + n + s) mod N]`` (and ``d`` with ``g``), by static rolls.
+@functools.lru_cache(maxsize=64)
+def _analysis_tables(order: int, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Gather indices ``(size/2, L)`` with ``idx[k, n] = (2k + n + s) mod size``.
 
     The shift ``s = 1 - L/2`` aligns the coefficients with PyWavelets'
-    ``mode="periodization"``. Static rolls compile to slices (no gather tables).
+    ``mode="periodization"``.
     """
     low, high = _filters(order)
     shift = 1 - low.size // 2
-    half = x.shape[-1] // 2
-    phases = (x[..., 0::2], x[..., 1::2])  # x[2j] and x[2j + 1]
-    approx = jnp.zeros(x.shape[:-1] + (half,), x.dtype)
-    detail = jnp.zeros_like(approx)
-    for n in range(low.size):
-        parity = (n + shift) % 2
-        rolled = jnp.roll(phases[parity], -(((n + shift - parity) // 2) % half), axis=-1)
-        approx = approx + float(low[n]) * rolled
-        detail = detail + float(high[n]) * rolled
-    return approx, detail
+    k = np.arange(size // 2)[:, None]
+    n = np.arange(low.size)[None, :]
+    return (2 * k + n + shift) % size, low, high
+
+
+@functools.lru_cache(maxsize=64)
+def _synthesis_tables(order: int, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Gather form of the transpose: ``x[m] = sum_j H[m,j] a[K[m,j]] + G[m,j] d[K[m,j]]``."""
+    low, high = _filters(order)
+    length = low.size
+    shift = 1 - length // 2
+    m = np.arange(size)[:, None]
+    j = np.arange(length // 2)[None, :]
+    parity = (m - shift) % 2
+    n = parity + 2 * j  # taps n with (m - n - shift) even
+    index = ((m - n - shift) % size) // 2
+    return index, low[n], high[n]
+
+
+def _analysis_last_axis(x: Array, order: int) -> tuple[Array, Array]:
+    index, low, high = _analysis_tables(order, x.shape[-1])
+    gathered = jnp.take(x, jnp.asarray(index.ravel()), axis=-1, mode="clip")
+    gathered = gathered.reshape(x.shape[:-1] + index.shape)  # (..., size/2, L)
+    low = jnp.asarray(low, dtype=x.dtype)
+    high = jnp.asarray(high, dtype=x.dtype)
+    return gathered @ low, gathered @ high
 
 
 def _synthesis_last_axis(approx: Array, detail: Array, order: int) -> Array:
-    """Transpose of :func:`_analysis_last_axis` (its inverse: the matrix is orthogonal).
-
-    Polyphase form: output sample ``m = 2j + p`` collects the taps ``n = n0 + 2i`` with
-    ``n0 = (p - s) mod 2``, from coefficient ``k = j - i + (p - n0 - s) / 2``.
-    """
-    low, high = _filters(order)
-    shift = 1 - low.size // 2
-    half = approx.shape[-1]
-    phases = []
-    for parity in (0, 1):
-        n0 = (parity - shift) % 2
-        offset = (parity - n0 - shift) // 2
-        out = jnp.zeros_like(approx)
-        for i in range(low.size // 2):
-            n = n0 + 2 * i
-            k = (i - offset) % half  # x_p[j] uses a[(j - i + offset) mod half]
-            out = (
-                out
-                + float(low[n]) * jnp.roll(approx, k, axis=-1)
-                + float(high[n]) * jnp.roll(detail, k, axis=-1)
-            )
-        phases.append(out)
-    return jnp.stack(phases, axis=-1).reshape(approx.shape[:-1] + (2 * half,))
+    size = 2 * approx.shape[-1]
+    index, low, high = _synthesis_tables(order, size)
+    low = jnp.asarray(low, dtype=approx.dtype)
+    high = jnp.asarray(high, dtype=approx.dtype)
+    flat = jnp.asarray(index.ravel())
+    shape = approx.shape[:-1] + index.shape
+    a = jnp.take(approx, flat, axis=-1, mode="clip").reshape(shape)
+    d = jnp.take(detail, flat, axis=-1, mode="clip").reshape(shape)
+    return jnp.sum(a * low + d * high, axis=-1)
 
 
 def _forward_level(x: Array, order: int) -> Array:
