@@ -73,6 +73,45 @@ def run_astrobayes(theta, x, prior, observations, num_samples, seed):
     return train_time, samples, info.num_epochs
 
 
+def run_astrobayes_tsnpe(task, budget, prior, observations, num_samples, seed, rounds=2):
+    """Truncated sequential NPE: one run of ``rounds`` rounds per observation."""
+    import jax
+    import torch
+
+    from astrobayes.sbi import PythonSimulator, SBIConfig, run_sbi
+
+    simulator_fn = task.get_simulator()
+
+    class TorchBatchSimulator(PythonSimulator):
+        def __call__(self, key, theta):
+            torch.manual_seed(int(jax.random.randint(key, (), 0, 2**31 - 1)))
+            x = simulator_fn(torch.as_tensor(np.asarray(theta), dtype=torch.float32)).numpy()
+            return x.astype(float), [None] * x.shape[0]
+
+    names = [f"theta_{i}" for i in range(prior.dim)]
+    spec = {}
+    for i, name in enumerate(names):
+        low, high = float(prior.low[i]), float(prior.high[i])
+        spec[name] = {"uniform" if prior.is_bounded[i] else "normal": [low, high]}
+    config = SBIConfig(
+        simulator="sbibm:task",
+        prior=spec,
+        x_obs=tuple(observations[0].numpy().reshape(-1).tolist()),
+        num_simulations=budget // rounds,
+        num_rounds=rounds,
+        num_posterior_samples=num_samples,
+        num_validation=0,
+    )
+    samples, train_time, epochs = [], 0.0, 0
+    keys = jax.random.split(jax.random.key(seed), len(observations))
+    for k, obs in zip(keys, observations, strict=True):
+        result = run_sbi(k, config, obs.numpy().reshape(-1), simulator=TorchBatchSimulator(print))
+        train_time += sum(r.training_time_s for r in result.rounds)
+        epochs += sum(r.training_epochs for r in result.rounds)
+        samples.append(result.posterior.samples)
+    return train_time, samples, epochs
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--tasks", nargs="+", default=["two_moons", "gaussian_linear", "slcp"])
@@ -90,6 +129,13 @@ def main(argv=None):
     )
     parser.add_argument(
         "--packages", nargs="+", default=["sbi", "astrobayes"], choices=["sbi", "astrobayes"]
+    )
+    parser.add_argument(
+        "--astrobayes-method",
+        default="npe",
+        choices=["npe", "tsnpe"],
+        help="npe: amortised; tsnpe: 2 truncated rounds per observation (budget split, "
+        "training time summed over observations)",
     )
     args = parser.parse_args(argv)
 
@@ -130,9 +176,14 @@ def main(argv=None):
             ):
                 if name not in args.packages:
                     continue
-                train_time, samples, epochs = runner(
-                    theta, x, prior, observations, args.num_samples, args.seed
-                )
+                if name == "astrobayes" and args.astrobayes_method == "tsnpe":
+                    train_time, samples, epochs = run_astrobayes_tsnpe(
+                        task, budget, prior, observations, args.num_samples, args.seed
+                    )
+                else:
+                    train_time, samples, epochs = runner(
+                        theta, x, prior, observations, args.num_samples, args.seed
+                    )
                 print(
                     f"{task_name:16s} {budget:6d} {name:10s} trained in {train_time:7.1f} s "
                     f"({epochs} epochs)",
