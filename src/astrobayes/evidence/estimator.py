@@ -40,6 +40,7 @@ from astrobayes.evidence.targets import (
     RQSplineFlow,
     TargetFamily,
     fit_whitening,
+    log_density_from_terms,
 )
 
 DEFAULT_TEMPERATURES: tuple[float, ...] = (0.5, 0.6, 0.7, 0.8, 0.9)
@@ -326,16 +327,26 @@ def estimate(
         chosen = candidates[0]
     else:
         valid_lp = _log_posterior_of(train, max_training_samples)[valid_idx]
+        valid_terms = _target_terms(fitted, theta_train[valid_idx])
         chosen, scores = _choose_temperature(
-            fitted, theta_train[valid_idx], valid_lp, w_train[valid_idx], candidates
+            valid_terms, valid_lp, w_train[valid_idx], candidates, dim
         )
 
-    result = _evaluate(fitted, infer, chosen, list(messages), scores, losses, num_train)
+    # The flow is evaluated once per draw; every temperature reuses the base-space terms.
+    infer_terms = [
+        _target_terms(fitted, infer.samples[c][infer.weights[c] > 0])
+        for c in range(infer.num_chains)
+    ]
+    result = _evaluate(
+        fitted, infer, infer_terms, chosen, list(messages), scores, losses, num_train
+    )
     if len(candidates) > 1 and EvidenceStatus.TARGET_TOO_WIDE in result.messages:
         # The held-out draws missed a heavy tail that the inference draws show: retreat to
         # lower temperatures (more concentrated targets) before declaring a failure.
         for lower in sorted((t for t in candidates if t < chosen), reverse=True):
-            retry = _evaluate(fitted, infer, lower, list(messages), scores, losses, num_train)
+            retry = _evaluate(
+                fitted, infer, infer_terms, lower, list(messages), scores, losses, num_train
+            )
             if EvidenceStatus.TARGET_TOO_WIDE not in retry.messages:
                 result = retry
                 break
@@ -363,34 +374,35 @@ def _log_posterior_of(chains: Chains, max_samples: int) -> np.ndarray:
 _CHUNK = 8192
 
 
-def _target_log_prob(fitted: FittedTarget, theta: np.ndarray, temperature: float) -> np.ndarray:
-    """Target log density at ``theta`` in float64, in fixed-size chunks (one compilation)."""
+def _target_terms(fitted: FittedTarget, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(|u|^2, log det)`` at ``theta`` in float64, in fixed-size chunks (one compilation)."""
     num = theta.shape[0]
     if num == 0:
-        return np.zeros(0)
+        return np.zeros(0), np.zeros(0)
     padded = np.concatenate([theta, np.repeat(theta[:1], (-num) % _CHUNK, axis=0)])
-    t = jnp.asarray(temperature, jnp.float32)
-    out = [
-        np.asarray(
-            _jitted_log_prob(fitted, jnp.asarray(padded[lo : lo + _CHUNK], jnp.float32), t),
-            dtype=np.float64,
-        )
-        for lo in range(0, padded.shape[0], _CHUNK)
-    ]
-    return np.concatenate(out)[:num]
+    squared, log_det = [], []
+    for lo in range(0, padded.shape[0], _CHUNK):
+        sq, ld = _jitted_terms(fitted, jnp.asarray(padded[lo : lo + _CHUNK], jnp.float32))
+        squared.append(np.asarray(sq, np.float64))
+        log_det.append(np.asarray(ld, np.float64))
+    return np.concatenate(squared)[:num], np.concatenate(log_det)[:num]
 
 
 @eqx.filter_jit
-def _jitted_log_prob(fitted, theta, temperature):
-    return fitted.log_prob(theta, temperature)
+def _jitted_terms(fitted, theta):
+    return fitted.base_terms(theta)
 
 
-def _choose_temperature(fitted, theta, log_posterior, weights, candidates):
+def _log_phi(terms: tuple[np.ndarray, np.ndarray], temperature: float, dim: int) -> np.ndarray:
+    return log_density_from_terms(terms[0], terms[1], temperature, dim)
+
+
+def _choose_temperature(terms, log_posterior, weights, candidates, dim):
     """Pick the temperature with the smallest relative variance of the ratios."""
     scores: dict[float, float] = {}
     best, best_score = None, np.inf
     for t in candidates:
-        log_r = _target_log_prob(fitted, theta, t) - log_posterior
+        log_r = _log_phi(terms, t, dim) - log_posterior
         if not np.all(np.isfinite(log_r)):
             scores[t] = float("inf")
             continue
@@ -407,12 +419,11 @@ def _choose_temperature(fitted, theta, log_posterior, weights, candidates):
     return float(best), scores
 
 
-def _evaluate(fitted, infer: Chains, temperature, messages, scores, losses, num_train):
+def _evaluate(fitted, infer: Chains, infer_terms, temperature, messages, scores, losses, num_train):
     log_r_chains, w_chains = [], []
     for c in range(infer.num_chains):
         used = infer.weights[c] > 0
-        theta = infer.samples[c][used]
-        log_r = _target_log_prob(fitted, theta, temperature) - infer.log_posterior[c][used]
+        log_r = _log_phi(infer_terms[c], temperature, infer.dim) - infer.log_posterior[c][used]
         log_r_chains.append(log_r)
         w_chains.append(infer.weights[c][used])
     all_log_r = np.concatenate(log_r_chains)
@@ -567,7 +578,7 @@ def _result(
     )
 
 
-_NUM_SUPPORT_DRAWS = 20_000
+_NUM_SUPPORT_DRAWS = 4096
 
 
 def _check_support(

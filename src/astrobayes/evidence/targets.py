@@ -75,18 +75,25 @@ class FittedTarget(eqx.Module):
     bijection: eqx.Module | None
     kind: str = eqx.field(static=True)
 
-    def log_prob(self, theta: Float[Array, "n dim"], temperature: float) -> Float[Array, " n"]:
-        """Log density of the target concentrated by ``temperature`` (base variance ``T``)."""
+    def base_terms(
+        self, theta: Float[Array, "n dim"]
+    ) -> tuple[Float[Array, " n"], Float[Array, " n"]]:
+        """``(|u|^2, log|det du/dtheta|)`` with ``u`` the base-space image of ``theta``.
+
+        The log density at any temperature follows without re-evaluating the flow:
+        ``log phi_T = -|u|^2 / (2 T) - (dim / 2) log(2 pi T) + log|det du/dtheta|``.
+        """
         z = self.whitening(theta)
         if self.bijection is None:
             u, log_det = z, jnp.zeros(z.shape[0])
         else:
             u, log_det = jax.vmap(self.bijection.inverse_and_log_det)(z)
-        dim = z.shape[-1]
-        base = -0.5 * jnp.sum(u**2, axis=-1) / temperature - 0.5 * dim * jnp.log(
-            2.0 * jnp.pi * temperature
-        )
-        return base + log_det - self.whitening.log_det
+        return jnp.sum(u**2, axis=-1), log_det - self.whitening.log_det
+
+    def log_prob(self, theta: Float[Array, "n dim"], temperature: float) -> Float[Array, " n"]:
+        """Log density of the target concentrated by ``temperature`` (base variance ``T``)."""
+        squared_norm, log_det = self.base_terms(theta)
+        return log_density_from_terms(squared_norm, log_det, temperature, theta.shape[-1])
 
     def sample(self, key: PRNGKeyArray, temperature: float, num: int) -> Float[Array, "num dim"]:
         """Draw ``num`` samples from the target concentrated by ``temperature``."""
@@ -94,6 +101,13 @@ class FittedTarget(eqx.Module):
         u = jnp.sqrt(temperature) * jax.random.normal(key, (num, dim))
         z = u if self.bijection is None else jax.vmap(self.bijection.transform)(u)
         return self.whitening.mean + z @ self.whitening.cholesky.T
+
+
+def log_density_from_terms(squared_norm, log_det, temperature, dim: int):
+    """Target log density from :meth:`FittedTarget.base_terms` at a given temperature."""
+    return (
+        -0.5 * squared_norm / temperature - 0.5 * dim * np.log(2.0 * np.pi * temperature) + log_det
+    )
 
 
 class TargetFamily(abc.ABC):
