@@ -24,7 +24,9 @@ from astrobayes.sampling import NUTSConfig, run_nuts
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--repeats", type=int, default=50)
     parser.add_argument("--dim", type=int, default=16)
     parser.add_argument("--chains", type=int, default=8)
@@ -32,16 +34,24 @@ def main() -> None:
     parser.add_argument("--target", choices=["rqspline", "realnvp", "gaussian"], default="rqspline")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    target = {"rqspline": RQSplineFlow, "realnvp": RealNVPFlow, "gaussian": GaussianTarget}[args.target]()
+    target = {"rqspline": RQSplineFlow, "realnvp": RealNVPFlow, "gaussian": GaussianTarget}[
+        args.target
+    ]()
     problem = gaussian_gaussian_prior(args.dim)
     total = args.repeats * args.chains
     key = jax.random.key(args.seed)
     start = time.perf_counter()
     init = jax.random.normal(jax.random.fold_in(key, 1), (total, args.dim))
-    run = run_nuts(jax.random.fold_in(key, 2), problem.logdensity_fn, init,
-                   config=NUTSConfig(total, 500, args.samples, checkpoint_every=args.samples))
-    print(f"NUTS: {total} chains x {args.samples} draws in {time.perf_counter() - start:.0f} s; "
-          f"R-hat max {np.nanmax(run.rhat):.3f}")
+    run = run_nuts(
+        jax.random.fold_in(key, 2),
+        problem.logdensity_fn,
+        init,
+        config=NUTSConfig(total, 500, args.samples, checkpoint_every=args.samples),
+    )
+    print(
+        f"NUTS: {total} chains x {args.samples} draws in {time.perf_counter() - start:.0f} s; "
+        f"R-hat max {np.nanmax(run.rhat):.3f}"
+    )
     # Recompute the log posterior in float64 from the draws.
     samples = run.samples
     log_post = problem.log_posterior_fn(samples)
@@ -57,11 +67,16 @@ def main() -> None:
         # Naive iid error: relative std of the ratios / sqrt(n) (ignores autocorrelation).
         # Kish ESS of the importance terms: the error if the draws were independent.
         # relative variance of a mean of n iid ratios = (n / ESS - 1) / n.
-        naive_sigma = np.sqrt(max(1.0 / res.effective_sample_size - 1.0 / res.num_inference_samples, 1e-300))
+        naive_sigma = np.sqrt(
+            max(1.0 / res.effective_sample_size - 1.0 / res.num_inference_samples, 1e-300)
+        )
         naive_pulls.append((res.log_evidence - problem.log_evidence) / naive_sigma)
-        print(f"repeat {r:3d}: dlnz = {res.log_evidence - problem.log_evidence:+.4f}, "
-              f"sigma = {res.log_evidence_std:.4f}, pull = {pull:+.2f}, tau = {res.autocorrelation_time:.1f}, "
-              f"T = {res.temperature}, status = {res.status.name.lower()}", flush=True)
+        print(
+            f"repeat {r:3d}: dlnz = {res.log_evidence - problem.log_evidence:+.4f}, "
+            f"sigma = {res.log_evidence_std:.4f}, pull = {pull:+.2f}, tau = {res.autocorrelation_time:.1f}, "
+            f"T = {res.temperature}, status = {res.status.name.lower()}",
+            flush=True,
+        )
     pulls, naive_pulls = np.asarray(pulls), np.asarray(naive_pulls)
     n = len(pulls)
 
@@ -69,11 +84,17 @@ def main() -> None:
         p = mask.mean()
         return f"{p:.2f} ± {np.sqrt(p * (1 - p) / n):.2f}"
 
-    print(f"\nestimator time {time.perf_counter() - start:.0f} s for {n} repeats; mean tau of the ratios {np.mean(taus):.1f}")
-    print(f"astrobayes sigma: 1-sigma coverage {frac(np.abs(pulls) <= 1)} (nominal 0.68), "
-          f"2-sigma {frac(np.abs(pulls) <= 2)} (nominal 0.95); pull mean {pulls.mean():+.2f}, std {pulls.std():.2f}")
-    print(f"naive iid sigma (negative control): 1-sigma coverage {frac(np.abs(naive_pulls) <= 1)}, "
-          f"pull std {naive_pulls.std():.2f}")
+    print(
+        f"\nestimator time {time.perf_counter() - start:.0f} s for {n} repeats; mean tau of the ratios {np.mean(taus):.1f}"
+    )
+    print(
+        f"astrobayes sigma: 1-sigma coverage {frac(np.abs(pulls) <= 1)} (nominal 0.68), "
+        f"2-sigma {frac(np.abs(pulls) <= 2)} (nominal 0.95); pull mean {pulls.mean():+.2f}, std {pulls.std():.2f}"
+    )
+    print(
+        f"naive iid sigma (negative control): 1-sigma coverage {frac(np.abs(naive_pulls) <= 1)}, "
+        f"pull std {naive_pulls.std():.2f}"
+    )
 
 
 if __name__ == "__main__":

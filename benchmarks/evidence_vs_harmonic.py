@@ -16,7 +16,6 @@ import argparse
 import time
 
 import jax
-import numpy as np
 
 from astrobayes.evidence import estimate
 from astrobayes.models import gaussian_gaussian_prior
@@ -38,15 +37,19 @@ def run_harmonic(chains, dim, seed):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--dims", default="2,8,16,32,64")
     parser.add_argument("--chains", type=int, default=10)
     parser.add_argument("--samples", type=int, default=10000, help="draws per chain")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--skip-harmonic", action="store_true")
     args = parser.parse_args()
-    print(f"{'d':>3} | {'astrobayes dlnz':>15} {'sigma':>7} {'pull':>6} {'time':>7} {'status':<10}| "
-          f"{'harmonic dlnz':>13} {'sigma':>7} {'pull':>6} {'time':>7} | time ratio (harmonic/astrobayes)")
+    print(
+        f"{'d':>3} | {'astrobayes dlnz':>15} {'sigma':>7} {'pull':>6} {'time':>7} {'status':<10}| "
+        f"{'harmonic dlnz':>13} {'sigma':>7} {'pull':>6} {'time':>7} | time ratio (harmonic/astrobayes)"
+    )
     for dim in (int(d) for d in args.dims.split(",")):
         problem = gaussian_gaussian_prior(dim)
         chains = problem.sample_chains(jax.random.key(args.seed + dim), args.chains, args.samples)
@@ -54,8 +57,10 @@ def main() -> None:
         ours = estimate(jax.random.key(args.seed), chains)
         t_ours = time.perf_counter() - start
         d_ours = ours.log_evidence - problem.log_evidence
-        line = (f"{dim:>3} | {d_ours:>+15.4f} {ours.log_evidence_std:>7.4f} "
-                f"{d_ours / ours.log_evidence_std:>+6.2f} {t_ours:>6.1f}s {ours.status.name.lower():<10}| ")
+        line = (
+            f"{dim:>3} | {d_ours:>+15.4f} {ours.log_evidence_std:>7.4f} "
+            f"{d_ours / ours.log_evidence_std:>+6.2f} {t_ours:>6.1f}s {ours.status.name.lower():<10}| "
+        )
         if args.skip_harmonic:
             print(line + "(skipped)", flush=True)
             continue
@@ -63,7 +68,11 @@ def main() -> None:
         ln_z, sigma = run_harmonic(chains, dim, args.seed)
         t_h = time.perf_counter() - start
         d_h = ln_z - problem.log_evidence
-        print(line + f"{d_h:>+13.4f} {sigma:>7.4f} {d_h / sigma:>+6.2f} {t_h:>6.1f}s | {t_h / t_ours:.2f}x", flush=True)
+        print(
+            line
+            + f"{d_h:>+13.4f} {sigma:>7.4f} {d_h / sigma:>+6.2f} {t_h:>6.1f}s | {t_h / t_ours:.2f}x",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -353,6 +353,10 @@ def radiata_pine(
     Args:
         path: ``radiata_pine.dat`` (columns ``id y x z``).
         covariate: ``"x"`` or ``"z"``.
+        a0: Shape of the Gamma prior on the precision.
+        b0: Rate of the Gamma prior on the precision.
+        r0: Prior precision factor of the intercept.
+        s0: Prior precision factor of the slope.
 
     Returns:
         :class:`EvidenceProblem`.
