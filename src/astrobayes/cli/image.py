@@ -9,7 +9,6 @@ figures and ``results.json`` (``snr_db`` when a truth is given, ``gamma_alpha``,
 from __future__ import annotations
 
 import argparse
-import json
 import tomllib
 from pathlib import Path
 
@@ -282,7 +281,9 @@ def run(args: argparse.Namespace) -> int:
         "timings": result.timings,
         "figures": [p.name for p in figures],
     }
-    (out / "results.json").write_text(json.dumps(summary, indent=2))
+    from astrobayes.io import write_json_atomic
+
+    write_json_atomic(out / "results.json", summary)
     snr = "" if result.snr_db is None else f", SNR {result.snr_db:.2f} dB"
     print(
         f"astrobayes image: MAP ({config.prior}, strength {result.strength:.4g}){snr}; "
