@@ -41,11 +41,16 @@ def astrobayes_prior(task_name, dim):
 
 
 def run_sbi_package(theta, x, prior, observations, num_samples, seed):
+    import tempfile
+
     import torch
     from sbi.inference import NPE
+    from torch.utils.tensorboard.writer import SummaryWriter
 
     torch.manual_seed(seed)
-    inference = NPE(prior=prior, show_progress_bars=False)
+    # sbi writes tensorboard logs to ./sbi-logs by default: keep the checkout clean.
+    writer = SummaryWriter(tempfile.mkdtemp(prefix="sbi-logs-"))
+    inference = NPE(prior=prior, show_progress_bars=False, summary_writer=writer)
     start = time.perf_counter()
     estimator = inference.append_simulations(theta, x).train(show_train_summary=False)
     train_time = time.perf_counter() - start
