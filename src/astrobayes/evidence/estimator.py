@@ -209,7 +209,7 @@ def estimate(
     temperature: float | None = None,
     temperatures: Sequence[float] = DEFAULT_TEMPERATURES,
     training_fraction: float = 0.5,
-    max_training_samples: int = 40_000,
+    max_training_samples: int = 20_000,
     throw: bool = False,
     progress_fn: ProgressFn | None = None,
 ) -> EvidenceResult:

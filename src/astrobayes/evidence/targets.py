@@ -147,7 +147,7 @@ class GaussianTarget(TargetFamily):
 class _FlowFamily(TargetFamily):
     """Shared training of flowjax flows by weighted maximum likelihood."""
 
-    num_layers: int = 4
+    num_layers: int = 2
     width: int = 64
     depth: int = 1
     learning_rate: float = 2e-3
