@@ -10,7 +10,6 @@ Reads the TOML configuration (schema in ``docs/sbi.md``) onto
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tomllib
 from pathlib import Path
@@ -59,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
     """Run the ``sbi`` subcommand; return the exit code."""
     import jax
 
+    from astrobayes.io import save_figure_atomic, write_json_atomic, write_npz_atomic
     from astrobayes.io.simulations import SimulationStore
     from astrobayes.sbi import calibration_draws, run_sbi, simulate_for_prior
     from astrobayes.validation import calibration_report, report_to_dict
@@ -75,7 +75,9 @@ def run(args: argparse.Namespace) -> int:
     key_run, key_test, key_draws, key_report = jax.random.split(jax.random.key(config.seed), 4)
     result = run_sbi(key_run, config, x_obs, sink=store)
     posterior = result.posterior
-    np.savez(out / "posterior.npz", samples=posterior.samples, names=np.asarray(posterior.names))
+    write_npz_atomic(
+        out / "posterior.npz", samples=posterior.samples, names=np.asarray(posterior.names)
+    )
     diagnostics = {
         "method": config.method,
         "posterior_status": posterior.status.value,
@@ -99,16 +101,15 @@ def run(args: argparse.Namespace) -> int:
         )
         diagnostics["calibration"] = report_to_dict(report)
         diagnostics["calibration"]["num_tests"] = int(test.theta.shape[0])
-    with (out / "diagnostics.json").open("w") as handle:
-        json.dump(diagnostics, handle, indent=2)
+    write_json_atomic(out / "diagnostics.json", diagnostics)
     if not args.no_plots and report is not None:
         import matplotlib
 
         matplotlib.use("Agg")
         from astrobayes.plots.validation import plot_coverage, plot_rank_histograms
 
-        plot_coverage(report).savefig(out / "coverage.png", dpi=120)
-        plot_rank_histograms(report.sbc, posterior.names).savefig(out / "sbc_ranks.png", dpi=120)
+        save_figure_atomic(out / "coverage.png", plot_coverage(report))
+        save_figure_atomic(out / "sbc_ranks.png", plot_rank_histograms(report.sbc, posterior.names))
     verdict = (
         "calibrated"
         if report is None or report.is_calibrated

@@ -13,6 +13,7 @@ from astrobayes.io.writers import (
     to_jsonable,
     write_chains_npz,
     write_json_atomic,
+    write_npz_atomic,
     write_text_atomic,
 )
 
@@ -26,5 +27,6 @@ __all__ = [
     "write_chains_npz",
     "write_json_atomic",
     "write_text_atomic",
+    "write_npz_atomic",
     "save_figure_atomic",
 ]

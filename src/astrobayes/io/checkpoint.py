@@ -41,10 +41,10 @@ class NpzCheckpoint:
 
     def save(self, arrays: dict[str, np.ndarray]) -> None:
         """Write ``arrays`` to a temporary file beside the target, then rename it."""
-        from astrobayes.io.writers import _atomic_write
+        from astrobayes.io.writers import write_npz_atomic
 
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        _atomic_write(self.path, lambda handle: np.savez(handle, **arrays))
+        write_npz_atomic(self.path, **arrays)
 
     def remove(self) -> None:
         """Delete the checkpoint file if present."""

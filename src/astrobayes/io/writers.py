@@ -22,6 +22,7 @@ __all__ = [
     "to_jsonable",
     "write_chains_npz",
     "write_json_atomic",
+    "write_npz_atomic",
     "write_text_atomic",
 ]
 
@@ -204,3 +205,22 @@ def save_figure_atomic(path: str | os.PathLike[str], figure: Any, *, dpi: int = 
         return _atomic_write(path, lambda handle: figure.savefig(handle, format=fmt, dpi=dpi))
     finally:
         plt.close(figure)
+
+
+def write_npz_atomic(path: str | os.PathLike[str], **arrays: np.ndarray) -> Path:
+    """Write NumPy arrays to an uncompressed ``.npz`` atomically (never pickled).
+
+    Args:
+        path: Destination file.
+        **arrays: Arrays by name (object arrays are refused).
+
+    Returns:
+        The path written.
+
+    Raises:
+        TypeError: If an array has dtype ``object``.
+    """
+    for name, value in arrays.items():
+        if np.asarray(value).dtype == object:
+            raise TypeError(f"{name} must be a numeric or string array; got dtype object")
+    return _atomic_write(path, lambda handle: np.savez(handle, **arrays))
