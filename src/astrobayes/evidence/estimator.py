@@ -298,7 +298,7 @@ def estimate(
         chains.select(range(num_train)),
         chains.select(range(num_train, chains.num_chains)),
     )
-    theta_train, _, w_train = _thin(train, max_training_samples)
+    theta_train, lp_train, w_train = _thin(train, max_training_samples)
     dim = chains.dim
     if theta_train.shape[0] < dim + 2:
         raise ValueError(
@@ -326,7 +326,7 @@ def estimate(
     if len(candidates) == 1:
         chosen = candidates[0]
     else:
-        valid_lp = _log_posterior_of(train, max_training_samples)[valid_idx]
+        valid_lp = lp_train[valid_idx]
         valid_terms = _target_terms(fitted, theta_train[valid_idx])
         chosen, scores = _choose_temperature(
             valid_terms, valid_lp, w_train[valid_idx], candidates, dim
@@ -365,10 +365,6 @@ def _thin(chains: Chains, max_samples: int) -> tuple[np.ndarray, np.ndarray, np.
     theta, lp, w = chains.flat()
     step = int(np.ceil(theta.shape[0] / max_samples))
     return theta[::step], lp[::step], w[::step]
-
-
-def _log_posterior_of(chains: Chains, max_samples: int) -> np.ndarray:
-    return _thin(chains, max_samples)[1]
 
 
 _CHUNK = 8192

@@ -178,7 +178,7 @@ def unconstrained_density(key: jax.Array, model: Model, num_chains: int) -> Unco
             )
     z = info.param_info.z
     first = jax.tree_util.tree_map(lambda a: a[0], z)
-    flat0, unravel = ravel_pytree(first)
+    _, unravel = ravel_pytree(first)
     positions = jax.vmap(lambda tree: ravel_pytree(tree)[0])(z)
     names: list[str] = []
     for name in sorted(first):
@@ -193,7 +193,6 @@ def unconstrained_density(key: jax.Array, model: Model, num_chains: int) -> Unco
     def constrain_fn(u):
         return postprocess_fn(unravel(u))
 
-    del flat0
     return UnconstrainedDensity(logdensity_fn, constrain_fn, positions, tuple(names), unravel)
 
 
