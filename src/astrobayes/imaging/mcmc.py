@@ -10,7 +10,8 @@ with gradient ``(x - prox_{lam g}(x)) / lam``.
   Runge-Kutta-Chebyshev step, allowing a step ``h`` about ``s^2`` times larger for one
   step costing ``s`` gradients.
 
-Chains are run with ``vmap`` over chains and ``lax.scan`` over iterations; a
+Chains are run with ``vmap`` over chains (``lax.map`` with a NUFFT operator, whose
+jax-finufft batching rule is broken on jax 0.10) and ``lax.scan`` over iterations; a
 ``summary_fn`` (e.g. super-pixel means) is recorded at every kept sample, and per-pixel
 mean and variance are accumulated online.
 
@@ -38,6 +39,7 @@ import numpy as np
 from jaxtyping import Array, Float
 
 from astrobayes._checks import check_key, check_positive_int
+from astrobayes.imaging.operators import NufftOperator
 from astrobayes.imaging.posterior import ImagingPosterior
 
 __all__ = [
@@ -324,6 +326,10 @@ def _run_chains(
         )
         return summaries, mean, m2 / (count - 1)
 
+    if isinstance(posterior.operator, NufftOperator):
+        # chains one after another: jax-finufft 1.3's batching rule fails under vmap on
+        # jax 0.10 (it tests for the removed ``batching.not_mapped``)
+        return jax.lax.map(lambda k: run_chain(k, x0), keys)
     return jax.vmap(run_chain, in_axes=(0, None))(keys, x0)
 
 
