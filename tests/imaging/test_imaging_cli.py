@@ -83,3 +83,110 @@ def test_mask_reader_validation(tmp_path):
     (tmp_path / "mask.txt").write_text("1")
     with pytest.raises(ValueError, match="unknown mask format"):
         read_fourier_mask(tmp_path / "mask.txt", shape=(8, 8))
+
+
+OBSERVED_CONFIG = """
+[data]
+visibilities = "obs.npz"
+image_shape = [32, 32]
+{extra}
+
+[prior]
+kind = "wavelets"
+wavelet_order = 2
+wavelet_levels = 2
+strength = 40.0
+positivity = false
+
+[uq]
+superpixel_sizes = [16]
+
+[map]
+max_iterations = 300
+"""
+
+
+def _observed_files(tmp_path, *, uv: bool):
+    import jax
+    import jax.numpy as jnp
+
+    from astrobayes.imaging.operators import (
+        add_complex_noise,
+        fourier_mask_operator,
+        noise_sigma_from_isnr,
+        nufft_operator_from_pixel_phases,
+    )
+    from astrobayes.imaging.pipeline import demo_sky
+
+    truth = demo_sky(32)
+    rng = np.random.default_rng(0)
+    if uv:
+        points = rng.uniform(-np.pi, np.pi, size=(300, 2)) * rng.uniform(0, 1, size=(300, 1))
+        sigma = np.where(np.arange(300) % 2 == 0, 1.0, 2.0)
+        op = nufft_operator_from_pixel_phases(points, image_shape=(32, 32))
+        clean = np.asarray(op(jnp.asarray(truth, jnp.float32)))
+        sigma = sigma * noise_sigma_from_isnr(clean, 30.0)
+        noise = sigma * (rng.normal(size=300) + 1j * rng.normal(size=300))
+        np.savez(
+            tmp_path / "obs.npz", vis=clean + noise, sigma=sigma, uu=points[:, 0], vv=points[:, 1]
+        )
+    else:
+        mask = rng.random((32, 32)) < 0.4
+        np.save(tmp_path / "mask.npy", mask)
+        op = fourier_mask_operator(mask)
+        clean = op(jnp.asarray(truth, jnp.float32))
+        sigma = noise_sigma_from_isnr(clean, 30.0)
+        vis = add_complex_noise(jax.random.key(0), clean, sigma)
+        np.savez(tmp_path / "obs.npz", vis=np.asarray(vis), sigma=sigma)
+    return truth
+
+
+@pytest.mark.parametrize("uv", [True, False])
+def test_cli_observed_visibilities(tmp_path, uv):
+    _observed_files(tmp_path, uv=uv)
+    extra = 'uv_units = "radians_per_pixel"' if uv else 'mask = "mask.npy"'
+    config = tmp_path / "obs.toml"
+    config.write_text(OBSERVED_CONFIG.format(extra=extra))
+    out = tmp_path / "out"
+    assert main(["image", str(config), "--out", str(out)]) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["observed_visibilities"] is True
+    assert results["snr_db"] is None
+    assert results["num_visibilities"] == (300 if uv else int(np.load(tmp_path / "mask.npy").sum()))
+    assert np.isfinite(results["map_potential"])
+
+
+def test_cli_observed_visibilities_validation(tmp_path):
+    from astrobayes.cli.image import _build_problem
+    from astrobayes.io.imaging_files import read_visibilities
+
+    _observed_files(tmp_path, uv=False)
+    good = dict(np.load(tmp_path / "obs.npz"))
+    path = tmp_path / "bad.npz"
+    data = {"visibilities": str(path), "image_shape": [32, 32], "mask": str(tmp_path / "mask.npy")}
+
+    def write(**changes):
+        np.savez(path, **{**good, **changes})
+
+    write(vis=np.where(np.arange(good["vis"].size) == 3, np.nan, good["vis"]))
+    with pytest.raises(ValueError, match="'vis' has 1 non-finite entries"):
+        read_visibilities(path)
+    write(vis=good["vis"].real)
+    with pytest.raises(ValueError, match="'vis' must be complex"):
+        read_visibilities(path)
+    write(sigma=np.ones(3))
+    with pytest.raises(ValueError, match="'sigma' must be a scalar or have shape"):
+        read_visibilities(path)
+    write(sigma=-1.0)
+    with pytest.raises(ValueError, match="'sigma' must be positive"):
+        read_visibilities(path)
+    write(vis=good["vis"][:-1])
+    with pytest.raises(ValueError, match="the mask samples .* but the file has"):
+        _build_problem(data)
+    write()
+    with pytest.raises(ValueError, match="image_shape = \\[height, width\\] is required"):
+        _build_problem({k: v for k, v in data.items() if k != "image_shape"})
+    with pytest.raises(ValueError, match="isnr_db is for simulated data"):
+        _build_problem({**data, "isnr_db": 30.0})
+    with pytest.raises(ValueError, match="has no 'uu'/'vv'"):
+        _build_problem({k: v for k, v in data.items() if k != "mask"})

@@ -46,6 +46,7 @@ _DATA_KEYS = {
     "uv_units",
     "pixel_size_arcsec",
     "visibilities",
+    "image_shape",
     "isnr_db",
     "seed",
 }
@@ -160,11 +161,16 @@ def _build_problem(data: dict):
     seed = int(data.get("seed", 0))
     key_mask, key_noise = jax.random.split(jax.random.key(seed))
     if "visibilities" in data:
+        operator, visibilities, sigma = _observed_problem(data, truth)
+        return operator, visibilities, sigma, truth
+    if "image_shape" in data:
         raise ValueError(
-            "observed visibilities are not supported by the CLI yet; give [data].truth to simulate"
+            "[data].image_shape is for observed visibilities; with a truth its shape is used"
         )
     if truth is None:
-        raise ValueError("[data] needs 'truth' (a FITS image or 'demo') to simulate visibilities")
+        raise ValueError(
+            "[data] needs 'truth' (a FITS image or 'demo') to simulate visibilities, or 'visibilities' (an .npz)"
+        )
     shape = truth.shape
     if "mask" in data and "uv" in data:
         raise ValueError("[data] takes either 'mask' or 'uv', not both")
@@ -201,6 +207,82 @@ def _build_problem(data: dict):
     sigma = noise_sigma_from_isnr(clean, isnr)
     visibilities = add_complex_noise(key_noise, clean, sigma)
     return operator, visibilities, sigma, truth
+
+
+def _observed_problem(data: dict, truth):
+    """Operator, whitened visibilities and noise level from an observed ``.npz``."""
+    import jax.numpy as jnp
+
+    from astrobayes.imaging.operators import (
+        fourier_mask_operator,
+        nufft_operator,
+        nufft_operator_from_pixel_phases,
+    )
+    from astrobayes.io.imaging_files import read_fourier_mask, read_visibilities
+
+    for key in ("isnr_db", "uv"):
+        if key in data:
+            raise ValueError(
+                f"[data].{key} is for simulated data; with [data].visibilities the data, "
+                "noise and uv points come from the visibilities file"
+            )
+    observed = read_visibilities(data["visibilities"])
+    if "image_shape" in data:
+        raw = data["image_shape"]
+        if (
+            not isinstance(raw, list)
+            or len(raw) != 2
+            or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 2 for n in raw)
+        ):
+            raise ValueError(f"[data].image_shape must be two integers >= 2; got {raw!r}")
+        shape = (raw[0], raw[1])
+        if truth is not None and truth.shape != shape:
+            raise ValueError(f"[data].image_shape {shape} differs from the truth's {truth.shape}")
+    elif truth is not None:
+        shape = truth.shape
+    else:
+        raise ValueError("[data].image_shape = [height, width] is required with visibilities")
+    num = observed.visibilities.shape[0]
+    sigma_values = observed.sigma
+    if "mask" in data:
+        if data["mask"] == "demo":
+            raise ValueError("mask = 'demo' cannot be used with observed visibilities")
+        if observed.uv is not None:
+            raise ValueError(
+                "the visibilities file has 'uu'/'vv' and [data].mask is given; give one of them"
+            )
+        if not np.all(sigma_values == sigma_values[0]):
+            raise ValueError(
+                "per-visibility sigma is supported with uv points (NUFFT), not with a Fourier mask"
+            )
+        mask = read_fourier_mask(data["mask"], shape=shape)
+        operator = fourier_mask_operator(mask, centred=bool(data.get("mask_centred", False)))
+        if operator.num_visibilities != num:
+            raise ValueError(
+                f"the mask samples {operator.num_visibilities} coefficients but the file has "
+                f"{num} visibilities"
+            )
+        return operator, jnp.asarray(observed.visibilities), float(sigma_values[0])
+    if observed.uv is None:
+        raise ValueError("the visibilities file has no 'uu'/'vv'; add them or give [data].mask")
+    # natural weighting: whiten by w_i = sigma_0^2 / sigma_i^2 (exact likelihood)
+    sigma = float(1.0 / np.sqrt(np.mean(1.0 / sigma_values**2)))
+    weights = (sigma / sigma_values) ** 2
+    units = data.get("uv_units", "wavelengths")
+    if units == "wavelengths":
+        if "pixel_size_arcsec" not in data:
+            raise ValueError("[data].pixel_size_arcsec is required with uv in wavelengths")
+        operator = nufft_operator(
+            observed.uv,
+            image_shape=shape,
+            pixel_size_arcsec=float(data["pixel_size_arcsec"]),
+            weights=weights,
+        )
+    elif units == "radians_per_pixel":
+        operator = nufft_operator_from_pixel_phases(observed.uv, image_shape=shape, weights=weights)
+    else:
+        raise ValueError(f"uv_units must be 'wavelengths' or 'radians_per_pixel'; got {units!r}")
+    return operator, jnp.asarray(np.sqrt(weights) * observed.visibilities), sigma
 
 
 def run(args: argparse.Namespace) -> int:
@@ -260,6 +342,7 @@ def run(args: argparse.Namespace) -> int:
         "alpha": result.hpd.alpha,
         "sigma": float(sigma),
         "num_visibilities": operator.num_visibilities,
+        "observed_visibilities": "visibilities" in data,
         "image_shape": list(image.shape),
         "lci": [
             {

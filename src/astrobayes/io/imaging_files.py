@@ -7,14 +7,17 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
 __all__ = [
+    "ObservedVisibilities",
     "prepare_protocol_image",
     "read_fits_image",
     "read_fourier_mask",
     "read_uv_points",
+    "read_visibilities",
     "write_fits_image",
 ]
 
@@ -195,3 +198,83 @@ def prepare_protocol_image(image: np.ndarray, *, flip: bool = True) -> np.ndarra
     if span <= 0:
         raise ValueError("image is constant; cannot normalise to [0, 1]")
     return (image - image.min()) / span
+
+
+class ObservedVisibilities(NamedTuple):
+    """Observed visibilities read by :func:`read_visibilities`.
+
+    Attributes:
+        visibilities: Complex visibilities ``(M,)``.
+        sigma: Noise standard deviation of each of the real and imaginary parts,
+            ``(M,)`` (a scalar in the file is broadcast).
+        uv: ``(M, 2)`` coordinates ``(u, v)`` in the file's units, or ``None`` when the
+            file has no ``uu``/``vv`` (visibilities on a Fourier mask).
+    """
+
+    visibilities: np.ndarray
+    sigma: np.ndarray
+    uv: np.ndarray | None
+
+
+def read_visibilities(path: str | Path) -> ObservedVisibilities:
+    """Read observed visibilities from an ``.npz`` file (no pickles).
+
+    Layout: ``vis`` (complex, ``(M,)``), ``sigma`` (positive, scalar or ``(M,)``: the
+    standard deviation of each of the real and imaginary parts of the noise) and,
+    for visibilities at arbitrary baselines, ``uu`` and ``vv`` (``(M,)`` each). Without
+    ``uu``/``vv`` the visibilities are the sampled coefficients of a Fourier mask, in
+    the order of ``numpy.nonzero(mask)`` on the mask in NumPy's FFT layout.
+
+    Args:
+        path: The ``.npz`` file.
+
+    Returns:
+        :class:`ObservedVisibilities`.
+
+    Raises:
+        FileNotFoundError: If the file does not exist.
+        ValueError: If an array is missing, has the wrong shape or dtype, or is not
+            finite, or a ``sigma`` is not positive.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"visibilities file not found: {path}")
+    with np.load(path, allow_pickle=False) as content:
+        missing = {"vis", "sigma"} - set(content.files)
+        if missing:
+            raise ValueError(
+                f"{path} must contain arrays 'vis' (complex) and 'sigma'; missing {sorted(missing)}"
+            )
+        vis = np.asarray(content["vis"])
+        sigma = np.asarray(content["sigma"], dtype=np.float64)
+        has_u, has_v = "uu" in content.files, "vv" in content.files
+        if has_u != has_v:
+            raise ValueError(f"{path} must contain both 'uu' and 'vv' or neither")
+        uv = None
+        if has_u:
+            uu = np.asarray(content["uu"], dtype=np.float64)
+            vv = np.asarray(content["vv"], dtype=np.float64)
+            if uu.ndim != 1 or uu.shape != vv.shape:
+                raise ValueError(
+                    f"'uu' and 'vv' must be 1-d of equal length; got {uu.shape} and {vv.shape}"
+                )
+            uv = np.stack([uu, vv], axis=1)
+    if vis.ndim != 1 or vis.size == 0:
+        raise ValueError(f"'vis' must be a non-empty 1-d array; got shape {vis.shape}")
+    if not np.iscomplexobj(vis):
+        raise ValueError(f"'vis' must be complex (real and imaginary parts); got dtype {vis.dtype}")
+    vis = vis.astype(np.complex128)
+    if not np.all(np.isfinite(vis)):
+        raise ValueError(f"'vis' has {int(np.sum(~np.isfinite(vis)))} non-finite entries")
+    if sigma.ndim == 0:
+        sigma = np.full(vis.shape, float(sigma))
+    if sigma.shape != vis.shape:
+        raise ValueError(f"'sigma' must be a scalar or have shape {vis.shape}; got {sigma.shape}")
+    if not np.all(np.isfinite(sigma) & (sigma > 0)):
+        raise ValueError("'sigma' must be positive and finite")
+    if uv is not None:
+        if uv.shape[0] != vis.shape[0]:
+            raise ValueError(f"'uu'/'vv' have {uv.shape[0]} entries but 'vis' has {vis.shape[0]}")
+        if not np.all(np.isfinite(uv)):
+            raise ValueError("'uu' and 'vv' must be finite")
+    return ObservedVisibilities(vis, sigma, uv)
