@@ -157,7 +157,7 @@ def test_checkpoint_resume_is_bitwise_identical(key, tmp_path):
     uninterrupted = run_nuts(key, _logdensity, start, config=config)
 
     path = tmp_path / "run.npz"
-    killed = _InterruptedCheckpoint(path, after=2)
+    killed = _InterruptedCheckpoint(path, after=3)  # warm-up, 50 and 100 draws
     with pytest.raises(KeyboardInterrupt):
         run_nuts(key, _logdensity, start, config=config, checkpoint=killed)
     assert NpzCheckpoint(path).load()["draws"].shape == (2, 100, 2)

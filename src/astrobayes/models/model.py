@@ -19,9 +19,15 @@ import numpy as np
 import numpyro
 import numpyro.distributions as dist
 from jax.flatten_util import ravel_pytree
-from numpyro.infer.util import initialize_model
+from numpyro import handlers
+from numpyro.distributions.transforms import biject_to
+from numpyro.infer.initialization import init_to_uniform
+from numpyro.infer.util import constrain_fn as numpyro_constrain_fn
+from numpyro.infer.util import potential_energy
 
 from astrobayes._checks import check_key, check_positive_int
+
+_MAX_INIT_ATTEMPTS = 100
 
 
 @dataclass(frozen=True)
@@ -130,6 +136,10 @@ class UnconstrainedDensity(NamedTuple):
 def unconstrained_density(key: jax.Array, model: Model, num_chains: int) -> UnconstrainedDensity:
     """Turn a :class:`Model` into a log density on the unconstrained space.
 
+    The model is traced abstractly (``jax.eval_shape``) to find its latent sites, so no
+    likelihood is evaluated eagerly; the density is NumPyro's potential energy with the
+    sign flipped (log joint plus the log-Jacobian of each site's bijection).
+
     Args:
         key: JAX PRNG key (initial positions, uniform in ``(-2, 2)`` unconstrained).
         model: The model.
@@ -139,61 +149,96 @@ def unconstrained_density(key: jax.Array, model: Model, num_chains: int) -> Unco
         :class:`UnconstrainedDensity`.
 
     Raises:
-        ValueError: If the model has an improper prior (``ImproperUniform``), no
-            latent parameter, or a non-finite log density at every initial point.
+        ValueError: If the model has an improper prior (``ImproperUniform``), a discrete
+            latent parameter, no latent parameter, or a non-finite log density at every
+            initial point tried.
 
     """
     check_key(key)
     if not isinstance(model, Model):
         raise TypeError(f"model must be astrobayes.models.Model; got {type(model).__name__}")
     num_chains = check_positive_int(num_chains, "num_chains")
-    keys = jax.random.split(key, num_chains)
-    try:
-        info = initialize_model(
-            keys,
-            model.numpyro_model,
-            model_args=model.model_args,
-            model_kwargs=dict(model.model_kwargs),
+    args, kwargs = model.model_args, dict(model.model_kwargs)
+    shapes = _latent_shapes(model)
+    prototype = {name: jnp.zeros(shape, jnp.float32) for name, shape in shapes.items()}
+    flat, unravel = ravel_pytree(prototype)
+    dim = flat.shape[0]
+    names: list[str] = []
+    for name in sorted(prototype):
+        shape = shapes[name]
+        size = int(np.prod(shape))
+        names.extend([name] if not shape else [f"{name}[{i}]" for i in range(size)])
+
+    def logdensity_fn(u):
+        return -potential_energy(model.numpyro_model, args, kwargs, unravel(u))
+
+    def constrain_fn(u):
+        return numpyro_constrain_fn(
+            model.numpyro_model, args, kwargs, unravel(u), return_deterministic=True
         )
-    except RuntimeError as error:
-        raise ValueError(
-            f"model {model.name!r}: cannot find a valid initial point: {error}"
-        ) from None
-    latent = {
-        name: site
-        for name, site in info.model_trace.items()
-        if site["type"] == "sample" and not site["is_observed"]
-    }
-    if not latent:
+
+    positions = _initial_positions(key, logdensity_fn, num_chains, dim, model.name)
+    return UnconstrainedDensity(logdensity_fn, constrain_fn, positions, tuple(names), unravel)
+
+
+def _latent_shapes(model: Model) -> dict[str, tuple[int, ...]]:
+    """Unconstrained shape of each latent site, from an abstract trace of the model."""
+    found: dict[str, tuple[int, ...]] = {}
+
+    def trace(key):
+        seeded = handlers.substitute(
+            handlers.seed(model.numpyro_model, key), substitute_fn=init_to_uniform
+        )
+        model_trace = handlers.trace(seeded).get_trace(
+            *model.model_args, **dict(model.model_kwargs)
+        )
+        for name, site in model_trace.items():
+            if site["type"] != "sample" or site["is_observed"]:
+                continue
+            fn = site["fn"]
+            base = getattr(fn, "base_dist", fn)
+            if isinstance(fn, dist.ImproperUniform) or isinstance(base, dist.ImproperUniform):
+                raise ValueError(
+                    f"model {model.name!r}: parameter {name!r} has an improper prior "
+                    f"({type(fn).__name__}); the evidence needs a proper, normalised prior"
+                )
+            if fn.support.is_discrete:
+                raise ValueError(
+                    f"model {model.name!r}: parameter {name!r} is discrete "
+                    f"({type(fn).__name__}); NUTS needs continuous parameters"
+                )
+            shape = jnp.shape(site["value"])
+            found[name] = tuple(int(n) for n in biject_to(fn.support).inverse_shape(shape))
+        return 0
+
+    jax.eval_shape(trace, jax.random.key(0))
+    if not found:
         raise ValueError(
             f"model {model.name!r} has no latent parameter (numpyro.sample without obs)"
         )
-    for name, site in latent.items():
-        fn = site["fn"]
-        base = getattr(fn, "base_dist", fn)
-        if isinstance(fn, dist.ImproperUniform) or isinstance(base, dist.ImproperUniform):
-            raise ValueError(
-                f"model {model.name!r}: parameter {name!r} has an improper prior "
-                f"({type(fn).__name__}); the evidence needs a proper, normalised prior"
-            )
-    z = info.param_info.z
-    first = jax.tree_util.tree_map(lambda a: a[0], z)
-    _, unravel = ravel_pytree(first)
-    positions = jax.vmap(lambda tree: ravel_pytree(tree)[0])(z)
-    names: list[str] = []
-    for name in sorted(first):
-        size = int(np.size(first[name]))
-        names.extend([name] if np.ndim(first[name]) == 0 else [f"{name}[{i}]" for i in range(size)])
-    potential_fn = info.potential_fn
-    postprocess_fn = info.postprocess_fn
+    return found
 
-    def logdensity_fn(u):
-        return -potential_fn(unravel(u))
 
-    def constrain_fn(u):
-        return postprocess_fn(unravel(u))
-
-    return UnconstrainedDensity(logdensity_fn, constrain_fn, positions, tuple(names), unravel)
+def _initial_positions(key, logdensity_fn, num_chains: int, dim: int, name: str) -> jax.Array:
+    """Uniform draws in ``(-2, 2)^dim`` (unconstrained), redrawn where the density is not finite."""
+    batch_logdensity = jax.jit(jax.vmap(logdensity_fn))
+    positions = np.zeros((num_chains, dim), np.float32)
+    missing = np.ones(num_chains, bool)
+    for attempt in range(_MAX_INIT_ATTEMPTS):
+        trial = jax.random.uniform(
+            jax.random.fold_in(key, attempt), (num_chains, dim), minval=-2.0, maxval=2.0
+        )
+        finite = np.isfinite(np.asarray(batch_logdensity(trial)))
+        take = missing & finite
+        positions[take] = np.asarray(trial)[take]
+        missing &= ~finite
+        if not missing.any():
+            return jnp.asarray(positions)
+    raise ValueError(
+        f"model {name!r}: cannot find a valid initial point: the log density was not finite "
+        f"at {_MAX_INIT_ATTEMPTS} uniform draws in (-2, 2)^{dim} (unconstrained) for "
+        f"{int(missing.sum())} of {num_chains} chains"
+    )
 
 
 def constrained_samples(

@@ -2,14 +2,19 @@
 
 Chains are vectorised with ``vmap`` on one device and, when several devices are visible
 and the number of chains divides evenly, sharded across them along the chain axis.
-Sampling runs in blocks of ``checkpoint_every`` draws; after each block the full state
-(adapted step sizes and mass matrices, current positions, draws so far) goes to the
-``checkpoint`` object, so a killed run started again with the same settings resumes where
-it stopped. Block ``b`` uses the key ``fold_in(sample_key, b)``, so a resumed run gives
-the same draws as an uninterrupted one.
+Warm-up (Stan's windowed adaptation: dual averaging of the step size, Welford estimates of
+the inverse mass matrix in doubling windows) and sampling run through *one* compiled
+program, a scan of fixed length over NUTS steps whose adaptation updates are switched on
+or off by a schedule passed as data; compiling NUTS once instead of twice halves the
+start-up cost that dominates small problems. After warm-up and every ``checkpoint_every``
+draws the full state (adapted step sizes and mass matrices, current positions, draws so
+far) goes to the ``checkpoint`` object, so a killed run started again with the same
+settings resumes where it stopped. Step ``i`` of a chain uses the key
+``fold_in(chain_key, i)``, so a resumed run gives the same draws as an uninterrupted one.
 
 References:
-    Hoffman & Gelman (2014), arXiv:1111.4246 (NUTS); Cabezas et al. (2024),
+    Hoffman & Gelman (2014), arXiv:1111.4246 (NUTS, dual averaging); Stan Reference
+    Manual, "HMC algorithm parameters" (adaptation windows); Cabezas et al. (2024),
     arXiv:2402.10797 (BlackJAX); Vehtari et al. (2021), arXiv:1903.08008 (R-hat, ESS).
 
 """
@@ -25,7 +30,9 @@ import blackjax
 import jax
 import jax.numpy as jnp
 import numpy as np
-from blackjax.adaptation.base import get_filter_adapt_info_fn
+from blackjax.adaptation.mass_matrix import mass_matrix_adaptation
+from blackjax.adaptation.staged_adaptation import build_schedule
+from blackjax.adaptation.step_size import dual_averaging_adaptation
 from blackjax.diagnostics import effective_sample_size, potential_scale_reduction
 
 from astrobayes._checks import as_float_array, check_key, check_positive_int
@@ -174,63 +181,66 @@ def run_nuts(
             "remove it or write to another output directory"
         )
 
+    steps_fn = _steps(logdensity_fn, config)
+    chunk = min(_CHUNK, config.checkpoint_every)
     if saved is None:
+        state, adaptation = _initial_state(logdensity_fn, config, positions)
+        schedule = np.asarray(build_schedule(config.num_warmup), dtype=np.int32).reshape(-1, 2)
+        chain_keys = jax.random.split(warmup_key, config.num_chains)
         if progress_fn is not None:
             progress_fn("warmup", 0, config.num_warmup)
-        state, params = _warmup(logdensity_fn, config)(
-            jax.random.split(warmup_key, config.num_chains), positions
-        )
-        if progress_fn is not None:
-            progress_fn("warmup", config.num_warmup, config.num_warmup)
+        for begin in range(0, config.num_warmup, chunk):
+            index = begin + np.arange(chunk)
+            active = index < config.num_warmup
+            stage = np.where(active, schedule[np.minimum(index, config.num_warmup - 1), 0], 0)
+            window_end = active & schedule[np.minimum(index, config.num_warmup - 1), 1].astype(bool)
+            (state, adaptation), _ = steps_fn(
+                chain_keys, state, adaptation, index, stage, window_end, active, active
+            )
+            if progress_fn is not None:
+                progress_fn("warmup", int(min(begin + chunk, config.num_warmup)), config.num_warmup)
+        adaptation = _end_warmup(adaptation)
         draws = np.zeros((config.num_chains, 0, dim), np.float32)
         logdens = np.zeros((config.num_chains, 0), np.float32)
         divergent = np.zeros(config.num_chains, np.int64)
         accept_sum = np.zeros(config.num_chains)
         resumed = 0
+        if checkpoint is not None:
+            _save(checkpoint, fingerprint, state, adaptation, draws, logdens, divergent, accept_sum)
     else:
         state = blackjax.mcmc.hmc.HMCState(
             jnp.asarray(saved["position"]),
             jnp.asarray(saved["state_logdensity"]),
             jnp.asarray(saved["state_grad"]),
         )
-        params = {
-            "step_size": jnp.asarray(saved["step_size"]),
-            "inverse_mass_matrix": jnp.asarray(saved["inverse_mass_matrix"]),
-        }
+        _, template = _initial_state(logdensity_fn, config, positions)
+        adaptation = _fixed_adaptation(template, saved["step_size"], saved["inverse_mass_matrix"])
         draws, logdens = saved["draws"], saved["logdensity"]
         divergent, accept_sum = saved["num_divergent"], saved["acceptance_sum"]
         resumed = draws.shape[1]
 
-    block_fn = _block(logdensity_fn)
+    chain_keys = jax.random.split(sample_key, config.num_chains)
+    no_stage = np.zeros(chunk, np.int32)
+    no_adapt = np.zeros(chunk, bool)
     done = draws.shape[1]
     while done < config.num_samples:
-        # Every block has the same length (one compilation); the last is cut to size.
-        size = config.checkpoint_every
-        keep = min(size, config.num_samples - done)
-        block_index = done // config.checkpoint_every
-        keys = jax.random.split(jax.random.fold_in(sample_key, block_index), config.num_chains)
-        state, (pos, lp, div, acc) = block_fn(keys, state, params, size)
-        pos, lp, div, acc = pos[:, :keep], lp[:, :keep], div[:, :keep], acc[:, :keep]
-        draws = np.concatenate([draws, np.asarray(pos)], axis=1)
-        logdens = np.concatenate([logdens, np.asarray(lp)], axis=1)
-        divergent = divergent + np.asarray(div).sum(axis=1)
-        accept_sum = accept_sum + np.asarray(acc, np.float64).sum(axis=1)
+        # Never run past the next checkpoint boundary (inactive steps change nothing).
+        boundary = min(
+            (done // config.checkpoint_every + 1) * config.checkpoint_every, config.num_samples
+        )
+        index = done + np.arange(chunk)
+        active = index < boundary
+        keep = int(active.sum())
+        (state, adaptation), (pos, lp, div, acc) = steps_fn(
+            chain_keys, state, adaptation, index, no_stage, no_adapt, no_adapt, active
+        )
+        draws = np.concatenate([draws, np.asarray(pos)[:, :keep]], axis=1)
+        logdens = np.concatenate([logdens, np.asarray(lp)[:, :keep]], axis=1)
+        divergent = divergent + np.asarray(div)[:, :keep].sum(axis=1)
+        accept_sum = accept_sum + np.asarray(acc, np.float64)[:, :keep].sum(axis=1)
         done = draws.shape[1]
-        if checkpoint is not None:
-            checkpoint.save(
-                {
-                    "fingerprint": np.asarray(fingerprint),
-                    "position": np.asarray(state.position),
-                    "state_logdensity": np.asarray(state.logdensity),
-                    "state_grad": np.asarray(state.logdensity_grad),
-                    "step_size": np.asarray(params["step_size"]),
-                    "inverse_mass_matrix": np.asarray(params["inverse_mass_matrix"]),
-                    "draws": draws,
-                    "logdensity": logdens,
-                    "num_divergent": divergent,
-                    "acceptance_sum": accept_sum,
-                }
-            )
+        if checkpoint is not None and done == boundary:
+            _save(checkpoint, fingerprint, state, adaptation, draws, logdens, divergent, accept_sum)
         if progress_fn is not None:
             progress_fn("sampling", done, config.num_samples)
 
@@ -253,42 +263,144 @@ def run_nuts(
         ess=ess,
         acceptance_rate=accept_sum / config.num_samples,
         num_divergent=np.asarray(divergent),
-        step_size=np.asarray(params["step_size"]),
+        step_size=np.asarray(adaptation.step_size),
         resumed_from=resumed,
     )
 
 
-def _warmup(logdensity_fn, config: NUTSConfig):
-    def one(key, position):
-        adaptation = blackjax.window_adaptation(
-            blackjax.nuts,
-            logdensity_fn,
-            is_mass_matrix_diagonal=not config.dense_mass,
-            target_acceptance_rate=config.target_acceptance_rate,
-            adaptation_info_fn=get_filter_adapt_info_fn(),
+#: Steps per call of the compiled program (its scan length).
+_CHUNK = 100
+
+
+class _Adaptation(NamedTuple):
+    """Per-chain adaptation state: dual averaging, Welford window, current parameters."""
+
+    step_size_state: tuple
+    mass_matrix_state: tuple
+    step_size: jax.Array
+    inverse_mass_matrix: jax.Array
+
+
+def _adaptation_fns(config: NUTSConfig):
+    mm_init, mm_update, mm_final = mass_matrix_adaptation(not config.dense_mass)
+    da_init, da_update, da_final = dual_averaging_adaptation(config.target_acceptance_rate)
+    return (mm_init, mm_update, mm_final), (da_init, da_update, da_final)
+
+
+def _initial_state(logdensity_fn, config: NUTSConfig, positions):
+    (mm_init, _, _), (da_init, _, _) = _adaptation_fns(config)
+    dim = positions.shape[1]
+
+    def one(position):
+        mass_matrix = mm_init(dim)
+        step_size = jnp.asarray(1.0, position.dtype)
+        adaptation = _Adaptation(
+            da_init(step_size), mass_matrix, step_size, mass_matrix.inverse_mass_matrix
         )
-        (state, params), _ = adaptation.run(key, position, num_steps=config.num_warmup)
-        return state, params
+        return blackjax.nuts.init(position, logdensity_fn), adaptation
 
-    return jax.jit(jax.vmap(one))
+    state = jax.jit(jax.vmap(one))(positions)
+    # Concrete, strongly typed leaves: the compiled steps program sees the same types on
+    # its first call as on every later one (weak types would trigger a recompilation).
+    return jax.tree_util.tree_map(
+        lambda leaf: jax.device_put(np.asarray(leaf), leaf.sharding), state
+    )
 
 
-def _block(logdensity_fn):
-    def one(key, state, params, size):
-        kernel = blackjax.nuts(logdensity_fn, **params)
+def _end_warmup(adaptation: _Adaptation) -> _Adaptation:
+    """Fix the step size at its dual-averaging average and the last window's mass matrix."""
+    return adaptation._replace(
+        step_size=jnp.exp(adaptation.step_size_state.log_step_size_avg),
+        inverse_mass_matrix=adaptation.mass_matrix_state.inverse_mass_matrix,
+    )
 
-        def body(state, step_key):
-            state, info = kernel.step(step_key, state)
-            return state, (
-                state.position,
-                state.logdensity,
-                info.is_divergent,
+
+def _fixed_adaptation(template: _Adaptation, step_size, inverse_mass_matrix) -> _Adaptation:
+    """``template`` (same types, so no recompilation) carrying saved final parameters."""
+    return template._replace(
+        step_size=jnp.asarray(step_size, template.step_size.dtype),
+        inverse_mass_matrix=jnp.asarray(inverse_mass_matrix, template.inverse_mass_matrix.dtype),
+    )
+
+
+def _steps(logdensity_fn, config: NUTSConfig):
+    """One compiled program for warm-up and sampling: a scan over ``_CHUNK`` NUTS steps.
+
+    Per step (data, not compile-time constants): the global step index (for the key), the
+    window stage (0 fast, 1 slow), whether a slow window ends, whether to adapt and whether
+    the step is active at all (inactive steps leave state and adaptation unchanged).
+    """
+    (_, mm_update, mm_final), (da_init, da_update, da_final) = _adaptation_fns(config)
+    kernel = blackjax.nuts.build_kernel()
+
+    def end_window(adaptation):
+        mass_matrix = mm_final(adaptation.mass_matrix_state)
+        step_size_state = da_init(da_final(adaptation.step_size_state))
+        return _Adaptation(
+            step_size_state,
+            mass_matrix,
+            jnp.exp(step_size_state.log_step_size),
+            mass_matrix.inverse_mass_matrix,
+        )
+
+    def keep_where(flag, new, old):
+        return jax.tree_util.tree_map(lambda a, b: jnp.where(flag, a, b), new, old)
+
+    def one(chain_key, state, adaptation, index, stage, window_end, adapting, active):
+        def body(carry, xs):
+            state, adaptation = carry
+            step_index, step_stage, step_window_end, step_adapting, step_active = xs
+            new_state, info = kernel(
+                jax.random.fold_in(chain_key, step_index),
+                state,
+                logdensity_fn,
+                adaptation.step_size,
+                adaptation.inverse_mass_matrix,
+            )
+            step_size_state = da_update(adaptation.step_size_state, info.acceptance_rate)
+            mass_matrix = jax.lax.cond(
+                step_stage == 1,
+                lambda m: mm_update(m, new_state.position),
+                lambda m: m,
+                adaptation.mass_matrix_state,
+            )
+            adapted = _Adaptation(
+                step_size_state,
+                mass_matrix,
+                jnp.exp(step_size_state.log_step_size),
+                adaptation.inverse_mass_matrix,
+            )
+            adapted = jax.lax.cond(step_window_end, end_window, lambda a: a, adapted)
+            adaptation = keep_where(step_adapting & step_active, adapted, adaptation)
+            state = keep_where(step_active, new_state, state)
+            return (state, adaptation), (
+                new_state.position,
+                new_state.logdensity,
+                info.is_divergent & step_active,
                 info.acceptance_rate,
             )
 
-        return jax.lax.scan(body, state, jax.random.split(key, size))
+        xs = (index, stage, window_end, adapting, active)
+        return jax.lax.scan(body, (state, adaptation), xs)
 
-    return jax.jit(jax.vmap(one, in_axes=(0, 0, 0, None)), static_argnums=3)
+    return jax.jit(jax.vmap(one, in_axes=(0, 0, 0, None, None, None, None, None)))
+
+
+def _save(checkpoint, fingerprint, state, adaptation, draws, logdens, divergent, accept_sum):
+    checkpoint.save(
+        {
+            "fingerprint": np.asarray(fingerprint),
+            "position": np.asarray(state.position),
+            "state_logdensity": np.asarray(state.logdensity),
+            "state_grad": np.asarray(state.logdensity_grad),
+            "step_size": np.asarray(adaptation.step_size),
+            "inverse_mass_matrix": np.asarray(adaptation.inverse_mass_matrix),
+            "draws": draws,
+            "logdensity": logdens,
+            "num_divergent": divergent,
+            "acceptance_sum": accept_sum,
+        }
+    )
 
 
 def _shard_chains(positions: jax.Array) -> jax.Array:
@@ -302,7 +414,7 @@ def _shard_chains(positions: jax.Array) -> jax.Array:
 
 
 def _fingerprint(key, positions, config: NUTSConfig, names) -> str:
-    digest = hashlib.sha256()
+    digest = hashlib.sha256(b"astrobayes-nuts-v2")
     digest.update(np.asarray(jax.random.key_data(key)).tobytes())
     digest.update(np.asarray(positions, np.float32).tobytes())
     digest.update(repr(sorted(asdict(config).items())).encode())
