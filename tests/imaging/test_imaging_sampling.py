@@ -171,7 +171,11 @@ def test_multichain_mcmc_with_nufft_operator(key):
     a = sample_posterior(key, post, start, method="myula", **settings)
     b = sample_posterior(key, post, start, method="myula", **settings)
     assert a.summaries.shape == (3, 4, 64)
-    np.testing.assert_array_equal(np.asarray(a.summaries), np.asarray(b.summaries))
+    # same key, same result up to rounding (finufft's multithreaded spreading sums in
+    # a varying order)
+    np.testing.assert_allclose(
+        np.asarray(a.summaries), np.asarray(b.summaries), rtol=1e-4, atol=1e-5
+    )
     assert np.all(np.isfinite(np.asarray(a.summaries)))
     # the chains are distinct (each has its own key)
     assert not np.allclose(np.asarray(a.summaries[0]), np.asarray(a.summaries[1]))
