@@ -106,6 +106,7 @@ def proximal_nested_sampling(
     *,
     log_likelihood_offset: float = 0.0,
     prior_gradient_fn: Callable | None = None,
+    subspace_projection_fn: Callable | None = None,
     num_mcmc_steps: int = 40,
     initial_step: float = 0.1,
     smoothing: float | None = None,
@@ -125,6 +126,12 @@ def proximal_nested_sampling(
         log_likelihood_offset: Constant added to ``log_likelihood_fn`` to normalise it.
         prior_gradient_fn: Gradient of the prior potential (default: autodiff, which
             for ``|.|`` gives a subgradient; the Metropolis step keeps it exact).
+        subspace_projection_fn: Optional orthogonal projector ``x -> P x`` onto the
+            subspace on which the likelihood depends (``ln L(x) = ln L(P x)``, e.g. the
+            measured Fourier modes of a masked FFT). When given, each move is two
+            Metropolis-adjusted block updates, one in ``range(P)`` and one in its
+            complement (where only the prior acts), each with its own adapted step: the
+            complement then mixes at the prior's scale instead of the constraint's.
         num_mcmc_steps: Metropolis-adjusted Langevin moves per replacement.
         initial_step: Initial Langevin step (adapted towards 50% acceptance).
         smoothing: Moreau-Yosida parameter of the constraint; default ``step``.
@@ -149,33 +156,88 @@ def proximal_nested_sampling(
     num_live = live.shape[0]
     dtype = jnp.zeros(()).dtype
     live = jnp.asarray(live, dtype)
-    grad_prior = prior_gradient_fn or jax.grad(prior_potential_fn)
     live_log_l = jax.vmap(log_likelihood_fn)(live)
     log_shrink = math.log1p(-math.exp(-1.0 / num_live))
+    max_step = 1e6 * float(initial_step)  # an always-accepted (empty) block must not blow up
 
-    def drift(x, level, step):
+    if prior_gradient_fn is None:
+        prior_value_and_grad = jax.value_and_grad(prior_potential_fn)
+    else:
+
+        def prior_value_and_grad(x):
+            return prior_potential_fn(x), prior_gradient_fn(x)
+
+    if subspace_projection_fn is None:
+
+        def measured(v):
+            return v
+    else:
+        measured = subspace_projection_fn
+
+    def evaluate(x, level):
+        """Cached terms at ``x``: potential, gradient, its measured part, ``x - proj(x)``."""
+        value, gradient = prior_value_and_grad(x)
+        return value, gradient, measured(gradient), x - constraint_projection_fn(x, level)
+
+    def mala_measured(carry, k, level, step):
+        """Metropolis-adjusted Langevin step in ``range(P)`` (everything when no ``P``)."""
+        x, value, gradient, gradient_measured, outside = carry
         lam = step if smoothing is None else smoothing
-        return -grad_prior(x) - (x - constraint_projection_fn(x, level)) / lam
+        k_prop, k_acc = jax.random.split(k)
+        forward = x - step * (gradient_measured + outside / lam)
+        noise = measured(jax.random.normal(k_prop, x.shape, dtype))
+        proposal = forward + jnp.sqrt(2 * step) * noise
+        new = evaluate(proposal, level)
+        backward = proposal - step * (new[2] + new[3] / lam)
+        log_ratio = (
+            value
+            - new[0]
+            - jnp.sum((x - backward) ** 2) / (4 * step)
+            + jnp.sum((proposal - forward) ** 2) / (4 * step)
+        )
+        inside = log_likelihood_fn(proposal) > level
+        accept = inside & (jnp.log(jax.random.uniform(k_acc, (), dtype)) < log_ratio)
+        carry = jax.tree.map(lambda a, b: jnp.where(accept, a, b), (proposal, *new), carry)
+        return carry, accept
 
-    def constrained_move(key, x, level, step):
+    def mala_free(carry, k, step):
+        """Metropolis-adjusted Langevin step in the complement of ``range(P)`` (prior only)."""
+        x, value, gradient, gradient_measured, outside = carry
+        k_prop, k_acc = jax.random.split(k)
+        forward = x - step * (gradient - gradient_measured)
+        noise = jax.random.normal(k_prop, x.shape, dtype)
+        proposal = forward + jnp.sqrt(2 * step) * (noise - measured(noise))
+        new_value, new_gradient = prior_value_and_grad(proposal)
+        new_measured = measured(new_gradient)
+        backward = proposal - step * (new_gradient - new_measured)
+        log_ratio = (
+            value
+            - new_value
+            - jnp.sum((x - backward) ** 2) / (4 * step)
+            + jnp.sum((proposal - forward) ** 2) / (4 * step)
+        )
+        # ln L(x) = ln L(P x) and proj(x) - x depends on P x only: both are unchanged
+        accept = jnp.log(jax.random.uniform(k_acc, (), dtype)) < log_ratio
+        new = (proposal, new_value, new_gradient, new_measured, outside)
+        carry = jax.tree.map(lambda a, b: jnp.where(accept, a, b), new, carry)
+        return carry, accept
+
+    def constrained_move(key, x, level, steps):
         def one(carry, k):
-            x, accepted = carry
-            k_prop, k_acc = jax.random.split(k)
-            forward = x + step * drift(x, level, step)
-            proposal = forward + jnp.sqrt(2 * step) * jax.random.normal(k_prop, x.shape, dtype)
-            backward = proposal + step * drift(proposal, level, step)
-            log_ratio = (
-                prior_potential_fn(x)
-                - prior_potential_fn(proposal)
-                - jnp.sum((x - backward) ** 2) / (4 * step)
-                + jnp.sum((proposal - forward) ** 2) / (4 * step)
-            )
-            inside = log_likelihood_fn(proposal) > level
-            accept = inside & (jnp.log(jax.random.uniform(k_acc, (), dtype)) < log_ratio)
-            return (jnp.where(accept, proposal, x), accepted + accept), None
+            state, accepted = carry
+            if subspace_projection_fn is None:
+                state, accept = mala_measured(state, k, level, steps[0])
+                return (state, accepted + jnp.stack([accept, accept])), None
+            k_measured, k_free = jax.random.split(k)
+            state, accept_measured = mala_measured(state, k_measured, level, steps[0])
+            state, accept_free = mala_free(state, k_free, steps[1])
+            return (state, accepted + jnp.stack([accept_measured, accept_free])), None
 
-        (x, accepted), _ = jax.lax.scan(one, (x, 0), jax.random.split(key, num_mcmc_steps))
-        return x, accepted / num_mcmc_steps
+        start = (x, *evaluate(x, level))
+        (state, accepted), _ = jax.lax.scan(
+            one, (start, jnp.zeros(2, dtype)), jax.random.split(key, num_mcmc_steps)
+        )
+        return state[0], accepted / num_mcmc_steps
 
     def cond(state):
         i, _, live_log_l, log_z, _, _, _, _, _, _ = state
@@ -198,8 +260,9 @@ def proximal_nested_sampling(
         # start from another live point (uniform over the others)
         offset = jax.random.randint(k_pick, (), 1, num_live)
         start = live[(worst + offset) % num_live]
-        new, rate = constrained_move(k_move, start, level, step)
-        step = step * jnp.exp(jnp.clip(rate - 0.5, -0.5, 0.5))
+        new, rates = constrained_move(k_move, start, level, step)
+        step = jnp.minimum(step * jnp.exp(jnp.clip(rates - 0.5, -0.5, 0.5)), max_step)
+        rate = jnp.mean(rates) if subspace_projection_fn is not None else rates[0]
         new_log_l = log_likelihood_fn(new)
         live = live.at[worst].set(new)
         live_log_l = live_log_l.at[worst].set(new_log_l)
@@ -224,7 +287,7 @@ def proximal_nested_sampling(
         live_log_l,
         jnp.asarray(-jnp.inf, dtype),
         jnp.asarray(0.0, dtype),
-        jnp.asarray(initial_step, dtype),
+        jnp.full((2,), initial_step, dtype),
         key,
         jnp.asarray(0.0, dtype),
         jnp.full((capacity,), jnp.nan, dtype),
