@@ -1,0 +1,425 @@
+r"""Cosmic shear, LCDM vs w0waCDM with 14 and 16 parameters, on an emulated likelihood.
+
+A DES-Y1-like tomographic cosmic-shear analysis (4 bins, 10 spectra at 12 multipoles in
+[30, 2000], Gaussian covariance with shape noise; see
+:mod:`astrobayes.cosmology.shear_survey`) where the expensive model, jax-cosmo's Limber
+spectra, is replaced by a CosmoPower-style emulator shipped with the package. The emulator
+maps ``(omega_m, s8, omega_b, h, n_s, w0, wa, delta_z_1..4)`` to the GG, GI and II spectra
+(log, PCA); intrinsic alignment (NLA amplitude ``a_ia``) and shear calibration ``m_i``
+enter exactly:
+
+.. math::
+    C_{ij} = (1+m_i)(1+m_j)\,[C^{GG}_{ij} + A_{IA} C^{GI}_{ij} + A_{IA}^2 C^{II}_{ij}].
+
+Priors (Troxel et al. 2018 widths for the nuisances, centred on the synthetic truth):
+cosmology uniform on :data:`~astrobayes.cosmology.shear_survey.COSMOLOGY_BOUNDS` (LCDM fixes
+``w0 = -1``, ``wa = 0``); ``a_ia ~ U(-5, 5)``; ``delta_z_i ~ N(0, sigma_i)`` truncated to
+[-0.1, 0.1] (the emulator's range) with ``sigma = (0.016, 0.013, 0.011, 0.022)``;
+``m_i ~ N(0, 0.023)``.
+
+Quick start::
+
+    import jax
+    from astrobayes import compare
+    from astrobayes.cosmology.shear import shear_models
+    from astrobayes.sampling import NUTSConfig
+
+    out = compare(jax.random.key(0), shear_models(), reference="lcdm",
+                  sampling=NUTSConfig(num_chains=8, num_warmup=500, num_samples=1000))
+
+The shipped files (``shear_data/``) were made by ``scripts/make_shear_training_set.py``
+and ``scripts/train_shear_emulator.py``; see ``docs/cosmic_shear.md``. Reading them
+here is, like :func:`~astrobayes.emulators.load_emulator`, the one file access outside
+``astrobayes.io``: they are package data.
+
+References:
+    Piras et al. (2024), arXiv:2405.12965; Troxel et al. (2018), arXiv:1708.01538;
+    Spurio Mancini et al. (2022), arXiv:2106.03846; Campagne et al. (2023),
+    arXiv:2302.05163; Chevallier & Polarski (2001), Linder (2003) (CPL).
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+from collections.abc import Callable, Mapping
+from typing import NamedTuple
+
+import jax.numpy as jnp
+import numpy as np
+import numpyro.distributions as dist
+from jax.scipy.special import ndtr, ndtri
+from jaxtyping import Array, ArrayLike, Float
+
+from astrobayes._checks import as_float_array, check_finite
+from astrobayes.cosmology.gaussian import GaussianLikelihood
+from astrobayes.cosmology.shear_survey import (
+    COSMOLOGY_BOUNDS,
+    DES_Y1_LIKE,
+    EMULATOR_NAMES,
+    PHOTO_Z_BOUND,
+    ShearSurvey,
+)
+from astrobayes.emulators import Emulator, load_emulator
+from astrobayes.models.model import Model
+
+__all__ = [
+    "LCDM_NAMES",
+    "MULTIPLICATIVE_BIAS_SIGMA",
+    "PHOTO_Z_SIGMA",
+    "W0WACDM_NAMES",
+    "ShearData",
+    "ShearProblem",
+    "des_y1_like_data",
+    "des_y1_like_emulator",
+    "make_shear_log_likelihood",
+    "shear_models",
+    "shear_problems",
+    "shear_spectra",
+]
+
+PHOTO_Z_SIGMA = (0.016, 0.013, 0.011, 0.022)
+"""Prior widths of the photo-z shifts (DES-Y1 metacalibration, Troxel et al. 2018)."""
+
+MULTIPLICATIVE_BIAS_SIGMA = 0.023
+"""Prior width of each shear calibration m_i (DES-Y1 metacalibration)."""
+
+A_IA_BOUNDS = (-5.0, 5.0)
+"""Uniform prior range of the NLA amplitude (as DES-Y1)."""
+
+_NUISANCE_NAMES = (
+    "a_ia",
+    "delta_z_1",
+    "delta_z_2",
+    "delta_z_3",
+    "delta_z_4",
+    "m_1",
+    "m_2",
+    "m_3",
+    "m_4",
+)
+LCDM_NAMES = ("omega_m", "s8", "omega_b", "h", "n_s", *_NUISANCE_NAMES)
+"""The 14 parameters of the LCDM model, in vector order."""
+W0WACDM_NAMES = ("omega_m", "s8", "omega_b", "h", "n_s", "w0", "wa", *_NUISANCE_NAMES)
+"""The 16 parameters of the w0waCDM model, in vector order."""
+
+_DATA_PACKAGE = "astrobayes.cosmology.shear_data"
+_DATA_FILE = "des_y1_like.npz"
+_EMULATOR_FILE = "des_y1_like_emulator.eqx"
+
+
+class ShearData(NamedTuple):
+    """A cosmic-shear data vector with its Gaussian covariance.
+
+    Attributes:
+        ell: Multipoles ``(num_ell,)``.
+        data_vector: Band powers, pair-major ``(num_pairs * num_ell,)``.
+        covariance: Covariance ``(num_data, num_data)`` (float64).
+
+    """
+
+    ell: np.ndarray
+    data_vector: np.ndarray
+    covariance: np.ndarray
+
+
+def des_y1_like_data() -> ShearData:
+    """The shipped synthetic DES-Y1-like data vector (noiseless, at ``FIDUCIAL``).
+
+    Made by ``scripts/make_shear_training_set.py`` with a direct jax-cosmo call (flat LCDM,
+    ``omega_m = 0.3``, ``s8 = 0.8``, ``omega_b = 0.05``, ``h = 0.7``, ``n_s = 0.96``,
+    ``a_ia = 0.5``, no photo-z shift or shear calibration) and the Gaussian covariance with
+    shape noise.
+
+    Returns:
+        :class:`ShearData`.
+
+    Example:
+        >>> data = des_y1_like_data()
+        >>> data.data_vector.shape
+        (120,)
+
+    """
+    path = importlib.resources.files(_DATA_PACKAGE) / _DATA_FILE
+    with importlib.resources.as_file(path) as file, np.load(file, allow_pickle=False) as npz:
+        return ShearData(
+            np.array(npz["ell"]), np.array(npz["data_vector"]), np.array(npz["covariance"])
+        )
+
+
+def des_y1_like_emulator() -> Emulator:
+    """The shipped emulator of the GG, GI, II spectra (11 inputs, 360 positive outputs).
+
+    Outputs: ``[C_GG, -C_GI, C_II]``, each pair-major ``(num_pairs * num_ell,)``.
+
+    Returns:
+        The :class:`~astrobayes.emulators.Emulator`.
+
+    Example:
+        >>> des_y1_like_emulator().num_parameters
+        11
+
+    """
+    path = importlib.resources.files(_DATA_PACKAGE) / _EMULATOR_FILE
+    with importlib.resources.as_file(path) as file:
+        return load_emulator(file)
+
+
+def shear_spectra(
+    components: Float[ArrayLike, "3 num_pairs num_ell"],
+    a_ia: Float[ArrayLike, ""],
+    multiplicative_bias: Float[ArrayLike, " num_bins"],
+    survey: ShearSurvey = DES_Y1_LIKE,
+) -> Float[Array, "num_pairs num_ell"]:
+    """Observed spectra from GG, GI and II components, IA amplitude and shear calibration.
+
+    ``C_ij = (1 + m_i)(1 + m_j) (GG_ij + a_ia GI_ij + a_ia^2 II_ij)`` (exact for the NLA
+    model with a constant amplitude; jit/grad friendly).
+
+    Args:
+        components: ``(3, num_pairs, num_ell)``: GG, GI (negative), II.
+        a_ia: NLA amplitude.
+        multiplicative_bias: ``m_i`` per bin.
+        survey: Survey settings (for the bin pairs).
+
+    Returns:
+        ``(num_pairs, num_ell)``.
+
+    """
+    components = jnp.asarray(components)
+    m = jnp.asarray(multiplicative_bias)
+    first = jnp.asarray([i for i, _ in survey.pairs])
+    second = jnp.asarray([j for _, j in survey.pairs])
+    calibration = (1.0 + m[first]) * (1.0 + m[second])
+    signal = components[0] + a_ia * components[1] + a_ia**2 * components[2]
+    return calibration[:, None] * signal
+
+
+def _check_emulator(emulator: Emulator, survey: ShearSurvey) -> None:
+    if not isinstance(emulator, Emulator):
+        raise TypeError(
+            f"emulator must be an astrobayes.emulators.Emulator; got {type(emulator).__name__}"
+        )
+    expected = 3 * survey.num_data
+    if emulator.num_parameters != len(EMULATOR_NAMES) or emulator.num_outputs != expected:
+        raise ValueError(
+            f"emulator must map {len(EMULATOR_NAMES)} parameters {EMULATOR_NAMES} to "
+            f"{expected} outputs (GG, -GI, II for {survey.num_pairs} pairs x "
+            f"{survey.num_ell} multipoles); got {emulator.num_parameters} -> "
+            f"{emulator.num_outputs}"
+        )
+    if not emulator.log_outputs:
+        raise ValueError(
+            "emulator must emulate log spectra (log_outputs=True), so that its outputs are positive"
+        )
+
+
+def _check_data(data: ShearData, survey: ShearSurvey) -> GaussianLikelihood:
+    if not isinstance(data, ShearData):
+        raise TypeError(f"data must be a ShearData; got {type(data).__name__}")
+    ell = as_float_array(data.ell, "data.ell", ndim=1)
+    if ell.shape != (survey.num_ell,) or not np.allclose(ell, survey.ell, rtol=1e-6):
+        raise ValueError(
+            f"data.ell must be the survey's {survey.num_ell} multipoles "
+            f"{np.round(survey.ell, 2).tolist()}; got {np.round(ell, 2).tolist()}"
+        )
+    vector = as_float_array(data.data_vector, "data.data_vector", ndim=1)
+    if vector.shape != (survey.num_data,):
+        raise ValueError(
+            f"data.data_vector must have {survey.num_data} entries ({survey.num_pairs} "
+            f"pairs x {survey.num_ell} multipoles); got shape {vector.shape}"
+        )
+    check_finite(vector, "data.data_vector")
+    return GaussianLikelihood(vector, data.covariance, name="data.covariance")
+
+
+def make_shear_log_likelihood(
+    emulator: Emulator | None = None,
+    data: ShearData | None = None,
+    survey: ShearSurvey = DES_Y1_LIKE,
+) -> Callable[[Mapping[str, Array]], Float[Array, ""]]:
+    """Normalised Gaussian cosmic-shear log-likelihood with emulated spectra.
+
+    Args:
+        emulator: Emulator of ``[GG, -GI, II]`` (default: the shipped one).
+        data: Data vector and covariance (default: :func:`des_y1_like_data`).
+        survey: Survey settings matching both.
+
+    Returns:
+        ``log_likelihood_fn(parameters)`` with ``parameters`` a mapping holding every name
+        of :data:`W0WACDM_NAMES` (``w0``, ``wa`` may be omitted: LCDM ``-1``, ``0``); pure
+        and jit/vmap/grad friendly (gradients through the emulator only).
+
+    Raises:
+        TypeError: If ``emulator`` or ``data`` has the wrong type.
+        ValueError: If their shapes do not match the survey, the emulator does not emulate
+            log spectra, or the covariance is not symmetric positive definite.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from astrobayes.cosmology.shear_survey import FIDUCIAL
+        >>> fn = make_shear_log_likelihood()
+        >>> bool(jnp.isfinite(fn({k: jnp.asarray(v) for k, v in FIDUCIAL.items()})))
+        True
+
+    """
+    emulator = des_y1_like_emulator() if emulator is None else emulator
+    data = des_y1_like_data() if data is None else data
+    if not isinstance(survey, ShearSurvey):
+        raise TypeError(f"survey must be a ShearSurvey; got {type(survey).__name__}")
+    if survey.num_bins != 4:
+        raise ValueError(f"survey must have 4 tomographic bins; got {survey.num_bins}")
+    _check_emulator(emulator, survey)
+    likelihood = _check_data(data, survey)
+    shape = (3, survey.num_pairs, survey.num_ell)
+    lcdm_defaults = {"w0": -1.0, "wa": 0.0}
+
+    def log_likelihood_fn(parameters: Mapping[str, Array]) -> Float[Array, ""]:
+        values = {**lcdm_defaults, **parameters}
+        theta = jnp.stack([jnp.asarray(values[name], dtype=float) for name in EMULATOR_NAMES])
+        positive = emulator(theta).reshape(shape)
+        components = positive * jnp.asarray([1.0, -1.0, 1.0])[:, None, None]
+        m = jnp.stack([values[f"m_{i + 1}"] for i in range(4)])
+        prediction = shear_spectra(components, values["a_ia"], m, survey)
+        return likelihood(prediction.reshape(-1))
+
+    return log_likelihood_fn
+
+
+def _priors(names: tuple[str, ...]) -> dict[str, dist.Distribution]:
+    priors: dict[str, dist.Distribution] = {}
+    for name in names:
+        if name in COSMOLOGY_BOUNDS:
+            low, high = COSMOLOGY_BOUNDS[name]
+            priors[name] = dist.Uniform(low, high)
+        elif name == "a_ia":
+            priors[name] = dist.Uniform(*A_IA_BOUNDS)
+        elif name.startswith("delta_z_"):
+            sigma = PHOTO_Z_SIGMA[int(name[-1]) - 1]
+            priors[name] = dist.TruncatedNormal(0.0, sigma, low=-PHOTO_Z_BOUND, high=PHOTO_Z_BOUND)
+        else:  # m_i
+            priors[name] = dist.Normal(0.0, MULTIPLICATIVE_BIAS_SIGMA)
+    return priors
+
+
+def _prior_transform(names: tuple[str, ...]) -> Callable[[Array], Array]:
+    """Unit cube -> parameters by inverse CDFs (jax.numpy, traceable)."""
+    low, high, kind, sigma = [], [], [], []
+    for name in names:
+        if name in COSMOLOGY_BOUNDS or name == "a_ia":
+            bounds = COSMOLOGY_BOUNDS.get(name, A_IA_BOUNDS)
+            low.append(bounds[0])
+            high.append(bounds[1])
+            kind.append(0)
+            sigma.append(1.0)
+        elif name.startswith("delta_z_"):
+            s = PHOTO_Z_SIGMA[int(name[-1]) - 1]
+            low.append(-PHOTO_Z_BOUND)
+            high.append(PHOTO_Z_BOUND)
+            kind.append(1)
+            sigma.append(s)
+        else:
+            low.append(0.0)
+            high.append(0.0)
+            kind.append(2)
+            sigma.append(MULTIPLICATIVE_BIAS_SIGMA)
+    low_a, high_a = np.asarray(low), np.asarray(high)
+    kind_a, sigma_a = np.asarray(kind), np.asarray(sigma)
+    cdf_low = np.asarray(ndtr(low_a / sigma_a))
+    cdf_high = np.asarray(ndtr(high_a / sigma_a))
+
+    def prior_transform_fn(unit: Float[Array, " dim"]) -> Float[Array, " dim"]:
+        unit = jnp.asarray(unit)
+        uniform = low_a + (high_a - low_a) * unit
+        truncated = sigma_a * ndtri(cdf_low + unit * (cdf_high - cdf_low))
+        normal = sigma_a * ndtri(unit)
+        return jnp.where(kind_a == 0, uniform, jnp.where(kind_a == 1, truncated, normal))
+
+    return prior_transform_fn
+
+
+class ShearProblem(NamedTuple):
+    """One model of the shear comparison as flat-vector functions (for any sampler).
+
+    Attributes:
+        name: ``"lcdm"`` or ``"w0wacdm"``.
+        names: Parameter names in vector order.
+        log_likelihood_fn: ``theta (dim,) -> ln L`` (JAX, differentiable).
+        prior_transform_fn: Unit cube ``(dim,) -> theta`` (JAX inverse CDFs; for nested
+            samplers).
+        priors: ``{name: numpyro distribution}`` (the same prior).
+
+    """
+
+    name: str
+    names: tuple[str, ...]
+    log_likelihood_fn: Callable[[Array], Array]
+    prior_transform_fn: Callable[[Array], Array]
+    priors: dict[str, dist.Distribution]
+
+
+def shear_problems(
+    emulator: Emulator | None = None,
+    data: ShearData | None = None,
+    survey: ShearSurvey = DES_Y1_LIKE,
+) -> list[ShearProblem]:
+    """LCDM (14 parameters) and w0waCDM (16) as :class:`ShearProblem` s.
+
+    Args:
+        emulator: As in :func:`make_shear_log_likelihood`.
+        data: As in :func:`make_shear_log_likelihood`.
+        survey: As in :func:`make_shear_log_likelihood`.
+
+    Returns:
+        ``[lcdm, w0wacdm]``.
+
+    Raises:
+        TypeError, ValueError: As :func:`make_shear_log_likelihood`.
+
+    Example:
+        >>> [(p.name, len(p.names)) for p in shear_problems()]
+        [('lcdm', 14), ('w0wacdm', 16)]
+
+    """
+    fn = make_shear_log_likelihood(emulator, data, survey)
+    problems = []
+    for name, names in (("lcdm", LCDM_NAMES), ("w0wacdm", W0WACDM_NAMES)):
+
+        def log_likelihood_fn(theta, _names=names):
+            theta = jnp.asarray(theta)
+            return fn({n: theta[i] for i, n in enumerate(_names)})
+
+        problems.append(
+            ShearProblem(name, names, log_likelihood_fn, _prior_transform(names), _priors(names))
+        )
+    return problems
+
+
+def shear_models(
+    emulator: Emulator | None = None,
+    data: ShearData | None = None,
+    survey: ShearSurvey = DES_Y1_LIKE,
+) -> list[Model]:
+    """LCDM and w0waCDM cosmic-shear models for :func:`astrobayes.compare`.
+
+    Args:
+        emulator: Emulator of ``[GG, -GI, II]`` (default: the shipped one).
+        data: Data vector and covariance (default: :func:`des_y1_like_data`).
+        survey: Survey settings matching both.
+
+    Returns:
+        ``[lcdm, w0wacdm]`` as :class:`~astrobayes.models.Model` (14 and 16 parameters).
+
+    Raises:
+        TypeError: If ``emulator``, ``data`` or ``survey`` has the wrong type.
+        ValueError: If their shapes disagree or the covariance is invalid.
+
+    Example:
+        >>> [m.name for m in shear_models()]
+        ['lcdm', 'w0wacdm']
+
+    """
+    fn = make_shear_log_likelihood(emulator, data, survey)
+    return [
+        Model.from_priors(name, fn, _priors(names))
+        for name, names in (("lcdm", LCDM_NAMES), ("w0wacdm", W0WACDM_NAMES))
+    ]
