@@ -40,19 +40,63 @@ def astrobayes_prior(task_name, dim):
     raise ValueError(f"no prior mapping for {task_name}")
 
 
-def run_sbi_package(theta, x, prior, observations, num_samples, seed):
+# Matched flows: both packages use a 5-layer masked autoregressive flow, 2 hidden layers
+# of 50 units per conditioner; "rqs": rational-quadratic splines with 10 bins (sbi's
+# "maf_rqs"), "affine": affine autoregressive layers (sbi's "maf").
+SBI_FLOWS = {"rqs": "maf_rqs", "affine": "maf"}
+
+
+def _our_flow(args):
+    from astrobayes.sbi import FlowConfig
+
+    return FlowConfig(flow_layers=5, nn_width=50, nn_depth=2, knots=10 if args.flow == "rqs" else 0)
+
+
+def _our_training(args):
+    from astrobayes.sbi import TrainingConfig
+
+    # sbi's defaults: batch 200, Adam 5e-4, 10% validation, stop after 20 epochs without
+    # improvement, gradient norm clipped at 5, no epoch cap (ours: --max-epochs).
+    return TrainingConfig(
+        learning_rate=5e-4,
+        batch_size=200,
+        validation_fraction=0.1,
+        stop_after_epochs=20,
+        max_epochs=args.max_epochs,
+        clip_max_norm=5.0,
+    )
+
+
+def run_sbi_package(theta, x, prior, observations, num_samples, seed, args):
     import tempfile
 
     import torch
     from sbi.inference import NPE
+    from sbi.neural_nets import posterior_nn
     from torch.utils.tensorboard.writer import SummaryWriter
 
     torch.manual_seed(seed)
     # sbi writes tensorboard logs to ./sbi-logs by default: keep the checkout clean.
     writer = SummaryWriter(tempfile.mkdtemp(prefix="sbi-logs-"))
-    inference = NPE(prior=prior, show_progress_bars=False, summary_writer=writer)
+    density_estimator = posterior_nn(
+        SBI_FLOWS[args.flow], hidden_features=50, num_transforms=5, num_bins=10
+    )
+    inference = NPE(
+        prior=prior,
+        density_estimator=density_estimator,
+        show_progress_bars=False,
+        summary_writer=writer,
+    )
     start = time.perf_counter()
-    estimator = inference.append_simulations(theta, x).train(show_train_summary=False)
+    estimator = inference.append_simulations(theta, x).train(
+        training_batch_size=200,
+        learning_rate=5e-4,
+        validation_fraction=0.1,
+        stop_after_epochs=20,
+        max_num_epochs=args.max_epochs,
+        clip_max_norm=5.0,
+        show_train_summary=False,
+    )
     train_time = time.perf_counter() - start
     posterior = inference.build_posterior(estimator)
     samples = [
@@ -61,14 +105,21 @@ def run_sbi_package(theta, x, prior, observations, num_samples, seed):
     return train_time, samples, inference.summary["epochs_trained"][-1]
 
 
-def run_astrobayes(theta, x, prior, observations, num_samples, seed):
+def run_astrobayes(theta, x, prior, observations, num_samples, seed, args):
     import jax
 
     from astrobayes.sbi import sample_posterior, train_npe
 
     key_train, key_sample = jax.random.split(jax.random.key(seed))
     start = time.perf_counter()
-    npe, info = train_npe(key_train, prior, theta.numpy(), x.numpy())
+    npe, info = train_npe(
+        key_train,
+        prior,
+        theta.numpy(),
+        x.numpy(),
+        flow_config=_our_flow(args),
+        training_config=_our_training(args),
+    )
     train_time = time.perf_counter() - start
     keys = jax.random.split(key_sample, len(observations))
     samples = [
@@ -76,6 +127,126 @@ def run_astrobayes(theta, x, prior, observations, num_samples, seed):
         for k, obs in zip(keys, observations, strict=True)
     ]
     return train_time, samples, info.num_epochs
+
+
+def _mcmc_config(args):
+    from astrobayes.sbi import MCMCConfig
+
+    return MCMCConfig(
+        num_chains=args.num_chains, num_warmup=args.num_warmup, num_initial=args.num_initial
+    )
+
+
+def _posterior_report(name, posterior):
+    d = posterior.diagnostics
+    if posterior.method == "smc":
+        detail = f"{d['num_temperatures']} temperatures, acceptance {d['acceptance_rate']:.2f}"
+    else:
+        detail = (
+            f"R-hat {d.get('split_rhat_max', float('nan')):.3f}, divergent "
+            f"{d.get('num_divergent', 0)}, acceptance {d.get('acceptance_rate', 0):.2f}"
+        )
+    print(f"    {name}: {posterior.status.name}, {detail}", flush=True)
+
+
+def run_astrobayes_nle(theta, x, prior, observations, num_samples, seed, args):
+    """Amortised NLE: one training, then NUTS (many chains from the prior) per observation."""
+    import jax
+
+    from astrobayes.sbi import sample_posterior, train_nle
+
+    key_train, key_sample = jax.random.split(jax.random.key(seed))
+    start = time.perf_counter()
+    nle, info = train_nle(
+        key_train,
+        prior,
+        theta.numpy(),
+        x.numpy(),
+        flow_config=_our_flow(args),
+        training_config=_our_training(args),
+    )
+    train_time = time.perf_counter() - start
+    keys = jax.random.split(key_sample, len(observations))
+    samples = []
+    for i, (k, obs) in enumerate(zip(keys, observations, strict=True)):
+        start = time.perf_counter()
+        posterior = sample_posterior(
+            k,
+            nle,
+            obs.numpy().reshape(-1),
+            num_samples,
+            method=args.posterior_method,
+            mcmc_config=_mcmc_config(args),
+        )
+        _posterior_report(f"observation {i + 1} ({time.perf_counter() - start:.0f} s)", posterior)
+        samples.append(posterior.samples)
+    return train_time, samples, info.num_epochs
+
+
+def run_astrobayes_snle(task, budget, prior, observations, num_samples, seed, args):
+    """Sequential NLE (Papamakarios et al. 2019): ``rounds`` rounds per observation.
+
+    Round 1 simulates from the prior; each later round simulates at draws from the
+    current NLE posterior and continues training the NLE on all simulations so far.
+    Training time is summed over rounds and observations.
+    """
+    import jax
+    import torch
+
+    from astrobayes.sbi import sample_posterior, train_nle
+
+    rounds = args.rounds
+    per_round = budget // rounds
+    simulator = task.get_simulator()
+    task_prior = task.get_prior()
+    mcmc = _mcmc_config(args)
+    samples, train_time, epochs = [], 0.0, 0
+    keys = jax.random.split(jax.random.key(seed), len(observations))
+    for i, (key, obs) in enumerate(zip(keys, observations, strict=True)):
+        x_obs = obs.numpy().reshape(-1)
+        torch.manual_seed(seed + 1000 * i)
+        theta = task_prior(num_samples=per_round)
+        thetas, xs = [theta.numpy()], [simulator(theta).numpy()]
+        nle = None
+        for r, k in enumerate(jax.random.split(key, rounds)):
+            k_train, k_post = jax.random.split(k)
+            theta_all, x_all = np.concatenate(thetas), np.concatenate(xs)
+            keep = np.all(np.isfinite(x_all), axis=1)
+            start = time.perf_counter()
+            nle, info = train_nle(
+                k_train,
+                prior,
+                theta_all[keep],
+                x_all[keep],
+                flow_config=_our_flow(args),
+                training_config=_our_training(args),
+                initial=nle if args.warm_start else None,
+            )
+            train_time += time.perf_counter() - start
+            epochs += info.num_epochs
+            last = r == rounds - 1
+            start = time.perf_counter()
+            posterior = sample_posterior(
+                k_post,
+                nle,
+                x_obs,
+                num_samples if last else per_round,
+                method=args.posterior_method,
+                mcmc_config=mcmc,
+            )
+            _posterior_report(
+                f"observation {i + 1} round {r + 1} ({info.num_epochs} epochs, "
+                f"{info.wall_time_s:.0f} s train, {time.perf_counter() - start:.0f} s "
+                f"{args.posterior_method})",
+                posterior,
+            )
+            if last:
+                samples.append(posterior.samples)
+            else:
+                theta = torch.as_tensor(posterior.samples[:per_round], dtype=torch.float32)
+                thetas.append(theta.numpy())
+                xs.append(simulator(theta).numpy())
+    return train_time, samples, epochs
 
 
 def run_astrobayes_tsnpe(task, budget, prior, observations, num_samples, seed, rounds=2):
@@ -138,9 +309,46 @@ def main(argv=None):
     parser.add_argument(
         "--astrobayes-method",
         default="npe",
-        choices=["npe", "tsnpe"],
-        help="npe: amortised; tsnpe: 2 truncated rounds per observation (budget split, "
-        "training time summed over observations)",
+        choices=["npe", "tsnpe", "nle", "snle"],
+        help="npe / nle: amortised; tsnpe: 2 truncated rounds per observation; snle: "
+        "--rounds rounds per observation, each simulating at the current posterior's draws "
+        "(budget split evenly, training time summed over rounds and observations)",
+    )
+    parser.add_argument(
+        "--flow",
+        default="rqs",
+        choices=["rqs", "affine"],
+        help="flow family for both packages' NPE (rqs: sbi maf_rqs; affine: sbi maf)",
+    )
+    parser.add_argument(
+        "--max-epochs", type=int, default=2**31 - 1, help="epoch cap for both (sbi: none)"
+    )
+    parser.add_argument(
+        "--first-observation",
+        type=int,
+        default=1,
+        help="sbibm observation number to start from (1-10)",
+    )
+    parser.add_argument("--rounds", type=int, default=10, help="rounds of snle")
+    parser.add_argument(
+        "--warm-start",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="snle: continue training the previous round's NLE",
+    )
+    parser.add_argument(
+        "--posterior-method",
+        default="smc",
+        choices=["smc", "nuts"],
+        help="sampler of the NLE posterior (nle, snle)",
+    )
+    parser.add_argument("--num-chains", type=int, default=100, help="NUTS chains (nle, snle)")
+    parser.add_argument("--num-warmup", type=int, default=300, help="NUTS warm-up (nle, snle)")
+    parser.add_argument(
+        "--num-initial",
+        type=int,
+        default=100_000,
+        help="prior draws importance-resampled to start the chains (nle, snle)",
     )
     args = parser.parse_args(argv)
 
@@ -164,11 +372,9 @@ def main(argv=None):
     rows = []
     for task_name in args.tasks:
         task = sbibm.get_task(task_name)
-        observations = [task.get_observation(i) for i in range(1, args.num_observations + 1)]
-        references = [
-            task.get_reference_posterior_samples(i)[: args.num_samples]
-            for i in range(1, args.num_observations + 1)
-        ]
+        numbers = range(args.first_observation, args.first_observation + args.num_observations)
+        observations = [task.get_observation(i) for i in numbers]
+        references = [task.get_reference_posterior_samples(i)[: args.num_samples] for i in numbers]
         for budget in args.budgets:
             torch.manual_seed(args.seed)
             theta = task.get_prior()(num_samples=budget)
@@ -185,9 +391,17 @@ def main(argv=None):
                     train_time, samples, epochs = run_astrobayes_tsnpe(
                         task, budget, prior, observations, args.num_samples, args.seed
                     )
+                elif name == "astrobayes" and args.astrobayes_method == "nle":
+                    train_time, samples, epochs = run_astrobayes_nle(
+                        theta, x, prior, observations, args.num_samples, args.seed, args
+                    )
+                elif name == "astrobayes" and args.astrobayes_method == "snle":
+                    train_time, samples, epochs = run_astrobayes_snle(
+                        task, budget, prior, observations, args.num_samples, args.seed, args
+                    )
                 else:
                     train_time, samples, epochs = runner(
-                        theta, x, prior, observations, args.num_samples, args.seed
+                        theta, x, prior, observations, args.num_samples, args.seed, args
                     )
                 print(
                     f"{task_name:16s} {budget:6d} {name:10s} trained in {train_time:7.1f} s "
@@ -206,6 +420,7 @@ def main(argv=None):
                 }
                 print(
                     f"{task_name:16s} {budget:6d} {name:10s} C2ST {np.mean(scores):.3f} "
+                    f"{np.round(scores, 3).tolist()} "
                     f"train {train_time:7.1f} s ({epochs} epochs)",
                     flush=True,
                 )

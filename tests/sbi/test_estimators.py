@@ -96,6 +96,19 @@ def test_nle_and_nre_train_and_sample(key, data, trained):
     assert draws.log_prob_samples.shape == (5, 20)
 
 
+def test_nle_continues_training_from_initial(key, data, trained):
+    prior, theta, x = data
+    nle, info = trained["nle"]
+    more, more_info = train_nle(key, prior, theta, x, training_config=QUICK, initial=nle)
+    # Same flow and standardisation, continued: starts near where the first run ended.
+    np.testing.assert_array_equal(more.x_shift, nle.x_shift)
+    assert more_info.train_losses[0] < info.train_losses[0]
+    with pytest.raises(TypeError, match="initial must be an NLE"):
+        train_nle(key, prior, theta, x, training_config=QUICK, initial=trained["npe"][0])
+    with pytest.raises(ValueError, match="initial was trained on data of size 2"):
+        train_nle(key, prior, theta, np.concatenate([x, x], axis=1), initial=nle)
+
+
 @pytest.mark.slow
 def test_nuts_posterior_shapes(key, data, trained):
     prior, theta, x = data

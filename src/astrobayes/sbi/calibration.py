@@ -19,6 +19,7 @@ from jaxtyping import PRNGKeyArray
 
 from astrobayes._checks import as_float_array, check_key, check_positive_int
 from astrobayes.sbi.estimators import NPE, AbstractEstimator
+from astrobayes.sbi.posterior import _resample
 
 __all__ = ["CalibrationDraws", "calibration_draws"]
 
@@ -57,7 +58,7 @@ def _is_draws(estimator, keys, x, proposals, num_samples):
         log_w = jnp.where(jnp.isfinite(log_u), log_u - log_prior_u, -jnp.inf)
         w = jax.nn.softmax(log_w)
         ess = 1.0 / jnp.sum(w**2)
-        index = jax.random.categorical(k, log_w, shape=(num_samples,))
+        index = _resample(k, log_w, num_samples)
         return proposals[index], (log_u - estimator.prior.log_abs_det_jacobian(u))[index], ess
 
     return jax.lax.map(lambda args: one(*args), (keys, x), batch_size=16)

@@ -359,6 +359,7 @@ def train_nle(
     *,
     flow_config: FlowConfig = FlowConfig(),
     training_config: TrainingConfig | None = None,
+    initial: NLE | None = None,
 ) -> tuple[NLE, TrainingInfo]:
     """Train a neural likelihood estimator ``q(x | theta)`` on flattened data.
 
@@ -368,15 +369,18 @@ def train_nle(
         theta: Parameters, ``(num_simulations, dim)``; any proposal is valid for NLE.
         x: Data, ``(num_simulations, *data_shape)`` (flattened; keep it low-dimensional
             or compress it first).
-        flow_config: Flow architecture.
+        flow_config: Flow architecture (ignored with ``initial``).
         training_config: Optimiser settings.
+        initial: A trained NLE to continue training from (sequential rounds): its flow
+            and its standardisation are kept, so later rounds converge in fewer epochs.
 
     Returns:
         ``(nle, info)``.
 
     Raises:
-        TypeError: If ``prior`` is not a :class:`Prior`.
-        ValueError: On mismatched, non-finite or out-of-support inputs.
+        TypeError: If ``prior`` is not a :class:`Prior` or ``initial`` not an NLE.
+        ValueError: On mismatched, non-finite or out-of-support inputs, or an
+            ``initial`` estimator for other data or parameter dimensions.
 
     References:
         Papamakarios, Sterratt & Murray 2019, arXiv:1805.07226.
@@ -387,10 +391,25 @@ def train_nle(
     x = x.reshape(x.shape[0], -1)
     key_flow, key_fit = jax.random.split(key)
     u, u_shift, u_scale, x_shift, x_scale = _standardisers(prior, theta, x)
-    flow = _flow(key_flow, x.shape[1], prior.dim, flow_config)
-    model = NLE(
-        flow=flow, prior=prior, u_shift=u_shift, u_scale=u_scale, x_shift=x_shift, x_scale=x_scale
-    )
+    if initial is None:
+        flow = _flow(key_flow, x.shape[1], prior.dim, flow_config)
+        model = NLE(
+            flow=flow,
+            prior=prior,
+            u_shift=u_shift,
+            u_scale=u_scale,
+            x_shift=x_shift,
+            x_scale=x_scale,
+        )
+    elif not isinstance(initial, NLE):
+        raise TypeError(f"initial must be an NLE; got {type(initial).__name__}")
+    elif initial.x_shift.shape != (x.shape[1],) or initial.u_shift.shape != (prior.dim,):
+        raise ValueError(
+            f"initial was trained on data of size {initial.x_shift.shape[0]} and "
+            f"{initial.u_shift.shape[0]} parameters; got {x.shape[1]} and {prior.dim}"
+        )
+    else:
+        model = eqx.tree_at(lambda m: m.prior, initial, prior)
 
     def loss_fn(model: NLE, batch, _key):
         u_batch, x_batch = batch

@@ -131,11 +131,13 @@ def _one_evidence(key, nle, x_obs, num_samples_per_chain, mcmc_config, estimate_
         key_init, nle, x_obs, mcmc_config.num_chains, mcmc_config.num_initial
     )
 
-    def logdensity_fn(position):
-        return nle.log_posterior_unconstrained(position, x_obs)
-
     positions, log_post, _, _ = _nuts(
-        key_run, logdensity_fn, u[np.asarray(index)], mcmc_config.num_warmup, num_samples_per_chain
+        key_run,
+        nle,
+        jnp.asarray(x_obs),
+        u[np.asarray(index)],
+        mcmc_config.num_warmup,
+        num_samples_per_chain,
     )
     chains = Chains(
         np.asarray(positions, dtype=float), np.asarray(log_post, dtype=float), names=nle.prior.names

@@ -145,10 +145,9 @@ def fit(
     best_params, best_loss, best_epoch = params, np.inf, 0
     train_losses, validation_losses = [], []
     converged = False
-    keys = jax.random.split(key_train, config.max_epochs)
     for epoch in range(config.max_epochs):
         params, opt_state, train_loss, validation_loss = run_epoch(
-            params, opt_state, keys[epoch], train, validation
+            params, opt_state, jax.random.fold_in(key_train, epoch), train, validation
         )
         validation_loss = float(validation_loss)
         train_losses.append(float(train_loss))
