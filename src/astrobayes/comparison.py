@@ -12,6 +12,8 @@ References:
 
 from __future__ import annotations
 
+import os
+import threading
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
@@ -96,6 +98,7 @@ def compare(
     target: TargetFamily | None = None,
     checkpoint_fn: Callable[[str], Checkpoint] | None = None,
     progress_fn: Callable[[str, str, int, int], None] | None = None,
+    num_workers: int | None = None,
 ) -> ComparisonResult:
     """Sample each model with NUTS, estimate its evidence and compare to a reference.
 
@@ -107,13 +110,18 @@ def compare(
         target: Importance target family for the evidence (default RQ-spline flow).
         checkpoint_fn: ``name -> Checkpoint`` for resumable sampling.
         progress_fn: ``progress_fn(model, stage, done, total)`` with stage ``"warmup"``,
-            ``"sampling"`` or ``"evidence"``.
+            ``"sampling"`` or ``"evidence"``; with several workers it is called from
+            their threads, models interleaved.
+        num_workers: Models processed side by side in threads (compilation and XLA
+            execution release the GIL); default ``min(len(models), os.cpu_count())``.
+            Results do not depend on it: model ``i`` always uses ``fold_in(key, i)``.
 
     Returns:
         :class:`ComparisonResult`.
 
     Raises:
-        ValueError: On an empty model list, duplicate names or an unknown reference.
+        ValueError: On an empty model list, duplicate names, an unknown reference or a
+            bad ``num_workers``.
 
     Example:
         >>> import jax, numpyro.distributions as dist
@@ -139,47 +147,101 @@ def compare(
         raise ValueError(f"reference must be one of {names}; got {reference!r}")
     sampling = NUTSConfig() if sampling is None else sampling
 
-    reports: dict[str, ModelReport] = {}
-    for index, model in enumerate(models):
-        init_key, nuts_key, evidence_key = jax.random.split(jax.random.fold_in(key, index), 3)
-        density = unconstrained_density(init_key, model, sampling.num_chains)
-        ckpt = checkpoint_fn(model.name) if checkpoint_fn is not None else None
+    num_workers = _check_workers(num_workers, len(models))
 
-        def nuts_progress(stage, done, total, _name=model.name):
-            if progress_fn is not None:
-                progress_fn(_name, stage, done, total)
-
-        run = run_nuts(
-            nuts_key,
-            density.logdensity_fn,
-            density.initial_positions,
-            config=sampling,
-            names=density.names,
-            checkpoint=ckpt,
-            progress_fn=nuts_progress,
+    def run_model(index: int, model: Model) -> ModelReport:
+        return _run_model(
+            jax.random.fold_in(key, index), model, sampling, target, checkpoint_fn, progress_fn
         )
 
-        def evidence_progress(epoch, total, _loss, _name=model.name):
-            if progress_fn is not None:
-                progress_fn(_name, "evidence", epoch, total)
-
-        result = estimate(
-            evidence_key, run.to_chains(), target=target, progress_fn=evidence_progress
-        )
-        posterior = constrained_samples(density, run.samples)
-        posterior = {k: v for k, v in posterior.items() if v.ndim == 2}
-        reports[model.name] = ModelReport(
-            name=model.name,
-            log_evidence=result.log_evidence,
-            log_evidence_std=result.log_evidence_std,
-            evidence=result,
-            sampling=run,
-            posterior=posterior,
-            posterior_mean={k: float(v.mean()) for k, v in posterior.items()},
-            posterior_std={k: float(v.std()) for k, v in posterior.items()},
-            rhat_max=float(np.nanmax(run.rhat)),
-            ess_min=float(np.nanmin(run.ess)),
-        )
+    if num_workers == 1:
+        outcomes = [run_model(i, m) for i, m in enumerate(models)]
+    else:
+        outcomes = _run_in_threads(run_model, list(enumerate(models)), num_workers)
+    reports = {report.name: report for report in outcomes}
     ref = reports[reference]
     factors = {name: log_bayes_factor(rep, ref, name, reference) for name, rep in reports.items()}
     return ComparisonResult(reports, reference, factors)
+
+
+def _run_model(key, model: Model, sampling, target, checkpoint_fn, progress_fn) -> ModelReport:
+    init_key, nuts_key, evidence_key = jax.random.split(key, 3)
+    density = unconstrained_density(init_key, model, sampling.num_chains)
+    ckpt = checkpoint_fn(model.name) if checkpoint_fn is not None else None
+
+    def nuts_progress(stage, done, total):
+        if progress_fn is not None:
+            progress_fn(model.name, stage, done, total)
+
+    run = run_nuts(
+        nuts_key,
+        density.logdensity_fn,
+        density.initial_positions,
+        config=sampling,
+        names=density.names,
+        checkpoint=ckpt,
+        progress_fn=nuts_progress,
+    )
+
+    def evidence_progress(epoch, total, _loss):
+        if progress_fn is not None:
+            progress_fn(model.name, "evidence", epoch, total)
+
+    result = estimate(evidence_key, run.to_chains(), target=target, progress_fn=evidence_progress)
+    posterior = constrained_samples(density, run.samples)
+    posterior = {k: v for k, v in posterior.items() if v.ndim == 2}
+    return ModelReport(
+        name=model.name,
+        log_evidence=result.log_evidence,
+        log_evidence_std=result.log_evidence_std,
+        evidence=result,
+        sampling=run,
+        posterior=posterior,
+        posterior_mean={k: float(v.mean()) for k, v in posterior.items()},
+        posterior_std={k: float(v.std()) for k, v in posterior.items()},
+        rhat_max=float(np.nanmax(run.rhat)),
+        ess_min=float(np.nanmin(run.ess)),
+    )
+
+
+def _check_workers(num_workers, num_models: int) -> int:
+    if num_workers is None:
+        return max(1, min(num_models, os.cpu_count() or 1))
+    if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 1:
+        raise ValueError(f"num_workers must be a positive integer or None; got {num_workers!r}")
+    return min(num_workers, num_models)
+
+
+def _run_in_threads(fn, items, num_workers: int) -> list:
+    """``[fn(*item) for item in items]`` on ``num_workers`` daemon threads, in input order.
+
+    XLA compilation and execution release the GIL, so models compile and sample side by
+    side. Daemon threads (not a ``ThreadPoolExecutor``) let Ctrl-C end the process at once;
+    checkpoints are written atomically, so nothing is lost. The first error is re-raised.
+    """
+    results: list = [None] * len(items)
+    errors: list[BaseException] = []
+    queue = list(enumerate(items))
+    lock = threading.Lock()
+
+    def worker():
+        while not errors:
+            with lock:
+                if not queue:
+                    return
+                position, item = queue.pop(0)
+            try:
+                results[position] = fn(*item)
+            except BaseException as error:  # re-raised in the calling thread
+                errors.append(error)
+                return
+
+    threads = [threading.Thread(target=worker, daemon=True) for _ in range(num_workers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        while thread.is_alive():
+            thread.join(timeout=0.2)
+    if errors:
+        raise errors[0]
+    return results

@@ -9,6 +9,7 @@ The prior must be proper and normalised; improper priors are refused.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -28,6 +29,10 @@ from numpyro.infer.util import potential_energy
 from astrobayes._checks import check_key, check_positive_int
 
 _MAX_INIT_ATTEMPTS = 100
+#: NumPyro keeps its effect-handler stack in a module global, so two threads must never
+#: run (or trace) a NumPyro model at the same time; this lock serialises exactly that (a
+#: jitted density is traced once, so compilation and execution stay concurrent).
+_NUMPYRO_LOCK = threading.RLock()
 
 
 @dataclass(frozen=True)
@@ -170,12 +175,14 @@ def unconstrained_density(key: jax.Array, model: Model, num_chains: int) -> Unco
         names.extend([name] if not shape else [f"{name}[{i}]" for i in range(size)])
 
     def logdensity_fn(u):
-        return -potential_energy(model.numpyro_model, args, kwargs, unravel(u))
+        with _NUMPYRO_LOCK:
+            return -potential_energy(model.numpyro_model, args, kwargs, unravel(u))
 
     def constrain_fn(u):
-        return numpyro_constrain_fn(
-            model.numpyro_model, args, kwargs, unravel(u), return_deterministic=True
-        )
+        with _NUMPYRO_LOCK:
+            return numpyro_constrain_fn(
+                model.numpyro_model, args, kwargs, unravel(u), return_deterministic=True
+            )
 
     positions = _initial_positions(key, logdensity_fn, num_chains, dim, model.name)
     return UnconstrainedDensity(logdensity_fn, constrain_fn, positions, tuple(names), unravel)
@@ -211,7 +218,8 @@ def _latent_shapes(model: Model) -> dict[str, tuple[int, ...]]:
             found[name] = tuple(int(n) for n in biject_to(fn.support).inverse_shape(shape))
         return 0
 
-    jax.eval_shape(trace, jax.random.key(0))
+    with _NUMPYRO_LOCK:
+        jax.eval_shape(trace, jax.random.key(0))
     if not found:
         raise ValueError(
             f"model {model.name!r} has no latent parameter (numpyro.sample without obs)"
