@@ -20,7 +20,7 @@ cosmology uniform on :data:`~astrobayes.cosmology.shear_survey.COSMOLOGY_BOUNDS`
 Quick start::
 
     import jax
-    from astrobayes import compare
+    from astrobayes.comparison import compare
     from astrobayes.cosmology.shear import shear_models
     from astrobayes.sampling import NUTSConfig
 
