@@ -220,3 +220,16 @@ def test_prior_evidence_validation(key):
         mask_constraint(op, jnp.zeros(3, jnp.complex64), 0.1)
     with pytest.raises(TypeError, match="WaveletSparsityPrior or a ConvexRidgePrior"):
         sample_prior(key, object(), (8, 8), 4)
+
+
+def test_gather_free_crr_matches_the_prior(key):
+    from astrobayes.imaging.prior_evidence import _crr_value_and_grad
+
+    prior = ConvexRidgePrior(50.0, load_convex_ridge().normalised())
+    # values spanning the knots and beyond (linear continuation)
+    x = 0.3 * jax.random.normal(key, (16, 16))
+    value, gradient = jax.jit(_crr_value_and_grad(prior))(x)
+    np.testing.assert_allclose(float(value), float(prior.potential(x)), rtol=1e-4)
+    np.testing.assert_allclose(
+        np.asarray(gradient), np.asarray(prior.gradient(x)), rtol=1e-3, atol=1e-4 * 50
+    )

@@ -212,19 +212,58 @@ class PriorSamples(NamedTuple):
     num_steps: int
 
 
-def _evidence_prior_potential(prior: Prior, mean_scale: float) -> Callable:
-    """``-ln p(x)`` up to a constant, with the Gaussian on the mean for the CRR."""
+def _crr_value_and_grad(prior) -> Callable:
+    """``x -> (R(x), grad R(x))`` for a CRR without table gathers (same values).
+
+    The linear spline ``sigma_c`` is written as ``sigma_c(t_0) + sum_j s_j clip(t - t_j,
+    0, h)`` over its ``K - 1`` intervals (slope ``s_j``, width ``h``) and its integral
+    ``psi_c`` as ``psi_c(t_0) + sigma_c(t_0)(t - t_0) + sum_j s_j q_j(t)`` with
+    ``q_j = r^2 / 2 + h max(t - t_j - h, 0)``, ``r = clip(t - t_j, 0, h)``: exact,
+    including the linear continuation outside the knots, and several times faster on
+    CPU than gathering from the tables.
+    """
+    regulariser = prior.regulariser
+    knots, sigma, psi, slopes = regulariser.spline_tables()
+    left = knots[:-1]
+    width = knots[1] - knots[0]
+    mu = regulariser.mu
+    scale = prior.strength / mu**2
+
+    def value_and_grad(x):
+        z = mu * regulariser.convolve(x)  # (H, W, C)
+        offset = z[..., None] - left  # (H, W, C, K - 1)
+        r = jnp.clip(offset, 0.0, width)
+        activation = sigma[:, 0] + jnp.sum(slopes * r, axis=-1)
+        q = 0.5 * r * r + width * jnp.maximum(offset - width, 0.0)
+        potential = psi[:, 0] + sigma[:, 0] * (z - knots[0]) + jnp.sum(slopes * q, axis=-1)
+        value = scale * jnp.sum(potential)
+        gradient = prior.strength / mu * regulariser.convolve_transpose(activation)
+        return value, gradient
+
+    return value_and_grad
+
+
+def _evidence_prior_potential(prior: Prior, mean_scale: float) -> tuple[Callable, Callable]:
+    """``-ln p(x)`` up to a constant and ``x -> (value, gradient)``.
+
+    For the CRR both include the Gaussian on the image mean.
+    """
     from astrobayes.imaging.crr import ConvexRidgePrior
 
     if isinstance(prior, WaveletSparsityPrior):
-        return prior.potential
+        return prior.potential, jax.value_and_grad(prior.potential)
     if isinstance(prior, ConvexRidgePrior):
+        crr = _crr_value_and_grad(prior)
 
-        def potential(x):
+        def value_and_grad(x):
+            value, gradient = crr(x)
             mean = jnp.sum(x) / math.sqrt(x.size)
-            return prior.potential(x) + mean**2 / (2 * mean_scale**2)
+            return (
+                value + mean**2 / (2 * mean_scale**2),
+                gradient + mean / (mean_scale**2 * math.sqrt(x.size)),
+            )
 
-        return potential
+        return (lambda x: value_and_grad(x)[0]), value_and_grad
     raise TypeError(
         f"prior must be a WaveletSparsityPrior or a ConvexRidgePrior; got {type(prior).__name__}"
     )
@@ -314,7 +353,7 @@ def sample_prior(
 
 def _crr_prior_chains(key, prior, shape, num_chains, num_steps):
     dtype = jnp.zeros(()).dtype
-    value_and_grad = jax.value_and_grad(prior.potential)
+    value_and_grad = _crr_value_and_grad(prior)
     warmup = num_steps // 2
     initial_step = 0.5 / float(prior.lipschitz)
 
@@ -392,7 +431,7 @@ def prior_log_evidence(
     posterior: ImagingPosterior,
     *,
     num_live: int = 100,
-    num_mcmc_steps: int = 30,
+    num_mcmc_steps: int = 60,
     mean_scale: float = 1.0,
     num_prior_steps: int = 2000,
     initial_step: float | None = None,
@@ -445,7 +484,7 @@ def prior_log_evidence(
         )
     num_live = check_positive_int(num_live, "num_live", minimum=2)
     constraint = mask_constraint(posterior.operator, posterior.visibilities, posterior.sigma)
-    prior_potential = _evidence_prior_potential(posterior.prior, mean_scale)
+    prior_potential, prior_value_and_grad = _evidence_prior_potential(posterior.prior, mean_scale)
     shape = posterior.image_shape
     key_prior, key_run = jax.random.split(key)
     samples = sample_prior(
@@ -475,6 +514,7 @@ def prior_log_evidence(
         log_likelihood_offset=gaussian_log_likelihood_constant(
             posterior.operator.num_visibilities, posterior.sigma
         ),
+        prior_gradient_fn=lambda v: prior_value_and_grad(v.reshape(shape))[1].reshape(v.shape),
         subspace_projection_fn=flat_measured
         if constraint.num_measured < math.prod(shape)
         else None,
