@@ -24,6 +24,7 @@ def test_config_maps_onto_dataclass():
     ("change", "match"),
     [
         ({"method": "abc"}, "method must be one of"),
+        ({"posterior_method": "gibbs"}, "posterior_method must be one of"),
         ({"simulator": "no_colon"}, "package.module:function"),
         ({"bogus": 1}, "unknown config keys"),
         ({"training": {"epochs": 3}}, r"unknown keys \['epochs'\] in \[training\]"),

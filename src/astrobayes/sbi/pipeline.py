@@ -36,6 +36,7 @@ __all__ = ["SBIConfig", "SBIResult", "config_from_dict", "load_simulator", "run_
 
 _METHODS = ("npe", "nle", "nre")
 _EMBEDDINGS = ("none", "mlp", "cnn1d", "cnn2d")
+_POSTERIOR_METHODS = ("auto", "direct", "nuts", "importance", "smc")
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,9 @@ class SBIConfig:
         num_rounds: Rounds (``> 1``: truncated sequential rounds for ``x_obs``).
         x_obs: Observation values, or a path to a ``.npy`` file (read by the CLI).
         num_posterior_samples: Posterior draws written out.
+        posterior_method: Sampler of :func:`sample_posterior`: ``"auto"`` (direct for
+            NPE, NUTS otherwise), ``"nuts"``, ``"importance"`` or ``"smc"`` (tempered SMC,
+            for multimodal NLE / NRE posteriors).
         seed: Seed of the run's PRNG key.
         simulator_kind: ``"jax"`` or ``"python"``.
         max_workers: Processes for a Python simulator.
@@ -70,6 +74,7 @@ class SBIConfig:
     num_simulations: int = 1000
     num_rounds: int = 1
     num_posterior_samples: int = 1000
+    posterior_method: str = "auto"
     seed: int = 0
     simulator_kind: str = "jax"
     max_workers: int | None = None
@@ -88,6 +93,11 @@ class SBIConfig:
         if self.simulator_kind not in ("jax", "python"):
             raise ValueError(
                 f"simulator_kind must be 'jax' or 'python'; got {self.simulator_kind!r}"
+            )
+        if self.posterior_method not in _POSTERIOR_METHODS:
+            raise ValueError(
+                f"posterior_method must be one of {_POSTERIOR_METHODS}; "
+                f"got {self.posterior_method!r}"
             )
         if self.embedding not in _EMBEDDINGS:
             raise ValueError(f"embedding must be one of {_EMBEDDINGS}; got {self.embedding!r}")
@@ -281,7 +291,12 @@ def run_sbi(
             config.num_posterior_samples if last else max(1000, config.num_posterior_samples)
         )
         posterior = sample_posterior(
-            k_post, estimator, x_obs_shaped, num_draws, mcmc_config=config.mcmc
+            k_post,
+            estimator,
+            x_obs_shaped,
+            num_draws,
+            method=config.posterior_method,
+            mcmc_config=config.mcmc,
         )
         acceptance = 1.0 if isinstance(proposal, Prior) else proposal.acceptance_rate
         rounds.append(
