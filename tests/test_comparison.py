@@ -41,6 +41,22 @@ def test_compare_validation(key):
         compare(key, [a, lambda: None])
     with pytest.raises(TypeError, match="key must be a JAX PRNG key"):
         compare(3, [a])
+    with pytest.raises(ValueError, match="num_workers must be a positive integer or None; got 0"):
+        compare(key, [a], num_workers=0)
+
+
+@pytest.mark.slow
+def test_threads_do_not_change_the_result(key):
+    # Models in threads (NumPyro tracing serialised) give bitwise the sequential answer.
+    models = [_model("near", 0.0), _model("far", 4.0)]
+    config = NUTSConfig(num_chains=2, num_warmup=50, num_samples=200, checkpoint_every=100)
+    one = compare(key, models, sampling=config, target=GaussianTarget(), num_workers=1)
+    two = compare(key, models, sampling=config, target=GaussianTarget(), num_workers=2)
+    for name in ("near", "far"):
+        np.testing.assert_array_equal(
+            one.models[name].sampling.samples, two.models[name].sampling.samples
+        )
+        assert one.models[name].log_evidence == two.models[name].log_evidence
 
 
 @pytest.mark.slow

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -40,36 +41,44 @@ def add_parser(subparsers) -> None:
 
 
 class _Progress:
+    """One tqdm bar per model (models run side by side in threads), relabelled per stage."""
+
+    _LABELS = {
+        "warmup": "NUTS warm-up (compiling)",
+        "sampling": "NUTS sampling",
+        "evidence": "training flow",
+    }
+
     def __init__(self, disable: bool):
         self.disable = disable
-        self.bar = None
-        self.current = None
+        self.bars: dict[str, tuple[str, tqdm]] = {}
+        self.lock = threading.Lock()
 
     def __call__(self, model: str, stage: str, done: int, total: int) -> None:
-        if (model, stage) != self.current:
-            self.close()
-            unit = "epoch" if stage == "evidence" else "draw"
-            label = {
-                "warmup": "NUTS warm-up (compiling)",
-                "sampling": "NUTS sampling",
-                "evidence": "training flow",
-            }[stage]
-            self.bar = tqdm(
-                total=total,
-                desc=f"{model}: {label}",
-                unit=unit,
-                file=sys.stderr,
-                disable=self.disable,
-                leave=False,
-            )
-            self.current = (model, stage)
-        self.bar.n = done
-        self.bar.refresh()
+        with self.lock:
+            current = self.bars.get(model)
+            if current is None or current[0] != stage:
+                if current is not None:
+                    current[1].close()
+                bar = tqdm(
+                    total=total,
+                    desc=f"{model}: {self._LABELS[stage]}",
+                    unit="epoch" if stage == "evidence" else "draw",
+                    file=sys.stderr,
+                    disable=self.disable,
+                    leave=False,
+                    position=list(self.bars).index(model) if model in self.bars else len(self.bars),
+                )
+                self.bars[model] = (stage, bar)
+            bar = self.bars[model][1]
+            bar.n = done
+            bar.refresh()
 
     def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
+        with self.lock:
+            for _, bar in self.bars.values():
+                bar.close()
+            self.bars.clear()
 
 
 def run(args: argparse.Namespace) -> int:
