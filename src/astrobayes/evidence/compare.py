@@ -65,5 +65,7 @@ def log_bayes_factor(result_a, result_b, name_a: str = "A", name_b: str = "B") -
 
     """
     value = float(result_a.log_evidence) - float(result_b.log_evidence)
+    if result_a is result_b:  # a model against itself: exactly 0, no error
+        return BayesFactor(0.0, 0.0, jeffreys_reading(0.0, name_a, name_b))
     std = float(np.hypot(result_a.log_evidence_std, result_b.log_evidence_std))
     return BayesFactor(value, std, jeffreys_reading(value, name_a, name_b))
