@@ -157,6 +157,7 @@ def test_bad_inputs_raise_clear_errors(key):
         shear_models(survey=dataclasses.replace(DES_Y1_LIKE, smail_z0=(0.3, 0.6)))
 
 
+@pytest.mark.filterwarnings("ignore:Explicitly requested dtype int64:UserWarning")
 def test_gaussian_covariance_matches_jax_cosmo():
     jc = pytest.importorskip("jax_cosmo")
     signal = np.asarray(des_y1_like_data().data_vector).reshape(10, 12)
@@ -219,20 +220,16 @@ def test_nuts_harmonic_evidence_on_the_emulated_likelihood(key):
     )
     combined = np.hypot(report.log_evidence_std, log_z_std)
     assert abs(report.log_evidence - log_z) < 4.0 * combined + 0.05
-    # Negative control: the evidence of a different data vector (5% higher amplitude) is
-    # told apart by the same tolerance.
-    data = des_y1_like_data()
-    shifted = shear_models(data=data._replace(data_vector=1.05 * data.data_vector))[0]
-    other = unconstrained_density(key, shifted, 1)
-    wrong, wrong_std = _importance_log_evidence(
-        jax.random.fold_in(key, 2), other.logdensity_fn, report.sampling.samples
-    )
-    assert (
-        abs(report.log_evidence - wrong) > 4.0 * np.hypot(report.log_evidence_std, wrong_std) + 0.05
-    )
+    # Negative control: the original harmonic mean of the same draws (Newton & Raftery
+    # 1994; biased, infinite variance) fails the same tolerance.
+    draws = {k: jnp.asarray(v.reshape(-1)) for k, v in report.posterior.items()}
+    log_l = np.asarray(jax.jit(jax.vmap(make_shear_log_likelihood()))(draws), np.float64)
+    naive = -(np.logaddexp.reduce(-log_l) - np.log(log_l.size))
+    assert abs(naive - log_z) > 4.0 * combined + 0.05
 
 
 @pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:Explicitly requested dtype int64:UserWarning")
 def test_emulator_matches_jax_cosmo_at_the_fiducial():
     pytest.importorskip("jax_cosmo")
     from astrobayes.cosmology import GaussianLikelihood
