@@ -98,6 +98,7 @@ def run_ultranest(
         lambda u: np.asarray(transform(jnp.asarray(u, jnp.float32)), np.float64),
         vectorized=True,
     )
+    logging.getLogger("ultranest").setLevel(logging.WARNING)  # its handler is set up above
     result = sampler.run(show_status=False, viz_callback=False, max_ncalls=max_ncalls)
     return PeerResult(
         "UltraNest (ReactiveNestedSampler defaults)",
