@@ -89,8 +89,8 @@ def map_estimate(
 
     Args:
         posterior: The posterior (see :func:`~astrobayes.imaging.posterior.imaging_posterior`).
-        initial_image: Starting point; by default ``Phi^H y`` (clipped at zero with
-            positivity).
+        initial_image: Starting point; by default ``Phi^H y / ||Phi||^2`` (clipped at
+            zero with positivity).
         max_iterations: Maximum number of iterations.
         tolerance: Relative objective change for the stopping rule.
         patience: Consecutive iterations below ``tolerance`` required to stop.
@@ -120,7 +120,9 @@ def map_estimate(
     if not (np.isfinite(tolerance) and tolerance > 0):
         raise ValueError(f"tolerance must be positive; got {tolerance}")
     if initial_image is None:
-        start = posterior.operator.adjoint(posterior.visibilities)
+        # one gradient step from zero with the data term's natural step: Phi^H y / ||Phi||^2
+        # (for an unnormalised NUFFT, Phi^H y alone is ||Phi||^2 ~ M times too bright)
+        start = posterior.operator.adjoint(posterior.visibilities) / posterior.operator_norm**2
     else:
         start = np.asarray(initial_image)
         if start.shape != posterior.image_shape:

@@ -194,7 +194,13 @@ def _initial_strength(config: ImagingConfig, operator, visibilities, sigma) -> f
         # the denoising energy |x - z|^2 / 2 + lam R at noise sigma_train is, divided by
         # sigma_train^2, the negative log posterior with the prior exp(-lam R / sigma_train^2)
         return float(model.strength) / sigma_train**2
-    dirty = operator.adjoint(visibilities)
+    from astrobayes.imaging.operators import FourierMaskOperator, operator_norm
+
+    if isinstance(operator, FourierMaskOperator):
+        norm2 = operator.norm() ** 2
+    else:
+        norm2 = operator_norm(operator.normal, operator.image_shape, tolerance=1e-4).norm ** 2
+    dirty = operator.adjoint(visibilities) / norm2
     transform = WaveletTransform(config.wavelet_order, config.wavelet_levels)
     l1 = float(jnp.sum(jnp.abs(transform(dirty))))
     return dirty.size / max(l1, 1e-30)
