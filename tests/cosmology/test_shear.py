@@ -1,5 +1,6 @@
 import dataclasses
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -43,7 +44,7 @@ def test_shipped_data_and_emulator_shapes():
     emulator = des_y1_like_emulator()
     assert emulator.num_parameters == len(EMULATOR_NAMES) == 11
     assert emulator.num_outputs == 3 * 120
-    outputs = emulator(jnp.asarray(emulator_bounds().mean(1)))
+    outputs = eqx.filter_jit(lambda e, x: e(x))(emulator, jnp.asarray(emulator_bounds().mean(1)))
     assert outputs.shape == (360,)
     assert bool(jnp.all(outputs > 0))
 
@@ -244,3 +245,13 @@ def test_emulator_matches_jax_cosmo_at_the_fiducial():
     true = float(likelihood(jax.jit(spectra)(theta, 1.0, m).reshape(-1)))
     emulated = float(jax.jit(make_shear_log_likelihood())(values))
     assert abs(true - emulated) < 0.1
+
+
+def test_jax_cosmo_model_without_jax_cosmo_raises_a_clear_import_error(monkeypatch):
+    import sys
+
+    from astrobayes.cosmology.shear_jax_cosmo import spectra
+
+    monkeypatch.setitem(sys.modules, "jax_cosmo", None)
+    with pytest.raises(ImportError, match="optional 'cosmo' extra"):
+        spectra(jnp.zeros(11), 0.5, jnp.zeros(4))
