@@ -26,7 +26,7 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
-from nested_peers import PeerResult, run_blackjax_ns, run_dynesty, run_ultranest
+from nested_peers import run_blackjax_ns, run_dynesty, run_ultranest
 from scipy import special, stats
 from scipy.integrate import trapezoid
 
@@ -156,6 +156,11 @@ def main() -> None:
             else:
                 raise SystemExit(f"unknown peer {peer!r}")
             peer_results[peer][name] = r
+            print(
+                f"    {name} {peer}: {r.log_evidence:.3f} ± {r.log_evidence_std:.3f}, "
+                f"{r.wall_s:.1f} s, {r.num_likelihood_calls} calls",
+                flush=True,
+            )
         print(f"  {name}: peers done (load {os.getloadavg()[0]:.1f})")
 
     print(
@@ -163,35 +168,29 @@ def main() -> None:
         f"{quadrature_lcdm(jax.jit(make_bao_log_likelihood(data, NAMES['lcdm']))):.4f}"
     )
     print(f"reference: importance sampling, {args.is_draws} draws from a widened t proposal\n")
+    results = {"reference (importance sampling)": refs}
+    results["astrobayes (NUTS + learned harmonic mean)"] = {
+        n: (r.log_evidence, r.log_evidence_std) for n, r in ours.models.items()
+    }
+    for peer in peers:
+        results[peer] = {
+            n: (r.log_evidence, r.log_evidence_std) for n, r in peer_results[peer].items()
+        }
     header = f"{'model':<8} {'method':<44} {'ln z':>17} {'pull':>6} {'ln B vs lcdm':>16}"
     print(header)
     print("-" * len(header))
     for name in NAMES:
         ref_z, ref_s = refs[name]
-        rows = [("reference (importance sampling)", ref_z, ref_s)]
-        rep = ours.models[name]
-        rows.append(
-            ("astrobayes (NUTS + learned harmonic mean)", rep.log_evidence, rep.log_evidence_std)
-        )
-        for peer in peers:
-            r: PeerResult = peer_results[peer][name]
-            rows.append((r.name[:44], r.log_evidence, r.log_evidence_std))
-        for label, z, sz in rows:
-            pull = (z - ref_z) / np.hypot(sz, ref_s) if label[:9] != "reference" else 0.0
-            lcdm = {
-                "reference (importance sampling)": refs["lcdm"],
-                "astrobayes (NUTS + learned harmonic mean)": (
-                    ours.models["lcdm"].log_evidence,
-                    ours.models["lcdm"].log_evidence_std,
-                ),
-            }
-            for peer in peers:
-                r0 = peer_results[peer]["lcdm"]
-                lcdm[r0.name[:44]] = (r0.log_evidence, r0.log_evidence_std)
-            bz = z - lcdm[label][0]
-            bs = np.hypot(sz, lcdm[label][1]) if name != "lcdm" else 0.0
+        for method, values in results.items():
+            z, sz = values[name]
+            label = peer_results[method][name].name if method in peer_results else method
+            is_reference = method == "reference (importance sampling)"
+            pull = 0.0 if is_reference else (z - ref_z) / np.hypot(sz, ref_s)
+            z0, s0 = values["lcdm"]
+            bs = np.hypot(sz, s0) if name != "lcdm" else 0.0
             print(
-                f"{name:<8} {label:<44} {z:>8.3f} ± {sz:<6.3f} {pull:>+6.2f} {bz:>8.3f} ± {bs:<5.3f}"
+                f"{name:<8} {label[:44]:<44} {z:>8.3f} ± {sz:<6.3f} {pull:>+6.2f} "
+                f"{z - z0:>8.3f} ± {bs:<5.3f}"
             )
         print()
 
@@ -200,9 +199,7 @@ def main() -> None:
     for peer in peers:
         wall = sum(peer_results[peer][n].wall_s for n in NAMES)
         calls = sum(peer_results[peer][n].num_likelihood_calls for n in NAMES)
-        print(
-            f"{peer_results[peer]['lcdm'].name[:44]:<44} {wall:>8.1f} {wall / t_ours:>7.2f} {calls:>10}"
-        )
+        print(f"{peer:<44} {wall:>8.1f} {wall / t_ours:>7.2f} {calls:>10}")
     print(
         "ratio = peer wall time / astrobayes wall time (> 1: astrobayes faster). "
         f"astrobayes CPU-s: {c_ours:.1f}"
