@@ -329,6 +329,12 @@ def main(argv=None):
         default=1,
         help="sbibm observation number to start from (1-10)",
     )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="CPU threads for both torch and XLA (0: torch uses every core, XLA its default)",
+    )
     parser.add_argument("--rounds", type=int, default=10, help="rounds of snle")
     parser.add_argument(
         "--warm-start",
@@ -351,12 +357,19 @@ def main(argv=None):
         help="prior draws importance-resampled to start the chains (nle, snle)",
     )
     args = parser.parse_args(argv)
+    if args.threads:
+        # Before JAX starts: one XLA CPU thread pool of this size, like torch's below.
+        os.environ["XLA_FLAGS"] = (
+            os.environ.get("XLA_FLAGS", "")
+            + f" --xla_cpu_multi_thread_eigen={'true' if args.threads > 1 else 'false'}"
+            + f" intra_op_parallelism_threads={args.threads}"
+        )
 
     import sbibm
     import torch
     from sbibm.metrics import c2st
 
-    torch.set_num_threads(os.cpu_count() or 1)
+    torch.set_num_threads(args.threads or os.cpu_count() or 1)
 
     def score(samples, reference, index):
         if args.metric == "sbibm":
