@@ -90,14 +90,9 @@ def run_ultranest(
     logging.getLogger("ultranest").setLevel(logging.WARNING)
     np.random.seed(seed)  # UltraNest draws from NumPy's global generator.
     start = time.perf_counter()
-    loglike = jax.jit(jax.vmap(log_likelihood_fn))
-    transform = jax.jit(jax.vmap(prior_transform_fn))
-    sampler = ultranest.ReactiveNestedSampler(
-        list(names),
-        lambda x: np.asarray(loglike(jnp.asarray(x, jnp.float32)), np.float64),
-        lambda u: np.asarray(transform(jnp.asarray(u, jnp.float32)), np.float64),
-        vectorized=True,
-    )
+    loglike = _padded_batch(jax.jit(jax.vmap(log_likelihood_fn)))
+    transform = _padded_batch(jax.jit(jax.vmap(prior_transform_fn)))
+    sampler = ultranest.ReactiveNestedSampler(list(names), loglike, transform, vectorized=True)
     logging.getLogger("ultranest").setLevel(logging.WARNING)  # its handler is set up above
     result = sampler.run(show_status=False, viz_callback=False, max_ncalls=max_ncalls)
     return PeerResult(
@@ -173,6 +168,20 @@ def run_blackjax_ns(
         time.perf_counter() - start,
         int(num_calls),
     )
+
+
+def _padded_batch(batch_fn: Callable) -> Callable:
+    """Call a jitted batch function on power-of-two padded batches (UltraNest's batch sizes
+    vary from call to call; without padding every new size would recompile)."""
+
+    def fn(x):
+        x = np.asarray(x, np.float32)
+        n = x.shape[0]
+        size = max(16, 1 << (n - 1).bit_length())
+        padded = np.concatenate([x, np.repeat(x[:1], size - n, axis=0)])
+        return np.asarray(batch_fn(jnp.asarray(padded)), np.float64)[:n]
+
+    return fn
 
 
 def _slice_evaluations(update_info) -> int:
