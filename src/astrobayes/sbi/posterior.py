@@ -266,7 +266,7 @@ def _smc(key, estimator, x_obs, num_particles, config: MCMCConfig):
     beta, log_evidence = 0.0, 0.0
     betas, acceptance = [], []
     while beta < 1.0:
-        key_loop, key_resample, key_move = jax.random.split(key_loop, 3)
+        key_loop, key_resample, key_shuffle, key_move = jax.random.split(key_loop, 4)
         ell = np.asarray(log_l, dtype=float)
         if not np.any(np.isfinite(ell)):
             raise ValueError("the learned log posterior is -inf or NaN at every prior draw")
@@ -290,7 +290,8 @@ def _smc(key, estimator, x_obs, num_particles, config: MCMCConfig):
         uniform = float(jax.random.uniform(key_resample))
         index = np.searchsorted(cdf, (uniform + np.arange(num_particles)) / num_particles * cdf[-1])
         index = np.minimum(index, num_particles - 1)
-        index = np.asarray(jax.random.permutation(key_resample, index))
+        # Shuffle, so that the two halves of the population mix modes and ancestors.
+        index = np.asarray(jax.random.permutation(key_shuffle, index))
         u, log_l = u[index], log_l[index]
         sweeps = config.smc_final_moves if beta >= 1.0 else config.smc_moves
         if sweeps > 0:
