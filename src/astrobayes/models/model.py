@@ -27,6 +27,7 @@ from numpyro.infer.util import constrain_fn as numpyro_constrain_fn
 from numpyro.infer.util import potential_energy
 
 from astrobayes._checks import check_key, check_positive_int
+from astrobayes.sampling.nuts import batched_logdensity
 
 _MAX_INIT_ATTEMPTS = 100
 #: NumPyro keeps its effect-handler stack in a module global, so two threads must never
@@ -229,7 +230,7 @@ def _latent_shapes(model: Model) -> dict[str, tuple[int, ...]]:
 
 def _initial_positions(key, logdensity_fn, num_chains: int, dim: int, name: str) -> jax.Array:
     """Uniform draws in ``(-2, 2)^dim`` (unconstrained), redrawn where the density is not finite."""
-    batch_logdensity = jax.jit(jax.vmap(logdensity_fn))
+    batch_logdensity = batched_logdensity(logdensity_fn)
     positions = np.zeros((num_chains, dim), np.float32)
     missing = np.ones(num_chains, bool)
     for attempt in range(_MAX_INIT_ATTEMPTS):

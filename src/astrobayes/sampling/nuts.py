@@ -22,6 +22,7 @@ References:
 from __future__ import annotations
 
 import hashlib
+import weakref
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import NamedTuple, Protocol
@@ -163,7 +164,7 @@ def run_nuts(
     if len(names) != dim:
         raise ValueError(f"names must hold dim = {dim} names; got {len(names)}")
     positions = jnp.asarray(positions, jnp.float32)
-    initial_logdensity = np.asarray(jax.jit(jax.vmap(logdensity_fn))(positions))
+    initial_logdensity = np.asarray(batched_logdensity(logdensity_fn)(positions))
     if not np.all(np.isfinite(initial_logdensity)):
         bad = int(np.flatnonzero(~np.isfinite(initial_logdensity))[0])
         raise ValueError(
@@ -192,8 +193,9 @@ def run_nuts(
         for begin in range(0, config.num_warmup, chunk):
             index = begin + np.arange(chunk)
             active = index < config.num_warmup
-            stage = np.where(active, schedule[np.minimum(index, config.num_warmup - 1), 0], 0)
-            window_end = active & schedule[np.minimum(index, config.num_warmup - 1), 1].astype(bool)
+            row = schedule[np.minimum(index, config.num_warmup - 1)]
+            stage = np.where(active, row[:, 0], 0)
+            window_end = active & row[:, 1].astype(bool)
             (state, adaptation), _ = steps_fn(
                 chain_keys, state, adaptation, index, stage, window_end, active, active
             )
@@ -266,6 +268,23 @@ def run_nuts(
         step_size=np.asarray(adaptation.step_size),
         resumed_from=resumed,
     )
+
+
+#: ``jit(vmap(logdensity_fn))`` per density, shared by model set-up and the start check.
+_BATCHED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def batched_logdensity(logdensity_fn: Callable[[jax.Array], jax.Array]) -> Callable:
+    """``jit(vmap(logdensity_fn))``, built once per function so it compiles once.
+
+    Model set-up (initial points) and :func:`run_nuts` (its finiteness check) evaluate the
+    same density on the same batch shape; a fresh ``jit(vmap(...))`` wrapper in each would
+    compile it twice.
+    """
+    batched = _BATCHED.get(logdensity_fn)
+    if batched is None:
+        batched = _BATCHED[logdensity_fn] = jax.jit(jax.vmap(logdensity_fn))
+    return batched
 
 
 #: Steps per call of the compiled program (its scan length).
