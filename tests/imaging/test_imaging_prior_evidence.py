@@ -41,13 +41,10 @@ def _gaussian_masked_problem(key, size, prior_scale, sigma):
     k_x, k_noise = jax.random.split(key)
     x = prior_scale * jax.random.normal(k_x, (size, size))
     y = add_complex_noise(k_noise, op(x), sigma)
-    variance = prior_scale**2 / 2 + sigma**2
-    parts = np.concatenate([np.real(y), np.imag(y)])
-    truth = float(np.sum(-0.5 * np.log(2 * np.pi * variance) - parts**2 / (2 * variance)))
-    return op, y, truth
+    return op, y, _gaussian_masked_truth(y, prior_scale, sigma)
 
 
-def _run_gaussian_nested(key, op, y, size, prior_scale, sigma, num_live, steps):
+def _run_gaussian_nested(key, op, y, size, prior_scale, sigma, num_live, steps, num_delete=1):
     constraint = mask_constraint(op, y, sigma)
     shape = (size, size)
     k_live, k_run = jax.random.split(key)
@@ -63,7 +60,15 @@ def _run_gaussian_nested(key, op, y, size, prior_scale, sigma, num_live, steps):
         ).reshape(v.shape),
         num_mcmc_steps=steps,
         initial_step=sigma**2,
+        num_delete=num_delete,
     )
+
+
+def _gaussian_masked_truth(y, prior_scale, sigma):
+    """Analytic ln z of the masked Gaussian problem for data ``y`` and a prior scale."""
+    variance = prior_scale**2 / 2 + sigma**2
+    parts = np.concatenate([np.real(y), np.imag(y)])
+    return float(np.sum(-0.5 * np.log(2 * np.pi * variance) - parts**2 / (2 * variance)))
 
 
 def _laplace_log_evidence(y, size, psi, strength, sigma):
@@ -164,11 +169,16 @@ def test_laplace_evidence_small_matches_analytic(key):
     assert abs(result.log_evidence - wrong) > 3 * result.log_evidence_error
 
 
-def test_masked_gaussian_evidence_small_matches_analytic(key):
+@pytest.mark.parametrize("num_delete", [1, 8])
+def test_masked_gaussian_evidence_small_matches_analytic(key, num_delete):
     op, y, truth = _gaussian_masked_problem(key, 8, 1.0, 0.1)
-    result = _run_gaussian_nested(jax.random.key(3), op, y, 8, 1.0, 0.1, 40, 10)
+    result = _run_gaussian_nested(jax.random.key(3), op, y, 8, 1.0, 0.1, 40, 10, num_delete)
     assert result.status.name == "CONVERGED"
+    assert result.num_iterations % num_delete == 0
     assert abs(result.log_evidence - truth) < 3 * result.log_evidence_error
+    # negative control: a prior twice as wide gives an analytic ln z many sigma away
+    wrong = _gaussian_masked_truth(y, 2.0, 0.1)
+    assert abs(result.log_evidence - wrong) > 3 * result.log_evidence_error
 
 
 @pytest.mark.slow
@@ -181,10 +191,13 @@ def test_masked_gaussian_evidence_d256_within_3_sigma(key, seed):
 
 
 @pytest.mark.slow
-def test_laplace_evidence_d256_within_3_sigma(key):
+@pytest.mark.parametrize("num_delete", [1, 10])
+def test_laplace_evidence_d256_within_3_sigma(key, num_delete):
     op, y, psi, truth = _laplace_denoising_problem(key, 16, 4, 2, 20.0, 0.02)
     posterior = imaging_posterior(op, y, 0.02, WaveletSparsityPrior(20.0, psi))
-    result = prior_log_evidence(jax.random.key(0), posterior, num_live=50, num_mcmc_steps=40)
+    result = prior_log_evidence(
+        jax.random.key(0), posterior, num_live=50, num_mcmc_steps=40, num_delete=num_delete
+    )
     assert abs(result.log_evidence - truth) < 3 * result.log_evidence_error
 
 
@@ -220,6 +233,15 @@ def test_prior_evidence_validation(key):
         mask_constraint(op, jnp.zeros(3, jnp.complex64), 0.1)
     with pytest.raises(TypeError, match="WaveletSparsityPrior or a ConvexRidgePrior"):
         sample_prior(key, object(), (8, 8), 4)
+    # nested-sampling settings are checked before any prior draw
+    with pytest.raises(ValueError, match="num_delete must be at most num_live // 2 = 5"):
+        prior_log_evidence(key, post, num_live=10, num_delete=6)
+    with pytest.raises(ValueError, match="num_mcmc_steps"):
+        prior_log_evidence(key, post, num_mcmc_steps=0)
+    with pytest.raises(ValueError, match="remainder_fraction must lie in"):
+        prior_log_evidence(key, post, remainder_fraction=1.5)
+    with pytest.raises(ValueError, match="initial_step must be positive"):
+        prior_log_evidence(key, post, initial_step=-1.0)
 
 
 def test_gather_free_crr_matches_the_prior(key):

@@ -40,7 +40,7 @@ def _gaussian_problem(key, dim, prior_scale=1.0, noise=1.0):
     return y, truth
 
 
-def _run_nested(key, y, dim, num_live, prior_scale=1.0, noise=1.0, steps=20):
+def _run_nested(key, y, dim, num_live, prior_scale=1.0, noise=1.0, steps=20, num_delete=1):
     k_live, k_run = jax.random.split(key)
     return proximal_nested_sampling(
         k_run,
@@ -50,6 +50,7 @@ def _run_nested(key, y, dim, num_live, prior_scale=1.0, noise=1.0, steps=20):
         prior_scale * jax.random.normal(k_live, (num_live, dim)),
         log_likelihood_offset=-0.5 * dim * math.log(2 * math.pi * noise**2),
         num_mcmc_steps=steps,
+        num_delete=num_delete,
     )
 
 
@@ -83,6 +84,27 @@ def test_nested_validation(key):
         proximal_nested_sampling(key, jnp.sum, jnp.sum, lambda x, level: x, np.zeros(3))
     with pytest.raises(ValueError, match="initial_live_points must be finite"):
         proximal_nested_sampling(key, jnp.sum, jnp.sum, lambda x, level: x, np.full((4, 2), np.nan))
+    with pytest.raises(ValueError, match="num_delete must be at most num_live // 2 = 2"):
+        proximal_nested_sampling(
+            key, jnp.sum, jnp.sum, lambda x, level: x, np.zeros((4, 2)), num_delete=3
+        )
+
+
+def test_nested_sampling_several_deletions_matches_analytic(key):
+    """k = 5 deletions per iteration: ln X falls by sum 1/(N - j) per cycle; same truth."""
+    y, truth = _gaussian_problem(key, 10)
+    a = _run_nested(key, y, 10, 50, num_delete=5)
+    b = _run_nested(key, y, 10, 50, num_delete=5)
+    assert a.log_evidence == b.log_evidence
+    assert a.status.name == "CONVERGED"
+    assert a.num_iterations % 5 == 0
+    assert abs(a.log_evidence - truth) < 3 * a.log_evidence_error
+    # the error is sqrt(H v) with v slightly above 1 / N
+    assert math.sqrt(a.information / 50) < a.log_evidence_error
+    # negative control: the evidence of a wrong prior scale (2) is many sigma away
+    total = 4.0 + 1.0
+    wrong = -5 * math.log(2 * math.pi * total) - float(jnp.sum(y**2)) / (2 * total)
+    assert abs(a.log_evidence - wrong) > 3 * a.log_evidence_error
 
 
 def _mcmc_problem(size=32, isnr=25.0):
