@@ -262,13 +262,12 @@ class RQSplineFlow(_FlowFamily):
     interval: float = 5.0
 
     def _build(self, key, dim, base):
-        from flowjax.bijections import RationalQuadraticSpline
-        from flowjax.flows import masked_autoregressive_flow
+        from astrobayes._flows import DenseRationalQuadraticSpline, masked_autoregressive_flow
 
         return masked_autoregressive_flow(
             key,
             base_dist=base,
-            transformer=RationalQuadraticSpline(knots=self.knots, interval=self.interval),
+            transformer=DenseRationalQuadraticSpline(knots=self.knots, interval=self.interval),
             flow_layers=self.num_layers,
             nn_width=max(self.width, 2 * dim),
             nn_depth=self.depth,

@@ -32,12 +32,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import paramax
-from flowjax.bijections import RationalQuadraticSpline
+from flowjax.bijections import Affine
 from flowjax.distributions import Normal
-from flowjax.flows import masked_autoregressive_flow
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from astrobayes._checks import as_float_array, check_finite, check_key, check_positive_int
+from astrobayes._flows import DenseRationalQuadraticSpline, masked_autoregressive_flow
 from astrobayes.sbi.embeddings import AbstractEmbedding, IdentityEmbedding
 from astrobayes.sbi.priors import Prior
 from astrobayes.sbi.training import TrainingConfig, TrainingInfo, fit
@@ -88,9 +88,9 @@ class FlowConfig:
 
 def _flow(key, dim: int, cond_dim: int, config: FlowConfig):
     transformer = (
-        RationalQuadraticSpline(knots=config.knots, interval=config.interval)
+        DenseRationalQuadraticSpline(knots=config.knots, interval=config.interval)
         if config.knots > 0
-        else None
+        else Affine()
     )
     return masked_autoregressive_flow(
         key,
