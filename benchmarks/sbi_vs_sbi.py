@@ -3,7 +3,9 @@
 Both packages train NPE on the *same* simulations (drawn with sbibm's simulators) for
 each task and budget; posterior draws for each observation are scored with sbibm's
 C2ST against its reference posterior samples (the same metric for both). Training wall
-time is measured side by side in one run on this machine.
+time and CPU seconds are measured side by side in one run on this machine (with
+``--threads 1`` the CPU seconds are each package's work, whatever else the machine runs);
+``--jax-cache DIR`` keeps astrobayes' compilations on disk, so a second run measures it warm.
 
 Peers (bench extra): ``pip install torch==2.13.0 sbi`` then ``pip install --no-deps
 sbibm`` and ``pip install pandas pyro-ppl future autograd``.
@@ -17,6 +19,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import time
@@ -26,6 +29,27 @@ import numpy as np
 
 warnings.filterwarnings("ignore")
 os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
+
+
+class Stopwatch:
+    """Wall-clock and CPU seconds (all threads of this process) of the timed blocks.
+
+    The CPU seconds are what a busy shared machine distorts least: with one thread per
+    package (``--threads 1``) they are the work each package did.
+    """
+
+    def __init__(self):
+        self.wall = 0.0
+        self.cpu = 0.0
+
+    @contextlib.contextmanager
+    def __call__(self):
+        wall, cpu = time.perf_counter(), time.process_time()
+        try:
+            yield
+        finally:
+            self.wall += time.perf_counter() - wall
+            self.cpu += time.process_time() - cpu
 
 
 def astrobayes_prior(task_name, dim):
@@ -87,22 +111,40 @@ def run_sbi_package(theta, x, prior, observations, num_samples, seed, args):
         show_progress_bars=False,
         summary_writer=writer,
     )
-    start = time.perf_counter()
-    estimator = inference.append_simulations(theta, x).train(
-        training_batch_size=200,
-        learning_rate=5e-4,
-        validation_fraction=0.1,
-        stop_after_epochs=20,
-        max_num_epochs=args.max_epochs,
-        clip_max_norm=5.0,
-        show_train_summary=False,
-    )
-    train_time = time.perf_counter() - start
+    clock = Stopwatch()
+    with clock():
+        estimator = inference.append_simulations(theta, x).train(
+            training_batch_size=200,
+            learning_rate=5e-4,
+            validation_fraction=0.1,
+            stop_after_epochs=20,
+            max_num_epochs=args.max_epochs,
+            clip_max_norm=5.0,
+            show_train_summary=False,
+        )
     posterior = inference.build_posterior(estimator)
     samples = [
         posterior.sample((num_samples,), x=obs, show_progress_bars=False) for obs in observations
     ]
-    return train_time, samples, inference.summary["epochs_trained"][-1]
+    return clock, samples, inference.summary["epochs_trained"][-1]
+
+
+def _train_amortised(train_fn, theta, x, prior, seed, args):
+    """Train an amortised estimator on all simulations; returns it, the clock and the epochs."""
+    import jax
+
+    key_train, key_sample = jax.random.split(jax.random.key(seed))
+    clock = Stopwatch()
+    with clock():
+        estimator, info = train_fn(
+            key_train,
+            prior,
+            theta.numpy(),
+            x.numpy(),
+            flow_config=_our_flow(args),
+            training_config=_our_training(args),
+        )
+    return estimator, clock, info.num_epochs, key_sample
 
 
 def run_astrobayes(theta, x, prior, observations, num_samples, seed, args):
@@ -110,23 +152,13 @@ def run_astrobayes(theta, x, prior, observations, num_samples, seed, args):
 
     from astrobayes.sbi import sample_posterior, train_npe
 
-    key_train, key_sample = jax.random.split(jax.random.key(seed))
-    start = time.perf_counter()
-    npe, info = train_npe(
-        key_train,
-        prior,
-        theta.numpy(),
-        x.numpy(),
-        flow_config=_our_flow(args),
-        training_config=_our_training(args),
-    )
-    train_time = time.perf_counter() - start
+    npe, clock, epochs, key_sample = _train_amortised(train_npe, theta, x, prior, seed, args)
     keys = jax.random.split(key_sample, len(observations))
     samples = [
         sample_posterior(k, npe, obs.numpy().reshape(-1), num_samples).samples
         for k, obs in zip(keys, observations, strict=True)
     ]
-    return train_time, samples, info.num_epochs
+    return clock, samples, epochs
 
 
 def _mcmc_config(args):
@@ -155,17 +187,7 @@ def run_astrobayes_nle(theta, x, prior, observations, num_samples, seed, args):
 
     from astrobayes.sbi import sample_posterior, train_nle
 
-    key_train, key_sample = jax.random.split(jax.random.key(seed))
-    start = time.perf_counter()
-    nle, info = train_nle(
-        key_train,
-        prior,
-        theta.numpy(),
-        x.numpy(),
-        flow_config=_our_flow(args),
-        training_config=_our_training(args),
-    )
-    train_time = time.perf_counter() - start
+    nle, clock, epochs, key_sample = _train_amortised(train_nle, theta, x, prior, seed, args)
     keys = jax.random.split(key_sample, len(observations))
     samples = []
     for i, (k, obs) in enumerate(zip(keys, observations, strict=True)):
@@ -180,7 +202,7 @@ def run_astrobayes_nle(theta, x, prior, observations, num_samples, seed, args):
         )
         _posterior_report(f"observation {i + 1} ({time.perf_counter() - start:.0f} s)", posterior)
         samples.append(posterior.samples)
-    return train_time, samples, info.num_epochs
+    return clock, samples, epochs
 
 
 def run_astrobayes_snle(task, budget, prior, observations, num_samples, seed, args):
@@ -200,7 +222,7 @@ def run_astrobayes_snle(task, budget, prior, observations, num_samples, seed, ar
     simulator = task.get_simulator()
     task_prior = task.get_prior()
     mcmc = _mcmc_config(args)
-    samples, train_time, epochs = [], 0.0, 0
+    samples, clock, epochs = [], Stopwatch(), 0
     keys = jax.random.split(jax.random.key(seed), len(observations))
     for i, (key, obs) in enumerate(zip(keys, observations, strict=True)):
         x_obs = obs.numpy().reshape(-1)
@@ -212,17 +234,16 @@ def run_astrobayes_snle(task, budget, prior, observations, num_samples, seed, ar
             k_train, k_post = jax.random.split(k)
             theta_all, x_all = np.concatenate(thetas), np.concatenate(xs)
             keep = np.all(np.isfinite(x_all), axis=1)
-            start = time.perf_counter()
-            nle, info = train_nle(
-                k_train,
-                prior,
-                theta_all[keep],
-                x_all[keep],
-                flow_config=_our_flow(args),
-                training_config=_our_training(args),
-                initial=nle if args.warm_start else None,
-            )
-            train_time += time.perf_counter() - start
+            with clock():
+                nle, info = train_nle(
+                    k_train,
+                    prior,
+                    theta_all[keep],
+                    x_all[keep],
+                    flow_config=_our_flow(args),
+                    training_config=_our_training(args),
+                    initial=nle if args.warm_start else None,
+                )
             epochs += info.num_epochs
             last = r == rounds - 1
             start = time.perf_counter()
@@ -246,7 +267,7 @@ def run_astrobayes_snle(task, budget, prior, observations, num_samples, seed, ar
                 theta = torch.as_tensor(posterior.samples[:per_round], dtype=torch.float32)
                 thetas.append(theta.numpy())
                 xs.append(simulator(theta).numpy())
-    return train_time, samples, epochs
+    return clock, samples, epochs
 
 
 def run_astrobayes_tsnpe(task, budget, prior, observations, num_samples, seed, rounds=2):
@@ -278,14 +299,15 @@ def run_astrobayes_tsnpe(task, budget, prior, observations, num_samples, seed, r
         num_posterior_samples=num_samples,
         num_validation=0,
     )
-    samples, train_time, epochs = [], 0.0, 0
+    samples, clock, epochs = [], Stopwatch(), 0
+    clock.cpu = float("nan")  # run_sbi reports wall-clock training time only
     keys = jax.random.split(jax.random.key(seed), len(observations))
     for k, obs in zip(keys, observations, strict=True):
         result = run_sbi(k, config, obs.numpy().reshape(-1), simulator=TorchBatchSimulator(print))
-        train_time += sum(r.training_time_s for r in result.rounds)
+        clock.wall += sum(r.training_time_s for r in result.rounds)
         epochs += sum(r.training_epochs for r in result.rounds)
         samples.append(result.posterior.samples)
-    return train_time, samples, epochs
+    return clock, samples, epochs
 
 
 def main(argv=None):
@@ -335,6 +357,12 @@ def main(argv=None):
         default=0,
         help="CPU threads for both torch and XLA (0: torch uses every core, XLA its default)",
     )
+    parser.add_argument(
+        "--jax-cache",
+        default=None,
+        help="JAX persistent compilation cache folder (default: none, every compilation "
+        "is paid); a second run with the same folder measures astrobayes warm",
+    )
     parser.add_argument("--rounds", type=int, default=10, help="rounds of snle")
     parser.add_argument(
         "--warm-start",
@@ -364,6 +392,12 @@ def main(argv=None):
             + f" --xla_cpu_multi_thread_eigen={'true' if args.threads > 1 else 'false'}"
             + f" intra_op_parallelism_threads={args.threads}"
         )
+
+    if args.jax_cache:
+        import jax
+
+        jax.config.update("jax_compilation_cache_dir", args.jax_cache)
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
 
     import sbibm
     import torch
@@ -401,24 +435,24 @@ def main(argv=None):
                 if name not in args.packages:
                     continue
                 if name == "astrobayes" and args.astrobayes_method == "tsnpe":
-                    train_time, samples, epochs = run_astrobayes_tsnpe(
+                    clock, samples, epochs = run_astrobayes_tsnpe(
                         task, budget, prior, observations, args.num_samples, args.seed
                     )
                 elif name == "astrobayes" and args.astrobayes_method == "nle":
-                    train_time, samples, epochs = run_astrobayes_nle(
+                    clock, samples, epochs = run_astrobayes_nle(
                         theta, x, prior, observations, args.num_samples, args.seed, args
                     )
                 elif name == "astrobayes" and args.astrobayes_method == "snle":
-                    train_time, samples, epochs = run_astrobayes_snle(
+                    clock, samples, epochs = run_astrobayes_snle(
                         task, budget, prior, observations, args.num_samples, args.seed, args
                     )
                 else:
-                    train_time, samples, epochs = runner(
+                    clock, samples, epochs = runner(
                         theta, x, prior, observations, args.num_samples, args.seed, args
                     )
                 print(
-                    f"{task_name:16s} {budget:6d} {name:10s} trained in {train_time:7.1f} s "
-                    f"({epochs} epochs)",
+                    f"{task_name:16s} {budget:6d} {name:10s} trained in {clock.wall:7.1f} s "
+                    f"({clock.cpu:.1f} CPU-s, {epochs} epochs)",
                     flush=True,
                 )
                 scores = [
@@ -426,7 +460,8 @@ def main(argv=None):
                     for i, (s, ref) in enumerate(zip(samples, references, strict=True))
                 ]
                 results[name] = {
-                    "train_time_s": train_time,
+                    "train_time_s": clock.wall,
+                    "train_cpu_s": clock.cpu,
                     "epochs": int(epochs),
                     "c2st": scores,
                     "c2st_mean": float(np.mean(scores)),
@@ -434,28 +469,34 @@ def main(argv=None):
                 print(
                     f"{task_name:16s} {budget:6d} {name:10s} C2ST {np.mean(scores):.3f} "
                     f"{np.round(scores, 3).tolist()} "
-                    f"train {train_time:7.1f} s ({epochs} epochs)",
+                    f"train {clock.wall:7.1f} s, {clock.cpu:.1f} CPU-s ({epochs} epochs)",
                     flush=True,
                 )
-            ratio = float("nan")
+            ratio = cpu_ratio = float("nan")
             if len(results) == 2:
-                ratio = results["astrobayes"]["train_time_s"] / results["sbi"]["train_time_s"]
+                ours, theirs = results["astrobayes"], results["sbi"]
+                ratio = ours["train_time_s"] / theirs["train_time_s"]
+                cpu_ratio = ours["train_cpu_s"] / theirs["train_cpu_s"]
                 print(
-                    f"{task_name:16s} {budget:6d} time ratio astrobayes/sbi = {ratio:.2f}",
+                    f"{task_name:16s} {budget:6d} time ratio astrobayes/sbi = {ratio:.2f} "
+                    f"(CPU-s: {cpu_ratio:.2f})",
                     flush=True,
                 )
-            rows.append({"task": task_name, "budget": budget, "ratio": ratio, **results})
+            rows.append(
+                {"task": task_name, "budget": budget, "ratio": ratio, "cpu_ratio": cpu_ratio}
+                | results
+            )
             if args.out:
                 with open(args.out, "w") as handle:
                     json.dump({"args": vars(args), "rows": rows}, handle, indent=2)
-    print("\ntask             budget  C2ST sbi  C2ST ours  time sbi  time ours  ratio")
+    print("\ntask             budget  C2ST sbi  C2ST ours  time sbi  time ours  ratio  CPU-s ratio")
     nan = {"c2st_mean": float("nan"), "train_time_s": float("nan")}
     for r in rows:
         sbi_row, ours = r.get("sbi", nan), r.get("astrobayes", nan)
         print(
             f"{r['task']:16s} {r['budget']:6d}  {sbi_row['c2st_mean']:8.3f}  "
             f"{ours['c2st_mean']:9.3f}  {sbi_row['train_time_s']:8.1f}  "
-            f"{ours['train_time_s']:9.1f}  {r['ratio']:5.2f}"
+            f"{ours['train_time_s']:9.1f}  {r['ratio']:5.2f}  {r['cpu_ratio']:11.2f}"
         )
 
 
