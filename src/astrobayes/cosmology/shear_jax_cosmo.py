@@ -80,6 +80,14 @@ def _redshift_bins(jc, survey: ShearSurvey, shifts):
     return bins
 
 
+def _cosmology_and_bins(parameters, survey: ShearSurvey):
+    """jax-cosmo, its cosmology and the shifted redshift bins for one parameter vector."""
+    jc = _jax_cosmo()
+    theta = jnp.asarray(parameters)
+    shifts = [theta[7 + i] for i in range(survey.num_bins)]
+    return jc, _cosmology(jc, theta), _redshift_bins(jc, survey, shifts)
+
+
 def spectrum_components(
     parameters: Float[ArrayLike, " 11"], survey: ShearSurvey = DES_Y1_LIKE
 ) -> Float[Array, "3 num_pairs num_ell"]:
@@ -99,10 +107,7 @@ def spectrum_components(
         ImportError: Without jax-cosmo.
 
     """
-    jc = _jax_cosmo()
-    theta = jnp.asarray(parameters)
-    cosmo = _cosmology(jc, theta)
-    bins = _redshift_bins(jc, survey, [theta[7 + i] for i in range(survey.num_bins)])
+    jc, cosmo, bins = _cosmology_and_bins(parameters, survey)
     shear = jc.probes.WeakLensing(bins, sigma_e=survey.sigma_e)
     shear_ia = jc.probes.WeakLensing(
         bins, ia_bias=jc.bias.constant_linear_bias(1.0), sigma_e=survey.sigma_e
@@ -154,10 +159,7 @@ def spectra(
         ImportError: Without jax-cosmo.
 
     """
-    jc = _jax_cosmo()
-    theta = jnp.asarray(parameters)
-    cosmo = _cosmology(jc, theta)
-    bins = _redshift_bins(jc, survey, [theta[7 + i] for i in range(survey.num_bins)])
+    jc, cosmo, bins = _cosmology_and_bins(parameters, survey)
     m = jnp.asarray(multiplicative_bias)
     probe = jc.probes.WeakLensing(
         bins,
