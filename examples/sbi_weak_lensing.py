@@ -7,25 +7,33 @@ decreasing with Omega_m, as for real convergence), and adds shape noise
 (sigma_e = 0.26, 30 galaxies / arcmin^2, 3.75 arcmin pixels). It is a toy with the right
 ingredients, not a calibrated cosmological model.
 
+The CNN halves the resolution with stride-2 convolutions (``downsample="stride"``),
+which trains about 6x faster on the CPU than convolutions followed by max-pooling.
+
 Run:  .venv/bin/python examples/sbi_weak_lensing.py [num_simulations]
 """
 
 import sys
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from astrobayes.sbi import (
+    NPE,
+    CalibrationDraws,
     CNN2dEmbedding,
+    PosteriorSamples,
     Prior,
     TrainingConfig,
+    TrainingInfo,
     calibration_draws,
     sample_posterior,
     simulate_for_prior,
     train_npe,
 )
-from astrobayes.validation import calibration_report
+from astrobayes.validation import CalibrationReport, calibration_report
 
 NPIX = 64
 PIXEL_ARCMIN = 3.75
@@ -59,27 +67,88 @@ def simulate(key, theta):
     return (kappa + noise) / 0.02
 
 
-def main(num_simulations=4000, num_tests=200, seed=0):
+class WeakLensingResult(NamedTuple):
+    """Everything :func:`main` produced.
+
+    Attributes:
+        npe: The trained estimator (CNN embedding + flow).
+        info: Its training record.
+        posterior: Posterior draws for the mock observation at ``THETA_TRUE``.
+        x_obs: That observation, ``(64, 64)``.
+        test_x: Data of the calibration test simulations, ``(num_tests, 64, 64)``.
+        draws: Posterior draws and log densities for the test simulations.
+        report: Expected coverage, TARP and SBC of the NPE on the test simulations.
+
+    """
+
+    npe: NPE
+    info: TrainingInfo
+    posterior: PosteriorSamples
+    x_obs: np.ndarray
+    test_x: np.ndarray
+    draws: CalibrationDraws
+    report: CalibrationReport
+
+
+THETA_TRUE = np.array([0.3, 0.8])
+
+
+def main(
+    num_simulations=4000,
+    num_tests=200,
+    seed=0,
+    *,
+    num_draws=200,
+    max_epochs=150,
+    stop_after_epochs=15,
+    downsample="stride",
+    global_pool=True,
+):
+    """Simulate, train NPE with a 2-d CNN embedding, sample one posterior, check coverage.
+
+    Args:
+        num_simulations: Training simulations from the prior.
+        num_tests: Test simulations for the calibration checks.
+        seed: Seed of the single JAX key everything is split from.
+        num_draws: Posterior draws per test simulation.
+        max_epochs: Epoch cap of the training.
+        stop_after_epochs: Early-stopping patience.
+        downsample: ``"stride"`` or ``"max"`` (see :class:`CNN2dEmbedding`).
+        global_pool: Average the CNN's last feature maps over position (the field is
+            statistically homogeneous, so its summaries should not depend on position).
+
+    Returns:
+        A :class:`WeakLensingResult`.
+
+    """
     key = jax.random.key(seed)
     k_sim, k_emb, k_train, k_test, k_obs, k_post, k_draws, k_report = jax.random.split(key, 8)
     sims = simulate_for_prior(k_sim, PRIOR, simulate, num_simulations)
-    embedding = CNN2dEmbedding(k_emb, (NPIX, NPIX), 8, channels=(8, 16, 32))
+    embedding = CNN2dEmbedding(
+        k_emb,
+        (NPIX, NPIX),
+        8,
+        channels=(8, 16, 32),
+        downsample=downsample,
+        global_pool=global_pool,
+    )
     npe, info = train_npe(
         k_train,
         PRIOR,
         sims.theta,
         sims.x,
         embedding=embedding,
-        training_config=TrainingConfig(max_epochs=150, stop_after_epochs=15, batch_size=100),
+        training_config=TrainingConfig(
+            max_epochs=max_epochs, stop_after_epochs=stop_after_epochs, batch_size=100
+        ),
     )
     print(f"trained {info.num_epochs} epochs in {info.wall_time_s:.0f} s")
-    theta_true = np.array([0.3, 0.8])
-    x_obs = simulate(k_obs, jnp.asarray(theta_true))
+    x_obs = simulate(k_obs, jnp.asarray(THETA_TRUE))
     posterior = sample_posterior(k_post, npe, x_obs, 5000)
     mean, std = posterior.samples.mean(0), posterior.samples.std(0)
-    print(f"truth {theta_true}; posterior mean {mean}, std {std}")
+    print(f"truth {THETA_TRUE}; posterior mean {mean}, std {std}")
     test = simulate_for_prior(k_test, PRIOR, simulate, num_tests)
-    draws = calibration_draws(k_draws, npe, test.theta, test.x, 200)
+    draws = calibration_draws(k_draws, npe, test.theta, test.x, num_draws)
     report = calibration_report(
         k_report, draws.theta_true, draws.samples, draws.log_prob_true, draws.log_prob_samples
     )
@@ -87,7 +156,9 @@ def main(num_simulations=4000, num_tests=200, seed=0):
         f"expected coverage max deviation {report.coverage.max_deviation:.3f}; "
         f"TARP {report.tarp.max_deviation:.3f}; calibrated: {report.is_calibrated} {report.flags}"
     )
-    return npe, report, posterior
+    return WeakLensingResult(
+        npe, info, posterior, np.asarray(x_obs), np.asarray(test.x), draws, report
+    )
 
 
 if __name__ == "__main__":

@@ -1,3 +1,4 @@
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -143,6 +144,53 @@ def test_embeddings_shapes(key):
     assert shape(CNN2dEmbedding(key, (16, 16), 2), jnp.ones((16, 16))) == (2,)
     with pytest.raises(ValueError, match="shape must be at least"):
         CNN2dEmbedding(key, (4, 4), 2)
+    # Strided convolutions (ceil halving, odd sizes included) instead of max-pooling.
+    assert shape(CNN1dEmbedding(key, 33, 4, downsample="stride"), jnp.ones(33)) == (4,)
+    strided = CNN2dEmbedding(key, (17, 16), 2, in_channels=3, downsample="stride")
+    assert shape(strided, jnp.ones((3, 17, 16))) == (2,)
+    assert [c.stride for c in strided.convs] == [(2, 2)] * 3
+    # Global average pooling: the head sees one value per channel, whatever the map size.
+    pooled = CNN2dEmbedding(key, (32, 24), 2, channels=(4, 6), global_pool=True)
+    assert pooled.head.in_size == 6
+    assert shape(pooled, jnp.ones((32, 24))) == (2,)
+    assert CNN1dEmbedding(key, 40, 2, channels=(4, 6), global_pool=True).head.in_size == 6
+    with pytest.raises(ValueError, match="downsample must be one of"):
+        CNN2dEmbedding(key, (16, 16), 2, downsample="mean")
+    with pytest.raises(ValueError, match="downsample must be one of"):
+        CNN1dEmbedding(key, 16, 2, downsample="avg")
+
+
+def _reference_cnn(net, x, pool):
+    """The CNN computed with equinox's own convolution and pooling layers."""
+    h = x[None] if x.ndim == len(net.convs[0].weight.shape) - 2 else x
+    for conv in net.convs:
+        h = jax.nn.gelu(conv(h))
+        if net.downsample == "max":
+            h = pool(2, 2)(h)
+    return net.head(h.reshape(-1))
+
+
+@pytest.mark.parametrize("downsample", ["max", "stride"])
+@pytest.mark.parametrize("kernel_size", [2, 3])
+def test_cnn_embeddings_match_equinox_layers(key, downsample, kernel_size):
+    """The im2col convolutions give the equinox layers' numbers (odd sizes included)."""
+    k_net, k_x = jax.random.split(key)
+    net = CNN2dEmbedding(
+        k_net,
+        (9, 8),
+        3,
+        in_channels=2,
+        channels=(3, 4),
+        kernel_size=kernel_size,
+        downsample=downsample,
+    )
+    x = jax.random.normal(k_x, (2, 9, 8))
+    np.testing.assert_allclose(net(x), _reference_cnn(net, x, eqx.nn.MaxPool2d), atol=1e-5)
+    net = CNN1dEmbedding(
+        k_net, 11, 3, channels=(3, 4), kernel_size=kernel_size, downsample=downsample
+    )
+    x = jax.random.normal(k_x, (11,))
+    np.testing.assert_allclose(net(x), _reference_cnn(net, x, eqx.nn.MaxPool1d), atol=1e-5)
 
 
 @pytest.mark.slow

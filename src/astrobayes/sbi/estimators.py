@@ -26,6 +26,7 @@ References:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import equinox as eqx
 import jax
@@ -270,11 +271,47 @@ def _check_training_data(prior: Prior, theta, x) -> tuple[np.ndarray, np.ndarray
     return theta, x
 
 
-def _standardisers(prior: Prior, theta: np.ndarray, x: np.ndarray):
+class _TrainingSet(NamedTuple):
+    """Validated training pairs in the estimators' coordinates and their standardisers."""
+
+    u: jax.Array
+    x: jax.Array
+    u_shift: jax.Array
+    u_scale: jax.Array
+    x_shift: jax.Array
+    x_scale: jax.Array
+
+    def standardisers(self) -> dict[str, jax.Array]:
+        """Keyword arguments of every estimator's constructor but the networks."""
+        return {
+            "u_shift": self.u_shift,
+            "u_scale": self.u_scale,
+            "x_shift": self.x_shift,
+            "x_scale": self.x_scale,
+        }
+
+
+def _training_set(prior: Prior, theta, x, *, flatten: bool = False) -> _TrainingSet:
+    """Validate ``(theta, x)`` and map them to unconstrained ``u`` and float32 data."""
+    theta, x = _check_training_data(prior, theta, x)
+    if flatten:
+        x = x.reshape(x.shape[0], -1)
     u = np.asarray(prior.to_unconstrained(jnp.asarray(theta)), dtype=float)
     u_shift, u_scale = _moments(u)
     x_shift, x_scale = _moments(x)
-    return jnp.asarray(u, jnp.float32), u_shift, u_scale, x_shift, x_scale
+    return _TrainingSet(
+        jnp.asarray(u, jnp.float32),
+        jnp.asarray(x, jnp.float32),
+        u_shift,
+        u_scale,
+        x_shift,
+        x_scale,
+    )
+
+
+def _fit(key, model, loss_fn, data: _TrainingSet, training_config: TrainingConfig | None):
+    config = TrainingConfig() if training_config is None else training_config
+    return fit(key, model, loss_fn, (data.u, data.x), config)
 
 
 def train_npe(
@@ -324,22 +361,12 @@ def train_npe(
 
     """
     check_key(key)
-    theta, x = _check_training_data(prior, theta, x)
-    key_flow, key_embedding, key_fit = jax.random.split(key, 3)
-    u, u_shift, u_scale, x_shift, x_scale = _standardisers(prior, theta, x)
+    data = _training_set(prior, theta, x)
+    key_flow, _, key_fit = jax.random.split(key, 3)  # middle key: kept for reproducibility
     if embedding is None:
-        embedding = IdentityEmbedding(x.shape[1:])
+        embedding = IdentityEmbedding(data.x.shape[1:])
     flow = _flow(key_flow, prior.dim, embedding.out_size, flow_config)
-    model = NPE(
-        flow=flow,
-        embedding=embedding,
-        prior=prior,
-        u_shift=u_shift,
-        u_scale=u_scale,
-        x_shift=x_shift,
-        x_scale=x_scale,
-    )
-    del key_embedding
+    model = NPE(flow=flow, embedding=embedding, prior=prior, **data.standardisers())
 
     def loss_fn(model: NPE, batch, _key):
         u_batch, x_batch = batch
@@ -347,8 +374,7 @@ def train_npe(
         condition = jax.vmap(model._condition)(x_batch)
         return -jnp.mean(flow.log_prob(model._z(u_batch), condition))
 
-    training_config = TrainingConfig() if training_config is None else training_config
-    return fit(key_fit, model, loss_fn, (u, jnp.asarray(x, jnp.float32)), training_config)
+    return _fit(key_fit, model, loss_fn, data, training_config)
 
 
 def train_nle(
@@ -387,26 +413,18 @@ def train_nle(
 
     """
     check_key(key)
-    theta, x = _check_training_data(prior, theta, x)
-    x = x.reshape(x.shape[0], -1)
+    data = _training_set(prior, theta, x, flatten=True)
+    data_size = data.x.shape[1]
     key_flow, key_fit = jax.random.split(key)
-    u, u_shift, u_scale, x_shift, x_scale = _standardisers(prior, theta, x)
     if initial is None:
-        flow = _flow(key_flow, x.shape[1], prior.dim, flow_config)
-        model = NLE(
-            flow=flow,
-            prior=prior,
-            u_shift=u_shift,
-            u_scale=u_scale,
-            x_shift=x_shift,
-            x_scale=x_scale,
-        )
+        flow = _flow(key_flow, data_size, prior.dim, flow_config)
+        model = NLE(flow=flow, prior=prior, **data.standardisers())
     elif not isinstance(initial, NLE):
         raise TypeError(f"initial must be an NLE; got {type(initial).__name__}")
-    elif initial.x_shift.shape != (x.shape[1],) or initial.u_shift.shape != (prior.dim,):
+    elif initial.x_shift.shape != (data_size,) or initial.u_shift.shape != (prior.dim,):
         raise ValueError(
             f"initial was trained on data of size {initial.x_shift.shape[0]} and "
-            f"{initial.u_shift.shape[0]} parameters; got {x.shape[1]} and {prior.dim}"
+            f"{initial.u_shift.shape[0]} parameters; got {data_size} and {prior.dim}"
         )
     else:
         model = eqx.tree_at(lambda m: m.prior, initial, prior)
@@ -416,8 +434,7 @@ def train_nle(
         flow = paramax.unwrap(model.flow)
         return -jnp.mean(flow.log_prob(model._x_std(x_batch), model._z(u_batch)))
 
-    training_config = TrainingConfig() if training_config is None else training_config
-    return fit(key_fit, model, loss_fn, (u, jnp.asarray(x, jnp.float32)), training_config)
+    return _fit(key_fit, model, loss_fn, data, training_config)
 
 
 def train_nre(
@@ -458,12 +475,11 @@ def train_nre(
 
     """
     check_key(key)
-    theta, x = _check_training_data(prior, theta, x)
+    data = _training_set(prior, theta, x)
     num_contrastive = check_positive_int(num_contrastive, "num_contrastive")
     key_net, key_fit = jax.random.split(key)
-    u, u_shift, u_scale, x_shift, x_scale = _standardisers(prior, theta, x)
     if embedding is None:
-        embedding = IdentityEmbedding(x.shape[1:])
+        embedding = IdentityEmbedding(data.x.shape[1:])
     classifier = eqx.nn.MLP(
         prior.dim + embedding.out_size,
         "scalar",
@@ -472,15 +488,7 @@ def train_nre(
         activation=jax.nn.gelu,
         key=key_net,
     )
-    model = NRE(
-        classifier=classifier,
-        embedding=embedding,
-        prior=prior,
-        u_shift=u_shift,
-        u_scale=u_scale,
-        x_shift=x_shift,
-        x_scale=x_scale,
-    )
+    model = NRE(classifier=classifier, embedding=embedding, prior=prior, **data.standardisers())
 
     def loss_fn(model: NRE, batch, _key):
         u_batch, x_batch = batch
@@ -497,5 +505,4 @@ def train_nre(
         )
         return joint + marginal
 
-    training_config = TrainingConfig() if training_config is None else training_config
-    return fit(key_fit, model, loss_fn, (u, jnp.asarray(x, jnp.float32)), training_config)
+    return _fit(key_fit, model, loss_fn, data, training_config)
