@@ -73,6 +73,21 @@ def test_nufft_field_of_view_equals_pixel_size():
     np.testing.assert_allclose(a.points_cols, b.points_cols)
 
 
+def test_nufft_threads_do_not_change_the_result():
+    rng = np.random.default_rng(3)
+    uv = rng.uniform(-500, 500, size=(30, 2))
+    single = nufft_operator(uv, image_shape=(8, 8), pixel_size_arcsec=100.0)
+    assert single.num_threads == 1  # small problem: one thread by default
+    default = nufft_operator(uv, image_shape=(8, 8), pixel_size_arcsec=100.0, num_threads=0)
+    assert default.num_threads == 0
+    x = jnp.asarray(rng.normal(size=(8, 8)), jnp.float32)
+    np.testing.assert_allclose(single(x), default(x), rtol=1e-5, atol=1e-5)
+    y = single(x)
+    np.testing.assert_allclose(single.adjoint(y), default.adjoint(y), rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="num_threads must be a non-negative integer"):
+        nufft_operator(uv, image_shape=(8, 8), pixel_size_arcsec=100.0, num_threads=-1)
+
+
 def test_power_iteration_matches_dense_svd():
     rng = np.random.default_rng(3)
     op = fourier_mask_operator(_random_mask(rng, shape=(8, 8)))
