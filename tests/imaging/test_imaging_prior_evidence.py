@@ -255,3 +255,28 @@ def test_gather_free_crr_matches_the_prior(key):
     np.testing.assert_allclose(
         np.asarray(gradient), np.asarray(prior.gradient(x)), rtol=1e-3, atol=1e-4 * 50
     )
+
+
+def test_preconditioned_crr_draws_match_the_gaussian_limit(key):
+    """Equal spline slopes s and small images: psi_c(t) = s t^2 / 2 on the knots, so the
+    prior is Gaussian with Fourier variances 1 / (strength s sum_c |h_c^(w)|^2)."""
+    from astrobayes.imaging.crr import init_convex_ridge
+    from astrobayes.imaging.prior_evidence import _crr_fourier_preconditioner
+
+    regulariser = init_convex_ridge(jax.random.key(7), num_channels=4, kernel_size=3)
+    prior = ConvexRidgePrior(5000.0, regulariser.normalised())  # |z| << knot range
+    draws = sample_prior(key, prior, (8, 8), 200, num_steps=400)
+    assert draws.rhat < 1.05
+    images = np.asarray(draws.images, np.float64)
+    images = images - images.mean(axis=(1, 2), keepdims=True)  # the mean is drawn apart
+    power = np.mean(np.abs(np.fft.fft2(images, norm="ortho")) ** 2, axis=0)
+    variance = _crr_fourier_preconditioner(prior, (8, 8))  # exact here (slopes all 0.5)
+    nonzero = variance > 0
+    ratio = np.mean(power[nonzero] / variance[nonzero])
+    # |X(w)|^2 / variance ~ Exp(1) for ~31 independent complex modes, 200 draws each
+    error = 1 / math.sqrt(200 * 31)
+    print(f"power / analytic variance = {ratio:.4f} +- {error:.4f}")
+    assert abs(ratio - 1) < 4 * error, ratio
+    # negative control: against the variances of slope-1 splines (twice smaller)
+    wrong = np.mean(power[nonzero] / (variance[nonzero] / 2))
+    assert abs(wrong - 1) > 4 * error
