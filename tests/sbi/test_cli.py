@@ -31,11 +31,31 @@ def test_config_maps_onto_dataclass():
         ({"num_simulations": 5}, "num_simulations must be >= 10"),
         ({"embedding": "cnn2d", "method": "nle"}, "not available with method 'nle'"),
         ({"prior": {"a": {"beta": [1, 2]}}}, "unknown distribution"),
+        ({"embedding_downsample": "avg"}, "embedding_downsample must be 'max' or 'stride'"),
     ],
 )
 def test_config_validation(change, match):
     with pytest.raises(ValueError, match=match):
         config_from_dict({**BASE, **change})
+
+
+def test_config_cnn_options_reach_the_embedding():
+    import jax
+
+    from astrobayes.sbi.pipeline import _embedding
+
+    config = config_from_dict(
+        {
+            **BASE,
+            "embedding": "cnn2d",
+            "embedding_downsample": "stride",
+            "embedding_global_pool": True,
+        }
+    )
+    embedding = _embedding(jax.random.key(0), config, (16, 16))
+    assert (embedding.downsample, embedding.global_pool) == ("stride", True)
+    with pytest.raises(TypeError, match="embedding_global_pool must be true or false"):
+        config_from_dict({**BASE, "embedding_global_pool": "yes"})
 
 
 def test_config_missing_keys():

@@ -60,6 +60,11 @@ class SBIConfig:
         max_workers: Processes for a Python simulator.
         embedding: ``"none"``, ``"mlp"``, ``"cnn1d"`` or ``"cnn2d"`` (NPE / NRE only).
         embedding_size: Summaries produced by the embedding.
+        embedding_downsample: CNN embeddings: ``"max"`` (max-pool by 2 after each
+            convolution) or ``"stride"`` (stride-2 convolutions).
+        embedding_global_pool: CNN embeddings: average the last feature maps over
+            position before the head (for statistically homogeneous fields; see
+            docs/sbi.md, weak-lensing example).
         num_validation: Test simulations for the calibration checks (0 to skip).
         training: :class:`TrainingConfig`.
         flow: :class:`FlowConfig`.
@@ -80,6 +85,8 @@ class SBIConfig:
     max_workers: int | None = None
     embedding: str = "none"
     embedding_size: int = 16
+    embedding_downsample: str = "max"
+    embedding_global_pool: bool = False
     num_validation: int = 200
     training: TrainingConfig = field(default_factory=TrainingConfig)
     flow: FlowConfig = field(default_factory=FlowConfig)
@@ -108,6 +115,15 @@ class SBIConfig:
         check_positive_int(self.num_posterior_samples, "num_posterior_samples")
         check_positive_int(self.num_validation, "num_validation", minimum=0)
         check_positive_int(self.embedding_size, "embedding_size")
+        if self.embedding_downsample not in ("max", "stride"):
+            raise ValueError(
+                f"embedding_downsample must be 'max' or 'stride'; got {self.embedding_downsample!r}"
+            )
+        if not isinstance(self.embedding_global_pool, bool):
+            raise TypeError(
+                "embedding_global_pool must be true or false; "
+                f"got {type(self.embedding_global_pool).__name__}"
+            )
         prior_from_config(self.prior)
 
     def build_prior(self) -> Prior:
@@ -192,6 +208,9 @@ class SBIResult(NamedTuple):
 
 def _embedding(key, config: SBIConfig, data_shape: tuple[int, ...]):
     size = int(np.prod(data_shape))
+    cnn_options = dict(
+        downsample=config.embedding_downsample, global_pool=config.embedding_global_pool
+    )
     if config.embedding == "mlp":
         return MLPEmbedding(key, size, config.embedding_size)
     if config.embedding == "cnn1d":
@@ -200,6 +219,7 @@ def _embedding(key, config: SBIConfig, data_shape: tuple[int, ...]):
             data_shape[-1],
             config.embedding_size,
             in_channels=1 if len(data_shape) == 1 else data_shape[0],
+            **cnn_options,
         )
     if config.embedding == "cnn2d":
         return CNN2dEmbedding(
@@ -207,6 +227,7 @@ def _embedding(key, config: SBIConfig, data_shape: tuple[int, ...]):
             data_shape[-2:],
             config.embedding_size,
             in_channels=1 if len(data_shape) == 2 else data_shape[0],
+            **cnn_options,
         )
     return None
 
