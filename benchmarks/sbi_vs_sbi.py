@@ -263,11 +263,31 @@ def run_astrobayes_snle(task, budget, prior, observations, num_samples, seed, ar
             )
             if last:
                 samples.append(posterior.samples)
+                if args.predictive_check:
+                    _report_predictive_check(simulator, posterior.samples, x_obs, i)
             else:
                 theta = torch.as_tensor(posterior.samples[:per_round], dtype=torch.float32)
                 thetas.append(theta.numpy())
                 xs.append(simulator(theta).numpy())
     return clock, samples, epochs
+
+
+def _report_predictive_check(simulator, samples, x_obs, index, num_draws=4000):
+    """Posterior predictive check of one observation (simulations at posterior draws)."""
+    import torch
+
+    from astrobayes.validation import posterior_predictive_check
+
+    theta = torch.as_tensor(np.asarray(samples[:num_draws]), dtype=torch.float32)
+    x_pred = simulator(theta).numpy()
+    keep = np.all(np.isfinite(x_pred), axis=1)
+    check = posterior_predictive_check(x_obs, x_pred[keep])
+    print(
+        f"    observation {index + 1} predictive check: {check.status.name}, adjusted p "
+        f"{check.p_adjusted:.2g} (joint {check.p_joint:.2g}, smallest component "
+        f"{check.p_values.min():.2g})",
+        flush=True,
+    )
 
 
 def run_astrobayes_tsnpe(task, budget, prior, observations, num_samples, seed, rounds=2):
@@ -364,6 +384,11 @@ def main(argv=None):
         "is paid); a second run with the same folder measures astrobayes warm",
     )
     parser.add_argument("--rounds", type=int, default=10, help="rounds of snle")
+    parser.add_argument(
+        "--predictive-check",
+        action="store_true",
+        help="snle: posterior predictive check of each observation (4000 simulations)",
+    )
     parser.add_argument(
         "--warm-start",
         action=argparse.BooleanOptionalAction,

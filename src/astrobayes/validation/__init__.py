@@ -1,4 +1,4 @@
-"""Posterior validation: expected coverage, TARP, SBC ranks, C2ST and a combined report."""
+"""Posterior validation: coverage, TARP, SBC, C2ST, a report and a predictive check."""
 
 from astrobayes.validation.c2st import C2STResult, c2st
 from astrobayes.validation.coverage import (
@@ -10,6 +10,11 @@ from astrobayes.validation.coverage import (
     sbc_ranks,
     tarp,
 )
+from astrobayes.validation.predictive import (
+    PredictiveCheckResult,
+    PredictiveStatus,
+    posterior_predictive_check,
+)
 from astrobayes.validation.report import CalibrationReport, calibration_report, report_to_dict
 
 __all__ = [
@@ -17,11 +22,14 @@ __all__ = [
     "CalibrationReport",
     "CalibrationStatus",
     "CoverageResult",
+    "PredictiveCheckResult",
+    "PredictiveStatus",
     "SBCResult",
     "TarpResult",
     "c2st",
     "calibration_report",
     "expected_coverage",
+    "posterior_predictive_check",
     "report_to_dict",
     "sbc_ranks",
     "tarp",
