@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import time
 
 import jax
 import jax.numpy as jnp
@@ -29,6 +28,7 @@ import numpy as np
 from nested_peers import run_blackjax_ns, run_dynesty, run_ultranest
 from scipy import special, stats
 from scipy.integrate import trapezoid
+from timing import Stopwatch
 
 from astrobayes.cli.demo import DEMO_SAMPLING
 from astrobayes.comparison import compare
@@ -109,12 +109,6 @@ def quadrature_lcdm(fn):
     )
 
 
-def timed(fn):
-    wall, cpu = time.perf_counter(), time.process_time()
-    out = fn()
-    return out, time.perf_counter() - wall, time.process_time() - cpu
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -131,12 +125,12 @@ def main() -> None:
         f"astrobayes: compare() with the demo's NUTS settings ({s.num_chains} chains x "
         f"({s.num_warmup} + {s.num_samples})), JIT compilation included"
     )
-    ours, t_ours, c_ours = timed(
-        lambda: compare(
+    clock = Stopwatch()
+    with clock():
+        ours = compare(
             jax.random.key(args.seed), dark_energy_models(data), reference="lcdm", sampling=s
         )
-    )
-    print(f"  {t_ours:.1f} s wall, {c_ours:.1f} CPU-s")
+    print(f"  {clock.wall:.1f} s wall, {clock.cpu:.1f} CPU-s")
 
     rng = np.random.default_rng(args.seed)
     refs, peer_results = {}, {p: {} for p in peers}
@@ -195,14 +189,14 @@ def main() -> None:
         print()
 
     print(f"{'method':<44} {'wall s':>8} {'ratio':>7} {'calls':>10}")
-    print(f"{'astrobayes (3 models)':<44} {t_ours:>8.1f} {1.0:>7.2f} {'':>10}")
+    print(f"{'astrobayes (3 models)':<44} {clock.wall:>8.1f} {1.0:>7.2f} {'':>10}")
     for peer in peers:
         wall = sum(peer_results[peer][n].wall_s for n in NAMES)
         calls = sum(peer_results[peer][n].num_likelihood_calls for n in NAMES)
-        print(f"{peer:<44} {wall:>8.1f} {wall / t_ours:>7.2f} {calls:>10}")
+        print(f"{peer:<44} {wall:>8.1f} {wall / clock.wall:>7.2f} {calls:>10}")
     print(
         "ratio = peer wall time / astrobayes wall time (> 1: astrobayes faster). "
-        f"astrobayes CPU-s: {c_ours:.1f}"
+        f"astrobayes CPU-s: {clock.cpu:.1f}"
     )
 
 

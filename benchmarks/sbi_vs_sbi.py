@@ -19,37 +19,16 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import time
 import warnings
 
 import numpy as np
+from timing import Stopwatch
 
 warnings.filterwarnings("ignore")
 os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
-
-
-class Stopwatch:
-    """Wall-clock and CPU seconds (all threads of this process) of the timed blocks.
-
-    The CPU seconds are what a busy shared machine distorts least: with one thread per
-    package (``--threads 1``) they are the work each package did.
-    """
-
-    def __init__(self):
-        self.wall = 0.0
-        self.cpu = 0.0
-
-    @contextlib.contextmanager
-    def __call__(self):
-        wall, cpu = time.perf_counter(), time.process_time()
-        try:
-            yield
-        finally:
-            self.wall += time.perf_counter() - wall
-            self.cpu += time.process_time() - cpu
 
 
 def astrobayes_prior(task_name, dim):
