@@ -33,7 +33,7 @@ from scipy import stats
 
 from astrobayes._checks import check_fraction, check_key, check_positive_int
 from astrobayes.chains import Chains
-from astrobayes.evidence import diagnostics
+from astrobayes import diagnostics
 from astrobayes.evidence.targets import (
     FittedTarget,
     ProgressFn,
@@ -480,7 +480,7 @@ def _evaluate(fitted, infer: Chains, infer_terms, temperature, messages, scores,
 
     log_evidence = -(np.log(rho) + shift)
     log_evidence_std = rho_std / rho
-    ess = diagnostics.kish_effective_sample_size(np.concatenate(scaled), all_w)
+    ess = diagnostics.kish_effective_sample_size(all_w * np.concatenate(scaled))
     k = diagnostics.pareto_tail_index(all_log_r)
     kurt = diagnostics.standardised_kurtosis(np.concatenate(scaled), all_w)
     n_batches = batches.batch_means.size
