@@ -10,6 +10,7 @@ from astrobayes.io.checkpoint import NpzCheckpoint
 from astrobayes.io.readers import FORMATS, ChainsFile, detect_format, read_chains
 from astrobayes.io.writers import (
     save_figure_atomic,
+    to_json,
     to_jsonable,
     write_chains_npz,
     write_json_atomic,
@@ -23,6 +24,7 @@ __all__ = [
     "ChainsFile",
     "detect_format",
     "read_chains",
+    "to_json",
     "to_jsonable",
     "write_chains_npz",
     "write_json_atomic",

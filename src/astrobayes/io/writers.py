@@ -19,6 +19,7 @@ from astrobayes.io._binary import NPZ_CONVENTION_KEY
 
 __all__ = [
     "save_figure_atomic",
+    "to_json",
     "to_jsonable",
     "write_chains_npz",
     "write_json_atomic",
@@ -53,11 +54,13 @@ def _atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], Non
 
 
 def to_jsonable(obj: Any) -> Any:
-    """Turn results into plain JSON types.
+    """Turn results into plain, strict JSON types: the one JSON policy of every command.
 
     NamedTuples and dataclasses become dicts, NumPy/JAX arrays lists, NumPy scalars
-    Python numbers, enums their value, paths strings. Non-finite floats stay floats
-    (written as ``NaN``/``Infinity``, which Python's :mod:`json` reads back).
+    Python numbers, paths strings. Non-finite floats (NaN, infinities) become ``None``
+    (``null``): strict JSON has neither. An enum becomes its lower-case name; inside a
+    dict, NamedTuple or dataclass, an enum whose value is a message (every
+    :class:`astrobayes._status.Status`) also adds ``"<key>_message": message`` beside it.
 
     Args:
         obj: Any nesting of the types above, dicts, lists and tuples.
@@ -70,38 +73,59 @@ def to_jsonable(obj: Any) -> Any:
 
     Example:
         >>> import numpy as np
-        >>> to_jsonable({"x": np.arange(2), "y": np.float32(0.5)})
-        {'x': [0, 1], 'y': 0.5}
+        >>> to_jsonable({"x": np.arange(2), "y": np.float32(0.5), "z": float("nan")})
+        {'x': [0, 1], 'y': 0.5, 'z': None}
 
     """
     if obj is None or isinstance(obj, bool | int | str):
         return obj
     if isinstance(obj, float):
-        return obj
+        return obj if np.isfinite(obj) else None
     if isinstance(obj, enum.Enum):
-        return to_jsonable(obj.value)
+        return obj.name.lower()
     if isinstance(obj, os.PathLike):
         return os.fspath(obj)
     if isinstance(obj, tuple) and hasattr(obj, "_asdict"):
-        return {k: to_jsonable(v) for k, v in obj._asdict().items()}
+        return _jsonable_items(obj._asdict().items())
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {f.name: to_jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+        return _jsonable_items((f.name, getattr(obj, f.name)) for f in dataclasses.fields(obj))
     if isinstance(obj, Mapping):
-        return {str(k): to_jsonable(v) for k, v in obj.items()}
+        return _jsonable_items(obj.items())
     if isinstance(obj, list | tuple):
         return [to_jsonable(v) for v in obj]
     if isinstance(obj, np.generic):
-        return obj.item()
+        return to_jsonable(obj.item())
     if isinstance(obj, np.ndarray) or hasattr(obj, "__array__"):
         array = np.asarray(obj)
-        if array.dtype == object:
-            return [to_jsonable(v) for v in array.tolist()]
+        if array.dtype == object or np.issubdtype(array.dtype, np.floating):
+            return to_jsonable(array.tolist())
         return array.tolist()
     raise TypeError(f"cannot write an object of type {type(obj).__name__} as JSON")
 
 
+def _jsonable_items(items) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in items:
+        key = str(key)
+        out[key] = to_jsonable(value)
+        if isinstance(value, enum.Enum) and isinstance(value.value, str):
+            out.setdefault(f"{key}_message", value.value)
+    return out
+
+
+def to_json(obj: Any, *, indent: int | None = None) -> str:
+    """``obj`` as strict JSON text (see :func:`to_jsonable`; never ``NaN`` literals).
+
+    Example:
+        >>> to_json({"log_evidence": float("nan")})
+        '{"log_evidence": null}'
+
+    """
+    return json.dumps(to_jsonable(obj), indent=indent, allow_nan=False)
+
+
 def write_json_atomic(path: str | os.PathLike[str], obj: Any, *, indent: int = 2) -> Path:
-    """Write ``obj`` as JSON, atomically (temporary file in the same directory + rename).
+    """Write ``obj`` as strict JSON (:func:`to_json`), atomically (temporary file + rename).
 
     Args:
         path: Destination file.
@@ -121,11 +145,11 @@ def write_json_atomic(path: str | os.PathLike[str], obj: Any, *, indent: int = 2
         >>> import tempfile, os, json
         >>> path = os.path.join(tempfile.mkdtemp(), "result.json")
         >>> _ = write_json_atomic(path, {"log_evidence": -3.2})
-        >>> json.load(open(path))
+        >>> json.loads(Path(path).read_text())
         {'log_evidence': -3.2}
 
     """
-    text = json.dumps(to_jsonable(obj), indent=indent, allow_nan=True) + "\n"
+    text = to_json(obj, indent=indent) + "\n"
     return _atomic_write(path, lambda handle: handle.write(text.encode("utf-8")))
 
 
