@@ -18,6 +18,17 @@ def key():
 
 
 @pytest.fixture
+def strict_dtypes():
+    """Strict JAX dtype promotion for a test (``pytestmark = pytest.mark.usefixtures(...)``).
+
+    Implicit promotions (float32 with float64 arrays, ints with floats) raise instead of
+    silently widening, so a module that passes under it keeps the dtypes it claims.
+    """
+    with jax.numpy_dtype_promotion("strict"):
+        yield
+
+
+@pytest.fixture
 def shared_data():
     """Path to ../shared/data; skips the test when it is absent."""
     if not SHARED_DATA.is_dir():

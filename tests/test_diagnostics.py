@@ -20,6 +20,8 @@ from astrobayes.diagnostics import (
     weighted_batch_means,
 )
 
+pytestmark = pytest.mark.usefixtures("strict_dtypes")
+
 
 def _ar1(rng, rho, shape):
     """AR(1) series along the last axis with unit stationary variance."""

@@ -11,6 +11,8 @@ import pytest
 from astrobayes._status import Severity
 from astrobayes._training import TrainingConfig, TrainingStatus, fit, split_validation
 
+# no strict dtype promotion here: optax itself mixes its int32 step count with floats
+
 
 class _Line(eqx.Module):
     slope: jax.Array
