@@ -14,6 +14,20 @@ from astrobayes.models.problems import gaussian_gaussian_prior, normal_gamma
 PULL = 4.5
 
 
+def _reject_constant(name):
+    raise ValueError(f"non-standard JSON constant {name} in a command's output")
+
+
+def strict_loads(text: str):
+    """``json.loads`` that refuses NaN and infinities (as strict parsers do)."""
+    return json.loads(text, parse_constant=_reject_constant)
+
+
+def test_strict_loads_rejects_nan():
+    with pytest.raises(ValueError, match="non-standard JSON constant NaN"):
+        strict_loads('{"a": NaN}')
+
+
 def _write_npz(path, chains):
     np.savez(path, samples=chains.samples, log_posterior=chains.log_posterior)
     return str(path)
@@ -42,8 +56,9 @@ def test_evidence_json(gaussian_file, capsys):
     code = main(["evidence", path, "--json", "--target", "gaussian", "--no-progress"])
     captured = capsys.readouterr()
     assert code == 0, captured.err
-    out = json.loads(captured.out)
+    out = strict_loads(captured.out)
     assert out["status"] == "ok"
+    assert out["status_message"] == "ok"
     assert 0 < out["log_evidence_std"] < 0.05
     assert abs(out["log_evidence"] - truth) <= PULL * out["log_evidence_std"]
     assert out["target"] == "GaussianTarget"
@@ -130,7 +145,7 @@ def test_compare_prints_bayes_factor(gaussian_file, tmp_path, key, capsys):
 
     argv = ["compare", path_a, path_b, "--json", "--target", "gaussian", "--no-progress"]
     assert main(argv) == 0
-    out = json.loads(capsys.readouterr().out)
+    out = strict_loads(capsys.readouterr().out)
     truth = truth_a - problem_b.log_evidence
     assert out["jeffreys"] == "strong evidence for A"
     assert abs(out["log_bayes_factor"] - truth) <= PULL * out["log_bayes_factor_std"]
@@ -146,13 +161,27 @@ def test_compare_with_a_failed_evidence_exits_1(gaussian_file, light_tailed_file
     assert "evidence of model(s) B failed" in captured.err
 
 
+def test_json_of_a_failed_evidence_is_strict(gaussian_file, light_tailed_file, capsys):
+    # A failed estimate carries NaN diagnostics: they must come out as null, not NaN.
+    path, _ = gaussian_file
+    argv = ["--target", "gaussian", "--temperature", "0.9", "--no-progress", "--json"]
+    assert main(["evidence", light_tailed_file, *argv]) == 1
+    out = strict_loads(capsys.readouterr().out)
+    assert out["status"] == "target_too_wide"
+    assert "Pareto k > 0.7" in out["status_message"]
+    assert main(["compare", path, light_tailed_file, *argv]) == 1
+    out = strict_loads(capsys.readouterr().out)
+    assert out["B"]["status"] == "target_too_wide"
+
+
 @pytest.mark.slow
 def test_demo_writes_results(tmp_path, capsys):
     out = tmp_path / "demo"
     code = main(["demo", "--out", str(out), "--no-progress", "--skip-checks"])
     captured = capsys.readouterr()
     assert code in (0, 1), captured.err
-    results = json.loads((out / "results.json").read_text())
+    results = strict_loads((out / "results.json").read_text())
+    assert results["status"] in ("ok", "warning_divergences", "high_rhat", "low_ess")
     for name in ("lcdm", "wcdm", "w0wacdm"):
         entry = results["models"][name]
         assert np.isfinite(entry["log_evidence"])

@@ -18,6 +18,7 @@ from flowjax.bijections import Affine
 from scipy import special, stats
 from scipy.signal import lfilter
 
+from astrobayes._status import Severity, UnreliableResultError
 from astrobayes.chains import Chains
 from astrobayes.evidence import (
     EvidenceResult,
@@ -284,6 +285,16 @@ def test_too_wide_target_fails(key):
         estimate(key, chains, target=_WideTarget(), throw=True)
     assert info.value.result.status is EvidenceStatus.TARGET_TOO_WIDE
     assert info.value.result.log_evidence == result.log_evidence
+    assert isinstance(info.value, UnreliableResultError)
+    assert info.value.status is EvidenceStatus.TARGET_TOO_WIDE
+    assert str(info.value).startswith("ln z = ")
+
+
+def test_evidence_status_severity_is_data_and_matches_the_message():
+    for status in EvidenceStatus:
+        prefix = status.value.split(":")[0]
+        expected = {"ok": Severity.OK, "warning": Severity.WARNING, "failure": Severity.FAILURE}
+        assert status.severity is expected[prefix], status
 
 
 def test_gaussian_target_on_lighter_tailed_posterior_fails(key):
@@ -395,8 +406,7 @@ def test_small_flow_smoke(key):
     )
     assert result.target == "RealNVPFlow"
     assert 1 <= result.training_losses.size <= 3
-    assert [c[0] for c in calls] == list(range(1, result.training_losses.size + 1))
-    assert all(c[1] == 3 for c in calls)
+    assert calls == [("training", i, 3) for i in range(1, result.training_losses.size + 1)]
     _assert_agrees(result, problem.log_evidence)
 
 

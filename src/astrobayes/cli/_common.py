@@ -106,39 +106,46 @@ def make_target(args):
     return TARGETS[args.target]()
 
 
-class EpochBar:
-    """A tqdm bar driven by the estimator's ``progress_fn(epoch, max_epochs, loss)``."""
+class ProgressBar:
+    """A tqdm bar driven by a :data:`~astrobayes._types.ProgressFn` ``(stage, done, total)``.
 
-    def __init__(self, label: str, disable: bool = False):
+    One bar per stage: a new stage closes the previous bar and opens its own.
+    """
+
+    def __init__(self, label: str, disable: bool = False, labels: dict[str, str] | None = None):
         self.label = label
         self.disable = disable
+        self.labels = {"training": "training flow"} if labels is None else labels
         self.bar = None
+        self.stage = None
 
-    def __call__(self, epoch: int, total: int, loss: float) -> None:
-        if self.bar is None:
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        if self.bar is None or stage != self.stage:
+            self.close()
+            self.stage = stage
             self.bar = tqdm(
                 total=total,
-                desc=f"{self.label}: training flow",
-                unit="epoch",
+                desc=f"{self.label}: {self.labels.get(stage, stage)}",
+                unit="epoch" if stage == "training" else "step",
                 file=sys.stderr,
                 disable=self.disable,
                 leave=False,
             )
-        self.bar.n = epoch
-        self.bar.set_postfix(val_loss=f"{loss:.3f}")
+        self.bar.n = done
         self.bar.refresh()
 
     def close(self) -> None:
         """Close the bar."""
         if self.bar is not None:
             self.bar.close()
+            self.bar = None
 
 
 def estimate_with_progress(key, chains, args, label: str):
     """Run :func:`astrobayes.evidence.estimate` with the CLI options and a progress bar."""
     from astrobayes.evidence import estimate
 
-    bar = EpochBar(label, disable=args.no_progress)
+    bar = ProgressBar(label, disable=args.no_progress)
     try:
         return estimate(
             key, chains, target=make_target(args), temperature=args.temperature, progress_fn=bar

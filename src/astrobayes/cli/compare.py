@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
 import jax
@@ -14,6 +13,7 @@ from astrobayes.cli._common import (
     format_result,
     load_chains,
 )
+from astrobayes.io import to_json
 
 
 def add_parser(subparsers) -> None:
@@ -45,17 +45,14 @@ def run(args: argparse.Namespace) -> int:
             print(f"== model {label}: {path}\n{notes}\n{format_result(results[label])}\n")
     factor = log_bayes_factor(results["A"], results["B"], "A", "B")
     if args.json:
-        print(
-            json.dumps(
-                {
-                    "log_bayes_factor": factor.log_bayes_factor,
-                    "log_bayes_factor_std": factor.log_bayes_factor_std,
-                    "jeffreys": factor.reading,
-                    "A": results["A"].to_dict(),
-                    "B": results["B"].to_dict(),
-                }
-            )
-        )
+        payload = {
+            "log_bayes_factor": factor.log_bayes_factor,
+            "log_bayes_factor_std": factor.log_bayes_factor_std,
+            "jeffreys": factor.reading,
+            "A": results["A"].to_dict(),
+            "B": results["B"].to_dict(),
+        }
+        print(to_json(payload))
     else:
         print(
             f"ln B(A/B) = {factor.log_bayes_factor:.4f} ± {factor.log_bayes_factor_std:.4f}: {factor.reading}"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
 import jax
@@ -14,6 +13,7 @@ from astrobayes.cli._common import (
     format_result,
     load_chains,
 )
+from astrobayes.io import to_json
 
 
 def add_parser(subparsers) -> None:
@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         out = result.to_dict()
         out["input"] = notes
-        print(json.dumps(out, allow_nan=False))
+        print(to_json(out))
     else:
         print(format_result(result))
     if result.status.is_failure:

@@ -1,17 +1,13 @@
 """Evidence from posterior samples: the learned harmonic mean estimator.
 
 Entry point: :func:`estimate`. Targets: :class:`RQSplineFlow` (default),
-:class:`RealNVPFlow`, :class:`GaussianTarget`.
+:class:`RealNVPFlow`, :class:`GaussianTarget`. Results: :class:`EvidenceResult` with an
+:class:`EvidenceStatus`; Bayes factors: :func:`log_bayes_factor`.
 """
 
-from astrobayes.evidence.compare import BayesFactor, jeffreys_reading, log_bayes_factor
-from astrobayes.evidence.estimator import (
-    DEFAULT_TEMPERATURES,
-    EvidenceResult,
-    EvidenceStatus,
-    EvidenceUnreliableError,
-    estimate,
-)
+from astrobayes.evidence.bayes_factor import BayesFactor, jeffreys_reading, log_bayes_factor
+from astrobayes.evidence.estimator import DEFAULT_TEMPERATURES, estimate
+from astrobayes.evidence.result import EvidenceResult, EvidenceStatus, EvidenceUnreliableError
 from astrobayes.evidence.targets import GaussianTarget, RealNVPFlow, RQSplineFlow, TargetFamily
 
 __all__ = [

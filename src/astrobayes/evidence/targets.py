@@ -19,18 +19,17 @@ References:
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 import paramax
 from jaxtyping import Array, Float, PRNGKeyArray
 
-ProgressFn = Callable[[int, int, float], None]
+from astrobayes._training import TrainingConfig, fit
+from astrobayes._types import ProgressFn
 
 
 class Whitening(eqx.Module):
@@ -159,6 +158,25 @@ class _FlowFamily(TargetFamily):
     def _build(self, key: PRNGKeyArray, dim: int):  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def training_config(self) -> TrainingConfig:
+        """The :class:`~astrobayes._training.TrainingConfig` of the flow's training.
+
+        Clip the global gradient norm at 5, AdamW (``weight_decay``) with a cosine decay
+        to 5% of ``learning_rate`` over all steps, early stopping after ``patience``
+        epochs without a validation improvement larger than ``1e-4``.
+        """
+        return TrainingConfig(
+            learning_rate=self.learning_rate,
+            batch_size=self.batch_size,
+            max_epochs=self.max_epochs,
+            patience=self.patience,
+            min_improvement=1e-4,
+            clip_max_norm=5.0,
+            weight_decay=self.weight_decay,
+            schedule="cosine",
+            cosine_final_fraction=0.05,
+        )
+
     def fit(self, key, z_train, w_train, z_valid, w_valid, progress_fn):  # noqa: D102
         from flowjax.distributions import Normal
 
@@ -166,61 +184,33 @@ class _FlowFamily(TargetFamily):
         dim = z_train.shape[1]
         flow = self._build(init_key, dim, Normal(jnp.zeros(dim)))
         flow = _zero_final_layers(flow)
-        params, static = eqx.partition(
-            flow, eqx.is_inexact_array, is_leaf=lambda leaf: isinstance(leaf, paramax.NonTrainable)
+        train = (
+            jnp.asarray(z_train, jnp.float32),
+            jnp.asarray(w_train / w_train.mean(), jnp.float32),
         )
-        n = z_train.shape[0]
-        batch_size = int(min(self.batch_size, n))
-        num_batches = max(n // batch_size, 1)
-        steps = num_batches * self.max_epochs
-        schedule = optax.cosine_decay_schedule(self.learning_rate, steps, alpha=0.05)
-        optimizer = optax.chain(
-            optax.clip_by_global_norm(5.0), optax.adamw(schedule, weight_decay=self.weight_decay)
+        validation = (
+            jnp.asarray(z_valid, jnp.float32),
+            jnp.asarray(w_valid / w_valid.sum(), jnp.float32),
         )
-        opt_state = optimizer.init(params)
-        z_t = jnp.asarray(z_train, jnp.float32)
-        w_t = jnp.asarray(w_train / w_train.mean(), jnp.float32)
-        z_v = jnp.asarray(z_valid, jnp.float32)
-        w_v = jnp.asarray(w_valid / w_valid.sum(), jnp.float32)
+        trained, info = fit(
+            train_key,
+            flow,
+            _weighted_negative_log_likelihood,
+            train,
+            validation,
+            config=self.training_config(),
+            is_leaf=lambda leaf: isinstance(leaf, paramax.NonTrainable),
+            progress_fn=progress_fn,
+        )
+        return paramax.unwrap(trained).bijection, info.validation_losses
 
-        def loss_fn(p, x, w):
-            model = paramax.unwrap(eqx.combine(p, static))
-            return -jnp.sum(w * model.log_prob(x)) / jnp.sum(w)
 
-        @eqx.filter_jit
-        def epoch(p, state, key):
-            order = jax.random.permutation(key, n)[: num_batches * batch_size]
-            xb = z_t[order].reshape(num_batches, batch_size, dim)
-            wb = w_t[order].reshape(num_batches, batch_size)
-
-            def step(carry, batch):
-                p, state = carry
-                loss, grads = eqx.filter_value_and_grad(loss_fn)(p, *batch)
-                updates, state = optimizer.update(grads, state, p)
-                return (eqx.apply_updates(p, updates), state), loss
-
-            (p, state), losses = jax.lax.scan(step, (p, state), (xb, wb))
-            valid = loss_fn(p, z_v, w_v)
-            return p, state, losses.mean(), valid
-
-        best, best_loss, since_best, history = params, np.inf, 0, []
-        for index in range(self.max_epochs):
-            train_key, sub = jax.random.split(train_key)
-            params, opt_state, _, valid = epoch(params, opt_state, sub)
-            valid = float(valid)
-            history.append(valid)
-            if progress_fn is not None:
-                progress_fn(index + 1, self.max_epochs, valid)
-            if not np.isfinite(valid):
-                break
-            if valid < best_loss - 1e-4:
-                best, best_loss, since_best = params, valid, 0
-            else:
-                since_best += 1
-                if since_best >= self.patience:
-                    break
-        model = paramax.unwrap(eqx.combine(best, static))
-        return model.bijection, np.asarray(history)
+def _weighted_negative_log_likelihood(flow, batch, key):
+    """``-sum(w log q(x)) / sum(w)`` of a (wrapped) flowjax flow on ``batch = (x, w)``."""
+    del key
+    x, w = batch
+    model = paramax.unwrap(flow)
+    return -jnp.sum(w * model.log_prob(x)) / jnp.sum(w)
 
 
 def _zero_final_layers(flow, scale: float = 1e-2):
