@@ -1,0 +1,64 @@
+"""Every docstring example in the package runs (doctest), so examples cannot drift.
+
+Modules whose examples train networks or run long samplers are listed in ``_SLOW`` with
+the reason, and run only with ``make test-all``.
+"""
+
+from __future__ import annotations
+
+import doctest
+import importlib
+import pkgutil
+import warnings
+
+import pytest
+
+import astrobayes
+
+#: module -> why its examples are in the slow suite
+_SLOW: dict[str, str] = {
+    "astrobayes.comparison": "samples three models with NUTS and fits a flow to each",
+    "astrobayes.sbi.embeddings": "builds and applies several CNN embeddings",
+    "astrobayes.sbi.estimators": "trains an NPE flow",
+    "astrobayes.validation.c2st": "trains a classifier two-sample test",
+}
+
+
+def _modules() -> list[str]:
+    names = [astrobayes.__name__]
+    for info in pkgutil.walk_packages(astrobayes.__path__, prefix="astrobayes."):
+        names.append(info.name)
+    return sorted(names)
+
+
+def _params():
+    for name in _modules():
+        marks = [pytest.mark.slow] if name in _SLOW else []
+        yield pytest.param(name, marks=marks, id=name)
+
+
+@pytest.mark.parametrize("name", list(_params()))
+def test_docstring_examples_run(name, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # examples that write files write here
+    module = importlib.import_module(name)
+    finder = doctest.DocTestFinder(exclude_empty=True)
+    runner = doctest.DocTestRunner(
+        optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE, verbose=False
+    )
+    failures = []
+    for test in finder.find(module, name, globs=dict(vars(module))):
+        if test.examples and test.name.split(".")[-1] in ("__getattr__",):
+            continue
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            result = runner.run(test, out=failures.append)
+        del result
+    assert not failures, "".join(failures)
+
+
+def test_negative_control_a_wrong_example_fails():
+    parser = doctest.DocTestParser()
+    test = parser.get_doctest(">>> 1 + 1\n3\n", {}, "bad", "bad.py", 0)
+    out = []
+    result = doctest.DocTestRunner(verbose=False).run(test, out=out.append)
+    assert result.failed == 1 and "Expected:\n    3" in "".join(out)
