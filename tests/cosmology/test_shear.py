@@ -11,8 +11,6 @@ from astrobayes.cosmology.shear import (
     LCDM_NAMES,
     W0WACDM_NAMES,
     ShearData,
-    des_y1_like_data,
-    des_y1_like_emulator,
     make_shear_log_likelihood,
     shear_models,
     shear_problems,
@@ -26,8 +24,14 @@ from astrobayes.cosmology.shear_survey import (
     ShearSurvey,
     emulator_bounds,
 )
-from astrobayes.emulators import Emulator, load_emulator, save_emulator
+from astrobayes.emulators import Emulator
+from astrobayes.io import des_y1_like_data, des_y1_like_emulator
 from astrobayes.models.model import unconstrained_density
+
+
+def _shipped():
+    """The shipped emulator and data, read afresh (never shared between tests)."""
+    return des_y1_like_emulator(), des_y1_like_data()
 
 
 def _fiducial(names=W0WACDM_NAMES):
@@ -49,14 +53,6 @@ def test_shipped_data_and_emulator_shapes():
     assert bool(jnp.all(outputs > 0))
 
 
-def test_emulator_round_trip(tmp_path):
-    emulator = des_y1_like_emulator()
-    save_emulator(tmp_path / "shear.eqx", emulator)
-    loaded = load_emulator(tmp_path / "shear.eqx")
-    x = jnp.asarray(emulator_bounds().mean(1))
-    np.testing.assert_array_equal(np.asarray(loaded(x)), np.asarray(emulator(x)))
-
-
 def test_shear_spectra_calibration_and_ia_are_exact(key):
     components = jax.random.uniform(key, (3, 10, 12), minval=0.5, maxval=2.0)
     components = components.at[1].multiply(-1.0)
@@ -70,7 +66,7 @@ def test_shear_spectra_calibration_and_ia_are_exact(key):
 
 
 def test_likelihood_finite_gradient_finite_and_lcdm_defaults():
-    fn = make_shear_log_likelihood()
+    fn = make_shear_log_likelihood(*_shipped())
     values = {k: jnp.asarray(v) for k, v in FIDUCIAL.items()}
     value, grad = jax.jit(jax.value_and_grad(fn))(values)
     assert np.isfinite(float(value))
@@ -83,7 +79,7 @@ def test_likelihood_finite_gradient_finite_and_lcdm_defaults():
 
 
 def test_shear_models_have_finite_unconstrained_density(key):
-    models = shear_models()
+    models = shear_models(*_shipped())
     assert [m.name for m in models] == ["lcdm", "w0wacdm"]
     assert len(unconstrained_density(key, models[0], 2).names) == 14
     density = unconstrained_density(key, models[1], 2)
@@ -94,7 +90,9 @@ def test_shear_models_have_finite_unconstrained_density(key):
 
 
 def test_problems_prior_transform_matches_the_priors():
-    for problem, names in zip(shear_problems(), (LCDM_NAMES, W0WACDM_NAMES), strict=True):
+    for problem, names in zip(
+        shear_problems(*_shipped()), (LCDM_NAMES, W0WACDM_NAMES), strict=True
+    ):
         assert problem.names == names
         assert list(problem.priors) == list(names)
         transform = jax.jit(problem.prior_transform_fn)
@@ -106,10 +104,10 @@ def test_problems_prior_transform_matches_the_priors():
         theta = transform(jnp.full(len(names), 0.5))
         np.testing.assert_allclose(
             float(problem.log_likelihood_fn(theta)),
-            float(make_shear_log_likelihood()(dict(zip(names, theta, strict=True)))),
+            float(make_shear_log_likelihood(*_shipped())(dict(zip(names, theta, strict=True)))),
             rtol=1e-6,
         )
-    truncated = shear_problems()[0].priors["delta_z_1"]
+    truncated = shear_problems(*_shipped())[0].priors["delta_z_1"]
     assert float(truncated.support.lower_bound) == -0.1
     assert float(truncated.support.upper_bound) == 0.1
 
@@ -117,7 +115,7 @@ def test_problems_prior_transform_matches_the_priors():
 def test_bad_inputs_raise_clear_errors(key):
     data = des_y1_like_data()
     with pytest.raises(TypeError, match="emulator must be an astrobayes.emulators.Emulator"):
-        make_shear_log_likelihood(emulator=lambda x: x)
+        make_shear_log_likelihood(lambda x: x, data)
     small = Emulator(
         key,
         input_shift=jnp.zeros(11),
@@ -128,7 +126,7 @@ def test_bad_inputs_raise_clear_errors(key):
         log_outputs=True,
     )
     with pytest.raises(ValueError, match="emulator must map 11 parameters"):
-        make_shear_log_likelihood(emulator=small)
+        make_shear_log_likelihood(small, data)
     linear = Emulator(
         key,
         input_shift=jnp.zeros(11),
@@ -139,23 +137,29 @@ def test_bad_inputs_raise_clear_errors(key):
         log_outputs=False,
     )
     with pytest.raises(ValueError, match="log_outputs=True"):
-        make_shear_log_likelihood(emulator=linear)
+        make_shear_log_likelihood(linear, data)
     with pytest.raises(TypeError, match="data must be a ShearData"):
-        make_shear_log_likelihood(data=(data.ell, data.data_vector, data.covariance))
+        make_shear_log_likelihood(
+            des_y1_like_emulator(), (data.ell, data.data_vector, data.covariance)
+        )
     with pytest.raises(ValueError, match="data.data_vector must have 120 entries"):
-        make_shear_log_likelihood(data=data._replace(data_vector=data.data_vector[:-1]))
+        make_shear_log_likelihood(
+            des_y1_like_emulator(), data._replace(data_vector=data.data_vector[:-1])
+        )
     with pytest.raises(ValueError, match="data.ell must be the survey's 12 multipoles"):
-        make_shear_log_likelihood(data=data._replace(ell=2.0 * data.ell))
+        make_shear_log_likelihood(des_y1_like_emulator(), data._replace(ell=2.0 * data.ell))
     with pytest.raises(ValueError, match="positive definite"):
-        make_shear_log_likelihood(data=data._replace(covariance=-data.covariance))
+        make_shear_log_likelihood(
+            des_y1_like_emulator(), data._replace(covariance=-data.covariance)
+        )
     bad = data.data_vector.copy()
     bad[3] = np.nan
     with pytest.raises(ValueError, match="finite"):
-        make_shear_log_likelihood(data=data._replace(data_vector=bad))
+        make_shear_log_likelihood(des_y1_like_emulator(), data._replace(data_vector=bad))
     with pytest.raises(TypeError, match="survey must be a ShearSurvey"):
-        shear_models(survey="des")
+        shear_models(*_shipped(), survey="des")
     with pytest.raises(ValueError, match="4 tomographic bins"):
-        shear_models(survey=dataclasses.replace(DES_Y1_LIKE, smail_z0=(0.3, 0.6)))
+        shear_models(*_shipped(), survey=dataclasses.replace(DES_Y1_LIKE, smail_z0=(0.3, 0.6)))
 
 
 @pytest.mark.filterwarnings("ignore:Explicitly requested dtype int64:UserWarning")
@@ -209,7 +213,7 @@ def test_nuts_harmonic_evidence_on_the_emulated_likelihood(key):
     from astrobayes.comparison import compare
     from astrobayes.sampling import NUTSConfig
 
-    model = shear_models()[0]
+    model = shear_models(*_shipped())[0]
     result = compare(key, [model], sampling=NUTSConfig(4, 400, 1000))
     report = result.models["lcdm"]
     assert report.rhat_max < 1.05
@@ -224,7 +228,7 @@ def test_nuts_harmonic_evidence_on_the_emulated_likelihood(key):
     # Negative control: the original harmonic mean of the same draws (Newton & Raftery
     # 1994; biased, infinite variance) fails the same tolerance.
     draws = {k: jnp.asarray(v.reshape(-1)) for k, v in report.posterior.items()}
-    log_l = np.asarray(jax.jit(jax.vmap(make_shear_log_likelihood()))(draws), np.float64)
+    log_l = np.asarray(jax.jit(jax.vmap(make_shear_log_likelihood(*_shipped())))(draws), np.float64)
     naive = -(np.logaddexp.reduce(-log_l) - np.log(log_l.size))
     assert abs(naive - log_z) > 4.0 * combined + 0.05
 
@@ -243,7 +247,7 @@ def test_emulator_matches_jax_cosmo_at_the_fiducial():
     values = {**{k: jnp.asarray(v) for k, v in FIDUCIAL.items()}, "a_ia": jnp.asarray(1.0)}
     values.update({f"m_{i + 1}": m[i] for i in range(4)})
     true = float(likelihood(jax.jit(spectra)(theta, 1.0, m).reshape(-1)))
-    emulated = float(jax.jit(make_shear_log_likelihood())(values))
+    emulated = float(jax.jit(make_shear_log_likelihood(*_shipped()))(values))
     assert abs(true - emulated) < 0.1
 
 

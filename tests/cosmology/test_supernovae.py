@@ -9,14 +9,11 @@ from astrobayes.cosmology import (
     Cosmology,
     SNData,
     make_sn_log_likelihood,
-    read_des_sn5yr,
-    read_pantheon_binned,
-    read_pantheon_plus,
-    read_union3,
     sn_distance_moduli,
     sn_log_likelihood,
     sn_log_likelihood_from_moduli,
 )
+from astrobayes.io import read_des_sn5yr, read_pantheon_binned, read_pantheon_plus, read_union3
 
 
 def _toy_data():

@@ -4,19 +4,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from astrobayes.cosmology import (
-    Cosmology,
-    desi_dr2_bao,
-    dh_over_rd,
-    dm_over_rd,
-    make_bao_log_likelihood,
-)
+from astrobayes._status import UnreliableResultError
+from astrobayes._training import TrainingInfo, TrainingStatus
 from astrobayes.emulators import (
     Emulator,
     design,
-    load_emulator,
-    make_emulated_bao_log_likelihood,
-    save_emulator,
     train_emulator,
     validate_emulator,
 )
@@ -116,58 +108,30 @@ def test_smooth_function_is_emulated_accurately(key):
 
 def test_early_stopping(key):
     (_, history), _, _ = _tiny(key, num_epochs=400, patience=3, learning_rate=0.3)
+    assert isinstance(history, TrainingInfo)
     assert history.stopped_early
-    assert len(history.train_losses) < 400
+    assert history.status is TrainingStatus.CONVERGED
+    assert history.num_epochs == len(history.train_losses) < 400
 
 
-def test_save_load_round_trip_exact(key, tmp_path):
-    x = design(key, [[0.5, 1.5], [0.5, 1.5]], 64)
-    y = x[:, :1] * np.exp(-x[:, 1:] * np.linspace(0, 1, 10))
-    emulator, _ = train_emulator(
-        key,
-        x,
-        y,
-        pca_components=3,
-        log_outputs=True,
-        hidden=(8, 4),
-        activation="tanh",
-        num_epochs=2,
-    )
-    path = tmp_path / "emulator.eqx"
-    save_emulator(path, emulator)
-    loaded = load_emulator(path)
-    for a, b in zip(
-        jax.tree_util.tree_leaves(emulator), jax.tree_util.tree_leaves(loaded), strict=True
-    ):
-        np.testing.assert_array_equal(a, b)
-    assert (loaded.hidden, loaded.activation, loaded.log_outputs) == ((8, 4), "tanh", True)
-    np.testing.assert_array_equal(loaded(x), emulator(x))
-    assert path.read_bytes().startswith(b'{"activation"')
+def test_max_epochs_is_a_warning_and_progress_is_reported(key):
+    calls = []
+    (_, info), _, _ = _tiny(key, num_epochs=3, hidden=(4,), progress_fn=lambda *a: calls.append(a))
+    assert info.status is TrainingStatus.MAX_EPOCHS
+    assert info.status.is_warning
+    assert not info.stopped_early
+    assert calls == [("training", 1, 3), ("training", 2, 3), ("training", 3, 3)]
 
 
-def test_load_errors(tmp_path):
-    with pytest.raises(FileNotFoundError, match="no such file"):
-        load_emulator(tmp_path / "missing.eqx")
-    bad = tmp_path / "bad.eqx"
-    bad.write_bytes(b"\x80\x04 not json\n")
-    with pytest.raises(ValueError, match="not an astrobayes emulator file"):
-        load_emulator(bad)
-    other = tmp_path / "other.eqx"
-    other.write_bytes(b'{"format": "something"}\n')
-    with pytest.raises(ValueError, match="not an astrobayes emulator file"):
-        load_emulator(other)
-    with pytest.raises(TypeError, match="must be an Emulator"):
-        save_emulator(tmp_path / "x.eqx", object())
-
-
-def test_load_truncated_payload(key, tmp_path):
-    x = design(key, [[0.0, 1.0]], 32)
-    emulator, _ = train_emulator(key, x, x, hidden=(4,), num_epochs=1)
-    path = tmp_path / "e.eqx"
-    save_emulator(path, emulator)
-    path.write_bytes(path.read_bytes()[:-20])
-    with pytest.raises(ValueError, match="payload does not match"):
-        load_emulator(path)
+def test_diverged_training_is_a_failure_and_throw_raises(key):
+    x = design(jax.random.key(5), [[0.0, 3.0]], 64)
+    options = dict(hidden=(16,), num_epochs=5, batch_size=8, learning_rate=1e30)
+    _, info = train_emulator(key, x, np.sin(x), **options)
+    assert info.status is TrainingStatus.NON_FINITE
+    with pytest.raises(UnreliableResultError, match="NON_FINITE") as caught:
+        train_emulator(key, x, np.sin(x), throw=True, **options)
+    assert caught.value.result.status is TrainingStatus.NON_FINITE
+    assert caught.value.result.num_train == info.num_train
 
 
 @pytest.mark.parametrize(
@@ -202,28 +166,3 @@ def test_validate_emulator_shape_errors(key):
         validate_emulator(emulator, np.ones((4, 2)), np.ones((4, 1)))
     with pytest.raises(ValueError, match="outputs must have 1 columns"):
         validate_emulator(emulator, np.ones((4, 1)), np.ones((4, 2)))
-
-
-def test_emulated_bao_likelihood_with_exact_outputs():
-    # Feed exact grid values through the emulated-likelihood path (an identity
-    # "emulator" whose outputs are exact), then compare with the direct likelihood.
-    grid = np.linspace(0.1, 2.5, 481)
-    data = desi_dr2_bao()
-    theta = jnp.array([0.31, 100.0, -0.9, -0.2])
-
-    class Exact:
-        num_outputs = 2 * grid.size
-
-        def __call__(self, t):
-            cosmology = Cosmology(omega_m=t[0], w0=t[2], wa=t[3])
-            return jnp.concatenate(
-                [dm_over_rd(cosmology, grid, h_rd=t[1]), dh_over_rd(cosmology, grid, h_rd=t[1])]
-            )
-
-    emulated = make_emulated_bao_log_likelihood(Exact(), data, grid)
-    direct = make_bao_log_likelihood(data, ("omega_m", "h_rd", "w0", "wa"))
-    np.testing.assert_allclose(jax.jit(emulated)(theta), jax.jit(direct)(theta), atol=2e-3)
-    with pytest.raises(ValueError, match="must cover the data redshifts"):
-        make_emulated_bao_log_likelihood(Exact(), data, np.linspace(0.5, 2.5, 481))
-    with pytest.raises(ValueError, match="needs 20"):
-        make_emulated_bao_log_likelihood(Exact(), data, np.linspace(0.1, 2.5, 10))

@@ -10,6 +10,7 @@ import pytest
 from scipy import integrate, stats
 
 from astrobayes.chains import Chains
+from astrobayes.io import read_radiata_pine
 from astrobayes.models.problems import (
     bimodal_gaussian,
     gaussian_gaussian_prior,
@@ -166,7 +167,9 @@ def test_gaussian_uniform_prior_sampler_matches_truncated_density(key):
 
 @pytest.mark.parametrize(("covariate", "log_z"), [("x", -310.1283), ("z", -301.7046)])
 def test_radiata_pine_reference_evidence(shared_data, covariate, log_z):
-    problem = radiata_pine(shared_data / "evidence" / "radiata_pine.dat", covariate)
+    problem = radiata_pine(
+        read_radiata_pine(shared_data / "evidence" / "radiata_pine.dat"), covariate
+    )
     assert problem.dim == 3
     assert problem.names == ("alpha", "beta", "log_tau")
     np.testing.assert_allclose(problem.log_evidence, log_z, rtol=0, atol=1e-3)
@@ -175,7 +178,7 @@ def test_radiata_pine_reference_evidence(shared_data, covariate, log_z):
 def test_radiata_pine_sampler_agrees_with_log_posterior(shared_data, key):
     # The posterior of (alpha, beta) given tau is Gaussian: its conditional mean is the
     # maximiser of the log posterior along (alpha, beta); check the draws' mean there.
-    problem = radiata_pine(shared_data / "evidence" / "radiata_pine.dat", "x")
+    problem = radiata_pine(read_radiata_pine(shared_data / "evidence" / "radiata_pine.dat"), "x")
     draws = problem.sampler(key, 50_000)
     assert np.all(np.isfinite(problem.log_posterior_fn(draws)))
     log_tau = np.median(draws[:, 2])
@@ -193,11 +196,15 @@ def test_radiata_pine_without_header_and_bad_covariate(shared_data, tmp_path):
     lines = source.read_text().splitlines()
     copy = tmp_path / "radiata.dat"
     copy.write_text("\n".join(line for line in lines if not line.startswith("#")) + "\n")
-    np.testing.assert_allclose(
-        radiata_pine(copy, "z").log_evidence, radiata_pine(source, "z").log_evidence, rtol=1e-12
-    )
+    np.testing.assert_array_equal(read_radiata_pine(copy), read_radiata_pine(source))
+    table = read_radiata_pine(source)
+    assert table.shape == (42, 4)
     with pytest.raises(ValueError, match="covariate must be 'x' or 'z'; got 'y'"):
-        radiata_pine(source, "y")
+        radiata_pine(table, "y")
+    with pytest.raises(ValueError, match=r"table must have 4 columns \(id y x z\)"):
+        radiata_pine(table[:, :3], "x")
+    with pytest.raises(ValueError, match="table must be finite"):
+        radiata_pine(np.where(table == table[3, 1], np.nan, table), "x")
 
 
 def test_sample_chains(key):

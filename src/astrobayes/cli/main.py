@@ -1,8 +1,9 @@
 """The ``astrobayes`` console script.
 
 Each subcommand lives in its own module ``astrobayes.cli.<name>`` that defines
-``add_parser(subparsers)`` (registering its parser, with ``func`` set to its runner) .
-The runner returns the process exit code.
+``add_parser(subparsers)`` (registering its parser, with ``func`` set to its runner).
+The runner returns the process exit code. Every name in :data:`COMMANDS` must have its
+module: a missing one is an installation error and fails loudly, never skipped.
 """
 
 from __future__ import annotations
@@ -11,24 +12,46 @@ import argparse
 import importlib
 import sys
 
-_COMMANDS = ("evidence", "compare", "demo", "sample", "sbi", "image")
+__all__ = ["COMMANDS", "build_parser", "main"]
+
+COMMANDS = ("evidence", "compare", "demo", "sbi", "image")
+"""The subcommands, each a module ``astrobayes.cli.<name>`` with ``add_parser``."""
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """Return the top-level parser with every available subcommand."""
+def build_parser(commands: tuple[str, ...] = COMMANDS) -> argparse.ArgumentParser:
+    """Return the top-level parser with every subcommand of ``commands``.
+
+    Args:
+        commands: Subcommand names (default :data:`COMMANDS`).
+
+    Returns:
+        The parser.
+
+    Raises:
+        ImportError: If a subcommand's module ``astrobayes.cli.<name>`` does not exist or
+            defines no ``add_parser`` (an incomplete installation, never skipped).
+
+    """
     parser = argparse.ArgumentParser(
         prog="astrobayes",
         description="Fast, trustworthy Bayesian inference for astrophysics.",
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in _COMMANDS:
+    for name in commands:
+        module_name = f"astrobayes.cli.{name}"
         try:
-            module = importlib.import_module(f"astrobayes.cli.{name}")
+            module = importlib.import_module(module_name)
         except ModuleNotFoundError as error:
-            if error.name == f"astrobayes.cli.{name}":
-                continue
+            if error.name == module_name:
+                raise ImportError(
+                    f"subcommand {name!r} is listed but its module {module_name} does not "
+                    "exist; the installation is incomplete"
+                ) from error
             raise
-        module.add_parser(subparsers)
+        add_parser = getattr(module, "add_parser", None)
+        if not callable(add_parser):
+            raise ImportError(f"subcommand module {module_name} defines no add_parser(subparsers)")
+        add_parser(subparsers)
     return parser
 
 

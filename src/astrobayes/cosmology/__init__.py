@@ -8,7 +8,9 @@ Quick start (DESI DR2 BAO, flat ΛCDM, parameters ``(omega_m, h_rd)``)::
     log_likelihood_fn = jax.jit(make_bao_log_likelihood(desi_dr2_bao(), ("omega_m", "h_rd")))
     log_likelihood_fn(jnp.array([0.3, 101.0]))
 
-See ``docs/cosmology.md``.
+The SN Ia file readers (``read_union3``, ``read_pantheon_binned``, ...) and the shipped
+shear data are in :mod:`astrobayes.io` (only ``io/`` touches files). See
+``docs/cosmology.md``.
 """
 
 from astrobayes.cosmology.background import (
@@ -33,11 +35,8 @@ from astrobayes.cosmology.data import (
     SNData,
     desi_dr1_bao,
     desi_dr2_bao,
-    read_des_sn5yr,
-    read_pantheon_binned,
-    read_pantheon_plus,
-    read_union3,
 )
+from astrobayes.cosmology.emulated import make_emulated_bao_log_likelihood
 from astrobayes.cosmology.gaussian import (
     GaussianLikelihood,
     gaussian_log_likelihood,
@@ -81,11 +80,8 @@ __all__ = [
     "hubble_distance",
     "luminosity_distance",
     "make_bao_log_likelihood",
+    "make_emulated_bao_log_likelihood",
     "make_sn_log_likelihood",
-    "read_des_sn5yr",
-    "read_pantheon_binned",
-    "read_pantheon_plus",
-    "read_union3",
     "sn_distance_moduli",
     "sn_log_likelihood",
     "sn_log_likelihood_from_moduli",

@@ -22,15 +22,17 @@ Quick start::
     import jax
     from astrobayes.comparison import compare
     from astrobayes.cosmology.shear import shear_models
+    from astrobayes.io import des_y1_like_data, des_y1_like_emulator
     from astrobayes.sampling import NUTSConfig
 
-    out = compare(jax.random.key(0), shear_models(), reference="lcdm",
+    models = shear_models(des_y1_like_emulator(), des_y1_like_data())
+    out = compare(jax.random.key(0), models, reference="lcdm",
                   sampling=NUTSConfig(num_chains=8, num_warmup=500, num_samples=1000))
 
 The shipped files (``shear_data/``) were made by ``scripts/make_shear_training_set.py``
-and ``scripts/train_shear_emulator.py``; see ``docs/cosmic_shear.md``. Reading them
-here is, like :func:`~astrobayes.emulators.load_emulator`, the one file access outside
-``astrobayes.io``: they are package data.
+and ``scripts/train_shear_emulator.py``; see ``docs/cosmic_shear.md``. They are read by
+:func:`astrobayes.io.des_y1_like_data` and :func:`astrobayes.io.des_y1_like_emulator`
+(only ``io/`` touches files); the functions here take the emulator and the data.
 
 References:
     Piras et al. (2024), arXiv:2405.12965; Troxel et al. (2018), arXiv:1708.01538;
@@ -40,7 +42,6 @@ References:
 
 from __future__ import annotations
 
-import importlib.resources
 from collections.abc import Callable, Mapping
 from typing import NamedTuple
 
@@ -59,7 +60,7 @@ from astrobayes.cosmology.shear_survey import (
     PHOTO_Z_BOUND,
     ShearSurvey,
 )
-from astrobayes.emulators import Emulator, load_emulator
+from astrobayes.emulators import Emulator
 from astrobayes.models.model import Model
 
 __all__ = [
@@ -69,8 +70,6 @@ __all__ = [
     "W0WACDM_NAMES",
     "ShearData",
     "ShearProblem",
-    "des_y1_like_data",
-    "des_y1_like_emulator",
     "make_shear_log_likelihood",
     "shear_models",
     "shear_problems",
@@ -102,10 +101,6 @@ LCDM_NAMES = ("omega_m", "s8", "omega_b", "h", "n_s", *_NUISANCE_NAMES)
 W0WACDM_NAMES = ("omega_m", "s8", "omega_b", "h", "n_s", "w0", "wa", *_NUISANCE_NAMES)
 """The 16 parameters of the w0waCDM model, in vector order."""
 
-_DATA_PACKAGE = "astrobayes.cosmology.shear_data"
-_DATA_FILE = "des_y1_like.npz"
-_EMULATOR_FILE = "des_y1_like_emulator.eqx"
-
 
 class ShearData(NamedTuple):
     """A cosmic-shear data vector with its Gaussian covariance.
@@ -117,51 +112,9 @@ class ShearData(NamedTuple):
 
     """
 
-    ell: np.ndarray
-    data_vector: np.ndarray
-    covariance: np.ndarray
-
-
-def des_y1_like_data() -> ShearData:
-    """The shipped synthetic DES-Y1-like data vector (noiseless, at ``FIDUCIAL``).
-
-    Made by ``scripts/make_shear_training_set.py`` with a direct jax-cosmo call (flat LCDM,
-    ``omega_m = 0.3``, ``s8 = 0.8``, ``omega_b = 0.05``, ``h = 0.7``, ``n_s = 0.96``,
-    ``a_ia = 0.5``, no photo-z shift or shear calibration) and the Gaussian covariance with
-    shape noise.
-
-    Returns:
-        :class:`ShearData`.
-
-    Example:
-        >>> data = des_y1_like_data()
-        >>> data.data_vector.shape
-        (120,)
-
-    """
-    path = importlib.resources.files(_DATA_PACKAGE) / _DATA_FILE
-    with importlib.resources.as_file(path) as file, np.load(file, allow_pickle=False) as npz:
-        return ShearData(
-            np.array(npz["ell"]), np.array(npz["data_vector"]), np.array(npz["covariance"])
-        )
-
-
-def des_y1_like_emulator() -> Emulator:
-    """The shipped emulator of the GG, GI, II spectra (11 inputs, 360 positive outputs).
-
-    Outputs: ``[C_GG, -C_GI, C_II]``, each pair-major ``(num_pairs * num_ell,)``.
-
-    Returns:
-        The :class:`~astrobayes.emulators.Emulator`.
-
-    Example:
-        >>> des_y1_like_emulator().num_parameters
-        11
-
-    """
-    path = importlib.resources.files(_DATA_PACKAGE) / _EMULATOR_FILE
-    with importlib.resources.as_file(path) as file:
-        return load_emulator(file)
+    ell: Float[np.ndarray, " num_ell"]
+    data_vector: Float[np.ndarray, " num_data"]
+    covariance: Float[np.ndarray, "num_data num_data"]
 
 
 def shear_spectra(
@@ -233,15 +186,16 @@ def _check_data(data: ShearData, survey: ShearSurvey) -> GaussianLikelihood:
 
 
 def make_shear_log_likelihood(
-    emulator: Emulator | None = None,
-    data: ShearData | None = None,
+    emulator: Emulator,
+    data: ShearData,
     survey: ShearSurvey = DES_Y1_LIKE,
 ) -> Callable[[Mapping[str, Array]], Float[Array, ""]]:
     """Normalised Gaussian cosmic-shear log-likelihood with emulated spectra.
 
     Args:
-        emulator: Emulator of ``[GG, -GI, II]`` (default: the shipped one).
-        data: Data vector and covariance (default: :func:`des_y1_like_data`).
+        emulator: Emulator of ``[GG, -GI, II]``, e.g. the shipped
+            :func:`astrobayes.io.des_y1_like_emulator`.
+        data: Data vector and covariance, e.g. :func:`astrobayes.io.des_y1_like_data`.
         survey: Survey settings matching both.
 
     Returns:
@@ -257,13 +211,12 @@ def make_shear_log_likelihood(
     Example:
         >>> import jax.numpy as jnp
         >>> from astrobayes.cosmology.shear_survey import FIDUCIAL
-        >>> fn = make_shear_log_likelihood()
+        >>> from astrobayes.io import des_y1_like_data, des_y1_like_emulator
+        >>> fn = make_shear_log_likelihood(des_y1_like_emulator(), des_y1_like_data())
         >>> bool(jnp.isfinite(fn({k: jnp.asarray(v) for k, v in FIDUCIAL.items()})))
         True
 
     """
-    emulator = des_y1_like_emulator() if emulator is None else emulator
-    data = des_y1_like_data() if data is None else data
     if not isinstance(survey, ShearSurvey):
         raise TypeError(f"survey must be a ShearSurvey; got {type(survey).__name__}")
     if survey.num_bins != 4:
@@ -358,8 +311,8 @@ class ShearProblem(NamedTuple):
 
 
 def shear_problems(
-    emulator: Emulator | None = None,
-    data: ShearData | None = None,
+    emulator: Emulator,
+    data: ShearData,
     survey: ShearSurvey = DES_Y1_LIKE,
 ) -> list[ShearProblem]:
     """LCDM (14 parameters) and w0waCDM (16) as :class:`ShearProblem` s.
@@ -376,7 +329,9 @@ def shear_problems(
         TypeError, ValueError: As :func:`make_shear_log_likelihood`.
 
     Example:
-        >>> [(p.name, len(p.names)) for p in shear_problems()]
+        >>> from astrobayes.io import des_y1_like_data, des_y1_like_emulator
+        >>> problems = shear_problems(des_y1_like_emulator(), des_y1_like_data())
+        >>> [(p.name, len(p.names)) for p in problems]
         [('lcdm', 14), ('w0wacdm', 16)]
 
     """
@@ -389,21 +344,28 @@ def shear_problems(
             return fn({n: theta[i] for i, n in enumerate(_names)})
 
         problems.append(
-            ShearProblem(name, names, log_likelihood_fn, _prior_transform(names), _priors(names))
+            ShearProblem(
+                name=name,
+                names=names,
+                log_likelihood_fn=log_likelihood_fn,
+                prior_transform_fn=_prior_transform(names),
+                priors=_priors(names),
+            )
         )
     return problems
 
 
 def shear_models(
-    emulator: Emulator | None = None,
-    data: ShearData | None = None,
+    emulator: Emulator,
+    data: ShearData,
     survey: ShearSurvey = DES_Y1_LIKE,
 ) -> list[Model]:
     """LCDM and w0waCDM cosmic-shear models for :func:`astrobayes.compare`.
 
     Args:
-        emulator: Emulator of ``[GG, -GI, II]`` (default: the shipped one).
-        data: Data vector and covariance (default: :func:`des_y1_like_data`).
+        emulator: Emulator of ``[GG, -GI, II]``, e.g. the shipped
+            :func:`astrobayes.io.des_y1_like_emulator`.
+        data: Data vector and covariance, e.g. :func:`astrobayes.io.des_y1_like_data`.
         survey: Survey settings matching both.
 
     Returns:
@@ -414,7 +376,8 @@ def shear_models(
         ValueError: If their shapes disagree or the covariance is invalid.
 
     Example:
-        >>> [m.name for m in shear_models()]
+        >>> from astrobayes.io import des_y1_like_data, des_y1_like_emulator
+        >>> [m.name for m in shear_models(des_y1_like_emulator(), des_y1_like_data())]
         ['lcdm', 'w0wacdm']
 
     """

@@ -1,14 +1,15 @@
-"""Neural emulators: design training sets, train, validate accuracy, save/load, use in likelihoods.
+"""Neural emulators: design training sets, train, validate accuracy.
 
-See ``docs/emulators.md`` and ``examples/emulate_distances.py``.
+A leaf package: it imports only the ground floor (``_checks``, ``_status``,
+``_training``). Saving and loading are :func:`astrobayes.io.save_emulator` and
+:func:`astrobayes.io.load_emulator`; the emulated BAO likelihood is
+:func:`astrobayes.cosmology.make_emulated_bao_log_likelihood`. See ``docs/emulators.md``
+and ``examples/emulate_distances.py``.
 """
 
-from astrobayes.emulators.likelihood import make_emulated_bao_log_likelihood
 from astrobayes.emulators.network import ACTIVATIONS, Emulator
-from astrobayes.emulators.serialization import load_emulator, save_emulator
 from astrobayes.emulators.training import (
     EmulatorValidation,
-    TrainingHistory,
     design,
     train_emulator,
     validate_emulator,
@@ -18,11 +19,7 @@ __all__ = [
     "ACTIVATIONS",
     "Emulator",
     "EmulatorValidation",
-    "TrainingHistory",
     "design",
-    "load_emulator",
-    "make_emulated_bao_log_likelihood",
-    "save_emulator",
     "train_emulator",
     "validate_emulator",
 ]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import warnings
 from collections.abc import Sequence
 from typing import Literal, NamedTuple
@@ -11,8 +10,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
-from jaxtyping import Array, ArrayLike, Float
+from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 from scipy.stats import qmc
 
 from astrobayes._checks import (
@@ -22,11 +20,13 @@ from astrobayes._checks import (
     check_key,
     check_positive_int,
 )
+from astrobayes._status import check
+from astrobayes._training import TrainingConfig, TrainingInfo, fit
+from astrobayes._types import ProgressFn
 from astrobayes.emulators.network import ACTIVATIONS, Emulator
 
 __all__ = [
     "EmulatorValidation",
-    "TrainingHistory",
     "design",
     "train_emulator",
     "validate_emulator",
@@ -109,27 +109,6 @@ def design(
     return qmc.scale(unit, bounds[:, 0], bounds[:, 1])
 
 
-class TrainingHistory(NamedTuple):
-    """What happened during :func:`train_emulator`.
-
-    Attributes:
-        train_losses: Mean training loss per epoch (standardised-output MSE).
-        validation_losses: Validation loss per epoch.
-        best_epoch: Epoch whose weights were kept (lowest validation loss).
-        stopped_early: Whether the patience criterion ended training.
-        num_train: Number of training points.
-        num_validation: Number of validation points.
-
-    """
-
-    train_losses: np.ndarray
-    validation_losses: np.ndarray
-    best_epoch: int
-    stopped_early: bool
-    num_train: int
-    num_validation: int
-
-
 def _as_training_arrays(parameters, outputs, log_outputs):
     parameters = as_float_array(parameters, "parameters", ndim=2)
     outputs = as_float_array(outputs, "outputs", ndim=(1, 2))
@@ -149,8 +128,63 @@ def _as_training_arrays(parameters, outputs, log_outputs):
     return parameters, outputs
 
 
+class _Standardisation(NamedTuple):
+    """Input box, output standardisation and optional PCA basis, from the training set."""
+
+    input_shift: np.ndarray
+    input_scale: np.ndarray
+    output_shift: np.ndarray
+    output_scale: np.ndarray
+    basis: np.ndarray | None
+    coefficient_scale: np.ndarray | None
+
+
+def _standardisation(
+    x_train: np.ndarray, y_train: np.ndarray, pca_components: int | None
+) -> _Standardisation:
+    low, high = x_train.min(0), x_train.max(0)
+    output_std = y_train.std(0)
+    output_shift = y_train.mean(0)
+    output_scale = np.where(output_std > 0, output_std, 1.0)
+    basis = coefficient_scale = None
+    if pca_components is not None:
+        pca_components = check_positive_int(pca_components, "pca_components")
+        limit = min(x_train.shape[0], y_train.shape[1])
+        if pca_components > limit:
+            raise ValueError(
+                f"pca_components must be <= min(num_train, num_outputs) = {limit}; "
+                f"got {pca_components}"
+            )
+        standardised = (y_train - output_shift) / output_scale
+        _, _, vt = np.linalg.svd(standardised, full_matrices=False)
+        basis = vt[:pca_components]
+        coefficient_std = (standardised @ basis.T).std(0)
+        coefficient_scale = np.where(coefficient_std > 0, coefficient_std, 1.0)
+    return _Standardisation(
+        input_shift=0.5 * (low + high),
+        input_scale=np.where(high > low, 0.5 * (high - low), 1.0),
+        output_shift=output_shift,
+        output_scale=output_scale,
+        basis=basis,
+        coefficient_scale=coefficient_scale,
+    )
+
+
+def _layers_only(emulator: Emulator) -> Emulator:
+    """``filter_spec`` for :func:`~astrobayes._training.fit`: train the MLP's layers only."""
+    spec = jax.tree_util.tree_map(lambda _: False, emulator)
+    trainable = jax.tree_util.tree_map(eqx.is_inexact_array, emulator.layers)
+    return eqx.tree_at(lambda e: e.layers, spec, replace=trainable)
+
+
+def _standardised_loss(model: Emulator, batch: tuple[Array, Array], key: Array) -> Array:
+    del key  # deterministic loss
+    x, s = batch
+    return jnp.mean((jax.vmap(model._standardised_outputs)(x) - s) ** 2)
+
+
 def train_emulator(
-    key: jax.Array,
+    key: PRNGKeyArray,
     parameters: Float[ArrayLike, "num_points num_parameters"],
     outputs: Float[ArrayLike, "num_points num_outputs"],
     *,
@@ -163,16 +197,19 @@ def train_emulator(
     batch_size: int = 64,
     validation_fraction: float = 0.1,
     patience: int = 100,
-) -> tuple[Emulator, TrainingHistory]:
+    progress_fn: ProgressFn | None = None,
+    throw: bool = False,
+) -> tuple[Emulator, TrainingInfo]:
     """Train an :class:`~astrobayes.emulators.Emulator` (CosmoPower-style).
 
     Inputs are scaled to [-1, 1] by the training box; outputs (log-transformed if
     ``log_outputs``) are standardised per feature and optionally projected on their
-    leading ``pca_components`` principal components; an MLP is fitted by Adam with a
-    cosine-decayed learning rate, minimising the mean squared error of the standardised
-    outputs. A random ``validation_fraction`` of the points is held out; the weights with
-    the lowest validation loss are returned and training stops after ``patience``
-    epochs without improvement. Returns a new Module and mutates nothing.
+    leading ``pca_components`` principal components; the MLP's layers are fitted by the
+    shared loop :func:`astrobayes._training.fit` (Adam, cosine-decayed learning rate to
+    1% of ``learning_rate``, no gradient clipping), minimising the mean squared error of
+    the standardised outputs. A random ``validation_fraction`` of the points is held out;
+    the weights with the lowest validation loss are returned and training stops after
+    ``patience`` epochs without improvement. Returns a new Module and mutates nothing.
 
     Args:
         key: JAX PRNG key (split into split/initialisation/shuffling subkeys).
@@ -190,15 +227,20 @@ def train_emulator(
         batch_size: Minibatch size (capped at the training-set size).
         validation_fraction: Fraction held out for early stopping, in (0, 1).
         patience: Epochs without validation improvement before stopping.
+        progress_fn: Called as ``progress_fn("training", epoch, num_epochs)``.
+        throw: Raise :class:`~astrobayes._status.UnreliableResultError` (carrying the
+            :class:`~astrobayes._training.TrainingInfo`) if the loss became non-finite.
 
     Returns:
-        ``(emulator, history)``: the trained :class:`Emulator` and a
-        :class:`TrainingHistory`.
+        ``(emulator, info)``: the trained :class:`Emulator` and the loop's
+        :class:`~astrobayes._training.TrainingInfo` (per-epoch ``train_losses`` and
+        ``validation_losses``, ``best_epoch``, ``status``, ``stopped_early``, ...).
 
     Raises:
         TypeError: On a bad key or non-integer sizes.
         ValueError: On mismatched rows, non-finite values, non-positive outputs with
             ``log_outputs``, too few points, or an invalid ``pca_components``/activation.
+        UnreliableResultError: With ``throw=True``, if training diverged.
 
     References:
         Spurio Mancini et al. 2022, CosmoPower, arXiv:2106.03846; Kingma & Ba 2014,
@@ -208,10 +250,10 @@ def train_emulator(
         >>> import jax, jax.numpy as jnp
         >>> from astrobayes.emulators import train_emulator
         >>> x = jnp.linspace(-1.0, 1.0, 128)[:, None]
-        >>> emulator, history = train_emulator(
+        >>> emulator, info = train_emulator(
         ...     jax.random.key(1), x, jnp.cos(2 * x), hidden=(32, 32), num_epochs=20
         ... )
-        >>> history.train_losses.shape[0] <= 20
+        >>> info.num_epochs <= 20
         True
 
     """
@@ -220,128 +262,54 @@ def train_emulator(
     if activation not in ACTIVATIONS:
         raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}; got {activation!r}")
     hidden = tuple(check_positive_int(h, "hidden[i]") for h in hidden)
-    num_epochs = check_positive_int(num_epochs, "num_epochs")
-    batch_size = check_positive_int(batch_size, "batch_size")
-    patience = check_positive_int(patience, "patience")
-    validation_fraction = check_fraction(validation_fraction, "validation_fraction")
-    if not (isinstance(learning_rate, int | float) and learning_rate > 0):
-        raise ValueError(f"learning_rate must be a positive number; got {learning_rate!r}")
+    config = TrainingConfig(
+        learning_rate=learning_rate,
+        batch_size=check_positive_int(batch_size, "batch_size"),
+        max_epochs=check_positive_int(num_epochs, "num_epochs"),
+        patience=check_positive_int(patience, "patience"),
+        clip_max_norm=None,
+        schedule="cosine",
+        cosine_final_fraction=1e-2,
+        validation_fraction=check_fraction(validation_fraction, "validation_fraction"),
+    )
     num_points = parameters.shape[0]
     num_validation = max(1, int(round(validation_fraction * num_points)))
-    num_train = num_points - num_validation
-    if num_train < 2:
+    if num_points - num_validation < 2:
         raise ValueError(
             f"need at least 2 training points after holding out {num_validation} for "
             f"validation; got {num_points} points in total"
         )
-
     split_key, init_key, shuffle_key = jax.random.split(key, 3)
+    # The split stays in float64 NumPy: the standardisation is computed from it.
     order = np.asarray(jax.random.permutation(split_key, num_points))
     train_idx, val_idx = order[num_validation:], order[:num_validation]
-
-    x_train, x_val = parameters[train_idx], parameters[val_idx]
-    low, high = x_train.min(0), x_train.max(0)
-    input_shift = 0.5 * (low + high)
-    input_scale = np.where(high > low, 0.5 * (high - low), 1.0)
-
     y = np.log(outputs) if log_outputs else outputs
-    y_train, y_val = y[train_idx], y[val_idx]
-    output_shift = y_train.mean(0)
-    output_std = y_train.std(0)
-    output_scale = np.where(output_std > 0, output_std, 1.0)
-    s_train = (y_train - output_shift) / output_scale
-    s_val = (y_val - output_shift) / output_scale
-
-    basis = coefficient_scale = None
-    if pca_components is not None:
-        pca_components = check_positive_int(pca_components, "pca_components")
-        limit = min(num_train, outputs.shape[1])
-        if pca_components > limit:
-            raise ValueError(
-                f"pca_components must be <= min(num_train, num_outputs) = {limit}; "
-                f"got {pca_components}"
-            )
-        _, _, vt = np.linalg.svd(s_train, full_matrices=False)
-        basis = vt[:pca_components]
-        coefficients = s_train @ basis.T
-        coefficient_std = coefficients.std(0)
-        coefficient_scale = np.where(coefficient_std > 0, coefficient_std, 1.0)
-
+    scaling = _standardisation(parameters[train_idx], y[train_idx], pca_components)
     dtype = jnp.asarray(0.0).dtype
+
+    def as_jax(array):
+        return None if array is None else jnp.asarray(array, dtype)
+
     emulator = Emulator(
         init_key,
-        input_shift=jnp.asarray(input_shift, dtype),
-        input_scale=jnp.asarray(input_scale, dtype),
-        output_shift=jnp.asarray(output_shift, dtype),
-        output_scale=jnp.asarray(output_scale, dtype),
-        basis=None if basis is None else jnp.asarray(basis, dtype),
-        coefficient_scale=None
-        if coefficient_scale is None
-        else jnp.asarray(coefficient_scale, dtype),
+        **{name: as_jax(value) for name, value in scaling._asdict().items()},
         hidden=hidden,
         activation=activation,
         log_outputs=log_outputs,
     )
-
-    batch_size = min(batch_size, num_train)
-    steps_per_epoch = num_train // batch_size
-    schedule = optax.cosine_decay_schedule(
-        learning_rate, decay_steps=num_epochs * steps_per_epoch, alpha=1e-2
+    standardised = (y - scaling.output_shift) / scaling.output_scale
+    emulator, info = fit(
+        shuffle_key,
+        emulator,
+        _standardised_loss,
+        (as_jax(parameters[train_idx]), as_jax(standardised[train_idx])),
+        (as_jax(parameters[val_idx]), as_jax(standardised[val_idx])),
+        config=config,
+        filter_spec=_layers_only(emulator),
+        progress_fn=progress_fn,
     )
-    optimiser = optax.adam(schedule)
-
-    def replace_layers(layers):
-        return eqx.tree_at(lambda e: e.layers, emulator, layers)
-
-    def loss_fn(layers, x, s):
-        model = replace_layers(layers)
-        prediction = jax.vmap(model._standardised_outputs)(x)
-        return jnp.mean((prediction - s) ** 2)
-
-    x_train_j, s_train_j = jnp.asarray(x_train, dtype), jnp.asarray(s_train, dtype)
-    x_val_j, s_val_j = jnp.asarray(x_val, dtype), jnp.asarray(s_val, dtype)
-
-    @eqx.filter_jit
-    def run_epoch(layers, opt_state, epoch_key):
-        permutation = jax.random.permutation(epoch_key, num_train)[: steps_per_epoch * batch_size]
-        batches = permutation.reshape(steps_per_epoch, batch_size)
-
-        def step(carry, batch):
-            layers, opt_state = carry
-            loss, grads = eqx.filter_value_and_grad(loss_fn)(
-                layers, x_train_j[batch], s_train_j[batch]
-            )
-            updates, opt_state = optimiser.update(grads, opt_state, layers)
-            layers = eqx.apply_updates(layers, updates)
-            return (layers, opt_state), loss
-
-        (layers, opt_state), losses = jax.lax.scan(step, (layers, opt_state), batches)
-        return layers, opt_state, jnp.mean(losses), loss_fn(layers, x_val_j, s_val_j)
-
-    layers = emulator.layers
-    opt_state = optimiser.init(eqx.filter(layers, eqx.is_inexact_array))
-    best_layers, best_loss, best_epoch = layers, math.inf, 0
-    train_losses, val_losses = [], []
-    stopped_early = False
-    epoch_keys = jax.random.split(shuffle_key, num_epochs)
-    for epoch in range(num_epochs):
-        layers, opt_state, train_loss, val_loss = run_epoch(layers, opt_state, epoch_keys[epoch])
-        train_losses.append(float(train_loss))
-        val_losses.append(float(val_loss))
-        if val_losses[-1] < best_loss:
-            best_layers, best_loss, best_epoch = layers, val_losses[-1], epoch
-        elif epoch - best_epoch >= patience:
-            stopped_early = True
-            break
-    history = TrainingHistory(
-        train_losses=np.asarray(train_losses),
-        validation_losses=np.asarray(val_losses),
-        best_epoch=best_epoch,
-        stopped_early=stopped_early,
-        num_train=num_train,
-        num_validation=num_validation,
-    )
-    return replace_layers(best_layers), history
+    check(info, throw)
+    return emulator, info
 
 
 @eqx.filter_jit

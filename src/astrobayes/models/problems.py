@@ -15,14 +15,14 @@ References:
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, NamedTuple
 
 import jax
 import numpy as np
+from jaxtyping import ArrayLike, Float
 from scipy import integrate, special, stats
 
-from astrobayes._checks import check_key, check_positive_int
+from astrobayes._checks import as_float_array, check_finite, check_key, check_positive_int
 from astrobayes.chains import Chains
 
 
@@ -335,7 +335,7 @@ def bimodal_gaussian(
 
 
 def radiata_pine(
-    path: str | Path,
+    table: Float[ArrayLike, "num_specimens 4"],
     covariate: str = "x",
     *,
     a0: float = 3.0,
@@ -351,7 +351,8 @@ def radiata_pine(
     (multivariate Student-t marginal); reference ln z = -310.1283 (x), -301.7046 (z).
 
     Args:
-        path: ``radiata_pine.dat`` (columns ``id y x z``).
+        table: The data, columns ``id y x z`` (e.g. from
+            :func:`astrobayes.io.read_radiata_pine`).
         covariate: ``"x"`` or ``"z"``.
         a0: Shape of the Gamma prior on the precision.
         b0: Rate of the Gamma prior on the precision.
@@ -361,15 +362,26 @@ def radiata_pine(
     Returns:
         :class:`EvidenceProblem`.
 
+    Raises:
+        ValueError: If ``covariate`` is not ``"x"`` or ``"z"``, or ``table`` is not a finite
+            ``(n, >= 4)`` array.
+
     References:
         Williams (1959); Friel & Pettitt (2008); McEwen et al. (2021), arXiv:2111.12720.
+
+    Example:
+        >>> import numpy as np
+        >>> table = np.array([[1, 3040, 29.2, 25.4], [2, 2470, 24.7, 22.2], [3, 3610, 32.3, 32.2]])
+        >>> radiata_pine(table, "x").names
+        ('alpha', 'beta', 'log_tau')
 
     """
     if covariate not in ("x", "z"):
         raise ValueError(f"covariate must be 'x' or 'z'; got {covariate!r}")
-    table = np.loadtxt(path, skiprows=1) if _has_header(path) else np.loadtxt(path)
-    if table.ndim != 2 or table.shape[1] < 4:
-        raise ValueError(f"{path}: expected 4 columns (id y x z); got shape {table.shape}")
+    table = as_float_array(table, "table", ndim=2)
+    if table.shape[1] < 4:
+        raise ValueError(f"table must have 4 columns (id y x z); got shape {table.shape}")
+    check_finite(table, "table")
     y = table[:, 1]
     c = table[:, 2] if covariate == "x" else table[:, 3]
     c = c - c.mean()
@@ -417,13 +429,3 @@ def radiata_pine(
         ("alpha", "beta", "log_tau"),
         bounds,
     )
-
-
-def _has_header(path) -> bool:
-    with open(path) as handle:
-        first = handle.readline().split()
-    try:
-        [float(v) for v in first]
-    except ValueError:
-        return True
-    return False

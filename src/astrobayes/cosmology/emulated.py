@@ -1,4 +1,8 @@
-"""Likelihoods whose expensive model predictions come from an emulator."""
+"""BAO likelihood whose distance ratios come from a neural emulator.
+
+The emulator (:mod:`astrobayes.emulators`, a leaf package) knows nothing about cosmology;
+the likelihood that feeds its outputs to the BAO data lives here, beside the data.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ from jaxtyping import Array, ArrayLike, Float
 
 from astrobayes._checks import as_float_array, check_finite
 from astrobayes.cosmology.data import BAOData
-from astrobayes.emulators.network import Emulator
+from astrobayes.emulators import Emulator
 
 __all__ = ["make_emulated_bao_log_likelihood"]
 
@@ -42,8 +46,8 @@ def make_emulated_bao_log_likelihood(
             match the emulator's number of outputs.
 
     Example:
-        >>> from astrobayes.cosmology import desi_dr2_bao
-        >>> from astrobayes.emulators import load_emulator, make_emulated_bao_log_likelihood
+        >>> from astrobayes.cosmology import desi_dr2_bao, make_emulated_bao_log_likelihood
+        >>> from astrobayes.io import load_emulator
         >>> emulator = load_emulator("bao_distances.eqx")  # doctest: +SKIP
         >>> fn = make_emulated_bao_log_likelihood(emulator, desi_dr2_bao(), grid)  # doctest: +SKIP
 

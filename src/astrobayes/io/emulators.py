@@ -4,10 +4,7 @@ File layout: one line of UTF-8 JSON (format name and version, architecture, shap
 dtype), a newline, then the bytes written by :func:`equinox.tree_serialise_leaves`.
 Loading rebuilds an empty :class:`~astrobayes.emulators.Emulator` of the recorded
 architecture and fills in its leaves, so the file alone suffices (no code is executed
-from it).
-
-These two functions write and read files; the package keeps other file access in
-``astrobayes.io``, but an emulator's format belongs with the emulator.
+from it). Saving is atomic (temporary file beside the target, then rename).
 """
 
 from __future__ import annotations
@@ -21,6 +18,7 @@ import jax
 import jax.numpy as jnp
 
 from astrobayes.emulators.network import Emulator
+from astrobayes.io.writers import _atomic_write
 
 __all__ = ["load_emulator", "save_emulator"]
 
@@ -42,23 +40,26 @@ def _header(emulator: Emulator) -> dict:
     }
 
 
-def save_emulator(path: str | os.PathLike, emulator: Emulator) -> None:
-    """Write an emulator to ``path`` (JSON header + serialised leaves; no pickle).
+def save_emulator(path: str | os.PathLike, emulator: Emulator) -> Path:
+    """Write an emulator to ``path`` atomically (JSON header + serialised leaves; no pickle).
 
     Args:
         path: Destination file (conventionally ``*.eqx``).
         emulator: The emulator.
+
+    Returns:
+        The path written.
 
     Raises:
         TypeError: If ``emulator`` is not an :class:`Emulator`.
 
     Example:
         >>> import jax, jax.numpy as jnp, tempfile, os
-        >>> from astrobayes.emulators import load_emulator, save_emulator, train_emulator
+        >>> from astrobayes.emulators import train_emulator
+        >>> from astrobayes.io import load_emulator, save_emulator
         >>> x = jnp.linspace(0.0, 1.0, 32)[:, None]
         >>> emulator, _ = train_emulator(jax.random.key(0), x, x, hidden=(8,), num_epochs=2)
-        >>> path = os.path.join(tempfile.mkdtemp(), "e.eqx")
-        >>> save_emulator(path, emulator)
+        >>> path = save_emulator(os.path.join(tempfile.mkdtemp(), "e.eqx"), emulator)
         >>> bool(jnp.all(load_emulator(path)(x) == emulator(x)))
         True
 
@@ -66,9 +67,12 @@ def save_emulator(path: str | os.PathLike, emulator: Emulator) -> None:
     if not isinstance(emulator, Emulator):
         raise TypeError(f"emulator must be an Emulator; got {type(emulator).__name__}")
     header = json.dumps(_header(emulator), sort_keys=True)
-    with Path(path).open("wb") as handle:
+
+    def write(handle) -> None:
         handle.write(header.encode("utf-8") + b"\n")
         eqx.tree_serialise_leaves(handle, emulator)
+
+    return _atomic_write(path, write)
 
 
 def load_emulator(path: str | os.PathLike) -> Emulator:
@@ -87,7 +91,7 @@ def load_emulator(path: str | os.PathLike) -> Emulator:
             unknown, or the payload does not match the recorded architecture.
 
     Example:
-        >>> from astrobayes.emulators import load_emulator
+        >>> from astrobayes.io import load_emulator
         >>> emulator = load_emulator("distances.eqx")  # doctest: +SKIP
 
     """

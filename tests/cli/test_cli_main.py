@@ -1,0 +1,34 @@
+"""The console script's dispatcher: every listed subcommand exists; a missing one fails."""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+
+from astrobayes.cli import main as cli_main
+
+
+def test_every_listed_subcommand_has_a_module():
+    for name in cli_main.COMMANDS:
+        module = importlib.import_module(f"astrobayes.cli.{name}")
+        assert callable(module.add_parser), name
+    parser = cli_main.build_parser()
+    subparsers = next(a for a in parser._actions if a.dest == "command")
+    assert set(subparsers.choices) == set(cli_main.COMMANDS)
+
+
+def test_missing_subcommand_module_fails_loudly():
+    with pytest.raises(ImportError, match="subcommand 'nonexistent' is listed but its module"):
+        cli_main.build_parser(("evidence", "nonexistent"))
+
+
+def test_subcommand_module_without_add_parser_fails_loudly():
+    # ``main`` itself is a module of astrobayes.cli without add_parser.
+    with pytest.raises(ImportError, match="defines no add_parser"):
+        cli_main.build_parser(("main",))
+
+
+def test_no_command_prints_help_and_returns_2(capsys):
+    assert cli_main.main([]) == 2
+    assert "COMMAND" in capsys.readouterr().out
