@@ -32,6 +32,7 @@ from nested_peers import PeerResult, run_blackjax_ns, run_dynesty  # noqa: E402
 
 from astrobayes.comparison import compare  # noqa: E402
 from astrobayes.cosmology.shear import shear_models, shear_problems  # noqa: E402
+from astrobayes.io import des_y1_like_data, des_y1_like_emulator  # noqa: E402
 from astrobayes.sampling import NUTSConfig  # noqa: E402
 
 
@@ -62,8 +63,9 @@ def main() -> None:
 
     config = NUTSConfig(args.num_chains, args.num_warmup, args.num_samples)
     key = jax.random.key(args.seed)
-    models = shear_models()
-    problems = shear_problems()
+    emulator, data = des_y1_like_emulator(), des_y1_like_data()
+    models = shear_models(emulator, data)
+    problems = shear_problems(emulator, data)
     results: dict[str, dict[str, PeerResult]] = {}
     for index, (model, problem) in enumerate(zip(models, problems, strict=True)):
         ndim = len(problem.names)

@@ -24,12 +24,12 @@ from jax.scipy.special import logsumexp
 from astrobayes.comparison import compare
 from astrobayes.cosmology import GaussianLikelihood
 from astrobayes.cosmology.shear import (
-    des_y1_like_data,
     make_shear_log_likelihood,
     shear_models,
     shear_problems,
 )
 from astrobayes.cosmology.shear_survey import EMULATOR_NAMES, FIDUCIAL
+from astrobayes.io import des_y1_like_data, des_y1_like_emulator
 from astrobayes.sampling import NUTSConfig
 
 SHOWN = ("s8", "omega_m", "a_ia", "w0", "wa")
@@ -76,7 +76,7 @@ def main() -> None:
     args = parser.parse_args()
 
     # Per-call costs.
-    problem = shear_problems()[1]
+    problem = shear_problems(des_y1_like_emulator(), des_y1_like_data())[1]
     theta = jnp.asarray([FIDUCIAL[n] for n in problem.names])
     value = jax.jit(problem.log_likelihood_fn)
     value_and_grad = jax.jit(jax.value_and_grad(problem.log_likelihood_fn))
@@ -100,7 +100,12 @@ def main() -> None:
 
     config = NUTSConfig(args.num_chains, args.num_warmup, args.num_samples)
     start = time.perf_counter()
-    result = compare(jax.random.key(args.seed), shear_models(), reference="lcdm", sampling=config)
+    result = compare(
+        jax.random.key(args.seed),
+        shear_models(des_y1_like_emulator(), des_y1_like_data()),
+        reference="lcdm",
+        sampling=config,
+    )
     total = time.perf_counter() - start
     print(f"\ncompare (NUTS + learned harmonic mean, both models, JIT included): {total:.0f} s")
     header = f"{'model':<9} {'d':>3} {'ln z':>17} {'ln B vs lcdm':>15}  reading"
@@ -126,7 +131,9 @@ def main() -> None:
     if true_fn is None:
         print("\njax-cosmo not installed: skipping the check against the expensive model")
         return
-    emulated = jax.jit(jax.vmap(make_shear_log_likelihood()))
+    emulated = jax.jit(
+        jax.vmap(make_shear_log_likelihood(des_y1_like_emulator(), des_y1_like_data()))
+    )
     rng = np.random.default_rng(args.seed)
     print(f"\nemulator vs jax-cosmo at {args.check_draws} posterior draws per model:")
     for name, report in result.models.items():

@@ -27,15 +27,13 @@ import jax.numpy as jnp
 import numpy as np
 from scipy.integrate import quad
 
-from astrobayes.cosmology import desi_dr2_bao, make_bao_log_likelihood
-from astrobayes.emulators import (
-    design,
-    load_emulator,
+from astrobayes.cosmology import (
+    desi_dr2_bao,
+    make_bao_log_likelihood,
     make_emulated_bao_log_likelihood,
-    save_emulator,
-    train_emulator,
-    validate_emulator,
 )
+from astrobayes.emulators import design, train_emulator, validate_emulator
+from astrobayes.io import load_emulator, save_emulator
 
 HUBBLE_DISTANCE_H1 = 2997.92458  # c / (100 km/s/Mpc) in Mpc
 BOUNDS = np.array([[0.01, 0.99], [50.0, 150.0], [-3.0, 1.0], [-3.0, 2.0]])  # Om, h rd, w0, wa
@@ -110,7 +108,7 @@ def main() -> None:
     )
 
     start = time.perf_counter()
-    emulator, history = train_emulator(
+    emulator, info = train_emulator(
         train_key,
         train_x,
         train_y,
@@ -123,8 +121,8 @@ def main() -> None:
         patience=200,
     )
     print(
-        f"training: {time.perf_counter() - start:.0f} s, {len(history.train_losses)} epochs, "
-        f"best {history.best_epoch}, validation loss {history.validation_losses.min():.2e}"
+        f"training: {time.perf_counter() - start:.0f} s, {info.num_epochs} epochs, "
+        f"best {info.best_epoch}, validation loss {info.validation_losses.min():.2e}"
     )
 
     report = validate_emulator(emulator, test_x, test_y)

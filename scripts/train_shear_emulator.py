@@ -28,8 +28,8 @@ import numpy as np
 
 from astrobayes.cosmology.shear import shear_spectra
 from astrobayes.cosmology.shear_survey import DES_Y1_LIKE, EMULATOR_NAMES
-from astrobayes.emulators import save_emulator, train_emulator, validate_emulator
-from astrobayes.io import write_npz_atomic
+from astrobayes.emulators import train_emulator, validate_emulator
+from astrobayes.io import save_emulator, write_npz_atomic
 
 
 def positive_outputs(components: np.ndarray) -> np.ndarray:
@@ -87,7 +87,7 @@ def main() -> None:
     print(f"{len(train_x)} training points, {len(test_x)} held-out test points")
 
     start = time.perf_counter()
-    emulator, history = train_emulator(
+    emulator, info = train_emulator(
         jax.random.key(args.seed),
         train_x,
         positive_outputs(train_c),
@@ -100,8 +100,8 @@ def main() -> None:
         patience=args.patience,
     )
     print(
-        f"training: {time.perf_counter() - start:.0f} s, {len(history.train_losses)} epochs "
-        f"(best {history.best_epoch}), validation loss {history.validation_losses.min():.2e}"
+        f"training: {time.perf_counter() - start:.0f} s, {info.num_epochs} epochs "
+        f"(best {info.best_epoch}), validation loss {info.validation_losses.min():.2e}"
     )
     report = validate_emulator(emulator, test_x, positive_outputs(test_c))
     print(
