@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
+import jax.numpy as jnp
 import numpy as np
 import numpyro.distributions as dist
 import pytest
+from flowjax.bijections import Affine
 from jax.scipy.stats import norm
 
+from astrobayes._status import UnreliableResultError, worst
 from astrobayes.comparison import compare
-from astrobayes.evidence import GaussianTarget
+from astrobayes.evidence import EvidenceStatus, GaussianTarget, TargetFamily
+from astrobayes.io import to_json
 from astrobayes.io.checkpoint import NpzCheckpoint
 from astrobayes.models import Model
 from astrobayes.sampling import NUTSConfig
@@ -27,6 +32,37 @@ def _model(name: str, prior_mean: float) -> Model:
 def _log_evidence(prior_mean: float) -> float:
     # y ~ N(prior_mean, 1 + 1)
     return float(-0.25 * (Y - prior_mean) ** 2 - 0.5 * np.log(4 * np.pi))
+
+
+def _reject_constant(name):
+    raise ValueError(f"non-standard JSON constant {name}")
+
+
+@dataclass(frozen=True)
+class _WideTarget(TargetFamily):
+    """A deliberately wrong target, 4 sqrt(T) times wider than the posterior."""
+
+    def fit(self, key, z_train, w_train, z_valid, w_valid, progress_fn):
+        dim = z_train.shape[1]
+        return Affine(jnp.zeros(dim), 4.0 * jnp.ones(dim)), np.zeros(0)
+
+
+def test_compare_throw_on_a_failed_evidence(key):
+    # A target much wider than the posterior: an evidence failure (heavy-tailed ratios or
+    # target mass far outside the draws), which is the comparison's status.
+    config = NUTSConfig(num_chains=2, num_warmup=20, num_samples=200, checkpoint_every=200)
+    with pytest.raises(UnreliableResultError, match=r"EvidenceStatus\.\w+: failure") as info:
+        compare(key, [_model("a", 0.0)], sampling=config, target=_WideTarget(), throw=True)
+    result = info.value.result
+    evidence_status = result.models["a"].evidence.status
+    assert isinstance(evidence_status, EvidenceStatus)
+    assert evidence_status.is_failure
+    assert result.status is evidence_status
+    assert result.models["a"].status is evidence_status
+    assert not result.models["a"].sampling.status.is_failure
+    # without throw= the same result comes back
+    again = compare(key, [_model("a", 0.0)], sampling=config, target=_WideTarget())
+    assert again.status is evidence_status
 
 
 def test_compare_validation(key):
@@ -70,7 +106,7 @@ def test_compare_two_models_with_analytic_evidence(key, tmp_path):
         sampling=config,
         target=GaussianTarget(),
         checkpoint_fn=lambda name: NpzCheckpoint(tmp_path / f"{name}.npz"),
-        progress_fn=lambda model, stage, done, total: stages.add((model, stage)),
+        progress_fn_for=lambda model: lambda stage, done, total: stages.add((model, stage)),
     )
     assert result.reference == "near"
     assert list(result.models) == ["near", "far"]
@@ -90,8 +126,16 @@ def test_compare_two_models_with_analytic_evidence(key, tmp_path):
     assert bf.reading == "weak evidence for near"
     assert result.bayes_factors["near"].log_bayes_factor == 0.0
     assert {("near", "warmup"), ("far", "sampling")} <= stages
-    payload = json.loads(json.dumps(result.to_dict()))
+    assert not result.status.is_failure
+    for report in result.models.values():
+        assert report.status is worst([report.evidence.status, report.sampling.status])
+    assert result.status is worst(r.status for r in result.models.values())
+    payload = json.loads(to_json(result.to_dict()), parse_constant=_reject_constant)
     assert payload["models"]["far"]["jeffreys"] == "weak evidence for near"
+    assert payload["status"] == result.status.name.lower()
+    assert payload["models"]["far"]["sampling_status_message"] == (
+        result.models["far"].sampling.status.value
+    )
 
     # Run again: every model resumes from its finished checkpoint, same numbers.
     again = compare(

@@ -5,6 +5,9 @@ unconstrained space (log density with the Jacobian, so the evidence is the origi
 model's), estimates each evidence from the chains, and returns ``ln z +/- sigma`` per model,
 ``ln B +/- sigma`` against a reference model, posterior summaries and diagnostics.
 
+The comparison's ``status`` is the worst of its models' evidence and sampling statuses
+(:func:`astrobayes._status.worst`); each :class:`ModelReport` keeps both of its own.
+
 References:
     Piras, Polanska, Spurio Mancini, Price & McEwen (2024), arXiv:2405.12965;
     McEwen et al. (2021), arXiv:2111.12720.
@@ -19,12 +22,22 @@ from typing import NamedTuple
 
 import jax
 import numpy as np
+from jaxtyping import PRNGKeyArray
 
 from astrobayes._checks import check_key
-from astrobayes.evidence import BayesFactor, EvidenceResult, estimate, log_bayes_factor
-from astrobayes.evidence.targets import TargetFamily
+from astrobayes._status import Status, check, worst
+from astrobayes._types import ProgressFn
+from astrobayes.evidence import (
+    BayesFactor,
+    EvidenceResult,
+    TargetFamily,
+    estimate,
+    log_bayes_factor,
+)
 from astrobayes.models.model import Model, constrained_samples, unconstrained_density
 from astrobayes.sampling import Checkpoint, NUTSConfig, SamplingResult, run_nuts
+
+__all__ = ["ComparisonResult", "ModelReport", "compare"]
 
 
 class ModelReport(NamedTuple):
@@ -41,6 +54,7 @@ class ModelReport(NamedTuple):
         posterior_std: ``{parameter: standard deviation}``.
         rhat_max: Largest R-hat over parameters.
         ess_min: Smallest effective sample size over parameters.
+        status: The worse of ``evidence.status`` and ``sampling.status``.
     """
 
     name: str
@@ -53,6 +67,7 @@ class ModelReport(NamedTuple):
     posterior_std: dict[str, float]
     rhat_max: float
     ess_min: float
+    status: Status
 
 
 class ComparisonResult(NamedTuple):
@@ -62,18 +77,33 @@ class ComparisonResult(NamedTuple):
         models: ``{name: ModelReport}`` in input order.
         reference: Name of the reference model.
         bayes_factors: ``{name: BayesFactor}`` of each model against the reference.
+        status: The worst evidence or sampling status over all models.
     """
 
     models: dict[str, ModelReport]
     reference: str
     bayes_factors: dict[str, BayesFactor]
+    status: Status
 
     def to_dict(self) -> dict:
-        """JSON-friendly summary (``models.<name>.log_evidence`` etc.)."""
-        out = {"reference": self.reference, "models": {}}
+        """Summary of plain values (``models.<name>.log_evidence`` etc.).
+
+        Statuses appear as lower-case names with a ``*_message`` beside them; non-finite
+        numbers stay floats (``astrobayes.io.to_json`` writes them as ``null``).
+        """
+        out = {
+            "reference": self.reference,
+            "status": self.status.name.lower(),
+            "status_message": self.status.value,
+            "models": {},
+        }
         for name, report in self.models.items():
             bf = self.bayes_factors[name]
             out["models"][name] = {
+                "status": report.status.name.lower(),
+                "status_message": report.status.value,
+                "sampling_status": report.sampling.status.name.lower(),
+                "sampling_status_message": report.sampling.status.value,
                 "log_evidence": report.log_evidence,
                 "log_evidence_std": report.log_evidence_std,
                 "log_bayes_factor_vs_reference": bf.log_bayes_factor,
@@ -90,15 +120,16 @@ class ComparisonResult(NamedTuple):
 
 
 def compare(
-    key: jax.Array,
+    key: PRNGKeyArray,
     models: Sequence[Model],
     *,
     reference: str | None = None,
     sampling: NUTSConfig | None = None,
     target: TargetFamily | None = None,
     checkpoint_fn: Callable[[str], Checkpoint] | None = None,
-    progress_fn: Callable[[str, str, int, int], None] | None = None,
+    progress_fn_for: Callable[[str], ProgressFn] | None = None,
     num_workers: int | None = None,
+    throw: bool = False,
 ) -> ComparisonResult:
     """Sample each model with NUTS, estimate its evidence and compare to a reference.
 
@@ -109,26 +140,32 @@ def compare(
         sampling: NUTS settings (defaults when ``None``).
         target: Importance target family for the evidence (default RQ-spline flow).
         checkpoint_fn: ``name -> Checkpoint`` for resumable sampling.
-        progress_fn: ``progress_fn(model, stage, done, total)`` with stage ``"warmup"``,
-            ``"sampling"`` or ``"evidence"``; with several workers it is called from
-            their threads, models interleaved.
+        progress_fn_for: ``name -> progress_fn``: the progress callback of one model,
+            called as ``progress_fn(stage, done, total)`` with stage ``"warmup"``,
+            ``"sampling"`` or ``"training"`` (the evidence flow); with several workers
+            the callbacks are called from their threads, models interleaved.
         num_workers: Models processed side by side in threads (compilation and XLA
             execution release the GIL); default ``min(len(models), os.cpu_count())``.
             Results do not depend on it: model ``i`` always uses ``fold_in(key, i)``.
+        throw: Raise :class:`~astrobayes.UnreliableResultError` (carrying the result)
+            when the worst status of a model is a failure.
 
     Returns:
-        :class:`ComparisonResult`.
+        :class:`ComparisonResult` with its ``status``.
 
     Raises:
         ValueError: On an empty model list, duplicate names, an unknown reference or a
             bad ``num_workers``.
+        UnreliableResultError: With ``throw=True`` and a failure status.
 
     Example:
         >>> import jax, numpyro.distributions as dist
         >>> from astrobayes.models import Model
         >>> a = Model.from_priors("a", lambda p: -0.5 * p["x"] ** 2, {"x": dist.Normal(0, 1)})
         >>> b = Model.from_priors("b", lambda p: -0.5 * (p["x"] - 2) ** 2, {"x": dist.Normal(0, 1)})
-        >>> out = compare(jax.random.key(0), [a, b], sampling=NUTSConfig(4, 200, 500))
+        >>> from astrobayes.evidence import GaussianTarget
+        >>> out = compare(jax.random.key(0), [a, b], sampling=NUTSConfig(2, 100, 300),
+        ...               target=GaussianTarget(), num_workers=1)
         >>> bool(out.bayes_factors["b"].log_bayes_factor < 0)
         True
     """
@@ -151,7 +188,7 @@ def compare(
 
     def run_model(index: int, model: Model) -> ModelReport:
         return _run_model(
-            jax.random.fold_in(key, index), model, sampling, target, checkpoint_fn, progress_fn
+            jax.random.fold_in(key, index), model, sampling, target, checkpoint_fn, progress_fn_for
         )
 
     if num_workers == 1:
@@ -161,18 +198,20 @@ def compare(
     reports = {report.name: report for report in outcomes}
     ref = reports[reference]
     factors = {name: log_bayes_factor(rep, ref, name, reference) for name, rep in reports.items()}
-    return ComparisonResult(reports, reference, factors)
+    result = ComparisonResult(
+        models=reports,
+        reference=reference,
+        bayes_factors=factors,
+        status=worst(report.status for report in reports.values()),
+    )
+    return check(result, throw)
 
 
-def _run_model(key, model: Model, sampling, target, checkpoint_fn, progress_fn) -> ModelReport:
+def _run_model(key, model: Model, sampling, target, checkpoint_fn, progress_fn_for) -> ModelReport:
     init_key, nuts_key, evidence_key = jax.random.split(key, 3)
     density = unconstrained_density(init_key, model, sampling.num_chains)
     ckpt = checkpoint_fn(model.name) if checkpoint_fn is not None else None
-
-    def nuts_progress(stage, done, total):
-        if progress_fn is not None:
-            progress_fn(model.name, stage, done, total)
-
+    progress_fn = progress_fn_for(model.name) if progress_fn_for is not None else None
     run = run_nuts(
         nuts_key,
         density.logdensity_fn,
@@ -180,14 +219,9 @@ def _run_model(key, model: Model, sampling, target, checkpoint_fn, progress_fn) 
         config=sampling,
         names=density.names,
         checkpoint=ckpt,
-        progress_fn=nuts_progress,
+        progress_fn=progress_fn,
     )
-
-    def evidence_progress(epoch, total, _loss):
-        if progress_fn is not None:
-            progress_fn(model.name, "evidence", epoch, total)
-
-    result = estimate(evidence_key, run.to_chains(), target=target, progress_fn=evidence_progress)
+    result = estimate(evidence_key, run.to_chains(), target=target, progress_fn=progress_fn)
     posterior = constrained_samples(density, run.samples)
     posterior = {k: v for k, v in posterior.items() if v.ndim == 2}
     return ModelReport(
@@ -201,6 +235,7 @@ def _run_model(key, model: Model, sampling, target, checkpoint_fn, progress_fn) 
         posterior_std={k: float(v.std()) for k, v in posterior.items()},
         rhat_max=float(np.nanmax(run.rhat)),
         ess_min=float(np.nanmin(run.ess)),
+        status=worst([result.status, run.status]),
     )
 
 

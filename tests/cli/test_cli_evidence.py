@@ -181,7 +181,8 @@ def test_demo_writes_results(tmp_path, capsys):
     captured = capsys.readouterr()
     assert code in (0, 1), captured.err
     results = strict_loads((out / "results.json").read_text())
-    assert results["status"] in ("ok", "warning_divergences", "high_rhat", "low_ess")
+    assert results["status"] in ("ok", "divergences", "high_rhat", "low_effective_sample_size")
+    assert "status_message" in results
     for name in ("lcdm", "wcdm", "w0wacdm"):
         entry = results["models"][name]
         assert np.isfinite(entry["log_evidence"])

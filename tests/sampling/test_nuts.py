@@ -135,6 +135,7 @@ def test_run_nuts_on_a_gaussian(key):
     assert np.all(np.abs(result.rhat - 1.0) < 0.05)
     assert np.all(result.ess > 200)
     assert np.all(result.acceptance_rate > 0.5)
+    assert result.status.is_ok or result.status.is_warning, result.messages
     assert result.step_size.shape == (4,)
     np.testing.assert_allclose(
         result.logdensity, np.asarray(jax.vmap(jax.vmap(_logdensity))(result.samples)), atol=1e-4

@@ -41,12 +41,15 @@ def add_parser(subparsers) -> None:
 
 
 class _Progress:
-    """One tqdm bar per model (models run side by side in threads), relabelled per stage."""
+    """One tqdm bar per model (models run side by side in threads), relabelled per stage.
+
+    ``for_model(name)`` is the model's :data:`~astrobayes._types.ProgressFn`.
+    """
 
     _LABELS = {
         "warmup": "NUTS warm-up (compiling)",
         "sampling": "NUTS sampling",
-        "evidence": "training flow",
+        "training": "training flow",
     }
 
     def __init__(self, disable: bool):
@@ -63,7 +66,7 @@ class _Progress:
                 bar = tqdm(
                     total=total,
                     desc=f"{model}: {self._LABELS[stage]}",
-                    unit="epoch" if stage == "evidence" else "draw",
+                    unit="epoch" if stage == "training" else "draw",
                     file=sys.stderr,
                     disable=self.disable,
                     leave=False,
@@ -74,6 +77,14 @@ class _Progress:
             bar.n = done
             bar.refresh()
 
+    def for_model(self, model: str):
+        """The progress callback ``(stage, done, total)`` of one model."""
+
+        def progress_fn(stage: str, done: int, total: int) -> None:
+            self(model, stage, done, total)
+
+        return progress_fn
+
     def close(self) -> None:
         with self.lock:
             for _, bar in self.bars.values():
@@ -82,7 +93,7 @@ class _Progress:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the demo; exit code 1 when an evidence failed."""
+    """Run the demo; exit code 1 when an evidence (or a NUTS run) failed."""
     from astrobayes.comparison import compare
     from astrobayes.cosmology.dark_energy import dark_energy_models
     from astrobayes.io import (
@@ -117,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
             checkpoint_fn=lambda name: NpzCheckpoint(
                 out / "checkpoints" / f"{name}-seed{args.seed}.npz"
             ),
-            progress_fn=progress,
+            progress_fn_for=progress.for_model,
         )
     finally:
         progress.close()
@@ -159,9 +170,9 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"\nwrote {out / 'results.json'}, {out / 'report.md'}, corner plots and evidence diagnostics"
     )
-    failed = [n for n, r in result.models.items() if r.evidence.status.is_failure]
+    failed = [n for n, r in result.models.items() if r.status.is_failure]
     if failed:
-        print(f"astrobayes demo: evidence failed for {failed}", file=sys.stderr)
+        print(f"astrobayes demo: evidence or sampling failed for {failed}", file=sys.stderr)
         return 1
     return 0
 
@@ -180,8 +191,10 @@ def _table(result) -> str:
             f"{name:<9} {report.log_evidence:>8.3f} ± {report.log_evidence_std:<6.3f} "
             f"{bf.log_bayes_factor:>8.3f} ± {bf.log_bayes_factor_std:<6.3f}  {bf.reading:<32} {params}"
         )
-        if report.evidence.status.name != "OK":
+        if not report.evidence.status.is_ok:
             rows.append(f"{'':<9} status: {report.evidence.status.value}")
+        if not report.sampling.status.is_ok:
+            rows.append(f"{'':<9} NUTS: {report.sampling.status.value}")
     return "\n".join(rows)
 
 
@@ -215,7 +228,7 @@ def _known_evidence_checks(seed: int) -> list[dict]:
                 "truth": problem.log_evidence,
                 "pull": pull,
                 "seconds": seconds,
-                "status": r.status.name.lower(),
+                "status": r.status,
             }
         )
     return out
@@ -238,14 +251,15 @@ def _report(result, table: str, payload: dict) -> str:
         "",
         "## Diagnostics",
         "",
-        "| model | R-hat max | ESS min | divergences | T | Pareto k | status |",
-        "|---|---|---|---|---|---|---|",
+        "| model | R-hat max | ESS min | divergences | NUTS status | T | Pareto k | status |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for name, report in result.models.items():
         e = report.evidence
         lines.append(
             f"| {name} | {report.rhat_max:.3f} | {report.ess_min:.0f} | "
-            f"{int(report.sampling.num_divergent.sum())} | {e.temperature} | {e.pareto_k:.2f} | "
+            f"{int(report.sampling.num_divergent.sum())} | "
+            f"{report.sampling.status.name.lower()} | {e.temperature} | {e.pareto_k:.2f} | "
             f"{e.status.name.lower()} |"
         )
     lines += [

@@ -1,5 +1,40 @@
-"""Gradient MCMC: NUTS for many chains, checkpointed and resumable."""
+"""Gradient MCMC: a pure multi-chain NUTS kernel and its checkpointed host driver.
 
-from astrobayes.sampling.nuts import Checkpoint, NUTSConfig, SamplingResult, run_nuts
+- :func:`run_nuts` (host driver: blocks, checkpoints, progress, :class:`SamplingResult`
+  with a :class:`SamplingStatus`);
+- :func:`sample_nuts` (one compiled call, density parameters as an argument), built on
+  :func:`nuts_init` and :func:`build_nuts_steps`.
+"""
 
-__all__ = ["Checkpoint", "NUTSConfig", "SamplingResult", "run_nuts"]
+from astrobayes.sampling.kernel import (
+    NUTSAdaptation,
+    NUTSDraws,
+    NUTSState,
+    NUTSStepInfo,
+    build_nuts_steps,
+    end_warmup,
+    nuts_init,
+    sample_nuts,
+    warmup_schedule,
+)
+from astrobayes.sampling.nuts import Checkpoint, NUTSConfig, batched_logdensity, run_nuts
+from astrobayes.sampling.result import SamplingResult, SamplingStatus, sampling_diagnostics
+
+__all__ = [
+    "Checkpoint",
+    "NUTSAdaptation",
+    "NUTSConfig",
+    "NUTSDraws",
+    "NUTSState",
+    "NUTSStepInfo",
+    "SamplingResult",
+    "SamplingStatus",
+    "batched_logdensity",
+    "build_nuts_steps",
+    "end_warmup",
+    "nuts_init",
+    "run_nuts",
+    "sample_nuts",
+    "sampling_diagnostics",
+    "warmup_schedule",
+]

@@ -1,16 +1,15 @@
-"""NUTS with window adaptation for many chains at once, checkpointed and resumable.
+"""The host driver of NUTS: many chains in blocks, checkpointed, resumable, summarised.
 
 Chains are vectorised with ``vmap`` on one device and, when several devices are visible
-and the number of chains divides evenly, sharded across them along the chain axis.
-Warm-up (Stan's windowed adaptation: dual averaging of the step size, Welford estimates of
-the inverse mass matrix in doubling windows) and sampling run through *one* compiled
-program, a scan of fixed length over NUTS steps whose adaptation updates are switched on
-or off by a schedule passed as data; compiling NUTS once instead of twice halves the
-start-up cost that dominates small problems. After warm-up and every ``checkpoint_every``
-draws the full state (adapted step sizes and mass matrices, current positions, draws so
-far) goes to the ``checkpoint`` object, so a killed run started again with the same
-settings resumes where it stopped. Step ``i`` of a chain uses the key
+and the number of chains divides evenly, sharded across them along the chain axis. The
+numerics live in :mod:`astrobayes.sampling.kernel` (one compiled program for warm-up and
+sampling); this module calls it block by block. After warm-up and every
+``checkpoint_every`` draws the full state (adapted step sizes and mass matrices, current
+positions, draws so far) goes to the ``checkpoint`` object, so a killed run started again
+with the same settings resumes where it stopped. Step ``i`` of a chain uses the key
 ``fold_in(chain_key, i)``, so a resumed run gives the same draws as an uninterrupted one.
+The result carries a :class:`~astrobayes.sampling.SamplingStatus` (divergences, R-hat,
+effective sample size).
 
 References:
     Hoffman & Gelman (2014), arXiv:1111.4246 (NUTS, dual averaging); Stan Reference
@@ -27,19 +26,25 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import NamedTuple, Protocol
 
-import blackjax
 import jax
 import jax.numpy as jnp
 import numpy as np
-from blackjax.adaptation.mass_matrix import mass_matrix_adaptation
-from blackjax.adaptation.staged_adaptation import build_schedule
-from blackjax.adaptation.step_size import dual_averaging_adaptation
-from blackjax.diagnostics import effective_sample_size, potential_scale_reduction
+from jaxtyping import Array, Float, PRNGKeyArray
 
 from astrobayes._checks import as_float_array, check_key, check_positive_int
-from astrobayes.chains import Chains
+from astrobayes._status import check
+from astrobayes._types import ProgressFn
+from astrobayes.sampling.kernel import (
+    NUTSAdaptation,
+    NUTSState,
+    build_nuts_steps,
+    end_warmup,
+    nuts_init,
+    warmup_schedule,
+)
+from astrobayes.sampling.result import SamplingResult, sampling_diagnostics
 
-ProgressFn = Callable[[str, int, int], None]
+__all__ = ["Checkpoint", "NUTSConfig", "batched_logdensity", "run_nuts"]
 
 
 class Checkpoint(Protocol):
@@ -84,46 +89,27 @@ class NUTSConfig:
             )
 
 
-class SamplingResult(NamedTuple):
-    """Draws and diagnostics of :func:`run_nuts`.
+class _Run(NamedTuple):
+    """The driver's state between blocks."""
 
-    Attributes:
-        samples: ``(num_chains, num_samples, dim)`` draws (in the space of ``logdensity_fn``).
-        logdensity: ``(num_chains, num_samples)`` +log density of each draw.
-        names: Parameter names.
-        rhat: Split R-hat per parameter.
-        ess: Effective sample size per parameter (all chains).
-        acceptance_rate: Mean acceptance per chain.
-        num_divergent: Divergent transitions per chain.
-        step_size: Adapted step size per chain.
-        resumed_from: Draws per chain found in the checkpoint (0 for a fresh run).
-
-    """
-
-    samples: np.ndarray
+    state: NUTSState
+    adaptation: NUTSAdaptation
+    draws: np.ndarray
     logdensity: np.ndarray
-    names: tuple[str, ...]
-    rhat: np.ndarray
-    ess: np.ndarray
-    acceptance_rate: np.ndarray
     num_divergent: np.ndarray
-    step_size: np.ndarray
-    resumed_from: int
-
-    def to_chains(self) -> Chains:
-        """The draws as :class:`~astrobayes.chains.Chains` (log posterior = log density)."""
-        return Chains(self.samples, self.logdensity, names=self.names)
+    acceptance_sum: np.ndarray
 
 
 def run_nuts(
-    key: jax.Array,
-    logdensity_fn: Callable[[jax.Array], jax.Array],
-    initial_positions: jax.Array,
+    key: PRNGKeyArray,
+    logdensity_fn: Callable[[Float[Array, " dim"]], Float[Array, ""]],
+    initial_positions: Float[Array, "num_chains dim"],
     *,
     config: NUTSConfig | None = None,
     names: tuple[str, ...] | None = None,
     checkpoint: Checkpoint | None = None,
     progress_fn: ProgressFn | None = None,
+    throw: bool = False,
 ) -> SamplingResult:
     """Run NUTS with window adaptation on ``num_chains`` chains at once.
 
@@ -136,13 +122,16 @@ def run_nuts(
         checkpoint: Optional store for resumable runs.
         progress_fn: Called as ``progress_fn(stage, done, total)`` with stage
             ``"warmup"`` or ``"sampling"``.
+        throw: Raise :class:`~astrobayes.UnreliableResultError` (carrying the result)
+            on a failure status (non-finite draws, R-hat > 1.1) instead of returning it.
 
     Returns:
-        :class:`SamplingResult`.
+        :class:`~astrobayes.sampling.SamplingResult` with its ``status``.
 
     Raises:
         ValueError: If positions have the wrong shape, a non-finite density, or the
             checkpoint belongs to a different run.
+        UnreliableResultError: With ``throw=True`` and a failure status.
 
     Example:
         >>> import jax, jax.numpy as jnp
@@ -154,10 +143,61 @@ def run_nuts(
     """
     check_key(key)
     config = NUTSConfig() if config is None else config
+    positions, names = _check_start(logdensity_fn, initial_positions, config, names)
+    positions = _shard_chains(positions)
+    warmup_key, sample_key = jax.random.split(key)
+    fingerprint = _fingerprint(key, positions, config, names)
+    saved = checkpoint.load() if checkpoint is not None else None
+    if saved is not None and str(saved.get("fingerprint")) != fingerprint:
+        raise ValueError(
+            "the checkpoint belongs to a different run (other model, seed or settings); "
+            "remove it or write to another output directory"
+        )
+
+    def density(params, theta):
+        del params
+        return logdensity_fn(theta)
+
+    steps_fn = build_nuts_steps(
+        density,
+        target_acceptance_rate=config.target_acceptance_rate,
+        dense_mass=config.dense_mass,
+    )
+    state, adaptation = _initial_state(density, config, positions)
+    if saved is None:
+        run = _warmup(warmup_key, steps_fn, state, adaptation, config, progress_fn)
+        if checkpoint is not None:
+            _save(checkpoint, fingerprint, run)
+    else:
+        run = _resume(saved, adaptation)
+    resumed = run.draws.shape[1] if saved is not None else 0
+    run = _sample(sample_key, steps_fn, run, config, checkpoint, fingerprint, progress_fn)
+    samples = np.asarray(run.draws, np.float64)
+    logdensity = np.asarray(run.logdensity, np.float64)
+    rhat, ess, status, messages = sampling_diagnostics(samples, logdensity, run.num_divergent)
+    result = SamplingResult(
+        samples=samples,
+        logdensity=logdensity,
+        names=names,
+        rhat=rhat,
+        ess=ess,
+        acceptance_rate=run.acceptance_sum / config.num_samples,
+        num_divergent=np.asarray(run.num_divergent),
+        step_size=np.asarray(run.adaptation.step_size),
+        resumed_from=resumed,
+        status=status,
+        messages=messages,
+    )
+    return check(result, throw)
+
+
+def _check_start(logdensity_fn, initial_positions, config: NUTSConfig, names):
+    """Validate the starting points and names; return ``(positions float32, names)``."""
     positions = as_float_array(initial_positions, "initial_positions", ndim=2)
     if positions.shape[0] != config.num_chains:
         raise ValueError(
-            f"initial_positions must have shape (num_chains={config.num_chains}, dim); got {positions.shape}"
+            f"initial_positions must have shape (num_chains={config.num_chains}, dim); "
+            f"got {positions.shape}"
         )
     dim = positions.shape[1]
     names = tuple(names) if names is not None else tuple(f"p{i}" for i in range(dim))
@@ -168,63 +208,73 @@ def run_nuts(
     if not np.all(np.isfinite(initial_logdensity)):
         bad = int(np.flatnonzero(~np.isfinite(initial_logdensity))[0])
         raise ValueError(
-            f"logdensity_fn is not finite at initial_positions[{bad}] = {np.asarray(positions[bad])} "
-            f"(got {initial_logdensity[bad]}); start inside the support"
+            f"logdensity_fn is not finite at initial_positions[{bad}] = "
+            f"{np.asarray(positions[bad])} (got {initial_logdensity[bad]}); start inside "
+            "the support"
         )
-    positions = _shard_chains(positions)
-    warmup_key, sample_key = jax.random.split(key)
-    fingerprint = _fingerprint(key, positions, config, names)
+    return positions, names
 
-    saved = checkpoint.load() if checkpoint is not None else None
-    if saved is not None and str(saved.get("fingerprint")) != fingerprint:
-        raise ValueError(
-            "the checkpoint belongs to a different run (other model, seed or settings); "
-            "remove it or write to another output directory"
-        )
 
-    steps_fn = _steps(logdensity_fn, config)
+def _warmup(key, steps_fn, state, adaptation, config: NUTSConfig, progress_fn) -> _Run:
+    """Window adaptation in blocks of ``_CHUNK`` steps; the run with no draws yet."""
     chunk = min(_CHUNK, config.checkpoint_every)
-    if saved is None:
-        state, adaptation = _initial_state(logdensity_fn, config, positions)
-        schedule = np.asarray(build_schedule(config.num_warmup), dtype=np.int32).reshape(-1, 2)
-        chain_keys = jax.random.split(warmup_key, config.num_chains)
-        if progress_fn is not None:
-            progress_fn("warmup", 0, config.num_warmup)
-        for begin in range(0, config.num_warmup, chunk):
-            index = begin + np.arange(chunk)
-            active = index < config.num_warmup
-            row = schedule[np.minimum(index, config.num_warmup - 1)]
-            stage = np.where(active, row[:, 0], 0)
-            window_end = active & row[:, 1].astype(bool)
-            (state, adaptation), _ = steps_fn(
-                chain_keys, state, adaptation, index, stage, window_end, active, active
-            )
-            if progress_fn is not None:
-                progress_fn("warmup", int(min(begin + chunk, config.num_warmup)), config.num_warmup)
-        adaptation = _end_warmup(adaptation)
-        draws = np.zeros((config.num_chains, 0, dim), np.float32)
-        logdens = np.zeros((config.num_chains, 0), np.float32)
-        divergent = np.zeros(config.num_chains, np.int64)
-        accept_sum = np.zeros(config.num_chains)
-        resumed = 0
-        if checkpoint is not None:
-            _save(checkpoint, fingerprint, state, adaptation, draws, logdens, divergent, accept_sum)
-    else:
-        state = blackjax.mcmc.hmc.HMCState(
-            jnp.asarray(saved["position"]),
-            jnp.asarray(saved["state_logdensity"]),
-            jnp.asarray(saved["state_grad"]),
+    stages, window_ends = warmup_schedule(config.num_warmup)
+    chain_keys = jax.random.split(key, config.num_chains)
+    if progress_fn is not None:
+        progress_fn("warmup", 0, config.num_warmup)
+    for begin in range(0, config.num_warmup, chunk):
+        index = begin + np.arange(chunk)
+        active = index < config.num_warmup
+        row = np.minimum(index, config.num_warmup - 1)
+        stage = np.where(active, stages[row], 0)
+        window_end = active & window_ends[row]
+        (state, adaptation), _ = steps_fn(
+            None, chain_keys, state, adaptation, index, stage, window_end, active, active
         )
-        _, template = _initial_state(logdensity_fn, config, positions)
-        adaptation = _fixed_adaptation(template, saved["step_size"], saved["inverse_mass_matrix"])
-        draws, logdens = saved["draws"], saved["logdensity"]
-        divergent, accept_sum = saved["num_divergent"], saved["acceptance_sum"]
-        resumed = draws.shape[1]
+        if progress_fn is not None:
+            progress_fn("warmup", int(min(begin + chunk, config.num_warmup)), config.num_warmup)
+    dim = state.position.shape[-1]
+    return _Run(
+        state=state,
+        adaptation=end_warmup(adaptation),
+        draws=np.zeros((config.num_chains, 0, dim), np.float32),
+        logdensity=np.zeros((config.num_chains, 0), np.float32),
+        num_divergent=np.zeros(config.num_chains, np.int64),
+        acceptance_sum=np.zeros(config.num_chains),
+    )
 
-    chain_keys = jax.random.split(sample_key, config.num_chains)
+
+def _resume(saved: dict[str, np.ndarray], template: NUTSAdaptation) -> _Run:
+    """The run stored in a checkpoint (``template`` gives the adaptation's types)."""
+    state = NUTSState(
+        jnp.asarray(saved["position"]),
+        jnp.asarray(saved["state_logdensity"]),
+        jnp.asarray(saved["state_grad"]),
+    )
+    # Same types as a fresh run, so the compiled steps program is reused.
+    adaptation = template._replace(
+        step_size=jnp.asarray(saved["step_size"], template.step_size.dtype),
+        inverse_mass_matrix=jnp.asarray(
+            saved["inverse_mass_matrix"], template.inverse_mass_matrix.dtype
+        ),
+    )
+    return _Run(
+        state=state,
+        adaptation=adaptation,
+        draws=saved["draws"],
+        logdensity=saved["logdensity"],
+        num_divergent=saved["num_divergent"],
+        acceptance_sum=saved["acceptance_sum"],
+    )
+
+
+def _sample(key, steps_fn, run: _Run, config: NUTSConfig, checkpoint, fingerprint, progress_fn):
+    """Draw in blocks up to ``num_samples``, checkpointing every ``checkpoint_every``."""
+    chunk = min(_CHUNK, config.checkpoint_every)
+    chain_keys = jax.random.split(key, config.num_chains)
     no_stage = np.zeros(chunk, np.int32)
     no_adapt = np.zeros(chunk, bool)
-    done = draws.shape[1]
+    done = run.draws.shape[1]
     while done < config.num_samples:
         # Never run past the next checkpoint boundary (inactive steps change nothing).
         boundary = min(
@@ -233,41 +283,26 @@ def run_nuts(
         index = done + np.arange(chunk)
         active = index < boundary
         keep = int(active.sum())
-        (state, adaptation), (pos, lp, div, acc) = steps_fn(
-            chain_keys, state, adaptation, index, no_stage, no_adapt, no_adapt, active
+        (state, adaptation), info = steps_fn(
+            None, chain_keys, run.state, run.adaptation, index, no_stage, no_adapt, no_adapt, active
         )
-        draws = np.concatenate([draws, np.asarray(pos)[:, :keep]], axis=1)
-        logdens = np.concatenate([logdens, np.asarray(lp)[:, :keep]], axis=1)
-        divergent = divergent + np.asarray(div)[:, :keep].sum(axis=1)
-        accept_sum = accept_sum + np.asarray(acc, np.float64)[:, :keep].sum(axis=1)
-        done = draws.shape[1]
+        run = _Run(
+            state=state,
+            adaptation=adaptation,
+            draws=np.concatenate([run.draws, np.asarray(info.position)[:, :keep]], axis=1),
+            logdensity=np.concatenate(
+                [run.logdensity, np.asarray(info.logdensity)[:, :keep]], axis=1
+            ),
+            num_divergent=run.num_divergent + np.asarray(info.is_divergent)[:, :keep].sum(axis=1),
+            acceptance_sum=run.acceptance_sum
+            + np.asarray(info.acceptance_rate, np.float64)[:, :keep].sum(axis=1),
+        )
+        done = run.draws.shape[1]
         if checkpoint is not None and done == boundary:
-            _save(checkpoint, fingerprint, state, adaptation, draws, logdens, divergent, accept_sum)
+            _save(checkpoint, fingerprint, run)
         if progress_fn is not None:
             progress_fn("sampling", done, config.num_samples)
-
-    samples = np.asarray(draws, np.float64)
-    rhat = (
-        np.asarray(potential_scale_reduction(samples))
-        if config.num_chains > 1
-        else np.full(dim, np.nan)
-    )
-    ess = (
-        np.asarray(effective_sample_size(samples))
-        if config.num_chains > 1
-        else np.full(dim, np.nan)
-    )
-    return SamplingResult(
-        samples=samples,
-        logdensity=np.asarray(logdens, np.float64),
-        names=names,
-        rhat=rhat,
-        ess=ess,
-        acceptance_rate=accept_sum / config.num_samples,
-        num_divergent=np.asarray(divergent),
-        step_size=np.asarray(adaptation.step_size),
-        resumed_from=resumed,
-    )
+    return run
 
 
 #: ``jit(vmap(logdensity_fn))`` per density, shared by model set-up and the start check.
@@ -280,6 +315,14 @@ def batched_logdensity(logdensity_fn: Callable[[jax.Array], jax.Array]) -> Calla
     Model set-up (initial points) and :func:`run_nuts` (its finiteness check) evaluate the
     same density on the same batch shape; a fresh ``jit(vmap(...))`` wrapper in each would
     compile it twice.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> def logdensity(x):
+        ...     return -0.5 * jnp.sum(x**2)
+        >>> batched_logdensity(logdensity)(jnp.ones((3, 2))).shape
+        (3,)
+
     """
     batched = _BATCHED.get(logdensity_fn)
     if batched is None:
@@ -291,34 +334,17 @@ def batched_logdensity(logdensity_fn: Callable[[jax.Array], jax.Array]) -> Calla
 _CHUNK = 100
 
 
-class _Adaptation(NamedTuple):
-    """Per-chain adaptation state: dual averaging, Welford window, current parameters."""
-
-    step_size_state: tuple
-    mass_matrix_state: tuple
-    step_size: jax.Array
-    inverse_mass_matrix: jax.Array
-
-
-def _adaptation_fns(config: NUTSConfig):
-    mm_init, mm_update, mm_final = mass_matrix_adaptation(not config.dense_mass)
-    da_init, da_update, da_final = dual_averaging_adaptation(config.target_acceptance_rate)
-    return (mm_init, mm_update, mm_final), (da_init, da_update, da_final)
-
-
-def _initial_state(logdensity_fn, config: NUTSConfig, positions):
-    (mm_init, _, _), (da_init, _, _) = _adaptation_fns(config)
-    dim = positions.shape[1]
-
-    def one(position):
-        mass_matrix = mm_init(dim)
-        step_size = jnp.asarray(1.0, position.dtype)
-        adaptation = _Adaptation(
-            da_init(step_size), mass_matrix, step_size, mass_matrix.inverse_mass_matrix
+def _initial_state(density, config: NUTSConfig, positions):
+    def init(params, positions):
+        return nuts_init(
+            density,
+            params,
+            positions,
+            target_acceptance_rate=config.target_acceptance_rate,
+            dense_mass=config.dense_mass,
         )
-        return blackjax.nuts.init(position, logdensity_fn), adaptation
 
-    state = jax.jit(jax.vmap(one))(positions)
+    state = jax.jit(init)(None, positions)
     # Concrete, strongly typed leaves: the compiled steps program sees the same types on
     # its first call as on every later one (weak types would trigger a recompilation).
     return jax.tree_util.tree_map(
@@ -326,98 +352,19 @@ def _initial_state(logdensity_fn, config: NUTSConfig, positions):
     )
 
 
-def _end_warmup(adaptation: _Adaptation) -> _Adaptation:
-    """Fix the step size at its dual-averaging average and the last window's mass matrix."""
-    return adaptation._replace(
-        step_size=jnp.exp(adaptation.step_size_state.log_step_size_avg),
-        inverse_mass_matrix=adaptation.mass_matrix_state.inverse_mass_matrix,
-    )
-
-
-def _fixed_adaptation(template: _Adaptation, step_size, inverse_mass_matrix) -> _Adaptation:
-    """``template`` (same types, so no recompilation) carrying saved final parameters."""
-    return template._replace(
-        step_size=jnp.asarray(step_size, template.step_size.dtype),
-        inverse_mass_matrix=jnp.asarray(inverse_mass_matrix, template.inverse_mass_matrix.dtype),
-    )
-
-
-def _steps(logdensity_fn, config: NUTSConfig):
-    """One compiled program for warm-up and sampling: a scan over ``_CHUNK`` NUTS steps.
-
-    Per step (data, not compile-time constants): the global step index (for the key), the
-    window stage (0 fast, 1 slow), whether a slow window ends, whether to adapt and whether
-    the step is active at all (inactive steps leave state and adaptation unchanged).
-    """
-    (_, mm_update, mm_final), (da_init, da_update, da_final) = _adaptation_fns(config)
-    kernel = blackjax.nuts.build_kernel()
-
-    def end_window(adaptation):
-        mass_matrix = mm_final(adaptation.mass_matrix_state)
-        step_size_state = da_init(da_final(adaptation.step_size_state))
-        return _Adaptation(
-            step_size_state,
-            mass_matrix,
-            jnp.exp(step_size_state.log_step_size),
-            mass_matrix.inverse_mass_matrix,
-        )
-
-    def keep_where(flag, new, old):
-        return jax.tree_util.tree_map(lambda a, b: jnp.where(flag, a, b), new, old)
-
-    def one(chain_key, state, adaptation, index, stage, window_end, adapting, active):
-        def body(carry, xs):
-            state, adaptation = carry
-            step_index, step_stage, step_window_end, step_adapting, step_active = xs
-            new_state, info = kernel(
-                jax.random.fold_in(chain_key, step_index),
-                state,
-                logdensity_fn,
-                adaptation.step_size,
-                adaptation.inverse_mass_matrix,
-            )
-            step_size_state = da_update(adaptation.step_size_state, info.acceptance_rate)
-            mass_matrix = jax.lax.cond(
-                step_stage == 1,
-                lambda m: mm_update(m, new_state.position),
-                lambda m: m,
-                adaptation.mass_matrix_state,
-            )
-            adapted = _Adaptation(
-                step_size_state,
-                mass_matrix,
-                jnp.exp(step_size_state.log_step_size),
-                adaptation.inverse_mass_matrix,
-            )
-            adapted = jax.lax.cond(step_window_end, end_window, lambda a: a, adapted)
-            adaptation = keep_where(step_adapting & step_active, adapted, adaptation)
-            state = keep_where(step_active, new_state, state)
-            return (state, adaptation), (
-                new_state.position,
-                new_state.logdensity,
-                info.is_divergent & step_active,
-                info.acceptance_rate,
-            )
-
-        xs = (index, stage, window_end, adapting, active)
-        return jax.lax.scan(body, (state, adaptation), xs)
-
-    return jax.jit(jax.vmap(one, in_axes=(0, 0, 0, None, None, None, None, None)))
-
-
-def _save(checkpoint, fingerprint, state, adaptation, draws, logdens, divergent, accept_sum):
+def _save(checkpoint: Checkpoint, fingerprint: str, run: _Run) -> None:
     checkpoint.save(
         {
             "fingerprint": np.asarray(fingerprint),
-            "position": np.asarray(state.position),
-            "state_logdensity": np.asarray(state.logdensity),
-            "state_grad": np.asarray(state.logdensity_grad),
-            "step_size": np.asarray(adaptation.step_size),
-            "inverse_mass_matrix": np.asarray(adaptation.inverse_mass_matrix),
-            "draws": draws,
-            "logdensity": logdens,
-            "num_divergent": divergent,
-            "acceptance_sum": accept_sum,
+            "position": np.asarray(run.state.position),
+            "state_logdensity": np.asarray(run.state.logdensity),
+            "state_grad": np.asarray(run.state.logdensity_grad),
+            "step_size": np.asarray(run.adaptation.step_size),
+            "inverse_mass_matrix": np.asarray(run.adaptation.inverse_mass_matrix),
+            "draws": run.draws,
+            "logdensity": run.logdensity,
+            "num_divergent": run.num_divergent,
+            "acceptance_sum": run.acceptance_sum,
         }
     )
 

@@ -1,0 +1,411 @@
+"""The NUTS kernel for many chains: pure state, ``init`` and a compiled step program.
+
+Everything here is a pure function of explicit state (as in blackjax), so it composes
+with ``jit``, ``vmap`` and ``lax.scan``; the host driver (:mod:`astrobayes.sampling.nuts`:
+blocks, checkpoints, progress, summary) and the SBI posterior both run on it.
+
+The log density is ``logdensity_fn(params, theta)``: ``params`` is any PyTree (an
+equinox Module holding a trained estimator, a dict of data, or ``None``) passed as an
+*argument* of the compiled program, so a retrained estimator with the same structure
+reuses the compiled code instead of compiling NUTS again.
+
+Warm-up is Stan's windowed adaptation: dual averaging of the step size and Welford
+estimates of the inverse mass matrix in doubling slow windows. Warm-up and sampling run
+through one program, whose adaptation updates are switched on or off by a per-step
+schedule passed as data (:func:`warmup_schedule`). Step ``i`` of a chain uses the key
+``fold_in(chain_key, i)``.
+
+References:
+    Hoffman & Gelman (2014), arXiv:1111.4246 (NUTS, dual averaging); Stan Reference
+    Manual, "HMC algorithm parameters" (adaptation windows); Cabezas et al. (2024),
+    arXiv:2402.10797 (BlackJAX).
+
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+from typing import Any, NamedTuple
+
+import blackjax
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from blackjax.adaptation.mass_matrix import mass_matrix_adaptation
+from blackjax.adaptation.staged_adaptation import build_schedule
+from blackjax.adaptation.step_size import dual_averaging_adaptation
+from jaxtyping import Array, Bool, Float, PRNGKeyArray
+
+from astrobayes._checks import check_key, check_positive_int
+
+__all__ = [
+    "NUTSAdaptation",
+    "NUTSDraws",
+    "NUTSState",
+    "NUTSStepInfo",
+    "build_nuts_steps",
+    "end_warmup",
+    "nuts_init",
+    "sample_nuts",
+    "warmup_schedule",
+]
+
+#: ``logdensity_fn(params, theta (dim,)) -> +log density`` (scalar, differentiable).
+LogDensityFn = Callable[[Any, Float[Array, " dim"]], Float[Array, ""]]
+
+#: Per-chain position, log density and its gradient (blackjax's ``HMCState``).
+NUTSState = blackjax.mcmc.hmc.HMCState
+
+
+class NUTSAdaptation(NamedTuple):
+    """Per-chain adaptation state: dual averaging, Welford window, current parameters.
+
+    Attributes:
+        step_size_state: Dual-averaging state (blackjax).
+        mass_matrix_state: Welford state of the current slow window (blackjax).
+        step_size: Step size used by the next step.
+        inverse_mass_matrix: Inverse mass matrix used by the next step.
+
+    """
+
+    step_size_state: Any
+    mass_matrix_state: Any
+    step_size: Float[Array, "*chains"]
+    inverse_mass_matrix: Float[Array, "*chains dim"] | Float[Array, "*chains dim dim"]
+
+
+class NUTSStepInfo(NamedTuple):
+    """What each step of :func:`build_nuts_steps`'s program reports, ``(num_chains, num_steps)``.
+
+    Attributes:
+        position: Position after the step, ``(num_chains, num_steps, dim)``.
+        logdensity: Its log density.
+        is_divergent: Divergent transition (``False`` on inactive steps).
+        acceptance_rate: Mean Metropolis acceptance of the trajectory.
+
+    """
+
+    position: Float[Array, "num_chains num_steps dim"]
+    logdensity: Float[Array, "num_chains num_steps"]
+    is_divergent: Bool[Array, "num_chains num_steps"]
+    acceptance_rate: Float[Array, "num_chains num_steps"]
+
+
+class NUTSDraws(NamedTuple):
+    """Output of :func:`sample_nuts`.
+
+    Attributes:
+        samples: Draws after warm-up, ``(num_chains, num_samples, dim)``.
+        logdensity: Their log densities, ``(num_chains, num_samples)``.
+        is_divergent: Divergent transitions, ``(num_chains, num_samples)``.
+        acceptance_rate: Mean acceptance of each trajectory, ``(num_chains, num_samples)``.
+        step_size: Adapted step size per chain, ``(num_chains,)``.
+        inverse_mass_matrix: Adapted inverse mass matrix per chain.
+
+    """
+
+    samples: Float[Array, "num_chains num_samples dim"]
+    logdensity: Float[Array, "num_chains num_samples"]
+    is_divergent: Bool[Array, "num_chains num_samples"]
+    acceptance_rate: Float[Array, "num_chains num_samples"]
+    step_size: Float[Array, " num_chains"]
+    inverse_mass_matrix: Float[Array, "num_chains ..."]
+
+
+def _adaptation_fns(target_acceptance_rate: float, dense_mass: bool):
+    mm = mass_matrix_adaptation(not dense_mass)
+    da = dual_averaging_adaptation(target_acceptance_rate)
+    return mm, da
+
+
+def nuts_init(
+    logdensity_fn: LogDensityFn,
+    params: Any,
+    positions: Float[Array, "num_chains dim"],
+    *,
+    target_acceptance_rate: float = 0.8,
+    dense_mass: bool = False,
+) -> tuple[NUTSState, NUTSAdaptation]:
+    """Initial NUTS states and adaptation states of ``num_chains`` chains (pure).
+
+    Args:
+        logdensity_fn: ``(params, theta) -> +log density``.
+        params: PyTree of density parameters (``None`` for none).
+        positions: Starting points, ``(num_chains, dim)``.
+        target_acceptance_rate: Dual-averaging target.
+        dense_mass: Adapt a dense (not diagonal) inverse mass matrix.
+
+    Returns:
+        ``(state, adaptation)``, each with a leading chain axis; step size 1 and an
+        identity mass matrix.
+
+    """
+    (mm_init, _, _), (da_init, _, _) = _adaptation_fns(target_acceptance_rate, dense_mass)
+    dim = positions.shape[1]
+
+    def one(params, position):
+        mass_matrix = mm_init(dim)
+        step_size = jnp.asarray(1.0, position.dtype)
+        adaptation = NUTSAdaptation(
+            da_init(step_size), mass_matrix, step_size, mass_matrix.inverse_mass_matrix
+        )
+        return blackjax.nuts.init(position, partial(logdensity_fn, params)), adaptation
+
+    return jax.vmap(one, in_axes=(None, 0))(params, positions)
+
+
+def warmup_schedule(num_warmup: int) -> tuple[np.ndarray, np.ndarray]:
+    """Stan's window schedule as data: per warm-up step, its stage and window end.
+
+    Args:
+        num_warmup: Warm-up steps.
+
+    Returns:
+        ``(stage, window_end)``, each ``(num_warmup,)``: stage 0 (fast: step size only)
+        or 1 (slow: mass matrix too), and whether a slow window ends after the step.
+
+    Example:
+        >>> stage, window_end = warmup_schedule(100)
+        >>> int(stage.sum()), int(window_end.sum())
+        (75, 1)
+
+    """
+    with jax.ensure_compile_time_eval():  # concrete even when called under jit
+        rows = np.asarray(build_schedule(num_warmup), dtype=np.int32).reshape(-1, 2)
+    return rows[:, 0], rows[:, 1].astype(bool)
+
+
+def end_warmup(adaptation: NUTSAdaptation) -> NUTSAdaptation:
+    """Fix the step size at its dual-averaging average and the last window's mass matrix."""
+    return adaptation._replace(
+        step_size=jnp.exp(adaptation.step_size_state.log_step_size_avg),
+        inverse_mass_matrix=adaptation.mass_matrix_state.inverse_mass_matrix,
+    )
+
+
+def _multi_chain_steps(logdensity_fn: LogDensityFn, target_acceptance_rate, dense_mass):
+    """The (not yet compiled) multi-chain step program; see :func:`build_nuts_steps`."""
+    (_, mm_update, mm_final), (da_init, da_update, da_final) = _adaptation_fns(
+        target_acceptance_rate, dense_mass
+    )
+    kernel = blackjax.nuts.build_kernel()
+
+    def end_window(adaptation):
+        mass_matrix = mm_final(adaptation.mass_matrix_state)
+        step_size_state = da_init(da_final(adaptation.step_size_state))
+        return NUTSAdaptation(
+            step_size_state,
+            mass_matrix,
+            jnp.exp(step_size_state.log_step_size),
+            mass_matrix.inverse_mass_matrix,
+        )
+
+    def keep_where(flag, new, old):
+        return jax.tree_util.tree_map(lambda a, b: jnp.where(flag, a, b), new, old)
+
+    def one(params, chain_key, state, adaptation, index, stage, window_end, adapting, active):
+        density = partial(logdensity_fn, params)
+
+        def body(carry, xs):
+            state, adaptation = carry
+            step_index, step_stage, step_window_end, step_adapting, step_active = xs
+            new_state, info = kernel(
+                jax.random.fold_in(chain_key, step_index),
+                state,
+                density,
+                adaptation.step_size,
+                adaptation.inverse_mass_matrix,
+            )
+            step_size_state = da_update(adaptation.step_size_state, info.acceptance_rate)
+            mass_matrix = jax.lax.cond(
+                step_stage == 1,
+                lambda m: mm_update(m, new_state.position),
+                lambda m: m,
+                adaptation.mass_matrix_state,
+            )
+            adapted = NUTSAdaptation(
+                step_size_state,
+                mass_matrix,
+                jnp.exp(step_size_state.log_step_size),
+                adaptation.inverse_mass_matrix,
+            )
+            adapted = jax.lax.cond(step_window_end, end_window, lambda a: a, adapted)
+            adaptation = keep_where(step_adapting & step_active, adapted, adaptation)
+            state = keep_where(step_active, new_state, state)
+            return (state, adaptation), NUTSStepInfo(
+                new_state.position,
+                new_state.logdensity,
+                info.is_divergent & step_active,
+                info.acceptance_rate,
+            )
+
+        xs = (index, stage, window_end, adapting, active)
+        return jax.lax.scan(body, (state, adaptation), xs)
+
+    return jax.vmap(one, in_axes=(None, 0, 0, 0, None, None, None, None, None))
+
+
+def build_nuts_steps(
+    logdensity_fn: LogDensityFn,
+    *,
+    target_acceptance_rate: float = 0.8,
+    dense_mass: bool = False,
+) -> Callable:
+    """One compiled program for warm-up and sampling of many chains: a scan of NUTS steps.
+
+    The program is ``steps(params, chain_keys, state, adaptation, index, stage,
+    window_end, adapting, active) -> ((state, adaptation), NUTSStepInfo)``, with
+    ``chain_keys`` ``(num_chains,)``, ``state``/``adaptation`` from :func:`nuts_init`, and
+    per step (data, not compile-time constants, each ``(num_steps,)``): the global step
+    index (the key is ``fold_in(chain_key, index)``), the window stage (0 fast, 1 slow),
+    whether a slow window ends, whether to adapt, and whether the step is active at all
+    (inactive steps leave state and adaptation unchanged). ``params`` is an argument, so
+    new parameters of the same structure reuse the compiled code: build the program once
+    and keep it.
+
+    Args:
+        logdensity_fn: ``(params, theta) -> +log density``.
+        target_acceptance_rate: Dual-averaging target.
+        dense_mass: Adapt a dense inverse mass matrix.
+
+    Returns:
+        The jitted ``steps`` function.
+
+    Example:
+        >>> import jax, jax.numpy as jnp, numpy as np
+        >>> def logdensity(scale, x):
+        ...     return -0.5 * jnp.sum((x / scale) ** 2)
+        >>> steps = build_nuts_steps(logdensity)
+        >>> state, adaptation = nuts_init(logdensity, 2.0, jnp.zeros((2, 3)))
+        >>> index = np.arange(5); on = np.ones(5, bool)
+        >>> (state, adaptation), info = steps(2.0, jax.random.split(jax.random.key(0), 2),
+        ...     state, adaptation, index, np.zeros(5, np.int32), ~on, ~on, on)
+        >>> info.position.shape
+        (2, 5, 3)
+
+    """
+    return jax.jit(
+        _multi_chain_steps(logdensity_fn, float(target_acceptance_rate), bool(dense_mass))
+    )
+
+
+def sample_nuts(
+    key: PRNGKeyArray,
+    logdensity_fn: LogDensityFn,
+    params: Any,
+    initial_positions: Float[Array, "num_chains dim"],
+    *,
+    num_warmup: int,
+    num_samples: int,
+    target_acceptance_rate: float = 0.8,
+    dense_mass: bool = False,
+) -> NUTSDraws:
+    """Window-adapted NUTS on ``num_chains`` chains in one compiled call.
+
+    Uses the same keys as the host driver :func:`~astrobayes.sampling.run_nuts`: with
+    ``warmup_key, sample_key = split(key)``, chain ``c`` warms up with
+    ``split(warmup_key, num_chains)[c]`` and samples with ``split(sample_key,
+    num_chains)[c]``, step ``i`` folding in ``i``. Compiled with ``equinox.filter_jit``:
+    array leaves of ``params`` are arguments (new values of the same shapes reuse the
+    compiled code); ``logdensity_fn`` and the settings are static, so pass the same
+    function object each time (not a fresh ``lambda``). It may be called inside ``jit``.
+
+    Args:
+        key: JAX PRNG key.
+        logdensity_fn: ``(params, theta) -> +log density``.
+        params: PyTree of density parameters (e.g. an equinox Module), or ``None``.
+        initial_positions: ``(num_chains, dim)`` starting points with finite density.
+        num_warmup: Warm-up (adaptation) steps per chain, at least 10.
+        num_samples: Draws kept per chain.
+        target_acceptance_rate: Dual-averaging target in ``(0, 1)``.
+        dense_mass: Adapt a dense inverse mass matrix.
+
+    Returns:
+        :class:`NUTSDraws` (samples, log densities, divergences, acceptance, adapted
+        step sizes and mass matrices).
+
+    Raises:
+        ValueError: If ``initial_positions`` is not 2-D or a setting is out of range.
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> def logdensity(mean, x):
+        ...     return -0.5 * jnp.sum((x - mean) ** 2)
+        >>> draws = sample_nuts(jax.random.key(0), logdensity, jnp.ones(2), jnp.zeros((2, 2)),
+        ...                     num_warmup=50, num_samples=100)
+        >>> draws.samples.shape, draws.is_divergent.shape
+        ((2, 100, 2), (2, 100))
+
+    """
+    check_key(key)
+    if jnp.ndim(initial_positions) != 2:
+        raise ValueError(
+            "initial_positions must have shape (num_chains, dim); got shape "
+            f"{jnp.shape(initial_positions)}"
+        )
+    num_warmup = check_positive_int(num_warmup, "num_warmup", minimum=10)
+    num_samples = check_positive_int(num_samples, "num_samples")
+    if not 0.0 < float(target_acceptance_rate) < 1.0:
+        raise ValueError(f"target_acceptance_rate must lie in (0, 1); got {target_acceptance_rate}")
+    return _sample_nuts(
+        key,
+        logdensity_fn,
+        params,
+        jnp.asarray(initial_positions),
+        num_warmup,
+        num_samples,
+        float(target_acceptance_rate),
+        bool(dense_mass),
+    )
+
+
+@eqx.filter_jit
+def _sample_nuts(
+    key, logdensity_fn, params, positions, num_warmup, num_samples, target_acceptance_rate, dense
+):
+    num_chains = positions.shape[0]
+    steps = _multi_chain_steps(logdensity_fn, target_acceptance_rate, dense)
+    state, adaptation = nuts_init(
+        logdensity_fn,
+        params,
+        positions,
+        target_acceptance_rate=target_acceptance_rate,
+        dense_mass=dense,
+    )
+    warmup_key, sample_key = jax.random.split(key)
+    stage, window_end = warmup_schedule(num_warmup)
+    adapting = np.ones(num_warmup, bool)
+    (state, adaptation), _ = steps(
+        params,
+        jax.random.split(warmup_key, num_chains),
+        state,
+        adaptation,
+        np.arange(num_warmup),
+        stage,
+        window_end,
+        adapting,
+        adapting,
+    )
+    adaptation = end_warmup(adaptation)
+    fixed = np.zeros(num_samples, bool)
+    _, info = steps(
+        params,
+        jax.random.split(sample_key, num_chains),
+        state,
+        adaptation,
+        np.arange(num_samples),
+        np.zeros(num_samples, np.int32),
+        fixed,
+        fixed,
+        ~fixed,
+    )
+    return NUTSDraws(
+        samples=info.position,
+        logdensity=info.logdensity,
+        is_divergent=info.is_divergent,
+        acceptance_rate=info.acceptance_rate,
+        step_size=adaptation.step_size,
+        inverse_mass_matrix=adaptation.inverse_mass_matrix,
+    )

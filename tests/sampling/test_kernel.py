@@ -1,0 +1,147 @@
+"""Tests of the pure NUTS kernel (astrobayes.sampling.kernel) and the sampling status."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from astrobayes._status import UnreliableResultError
+from astrobayes.sampling import (
+    NUTSConfig,
+    SamplingStatus,
+    build_nuts_steps,
+    nuts_init,
+    run_nuts,
+    sample_nuts,
+    sampling_diagnostics,
+    warmup_schedule,
+)
+
+
+def _two_modes(x):
+    return jnp.logaddexp(-0.5 * jnp.sum((x - 8.0) ** 2), -0.5 * jnp.sum((x + 8.0) ** 2))
+
+
+def _shifted_normal(mean, x):
+    return -0.5 * jnp.sum((x - mean) ** 2)
+
+
+# ------------------------------------------------------------------------ status
+
+
+def test_sampling_status_severity():
+    assert SamplingStatus.OK.is_ok
+    assert SamplingStatus.NOT_CONVERGED.is_failure
+    assert SamplingStatus.NON_FINITE.is_failure
+    for warning in ("DIVERGENCES", "HIGH_RHAT", "LOW_EFFECTIVE_SAMPLE_SIZE"):
+        assert SamplingStatus[warning].is_warning
+    assert "1.01" in SamplingStatus.HIGH_RHAT.value
+    assert "arXiv:1903.08008" in SamplingStatus.HIGH_RHAT.value
+
+
+def test_sampling_diagnostics_statuses():
+    rng = np.random.default_rng(0)
+    good = rng.normal(size=(4, 1000, 2))
+    zeros = np.zeros((4, 1000))
+    rhat, ess, status, messages = sampling_diagnostics(good, zeros, np.zeros(4))
+    assert status is SamplingStatus.OK
+    assert messages == ()
+    assert rhat.shape == ess.shape == (2,)
+    # one divergent transition is a warning
+    _, _, status, _ = sampling_diagnostics(good, zeros, np.array([0, 1, 0, 0]))
+    assert status is SamplingStatus.DIVERGENCES
+    # chains offset by 0.2 sd: R-hat between 1.01 and 1.1
+    shifted = good + 0.2 * np.arange(4)[:, None, None]
+    rhat, _, status, _ = sampling_diagnostics(shifted, zeros, np.zeros(4))
+    assert 1.01 < rhat.max() < 1.1
+    assert status is SamplingStatus.HIGH_RHAT
+    # chains offset by 3 sd: failure
+    _, _, status, messages = sampling_diagnostics(
+        good + 3.0 * np.arange(4)[:, None, None], zeros, np.zeros(4)
+    )
+    assert status is SamplingStatus.NOT_CONVERGED
+    # strongly autocorrelated chains (a random walk): few effective draws
+    walk = np.cumsum(rng.normal(size=(4, 1000, 1)), axis=1) * 0.01 + rng.normal(size=(4, 1, 1))
+    _, ess, _, messages = sampling_diagnostics(walk, zeros, np.zeros(4))
+    assert SamplingStatus.LOW_EFFECTIVE_SAMPLE_SIZE in messages
+    bad = good.copy()
+    bad[1, 3, 0] = np.nan
+    _, _, status, _ = sampling_diagnostics(bad, zeros, np.zeros(4))
+    assert status is SamplingStatus.NON_FINITE
+
+
+def test_run_nuts_throw_on_chains_stuck_in_two_modes(key):
+    # Two modes 16 sd apart, one chain started in each: R-hat >> 1.1, a failure.
+    config = NUTSConfig(num_chains=2, num_warmup=10, num_samples=20, checkpoint_every=20)
+    start = jnp.array([[-8.0], [8.0]])
+    with pytest.raises(UnreliableResultError, match="split R-hat above 1.1") as info:
+        run_nuts(key, _two_modes, start, config=config, throw=True)
+    result = info.value.result
+    assert result.status is SamplingStatus.NOT_CONVERGED
+    assert result.rhat[0] > 1.1
+    assert result.samples.shape == (2, 20, 1)
+
+
+# ------------------------------------------------------------------------ kernel
+
+
+def test_warmup_schedule_matches_stan_windows():
+    stage, window_end = warmup_schedule(100)
+    assert stage.shape == window_end.shape == (100,)
+    # 15 fast steps, 75 slow steps (one window when this short), 10 fast steps
+    assert not stage[:15].any()
+    assert stage[15:90].all()
+    assert not stage[90:].any()
+    np.testing.assert_array_equal(np.flatnonzero(window_end), [89])
+
+
+def test_sample_nuts_validates_its_arguments(key):
+    with pytest.raises(ValueError, match=r"initial_positions must have shape \(num_chains, dim\)"):
+        sample_nuts(key, _shifted_normal, 0.0, jnp.zeros(3), num_warmup=10, num_samples=5)
+    with pytest.raises(ValueError, match="num_warmup must be >= 10"):
+        sample_nuts(key, _shifted_normal, 0.0, jnp.zeros((2, 1)), num_warmup=5, num_samples=5)
+    with pytest.raises(ValueError, match=r"target_acceptance_rate must lie in \(0, 1\)"):
+        sample_nuts(
+            key,
+            _shifted_normal,
+            0.0,
+            jnp.zeros((2, 1)),
+            num_warmup=10,
+            num_samples=5,
+            target_acceptance_rate=1.5,
+        )
+
+
+def test_steps_program_reuses_compiled_code_for_new_params(key):
+    steps = build_nuts_steps(_shifted_normal)
+    on = np.ones(5, bool)
+    index, stage = np.arange(5), np.zeros(5, np.int32)
+    keys = jax.random.split(key, 2)
+    outs = []
+    for mean in (jnp.array([0.0, 0.0]), jnp.array([3.0, 3.0])):
+        state, adaptation = nuts_init(_shifted_normal, mean, jnp.zeros((2, 2)))
+        outs.append(steps(mean, keys, state, adaptation, index, stage, ~on, ~on, on))
+    assert steps._cache_size() == 1
+    (_, _), first = outs[0]
+    (_, _), second = outs[1]
+    assert first.position.shape == (2, 5, 2)
+    assert not np.array_equal(first.position, second.position)
+
+
+@pytest.mark.slow
+def test_sample_nuts_matches_run_nuts_and_the_target(key):
+    mean = jnp.array([1.0, -2.0])
+    start = jnp.zeros((4, 2))
+    draws = sample_nuts(key, _shifted_normal, mean, start, num_warmup=200, num_samples=500)
+    config = NUTSConfig(num_chains=4, num_warmup=200, num_samples=500, checkpoint_every=500)
+    run = run_nuts(key, lambda x: _shifted_normal(mean, x), start, config=config)
+    # one program in one call or in blocks of 100 steps: the same draws
+    np.testing.assert_array_equal(np.asarray(draws.samples), run.samples.astype(np.float32))
+    np.testing.assert_array_equal(np.asarray(draws.is_divergent).sum(1), run.num_divergent)
+    error = 1.0 / np.sqrt(run.ess)
+    assert np.all(np.abs(run.samples.mean((0, 1)) - np.asarray(mean)) < 4.5 * error)
+    assert run.status is SamplingStatus.OK
+    # negative control: the wrong mean is detected at the same tolerance
+    assert np.any(np.abs(run.samples.mean((0, 1)) - (np.asarray(mean) + 0.5)) > 4.5 * error)
