@@ -13,8 +13,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+from jaxtyping import Float
 
 from astrobayes._checks import as_float_array, check_finite, check_positive_int
+
+__all__ = ["Chains", "chains_from_list"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -43,9 +46,9 @@ class Chains:
 
     """
 
-    samples: np.ndarray
-    log_posterior: np.ndarray
-    weights: np.ndarray | None = None
+    samples: Float[np.ndarray, "num_chains num_samples dim"]
+    log_posterior: Float[np.ndarray, "num_chains num_samples"]
+    weights: Float[np.ndarray, "num_chains num_samples"] | None = None
     names: tuple[str, ...] | None = field(default=None)
 
     def __post_init__(self) -> None:
@@ -124,7 +127,9 @@ class Chains:
         idx = np.asarray(indices, dtype=int)
         return Chains(self.samples[idx], self.log_posterior[idx], self.weights[idx], self.names)
 
-    def flat(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def flat(
+        self,
+    ) -> tuple[Float[np.ndarray, "n dim"], Float[np.ndarray, " n"], Float[np.ndarray, " n"]]:
         """All draws with positive weight as ``(samples (n, dim), log_posterior (n,), weights (n,))``."""
         used = self.weights > 0
         return self.samples[used], self.log_posterior[used], self.weights[used]
@@ -163,9 +168,9 @@ class Chains:
 
 
 def chains_from_list(
-    samples: Sequence[np.ndarray],
-    log_posterior: Sequence[np.ndarray],
-    weights: Sequence[np.ndarray] | None = None,
+    samples: Sequence[Float[np.ndarray, "num_samples_c dim"]],
+    log_posterior: Sequence[Float[np.ndarray, " num_samples_c"]],
+    weights: Sequence[Float[np.ndarray, " num_samples_c"]] | None = None,
     names: Sequence[str] | None = None,
 ) -> Chains:
     """Build :class:`Chains` from chains of possibly unequal lengths.
@@ -184,6 +189,12 @@ def chains_from_list(
 
     Raises:
         ValueError: If the lists have different lengths or the arrays disagree in shape.
+
+    Example:
+        >>> import numpy as np
+        >>> chains = chains_from_list([np.zeros((3, 2)), np.ones((5, 2))], [np.zeros(3), np.zeros(5)])
+        >>> chains.samples.shape, chains.lengths.tolist()
+        ((2, 5, 2), [3, 5])
 
     """
     if len(samples) == 0:

@@ -20,6 +20,7 @@ import numpy as np
 import numpyro
 import numpyro.distributions as dist
 from jax.flatten_util import ravel_pytree
+from jaxtyping import Array, Float, PRNGKeyArray
 from numpyro import handlers
 from numpyro.distributions.transforms import biject_to
 from numpyro.infer.initialization import init_to_uniform
@@ -27,7 +28,9 @@ from numpyro.infer.util import constrain_fn as numpyro_constrain_fn
 from numpyro.infer.util import potential_energy
 
 from astrobayes._checks import check_key, check_positive_int
-from astrobayes.sampling.nuts import batched_logdensity
+from astrobayes.sampling import batched_logdensity
+
+__all__ = ["Model", "UnconstrainedDensity", "constrained_samples", "unconstrained_density"]
 
 _MAX_INIT_ATTEMPTS = 100
 #: NumPyro keeps its effect-handler stack in a module global, so two threads must never
@@ -132,14 +135,14 @@ class UnconstrainedDensity(NamedTuple):
 
     """
 
-    logdensity_fn: Callable[[jax.Array], jax.Array]
-    constrain_fn: Callable[[jax.Array], dict[str, jax.Array]]
-    initial_positions: jax.Array
+    logdensity_fn: Callable[[Float[Array, " dim"]], Float[Array, ""]]
+    constrain_fn: Callable[[Float[Array, " dim"]], dict[str, Array]]
+    initial_positions: Float[Array, "num_chains dim"]
     names: tuple[str, ...]
-    unravel_fn: Callable[[jax.Array], dict[str, jax.Array]]
+    unravel_fn: Callable[[Float[Array, " dim"]], dict[str, Array]]
 
 
-def unconstrained_density(key: jax.Array, model: Model, num_chains: int) -> UnconstrainedDensity:
+def unconstrained_density(key: PRNGKeyArray, model: Model, num_chains: int) -> UnconstrainedDensity:
     """Turn a :class:`Model` into a log density on the unconstrained space.
 
     The model is traced abstractly (``jax.eval_shape``) to find its latent sites, so no
@@ -158,6 +161,13 @@ def unconstrained_density(key: jax.Array, model: Model, num_chains: int) -> Unco
         ValueError: If the model has an improper prior (``ImproperUniform``), a discrete
             latent parameter, no latent parameter, or a non-finite log density at every
             initial point tried.
+
+    Example:
+        >>> import jax, numpyro.distributions as dist
+        >>> model = Model.from_priors("m", lambda p: -0.5 * p["x"] ** 2, {"x": dist.Uniform(-5, 5)})
+        >>> density = unconstrained_density(jax.random.key(0), model, 3)
+        >>> density.names, density.initial_positions.shape
+        (('x',), (3, 1))
 
     """
     check_key(key)
@@ -251,7 +261,7 @@ def _initial_positions(key, logdensity_fn, num_chains: int, dim: int, name: str)
 
 
 def constrained_samples(
-    density: UnconstrainedDensity, samples: np.ndarray
+    density: UnconstrainedDensity, samples: Float[np.ndarray, "*batch dim"]
 ) -> dict[str, np.ndarray]:
     """Map unconstrained draws ``(..., dim)`` to ``{name: (..., *site_shape)}`` (deterministic sites too)."""
     flat = jnp.asarray(samples).reshape(-1, samples.shape[-1])
