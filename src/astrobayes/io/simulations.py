@@ -16,6 +16,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from astrobayes.io.writers import write_npz_atomic
+
 __all__ = ["SimulationStore", "StoredSimulations"]
 
 
@@ -106,17 +108,14 @@ class SimulationStore:
         paths = self._chunk_paths()
         index = int(paths[-1].stem.split("_")[1]) + 1 if paths else 0
         path = self.directory / f"chunk_{index:06d}.npz"
-        temporary = self.directory / f".chunk_{index:06d}.tmp.npz"
-        np.savez(
-            temporary,
+        return write_npz_atomic(
+            path,
             theta=theta,
             x=x,
             failed_theta=failed.reshape(-1, theta.shape[1]),
             failure_reasons=np.asarray(reasons, dtype=str),
             round=np.asarray(self.round_index),
         )
-        os.replace(temporary, path)
-        return path
 
     def load(self) -> StoredSimulations:
         """Read every chunk (in order) into one :class:`StoredSimulations`.
