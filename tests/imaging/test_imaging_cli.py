@@ -4,9 +4,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from astrobayes.cli.image import load_config
+from astrobayes.cli.image import load_config, read_problem
 from astrobayes.cli.main import main
 from astrobayes.imaging.pipeline import ImagingConfig
+from astrobayes.imaging.problem import ImagingDataConfig
+
+
+def _strict_json(text):
+    """Parse JSON refusing NaN / Infinity literals (a strict parser's view)."""
+
+    def refuse(constant):
+        raise ValueError(f"non-standard JSON constant {constant}")
+
+    return json.loads(text, parse_constant=refuse)
+
 
 FAST_CONFIG = """
 [data]
@@ -33,9 +44,11 @@ def test_cli_runs_config_and_writes_outputs(tmp_path):
     config.write_text(FAST_CONFIG)
     out = tmp_path / "out"
     assert main(["image", str(config), "--out", str(out)]) == 0
-    results = json.loads((out / "results.json").read_text())
+    results = _strict_json((out / "results.json").read_text())
     for key in ("snr_db", "gamma_alpha", "map_potential", "timings"):
         assert key in results
+    assert results["status"] == "converged"
+    assert results["map_status_message"].startswith("converged")
     assert results["snr_db"] > 10
     assert results["lci"][0]["num_unbounded"] == 0
     for name in (
@@ -60,7 +73,7 @@ def test_cli_errors_are_reported_with_exit_code(tmp_path, capsys):
 
 
 def test_config_validation():
-    with pytest.raises(ValueError, match=r"unknown key\(s\) in \[prior\]"):
+    with pytest.raises(ValueError, match=r"unknown key 'positivty' in \[prior\]"):
         load_config(FAST_CONFIG.replace("positivity = false", "positivty = false"), Path.cwd())
     with pytest.raises(ValueError, match="invalid TOML"):
         load_config("[data", Path.cwd())
@@ -72,6 +85,24 @@ def test_config_validation():
         ImagingConfig(strength_rule="fixed")
     with pytest.raises(ValueError, match="prior.strength must be a number, 'auto'"):
         load_config(FAST_CONFIG.replace("strength = 40.0", 'strength = "best"'), Path.cwd())
+    with pytest.raises(ValueError, match="unknown key 'extra' in the top-level table"):
+        load_config(FAST_CONFIG + "\n[extra]\n", Path.cwd())
+    config = load_config(FAST_CONFIG, Path.cwd())
+    assert config.imaging_config() == ImagingConfig(
+        prior="wavelets",
+        wavelet_order=4,
+        wavelet_levels=2,
+        strength=40.0,
+        strength_rule="fixed",
+        positivity=False,
+        alpha=0.05,
+        superpixel_sizes=(16,),
+        test_regions=((28, 36, 28, 36),),
+    )
+    with pytest.raises(ValueError, match="takes either 'mask' or 'uv', not both"):
+        ImagingDataConfig(truth="demo", mask="demo", uv="uv.npz")
+    with pytest.raises(ValueError, match="image_shape is for observed visibilities"):
+        ImagingDataConfig(truth="demo", mask="demo", image_shape=(8, 8))
 
 
 def test_mask_reader_validation(tmp_path):
@@ -110,13 +141,13 @@ def _observed_files(tmp_path, *, uv: bool):
     import jax
     import jax.numpy as jnp
 
+    from astrobayes.imaging.nufft import nufft_operator_from_pixel_phases
     from astrobayes.imaging.operators import (
         add_complex_noise,
         fourier_mask_operator,
         noise_sigma_from_isnr,
-        nufft_operator_from_pixel_phases,
     )
-    from astrobayes.imaging.pipeline import demo_sky
+    from astrobayes.imaging.problem import demo_sky
 
     truth = demo_sky(32)
     rng = np.random.default_rng(0)
@@ -149,7 +180,7 @@ def test_cli_observed_visibilities(tmp_path, uv):
     config.write_text(OBSERVED_CONFIG.format(extra=extra))
     out = tmp_path / "out"
     assert main(["image", str(config), "--out", str(out)]) == 0
-    results = json.loads((out / "results.json").read_text())
+    results = _strict_json((out / "results.json").read_text())
     assert results["observed_visibilities"] is True
     assert results["snr_db"] is None
     assert results["num_visibilities"] == (300 if uv else int(np.load(tmp_path / "mask.npy").sum()))
@@ -157,13 +188,15 @@ def test_cli_observed_visibilities(tmp_path, uv):
 
 
 def test_cli_observed_visibilities_validation(tmp_path):
-    from astrobayes.cli.image import _build_problem
     from astrobayes.io.imaging_files import read_visibilities
+
+    def build(**table):
+        return read_problem(ImagingDataConfig(**table))
 
     _observed_files(tmp_path, uv=False)
     good = dict(np.load(tmp_path / "obs.npz"))
     path = tmp_path / "bad.npz"
-    data = {"visibilities": str(path), "image_shape": [32, 32], "mask": str(tmp_path / "mask.npy")}
+    data = {"visibilities": str(path), "image_shape": (32, 32), "mask": str(tmp_path / "mask.npy")}
 
     def write(**changes):
         np.savez(path, **{**good, **changes})
@@ -182,11 +215,11 @@ def test_cli_observed_visibilities_validation(tmp_path):
         read_visibilities(path)
     write(vis=good["vis"][:-1])
     with pytest.raises(ValueError, match="the mask samples .* but the file has"):
-        _build_problem(data)
+        build(**data)
     write()
     with pytest.raises(ValueError, match="image_shape = \\[height, width\\] is required"):
-        _build_problem({k: v for k, v in data.items() if k != "image_shape"})
+        build(**{k: v for k, v in data.items() if k != "image_shape"})
     with pytest.raises(ValueError, match="isnr_db is for simulated data"):
-        _build_problem({**data, "isnr_db": 30.0})
+        build(**{**data, "isnr_db": 30.0})
     with pytest.raises(ValueError, match="has no 'uu'/'vv'"):
-        _build_problem({k: v for k, v in data.items() if k != "mask"})
+        build(**{k: v for k, v in data.items() if k != "mask"})

@@ -7,10 +7,10 @@ import pytest
 from astrobayes.imaging.crr import (
     ConvexRidgePrior,
     init_convex_ridge,
-    load_convex_ridge,
     power_iteration_lipschitz,
-    save_convex_ridge,
+    regulariser_from_arrays,
 )
+from astrobayes.io.imaging_files import read_convex_ridge, write_convex_ridge
 
 
 def _random_regulariser(seed=0, channels=4):
@@ -95,15 +95,20 @@ def test_coefficient_potential_at_matches_dense_and_shift_indices():
 
 def test_save_load_roundtrip_and_shipped_weights(tmp_path):
     model = _random_regulariser()
-    path = save_convex_ridge(tmp_path / "crr.npz", model, sigma_train=0.02)
-    loaded = load_convex_ridge(path)
-    np.testing.assert_allclose(loaded.kernels(), model.kernels(), atol=1e-6)
-    shipped = load_convex_ridge()
-    assert shipped.num_channels >= 1
+    path = write_convex_ridge(tmp_path / "crr.npz", model, sigma_train=0.03)
+    loaded = read_convex_ridge(path)
+    np.testing.assert_allclose(loaded.regulariser.kernels(), model.kernels(), atol=1e-6)
+    assert loaded.sigma_train == pytest.approx(0.03)
+    assert not list(tmp_path.glob("*.tmp*"))  # written atomically: no temporary left
+    shipped = read_convex_ridge()
+    assert shipped.regulariser.num_channels >= 1
     with np.load(path, allow_pickle=False) as content:
         assert "meta_sigma_train" in content
+        arrays = {name: content[name] for name in content.files if name != "log_mu"}
+    with pytest.raises(ValueError, match="missing entry 'log_mu'"):
+        regulariser_from_arrays(arrays)
     with pytest.raises(FileNotFoundError, match="CRR weights not found"):
-        load_convex_ridge(tmp_path / "missing.npz")
+        read_convex_ridge(tmp_path / "missing.npz")
     with pytest.raises(ValueError, match="strength must be positive"):
         ConvexRidgePrior(0.0, model)
 
@@ -111,9 +116,10 @@ def test_save_load_roundtrip_and_shipped_weights(tmp_path):
 def test_lci_with_crr_prior_lies_on_hpd_boundary(key):
     from imaging_helpers import small_problem
 
+    from astrobayes.imaging.intervals import local_credible_intervals
     from astrobayes.imaging.map import map_estimate
     from astrobayes.imaging.posterior import imaging_posterior
-    from astrobayes.imaging.uq import hpd_threshold, local_credible_intervals
+    from astrobayes.imaging.uq import hpd_threshold
 
     truth, op, data, sigma = small_problem(key, size=16)
     prior = ConvexRidgePrior(50.0, _random_regulariser().normalised())

@@ -49,6 +49,7 @@ def test_m31_wavelet_map_and_uq_protocol(shared_data):
 @pytest.mark.shared_data
 def test_m31_learned_prior_map(shared_data):
     from astrobayes.imaging.pipeline import ImagingConfig, run_imaging
+    from astrobayes.io.imaging_files import read_convex_ridge
 
     image, mask = load_m31(shared_data)
     op = fourier_mask_operator(mask)
@@ -57,7 +58,12 @@ def test_m31_learned_prior_map(shared_data):
     data = add_complex_noise(jax.random.key(0), clean, sigma)
     start = time.perf_counter()
     result = run_imaging(
-        ImagingConfig(prior="crr", superpixel_sizes=(8,)), op, data, sigma, truth=image
+        ImagingConfig(prior="crr", superpixel_sizes=(8,)),
+        op,
+        data,
+        sigma,
+        truth=image,
+        crr=read_convex_ridge(),
     )
     elapsed = time.perf_counter() - start
     assert result.strength_rule == "trained"

@@ -4,16 +4,17 @@ import numpy as np
 import pytest
 from imaging_helpers import small_problem
 
-from astrobayes.imaging.map import discrepancy_strength, map_estimate, snr_db
+from astrobayes._status import UnreliableResultError
+from astrobayes.imaging.intervals import IntervalStatus, local_credible_intervals
+from astrobayes.imaging.map import MapStatus, discrepancy_strength, map_estimate, snr_db
+from astrobayes.imaging.pipeline import ImagingConfig, run_imaging
 from astrobayes.imaging.posterior import imaging_posterior
 from astrobayes.imaging.priors import WaveletSparsityPrior
 from astrobayes.imaging.uq import (
-    IntervalStatus,
     blur_region,
     hpd_threshold,
     hypothesis_test,
     inpaint_region,
-    local_credible_intervals,
 )
 from astrobayes.imaging.wavelets import WaveletTransform
 
@@ -175,18 +176,15 @@ def test_posterior_validation(key):
         imaging_posterior(op, data.at[0].set(jnp.nan), sigma, prior)
     with pytest.raises(ValueError, match="sigma must be a positive"):
         imaging_posterior(op, data, -1.0, prior)
-    with pytest.raises(TypeError, match="prior must be an astrobayes.imaging Prior"):
+    with pytest.raises(TypeError, match="prior must be an ImagingPrior"):
         imaging_posterior(op, data, sigma, "wavelets")
     with pytest.raises(ValueError, match="strength must be positive"):
         WaveletSparsityPrior(-1.0, WaveletTransform(order=2, levels=1))
 
 
 def test_lci_with_nufft_operator(key):
-    from astrobayes.imaging.operators import (
-        add_complex_noise,
-        noise_sigma_from_isnr,
-        nufft_operator_from_pixel_phases,
-    )
+    from astrobayes.imaging.nufft import nufft_operator_from_pixel_phases
+    from astrobayes.imaging.operators import add_complex_noise, noise_sigma_from_isnr
 
     rng = np.random.default_rng(0)
     truth = np.zeros((16, 16), np.float32)
@@ -211,3 +209,44 @@ def test_lci_with_nufft_operator(key):
     up = float(lci.upper[0, 1] - lci.map_mean[0, 1])
     value = float(post.potential(result.image + up * block)) - result.potential
     np.testing.assert_allclose(value, hpd.increment, rtol=5e-3)
+
+
+def _overflowing_posterior(key):
+    """Data so large that the data term overflows: the objective is non-finite."""
+    _, op, data, sigma = small_problem(key, size=16)
+    scale = 100 * float(np.sqrt(jnp.finfo(jnp.zeros(()).dtype).max))  # finite; its square not
+    data = np.asarray(data, np.complex128) * scale
+    prior = WaveletSparsityPrior(1.0, WaveletTransform(order=2, levels=1))
+    return op, data, sigma, imaging_posterior(op, data, sigma, prior)
+
+
+def test_map_failure_status_and_throw(key):
+    _, _, _, post = _overflowing_posterior(key)
+    result = map_estimate(post, max_iterations=20)
+    assert result.status is MapStatus.NOT_FINITE
+    with pytest.raises(UnreliableResultError, match="MapStatus.NOT_FINITE") as error:
+        map_estimate(post, max_iterations=20, throw=True)
+    assert error.value.result.status is MapStatus.NOT_FINITE
+    with pytest.raises(UnreliableResultError, match="MAP_FAILED") as error:
+        discrepancy_strength(post, max_solves=2, max_iterations=5, throw=True)
+    assert error.value.result.map_result.status.is_failure
+
+
+def test_run_imaging_failure_returns_partial_result_and_throws(key):
+    op, data, sigma, _ = _overflowing_posterior(key)
+    config = ImagingConfig(
+        wavelet_order=2, wavelet_levels=1, strength=1.0, superpixel_sizes=(8,), max_iterations=20
+    )
+    result = run_imaging(config, op, data, sigma)
+    assert result.status is MapStatus.NOT_FINITE
+    assert result.hpd is None
+    assert result.intervals == ()
+    with pytest.raises(UnreliableResultError, match="NOT_FINITE") as error:
+        run_imaging(config, op, data, sigma, throw=True)
+    assert error.value.result.map_result.status.is_failure
+
+
+def test_run_imaging_crr_needs_weights(key):
+    _, op, data, sigma = small_problem(key, size=16)
+    with pytest.raises(ValueError, match="prior 'crr' needs crr="):
+        run_imaging(ImagingConfig(prior="crr", superpixel_sizes=(8,)), op, data, sigma)

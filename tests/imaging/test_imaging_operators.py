@@ -3,15 +3,18 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from astrobayes.imaging.nufft import (
+    natural_weights,
+    nufft_operator,
+    nufft_operator_from_pixel_phases,
+    uniform_weights,
+)
+from astrobayes.imaging.operator_norm import operator_norm
 from astrobayes.imaging.operators import (
     ARCSEC_TO_RADIANS,
     add_complex_noise,
     fourier_mask_operator,
-    natural_weights,
     noise_sigma_from_isnr,
-    nufft_operator,
-    operator_norm,
-    uniform_weights,
 )
 
 
@@ -153,7 +156,7 @@ def test_bad_inputs():
 
 
 def test_pixel_phase_constructor_and_dirty_image():
-    from astrobayes.imaging.operators import dirty_image, nufft_operator_from_pixel_phases
+    from astrobayes.imaging.operators import dirty_image
 
     rng = np.random.default_rng(5)
     points = rng.uniform(-np.pi, np.pi, size=(50, 2))
@@ -164,3 +167,36 @@ def test_pixel_phase_constructor_and_dirty_image():
         nufft_operator_from_pixel_phases(points * 2, image_shape=(16, 16))
     impulse = jnp.zeros((16, 16)).at[8, 8].set(1.0)
     np.testing.assert_allclose(float(jnp.max(dirty_image(op, op(impulse)))), 1.0, rtol=1e-4)
+
+
+def test_operator_behaviour_replaces_type_dispatch():
+    """What differs between operators is behaviour on the classes, not isinstance tests."""
+    rng = np.random.default_rng(2)
+    mask = _random_mask(rng, (8, 8))
+    mask[0, 0] = True
+    fourier = fourier_mask_operator(mask)
+    assert fourier.supports_vmap
+    assert fourier.is_shift_invariant
+    assert fourier.measures_zero_frequency()
+    assert fourier.norm_upper_bound() == fourier.norm() == 1.0
+    uv = rng.uniform(-1, 1, size=(30, 2)) / (2 * 100.0 * ARCSEC_TO_RADIANS)
+    nufft = nufft_operator(uv, image_shape=(8, 8), pixel_size_arcsec=100.0)
+    assert not nufft.supports_vmap
+    assert not nufft.is_shift_invariant
+    estimate = nufft.norm()
+    np.testing.assert_allclose(nufft.norm_upper_bound(), 1.001 * estimate, rtol=1e-6)
+    with pytest.raises(TypeError, match="no exact constraint projection"):
+        nufft.likelihood_constraint(jnp.zeros(30, jnp.complex64), 1.0)
+
+
+def test_operator_norm_status_and_throw():
+    from astrobayes._status import UnreliableResultError
+    from astrobayes.imaging.operator_norm import OperatorNormStatus
+
+    op = fourier_mask_operator(np.ones((8, 8), bool))
+    assert operator_norm(op.normal, (8, 8)).status is OperatorNormStatus.CONVERGED
+    short = operator_norm(lambda x: 2.0 * x + 0.1 * jnp.roll(x, 1), (8, 8), num_iterations=1)
+    assert short.status.is_warning
+    with pytest.raises(UnreliableResultError, match="NOT_FINITE") as error:
+        operator_norm(lambda x: x * jnp.nan, (8, 8), throw=True)
+    assert error.value.result.status is OperatorNormStatus.NOT_FINITE

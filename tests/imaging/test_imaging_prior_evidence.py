@@ -8,19 +8,29 @@ import numpy as np
 import pytest
 from scipy.special import log_ndtr
 
-from astrobayes.imaging.crr import ConvexRidgePrior, load_convex_ridge
+from astrobayes._status import UnreliableResultError
+from astrobayes.imaging.constraints import gaussian_log_likelihood_constant, mask_constraint
+from astrobayes.imaging.crr import ConvexRidgePrior
 from astrobayes.imaging.nested import proximal_nested_sampling
 from astrobayes.imaging.operators import add_complex_noise, fourier_mask_operator
 from astrobayes.imaging.posterior import imaging_posterior
 from astrobayes.imaging.prior_evidence import (
+    PriorEvidenceStatus,
     compare_priors,
-    gaussian_log_likelihood_constant,
-    mask_constraint,
     prior_log_evidence,
+)
+from astrobayes.imaging.prior_sampling import (
+    crr_fourier_preconditioner,
+    crr_value_and_grad,
     sample_prior,
 )
 from astrobayes.imaging.priors import WaveletSparsityPrior
 from astrobayes.imaging.wavelets import WaveletTransform
+from astrobayes.io.imaging_files import read_convex_ridge
+
+
+def load_convex_ridge():
+    return read_convex_ridge().regulariser
 
 
 def _half_plane_mask(size, fraction, seed):
@@ -245,12 +255,10 @@ def test_prior_evidence_validation(key):
 
 
 def test_gather_free_crr_matches_the_prior(key):
-    from astrobayes.imaging.prior_evidence import _crr_value_and_grad
-
     prior = ConvexRidgePrior(50.0, load_convex_ridge().normalised())
     # values spanning the knots and beyond (linear continuation)
     x = 0.3 * jax.random.normal(key, (16, 16))
-    value, gradient = jax.jit(_crr_value_and_grad(prior))(x)
+    value, gradient = jax.jit(crr_value_and_grad(prior))(x)
     np.testing.assert_allclose(float(value), float(prior.potential(x)), rtol=1e-4)
     np.testing.assert_allclose(
         np.asarray(gradient), np.asarray(prior.gradient(x)), rtol=1e-3, atol=1e-4 * 50
@@ -261,7 +269,6 @@ def test_preconditioned_crr_draws_match_the_gaussian_limit(key):
     """Equal spline slopes s and small images: psi_c(t) = s t^2 / 2 on the knots, so the
     prior is Gaussian with Fourier variances 1 / (strength s sum_c |h_c^(w)|^2)."""
     from astrobayes.imaging.crr import init_convex_ridge
-    from astrobayes.imaging.prior_evidence import _crr_fourier_preconditioner
 
     regulariser = init_convex_ridge(jax.random.key(7), num_channels=4, kernel_size=3)
     prior = ConvexRidgePrior(5000.0, regulariser.normalised())  # |z| << knot range
@@ -270,7 +277,7 @@ def test_preconditioned_crr_draws_match_the_gaussian_limit(key):
     images = np.asarray(draws.images, np.float64)
     images = images - images.mean(axis=(1, 2), keepdims=True)  # the mean is drawn apart
     power = np.mean(np.abs(np.fft.fft2(images, norm="ortho")) ** 2, axis=0)
-    variance = _crr_fourier_preconditioner(prior, (8, 8))  # exact here (slopes all 0.5)
+    variance = crr_fourier_preconditioner(prior, (8, 8))  # exact here (slopes all 0.5)
     nonzero = variance > 0
     ratio = np.mean(power[nonzero] / variance[nonzero])
     # |X(w)|^2 / variance ~ Exp(1) for ~31 independent complex modes, 200 draws each
@@ -280,3 +287,21 @@ def test_preconditioned_crr_draws_match_the_gaussian_limit(key):
     # negative control: against the variances of slope-1 splines (twice smaller)
     wrong = np.mean(power[nonzero] / (variance[nonzero] / 2))
     assert abs(wrong - 1) > 4 * error
+
+
+def test_prior_evidence_failure_status_and_throw(key):
+    """Overflowing data make every likelihood -inf: nested sampling fails, and says so."""
+    op = fourier_mask_operator(_half_plane_mask(8, 0.5, 0))
+    y = jnp.full(op.num_visibilities, 1e30, jnp.complex64)
+    post = imaging_posterior(op, y, 1e-30, WaveletSparsityPrior(1.0, WaveletTransform(1, 1)))
+    options = {"num_live": 6, "num_mcmc_steps": 2, "max_iterations": 12, "initial_step": 0.1}
+    result = prior_log_evidence(key, post, **options)
+    assert result.status is PriorEvidenceStatus.NESTED_FAILED
+    assert result.nested.status.is_failure
+    with pytest.raises(UnreliableResultError, match="NESTED_FAILED") as error:
+        prior_log_evidence(key, post, throw=True, **options)
+    assert error.value.result.nested is not None
+    comparison = compare_priors(key, {"a": post, "b": post}, num_repeats=1, **options)
+    assert comparison.status is PriorEvidenceStatus.NESTED_FAILED
+    with pytest.raises(UnreliableResultError, match="NESTED_FAILED"):
+        compare_priors(key, {"a": post, "b": post}, num_repeats=1, throw=True, **options)

@@ -5,22 +5,35 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from astrobayes._status import UnreliableResultError
+from astrobayes.diagnostics import effective_sample_size, split_rhat
+from astrobayes.imaging.intervals import local_credible_intervals
 from astrobayes.imaging.map import map_estimate
-from astrobayes.imaging.mcmc import effective_sample_size, sample_posterior, split_rhat
-from astrobayes.imaging.nested import ball_projection, proximal_nested_sampling
+from astrobayes.imaging.mcmc import McmcStatus, proximal_mcmc
+from astrobayes.imaging.nested import (
+    NestedStatus,
+    ball_projection,
+    build_nested_step,
+    check_nested_settings,
+    nested_finalise,
+    nested_init,
+    nested_is_running,
+    proximal_nested_sampling,
+)
 from astrobayes.imaging.operators import (
     add_complex_noise,
     fourier_mask_operator,
     noise_sigma_from_isnr,
 )
-from astrobayes.imaging.pipeline import demo_sky
 from astrobayes.imaging.posterior import imaging_posterior
 from astrobayes.imaging.priors import WaveletSparsityPrior
-from astrobayes.imaging.uq import hpd_threshold, local_credible_intervals
+from astrobayes.imaging.problem import demo_sky
+from astrobayes.imaging.uq import hpd_threshold
 from astrobayes.imaging.wavelets import WaveletTransform
 
 
 def test_rhat_and_ess_on_iid_and_stuck_chains():
+    """The proximal MCMC's diagnostics are astrobayes.diagnostics' (one implementation)."""
     rng = np.random.default_rng(0)
     iid = rng.normal(size=(4, 1000, 2))
     np.testing.assert_allclose(split_rhat(iid), 1.0, atol=0.01)
@@ -128,15 +141,15 @@ def test_samplers_run_and_same_key_same_result(key):
     _, post = _mcmc_problem(8)
     start = map_estimate(post).image
     settings = {"num_chains": 2, "num_samples": 8, "num_warmup": 4, "thinning": 2}
-    a = sample_posterior(key, post, start, method="myula", **settings)
-    b = sample_posterior(key, post, start, method="myula", **settings)
+    a = proximal_mcmc(key, post, start, method="myula", **settings)
+    b = proximal_mcmc(key, post, start, method="myula", **settings)
     np.testing.assert_array_equal(np.asarray(a.summaries), np.asarray(b.summaries))
     assert a.summaries.shape == (2, 8, 64)
-    c = sample_posterior(key, post, start, method="skrock", num_stages=3, **settings)
+    c = proximal_mcmc(key, post, start, method="skrock", num_stages=3, **settings)
     assert np.all(np.isfinite(np.asarray(c.mean)))
     assert c.num_gradient_evaluations == 3 * (4 + 2 * 8)
     with pytest.raises(ValueError, match="method must be"):
-        sample_posterior(key, post, start, method="hmc")
+        proximal_mcmc(key, post, start, method="hmc")
 
 
 @pytest.mark.slow
@@ -150,7 +163,7 @@ def test_mcmc_intervals_inside_map_based_intervals_64(key):
     def means(x):
         return x.reshape(size // block, block, size // block, block).mean(axis=(1, 3)).reshape(-1)
 
-    chains = sample_posterior(
+    chains = proximal_mcmc(
         key,
         post,
         result.image,
@@ -172,7 +185,8 @@ def test_mcmc_intervals_inside_map_based_intervals_64(key):
 
 def test_multichain_mcmc_with_nufft_operator(key):
     # jax-finufft's vmap rule is broken on jax 0.10: chains must still run with a NUFFT
-    from astrobayes.imaging.operators import ARCSEC_TO_RADIANS, nufft_operator
+    from astrobayes.imaging.nufft import nufft_operator
+    from astrobayes.imaging.operators import ARCSEC_TO_RADIANS
 
     rng = np.random.default_rng(5)
     pixel = 40.0
@@ -190,8 +204,8 @@ def test_multichain_mcmc_with_nufft_operator(key):
     )
     start = jnp.asarray(truth, jnp.float32)
     settings = {"num_chains": 3, "num_samples": 4, "num_warmup": 2, "thinning": 1}
-    a = sample_posterior(key, post, start, method="myula", **settings)
-    b = sample_posterior(key, post, start, method="myula", **settings)
+    a = proximal_mcmc(key, post, start, method="myula", **settings)
+    b = proximal_mcmc(key, post, start, method="myula", **settings)
     assert a.summaries.shape == (3, 4, 64)
     # same key, same result up to rounding (finufft's multithreaded spreading sums in
     # a varying order)
@@ -201,3 +215,65 @@ def test_multichain_mcmc_with_nufft_operator(key):
     assert np.all(np.isfinite(np.asarray(a.summaries)))
     # the chains are distinct (each has its own key)
     assert not np.allclose(np.asarray(a.summaries[0]), np.asarray(a.summaries[1]))
+
+
+def test_nested_driver_equals_init_step_finalise(key):
+    """The driver is nothing but init, a while loop of step, and finalise."""
+    y, _ = _gaussian_problem(key, 4)
+    k_live, k_run = jax.random.split(key)
+    live = jax.random.normal(k_live, (20, 4))
+
+    def log_likelihood_fn(x):
+        return -jnp.sum((x - y) ** 2) / 2
+
+    def prior_potential_fn(x):
+        return jnp.sum(x**2) / 2
+
+    driver = proximal_nested_sampling(
+        k_run, log_likelihood_fn, prior_potential_fn, ball_projection(y, 1.0), live,
+        num_mcmc_steps=5, num_delete=2,
+    )  # fmt: skip
+    settings = check_nested_settings(20, num_mcmc_steps=5, num_delete=2)
+    step = jax.jit(
+        build_nested_step(log_likelihood_fn, prior_potential_fn, ball_projection(y, 1.0), settings)
+    )
+    state = nested_init(k_run, live, log_likelihood_fn, settings)
+    while bool(nested_is_running(state, settings)):
+        state = step(state)
+    manual = nested_finalise(state, settings)
+    assert manual.num_iterations == driver.num_iterations
+    np.testing.assert_allclose(manual.log_evidence, driver.log_evidence, rtol=1e-5)
+
+
+def test_nested_failure_status_and_throw(key):
+    """A likelihood that is nan everywhere gives a non-finite evidence: a failure."""
+
+    def run(throw):
+        return proximal_nested_sampling(
+            key,
+            lambda x: jnp.sum(x) * jnp.nan,
+            lambda x: jnp.sum(x**2) / 2,
+            lambda x, level: x,
+            jax.random.normal(key, (6, 2)),
+            num_mcmc_steps=2,
+            max_iterations=10,
+            throw=throw,
+        )
+
+    assert run(False).status is NestedStatus.NOT_FINITE
+    with pytest.raises(UnreliableResultError, match="NestedStatus.NOT_FINITE") as error:
+        run(True)
+    assert error.value.result.status is NestedStatus.NOT_FINITE
+
+
+def test_mcmc_failure_status_and_throw(key):
+    """A step far above the stability limit makes the chains blow up: a failure."""
+    _, post = _mcmc_problem(8)
+    start = map_estimate(post).image
+    settings = {"num_chains": 2, "num_samples": 4, "num_warmup": 30, "thinning": 1}
+    result = proximal_mcmc(key, post, start, method="myula", step_fraction=1e6, **settings)
+    assert result.status is McmcStatus.NOT_FINITE
+    assert np.all(np.isnan(result.rhat))
+    with pytest.raises(UnreliableResultError, match="McmcStatus.NOT_FINITE") as error:
+        proximal_mcmc(key, post, start, method="myula", step_fraction=1e6, throw=True, **settings)
+    assert error.value.result.status.is_failure

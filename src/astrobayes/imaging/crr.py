@@ -10,9 +10,12 @@
 Hence ``R`` is convex, ``grad R = (strength / mu) W^T sigma(mu W x)`` and ``grad R`` is
 Lipschitz with constant at most ``strength * ||W||^2 * max slope <= strength``.
 
-The default weights (``weights/crr_default.npz``) were made by
+The default weights (``weights/crr_default.npz``, package data) were made by
 ``scripts/train_crr.py`` (denoising of Hubble Deep Field patches and simulated radio
-skies), stored as a plain ``.npz`` (no pickles).
+skies), stored as a plain ``.npz`` (no pickles). Files are read and written by
+:mod:`astrobayes.io.imaging_files` (``read_convex_ridge``, ``write_convex_ridge``);
+this module converts a regulariser to and from its arrays
+(:func:`regulariser_to_arrays`, :func:`regulariser_from_arrays`).
 
 References:
     Goujon, Neumayer, Bohra & Unser 2022, "A neural-network-based convex regularizer
@@ -22,8 +25,8 @@ References:
 
 from __future__ import annotations
 
-from importlib import resources
-from pathlib import Path
+from collections.abc import Mapping
+from typing import NamedTuple
 
 import equinox as eqx
 import jax
@@ -36,11 +39,15 @@ from astrobayes.imaging.priors import SmoothPrior
 __all__ = [
     "ConvexRidgePrior",
     "ConvexRidgeRegulariser",
+    "ConvexRidgeWeights",
     "init_convex_ridge",
-    "load_convex_ridge",
     "power_iteration_lipschitz",
-    "save_convex_ridge",
+    "regulariser_from_arrays",
+    "regulariser_to_arrays",
 ]
+
+DEFAULT_SIGMA_TRAIN = 0.02
+"""Training noise level assumed when a weights file does not record ``sigma_train``."""
 
 
 class ConvexRidgeRegulariser(eqx.Module):
@@ -93,13 +100,13 @@ class ConvexRidgeRegulariser(eqx.Module):
         if self.is_normalised:
             return self
         return ConvexRidgeRegulariser(
-            self.kernels(),
-            self.slopes(),
-            self.log_mu,
-            self.log_strength,
-            self.knot_range,
-            self.norm_grid,
-            True,
+            raw_kernels=self.kernels(),
+            raw_slopes=self.slopes(),
+            log_mu=self.log_mu,
+            log_strength=self.log_strength,
+            knot_range=self.knot_range,
+            norm_grid=self.norm_grid,
+            is_normalised=True,
         )
 
     def slopes(self) -> Float[Array, "channels intervals"]:
@@ -217,8 +224,8 @@ class ConvexRidgePrior(SmoothPrior):
             its learned strength is only a starting value).
 
     Example:
-        >>> import numpy as np
-        >>> prior = ConvexRidgePrior(1.0, load_convex_ridge())
+        >>> from astrobayes.io.imaging_files import read_convex_ridge
+        >>> prior = ConvexRidgePrior(1.0, read_convex_ridge().regulariser)
         >>> float(prior.potential(np.zeros((16, 16))))
         0.0
     """
@@ -298,18 +305,37 @@ def power_iteration_lipschitz(
     return result.norm**2
 
 
-def save_convex_ridge(path: str | Path, regulariser: ConvexRidgeRegulariser, **metadata) -> Path:
-    """Save the regulariser as a plain ``.npz`` (no pickles).
+class ConvexRidgeWeights(NamedTuple):
+    """A trained regulariser with the metadata stored beside it.
+
+    Attributes:
+        regulariser: The :class:`ConvexRidgeRegulariser`.
+        metadata: Extra entries saved with it (``meta_<name>`` in the file), e.g.
+            ``sigma_train``, the noise level of the denoising training.
+    """
+
+    regulariser: ConvexRidgeRegulariser
+    metadata: Mapping[str, np.ndarray]
+
+    @property
+    def sigma_train(self) -> float:
+        """The training noise level (:data:`DEFAULT_SIGMA_TRAIN` when not recorded)."""
+        value = self.metadata.get("sigma_train")
+        return DEFAULT_SIGMA_TRAIN if value is None else float(value)
+
+
+def regulariser_to_arrays(
+    regulariser: ConvexRidgeRegulariser, **metadata
+) -> dict[str, np.ndarray]:
+    """The arrays that describe ``regulariser`` (plus ``meta_<key>`` entries).
 
     Args:
-        path: Output file.
         regulariser: The regulariser.
         **metadata: Extra scalar or string entries (e.g. the training noise level).
 
     Returns:
-        The path written.
+        ``{name: array}`` ready for a plain ``.npz`` (no pickles).
     """
-    path = Path(path)
     arrays = {
         "raw_kernels": np.asarray(regulariser.raw_kernels, np.float32),
         "raw_slopes": np.asarray(regulariser.raw_slopes, np.float32),
@@ -320,40 +346,38 @@ def save_convex_ridge(path: str | Path, regulariser: ConvexRidgeRegulariser, **m
     }
     for key, value in metadata.items():
         arrays[f"meta_{key}"] = np.asarray(value)
-    np.savez(path, **arrays)
-    return path
+    return arrays
 
 
-def load_convex_ridge(path: str | Path | None = None) -> ConvexRidgeRegulariser:
-    """Load a regulariser saved by :func:`save_convex_ridge` (default: the shipped one).
+def regulariser_from_arrays(arrays: Mapping[str, np.ndarray]) -> ConvexRidgeWeights:
+    """Rebuild a regulariser from :func:`regulariser_to_arrays`'s entries.
 
     Args:
-        path: ``.npz`` file, or ``None`` for ``astrobayes/imaging/weights/crr_default.npz``.
+        arrays: ``{name: array}`` (e.g. an opened ``.npz``).
 
     Returns:
-        The :class:`ConvexRidgeRegulariser`.
+        :class:`ConvexRidgeWeights` (metadata without the ``meta_`` prefix).
 
     Raises:
-        FileNotFoundError: If the file does not exist.
-        ValueError: If an entry is missing.
+        ValueError: If an entry is missing, naming it.
     """
-    if path is None:
-        path = resources.files("astrobayes.imaging") / "weights" / "crr_default.npz"
-    path = Path(str(path))
-    if not path.is_file():
-        raise FileNotFoundError(f"CRR weights not found: {path}")
-    with np.load(path, allow_pickle=False) as content:
-        try:
-            return ConvexRidgeRegulariser(
-                jnp.asarray(content["raw_kernels"]),
-                jnp.asarray(content["raw_slopes"]),
-                jnp.asarray(content["log_mu"]),
-                jnp.asarray(content["log_strength"]),
-                float(content["knot_range"]),
-                int(content["norm_grid"]),
-            )
-        except KeyError as error:
-            raise ValueError(f"{path} is missing entry {error}") from None
+    try:
+        regulariser = ConvexRidgeRegulariser(
+            raw_kernels=jnp.asarray(arrays["raw_kernels"]),
+            raw_slopes=jnp.asarray(arrays["raw_slopes"]),
+            log_mu=jnp.asarray(arrays["log_mu"]),
+            log_strength=jnp.asarray(arrays["log_strength"]),
+            knot_range=float(arrays["knot_range"]),
+            norm_grid=int(arrays["norm_grid"]),
+        )
+    except KeyError as error:
+        raise ValueError(f"CRR weights are missing entry {error}") from None
+    metadata = {
+        name[len("meta_") :]: np.asarray(arrays[name])
+        for name in arrays
+        if name.startswith("meta_")
+    }
+    return ConvexRidgeWeights(regulariser=regulariser, metadata=metadata)
 
 
 def init_convex_ridge(
@@ -380,4 +404,10 @@ def init_convex_ridge(
         raise ValueError("kernel_size and num_knots must be odd")
     kernels = jax.random.normal(key, (num_channels, kernel_size, kernel_size)) / kernel_size
     slopes = jnp.full((num_channels, num_knots - 1), 0.5)
-    return ConvexRidgeRegulariser(kernels, slopes, jnp.asarray(0.0), jnp.asarray(0.0), knot_range)
+    return ConvexRidgeRegulariser(
+        raw_kernels=kernels,
+        raw_slopes=slopes,
+        log_mu=jnp.asarray(0.0),
+        log_strength=jnp.asarray(0.0),
+        knot_range=knot_range,
+    )

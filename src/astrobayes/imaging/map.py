@@ -18,7 +18,6 @@ References:
 
 from __future__ import annotations
 
-import enum
 from typing import NamedTuple
 
 import equinox as eqx
@@ -28,6 +27,7 @@ import numpy as np
 from jaxtyping import Array, Float
 
 from astrobayes._checks import check_positive_int
+from astrobayes._status import Severity, Status, check
 from astrobayes.imaging.posterior import ImagingPosterior
 
 __all__ = [
@@ -42,12 +42,18 @@ __all__ = [
 ]
 
 
-class MapStatus(enum.Enum):
+class MapStatus(Status):
     """How the MAP optimisation ended; values are the messages."""
 
-    CONVERGED = "converged: relative change of the objective below tolerance"
-    MAX_ITERATIONS = "stopped at max_iterations before the objective met the tolerance"
-    NOT_FINITE = "the objective became non-finite; check the data and the step size"
+    CONVERGED = (Severity.OK, "converged: relative change of the objective below tolerance")
+    MAX_ITERATIONS = (
+        Severity.WARNING,
+        "stopped at max_iterations before the objective met the tolerance",
+    )
+    NOT_FINITE = (
+        Severity.FAILURE,
+        "the objective became non-finite; check the data and the step size",
+    )
 
 
 class MapResult(NamedTuple):
@@ -80,6 +86,7 @@ def map_estimate(
     max_iterations: int = 3000,
     tolerance: float = 1e-6,
     patience: int = 5,
+    throw: bool = False,
 ) -> MapResult:
     """MAP estimate by FISTA with gradient-based adaptive restart.
 
@@ -94,6 +101,8 @@ def map_estimate(
         max_iterations: Maximum number of iterations.
         tolerance: Relative objective change for the stopping rule.
         patience: Consecutive iterations below ``tolerance`` required to stop.
+        throw: Raise :class:`~astrobayes._status.UnreliableResultError` (carrying the
+            result) when the status is a failure (a non-finite objective).
 
     Returns:
         A :class:`MapResult`.
@@ -101,6 +110,7 @@ def map_estimate(
     Raises:
         ValueError: If the starting image has the wrong shape or is not finite, or the
             iteration settings are invalid.
+        UnreliableResultError: With ``throw=True`` on a failure status.
 
     Example:
         >>> import numpy as np
@@ -144,7 +154,16 @@ def map_estimate(
         status = MapStatus.CONVERGED
     else:
         status = MapStatus.MAX_ITERATIONS
-    return MapResult(image, potential, int(iterations), float(change), int(restarts), trace, status)
+    result = MapResult(
+        image=image,
+        potential=potential,
+        num_iterations=int(iterations),
+        relative_change=float(change),
+        num_restarts=int(restarts),
+        objective_trace=trace,
+        status=status,
+    )
+    return check(result, throw)
 
 
 @jax.jit(static_argnums=(2, 4))
@@ -202,13 +221,26 @@ def _fista(posterior, start, max_iterations, tolerance, patience):
     return x, value, k, change, restarts, trace
 
 
-class StrengthStatus(enum.Enum):
+class StrengthStatus(Status):
     """Outcome of the strength search; values are the messages."""
 
-    CONVERGED = "converged: the residual matches the expected noise level"
-    AT_LOWER_LIMIT = "the residual stays above the noise level even at the smallest strength"
-    AT_UPPER_LIMIT = "the residual stays below the noise level even at the largest strength"
-    MAX_SOLVES = "stopped at max_solves before the residual met the tolerance"
+    CONVERGED = (Severity.OK, "converged: the residual matches the expected noise level")
+    AT_LOWER_LIMIT = (
+        Severity.WARNING,
+        "the residual stays above the noise level even at the smallest strength",
+    )
+    AT_UPPER_LIMIT = (
+        Severity.WARNING,
+        "the residual stays below the noise level even at the largest strength",
+    )
+    MAX_SOLVES = (
+        Severity.WARNING,
+        "stopped at max_solves before the residual met the tolerance",
+    )
+    MAP_FAILED = (
+        Severity.FAILURE,
+        "failure: the MAP at the selected strength failed (see map_result.status)",
+    )
 
 
 class StrengthResult(NamedTuple):
@@ -241,6 +273,7 @@ def discrepancy_strength(
     max_solves: int = 12,
     max_iterations: int = 3000,
     tolerance: float = 1e-6,
+    throw: bool = False,
 ) -> StrengthResult:
     """Regularisation strength by Morozov's discrepancy principle.
 
@@ -261,6 +294,8 @@ def discrepancy_strength(
         max_solves: Maximum number of MAP solves.
         max_iterations: FISTA iterations per MAP.
         tolerance: FISTA objective tolerance.
+        throw: Raise :class:`~astrobayes._status.UnreliableResultError` (carrying the
+            result) when the status is a failure.
 
     Returns:
         A :class:`StrengthResult`.
@@ -268,6 +303,7 @@ def discrepancy_strength(
     Raises:
         TypeError: If the prior has no ``strength`` field.
         ValueError: On invalid settings.
+        UnreliableResultError: With ``throw=True`` when the selected MAP failed.
 
     References:
         Morozov 1966, Soviet Math. Dokl. 7, 414, "On the solution of functional
@@ -329,7 +365,17 @@ def discrepancy_strength(
         strength = float(np.exp(guess))
     best = min(cache, key=lambda s: abs(np.log(cache[s][0])))
     ratio, result, current = cache[best]
-    return StrengthResult(best, result, current, ratio * target_ratio, len(cache), status)
+    if result.status.is_failure:
+        status = StrengthStatus.MAP_FAILED
+    strength_result = StrengthResult(
+        strength=best,
+        map_result=result,
+        posterior=current,
+        discrepancy_ratio=ratio * target_ratio,
+        num_solves=len(cache),
+        status=status,
+    )
+    return check(strength_result, throw)
 
 
 def with_strength(posterior: ImagingPosterior, strength: float) -> ImagingPosterior:

@@ -10,10 +10,12 @@ with gradient ``(x - prox_{lam g}(x)) / lam``.
   Runge-Kutta-Chebyshev step, allowing a step ``h`` about ``s^2`` times larger for one
   step costing ``s`` gradients.
 
-Chains are run with ``vmap`` over chains (``lax.map`` with a NUFFT operator, whose
-jax-finufft batching rule is broken on jax 0.10) and ``lax.scan`` over iterations; a
+Chains are run with ``vmap`` over chains (``lax.map`` when the operator says it does
+not support ``vmap``, :attr:`~astrobayes.imaging.operators.MeasurementOperator.supports_vmap`:
+jax-finufft's batching rule is broken on jax 0.10) and ``lax.scan`` over iterations; a
 ``summary_fn`` (e.g. super-pixel means) is recorded at every kept sample, and per-pixel
-mean and variance are accumulated online.
+mean and variance are accumulated online. R-hat and ESS are those of
+:mod:`astrobayes.diagnostics`.
 
 References:
     Durmus, Moulines & Pereyra 2018, SIAM J. Imaging Sci. 11, 473, "Efficient Bayesian
@@ -27,9 +29,7 @@ References:
 
 from __future__ import annotations
 
-import enum
 import functools
-import math
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -39,21 +39,22 @@ import numpy as np
 from jaxtyping import Array, Float
 
 from astrobayes._checks import check_key, check_positive_int
-from astrobayes.imaging.operators import NufftOperator
+from astrobayes._status import Severity, Status, check
+from astrobayes.diagnostics import effective_sample_size, split_rhat
 from astrobayes.imaging.posterior import ImagingPosterior
 
 __all__ = [
     "McmcResult",
     "McmcStatus",
-    "effective_sample_size",
     "moreau_yosida_drift",
-    "sample_posterior",
+    "proximal_mcmc",
     "skrock_step_size",
-    "split_rhat",
 ]
 
 
-def moreau_yosida_drift(posterior: ImagingPosterior, smoothing: float) -> Callable:
+def moreau_yosida_drift(
+    posterior: ImagingPosterior, smoothing: float
+) -> Callable[[Float[Array, "height width"]], Float[Array, "height width"]]:
     """Return ``x -> -grad U_lam(x) = -grad f(x) - (x - prox_{lam g}(x)) / lam``.
 
     Args:
@@ -142,15 +143,25 @@ def _skrock_kernel(drift, step, num_stages, eta):
     return kernel
 
 
-class McmcStatus(enum.Enum):
+class McmcStatus(Status):
     """Convergence verdict; values are the messages."""
 
-    CONVERGED = "max split R-hat < 1.01 and min ESS >= 100 on the recorded summaries"
-    NOT_CONVERGED = "R-hat >= 1.01 or ESS < 100 on some summary: run longer or thin more"
+    CONVERGED = (
+        Severity.OK,
+        "max split R-hat < 1.01 and min ESS >= 100 on the recorded summaries",
+    )
+    NOT_CONVERGED = (
+        Severity.WARNING,
+        "R-hat >= 1.01 or ESS < 100 on some summary: run longer or thin more",
+    )
+    NOT_FINITE = (
+        Severity.FAILURE,
+        "failure: the chains produced non-finite values; lower step_fraction",
+    )
 
 
 class McmcResult(NamedTuple):
-    """Output of :func:`sample_posterior`.
+    """Output of :func:`proximal_mcmc`.
 
     Attributes:
         summaries: ``(num_chains, num_samples, dim)`` recorded ``summary_fn`` values.
@@ -167,15 +178,15 @@ class McmcResult(NamedTuple):
     summaries: Float[Array, "num_chains num_samples dim"]
     mean: Float[Array, "height width"]
     variance: Float[Array, "height width"]
-    rhat: np.ndarray
-    ess: np.ndarray
+    rhat: Float[np.ndarray, " dim"]
+    ess: Float[np.ndarray, " dim"]
     step_size: float
     smoothing: float
     num_gradient_evaluations: int
     status: McmcStatus
 
 
-def sample_posterior(
+def proximal_mcmc(
     key: jax.Array,
     posterior: ImagingPosterior,
     initial_image: Float[Array, "height width"],
@@ -189,7 +200,8 @@ def sample_posterior(
     eta: float = 0.05,
     step_fraction: float = 0.98,
     smoothing: float | None = None,
-    summary_fn: Callable | None = None,
+    summary_fn: Callable[[Float[Array, "height width"]], Float[Array, " dim"]] | None = None,
+    throw: bool = False,
 ) -> McmcResult:
     """Sample an imaging posterior with MYULA or SK-ROCK, several chains in parallel.
 
@@ -208,12 +220,15 @@ def sample_posterior(
         smoothing: Moreau-Yosida ``lam``; default ``1 / L_f`` (the usual choice).
         summary_fn: ``x -> vector`` recorded at each kept sample; default the image
             flattened.
+        throw: Raise :class:`~astrobayes._status.UnreliableResultError` (carrying the
+            result) when the status is a failure (non-finite chains).
 
     Returns:
         :class:`McmcResult`.
 
     Raises:
         ValueError: On an unknown method or bad settings.
+        UnreliableResultError: With ``throw=True`` on a failure status.
     """
     check_key(key)
     if method not in ("skrock", "myula"):
@@ -252,14 +267,31 @@ def sample_posterior(
     mean = jnp.mean(means, axis=0)
     variance = jnp.mean(variances, axis=0) + jnp.var(means, axis=0)
     array = np.asarray(summaries, np.float64)
-    rhat = split_rhat(array)
-    ess = effective_sample_size(array)
+    finite = bool(np.all(np.isfinite(array)) and jnp.all(jnp.isfinite(mean)))
+    if finite:
+        rhat = split_rhat(array)
+        ess = effective_sample_size(array)
+    else:  # diagnostics of non-finite draws mean nothing (and NumPy would warn)
+        rhat = ess = np.full(array.shape[2], np.nan)
     converged = bool(np.all(rhat < 1.01) and np.all(ess >= 100))
-    status = McmcStatus.CONVERGED if converged else McmcStatus.NOT_CONVERGED
-    evaluations = gradients_per_step * (num_warmup + thinning * num_samples)
-    return McmcResult(
-        summaries, mean, variance, rhat, ess, float(step), float(smoothing), evaluations, status
+    if not finite:
+        status = McmcStatus.NOT_FINITE
+    elif converged:
+        status = McmcStatus.CONVERGED
+    else:
+        status = McmcStatus.NOT_CONVERGED
+    result = McmcResult(
+        summaries=summaries,
+        mean=mean,
+        variance=variance,
+        rhat=rhat,
+        ess=ess,
+        step_size=float(step),
+        smoothing=float(smoothing),
+        num_gradient_evaluations=gradients_per_step * (num_warmup + thinning * num_samples),
+        status=status,
     )
+    return check(result, throw)
 
 
 def _flatten(x):
@@ -326,65 +358,7 @@ def _run_chains(
         )
         return summaries, mean, m2 / (count - 1)
 
-    if isinstance(posterior.operator, NufftOperator):
-        # chains one after another: jax-finufft 1.3's batching rule fails under vmap on
-        # jax 0.10 (it tests for the removed ``batching.not_mapped``)
+    if not posterior.operator.supports_vmap:
+        # chains one after another (e.g. jax-finufft's batching rule fails on jax 0.10)
         return jax.lax.map(lambda k: run_chain(k, x0), keys)
     return jax.vmap(run_chain, in_axes=(0, None))(keys, x0)
-
-
-def split_rhat(samples: np.ndarray) -> np.ndarray:
-    """Split R-hat (Gelman et al. 2013, BDA3 eq. 11.4) of each dimension.
-
-    Args:
-        samples: ``(num_chains, num_samples, dim)``.
-
-    Returns:
-        R-hat per dimension (1 at convergence).
-    """
-    samples = np.asarray(samples, np.float64)
-    half = samples.shape[1] // 2
-    chains = np.concatenate([samples[:, :half], samples[:, half : 2 * half]], axis=0)
-    n = chains.shape[1]
-    chain_means = chains.mean(axis=1)
-    within = chains.var(axis=1, ddof=1).mean(axis=0)
-    between = n * chain_means.var(axis=0, ddof=1)
-    variance = (n - 1) / n * within + between / n
-    return np.sqrt(variance / np.maximum(within, 1e-300))
-
-
-def effective_sample_size(samples: np.ndarray) -> np.ndarray:
-    """Multi-chain ESS with Geyer's initial monotone sequence (as in Stan).
-
-    Args:
-        samples: ``(num_chains, num_samples, dim)``.
-
-    Returns:
-        ESS per dimension.
-
-    References:
-        Geyer 1992, Statistical Science 7, 473; Vehtari et al. 2021 (arXiv:1903.08008).
-    """
-    samples = np.asarray(samples, np.float64)
-    num_chains, n, dim = samples.shape
-    centred = samples - samples.mean(axis=1, keepdims=True)
-    size = 2 ** math.ceil(math.log2(2 * n))
-    spectrum = np.fft.rfft(centred, n=size, axis=1)
-    autocov = np.fft.irfft(np.abs(spectrum) ** 2, n=size, axis=1)[:, :n] / n
-    chain_var = autocov[:, 0] * n / (n - 1)
-    within = chain_var.mean(axis=0)
-    chain_means = samples.mean(axis=1)
-    between = n * chain_means.var(axis=0, ddof=1) if num_chains > 1 else np.zeros(dim)
-    var_plus = (n - 1) / n * within + between / n
-    rho = 1 - (within - autocov.mean(axis=0)) / np.maximum(var_plus, 1e-300)
-    rho[0] = 1.0
-    ess = np.empty(dim)
-    for d in range(dim):
-        r = rho[:, d]
-        pairs = r[: (n // 2) * 2].reshape(-1, 2).sum(axis=1)
-        positive = np.flatnonzero(pairs <= 0)
-        pairs = pairs[: positive[0]] if positive.size else pairs
-        pairs = np.minimum.accumulate(pairs)
-        tau = -1 + 2 * np.sum(pairs)
-        ess[d] = num_chains * n / max(tau, 1.0 / np.log10(max(num_chains * n, 10)))
-    return ess

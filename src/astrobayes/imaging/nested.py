@@ -27,6 +27,13 @@ The estimate includes the live-set remainder ``X_final * mean(L_live)``; its err
 the variance of ``ln X`` per unit of expected shrinkage (``v = 1 / N`` for ``k = 1``:
 Skilling 2006's ``sqrt(H / N)``), inflated by the remainder's share.
 
+The algorithm has blackjax's shape: :func:`nested_init` builds a :class:`NestedState`,
+:func:`build_nested_step` returns a pure ``step(state) -> state`` (one cycle of
+``num_delete`` deletions and replacements) and :func:`nested_is_running` the stopping
+rule, both usable under ``jit``; :func:`nested_finalise` turns the last state into a
+:class:`NestedResult`. :func:`proximal_nested_sampling` is the driver that validates its
+input and runs ``while nested_is_running: step`` in one compiled ``lax.while_loop``.
+
 References:
     Skilling 2006, Bayesian Analysis 1, 833, "Nested sampling for general Bayesian
     computation".
@@ -40,7 +47,6 @@ References:
 
 from __future__ import annotations
 
-import enum
 import math
 from collections.abc import Callable
 from typing import NamedTuple
@@ -48,26 +54,45 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Float
+from jaxtyping import Array, Float, Int
 
 from astrobayes._checks import check_key, check_positive_int
+from astrobayes._status import Severity, Status, check
 
 __all__ = [
     "NestedResult",
     "NestedSettings",
+    "NestedState",
     "NestedStatus",
     "ball_projection",
+    "build_nested_step",
     "check_nested_settings",
+    "nested_finalise",
+    "nested_init",
+    "nested_is_running",
     "proximal_nested_sampling",
 ]
 
 
-class NestedStatus(enum.Enum):
+class NestedStatus(Status):
     """How the run ended; values are the messages."""
 
-    CONVERGED = "the live set holds less than the requested fraction of the evidence"
-    MAX_ITERATIONS = "stopped at max_iterations; the remainder term may dominate"
-    LOW_ACCEPTANCE = "constrained moves were rarely accepted (< 5%): replacements may be correlated"
+    CONVERGED = (
+        Severity.OK,
+        "the live set holds less than the requested fraction of the evidence",
+    )
+    MAX_ITERATIONS = (
+        Severity.WARNING,
+        "stopped at max_iterations; the remainder term may dominate",
+    )
+    LOW_ACCEPTANCE = (
+        Severity.WARNING,
+        "constrained moves were rarely accepted (< 5%): replacements may be correlated",
+    )
+    NOT_FINITE = (
+        Severity.FAILURE,
+        "failure: the evidence is not finite; check the log likelihood at the live points",
+    )
 
 
 class NestedResult(NamedTuple):
@@ -93,11 +118,41 @@ class NestedResult(NamedTuple):
     log_evidence_remainder: float
     num_iterations: int
     acceptance_rate: float
-    dead_log_likelihoods: np.ndarray
+    dead_log_likelihoods: Float[np.ndarray, " num_iterations"]
     status: NestedStatus
 
 
-def ball_projection(centre: Float[Array, " dim"], scale: float) -> Callable:
+class NestedState(NamedTuple):
+    """State of a nested-sampling run between cycles (a pytree).
+
+    Attributes:
+        cycle: Cycles run (each deletes ``num_delete`` points).
+        num_dead: Dead points so far.
+        live: ``(num_live, dim)`` live points.
+        live_log_likelihoods: Their ``ln L - offset``.
+        log_evidence: ``ln`` of the dead-point sum so far.
+        information: Running information ``H``.
+        step_sizes: Langevin steps of the measured and free blocks, ``(2,)``.
+        key: PRNG key of the next cycle.
+        acceptance_sum: Sum over cycles of the acceptance rate.
+        dead_log_likelihoods: ``(capacity,)`` buffer of dead ``ln L`` (``nan`` unused).
+    """
+
+    cycle: Int[Array, ""]
+    num_dead: Int[Array, ""]
+    live: Float[Array, "num_live dim"]
+    live_log_likelihoods: Float[Array, " num_live"]
+    log_evidence: Float[Array, ""]
+    information: Float[Array, ""]
+    step_sizes: Float[Array, " 2"]
+    key: jax.Array
+    acceptance_sum: Float[Array, ""]
+    dead_log_likelihoods: Float[Array, " capacity"]
+
+
+def ball_projection(
+    centre: Float[Array, " dim"], scale: float
+) -> Callable[[Float[Array, " dim"], float], Float[Array, " dim"]]:
     """Projection onto ``{x : -||x - centre||^2 / (2 scale^2) >= level}`` for Gaussian likelihoods.
 
     Args:
@@ -175,102 +230,106 @@ def check_nested_settings(
     if not 0 < remainder_fraction < 1:
         raise ValueError(f"remainder_fraction must lie in (0, 1); got {remainder_fraction!r}")
     return NestedSettings(
-        num_live, num_mcmc_steps, initial_step, max_iterations, remainder_fraction, num_delete
-    )
-
-
-def proximal_nested_sampling(
-    key: jax.Array,
-    log_likelihood_fn: Callable,
-    prior_potential_fn: Callable,
-    constraint_projection_fn: Callable,
-    initial_live_points: Float[Array, "num_live dim"],
-    *,
-    log_likelihood_offset: float = 0.0,
-    prior_gradient_fn: Callable | None = None,
-    subspace_projection_fn: Callable | None = None,
-    num_mcmc_steps: int = 40,
-    initial_step: float = 0.1,
-    smoothing: float | None = None,
-    max_iterations: int = 200_000,
-    remainder_fraction: float = 1e-4,
-    num_delete: int = 1,
-) -> NestedResult:
-    """Proximal nested sampling with Metropolis-corrected constrained moves.
-
-    Args:
-        key: JAX PRNG key.
-        log_likelihood_fn: ``x -> ln L(x) - log_likelihood_offset`` (unnormalised).
-        prior_potential_fn: ``x -> -ln pi(x)`` up to a constant (convex).
-        constraint_projection_fn: ``(x, level) -> projection of x onto
-            {ln L - offset >= level}`` (exact for Gaussian likelihoods with an identity
-            or unitary operator, e.g. :func:`ball_projection`).
-        initial_live_points: ``(N, d)`` independent draws from the prior.
-        log_likelihood_offset: Constant added to ``log_likelihood_fn`` to normalise it.
-        prior_gradient_fn: Gradient of the prior potential (default: autodiff, which
-            for ``|.|`` gives a subgradient; the Metropolis step keeps it exact).
-        subspace_projection_fn: Optional orthogonal projector ``x -> P x`` onto the
-            subspace on which the likelihood depends (``ln L(x) = ln L(P x)``, e.g. the
-            measured Fourier modes of a masked FFT). When given, each move is two
-            Metropolis-adjusted block updates, one in ``range(P)`` and one in its
-            complement (where only the prior acts), each with its own adapted step: the
-            complement then mixes at the prior's scale instead of the constraint's.
-        num_mcmc_steps: Metropolis-adjusted Langevin moves per replacement.
-        initial_step: Initial Langevin step (adapted towards 50% acceptance).
-        smoothing: Moreau-Yosida parameter of the constraint; default ``step``.
-        max_iterations: Maximum number of dead points.
-        remainder_fraction: Stop when ``max(L_live) X_i < remainder_fraction * Z``.
-        num_delete: Live points deleted per iteration and replaced in parallel
-            (``1 <= num_delete <= N // 2``; see the module docstring).
-
-    Returns:
-        :class:`NestedResult`.
-
-    Raises:
-        ValueError: If the live points are not a finite ``(N, d)`` array with
-            ``N >= 2``, or a setting is out of range (:func:`check_nested_settings`).
-    """
-    check_key(key)
-    live = np.asarray(initial_live_points)
-    if live.ndim != 2 or live.shape[0] < 2:
-        raise ValueError(f"initial_live_points must have shape (N >= 2, d); got {live.shape}")
-    if not np.all(np.isfinite(live)):
-        raise ValueError("initial_live_points must be finite")
-    settings = check_nested_settings(
-        live.shape[0],
+        num_live=num_live,
         num_mcmc_steps=num_mcmc_steps,
         initial_step=initial_step,
         max_iterations=max_iterations,
         remainder_fraction=remainder_fraction,
         num_delete=num_delete,
     )
-    num_live, num_mcmc_steps, initial_step, max_iterations, remainder_fraction, num_delete = (
-        settings
-    )
+
+
+class _Shrinkage(NamedTuple):
+    """Expected ``ln X`` decrements of one cycle (the order statistics of ``N - j``)."""
+
+    cycle_shrink: float
+    log_x_offsets: Float[Array, " num_delete"]
+    log_shrinks: Float[Array, " num_delete"]
+    shrink_variance: float
+
+
+def _shrinkage(settings: NestedSettings) -> _Shrinkage:
     dtype = jnp.zeros(()).dtype
-    live = jnp.asarray(live, dtype)
-    live_log_l = jax.vmap(log_likelihood_fn)(live)
     # the j-th deleted point of a cycle is the lowest of N - j: E[d ln X] = -1 / (N - j)
-    inverse_counts = 1.0 / (num_live - np.arange(num_delete, dtype=np.float64))
+    inverse_counts = 1.0 / (settings.num_live - np.arange(settings.num_delete, dtype=np.float64))
     cycle_shrink = float(inverse_counts.sum())
-    log_x_offsets = jnp.asarray(np.concatenate([[0.0], np.cumsum(inverse_counts)[:-1]]), dtype)
-    log_shrinks = jnp.asarray(np.log1p(-np.exp(-inverse_counts)), dtype)
-    shrink_variance = float(np.sum(inverse_counts**2) / cycle_shrink)
-    max_step = 1e6 * initial_step  # an always-accepted (empty) block must not blow up
+    return _Shrinkage(
+        cycle_shrink=cycle_shrink,
+        log_x_offsets=jnp.asarray(np.concatenate([[0.0], np.cumsum(inverse_counts)[:-1]]), dtype),
+        log_shrinks=jnp.asarray(np.log1p(-np.exp(-inverse_counts)), dtype),
+        shrink_variance=float(np.sum(inverse_counts**2) / cycle_shrink),
+    )
 
-    if prior_gradient_fn is None:
-        prior_value_and_grad = jax.value_and_grad(prior_potential_fn)
-    else:
 
-        def prior_value_and_grad(x):
-            return prior_potential_fn(x), prior_gradient_fn(x)
+def _capacity(settings: NestedSettings) -> int:
+    """Length of the dead-point buffer: ``max_iterations`` (at most 10^6), whole cycles."""
+    num_delete = settings.num_delete
+    return -(-min(settings.max_iterations, 1_000_000) // num_delete) * num_delete
 
-    if subspace_projection_fn is None:
 
-        def measured(v):
-            return v
-    else:
-        measured = subspace_projection_fn
+def nested_init(
+    key: jax.Array,
+    initial_live_points: Float[Array, "num_live dim"],
+    log_likelihood_fn: Callable[[Float[Array, " dim"]], Float[Array, ""]],
+    settings: NestedSettings,
+) -> NestedState:
+    """The state before the first cycle.
+
+    Args:
+        key: PRNG key of the run.
+        initial_live_points: ``(num_live, dim)`` prior draws (validated by the caller).
+        log_likelihood_fn: ``x -> ln L(x) - offset``.
+        settings: From :func:`check_nested_settings`.
+
+    Returns:
+        :class:`NestedState`.
+    """
+    dtype = jnp.zeros(()).dtype
+    live = jnp.asarray(initial_live_points, dtype)
+    return NestedState(
+        cycle=0,
+        num_dead=0,
+        live=live,
+        live_log_likelihoods=jax.vmap(log_likelihood_fn)(live),
+        log_evidence=jnp.asarray(-jnp.inf, dtype),
+        information=jnp.asarray(0.0, dtype),
+        step_sizes=jnp.full((2,), settings.initial_step, dtype),
+        key=key,
+        acceptance_sum=jnp.asarray(0.0, dtype),
+        dead_log_likelihoods=jnp.full((_capacity(settings),), jnp.nan, dtype),
+    )
+
+
+def nested_is_running(state: NestedState, settings: NestedSettings) -> Array:
+    """Stopping rule: ``max(L_live) X_i >= remainder_fraction * Z`` and iterations left."""
+    cycle_shrink = _shrinkage(settings).cycle_shrink
+    log_remaining = jnp.max(state.live_log_likelihoods) - state.cycle * cycle_shrink
+    return (state.num_dead < settings.max_iterations) & (
+        log_remaining - state.log_evidence > math.log(settings.remainder_fraction)
+    )
+
+
+def _accumulate(carry, dead_point):
+    """Add one dead point (``ln X`` before it, its ``ln`` shrink factor, ``ln L``)."""
+    log_z, information = carry
+    log_x, log_shrink, level = dead_point
+    log_weight = log_x + log_shrink + level
+    log_z_new = jnp.logaddexp(log_z, log_weight)
+    information = (
+        jnp.exp(log_weight - log_z_new) * level
+        + jnp.exp(log_z - log_z_new) * (information + log_z)
+        - log_z_new
+    )
+    information = jnp.where(jnp.isfinite(information), information, 0.0)
+    return (log_z_new, information), None
+
+
+def _build_constrained_move(
+    log_likelihood_fn, prior_value_and_grad, constraint_projection_fn, measured, *,
+    has_subspace, smoothing, num_mcmc_steps,
+):  # fmt: skip
+    """``(key, x, level, steps) -> (x', acceptance (2,))``: MH-corrected proximal moves."""
+    dtype = jnp.zeros(()).dtype
 
     def evaluate(x, level):
         """Cached terms at ``x``: potential, gradient, its measured part, ``x - proj(x)``."""
@@ -323,7 +382,7 @@ def proximal_nested_sampling(
     def constrained_move(key, x, level, steps):
         def one(carry, k):
             state, accepted = carry
-            if subspace_projection_fn is None:
+            if not has_subspace:
                 state, accept = mala_measured(state, k, level, steps[0])
                 return (state, accepted + jnp.stack([accept, accept])), None
             k_measured, k_free = jax.random.split(k)
@@ -337,104 +396,237 @@ def proximal_nested_sampling(
         )
         return state[0], accepted / num_mcmc_steps
 
-    def accumulate(carry, dead_point):
-        """Add one dead point (``ln X`` before it, its ``ln`` shrink factor, ``ln L``)."""
-        log_z, information = carry
-        log_x, log_shrink, level = dead_point
-        log_weight = log_x + log_shrink + level
-        log_z_new = jnp.logaddexp(log_z, log_weight)
-        information = (
-            jnp.exp(log_weight - log_z_new) * level
-            + jnp.exp(log_z - log_z_new) * (information + log_z)
-            - log_z_new
-        )
-        information = jnp.where(jnp.isfinite(information), information, 0.0)
-        return (log_z_new, information), None
+    return constrained_move
 
-    def cond(state):
-        cycle, i, _, live_log_l, log_z, _, _, _, _, _ = state
-        log_remaining = jnp.max(live_log_l) - cycle * cycle_shrink
-        return (i < max_iterations) & (log_remaining - log_z > math.log(remainder_fraction))
 
-    def body(state):
-        cycle, i, live, live_log_l, log_z, information, step, key, acc_sum, dead = state
-        key, k_pick, k_move = jax.random.split(key, 3)
+def build_nested_step(
+    log_likelihood_fn: Callable[[Float[Array, " dim"]], Float[Array, ""]],
+    prior_potential_fn: Callable[[Float[Array, " dim"]], Float[Array, ""]],
+    constraint_projection_fn: Callable[[Float[Array, " dim"], Array], Float[Array, " dim"]],
+    settings: NestedSettings,
+    *,
+    prior_gradient_fn: Callable[[Float[Array, " dim"]], Float[Array, " dim"]] | None = None,
+    subspace_projection_fn: Callable[[Float[Array, " dim"]], Float[Array, " dim"]] | None = None,
+    smoothing: float | None = None,
+) -> Callable[[NestedState], NestedState]:
+    """A pure ``step(state) -> state``: one cycle of ``num_delete`` deletions.
+
+    The ``num_delete`` lowest live points are added to the evidence sum and replaced,
+    in parallel (``vmap``), by constrained moves started from distinct survivors; the
+    Langevin steps adapt towards 50% acceptance. Arguments as in
+    :func:`proximal_nested_sampling`.
+
+    Returns:
+        The step function (pure; ``jit``-able).
+    """
+    num_live, num_mcmc_steps, initial_step, _, _, num_delete = settings
+    shrinkage = _shrinkage(settings)
+    max_step = 1e6 * initial_step  # an always-accepted (empty) block must not blow up
+    has_subspace = subspace_projection_fn is not None
+    if prior_gradient_fn is None:
+        prior_value_and_grad = jax.value_and_grad(prior_potential_fn)
+    else:
+
+        def prior_value_and_grad(x):
+            return prior_potential_fn(x), prior_gradient_fn(x)
+
+    measured = subspace_projection_fn if has_subspace else (lambda v: v)
+    constrained_move = _build_constrained_move(
+        log_likelihood_fn,
+        prior_value_and_grad,
+        constraint_projection_fn,
+        measured,
+        has_subspace=has_subspace,
+        smoothing=smoothing,
+        num_mcmc_steps=num_mcmc_steps,
+    )
+
+    def step(state: NestedState) -> NestedState:
+        live, live_log_l, step_sizes = state.live, state.live_log_likelihoods, state.step_sizes
+        key, k_pick, k_move = jax.random.split(state.key, 3)
         order = jnp.argsort(live_log_l)
         worst, survivors = order[:num_delete], order[num_delete:]
         levels = live_log_l[worst]  # ascending
-        log_x = -cycle * cycle_shrink - log_x_offsets
+        log_x = -state.cycle * shrinkage.cycle_shrink - shrinkage.log_x_offsets
         (log_z, information), _ = jax.lax.scan(
-            accumulate, (log_z, information), (log_x, log_shrinks, levels)
+            _accumulate,
+            (state.log_evidence, state.information),
+            (log_x, shrinkage.log_shrinks, levels),
         )
         level = levels[-1]  # the live set is now N - k draws constrained by L > level
         # each replacement starts from a different survivor (uniform, without replacement)
         picks = jax.random.permutation(k_pick, num_live - num_delete)[:num_delete]
         starts = live[survivors[picks]]
         new, rates = jax.vmap(constrained_move, in_axes=(0, 0, None, None))(
-            jax.random.split(k_move, num_delete), starts, level, step
+            jax.random.split(k_move, num_delete), starts, level, step_sizes
         )
         rates = jnp.mean(rates, axis=0)
-        step = jnp.minimum(step * jnp.exp(jnp.clip(rates - 0.5, -0.5, 0.5)), max_step)
-        rate = jnp.mean(rates) if subspace_projection_fn is not None else rates[0]
-        live = live.at[worst].set(new)
-        live_log_l = live_log_l.at[worst].set(jax.vmap(log_likelihood_fn)(new))
-        dead = jax.lax.dynamic_update_slice(
-            dead, levels, (jnp.minimum(i, dead.shape[0] - num_delete),)
-        )
-        return (
-            cycle + 1,
-            i + num_delete,
-            live,
-            live_log_l,
-            log_z,
-            information,
-            step,
-            key,
-            acc_sum + rate,
-            dead,
+        step_sizes = jnp.minimum(step_sizes * jnp.exp(jnp.clip(rates - 0.5, -0.5, 0.5)), max_step)
+        rate = jnp.mean(rates) if has_subspace else rates[0]
+        dead = state.dead_log_likelihoods
+        return NestedState(
+            cycle=state.cycle + 1,
+            num_dead=state.num_dead + num_delete,
+            live=live.at[worst].set(new),
+            live_log_likelihoods=live_log_l.at[worst].set(jax.vmap(log_likelihood_fn)(new)),
+            log_evidence=log_z,
+            information=information,
+            step_sizes=step_sizes,
+            key=key,
+            acceptance_sum=state.acceptance_sum + rate,
+            dead_log_likelihoods=jax.lax.dynamic_update_slice(
+                dead, levels, (jnp.minimum(state.num_dead, dead.shape[0] - num_delete),)
+            ),
         )
 
-    capacity = -(-min(max_iterations, 1_000_000) // num_delete) * num_delete
-    state = (
-        0,
-        0,
-        live,
-        live_log_l,
-        jnp.asarray(-jnp.inf, dtype),
-        jnp.asarray(0.0, dtype),
-        jnp.full((2,), initial_step, dtype),
-        key,
-        jnp.asarray(0.0, dtype),
-        jnp.full((capacity,), jnp.nan, dtype),
-    )
-    cycle, i, live, live_log_l, log_z, information, step, _, acc_sum, dead = jax.jit(
-        lambda s: jax.lax.while_loop(cond, body, s)
-    )(state)
-    cycle, i = int(cycle), int(i)
-    log_z_dead = float(log_z)
-    live_np = np.asarray(live_log_l, np.float64)
-    log_mean_live = float(np.logaddexp.reduce(live_np) - math.log(num_live))
-    log_remainder = -cycle * cycle_shrink + log_mean_live
-    log_z_total = float(np.logaddexp(log_z_dead, log_remainder))
-    h = max(float(information), 0.0)
+    return step
+
+
+def nested_finalise(
+    state: NestedState, settings: NestedSettings, *, log_likelihood_offset: float = 0.0
+) -> NestedResult:
+    """The evidence, its error and the status from the last state.
+
+    Adds the live-set remainder ``X_final * mean(L_live)``; the error is ``sqrt(H v)``
+    plus the remainder's share (see the module docstring).
+
+    Args:
+        state: The state after the last cycle.
+        settings: The run's settings.
+        log_likelihood_offset: Constant added back to every ``ln L``.
+
+    Returns:
+        :class:`NestedResult`.
+    """
+    shrinkage = _shrinkage(settings)
+    cycle, num_dead = int(state.cycle), int(state.num_dead)
+    log_z_dead = float(state.log_evidence)
+    live_np = np.asarray(state.live_log_likelihoods, np.float64)
+    with np.errstate(invalid="ignore"):  # a nan here is reported as NOT_FINITE below
+        log_mean_live = float(np.logaddexp.reduce(live_np) - math.log(settings.num_live))
+        log_remainder = -cycle * shrinkage.cycle_shrink + log_mean_live
+        log_z_total = float(np.logaddexp(log_z_dead, log_remainder))
+    h = max(float(state.information), 0.0)
     remainder_share = math.exp(log_remainder - log_z_total)
-    error = math.sqrt(h * shrink_variance) + remainder_share
-    acceptance = float(acc_sum) / max(cycle, 1)
-    if acceptance < 0.05:
+    error = math.sqrt(h * shrinkage.shrink_variance) + remainder_share
+    acceptance = float(state.acceptance_sum) / max(cycle, 1)
+    if not math.isfinite(log_z_total):
+        status = NestedStatus.NOT_FINITE
+    elif acceptance < 0.05:
         status = NestedStatus.LOW_ACCEPTANCE
-    elif i >= max_iterations:
+    elif num_dead >= settings.max_iterations:
         status = NestedStatus.MAX_ITERATIONS
     else:
         status = NestedStatus.CONVERGED
     offset = float(log_likelihood_offset)
+    capacity = state.dead_log_likelihoods.shape[0]
     return NestedResult(
-        log_z_total + offset,
-        error,
-        h,
-        log_z_dead + offset,
-        log_remainder + offset,
-        i,
-        acceptance,
-        np.asarray(dead[: min(i, capacity)]) + offset,
-        status,
+        log_evidence=log_z_total + offset,
+        log_evidence_error=error,
+        information=h,
+        log_evidence_dead=log_z_dead + offset,
+        log_evidence_remainder=log_remainder + offset,
+        num_iterations=num_dead,
+        acceptance_rate=acceptance,
+        dead_log_likelihoods=np.asarray(state.dead_log_likelihoods[: min(num_dead, capacity)])
+        + offset,
+        status=status,
     )
+
+
+def proximal_nested_sampling(
+    key: jax.Array,
+    log_likelihood_fn: Callable[[Float[Array, " dim"]], Float[Array, ""]],
+    prior_potential_fn: Callable[[Float[Array, " dim"]], Float[Array, ""]],
+    constraint_projection_fn: Callable[[Float[Array, " dim"], Array], Float[Array, " dim"]],
+    initial_live_points: Float[Array, "num_live dim"],
+    *,
+    log_likelihood_offset: float = 0.0,
+    prior_gradient_fn: Callable[[Float[Array, " dim"]], Float[Array, " dim"]] | None = None,
+    subspace_projection_fn: Callable[[Float[Array, " dim"]], Float[Array, " dim"]] | None = None,
+    num_mcmc_steps: int = 40,
+    initial_step: float = 0.1,
+    smoothing: float | None = None,
+    max_iterations: int = 200_000,
+    remainder_fraction: float = 1e-4,
+    num_delete: int = 1,
+    throw: bool = False,
+) -> NestedResult:
+    """Proximal nested sampling with Metropolis-corrected constrained moves.
+
+    The driver of :func:`nested_init`, :func:`build_nested_step`,
+    :func:`nested_is_running` and :func:`nested_finalise`.
+
+    Args:
+        key: JAX PRNG key.
+        log_likelihood_fn: ``x -> ln L(x) - log_likelihood_offset`` (unnormalised).
+        prior_potential_fn: ``x -> -ln pi(x)`` up to a constant (convex).
+        constraint_projection_fn: ``(x, level) -> projection of x onto
+            {ln L - offset >= level}`` (exact for Gaussian likelihoods with an identity
+            or unitary operator, e.g. :func:`ball_projection`).
+        initial_live_points: ``(N, d)`` independent draws from the prior.
+        log_likelihood_offset: Constant added to ``log_likelihood_fn`` to normalise it.
+        prior_gradient_fn: Gradient of the prior potential (default: autodiff, which
+            for ``|.|`` gives a subgradient; the Metropolis step keeps it exact).
+        subspace_projection_fn: Optional orthogonal projector ``x -> P x`` onto the
+            subspace on which the likelihood depends (``ln L(x) = ln L(P x)``, e.g. the
+            measured Fourier modes of a masked FFT). When given, each move is two
+            Metropolis-adjusted block updates, one in ``range(P)`` and one in its
+            complement (where only the prior acts), each with its own adapted step: the
+            complement then mixes at the prior's scale instead of the constraint's.
+        num_mcmc_steps: Metropolis-adjusted Langevin moves per replacement.
+        initial_step: Initial Langevin step (adapted towards 50% acceptance).
+        smoothing: Moreau-Yosida parameter of the constraint; default ``step``.
+        max_iterations: Maximum number of dead points.
+        remainder_fraction: Stop when ``max(L_live) X_i < remainder_fraction * Z``.
+        num_delete: Live points deleted per iteration and replaced in parallel
+            (``1 <= num_delete <= N // 2``; see the module docstring).
+        throw: Raise :class:`~astrobayes._status.UnreliableResultError` (carrying the
+            result) when the status is a failure (a non-finite evidence).
+
+    Returns:
+        :class:`NestedResult`.
+
+    Raises:
+        ValueError: If the live points are not a finite ``(N, d)`` array with
+            ``N >= 2``, or a setting is out of range (:func:`check_nested_settings`).
+        UnreliableResultError: With ``throw=True`` on a failure status.
+
+    Example:
+        >>> y = jnp.zeros(2)
+        >>> result = proximal_nested_sampling(
+        ...     jax.random.key(0), lambda x: -jnp.sum((x - y) ** 2) / 2,
+        ...     lambda x: jnp.sum(x**2) / 2, ball_projection(y, 1.0),
+        ...     jax.random.normal(jax.random.key(1), (20, 2)), num_mcmc_steps=5)
+        >>> result.status.name
+        'CONVERGED'
+    """
+    check_key(key)
+    live = np.asarray(initial_live_points)
+    if live.ndim != 2 or live.shape[0] < 2:
+        raise ValueError(f"initial_live_points must have shape (N >= 2, d); got {live.shape}")
+    if not np.all(np.isfinite(live)):
+        raise ValueError("initial_live_points must be finite")
+    settings = check_nested_settings(
+        live.shape[0],
+        num_mcmc_steps=num_mcmc_steps,
+        initial_step=initial_step,
+        max_iterations=max_iterations,
+        remainder_fraction=remainder_fraction,
+        num_delete=num_delete,
+    )
+    state = nested_init(key, live, log_likelihood_fn, settings)
+    step = build_nested_step(
+        log_likelihood_fn,
+        prior_potential_fn,
+        constraint_projection_fn,
+        settings,
+        prior_gradient_fn=prior_gradient_fn,
+        subspace_projection_fn=subspace_projection_fn,
+        smoothing=smoothing,
+    )
+    state = jax.jit(
+        lambda s: jax.lax.while_loop(lambda s: nested_is_running(s, settings), step, s)
+    )(state)
+    result = nested_finalise(state, settings, log_likelihood_offset=log_likelihood_offset)
+    return check(result, throw)

@@ -1,10 +1,10 @@
 """One entry point for the imaging workflow: prior -> MAP -> HPD -> LCIs -> tests.
 
 :class:`ImagingConfig` is the frozen configuration shared by the Python API and the
-``astrobayes image`` command (whose TOML maps onto it, see ``docs/imaging.md``).
-:func:`run_imaging` is pure: it takes an operator and data and returns an
-:class:`ImagingResult`; reading and writing files is left to :mod:`astrobayes.io` and
-:mod:`astrobayes.cli`.
+``astrobayes image`` command (whose TOML maps onto it, see ``docs/imaging.md`` and
+:mod:`~astrobayes.imaging.problem`). :func:`run_imaging` is pure: it takes an operator,
+data and (for the learned prior) the CRR weights and returns an :class:`ImagingResult`;
+reading and writing files is left to :mod:`astrobayes.io` and :mod:`astrobayes.cli`.
 """
 
 from __future__ import annotations
@@ -17,6 +17,9 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Complex, Float
 
+from astrobayes._status import Status, check, worst
+from astrobayes.imaging.crr import ConvexRidgePrior, ConvexRidgeWeights
+from astrobayes.imaging.intervals import LocalCredibleIntervals, local_credible_intervals
 from astrobayes.imaging.map import (
     MapResult,
     StrengthResult,
@@ -24,26 +27,25 @@ from astrobayes.imaging.map import (
     map_estimate,
     snr_db,
 )
-from astrobayes.imaging.operators import MeasurementOperator
+from astrobayes.imaging.operators import MeasurementOperator, dirty_image
 from astrobayes.imaging.posterior import ImagingPosterior, imaging_posterior
-from astrobayes.imaging.priors import Prior, WaveletSparsityPrior
+from astrobayes.imaging.priors import ImagingPrior, WaveletSparsityPrior
 from astrobayes.imaging.uq import (
     HpdResult,
     HypothesisTestResult,
-    LocalCredibleIntervals,
     hpd_threshold,
     hypothesis_test,
     inpaint_region,
-    local_credible_intervals,
 )
 from astrobayes.imaging.wavelets import WaveletTransform
 
 __all__ = [
     "PRIOR_KINDS",
+    "STRENGTH_RULES",
     "ImagingConfig",
     "ImagingResult",
     "build_prior",
-    "demo_sky",
+    "initial_strength",
     "run_imaging",
 ]
 
@@ -59,7 +61,9 @@ class ImagingConfig:
         prior: ``"wavelets"`` or ``"crr"``.
         wavelet_order: Daubechies order for the wavelet prior.
         wavelet_levels: Decomposition levels.
-        crr_weights: Path of CRR weights (``None``: the shipped ones).
+        crr_weights: Path of CRR weights (``None``: the shipped ones), read by the
+            caller through :func:`astrobayes.io.imaging_files.read_convex_ridge` and
+            passed to :func:`run_imaging` as ``crr``.
         strength: A positive number (with ``strength_rule="fixed"``, or as the start of
             the discrepancy search).
         strength_rule: ``"discrepancy"`` (Morozov's discrepancy principle),
@@ -136,6 +140,9 @@ class ImagingResult(NamedTuple):
         dirty: ``Phi^H y`` rescaled to the PSF peak.
         snr_db: Reconstruction SNR when the truth is given, else ``None``.
         timings: Seconds per stage.
+        status: The worst of the MAP's and the strength search's statuses. On a failed
+            MAP the run stops there: ``hpd`` is ``None`` and there are no intervals
+            or tests.
     """
 
     map_result: MapResult
@@ -143,27 +150,37 @@ class ImagingResult(NamedTuple):
     strength: float
     strength_rule: str
     strength_result: StrengthResult | None
-    hpd: HpdResult
+    hpd: HpdResult | None
     intervals: tuple[LocalCredibleIntervals, ...]
     tests: tuple[HypothesisTestResult, ...]
     dirty: Float[Array, "height width"]
     snr_db: float | None
-    timings: dict
+    timings: dict[str, float]
+    status: Status
 
 
-def build_prior(config: ImagingConfig, image_shape: tuple[int, int], strength: float) -> Prior:
+def build_prior(
+    config: ImagingConfig,
+    image_shape: tuple[int, int],
+    strength: float,
+    *,
+    crr: ConvexRidgeWeights | None = None,
+) -> ImagingPrior:
     """The prior named by ``config`` with the given strength.
 
     Args:
         config: The configuration.
         image_shape: Image shape (for checks).
         strength: Regularisation strength.
+        crr: The CRR weights (required for ``prior="crr"``; read them with
+            :func:`astrobayes.io.imaging_files.read_convex_ridge`).
 
     Returns:
         The prior.
 
     Raises:
-        ValueError: On an unknown prior or an image shape the wavelets cannot handle.
+        ValueError: On an unknown prior, missing CRR weights or an image shape the
+            wavelets cannot handle.
     """
     if config.prior == "wavelets":
         factor = 2**config.wavelet_levels
@@ -175,76 +192,61 @@ def build_prior(config: ImagingConfig, image_shape: tuple[int, int], strength: f
             strength, WaveletTransform(config.wavelet_order, config.wavelet_levels)
         )
     if config.prior == "crr":
-        from astrobayes.imaging.crr import ConvexRidgePrior, load_convex_ridge
-
-        return ConvexRidgePrior(strength, load_convex_ridge(config.crr_weights).normalised())
+        return ConvexRidgePrior(strength, _require_crr(crr).regulariser.normalised())
     raise ValueError(f"unknown prior {config.prior!r}; choose one of {PRIOR_KINDS}")
 
 
-def _initial_strength(config: ImagingConfig, operator, visibilities, sigma) -> float:
-    """A scale-aware starting value for the discrepancy search."""
+def _require_crr(crr: ConvexRidgeWeights | None) -> ConvexRidgeWeights:
+    if not isinstance(crr, ConvexRidgeWeights):
+        raise ValueError(
+            "prior 'crr' needs crr= ConvexRidgeWeights (read them with "
+            f"astrobayes.io.imaging_files.read_convex_ridge); got {type(crr).__name__}"
+        )
+    return crr
+
+
+def initial_strength(
+    config: ImagingConfig,
+    operator: MeasurementOperator,
+    visibilities: Complex[Array, " num_visibilities"],
+    *,
+    crr: ConvexRidgeWeights | None = None,
+) -> float:
+    """A scale-aware starting value for the discrepancy search (or the trained strength).
+
+    CRR: ``lam_train / sigma_train^2`` (the denoising energy ``|x - z|^2 / 2 + lam R`` at
+    noise ``sigma_train``, divided by ``sigma_train^2``, is the negative log posterior
+    with the prior ``exp(-lam R / sigma_train^2)``). Wavelets: ``N / ||Psi x_0||_1`` for
+    the back-projection ``x_0 = Phi^H y / ||Phi||^2``.
+
+    Args:
+        config: The configuration.
+        operator: The measurement operator.
+        visibilities: Observed visibilities.
+        crr: The CRR weights (for ``prior="crr"``).
+
+    Returns:
+        The strength.
+    """
     if config.prior == "crr":
-        from astrobayes.imaging.crr import load_convex_ridge
-
-        model = load_convex_ridge(config.crr_weights)
-        with np.load(_weights_path(config.crr_weights), allow_pickle=False) as content:
-            sigma_train = (
-                float(content["meta_sigma_train"]) if "meta_sigma_train" in content else 0.02
-            )
-        # the denoising energy |x - z|^2 / 2 + lam R at noise sigma_train is, divided by
-        # sigma_train^2, the negative log posterior with the prior exp(-lam R / sigma_train^2)
-        return float(model.strength) / sigma_train**2
-    from astrobayes.imaging.operators import FourierMaskOperator, operator_norm
-
-    if isinstance(operator, FourierMaskOperator):
-        norm2 = operator.norm() ** 2
-    else:
-        norm2 = operator_norm(operator.normal, operator.image_shape, tolerance=1e-4).norm ** 2
+        weights = _require_crr(crr)
+        return float(weights.regulariser.strength) / weights.sigma_train**2
+    norm2 = operator.norm(tolerance=1e-4) ** 2
     dirty = operator.adjoint(visibilities) / norm2
     transform = WaveletTransform(config.wavelet_order, config.wavelet_levels)
     l1 = float(jnp.sum(jnp.abs(transform(dirty))))
     return dirty.size / max(l1, 1e-30)
 
 
-def _weights_path(path):
-    from importlib import resources
-
-    if path is None:
-        return resources.files("astrobayes.imaging") / "weights" / "crr_default.npz"
-    return path
-
-
-def run_imaging(
-    config: ImagingConfig,
-    operator: MeasurementOperator,
-    visibilities: Complex[Array, " num_visibilities"],
-    sigma: float,
-    *,
-    truth: Float[Array, "height width"] | None = None,
-) -> ImagingResult:
-    """Run MAP estimation and MAP-based uncertainty quantification.
-
-    Args:
-        config: The settings.
-        operator: The measurement operator.
-        visibilities: Observed visibilities.
-        sigma: Noise standard deviation (each of real and imaginary parts).
-        truth: Optional ground truth, for the reported SNR only (never used to tune).
-
-    Returns:
-        An :class:`ImagingResult`.
-
-    Raises:
-        ValueError: On invalid inputs (see :func:`~astrobayes.imaging.posterior.imaging_posterior`).
-    """
-    timings: dict[str, float] = {}
+def _select_strength(config, operator, visibilities, sigma, crr, timings):
+    """The posterior at the strength the rule selects, and the search (or ``None``)."""
     start = time.perf_counter()
     rule = config.resolved_strength_rule()
     if rule == "fixed" or (rule == "discrepancy" and config.strength is not None):
         first = config.strength
     else:
-        first = _initial_strength(config, operator, visibilities, sigma)
-    prior = build_prior(config, operator.image_shape, first)
+        first = initial_strength(config, operator, visibilities, crr=crr)
+    prior = build_prior(config, operator.image_shape, first, crr=crr)
     posterior = imaging_posterior(
         operator, visibilities, sigma, prior, positivity=config.positivity
     )
@@ -255,17 +257,11 @@ def run_imaging(
         )
         posterior = strength_result.posterior
         timings["strength_search_s"] = time.perf_counter() - start
-    strength = float(posterior.prior.strength)
-    tic = time.perf_counter()
-    initial = None if strength_result is None else strength_result.map_result.image
-    map_result = map_estimate(
-        posterior,
-        initial_image=initial,
-        max_iterations=config.max_iterations,
-        tolerance=config.tolerance,
-    )
-    map_result.image.block_until_ready()
-    timings["map_s"] = time.perf_counter() - tic
+    return posterior, strength_result
+
+
+def _uncertainty(config, posterior, map_result, timings):
+    """HPD bound, local credible intervals per super-pixel size, hypothesis tests."""
     tic = time.perf_counter()
     hpd = hpd_threshold(map_result.potential, posterior.dimension, config.alpha)
     intervals = []
@@ -277,54 +273,79 @@ def run_imaging(
         tic = time.perf_counter()
     tests = []
     for row0, row1, col0, col1 in config.test_regions:
-        region = np.zeros(operator.image_shape, bool)
+        region = np.zeros(posterior.image_shape, bool)
         region[row0:row1, col0:col1] = True
         surrogate = inpaint_region(map_result.image, region)
         tests.append(hypothesis_test(posterior, surrogate, hpd))
     timings["tests_s"] = time.perf_counter() - tic
-    timings["total_s"] = time.perf_counter() - start
-    from astrobayes.imaging.operators import dirty_image
-
-    dirty = dirty_image(operator, posterior.visibilities)
-    snr = None if truth is None else snr_db(truth, map_result.image)
-    return ImagingResult(
-        map_result,
-        posterior,
-        strength,
-        rule,
-        strength_result,
-        hpd,
-        tuple(intervals),
-        tuple(tests),
-        dirty,
-        snr,
-        timings,
-    )
+    return hpd, tuple(intervals), tuple(tests)
 
 
-def demo_sky(size: int = 64) -> np.ndarray:
-    """A deterministic synthetic radio sky for the offline demo (values in ``[0, 1]``).
-
-    Two elliptical lobes joined by a faint jet, a compact core and a few point sources.
+def run_imaging(
+    config: ImagingConfig,
+    operator: MeasurementOperator,
+    visibilities: Complex[Array, " num_visibilities"],
+    sigma: float,
+    *,
+    truth: Float[Array, "height width"] | None = None,
+    crr: ConvexRidgeWeights | None = None,
+    throw: bool = False,
+) -> ImagingResult:
+    """Run MAP estimation and MAP-based uncertainty quantification.
 
     Args:
-        size: Side in pixels.
+        config: The settings.
+        operator: The measurement operator.
+        visibilities: Observed visibilities.
+        sigma: Noise standard deviation (each of real and imaginary parts).
+        truth: Optional ground truth, for the reported SNR only (never used to tune).
+        crr: CRR weights, required with ``config.prior == "crr"`` (read them with
+            :func:`astrobayes.io.imaging_files.read_convex_ridge`).
+        throw: Raise :class:`~astrobayes._status.UnreliableResultError` (carrying the
+            result) when the status is a failure.
 
     Returns:
-        The image ``(size, size)``.
+        An :class:`ImagingResult`.
+
+    Raises:
+        ValueError: On invalid inputs (see :func:`~astrobayes.imaging.posterior.imaging_posterior`).
+        UnreliableResultError: With ``throw=True`` on a failure status (a failed MAP).
     """
-    yy, xx = np.mgrid[0:size, 0:size] / size
-    sky = np.zeros((size, size))
-
-    def blob(cx, cy, sx, sy, amplitude, angle=0.0):
-        u = (xx - cx) * np.cos(angle) + (yy - cy) * np.sin(angle)
-        v = -(xx - cx) * np.sin(angle) + (yy - cy) * np.cos(angle)
-        return amplitude * np.exp(-(u**2 / (2 * sx**2) + v**2 / (2 * sy**2)))
-
-    sky += blob(0.3, 0.45, 0.08, 0.05, 0.7, 0.4)
-    sky += blob(0.72, 0.58, 0.09, 0.05, 0.6, 0.4)
-    sky += blob(0.5, 0.5, 0.2, 0.012, 0.25, 0.4)
-    sky += blob(0.5, 0.5, 0.015, 0.015, 1.0)
-    for cx, cy, a in [(0.15, 0.8, 0.5), (0.85, 0.2, 0.4), (0.2, 0.15, 0.3)]:
-        sky += blob(cx, cy, 0.012, 0.012, a)
-    return sky / sky.max()
+    timings: dict[str, float] = {}
+    start = time.perf_counter()
+    posterior, strength_result = _select_strength(
+        config, operator, visibilities, sigma, crr, timings
+    )
+    strength = float(posterior.prior.strength)
+    tic = time.perf_counter()
+    initial = None if strength_result is None else strength_result.map_result.image
+    map_result = map_estimate(
+        posterior,
+        initial_image=initial,
+        max_iterations=config.max_iterations,
+        tolerance=config.tolerance,
+    )
+    map_result.image.block_until_ready()
+    timings["map_s"] = time.perf_counter() - tic
+    hpd, intervals, tests = None, (), ()
+    if not map_result.status.is_failure:
+        hpd, intervals, tests = _uncertainty(config, posterior, map_result, timings)
+    timings["total_s"] = time.perf_counter() - start
+    statuses = [map_result.status] + ([] if strength_result is None else [strength_result.status])
+    result = ImagingResult(
+        map_result=map_result,
+        posterior=posterior,
+        strength=strength,
+        strength_rule=config.resolved_strength_rule(),
+        strength_result=strength_result,
+        hpd=hpd,
+        intervals=intervals,
+        tests=tests,
+        dirty=dirty_image(operator, posterior.visibilities),
+        snr_db=None
+        if truth is None or map_result.status.is_failure
+        else snr_db(truth, map_result.image),
+        timings=timings,
+        status=worst(statuses),
+    )
+    return check(result, throw)

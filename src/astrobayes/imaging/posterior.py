@@ -13,12 +13,8 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Complex, Float, Scalar
 
-from astrobayes.imaging.operators import (
-    FourierMaskOperator,
-    MeasurementOperator,
-    operator_norm,
-)
-from astrobayes.imaging.priors import NonSmoothPrior, Prior, SmoothPrior
+from astrobayes.imaging.operators import MeasurementOperator
+from astrobayes.imaging.priors import ImagingPrior, NonSmoothPrior, SmoothPrior
 
 __all__ = ["ImagingPosterior", "imaging_posterior"]
 
@@ -32,7 +28,7 @@ class ImagingPosterior(eqx.Module):
         operator: The measurement operator ``Phi``.
         visibilities: Observed data ``y``.
         sigma: Noise standard deviation of each of the real and imaginary parts.
-        prior: A :class:`~astrobayes.imaging.priors.Prior`.
+        prior: A :class:`~astrobayes.imaging.priors.ImagingPrior`.
         positivity: Whether the prior includes the constraint ``x >= 0``.
         operator_norm: ``||Phi||_2``.
 
@@ -41,7 +37,7 @@ class ImagingPosterior(eqx.Module):
     operator: MeasurementOperator
     visibilities: Complex[Array, " num_visibilities"]
     sigma: float
-    prior: Prior
+    prior: ImagingPrior
     positivity: bool = eqx.field(static=True)
     operator_norm: float
     num_prox_iterations: int = eqx.field(static=True, default=10)
@@ -125,7 +121,7 @@ def imaging_posterior(
     operator: MeasurementOperator,
     visibilities: Complex[Array, " num_visibilities"],
     sigma: float,
-    prior: Prior,
+    prior: ImagingPrior,
     *,
     positivity: bool = False,
     num_prox_iterations: int = 10,
@@ -146,7 +142,7 @@ def imaging_posterior(
 
     Raises:
         ValueError: On a shape mismatch, non-finite data or a bad ``sigma``.
-        TypeError: If ``prior`` is not a :class:`Prior`.
+        TypeError: If ``prior`` is not an :class:`~astrobayes.imaging.priors.ImagingPrior`.
 
     Example:
         >>> import numpy as np
@@ -162,8 +158,8 @@ def imaging_posterior(
     """
     if not isinstance(operator, MeasurementOperator):
         raise TypeError(f"operator must be a MeasurementOperator; got {type(operator).__name__}")
-    if not isinstance(prior, Prior):
-        raise TypeError(f"prior must be an astrobayes.imaging Prior; got {type(prior).__name__}")
+    if not isinstance(prior, ImagingPrior):
+        raise TypeError(f"prior must be an ImagingPrior; got {type(prior).__name__}")
     data = np.asarray(visibilities)
     if data.shape != (operator.num_visibilities,):
         raise ValueError(
@@ -175,17 +171,14 @@ def imaging_posterior(
         raise ValueError(f"visibilities must be finite; {bad} entries are not")
     if isinstance(sigma, bool) or not np.isscalar(sigma) or not (np.isfinite(sigma) and sigma > 0):
         raise ValueError(f"sigma must be a positive finite number; got {sigma!r}")
-    if isinstance(operator, FourierMaskOperator):
-        norm = operator.norm()
-    else:
-        norm = operator_norm(operator.normal, operator.image_shape, tolerance=1e-7).norm * 1.001
+    norm = operator.norm_upper_bound()
     complex_dtype = jnp.result_type(jnp.zeros(()).dtype, jnp.complex64)
     return ImagingPosterior(
-        operator,
-        jnp.asarray(data, dtype=complex_dtype),
-        float(sigma),
-        prior,
-        bool(positivity),
-        float(norm),
-        int(num_prox_iterations),
+        operator=operator,
+        visibilities=jnp.asarray(data, dtype=complex_dtype),
+        sigma=float(sigma),
+        prior=prior,
+        positivity=bool(positivity),
+        operator_norm=float(norm),
+        num_prox_iterations=int(num_prox_iterations),
     )

@@ -12,31 +12,14 @@ with Metropolis-corrected proximal moves (:func:`~astrobayes.imaging.nested.prox
 the *normalised* prior (the initial live points) and moves that leave the prior,
 restricted to ``{L > L_i}``, invariant (Metropolis ratios, in which ``Z_R`` cancels).
 So the estimate is ``int L dp`` for the normalised prior whenever the prior is proper
-and the initial live points are prior draws. Both priors here are proper:
-
-* **Wavelets** (:class:`~astrobayes.imaging.priors.WaveletSparsityPrior`):
-  ``p(x) = (lam / 2)^N exp(-lam ||Psi x||_1)`` with ``Psi`` orthonormal (Jacobian 1):
-  independent Laplace coefficients, drawn exactly.
-* **Learned convex ridge regulariser** (:class:`~astrobayes.imaging.crr.ConvexRidgePrior`):
-  ``exp(-R(x))`` is integrable on zero-mean images because every ``psi_c`` grows
-  linearly in both directions and the kernels' joint spectrum vanishes only at zero
-  frequency (checked when the prior is built here); its kernels are zero-mean, so
-  ``R`` ignores the image mean ``c = sum(x) / sqrt(N)``, on which a Gaussian
-  ``N(0, mean_scale^2)`` is put to make the prior proper. When the zero frequency is
-  not measured (the usual case in interferometry, and required by
-  :func:`compare_priors` for the CRR), the likelihood does not depend on ``c`` and the
-  prior factorises, so the evidence does not depend on ``mean_scale`` at all. Prior
-  draws come from Metropolis-adjusted Langevin chains (one independent chain per live
-  point, from zero, zero-mean moves, preconditioned in the Fourier domain by the CRR's
-  inverse curvature so that the smooth, weakly regularised frequencies mix as fast as
-  the rough ones) with the mean drawn exactly; the R-hat across chains of a few
-  summaries, including the slowest Fourier mode, is reported.
-
-For the masked FFT operator the likelihood constraint ``{||Phi x - y|| <= r}`` is an
-ellipsoidal cylinder whose Euclidean projection is computed exactly in the Fourier domain
-(one scalar Lagrange multiplier, found by bisection), and the likelihood depends only on
-the measured Fourier modes, so the moves are split into a block on those modes and a
-block on the rest (which mixes at the prior's scale).
+and the initial live points are prior draws. The draws come from
+:mod:`~astrobayes.imaging.prior_sampling` (exact for wavelets, MALA chains for the CRR,
+whose image mean gets a Gaussian ``N(0, mean_scale^2)``: when the zero frequency is not
+measured, as :func:`compare_priors` requires for the CRR, the evidence does not depend
+on ``mean_scale``); the constraint projection from
+:meth:`~astrobayes.imaging.operators.MeasurementOperator.likelihood_constraint`
+(:mod:`~astrobayes.imaging.constraints`: exact for the masked FFT, whose moves are split
+into a block on the measured Fourier modes and a block on the rest).
 
 References:
     Skilling 2006, Bayesian Analysis 1, 833, "Nested sampling for general Bayesian
@@ -50,430 +33,54 @@ References:
 
 from __future__ import annotations
 
-import enum
 import math
 from collections.abc import Callable, Mapping
 from typing import NamedTuple
 
 import jax
-import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Complex, Float
+from jaxtyping import Float
 
 from astrobayes._checks import check_key, check_positive_int
+from astrobayes._status import Severity, Status, check, worst
+from astrobayes.imaging.constraints import gaussian_log_likelihood_constant
 from astrobayes.imaging.nested import (
     NestedResult,
-    NestedStatus,
     check_nested_settings,
     proximal_nested_sampling,
 )
-from astrobayes.imaging.operators import FourierMaskOperator
 from astrobayes.imaging.posterior import ImagingPosterior
-from astrobayes.imaging.priors import Prior, WaveletSparsityPrior
+from astrobayes.imaging.prior_sampling import (
+    PriorSamples,
+    evidence_prior_potential,
+    sample_prior,
+)
 
 __all__ = [
-    "MaskConstraint",
     "PriorComparison",
     "PriorEvidenceResult",
     "PriorEvidenceStatus",
-    "PriorSamples",
     "compare_priors",
-    "gaussian_log_likelihood_constant",
-    "mask_constraint",
     "prior_log_evidence",
-    "sample_prior",
 ]
 
 
-class MaskConstraint(NamedTuple):
-    """Likelihood-constraint helpers for a masked-FFT operator (all pure functions).
-
-    Attributes:
-        log_likelihood_fn: ``x -> -||Phi x - y||^2 / (2 sigma^2)`` (unnormalised).
-        projection_fn: ``(x, level) -> `` exact Euclidean projection of ``x`` onto
-            ``{log_likelihood_fn >= level}``.
-        measured_projection_fn: ``x -> P x``, the orthogonal projection onto the Fourier
-            modes that the data constrain (``Phi x = Phi P x``).
-        num_measured: Dimension of ``range(P)``.
-    """
-
-    log_likelihood_fn: Callable
-    projection_fn: Callable
-    measured_projection_fn: Callable
-    num_measured: int
-
-
-def gaussian_log_likelihood_constant(num_visibilities: int, sigma: float) -> float:
-    """``-M ln(2 pi sigma^2)``: the normalisation of ``M`` complex Gaussian residuals."""
-    return -num_visibilities * math.log(2.0 * math.pi * sigma**2)
-
-
-def mask_constraint(
-    operator: FourierMaskOperator,
-    visibilities: Complex[Array, " num_visibilities"],
-    sigma: float,
-    *,
-    num_bisection: int = 32,
-) -> MaskConstraint:
-    """Exact constraint projection and measured-mode projector for a masked FFT.
-
-    With ``D = (p + p~) / 2`` (``p`` the mask, ``p~(k) = p(-k)``) the normal operator
-    is ``Phi^H Phi = F^H D F``. The projection of ``x`` onto ``{||Phi z - y||^2 <= r^2}``
-    is ``z(mu) = F^H [(F x + mu F Phi^H y) / (1 + mu D)]`` with the multiplier
-    ``mu >= 0`` at which the residual equals ``r^2`` (the residual decreases with
-    ``mu``); every quantity is elementwise in the Fourier domain, so the bisection on
-    ``ln mu`` costs no extra FFT.
-
-    Args:
-        operator: The masked FFT operator.
-        visibilities: Data ``y``.
-        sigma: Noise standard deviation of each of the real and imaginary parts.
-        num_bisection: Bisection steps on ``ln mu`` in ``[-40, 40]`` (32 give
-            ``2e-8``, below single-precision resolution there).
-
-    Returns:
-        A :class:`MaskConstraint`.
-
-    Raises:
-        TypeError: If ``operator`` is not a :class:`FourierMaskOperator`.
-        ValueError: If the data shape does not match or ``sigma`` is not positive.
-    """
-    if not isinstance(operator, FourierMaskOperator):
-        raise TypeError(
-            f"operator must be a FourierMaskOperator; got {type(operator).__name__} "
-            "(no exact constraint projection is implemented for it)"
-        )
-    data = np.asarray(visibilities)
-    if data.shape != (operator.num_visibilities,):
-        raise ValueError(
-            f"visibilities must have shape ({operator.num_visibilities},); got {data.shape}"
-        )
-    if not (np.isfinite(sigma) and sigma > 0):
-        raise ValueError(f"sigma must be positive and finite; got {sigma!r}")
-    mask = np.asarray(operator.mask())
-    mirrored = np.roll(mask[::-1, ::-1], shift=(1, 1), axis=(0, 1))
-    weight_np = 0.5 * (mask.astype(float) + mirrored.astype(float))
-    dtype = jnp.zeros(()).dtype
-    weight = jnp.asarray(weight_np, dtype)
-    measured = jnp.asarray(weight_np > 0, dtype)
-    rows, cols = operator.rows, operator.cols
-    y = jnp.asarray(data, jnp.result_type(dtype, jnp.complex64))
-    back = jnp.fft.fft2(operator.adjoint(y), norm="ortho")  # F Phi^H y
-    sigma = float(sigma)
-
-    def log_likelihood_fn(x):
-        residual = operator(x) - y
-        return -jnp.sum(jnp.real(residual) ** 2 + jnp.imag(residual) ** 2) / (2 * sigma**2)
-
-    def projection_fn(x, level):
-        radius2 = -2.0 * sigma**2 * level
-        spectrum = jnp.fft.fft2(x, norm="ortho")
-
-        def residual2(log_mu):
-            mu = jnp.exp(log_mu)
-            z = (spectrum + mu * back) / (1 + mu * weight)
-            r = z[rows, cols] - y
-            return jnp.sum(jnp.real(r) ** 2 + jnp.imag(r) ** 2)
-
-        def bisect(_, bounds):
-            low, high = bounds
-            middle = 0.5 * (low + high)
-            too_far = residual2(middle) > radius2
-            return jnp.where(too_far, middle, low), jnp.where(too_far, high, middle)
-
-        _, log_mu = jax.lax.fori_loop(
-            0, num_bisection, bisect, (jnp.asarray(-40.0, dtype), jnp.asarray(40.0, dtype))
-        )
-        mu = jnp.exp(log_mu)
-        projected = jnp.real(
-            jnp.fft.ifft2((spectrum + mu * back) / (1 + mu * weight), norm="ortho")
-        )
-        inside = log_likelihood_fn(x) >= level
-        return jnp.where(inside, x, projected.astype(x.dtype))
-
-    def measured_projection_fn(x):
-        return jnp.real(
-            jnp.fft.ifft2(measured * jnp.fft.fft2(x, norm="ortho"), norm="ortho")
-        ).astype(x.dtype)
-
-    return MaskConstraint(
-        log_likelihood_fn, projection_fn, measured_projection_fn, int(np.sum(weight_np > 0))
-    )
-
-
-class PriorSamples(NamedTuple):
-    """Independent prior draws (the initial live points of nested sampling).
-
-    Attributes:
-        images: ``(num_samples, height, width)`` draws.
-        is_exact: ``True`` when drawn exactly (wavelet prior), ``False`` for MCMC.
-        acceptance_rate: Mean Metropolis acceptance (``nan`` when exact).
-        rhat: Split R-hat across the chains of a few summaries (``nan`` when exact):
-            values near 1 say the chains forgot their common start.
-        num_steps: Langevin steps per chain (0 when exact).
-    """
-
-    images: Float[Array, "num_samples height width"]
-    is_exact: bool
-    acceptance_rate: float
-    rhat: float
-    num_steps: int
-
-
-def _crr_value_and_grad(prior) -> Callable:
-    """``x -> (R(x), grad R(x))`` for a CRR, by one flat table gather (same values).
-
-    With uniform knots ``t_j = t_0 + j h`` the interval of ``t`` is
-    ``j = clip(floor((t - t_0) / h), 0, K - 1)`` and, with ``u = t - t_j``,
-    ``psi_c(t) = psi_c(t_j) + sigma_c(t_j) u + s_{c,j} u^2 / 2`` and
-    ``sigma_c(t) = sigma_c(t_j) + s_{c,j} u``, where the slope ``s`` is set to zero
-    below ``t_0`` (``j = 0``, ``u < 0``) and above ``t_{K-1}`` (``j = K - 1``): exact,
-    including the linear continuation outside the knots. The tables are flattened to
-    one row per (channel, knot) so that each of the three lookups is a single 1-D
-    gather; on this machine's CPU this costs 0.17 ms for a 16x16 image and 16
-    channels, against 0.80 ms for the gather-free sum over the ``K - 1`` intervals that
-    it replaces and more for the 2-D gathers of :meth:`ConvexRidgePrior.potential`.
-    """
-    regulariser = prior.regulariser
-    knots, sigma, psi, slopes = regulariser.spline_tables()
-    num_channels, num_knots = sigma.shape
-    first, width = knots[0], knots[1] - knots[0]
-    sigma_flat, psi_flat = sigma.reshape(-1), psi.reshape(-1)
-    knots_flat = jnp.tile(knots, num_channels)
-    # slope of the interval starting at knot j; zero past the last knot
-    slopes_flat = jnp.concatenate([slopes, jnp.zeros((num_channels, 1))], axis=1).reshape(-1)
-    row = jnp.arange(num_channels) * num_knots
-    mu = regulariser.mu
-    scale = prior.strength / mu**2
-
-    def value_and_grad(x):
-        z = mu * regulariser.convolve(x)  # (H, W, C)
-        j = jnp.clip(jnp.floor((z - first) / width), 0, num_knots - 1).astype(jnp.int32)
-        flat = row + j
-        u = z - knots_flat[flat]
-        slope = jnp.where(z < first, 0.0, slopes_flat[flat])
-        sigma_j = sigma_flat[flat]
-        activation = sigma_j + slope * u
-        potential = psi_flat[flat] + sigma_j * u + 0.5 * slope * u * u
-        value = scale * jnp.sum(potential)
-        gradient = prior.strength / mu * regulariser.convolve_transpose(activation)
-        return value, gradient
-
-    return value_and_grad
-
-
-def _evidence_prior_potential(prior: Prior, mean_scale: float) -> tuple[Callable, Callable]:
-    """``-ln p(x)`` up to a constant and ``x -> (value, gradient)``.
-
-    For the CRR both include the Gaussian on the image mean.
-    """
-    from astrobayes.imaging.crr import ConvexRidgePrior
-
-    if isinstance(prior, WaveletSparsityPrior):
-        return prior.potential, jax.value_and_grad(prior.potential)
-    if isinstance(prior, ConvexRidgePrior):
-        crr = _crr_value_and_grad(prior)
-
-        def value_and_grad(x):
-            value, gradient = crr(x)
-            mean = jnp.sum(x) / math.sqrt(x.size)
-            return (
-                value + mean**2 / (2 * mean_scale**2),
-                gradient + mean / (mean_scale**2 * math.sqrt(x.size)),
-            )
-
-        return (lambda x: value_and_grad(x)[0]), value_and_grad
-    raise TypeError(
-        f"prior must be a WaveletSparsityPrior or a ConvexRidgePrior; got {type(prior).__name__}"
-    )
-
-
-def _check_crr_proper(prior, image_shape) -> None:
-    """Raise unless ``exp(-R)`` is integrable on zero-mean images of ``image_shape``."""
-    _, sigma, _, _ = prior.regulariser.spline_tables()
-    sigma = np.asarray(sigma)
-    growing = (sigma[:, 0] < 0) & (sigma[:, -1] > 0)
-    if not growing.any():
-        raise ValueError("the CRR is improper: no activation grows in both directions")
-    kernels = np.asarray(prior.regulariser.kernels())[growing]
-    spectrum = np.sum(np.abs(np.fft.fft2(kernels, s=image_shape)) ** 2, axis=0)
-    spectrum[0, 0] = np.inf
-    if spectrum.min() <= 1e-8 * spectrum[np.isfinite(spectrum)].max():
-        raise ValueError(
-            "the CRR is improper on this grid: its kernels do not see some non-zero frequency"
-        )
-
-
-def sample_prior(
-    key: jax.Array,
-    prior: Prior,
-    image_shape: tuple[int, int],
-    num_samples: int,
-    *,
-    mean_scale: float = 1.0,
-    num_steps: int = 2000,
-) -> PriorSamples:
-    """Independent draws from a normalised imaging prior.
-
-    Wavelet prior: exact (Laplace coefficients of scale ``1 / strength``, synthesised by
-    ``Psi^T``). CRR: ``num_samples`` independent Metropolis-adjusted Langevin chains from
-    the zero image, moving in the zero-mean subspace, preconditioned by the circulant
-    inverse curvature of the CRR (:func:`_crr_fourier_preconditioner`; the Metropolis
-    ratio keeps them exact), with a step adapted during the first half, the last state
-    of each kept; the mean is drawn from ``N(0, mean_scale^2)`` (see the module
-    docstring).
-
-    Args:
-        key: JAX PRNG key.
-        prior: A :class:`WaveletSparsityPrior` or a
-            :class:`~astrobayes.imaging.crr.ConvexRidgePrior`.
-        image_shape: ``(height, width)``.
-        num_samples: Number of draws.
-        mean_scale: Standard deviation of the CRR prior on ``sum(x) / sqrt(N)``.
-        num_steps: Langevin steps per chain (CRR).
-
-    Returns:
-        :class:`PriorSamples`.
-
-    Raises:
-        TypeError: For another prior.
-        ValueError: On bad counts, or a CRR that is improper on this grid.
-    """
-    from astrobayes.imaging.crr import ConvexRidgePrior
-
-    check_key(key)
-    num_samples = check_positive_int(num_samples, "num_samples")
-    shape = tuple(int(n) for n in image_shape)
-    dtype = jnp.zeros(()).dtype
-    if isinstance(prior, WaveletSparsityPrior):
-        coefficients = jax.random.laplace(key, (num_samples, *shape), dtype) / prior.strength
-        return PriorSamples(
-            prior.transform.inverse(coefficients), True, float("nan"), float("nan"), 0
-        )
-    if not isinstance(prior, ConvexRidgePrior):
-        raise TypeError(
-            f"prior must be a WaveletSparsityPrior or a ConvexRidgePrior; got {type(prior).__name__}"
-        )
-    if not (np.isfinite(mean_scale) and mean_scale > 0):
-        raise ValueError(f"mean_scale must be positive and finite; got {mean_scale!r}")
-    num_steps = check_positive_int(num_steps, "num_steps", minimum=2)
-    _check_crr_proper(prior, shape)
-    key_chains, key_mean = jax.random.split(key)
-    images, acceptance, summaries = _crr_prior_chains(
-        key_chains, prior, shape, num_samples, num_steps
-    )
-    mean = mean_scale * jax.random.normal(key_mean, (num_samples, 1, 1), dtype)
-    images = images + mean / math.sqrt(shape[0] * shape[1])
-    rhat = float("nan")
-    if num_samples >= 2:
-        from astrobayes.imaging.mcmc import split_rhat
-
-        rhat = float(np.max(split_rhat(np.asarray(summaries, np.float64))))
-    return PriorSamples(images, False, float(acceptance), rhat, num_steps)
-
-
-def _crr_fourier_preconditioner(prior, shape) -> np.ndarray:
-    """Diagonal (Fourier) inverse curvature of the CRR, zero at the zero frequency.
-
-    ``grad^2 R = strength W^T diag(sigma'(mu W x)) W`` is circulant when the slopes are
-    replaced by each channel's mean slope ``s_c``: its eigenvalues are
-    ``strength sum_c s_c |h_c^(omega)|^2``. Their inverse (capped at ``10^4`` times the
-    smallest) rescales every frequency to unit curvature, so that a Langevin step is
-    not limited by the stiffest frequency while the smoothest ones barely move.
-    """
-    kernels = np.asarray(prior.regulariser.kernels(), np.float64)
-    slopes = np.asarray(prior.regulariser.slopes(), np.float64).mean(axis=1)
-    spectrum = np.abs(np.fft.fft2(kernels, s=shape)) ** 2
-    curvature = float(prior.strength) * np.tensordot(slopes, spectrum, axes=1)
-    curvature = np.maximum(curvature, 1e-4 * curvature.max())
-    preconditioner = 1.0 / curvature
-    preconditioner[0, 0] = 0.0  # the chains move in the zero-mean subspace
-    return preconditioner
-
-
-def _crr_prior_chains(key, prior, shape, num_chains, num_steps):
-    """Fourier-preconditioned MALA chains on zero-mean images, from zero.
-
-    The proposal ``x' = x - h P grad R(x) + sqrt(2 h) P^(1/2) xi`` with ``P`` the
-    circulant :func:`_crr_fourier_preconditioner` (applied by FFT) and the
-    Metropolis-Hastings ratio in the ``P^-1`` norm: exact for any ``P``.
-    """
-    dtype = jnp.zeros(()).dtype
-    value_and_grad = _crr_value_and_grad(prior)
-    warmup = num_steps // 2
-    preconditioner_np = _crr_fourier_preconditioner(prior, shape)
-    preconditioner = jnp.asarray(preconditioner_np, dtype)
-    root = jnp.sqrt(preconditioner)
-    positive = preconditioner_np > 0
-    inverse = jnp.asarray(
-        np.divide(1.0, preconditioner_np, out=np.zeros_like(preconditioner_np), where=positive),
-        dtype,
-    )
-
-    # the zero-mean mode of largest prior variance: cos(2 pi (k . r) / n) at the argmax
-    index = np.unravel_index(np.argmax(preconditioner_np), shape)
-    grid = np.indices(shape)
-    phase = 2 * np.pi * (index[0] * grid[0] / shape[0] + index[1] * grid[1] / shape[1])
-    lowest_mode = jnp.asarray(np.cos(phase) / np.linalg.norm(np.cos(phase)), dtype)
-
-    def apply(weights, v):
-        return jnp.real(
-            jnp.fft.ifft2(weights * jnp.fft.fft2(v, norm="ortho"), norm="ortho")
-        ).astype(dtype)
-
-    def inverse_norm2(v):
-        return jnp.sum(inverse * jnp.abs(jnp.fft.fft2(v, norm="ortho")) ** 2)
-
-    def step_fn(carry, inputs):
-        x, value, gradient, step = carry
-        k, adapt = inputs
-        k_noise, k_accept = jax.random.split(k)
-        forward = x - step * apply(preconditioner, gradient)
-        noise = apply(root, jax.random.normal(k_noise, shape, dtype))
-        proposal = forward + jnp.sqrt(2 * step) * noise
-        new_value, new_gradient = value_and_grad(proposal)
-        backward = proposal - step * apply(preconditioner, new_gradient)
-        log_ratio = (
-            value
-            - new_value
-            - inverse_norm2(x - backward) / (4 * step)
-            + inverse_norm2(proposal - forward) / (4 * step)
-        )
-        accept = jnp.log(jax.random.uniform(k_accept, (), dtype)) < log_ratio
-        x = jnp.where(accept, proposal, x)
-        value = jnp.where(accept, new_value, value)
-        gradient = jnp.where(accept, new_gradient, gradient)
-        rate = jnp.minimum(1.0, jnp.exp(jnp.minimum(log_ratio, 0.0)))
-        step = jnp.where(adapt, step * jnp.exp(rate - 0.574), step)
-        # summaries for R-hat: the power, a pixel and the smoothest (slowest) Fourier mode
-        smoothest = jnp.sum(x * lowest_mode)
-        return (x, value, gradient, step), (
-            accept,
-            jnp.stack([jnp.mean(x * x), x[0, 0], smoothest]),
-        )
-
-    def chain(k):
-        x = jnp.zeros(shape, dtype)
-        value, gradient = value_and_grad(x)
-        step = jnp.asarray(1.0, dtype)
-        adapt = jnp.arange(num_steps) < warmup
-        (x, _, _, _), (accepted, summaries) = jax.lax.scan(
-            step_fn, (x, value, gradient, step), (jax.random.split(k, num_steps), adapt)
-        )
-        tail = slice(warmup, None)
-        thinned = summaries[tail][:: max(1, (num_steps - warmup) // 100)]
-        return x, jnp.mean(accepted[tail]), thinned
-
-    images, acceptance, summaries = jax.jit(jax.vmap(chain))(jax.random.split(key, num_chains))
-    return images, jnp.mean(acceptance), summaries
-
-
-class PriorEvidenceStatus(enum.Enum):
+class PriorEvidenceStatus(Status):
     """Verdict on one evidence estimate; values are the messages."""
 
-    OK = "nested sampling converged and the prior draws look independent"
-    NESTED_NOT_CONVERGED = "nested sampling did not converge (see nested.status)"
-    PRIOR_DRAWS_CORRELATED = "the MCMC prior draws have R-hat > 1.05: increase num_prior_steps"
+    OK = (Severity.OK, "nested sampling converged and the prior draws look independent")
+    NESTED_NOT_CONVERGED = (
+        Severity.WARNING,
+        "nested sampling did not converge (see nested.status)",
+    )
+    PRIOR_DRAWS_CORRELATED = (
+        Severity.WARNING,
+        "the MCMC prior draws have R-hat > 1.05: increase num_prior_steps",
+    )
+    NESTED_FAILED = (
+        Severity.FAILURE,
+        "failure: nested sampling failed (see nested.status)",
+    )
 
 
 class PriorEvidenceResult(NamedTuple):
@@ -506,6 +113,7 @@ def prior_log_evidence(
     max_iterations: int = 500_000,
     remainder_fraction: float = 1e-4,
     num_delete: int = 1,
+    throw: bool = False,
 ) -> PriorEvidenceResult:
     """``ln z = ln int L(x) p(x) dx`` for the posterior's prior, by proximal nested sampling.
 
@@ -524,18 +132,24 @@ def prior_log_evidence(
         remainder_fraction: Stopping rule of :func:`proximal_nested_sampling`.
         num_delete: Live points deleted and replaced in parallel per iteration
             (``<= num_live // 2``; see :mod:`~astrobayes.imaging.nested`).
+        throw: Raise :class:`~astrobayes._status.UnreliableResultError` (carrying the
+            result) when the status is a failure.
 
     Returns:
         :class:`PriorEvidenceResult`.
 
     Raises:
-        TypeError: For an operator other than a masked FFT, or an unsupported prior.
+        TypeError: For an operator without an exact constraint projection (see
+            :meth:`~astrobayes.imaging.operators.MeasurementOperator.likelihood_constraint`),
+            or an unsupported prior.
         ValueError: With positivity, or bad settings.
+        UnreliableResultError: With ``throw=True`` on a failure status.
 
     Example:
         >>> import jax, numpy as np
         >>> from astrobayes.imaging.operators import fourier_mask_operator
         >>> from astrobayes.imaging.posterior import imaging_posterior
+        >>> from astrobayes.imaging.priors import WaveletSparsityPrior
         >>> from astrobayes.imaging.wavelets import WaveletTransform
         >>> mask = np.zeros((8, 8), bool); mask[1:3, 1:4] = True
         >>> op = fourier_mask_operator(mask)
@@ -563,8 +177,8 @@ def prior_log_evidence(
         num_delete=num_delete,
     )
     num_live = settings.num_live
-    constraint = mask_constraint(posterior.operator, posterior.visibilities, posterior.sigma)
-    prior_potential, prior_value_and_grad = _evidence_prior_potential(posterior.prior, mean_scale)
+    constraint = posterior.operator.likelihood_constraint(posterior.visibilities, posterior.sigma)
+    prior_potential, prior_value_and_grad = evidence_prior_potential(posterior.prior, mean_scale)
     shape = posterior.image_shape
     key_prior, key_run = jax.random.split(key)
     samples = sample_prior(
@@ -604,15 +218,22 @@ def prior_log_evidence(
         remainder_fraction=settings.remainder_fraction,
         num_delete=settings.num_delete,
     )
-    if nested.status is not NestedStatus.CONVERGED:
+    if nested.status.is_failure:
+        status = PriorEvidenceStatus.NESTED_FAILED
+    elif not nested.status.is_ok:
         status = PriorEvidenceStatus.NESTED_NOT_CONVERGED
     elif not samples.is_exact and not (samples.rhat < 1.05):
         status = PriorEvidenceStatus.PRIOR_DRAWS_CORRELATED
     else:
         status = PriorEvidenceStatus.OK
-    return PriorEvidenceResult(
-        nested.log_evidence, nested.log_evidence_error, nested, samples, status
+    result = PriorEvidenceResult(
+        log_evidence=nested.log_evidence,
+        log_evidence_error=nested.log_evidence_error,
+        nested=nested,
+        prior_samples=samples,
+        status=status,
     )
+    return check(result, throw)
 
 
 class PriorComparison(NamedTuple):
@@ -632,17 +253,20 @@ class PriorComparison(NamedTuple):
         best: Name of the prior with the largest mean ``ln z``.
         results: ``(num_priors, num_repeats)`` nested tuple of
             :class:`PriorEvidenceResult`.
+        status: The worst :class:`PriorEvidenceStatus` of the runs (a comparison is as
+            good as its worst estimate).
     """
 
     names: tuple[str, ...]
-    log_evidence: np.ndarray
-    log_evidence_error: np.ndarray
-    mean_log_evidence: np.ndarray
-    mean_log_evidence_error: np.ndarray
-    log_bayes_factor: np.ndarray
-    log_bayes_factor_error: np.ndarray
+    log_evidence: Float[np.ndarray, "num_priors num_repeats"]
+    log_evidence_error: Float[np.ndarray, "num_priors num_repeats"]
+    mean_log_evidence: Float[np.ndarray, " num_priors"]
+    mean_log_evidence_error: Float[np.ndarray, " num_priors"]
+    log_bayes_factor: Float[np.ndarray, " num_priors"]
+    log_bayes_factor_error: Float[np.ndarray, " num_priors"]
     best: str
     results: tuple
+    status: PriorEvidenceStatus
 
 
 def compare_priors(
@@ -651,6 +275,7 @@ def compare_priors(
     *,
     num_repeats: int = 3,
     on_result: Callable[[str, int, PriorEvidenceResult], None] | None = None,
+    throw: bool = False,
     **evidence_options,
 ) -> PriorComparison:
     """Rank priors on the same data by their evidence ``ln z`` (repeated runs).
@@ -662,6 +287,8 @@ def compare_priors(
             the reported error).
         on_result: Optional ``(name, repeat, result) -> None`` called after each run
             (e.g. to show progress of a long comparison); its return value is ignored.
+        throw: Raise :class:`~astrobayes._status.UnreliableResultError` (carrying the
+            comparison) when the worst run failed.
         **evidence_options: Passed to :func:`prior_log_evidence`.
 
     Returns:
@@ -670,6 +297,7 @@ def compare_priors(
     Raises:
         ValueError: With fewer than two priors, posteriors on different data, or a
             CRR prior when the zero frequency is measured.
+        UnreliableResultError: With ``throw=True`` when a run failed.
     """
     check_key(key)
     if len(posteriors) < 2:
@@ -690,10 +318,10 @@ def compare_priors(
     from astrobayes.imaging.crr import ConvexRidgePrior
 
     for name, posterior in posteriors.items():
-        measures_mean = isinstance(posterior.operator, FourierMaskOperator) and bool(
-            posterior.operator.mask()[0, 0]
-        )
-        if isinstance(posterior.prior, ConvexRidgePrior) and measures_mean:
+        if (
+            isinstance(posterior.prior, ConvexRidgePrior)
+            and posterior.operator.measures_zero_frequency()
+        ):
             raise ValueError(
                 f"posteriors[{name!r}]: the zero frequency is measured, so the CRR's "
                 "arbitrary prior on the image mean would enter the evidence; drop it "
@@ -716,21 +344,28 @@ def compare_priors(
             if on_result is not None:
                 on_result(name, repeat, result)
         results.append(tuple(row))
-    mean = log_z.mean(axis=1)
-    reported = np.sqrt(np.mean(errors**2, axis=1) / num_repeats)
-    spread = log_z.std(axis=1, ddof=1) / math.sqrt(num_repeats) if num_repeats > 1 else 0 * mean
-    mean_error = np.maximum(reported, spread)
-    log_b = mean - mean[0]
-    log_b_error = np.sqrt(mean_error**2 + mean_error[0] ** 2)
-    log_b_error[0] = 0.0
-    return PriorComparison(
-        names,
-        log_z,
-        errors,
-        mean,
-        mean_error,
-        log_b,
-        log_b_error,
-        names[int(np.argmax(mean))],
-        tuple(results),
+    with np.errstate(invalid="ignore"):  # a failed run (non-finite ln z) is in .status
+        mean = log_z.mean(axis=1)
+        reported = np.sqrt(np.mean(errors**2, axis=1) / num_repeats)
+        spread = (
+            log_z.std(axis=1, ddof=1) / math.sqrt(num_repeats)
+            if num_repeats > 1
+            else np.zeros_like(mean)
+        )
+        mean_error = np.maximum(reported, spread)
+        log_b = mean - mean[0]
+        log_b_error = np.sqrt(mean_error**2 + mean_error[0] ** 2)
+        log_b_error[0] = 0.0
+    comparison = PriorComparison(
+        names=names,
+        log_evidence=log_z,
+        log_evidence_error=errors,
+        mean_log_evidence=mean,
+        mean_log_evidence_error=mean_error,
+        log_bayes_factor=log_b,
+        log_bayes_factor_error=log_b_error,
+        best=names[int(np.argmax(mean))],
+        results=tuple(results),
+        status=worst(result.status for row in results for result in row),
     )
+    return check(comparison, throw)

@@ -8,7 +8,8 @@ uses this form to evaluate ``R`` along a line exactly and cheaply (see
 :mod:`astrobayes.imaging.uq`).
 
 Two kinds: :class:`NonSmoothPrior` (gives ``prox``) and :class:`SmoothPrior` (gives
-``gradient`` and its Lipschitz constant).
+``gradient`` and its Lipschitz constant), under the abstract :class:`ImagingPrior`
+(named apart from the SBI parameter prior ``astrobayes.sbi.Prior``).
 """
 
 from __future__ import annotations
@@ -22,10 +23,10 @@ from jaxtyping import Array, Float, Int, Scalar
 
 from astrobayes.imaging.wavelets import WaveletTransform, prox_l1_orthonormal
 
-__all__ = ["NonSmoothPrior", "Prior", "SmoothPrior", "WaveletSparsityPrior"]
+__all__ = ["ImagingPrior", "NonSmoothPrior", "SmoothPrior", "WaveletSparsityPrior"]
 
 
-class Prior(eqx.Module):
+class ImagingPrior(eqx.Module):
     """Abstract convex prior potential of ridge form ``sum_i rho_i((L x)_i)``."""
 
     @abc.abstractmethod
@@ -71,7 +72,7 @@ class Prior(eqx.Module):
         return jnp.sum(self.coefficient_potential(self.analysis(image)))
 
 
-class NonSmoothPrior(Prior):
+class NonSmoothPrior(ImagingPrior):
     """A prior used through its proximal operator."""
 
     @abc.abstractmethod
@@ -81,7 +82,7 @@ class NonSmoothPrior(Prior):
         """``argmin_u step * R(u) + ||u - image||^2 / 2``."""
 
 
-class SmoothPrior(Prior):
+class SmoothPrior(ImagingPrior):
     """A prior with a Lipschitz gradient."""
 
     @abc.abstractmethod

@@ -1,23 +1,37 @@
-"""Reading and writing imaging files: FITS images, Fourier masks, uv coverages.
+"""Reading and writing imaging files: FITS images, Fourier masks, uv coverages, CRR weights.
 
-Only this module (and the CLI) touches files for the imaging code.
+Only this module (and the CLI) touches files for the imaging code; the learned convex
+ridge regulariser's weights (including the package's default, shipped as package data)
+are read and written here, the arrays converted by :mod:`astrobayes.imaging.crr`.
 """
 
 from __future__ import annotations
 
 import warnings
+from importlib import resources
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 
+from astrobayes.imaging.crr import (
+    ConvexRidgeRegulariser,
+    ConvexRidgeWeights,
+    regulariser_from_arrays,
+    regulariser_to_arrays,
+)
+from astrobayes.io.writers import write_npz_atomic
+
 __all__ = [
     "ObservedVisibilities",
+    "default_convex_ridge_path",
     "prepare_protocol_image",
+    "read_convex_ridge",
     "read_fits_image",
     "read_fourier_mask",
     "read_uv_points",
     "read_visibilities",
+    "write_convex_ridge",
     "write_fits_image",
 ]
 
@@ -278,3 +292,57 @@ def read_visibilities(path: str | Path) -> ObservedVisibilities:
         if not np.all(np.isfinite(uv)):
             raise ValueError("'uu' and 'vv' must be finite")
     return ObservedVisibilities(vis, sigma, uv)
+
+
+def default_convex_ridge_path() -> Path:
+    """Path of the shipped CRR weights (package data ``astrobayes/imaging/weights``)."""
+    return Path(str(resources.files("astrobayes.imaging") / "weights" / "crr_default.npz"))
+
+
+def read_convex_ridge(path: str | Path | None = None) -> ConvexRidgeWeights:
+    """Read CRR weights written by :func:`write_convex_ridge` (default: the shipped ones).
+
+    The file is opened once; the regulariser and its metadata (e.g. ``sigma_train``)
+    come back together.
+
+    Args:
+        path: ``.npz`` file, or ``None`` for the package's default weights.
+
+    Returns:
+        :class:`~astrobayes.imaging.crr.ConvexRidgeWeights`.
+
+    Raises:
+        FileNotFoundError: If the file does not exist.
+        ValueError: If an entry is missing (naming the file and the entry).
+
+    Example:
+        >>> weights = read_convex_ridge()
+        >>> weights.regulariser.num_channels > 0, weights.sigma_train > 0
+        (True, True)
+    """
+    path = default_convex_ridge_path() if path is None else Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"CRR weights not found: {path}")
+    with np.load(path, allow_pickle=False) as content:
+        arrays = {name: np.asarray(content[name]) for name in content.files}
+    try:
+        return regulariser_from_arrays(arrays)
+    except ValueError as error:
+        raise ValueError(f"{path}: {error}") from None
+
+
+def write_convex_ridge(
+    path: str | Path, regulariser: ConvexRidgeRegulariser, **metadata
+) -> Path:
+    """Write a regulariser as a plain ``.npz`` (no pickles), atomically.
+
+    Args:
+        path: Output file.
+        regulariser: The regulariser.
+        **metadata: Extra scalar or string entries (e.g. ``sigma_train``), stored as
+            ``meta_<key>``.
+
+    Returns:
+        The path written.
+    """
+    return write_npz_atomic(path, **regulariser_to_arrays(regulariser, **metadata))
