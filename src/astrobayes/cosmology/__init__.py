@@ -18,17 +18,15 @@ from astrobayes.cosmology.background import (
     Cosmology,
     angular_diameter_distance,
     comoving_distance,
-    dh_over_rd,
     distance_modulus,
-    dm_over_rd,
     dv,
-    dv_over_rd,
     efunc,
     hubble,
     hubble_distance,
     luminosity_distance,
     transverse_comoving_distance,
 )
+from astrobayes.cosmology.bao_ratios import dh_over_rd, dm_over_rd, dv_over_rd
 from astrobayes.cosmology.data import (
     BAO_QUANTITIES,
     BAOData,

@@ -28,9 +28,8 @@ evidence computations are more comfortable in float64; the library never switche
 ``jax_enable_x64`` itself.)
 
 Units. Distances are in Mpc, :math:`H` in km/s/Mpc. The Hubble distance is
-:math:`c/H_0 = 2997.92458 / h` Mpc. BAO ratios take either the sound horizon ``rd`` in Mpc
-(then ``h`` is used) or the product ``h_rd`` :math:`= h\,r_d` in Mpc (then ``h`` is ignored,
-since :math:`D/r_d` depends on :math:`h` and :math:`r_d` only through their product).
+:math:`c/H_0 = 2997.92458 / h` Mpc. The BAO ratios :math:`D/r_d` are in
+:mod:`astrobayes.cosmology.bao_ratios`.
 """
 
 from __future__ import annotations
@@ -48,11 +47,8 @@ __all__ = [
     "Cosmology",
     "angular_diameter_distance",
     "comoving_distance",
-    "dh_over_rd",
-    "dm_over_rd",
     "distance_modulus",
     "dv",
-    "dv_over_rd",
     "efunc",
     "hubble",
     "hubble_distance",
@@ -373,107 +369,3 @@ def _dv_dimensionless(cosmology: Cosmology, z: Array) -> Array:
     dm = _transverse_dimensionless(cosmology, z)
     dh = 1.0 / efunc(cosmology, z)
     return jnp.cbrt(z * dm * dm * dh)
-
-
-def _distance_unit_over_rd(
-    cosmology: Cosmology, rd: Float[ArrayLike, ""] | None, h_rd: Float[ArrayLike, ""] | None
-) -> Array:
-    """(c/H0)/r_d from either ``rd`` (Mpc, with ``cosmology.h``) or ``h_rd`` (Mpc)."""
-    if (rd is None) == (h_rd is None):
-        raise ValueError(
-            "give exactly one of rd (sound horizon in Mpc, used with cosmology.h) or h_rd "
-            f"(the product h * r_d in Mpc); got rd={rd!r}, h_rd={h_rd!r}"
-        )
-    if h_rd is not None:
-        return _HUBBLE_DISTANCE_H1 / jnp.asarray(h_rd)
-    return _HUBBLE_DISTANCE_H1 / (jnp.asarray(cosmology.h) * jnp.asarray(rd))
-
-
-def dm_over_rd(
-    cosmology: Cosmology,
-    z: Float[ArrayLike, "*shape"],
-    *,
-    rd: Float[ArrayLike, ""] | None = None,
-    h_rd: Float[ArrayLike, ""] | None = None,
-) -> Float[Array, "*shape"]:
-    r"""BAO ratio :math:`D_M(z)/r_d`.
-
-    Args:
-        cosmology: Parameters (``h`` is ignored when ``h_rd`` is given).
-        z: Redshift(s), any shape.
-        rd: Sound horizon at the drag epoch in Mpc.
-        h_rd: Alternatively the product :math:`h\,r_d` in Mpc.
-
-    Returns:
-        :math:`D_M/r_d`, same shape as ``z``.
-
-    Raises:
-        ValueError: Unless exactly one of ``rd`` and ``h_rd`` is given.
-
-    Example:
-        >>> from astrobayes.cosmology import Cosmology, dm_over_rd
-        >>> ratio = dm_over_rd(Cosmology(omega_m=0.3), 0.51, h_rd=100.0)
-
-    """
-    unit = _distance_unit_over_rd(cosmology, rd, h_rd)
-    return unit * _transverse_dimensionless(cosmology, jnp.asarray(z))
-
-
-def dh_over_rd(
-    cosmology: Cosmology,
-    z: Float[ArrayLike, "*shape"],
-    *,
-    rd: Float[ArrayLike, ""] | None = None,
-    h_rd: Float[ArrayLike, ""] | None = None,
-) -> Float[Array, "*shape"]:
-    r"""BAO ratio :math:`D_H(z)/r_d` with :math:`D_H = c/H(z)`.
-
-    Args:
-        cosmology: Parameters (``h`` is ignored when ``h_rd`` is given).
-        z: Redshift(s), any shape.
-        rd: Sound horizon at the drag epoch in Mpc.
-        h_rd: Alternatively the product :math:`h\,r_d` in Mpc.
-
-    Returns:
-        :math:`D_H/r_d`, same shape as ``z``.
-
-    Raises:
-        ValueError: Unless exactly one of ``rd`` and ``h_rd`` is given.
-
-    Example:
-        >>> from astrobayes.cosmology import Cosmology, dh_over_rd
-        >>> ratio = dh_over_rd(Cosmology(omega_m=0.3), 0.51, rd=147.0)
-
-    """
-    unit = _distance_unit_over_rd(cosmology, rd, h_rd)
-    return unit / efunc(cosmology, z)
-
-
-def dv_over_rd(
-    cosmology: Cosmology,
-    z: Float[ArrayLike, "*shape"],
-    *,
-    rd: Float[ArrayLike, ""] | None = None,
-    h_rd: Float[ArrayLike, ""] | None = None,
-) -> Float[Array, "*shape"]:
-    r"""BAO ratio :math:`D_V(z)/r_d`.
-
-    Args:
-        cosmology: Parameters (``h`` is ignored when ``h_rd`` is given).
-        z: Redshift(s) ``> 0``, any shape.
-        rd: Sound horizon at the drag epoch in Mpc.
-        h_rd: Alternatively the product :math:`h\,r_d` in Mpc.
-
-    Returns:
-        :math:`D_V/r_d`, same shape as ``z``.
-
-    Raises:
-        ValueError: Unless exactly one of ``rd`` and ``h_rd`` is given.
-
-    Example:
-        >>> from astrobayes.cosmology import Cosmology, dv_over_rd
-        >>> ratio = dv_over_rd(Cosmology(omega_m=0.3), 0.295, h_rd=100.0)
-
-    """
-    unit = _distance_unit_over_rd(cosmology, rd, h_rd)
-    return unit * _dv_dimensionless(cosmology, jnp.asarray(z))

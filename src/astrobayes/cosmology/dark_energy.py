@@ -20,6 +20,8 @@ from astrobayes.cosmology.data import BAOData, desi_dr2_bao
 from astrobayes.cosmology.likelihoods import make_bao_log_likelihood
 from astrobayes.models.model import Model
 
+__all__ = ["W0WA_PRIOR_AREA", "dark_energy_models"]
+
 #: Area of {w0 in [-3, 1], wa in [-3, 2], w0 + wa < 0}: 5 (w0 < -2) + 10.5 (w0 > -2).
 W0WA_PRIOR_AREA = 15.5
 

@@ -22,12 +22,8 @@ import numpy as np
 from jax.scipy.special import log_ndtr
 from jaxtyping import Array, ArrayLike, Float
 
-from astrobayes.cosmology.background import (
-    Cosmology,
-    _distance_unit_over_rd,
-    _transverse_dimensionless,
-    efunc,
-)
+from astrobayes.cosmology.background import Cosmology, _transverse_dimensionless, efunc
+from astrobayes.cosmology.bao_ratios import _distance_unit_over_rd
 from astrobayes.cosmology.data import BAOData, SNData
 
 __all__ = [

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+__all__ = ["NpzCheckpoint"]
+
 
 class NpzCheckpoint:
     """A checkpoint kept in one ``.npz`` file, replaced atomically on every save.

@@ -25,6 +25,16 @@ from scipy import integrate, special, stats
 from astrobayes._checks import as_float_array, check_finite, check_key, check_positive_int
 from astrobayes.chains import Chains
 
+__all__ = [
+    "EvidenceProblem",
+    "bimodal_gaussian",
+    "gaussian_gaussian_prior",
+    "gaussian_uniform_prior",
+    "normal_gamma",
+    "radiata_pine",
+    "rosenbrock",
+]
+
 
 class EvidenceProblem(NamedTuple):
     """A posterior with a known evidence.
@@ -134,7 +144,13 @@ def gaussian_gaussian_prior(
     bounds = np.tile([-np.inf, np.inf], (dim, 1))
     names = tuple(f"theta_{i}" for i in range(dim))
     return EvidenceProblem(
-        f"gaussian_gaussian_d{dim}", dim, log_z, log_posterior_fn, sampler, names, bounds
+        name=f"gaussian_gaussian_d{dim}",
+        dim=dim,
+        log_evidence=log_z,
+        log_posterior_fn=log_posterior_fn,
+        sampler=sampler,
+        names=names,
+        bounds=bounds,
     )
 
 
@@ -176,7 +192,13 @@ def gaussian_uniform_prior(dim: int, *, half_width: float = 10.0, seed: int = 0)
     bounds = np.tile([-half_width, half_width], (dim, 1))
     names = tuple(f"theta_{i}" for i in range(dim))
     return EvidenceProblem(
-        f"gaussian_uniform_d{dim}", dim, log_z, log_posterior_fn, sampler, names, bounds
+        name=f"gaussian_uniform_d{dim}",
+        dim=dim,
+        log_evidence=log_z,
+        log_posterior_fn=log_posterior_fn,
+        sampler=sampler,
+        names=names,
+        bounds=bounds,
     )
 
 
@@ -229,7 +251,15 @@ def rosenbrock(
         return np.stack([x, y], axis=-1)
 
     bounds = np.array([x_range, y_range], dtype=float)
-    return EvidenceProblem("rosenbrock", 2, log_z, log_posterior_fn, sampler, ("x", "y"), bounds)
+    return EvidenceProblem(
+        name="rosenbrock",
+        dim=2,
+        log_evidence=log_z,
+        log_posterior_fn=log_posterior_fn,
+        sampler=sampler,
+        names=("x", "y"),
+        bounds=bounds,
+    )
 
 
 def normal_gamma(
@@ -292,7 +322,13 @@ def normal_gamma(
 
     bounds = np.tile([-np.inf, np.inf], (2, 1))
     return EvidenceProblem(
-        "normal_gamma", 2, log_z, log_posterior_fn, sampler, ("mu", "log_tau"), bounds
+        name="normal_gamma",
+        dim=2,
+        log_evidence=log_z,
+        log_posterior_fn=log_posterior_fn,
+        sampler=sampler,
+        names=("mu", "log_tau"),
+        bounds=bounds,
     )
 
 
@@ -331,7 +367,15 @@ def bimodal_gaussian(
 
     bounds = np.tile([-np.inf, np.inf], (dim, 1))
     names = tuple(f"theta_{i}" for i in range(dim))
-    return EvidenceProblem(f"bimodal_d{dim}", dim, log_z, log_posterior_fn, sampler, names, bounds)
+    return EvidenceProblem(
+        name=f"bimodal_d{dim}",
+        dim=dim,
+        log_evidence=log_z,
+        log_posterior_fn=log_posterior_fn,
+        sampler=sampler,
+        names=names,
+        bounds=bounds,
+    )
 
 
 def radiata_pine(
@@ -421,11 +465,11 @@ def radiata_pine(
 
     bounds = np.tile([-np.inf, np.inf], (3, 1))
     return EvidenceProblem(
-        f"radiata_pine_{covariate}",
-        3,
-        log_z,
-        log_posterior_fn,
-        sampler,
-        ("alpha", "beta", "log_tau"),
-        bounds,
+        name=f"radiata_pine_{covariate}",
+        dim=3,
+        log_evidence=log_z,
+        log_posterior_fn=log_posterior_fn,
+        sampler=sampler,
+        names=("alpha", "beta", "log_tau"),
+        bounds=bounds,
     )
