@@ -31,7 +31,12 @@ from astrobayes.imaging.operators import (
     noise_sigma_from_isnr,
 )
 from astrobayes.imaging.pipeline import ImagingConfig, run_imaging
-from astrobayes.io.imaging_files import prepare_protocol_image, read_fits_image, read_fourier_mask
+from astrobayes.io.imaging_files import (
+    prepare_protocol_image,
+    read_convex_ridge,
+    read_fits_image,
+    read_fourier_mask,
+)
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "imaging"
 
@@ -74,7 +79,8 @@ def run(name: str, priors: list[str]) -> list[dict]:
     for prior in priors:
         config = ImagingConfig(prior=prior, superpixel_sizes=(8,), alpha=0.01)
         start = time.perf_counter()
-        result = run_imaging(config, op, data, sigma, truth=image)
+        crr = read_convex_ridge() if prior == "crr" else None
+        result = run_imaging(config, op, data, sigma, truth=image, crr=crr)
         total = time.perf_counter() - start
         # cold-start MAP at the selected strength, compiled (second call)
         map_estimate(result.posterior).image.block_until_ready()
@@ -105,7 +111,7 @@ def run(name: str, priors: list[str]) -> list[dict]:
 
 def run_meerkat(hours: int) -> dict:
     """M31 observed at the simulated MeerKAT uv points (NUFFT); no published number."""
-    from astrobayes.imaging.operators import nufft_operator_from_pixel_phases
+    from astrobayes.imaging.nufft import nufft_operator_from_pixel_phases
     from astrobayes.io.imaging_files import read_uv_points
 
     image, _ = load("M31")
@@ -144,9 +150,9 @@ def run_evidence(
     ISNR 30 dB. Wavelet prior (db4, 2 levels) at the discrepancy-principle strength, the
     CRR at its trained strength, both without positivity (proper, normalised priors).
     """
-    from astrobayes.imaging.crr import ConvexRidgePrior, load_convex_ridge
+    from astrobayes.imaging.crr import ConvexRidgePrior
     from astrobayes.imaging.map import discrepancy_strength
-    from astrobayes.imaging.pipeline import _initial_strength
+    from astrobayes.imaging.pipeline import initial_strength
     from astrobayes.imaging.posterior import imaging_posterior
     from astrobayes.imaging.prior_evidence import compare_priors
     from astrobayes.imaging.priors import WaveletSparsityPrior
@@ -168,9 +174,10 @@ def run_evidence(
         op, data, sigma, WaveletSparsityPrior(10.0, WaveletTransform(4, 2))
     )
     wavelets = discrepancy_strength(wavelets).posterior
-    strength = _initial_strength(ImagingConfig(prior="crr"), op, data, sigma)
+    crr = read_convex_ridge()
+    strength = initial_strength(ImagingConfig(prior="crr"), op, data, crr=crr)
     crr = imaging_posterior(
-        op, data, sigma, ConvexRidgePrior(strength, load_convex_ridge().normalised())
+        op, data, sigma, ConvexRidgePrior(strength, crr.regulariser.normalised())
     )
     snrs = {
         name: snr_db(truth, map_estimate(post).image)

@@ -27,7 +27,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from astrobayes.imaging.crr import ConvexRidgePrior, init_convex_ridge, save_convex_ridge
+from astrobayes.imaging.crr import ConvexRidgePrior, init_convex_ridge
+from astrobayes.io.imaging_files import write_convex_ridge
 
 
 def hubble_images() -> list[np.ndarray]:
@@ -155,7 +156,7 @@ def main() -> None:
                 flush=True,
             )
     noisy_psnr = 10 * np.log10(1.0 / args.sigma**2)
-    save_convex_ridge(
+    write_convex_ridge(
         args.out,
         model,
         sigma_train=args.sigma,

@@ -13,12 +13,14 @@ from astrobayes.imaging.mcmc import McmcStatus, proximal_mcmc
 from astrobayes.imaging.nested import (
     NestedStatus,
     ball_projection,
+    nested_finalise,
+    proximal_nested_sampling,
+)
+from astrobayes.imaging.nested_kernel import (
     build_nested_step,
     check_nested_settings,
-    nested_finalise,
     nested_init,
     nested_is_running,
-    proximal_nested_sampling,
 )
 from astrobayes.imaging.operators import (
     add_complex_noise,

@@ -324,9 +324,7 @@ class ConvexRidgeWeights(NamedTuple):
         return DEFAULT_SIGMA_TRAIN if value is None else float(value)
 
 
-def regulariser_to_arrays(
-    regulariser: ConvexRidgeRegulariser, **metadata
-) -> dict[str, np.ndarray]:
+def regulariser_to_arrays(regulariser: ConvexRidgeRegulariser, **metadata) -> dict[str, np.ndarray]:
     """The arrays that describe ``regulariser`` (plus ``meta_<key>`` entries).
 
     Args:

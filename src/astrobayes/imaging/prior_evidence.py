@@ -44,11 +44,8 @@ from jaxtyping import Float
 from astrobayes._checks import check_key, check_positive_int
 from astrobayes._status import Severity, Status, check, worst
 from astrobayes.imaging.constraints import gaussian_log_likelihood_constant
-from astrobayes.imaging.nested import (
-    NestedResult,
-    check_nested_settings,
-    proximal_nested_sampling,
-)
+from astrobayes.imaging.nested import NestedResult, proximal_nested_sampling
+from astrobayes.imaging.nested_kernel import check_nested_settings
 from astrobayes.imaging.posterior import ImagingPosterior
 from astrobayes.imaging.prior_sampling import (
     PriorSamples,

@@ -331,9 +331,7 @@ def read_convex_ridge(path: str | Path | None = None) -> ConvexRidgeWeights:
         raise ValueError(f"{path}: {error}") from None
 
 
-def write_convex_ridge(
-    path: str | Path, regulariser: ConvexRidgeRegulariser, **metadata
-) -> Path:
+def write_convex_ridge(path: str | Path, regulariser: ConvexRidgeRegulariser, **metadata) -> Path:
     """Write a regulariser as a plain ``.npz`` (no pickles), atomically.
 
     Args:
