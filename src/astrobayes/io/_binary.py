@@ -26,6 +26,38 @@ def _numeric(array: np.ndarray, path: Path, name: str) -> np.ndarray:
     return array.astype(np.float64)
 
 
+def _npz_shapes(path: Path, samples, log_posterior, weights, names):
+    """Check and normalise the shapes of an npz archive's arrays (a single chain allowed)."""
+    if samples.ndim == 2:  # a single chain
+        samples = samples[None]
+        log_posterior = log_posterior[None] if log_posterior.ndim == 1 else log_posterior
+        weights = weights[None] if weights is not None and weights.ndim == 1 else weights
+    if samples.ndim != 3:
+        raise ValueError(
+            f"{path}: array 'samples' must have shape (num_chains, num_samples, dim); got {samples.shape}"
+        )
+    if log_posterior.shape != samples.shape[:2]:
+        raise ValueError(
+            f"{path}: array 'log_posterior' must have shape {samples.shape[:2]} to match "
+            f"'samples' {samples.shape}; got {log_posterior.shape}"
+        )
+    if weights is not None and weights.shape != samples.shape[:2]:
+        raise ValueError(
+            f"{path}: array 'weights' must have shape {samples.shape[:2]} to match "
+            f"'samples' {samples.shape}; got {weights.shape}"
+        )
+    if names is None:
+        name_tuple = tuple(f"p{i}" for i in range(samples.shape[2]))
+    else:
+        if names.dtype.kind not in "US" or names.ndim != 1 or names.shape[0] != samples.shape[2]:
+            raise ValueError(
+                f"{path}: array 'names' must hold dim = {samples.shape[2]} strings; got dtype "
+                f"{names.dtype} and shape {names.shape}"
+            )
+        name_tuple = tuple(str(n.decode() if isinstance(n, bytes) else n) for n in names)
+    return samples, log_posterior, weights, name_tuple
+
+
 def read_npz(path: Path) -> FileChains:
     """Read ``samples``, ``log_posterior`` and optional ``weights``/``names`` arrays."""
     try:
@@ -65,33 +97,9 @@ def read_npz(path: Path) -> FileChains:
         weights = _numeric(get("weights"), path, "weights") if "weights" in keys else None
         names = get("names") if "names" in keys else None
         convention = get(NPZ_CONVENTION_KEY) if NPZ_CONVENTION_KEY in keys else None
-    if samples.ndim == 2:  # a single chain
-        samples = samples[None]
-        log_posterior = log_posterior[None] if log_posterior.ndim == 1 else log_posterior
-        weights = weights[None] if weights is not None and weights.ndim == 1 else weights
-    if samples.ndim != 3:
-        raise ValueError(
-            f"{path}: array 'samples' must have shape (num_chains, num_samples, dim); got {samples.shape}"
-        )
-    if log_posterior.shape != samples.shape[:2]:
-        raise ValueError(
-            f"{path}: array 'log_posterior' must have shape {samples.shape[:2]} to match "
-            f"'samples' {samples.shape}; got {log_posterior.shape}"
-        )
-    if weights is not None and weights.shape != samples.shape[:2]:
-        raise ValueError(
-            f"{path}: array 'weights' must have shape {samples.shape[:2]} to match "
-            f"'samples' {samples.shape}; got {weights.shape}"
-        )
-    if names is None:
-        name_tuple = tuple(f"p{i}" for i in range(samples.shape[2]))
-    else:
-        if names.dtype.kind not in "US" or names.ndim != 1 or names.shape[0] != samples.shape[2]:
-            raise ValueError(
-                f"{path}: array 'names' must hold dim = {samples.shape[2]} strings; got dtype "
-                f"{names.dtype} and shape {names.shape}"
-            )
-        name_tuple = tuple(str(n.decode() if isinstance(n, bytes) else n) for n in names)
+    samples, log_posterior, weights, name_tuple = _npz_shapes(
+        path, samples, log_posterior, weights, names
+    )
     if convention is not None and convention.dtype.kind == "U" and convention.ndim == 0:
         kind, description = NORMALISED, f"npz written by astrobayes ({convention.item()})"
     else:
@@ -226,12 +234,8 @@ def _draw_values(dataset, path: Path, group: str, shape: tuple[int, int]) -> np.
     return total
 
 
-def read_arviz(path: Path) -> FileChains:
-    """Read an ArviZ ``InferenceData`` netCDF file."""
-    with _open_hdf5(path) as handle:
-        groups = sorted(k for k in handle if hasattr(handle[k], "keys"))
-    if "posterior" not in groups:
-        raise ValueError(f"{path}: ArviZ netCDF needs a 'posterior' group; found groups {groups}")
+def _arviz_posterior(path: Path) -> tuple[np.ndarray, list[str], list[str], tuple[int, int]]:
+    """Posterior variables flattened to columns: samples, column names, their variables."""
     posterior = _open_group(path, "posterior")
     columns, names, variable_of_column = [], [], []
     shape = None
@@ -253,7 +257,33 @@ def read_arviz(path: Path) -> FileChains:
             variable_of_column.append(str(var_name))
     if shape is None:
         raise ValueError(f"{path}: the posterior group holds no variables")
-    samples = np.stack(columns, axis=-1)
+    return np.stack(columns, axis=-1), names, variable_of_column, shape
+
+
+def _arviz_lp(path: Path, groups: list[str], shape: tuple[int, int]) -> np.ndarray:
+    """``sample_stats.lp``, the fallback log density."""
+    if "sample_stats" in groups:
+        stats = _open_group(path, "sample_stats")
+        if "lp" in stats.data_vars:
+            lp = _numeric(np.asarray(stats["lp"].values), path, "sample_stats/lp")
+            if lp.shape != shape:
+                raise ValueError(
+                    f"{path}: sample_stats/lp has shape {lp.shape}; the posterior has (chain, draw) = {shape}"
+                )
+            return lp
+    raise ValueError(
+        f"{path}: no log posterior: expected groups 'log_likelihood' and 'log_prior', or "
+        f"'sample_stats' with variable 'lp'; found groups {groups}"
+    )
+
+
+def read_arviz(path: Path) -> FileChains:
+    """Read an ArviZ ``InferenceData`` netCDF file."""
+    with _open_hdf5(path) as handle:
+        groups = sorted(k for k in handle if hasattr(handle[k], "keys"))
+    if "posterior" not in groups:
+        raise ValueError(f"{path}: ArviZ netCDF needs a 'posterior' group; found groups {groups}")
+    samples, names, variable_of_column, shape = _arviz_posterior(path)
     notes = []
     log_likelihood = None
     if "log_likelihood" in groups:
@@ -277,21 +307,7 @@ def read_arviz(path: Path) -> FileChains:
         kind = NORMALISED
         description = "ArviZ log_likelihood + log_prior groups, summed (the log prior taken as normalised, as given)"
     else:
-        lp = None
-        if "sample_stats" in groups:
-            stats = _open_group(path, "sample_stats")
-            if "lp" in stats.data_vars:
-                lp = _numeric(np.asarray(stats["lp"].values), path, "sample_stats/lp")
-                if lp.shape != shape:
-                    raise ValueError(
-                        f"{path}: sample_stats/lp has shape {lp.shape}; the posterior has (chain, draw) = {shape}"
-                    )
-        if lp is None:
-            raise ValueError(
-                f"{path}: no log posterior: expected groups 'log_likelihood' and 'log_prior', or "
-                f"'sample_stats' with variable 'lp'; found groups {groups}"
-            )
-        log_posterior = lp
+        log_posterior = _arviz_lp(path, groups, shape)
         kind = AS_GIVEN
         description = (
             "ArviZ sample_stats.lp (PyMC and NumPyro store the log density of the unconstrained "
