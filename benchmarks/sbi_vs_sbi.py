@@ -56,15 +56,15 @@ def _our_flow(args):
 
 
 def _our_training(args):
-    from astrobayes.sbi import TrainingConfig
+    from astrobayes.sbi import SBITrainingConfig
 
     # sbi's defaults: batch 200, Adam 5e-4, 10% validation, stop after 20 epochs without
-    # improvement, gradient norm clipped at 5, no epoch cap (ours: --max-epochs).
-    return TrainingConfig(
+    # improvement (patience), gradient norm clipped at 5, no epoch cap (ours: --max-epochs).
+    return SBITrainingConfig(
         learning_rate=5e-4,
         batch_size=200,
         validation_fraction=0.1,
-        stop_after_epochs=20,
+        patience=20,
         max_epochs=args.max_epochs,
         clip_max_norm=5.0,
     )

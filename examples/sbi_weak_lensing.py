@@ -26,7 +26,7 @@ from astrobayes.sbi import (
     CNN2dEmbedding,
     PosteriorSamples,
     Prior,
-    TrainingConfig,
+    SBITrainingConfig,
     TrainingInfo,
     calibration_draws,
     sample_posterior,
@@ -100,7 +100,7 @@ def main(
     *,
     num_draws=200,
     max_epochs=150,
-    stop_after_epochs=15,
+    patience=15,
     downsample="stride",
     global_pool=True,
 ):
@@ -112,7 +112,7 @@ def main(
         seed: Seed of the single JAX key everything is split from.
         num_draws: Posterior draws per test simulation.
         max_epochs: Epoch cap of the training.
-        stop_after_epochs: Early-stopping patience.
+        patience: Early-stopping patience (epochs without a validation improvement).
         downsample: ``"stride"`` or ``"max"`` (see :class:`CNN2dEmbedding`).
         global_pool: Average the CNN's last feature maps over position (the field is
             statistically homogeneous, so its summaries should not depend on position).
@@ -138,9 +138,7 @@ def main(
         sims.theta,
         sims.x,
         embedding=embedding,
-        training_config=TrainingConfig(
-            max_epochs=max_epochs, stop_after_epochs=stop_after_epochs, batch_size=100
-        ),
+        training_config=SBITrainingConfig(max_epochs=max_epochs, patience=patience, batch_size=100),
     )
     print(f"trained {info.num_epochs} epochs in {info.wall_time_s:.0f} s")
     x_obs = simulate(k_obs, jnp.asarray(THETA_TRUE))

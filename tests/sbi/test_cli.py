@@ -1,9 +1,13 @@
 import json
+import pickle
+import sys
 
 import numpy as np
 import pytest
 
+from astrobayes._training import TrainingConfig
 from astrobayes.cli.main import main
+from astrobayes.cli.sbi import FileFunction, load_simulator_function
 from astrobayes.sbi import config_from_dict
 
 BASE = {
@@ -26,8 +30,9 @@ def test_config_maps_onto_dataclass():
         ({"method": "abc"}, "method must be one of"),
         ({"posterior_method": "gibbs"}, "posterior_method must be one of"),
         ({"simulator": "no_colon"}, "package.module:function"),
-        ({"bogus": 1}, "unknown config keys"),
-        ({"training": {"epochs": 3}}, r"unknown keys \['epochs'\] in \[training\]"),
+        ({"bogus": 1}, "unknown key 'bogus' in the top-level table"),
+        ({"training": {"epochs": 3}}, r"unknown key 'epochs' in \[training\]"),
+        ({"training": {"stop_after_epochs": 3}}, r"allowed: .*patience"),
         ({"num_simulations": 5}, "num_simulations must be >= 10"),
         ({"embedding": "cnn2d", "method": "nle"}, "not available with method 'nle'"),
         ({"prior": {"a": {"beta": [1, 2]}}}, "unknown distribution"),
@@ -59,8 +64,74 @@ def test_config_cnn_options_reach_the_embedding():
 
 
 def test_config_missing_keys():
-    with pytest.raises(ValueError, match="missing required keys"):
+    with pytest.raises(ValueError, match=r"missing required key\(s\) \['prior', 'x_obs'\]"):
         config_from_dict({"simulator": "a:b"})
+
+
+def test_training_table_uses_the_shared_vocabulary():
+    config = config_from_dict({**BASE, "training": {"patience": 7, "weight_decay": 0.01}})
+    assert isinstance(config.training, TrainingConfig)
+    assert (config.training.patience, config.training.weight_decay) == (7, 0.01)
+    assert (config.training.learning_rate, config.training.batch_size) == (5e-4, 200)
+
+
+SIMULATOR_FILE = """
+import jax
+
+def simulate(key, theta):
+    return theta + 0.1 * jax.random.normal(key, theta.shape)
+
+def python_simulate(seed, theta):
+    return theta + 1.0
+"""
+
+
+def test_simulator_loaded_by_path_without_touching_sys_path(tmp_path):
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "my_sim.py").write_text(SIMULATOR_FILE)
+    before = list(sys.path)
+    function = load_simulator_function("pkg.my_sim:python_simulate", (tmp_path,))
+    assert sys.path == before
+    assert "pkg.my_sim" not in sys.modules
+    assert isinstance(function, FileFunction)
+    np.testing.assert_array_equal(function(0, np.zeros(2)), np.ones(2))
+    # Pickles as (path, name) so that spawned simulator workers can load it again.
+    again = pickle.loads(pickle.dumps(function))
+    np.testing.assert_array_equal(again(0, np.zeros(2)), np.ones(2))
+    with pytest.raises(ValueError, match="has no callable 'missing'"):
+        load_simulator_function("pkg.my_sim:missing", (tmp_path,))
+    with pytest.raises(ValueError, match="cannot import simulator module"):
+        load_simulator_function("not_a_module_anywhere:f", (tmp_path,))
+    # Importable modules still work by name.
+    assert load_simulator_function("json:dumps", (tmp_path,)) is json.dumps
+
+
+def _refuse(constant):
+    raise ValueError(f"non-standard JSON constant {constant}")
+
+
+def test_cli_small_run_writes_strict_json(tmp_path, capsys):
+    """A tiny NPE run (2 epochs): strict JSON and the training warning in the statuses."""
+    (tmp_path / "my_sim.py").write_text(SIMULATOR_FILE)
+    (tmp_path / "config.toml").write_text(
+        'simulator = "my_sim:simulate"\nnum_simulations = 60\nx_obs = [0.1, -0.2]\n'
+        "num_posterior_samples = 20\nnum_validation = 10\nposterior_method = 'direct'\n"
+        "[prior]\na = { uniform = [-1.0, 1.0] }\nb = { uniform = [-1.0, 1.0] }\n"
+        "[training]\nmax_epochs = 2\nbatch_size = 20\n"
+        "[flow]\nflow_layers = 1\nnn_width = 8\nnn_depth = 1\nknots = 0\n"
+    )
+    before = list(sys.path)
+    out = tmp_path / "out"
+    assert main(["sbi", str(tmp_path / "config.toml"), "--out", str(out), "--no-plots"]) in (0, 1)
+    assert sys.path == before
+    text = (out / "diagnostics.json").read_text()
+    diagnostics = json.loads(text, parse_constant=_refuse)
+    assert diagnostics["rounds"][0]["training_status"] == "max_epochs"
+    assert "max_epochs" in diagnostics["rounds"][0]["training_status_message"]
+    assert diagnostics["status"] == "max_epochs"
+    assert diagnostics["posterior_status"] == "success"
+    assert diagnostics["calibration"]["num_tests"] == 10
+    assert "training reached max_epochs" in capsys.readouterr().err
 
 
 def test_cli_reports_bad_config(tmp_path, capsys):
@@ -92,7 +163,7 @@ def test_cli_end_to_end(tmp_path):
     with np.load(out / "posterior.npz") as posterior:
         assert posterior["samples"].shape == (300, 2)
         assert list(posterior["names"]) == ["a", "b"]
-    diagnostics = json.loads((out / "diagnostics.json").read_text())
+    diagnostics = json.loads((out / "diagnostics.json").read_text(), parse_constant=_refuse)
     assert len(diagnostics["rounds"]) == 2
     assert 0 < diagnostics["rounds"][1]["acceptance_rate"] <= 1
     assert "expected_coverage" in diagnostics["calibration"]

@@ -4,6 +4,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from astrobayes._status import UnreliableResultError
+from astrobayes._training import TrainingStatus
 from astrobayes.sbi import (
     NPE,
     CNN1dEmbedding,
@@ -11,9 +13,12 @@ from astrobayes.sbi import (
     FlowConfig,
     MCMCConfig,
     MLPEmbedding,
+    PosteriorStatus,
     Prior,
-    TrainingConfig,
+    SBIConfig,
+    SBITrainingConfig,
     calibration_draws,
+    run_sbi,
     sample_posterior,
     simulate_for_prior,
     train_nle,
@@ -26,7 +31,7 @@ from astrobayes.sbi.embeddings import _conv_layout, _convolve, _halved, _max_poo
 TINY = FlowConfig(
     flow_layers=1, nn_width=8, nn_depth=1, knots=0, classifier_width=8, classifier_depth=1
 )
-QUICK = TrainingConfig(max_epochs=8, batch_size=50, stop_after_epochs=50)
+QUICK = SBITrainingConfig(max_epochs=8, batch_size=50, patience=50)
 
 
 def simulate(key, theta):
@@ -224,7 +229,7 @@ def test_estimator_validation(key, data, trained):
     with pytest.raises(ValueError, match="interval must be"):
         FlowConfig(interval=-1.0)
     with pytest.raises(ValueError, match="validation_fraction"):
-        TrainingConfig(validation_fraction=1.5)
+        SBITrainingConfig(validation_fraction=1.5)
     npe, _ = trained["npe"]
     with pytest.raises(ValueError, match="x_obs must have the training data's shape"):
         sample_posterior(key, npe, np.zeros(5), 10)
@@ -233,3 +238,61 @@ def test_estimator_validation(key, data, trained):
         sample_posterior(key, nre, x[0], 10, method="direct")
     with pytest.raises(ValueError, match="method must be"):
         sample_posterior(key, npe, x[0], 10, method="slice")
+
+
+def test_training_status_reaches_the_info(trained):
+    """max_epochs=8 with patience 50 cannot stop early: a MAX_EPOCHS warning, not silence."""
+    for name in ("npe", "nle", "nre"):
+        _, info = trained[name]
+        assert info.status is TrainingStatus.MAX_EPOCHS
+        assert info.status.is_warning
+        assert info.num_epochs == 8
+
+
+def _broken(npe):
+    return eqx.tree_at(lambda m: m.u_shift, npe, jnp.full_like(npe.u_shift, jnp.nan))
+
+
+def test_non_finite_posterior_is_a_failure_and_throws(key, data, trained):
+    _, theta, x = data
+    broken = _broken(trained["npe"][0])
+    posterior = sample_posterior(key, broken, x[0], 10)
+    assert posterior.status is PosteriorStatus.NON_FINITE
+    with pytest.raises(UnreliableResultError, match="not finite") as error:
+        sample_posterior(key, broken, x[0], 10, throw=True)
+    assert error.value.result.samples.shape == (10, 2)
+    draws = calibration_draws(key, broken, theta[:3], x[:3], 5)
+    assert draws.status is PosteriorStatus.NON_FINITE
+    with pytest.raises(UnreliableResultError, match="NON_FINITE") as error:
+        calibration_draws(key, broken, theta[:3], x[:3], 5, throw=True)
+    assert error.value.result.samples.shape == (3, 5, 2)
+
+
+def _run_config(**training):
+    return SBIConfig(
+        simulator="unused:simulate",
+        prior={"a": {"uniform": [-1.0, 1.0]}, "b": {"uniform": [-1.0, 1.0]}},
+        x_obs=(0.1, -0.2),
+        num_simulations=60,
+        num_posterior_samples=20,
+        num_validation=0,
+        flow=TINY,
+        training=SBITrainingConfig(batch_size=20, **training),
+    )
+
+
+def test_run_sbi_surfaces_training_warning(key):
+    result = run_sbi(key, _run_config(max_epochs=2), np.array([0.1, -0.2]), simulator=simulate)
+    assert result.rounds[0].training_status is TrainingStatus.MAX_EPOCHS
+    assert result.training[0].num_epochs == 2
+    assert result.status is TrainingStatus.MAX_EPOCHS
+
+
+def test_run_sbi_throws_on_diverged_training(key):
+    """A step size of 1e30 without clipping makes the loss non-finite: a failure."""
+    config = _run_config(max_epochs=3, learning_rate=1e30, clip_max_norm=None)
+    result = run_sbi(key, config, np.array([0.1, -0.2]), simulator=simulate)
+    assert result.status is TrainingStatus.NON_FINITE
+    with pytest.raises(UnreliableResultError, match="non-finite") as error:
+        run_sbi(key, config, np.array([0.1, -0.2]), simulator=simulate, throw=True)
+    assert error.value.result.rounds[0].training_status is TrainingStatus.NON_FINITE

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from astrobayes.sbi import Prior, TrainingConfig, simulate_for_prior, train_nle
+from astrobayes.sbi import Prior, SBITrainingConfig, simulate_for_prior, train_nle
 from astrobayes.sbi.evidence import nle_evidence
 
 SIGMA = 0.3
@@ -45,9 +45,9 @@ def test_log_bayes_factor_matches_analytic(key):
         k_sim, k_train, k_ev = jax.random.split(jax.random.fold_in(key, i), 3)
         sims = simulate_for_prior(k_sim, prior, _simulator(matrix), 5000)
         ensemble = [
-            train_nle(k, prior, sims.theta, sims.x, training_config=TrainingConfig(max_epochs=300))[
-                0
-            ]
+            train_nle(
+                k, prior, sims.theta, sims.x, training_config=SBITrainingConfig(max_epochs=300)
+            )[0]
             for k in jax.random.split(k_train, 3)
         ]
         results.append(nle_evidence(k_ev, ensemble, x_obs))

@@ -9,7 +9,7 @@ from jax.scipy.special import logsumexp
 
 from astrobayes.sbi import MCMCConfig, Prior, sample_posterior
 from astrobayes.sbi.estimators import AbstractEstimator
-from astrobayes.sbi.posterior import _resample
+from astrobayes.sbi.importance import resample
 
 SIGMA = 0.3
 CENTRES = np.array([[-1.5, 0.5], [1.5, 0.5]])
@@ -109,13 +109,13 @@ def test_smc_same_key_same_result(key):
 def test_resample_frequencies_and_memory(key):
     """Inverse-CDF resampling: right frequencies, no (num, num_weights) Gumbel array."""
     log_w = jnp.log(jnp.array([0.1, 0.0, 0.6, 0.3]))
-    index = np.asarray(_resample(key, log_w, 20_000))
+    index = np.asarray(resample(key, log_w, 20_000))
     counts = np.bincount(index, minlength=4) / 20_000
     expected = np.array([0.1, 0.0, 0.6, 0.3])
     # multinomial standard errors; 5 sigma
     assert np.all(np.abs(counts - expected) <= 5 * np.sqrt(expected * (1 - expected) / 20_000))
     # 10^6 weights and 10^4 draws would need 40 GB through jax.random.categorical.
-    many = _resample(key, jnp.zeros(1_000_000), 10_000)
+    many = resample(key, jnp.zeros(1_000_000), 10_000)
     assert many.shape == (10_000,)
     assert int(many.max()) < 1_000_000
 

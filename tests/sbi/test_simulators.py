@@ -5,6 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from astrobayes._status import UnreliableResultError
 from astrobayes.io.simulations import SimulationStore
 from astrobayes.sbi import (
     Prior,
@@ -70,6 +71,17 @@ def test_python_simulator_process_pool(key):
 def test_all_failed_status(key):
     result = run_simulations(key, lambda k, t: t * jnp.nan, np.zeros((3, 1)))
     assert result.status is SimulationStatus.ALL_FAILED
+    assert result.status.is_failure
+    assert SimulationStatus.SOME_FAILED.is_warning
+
+
+def test_all_failed_throws_with_the_result(key):
+    with pytest.raises(UnreliableResultError, match="every simulation failed") as error:
+        run_simulations(key, lambda k, t: t * jnp.nan, np.zeros((3, 1)), throw=True)
+    assert error.value.result.num_non_finite == 3
+    prior = Prior.uniform([-1.0], [1.0])
+    with pytest.raises(UnreliableResultError, match="ALL_FAILED"):
+        simulate_for_prior(key, prior, lambda k, t: t * jnp.nan, 4, throw=True)
 
 
 def test_simulation_validation(key, tmp_path):

@@ -7,6 +7,7 @@ import jax
 import numpy as np
 import pytest
 
+from astrobayes._status import UnreliableResultError
 from astrobayes.validation import (
     CalibrationStatus,
     c2st,
@@ -21,7 +22,7 @@ N, M, DIM = 1000, 200, 2
 SD = np.sqrt(0.5)
 
 
-def _gaussian_report(seed, shift=0.0, scale=1.0):
+def _gaussian_draws(seed, shift=0.0, scale=1.0):
     rng = np.random.default_rng(seed)
     theta = rng.normal(size=(N, DIM))
     x = theta + rng.normal(size=(N, DIM))
@@ -32,8 +33,12 @@ def _gaussian_report(seed, shift=0.0, scale=1.0):
     def log_q(t, loc):
         return (-0.5 * ((t - loc) / sd) ** 2).sum(-1)
 
+    return theta, draws, log_q(theta, mean), log_q(draws, mean[:, None])
+
+
+def _gaussian_report(seed, shift=0.0, scale=1.0, throw=False):
     return calibration_report(
-        jax.random.key(seed), theta, draws, log_q(theta, mean), log_q(draws, mean[:, None])
+        jax.random.key(seed), *_gaussian_draws(seed, shift, scale), throw=throw
     )
 
 
@@ -68,8 +73,38 @@ def test_underconfident_posterior_is_flagged():
 def test_report_to_dict_is_json_ready():
     import json
 
-    text = json.dumps(report_to_dict(_gaussian_report(0)))
-    assert "expected_coverage" in text
+    def refuse(constant):
+        raise ValueError(f"non-standard JSON constant {constant}")
+
+    text = json.dumps(report_to_dict(_gaussian_report(2, scale=0.5)), allow_nan=False)
+    summary = json.loads(text, parse_constant=refuse)
+    assert "expected_coverage" in summary
+    assert summary["status"] == "overconfident"
+    assert summary["status_message"] == CalibrationStatus.OVERCONFIDENT.value
+    assert summary["sbc"]["status"] == "overconfident"
+
+
+def test_severities():
+    assert CalibrationStatus.CALIBRATED.is_ok
+    assert CalibrationStatus.UNDERCONFIDENT.is_warning
+    for status in ("OVERCONFIDENT", "BIASED", "MISCALIBRATED"):
+        assert CalibrationStatus[status].is_failure
+
+
+def test_failed_checks_throw_with_the_result(key):
+    """Forced failure: an overconfident posterior raises with throw=True, each check too."""
+    with pytest.raises(UnreliableResultError, match="overconfident") as error:
+        _gaussian_report(2, scale=0.5, throw=True)
+    assert error.value.result.coverage.area < -0.1
+    assert _gaussian_report(4, scale=2.0, throw=True).status is CalibrationStatus.UNDERCONFIDENT
+    theta, draws, log_true, log_draws = _gaussian_draws(2, scale=0.5)
+    for check in (
+        lambda: sbc_ranks(theta, draws, throw=True),
+        lambda: tarp(key, theta, draws, throw=True),
+        lambda: expected_coverage(log_true, log_draws, throw=True),
+    ):
+        with pytest.raises(UnreliableResultError, match="CalibrationStatus.OVERCONFIDENT"):
+            check()
 
 
 def test_credibility_uniform_and_coverage_curve_monotone():

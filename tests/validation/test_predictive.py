@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from astrobayes._status import UnreliableResultError
 from astrobayes.validation import PredictiveStatus, posterior_predictive_check
 
 DIM, NUM_DRAWS, NUM_OBS = 3, 4000, 40
@@ -69,3 +70,13 @@ def test_bad_inputs():
         posterior_predictive_check(np.array([0.0, np.nan, 0.0]), sims)
     with pytest.raises(ValueError, match="significance"):
         posterior_predictive_check(np.zeros(DIM), sims, significance=1.5)
+
+
+def test_flag_is_a_failure_and_throws():
+    rng = np.random.default_rng(3)
+    draws = rng.normal(size=(NUM_DRAWS, DIM))
+    assert PredictiveStatus.X_OBS_IN_TAIL.is_failure
+    assert posterior_predictive_check(np.zeros(DIM), draws, throw=True).status.is_ok
+    with pytest.raises(UnreliableResultError, match="far tail") as error:
+        posterior_predictive_check(np.full(DIM, 6.0), draws, throw=True)
+    assert error.value.result.p_adjusted < 0.01

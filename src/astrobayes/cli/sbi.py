@@ -4,17 +4,28 @@ Reads the TOML configuration (schema in ``docs/sbi.md``) onto
 :class:`astrobayes.sbi.SBIConfig`, runs simulations (stored as ``.npz`` chunks under
 ``DIR/simulations`` as they arrive), trains the estimator, samples the posterior of
 ``x_obs``, checks calibration on fresh simulations and writes ``DIR/posterior.npz``
-(``samples``, ``names``), ``DIR/diagnostics.json`` and plots.
+(``samples``, ``names``), ``DIR/diagnostics.json`` (strict JSON: statuses as lower-case
+names with their messages, non-finite numbers as ``null``) and plots.
+
+The simulator ``"module:function"`` is looked up as ``module.py`` (dots as folders) next
+to the configuration file, then in the working directory, and loaded from that file
+without touching ``sys.path``; otherwise ``module`` must be importable. Exit code 1 when
+the run or the calibration check has a failure status.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import sys
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+
+__all__ = ["FileFunction", "add_parser", "load_simulator_function", "run"]
 
 
 def add_parser(subparsers) -> None:
@@ -29,6 +40,86 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--out", default="sbi_out", help="output directory (default: sbi_out)")
     parser.add_argument("--no-plots", action="store_true", help="skip the plots")
     parser.set_defaults(func=run)
+
+
+class FileFunction:
+    """A function of a Python file, loaded by path; pickles as ``(path, name)``.
+
+    Worker processes (a :class:`~astrobayes.sbi.PythonSimulator` spawns them) cannot
+    import a module that is not on their ``sys.path``; this object carries the path and
+    loads the file again on first call in each process.
+
+    Args:
+        path: The ``.py`` file.
+        attribute: Name of the function in it.
+
+    Raises:
+        ValueError: If the file cannot be loaded or has no callable ``attribute``.
+
+    """
+
+    def __init__(self, path: str | Path, attribute: str):
+        self.path = str(path)
+        self.attribute = attribute
+        self._function: Callable | None = None
+        self.function  # noqa: B018 - load now, so that errors surface in the parent
+
+    @property
+    def function(self) -> Callable:
+        """The loaded function."""
+        if self._function is None:
+            spec = importlib.util.spec_from_file_location(
+                f"astrobayes_user_{Path(self.path).stem}", self.path
+            )
+            if spec is None or spec.loader is None:
+                raise ValueError(f"cannot load simulator module from {self.path}")
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+            function = getattr(module, self.attribute, None)
+            if not callable(function):
+                raise ValueError(f"{self.path} has no callable {self.attribute!r}")
+            self._function = function
+        return self._function
+
+    def __call__(self, *args: Any) -> Any:
+        """Call the function."""
+        return self.function(*args)
+
+    def __getstate__(self) -> dict[str, str]:
+        return {"path": self.path, "attribute": self.attribute}
+
+    def __setstate__(self, state: dict[str, str]) -> None:
+        self.path = state["path"]
+        self.attribute = state["attribute"]
+        self._function = None
+
+
+def load_simulator_function(spec: str, search_dirs: tuple[Path, ...]) -> Callable:
+    """Resolve ``"module:function"``: a file in ``search_dirs`` first, else an import.
+
+    Args:
+        spec: ``"package.module:function"``.
+        search_dirs: Folders searched, in order, for ``package/module.py``.
+
+    Returns:
+        A :class:`FileFunction` when the module is a file in ``search_dirs``, otherwise
+        the imported function.
+
+    Raises:
+        ValueError: If ``spec`` is malformed, or the module or function is missing.
+
+    """
+    from astrobayes.sbi import load_simulator
+
+    if not isinstance(spec, str) or spec.count(":") != 1:
+        raise ValueError(f"simulator must be 'package.module:function'; got {spec!r}")
+    module_name, attribute = spec.split(":")
+    relative = Path(*module_name.split(".")).with_suffix(".py")
+    for folder in search_dirs:
+        candidate = folder / relative
+        if candidate.is_file():
+            return FileFunction(candidate, attribute)
+    return load_simulator(spec)
 
 
 def _read_config(path: Path):
@@ -54,53 +145,78 @@ def _observation(config, base: Path) -> np.ndarray:
     return np.asarray(config.x_obs, dtype=float)
 
 
-def run(args: argparse.Namespace) -> int:
-    """Run the ``sbi`` subcommand; return the exit code."""
-    import jax
+def _simulator(config, function: Callable):
+    from astrobayes.sbi import JaxSimulator, PythonSimulator
 
-    from astrobayes.io import save_figure_atomic, write_json_atomic, write_npz_atomic
-    from astrobayes.io.simulations import SimulationStore
-    from astrobayes.sbi import calibration_draws, run_sbi, simulate_for_prior
-    from astrobayes.validation import calibration_report, report_to_dict
+    if config.simulator_kind == "python":
+        return PythonSimulator(function, max_workers=config.max_workers)
+    plain = function.function if isinstance(function, FileFunction) else function
+    return JaxSimulator(plain)
 
-    config_path = Path(args.config).resolve()
-    for entry in (str(config_path.parent), str(Path.cwd())):
-        if entry not in sys.path:
-            sys.path.insert(0, entry)
-    config = _read_config(config_path)
-    x_obs = _observation(config, config_path.parent)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    store = SimulationStore(out / "simulations")
-    key_run, key_test, key_draws, key_report = jax.random.split(jax.random.key(config.seed), 4)
-    result = run_sbi(key_run, config, x_obs, sink=store)
+
+def _diagnostics(config, result) -> dict:
     posterior = result.posterior
-    write_npz_atomic(
-        out / "posterior.npz", samples=posterior.samples, names=np.asarray(posterior.names)
-    )
-    diagnostics = {
+    return {
         "method": config.method,
-        "posterior_status": posterior.status.value,
+        "status": result.status,
+        "posterior_status": posterior.status,
         "posterior_sampler": posterior.method,
         "posterior_diagnostics": posterior.diagnostics,
         "num_failed_simulations": result.num_failed,
         "failure_examples": list(result.failure_examples),
         "rounds": [r._asdict() for r in result.rounds],
-        "posterior_mean": posterior.samples.mean(axis=0).tolist(),
-        "posterior_std": posterior.samples.std(axis=0).tolist(),
+        "posterior_mean": posterior.samples.mean(axis=0),
+        "posterior_std": posterior.samples.std(axis=0),
         "names": list(posterior.names),
     }
+
+
+def _calibration(keys, config, result, simulator):
+    """Calibration draws and report on fresh simulations from the last proposal."""
+    from astrobayes.sbi import calibration_draws, simulate_for_prior
+    from astrobayes.validation import calibration_report, report_to_dict
+
+    key_test, key_draws, key_report = keys
+    test = simulate_for_prior(key_test, result.proposal, simulator, config.num_validation)
+    draws = calibration_draws(key_draws, result.estimator, test.theta, test.x)
+    report = calibration_report(
+        key_report, draws.theta_true, draws.samples, draws.log_prob_true, draws.log_prob_samples
+    )
+    summary = report_to_dict(report)
+    summary["num_tests"] = int(test.theta.shape[0])
+    summary["draws_status"] = draws.status
+    return report, draws, summary
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the ``sbi`` subcommand; return the exit code (1 on a failure status)."""
+    import jax
+
+    from astrobayes._status import by_severity, worst
+    from astrobayes.io import save_figure_atomic, write_json_atomic, write_npz_atomic
+    from astrobayes.io.simulations import SimulationStore
+    from astrobayes.sbi import run_sbi
+
+    config_path = Path(args.config).resolve()
+    config = _read_config(config_path)
+    function = load_simulator_function(config.simulator, (config_path.parent, Path.cwd()))
+    simulator = _simulator(config, function)
+    x_obs = _observation(config, config_path.parent)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    store = SimulationStore(out / "simulations")
+    key_run, *keys = jax.random.split(jax.random.key(config.seed), 4)
+    result = run_sbi(key_run, config, x_obs, simulator=simulator, sink=store)
+    posterior = result.posterior
+    write_npz_atomic(
+        out / "posterior.npz", samples=posterior.samples, names=np.asarray(posterior.names)
+    )
+    diagnostics = _diagnostics(config, result)
+    statuses = [result.status]
     report = None
     if config.num_validation > 0:
-        test = simulate_for_prior(
-            key_test, result.proposal, _simulator(config), config.num_validation
-        )
-        draws = calibration_draws(key_draws, result.estimator, test.theta, test.x)
-        report = calibration_report(
-            key_report, draws.theta_true, draws.samples, draws.log_prob_true, draws.log_prob_samples
-        )
-        diagnostics["calibration"] = report_to_dict(report)
-        diagnostics["calibration"]["num_tests"] = int(test.theta.shape[0])
+        report, draws, diagnostics["calibration"] = _calibration(keys, config, result, simulator)
+        statuses += [report.status, draws.status]
     write_json_atomic(out / "diagnostics.json", diagnostics)
     if not args.no_plots and report is not None:
         import matplotlib
@@ -117,15 +233,10 @@ def run(args: argparse.Namespace) -> int:
     )
     print(
         f"astrobayes sbi: {posterior.samples.shape[0]} posterior samples of {list(posterior.names)} "
-        f"written to {out / 'posterior.npz'}; calibration {verdict}"
+        f"written to {out / 'posterior.npz'}; status {result.status.name.lower()}; "
+        f"calibration {verdict}"
     )
-    return 0
-
-
-def _simulator(config):
-    from astrobayes.sbi import JaxSimulator, PythonSimulator, load_simulator
-
-    function = load_simulator(config.simulator)
-    if config.simulator_kind == "python":
-        return PythonSimulator(function, max_workers=config.max_workers)
-    return JaxSimulator(function)
+    for status in by_severity(statuses):
+        if not status.is_ok:
+            print(f"astrobayes sbi: {status.value}", file=sys.stderr)
+    return 1 if worst(statuses).is_failure else 0

@@ -1,5 +1,13 @@
 """Simulation-based inference: simulators, NPE / NLE / NRE, embeddings, sequential rounds.
 
+Layout (mirroring the method): ``simulators`` (running a simulator), ``priors``,
+``estimators`` (the NPE / NLE / NRE Modules and their losses), ``training`` (training
+them through the package's one loop), ``posterior`` (sampling one observation, with the
+``importance``, ``mcmc`` and ``smc`` building blocks), ``calibration`` (batched draws for
+the checks of :mod:`astrobayes.validation`), ``sequential`` (truncated rounds),
+``evidence`` (model comparison with a learned likelihood) and ``pipeline`` (the
+configuration shared by the Python API and ``astrobayes sbi``).
+
 Typical use::
 
     prior = Prior.uniform([0.1, 0.6], [0.5, 1.0], names=("omega_m", "s8"))
@@ -9,6 +17,7 @@ Typical use::
     draws = calibration_draws(key, npe, theta_test, x_test)   # -> validation report
 """
 
+from astrobayes._training import TrainingInfo, TrainingStatus
 from astrobayes.sbi.calibration import CalibrationDraws, calibration_draws
 from astrobayes.sbi.embeddings import (
     AbstractEmbedding,
@@ -17,16 +26,7 @@ from astrobayes.sbi.embeddings import (
     IdentityEmbedding,
     MLPEmbedding,
 )
-from astrobayes.sbi.estimators import (
-    NLE,
-    NPE,
-    NRE,
-    AbstractEstimator,
-    FlowConfig,
-    train_nle,
-    train_npe,
-    train_nre,
-)
+from astrobayes.sbi.estimators import NLE, NPE, NRE, AbstractEstimator, FlowConfig
 from astrobayes.sbi.pipeline import SBIConfig, SBIResult, config_from_dict, load_simulator, run_sbi
 from astrobayes.sbi.posterior import MCMCConfig, PosteriorSamples, PosteriorStatus, sample_posterior
 from astrobayes.sbi.priors import Prior, prior_from_config
@@ -39,7 +39,7 @@ from astrobayes.sbi.simulators import (
     run_simulations,
     simulate_for_prior,
 )
-from astrobayes.sbi.training import TrainingConfig, TrainingInfo, fit
+from astrobayes.sbi.training import SBITrainingConfig, train_nle, train_npe, train_nre
 
 __all__ = [
     "NLE",
@@ -62,14 +62,14 @@ __all__ = [
     "RoundInfo",
     "SBIConfig",
     "SBIResult",
+    "SBITrainingConfig",
     "SimulationResult",
     "SimulationStatus",
-    "TrainingConfig",
     "TrainingInfo",
+    "TrainingStatus",
     "TruncatedPrior",
     "calibration_draws",
     "config_from_dict",
-    "fit",
     "load_simulator",
     "prior_from_config",
     "run_sbi",

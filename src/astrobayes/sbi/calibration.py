@@ -4,7 +4,9 @@ For ``n`` test pairs ``(theta_i, x_i)`` from the joint, returns ``m`` posterior 
 ``x_i`` with their log densities and the log density at each ``theta_i``, all in one
 vectorised pass: direct flow draws for NPE, importance sampling from the prior (shared
 proposals, ``vmap`` over tests) for NLE and NRE. Feed the arrays to
-:func:`astrobayes.validation.calibration_report`.
+:func:`astrobayes.validation.calibration_report`. The per-test importance effective sample
+size is Kish's (:func:`astrobayes.diagnostics.kish_effective_sample_size`, inside ``jit``);
+a median below 100 is a warning status, non-finite draws a failure.
 """
 
 from __future__ import annotations
@@ -15,11 +17,14 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import PRNGKeyArray
+from jaxtyping import Array, Float, PRNGKeyArray
 
 from astrobayes._checks import as_float_array, check_key, check_positive_int
+from astrobayes._status import check
+from astrobayes.diagnostics import kish_effective_sample_size
 from astrobayes.sbi.estimators import NPE, AbstractEstimator
-from astrobayes.sbi.posterior import _resample
+from astrobayes.sbi.importance import resample
+from astrobayes.sbi.posterior import PosteriorStatus
 
 __all__ = ["CalibrationDraws", "calibration_draws"]
 
@@ -33,6 +38,8 @@ class CalibrationDraws(NamedTuple):
         log_prob_true: ``(n,)``.
         log_prob_samples: ``(n, m)``.
         effective_sample_size: Per-test importance-sampling ESS (``m`` for NPE), ``(n,)``.
+        status: :class:`~astrobayes.sbi.PosteriorStatus`: ``LOW_EFFECTIVE_SAMPLE_SIZE``
+            when the median ESS is below 100, ``NON_FINITE`` on non-finite draws.
 
     """
 
@@ -41,6 +48,7 @@ class CalibrationDraws(NamedTuple):
     log_prob_true: np.ndarray
     log_prob_samples: np.ndarray
     effective_sample_size: np.ndarray
+    status: PosteriorStatus
 
 
 @eqx.filter_jit
@@ -56,9 +64,8 @@ def _is_draws(estimator, keys, x, proposals, num_samples):
     def one(k, xi):
         log_u = jax.vmap(estimator.log_posterior_unconstrained, in_axes=(0, None))(u, xi)
         log_w = jnp.where(jnp.isfinite(log_u), log_u - log_prior_u, -jnp.inf)
-        w = jax.nn.softmax(log_w)
-        ess = 1.0 / jnp.sum(w**2)
-        index = _resample(k, log_w, num_samples)
+        ess = kish_effective_sample_size(jnp.exp(log_w - jnp.max(log_w)))
+        index = resample(k, log_w, num_samples)
         return proposals[index], (log_u - estimator.prior.log_abs_det_jacobian(u))[index], ess
 
     return jax.lax.map(lambda args: one(*args), (keys, x), batch_size=16)
@@ -67,11 +74,12 @@ def _is_draws(estimator, keys, x, proposals, num_samples):
 def calibration_draws(
     key: PRNGKeyArray,
     estimator: AbstractEstimator,
-    theta_true,
-    x,
+    theta_true: Float[Array, "n dim"] | np.ndarray,
+    x: Array | np.ndarray,
     num_samples: int = 200,
     *,
     num_proposals: int = 5000,
+    throw: bool = False,
 ) -> CalibrationDraws:
     """Posterior draws and log densities for many test simulations at once.
 
@@ -82,6 +90,8 @@ def calibration_draws(
         x: Their simulated data, ``(n, *data_shape)``.
         num_samples: Draws per test.
         num_proposals: Prior proposals shared by the importance sampler (NLE / NRE).
+        throw: Raise :class:`astrobayes._status.UnreliableResultError` (carrying the
+            result) on a failure status.
 
     Returns:
         :class:`CalibrationDraws`.
@@ -89,6 +99,7 @@ def calibration_draws(
     Raises:
         TypeError: If ``estimator`` is not an estimator.
         ValueError: If ``theta_true`` and ``x`` disagree in length.
+        UnreliableResultError: With ``throw=True``, on a failure status.
 
     """
     check_key(key)
@@ -115,10 +126,20 @@ def calibration_draws(
         proposals = estimator.prior.sample(key_proposal, num_proposals)
         samples, log_samples, ess = _is_draws(estimator, keys, x, proposals, num_samples)
         ess = np.asarray(ess, dtype=float)
-    return CalibrationDraws(
-        theta_true,
-        np.asarray(samples, dtype=float),
-        np.asarray(log_true, dtype=float),
-        np.asarray(log_samples, dtype=float),
-        ess,
+    samples = np.asarray(samples, dtype=float)
+    log_samples = np.asarray(log_samples, dtype=float)
+    if not np.all(np.isfinite(samples)) or np.any(np.isnan(log_samples)):
+        status = PosteriorStatus.NON_FINITE
+    elif np.median(ess) < 100:
+        status = PosteriorStatus.LOW_EFFECTIVE_SAMPLE_SIZE
+    else:
+        status = PosteriorStatus.SUCCESS
+    result = CalibrationDraws(
+        theta_true=theta_true,
+        samples=samples,
+        log_prob_true=np.asarray(log_true, dtype=float),
+        log_prob_samples=log_samples,
+        effective_sample_size=ess,
+        status=status,
     )
+    return check(result, throw)

@@ -26,22 +26,19 @@ References:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import NamedTuple
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-import numpy as np
 import paramax
 from flowjax.bijections import Affine
 from flowjax.distributions import Normal
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from astrobayes._checks import as_float_array, check_finite, check_key, check_positive_int
+from astrobayes._checks import check_positive_int
 from astrobayes._flows import DenseRationalQuadraticSpline, masked_autoregressive_flow
-from astrobayes.sbi.embeddings import AbstractEmbedding, IdentityEmbedding
+from astrobayes.sbi.embeddings import AbstractEmbedding
 from astrobayes.sbi.priors import Prior
-from astrobayes.sbi.training import TrainingConfig, TrainingInfo, fit
 
 __all__ = [
     "NLE",
@@ -49,9 +46,10 @@ __all__ = [
     "NRE",
     "AbstractEstimator",
     "FlowConfig",
-    "train_nle",
-    "train_npe",
-    "train_nre",
+    "conditional_flow",
+    "nle_loss",
+    "npe_loss",
+    "nre_loss",
 ]
 
 
@@ -87,7 +85,19 @@ class FlowConfig:
             raise ValueError(f"interval must be > 0; got {self.interval}")
 
 
-def _flow(key, dim: int, cond_dim: int, config: FlowConfig):
+def conditional_flow(key: PRNGKeyArray, dim: int, cond_dim: int, config: FlowConfig) -> eqx.Module:
+    """A masked autoregressive flow on ``dim`` variables conditioned on ``cond_dim`` ones.
+
+    Args:
+        key: JAX PRNG key of the initial weights.
+        dim: Dimension of the modelled variable.
+        cond_dim: Dimension of the conditioning variable.
+        config: :class:`FlowConfig` (spline transformer when ``knots > 0``, else affine).
+
+    Returns:
+        A flowjax distribution with a standard-normal base.
+
+    """
     transformer = (
         DenseRationalQuadraticSpline(knots=config.knots, interval=config.interval)
         if config.knots > 0
@@ -103,13 +113,6 @@ def _flow(key, dim: int, cond_dim: int, config: FlowConfig):
         nn_depth=config.nn_depth,
         nn_activation=jax.nn.gelu,
     )
-
-
-def _moments(a: np.ndarray) -> tuple[jax.Array, jax.Array]:
-    shift = a.mean(axis=0)
-    scale = a.std(axis=0)
-    scale = np.where(scale > 1e-8 * (1.0 + np.abs(shift)), scale, 1.0)
-    return jnp.asarray(shift, jnp.float32), jnp.asarray(scale, jnp.float32)
 
 
 class AbstractEstimator(eqx.Module):
@@ -251,258 +254,77 @@ class NRE(AbstractEstimator):
         return self.log_ratio_unconstrained(u, x) + self.prior.log_prob_unconstrained(u)
 
 
-def _check_training_data(prior: Prior, theta, x) -> tuple[np.ndarray, np.ndarray]:
-    if not isinstance(prior, Prior):
-        raise TypeError(f"prior must be an astrobayes.sbi.Prior; got {type(prior).__name__}")
-    theta = as_float_array(theta, "theta", ndim=2)
-    x = as_float_array(x, "x")
-    if x.ndim < 1 or x.shape[0] != theta.shape[0]:
-        raise ValueError(
-            f"x must have a leading axis of length len(theta) = {theta.shape[0]}; got shape {x.shape}"
-        )
-    if theta.shape[1] != prior.dim:
-        raise ValueError(f"theta must have prior.dim = {prior.dim} columns; got {theta.shape[1]}")
-    check_finite(theta, "theta")
-    check_finite(x, "x")
-    if not bool(np.all(np.asarray(prior.in_support(theta)))):
-        raise ValueError("theta must lie inside the prior support")
-    if x.ndim == 1:
-        x = x[:, None]
-    return theta, x
+#: ``(u, x)``: a minibatch of unconstrained parameters ``(batch, dim)`` and data
+#: ``(batch, *data_shape)`` (flattened for NLE).
+Batch = tuple[Float[Array, "batch dim"], Array]
 
 
-class _TrainingSet(NamedTuple):
-    """Validated training pairs in the estimators' coordinates and their standardisers."""
-
-    u: jax.Array
-    x: jax.Array
-    u_shift: jax.Array
-    u_scale: jax.Array
-    x_shift: jax.Array
-    x_scale: jax.Array
-
-    def standardisers(self) -> dict[str, jax.Array]:
-        """Keyword arguments of every estimator's constructor but the networks."""
-        return {
-            "u_shift": self.u_shift,
-            "u_scale": self.u_scale,
-            "x_shift": self.x_shift,
-            "x_scale": self.x_scale,
-        }
-
-
-def _training_set(prior: Prior, theta, x, *, flatten: bool = False) -> _TrainingSet:
-    """Validate ``(theta, x)`` and map them to unconstrained ``u`` and float32 data."""
-    theta, x = _check_training_data(prior, theta, x)
-    if flatten:
-        x = x.reshape(x.shape[0], -1)
-    u = np.asarray(prior.to_unconstrained(jnp.asarray(theta)), dtype=float)
-    u_shift, u_scale = _moments(u)
-    x_shift, x_scale = _moments(x)
-    return _TrainingSet(
-        jnp.asarray(u, jnp.float32),
-        jnp.asarray(x, jnp.float32),
-        u_shift,
-        u_scale,
-        x_shift,
-        x_scale,
-    )
-
-
-def _fit(key, model, loss_fn, data: _TrainingSet, training_config: TrainingConfig | None):
-    config = TrainingConfig() if training_config is None else training_config
-    return fit(key, model, loss_fn, (data.u, data.x), config)
-
-
-def train_npe(
-    key: PRNGKeyArray,
-    prior: Prior,
-    theta,
-    x,
-    *,
-    embedding: AbstractEmbedding | None = None,
-    flow_config: FlowConfig = FlowConfig(),
-    training_config: TrainingConfig | None = None,
-) -> tuple[NPE, TrainingInfo]:
-    """Train a neural posterior estimator (and its embedding) by maximum likelihood.
+def npe_loss(model: NPE, batch: Batch, key: PRNGKeyArray) -> Float[Array, ""]:
+    """Negative mean log density of the standardised ``u`` under the conditional flow.
 
     Args:
-        key: JAX PRNG key.
-        prior: The prior the simulations' ``theta`` were drawn from (or a truncated
-            version of it, see :mod:`astrobayes.sbi.sequential`).
-        theta: Parameters, ``(num_simulations, dim)``, inside the prior support.
-        x: Data, ``(num_simulations, *data_shape)``.
-        embedding: Optional embedding network (default: flatten).
-        flow_config: Flow architecture.
-        training_config: Optimiser settings.
+        model: The :class:`NPE` being trained.
+        batch: ``(u, x)``.
+        key: Unused (the loss is deterministic); part of the training-loop signature.
 
     Returns:
-        ``(npe, info)``.
-
-    Raises:
-        TypeError: If ``prior`` is not a :class:`Prior`.
-        ValueError: On mismatched, non-finite or out-of-support inputs.
-
-    References:
-        Papamakarios & Murray 2016, arXiv:1605.06376; Greenberg et al. 2019,
-        arXiv:1905.07488.
-
-    Example:
-        >>> import jax
-        >>> from astrobayes.sbi import Prior, simulate_for_prior
-        >>> prior = Prior.uniform([-1.0], [1.0])
-        >>> sims = simulate_for_prior(jax.random.key(0), prior,
-        ...     lambda k, t: t + 0.1 * jax.random.normal(k, t.shape), 200)
-        >>> npe, info = train_npe(jax.random.key(1), prior, sims.theta, sims.x,
-        ...     flow_config=FlowConfig(flow_layers=1, nn_width=8, knots=0),
-        ...     training_config=TrainingConfig(max_epochs=2))
-        >>> npe.sample(jax.random.key(2), sims.x[0], 10).shape
-        (10, 1)
+        The mean loss over the batch.
 
     """
-    check_key(key)
-    data = _training_set(prior, theta, x)
-    key_flow, _, key_fit = jax.random.split(key, 3)  # middle key: kept for reproducibility
-    if embedding is None:
-        embedding = IdentityEmbedding(data.x.shape[1:])
-    flow = _flow(key_flow, prior.dim, embedding.out_size, flow_config)
-    model = NPE(flow=flow, embedding=embedding, prior=prior, **data.standardisers())
-
-    def loss_fn(model: NPE, batch, _key):
-        u_batch, x_batch = batch
-        flow = paramax.unwrap(model.flow)
-        condition = jax.vmap(model._condition)(x_batch)
-        return -jnp.mean(flow.log_prob(model._z(u_batch), condition))
-
-    return _fit(key_fit, model, loss_fn, data, training_config)
+    del key
+    u_batch, x_batch = batch
+    flow = paramax.unwrap(model.flow)
+    condition = jax.vmap(model._condition)(x_batch)
+    return -jnp.mean(flow.log_prob(model._z(u_batch), condition))
 
 
-def train_nle(
-    key: PRNGKeyArray,
-    prior: Prior,
-    theta,
-    x,
-    *,
-    flow_config: FlowConfig = FlowConfig(),
-    training_config: TrainingConfig | None = None,
-    initial: NLE | None = None,
-) -> tuple[NLE, TrainingInfo]:
-    """Train a neural likelihood estimator ``q(x | theta)`` on flattened data.
+def nle_loss(model: NLE, batch: Batch, key: PRNGKeyArray) -> Float[Array, ""]:
+    """Negative mean log density of the standardised, flattened data given ``u``.
 
     Args:
-        key: JAX PRNG key.
-        prior: Prior (defines the unconstrained parametrisation and the posterior).
-        theta: Parameters, ``(num_simulations, dim)``; any proposal is valid for NLE.
-        x: Data, ``(num_simulations, *data_shape)`` (flattened; keep it low-dimensional
-            or compress it first).
-        flow_config: Flow architecture (ignored with ``initial``).
-        training_config: Optimiser settings.
-        initial: A trained NLE to continue training from (sequential rounds): its flow
-            and its standardisation are kept, so later rounds converge in fewer epochs.
+        model: The :class:`NLE` being trained.
+        batch: ``(u, x)`` with ``x`` flattened to ``(batch, data_size)``.
+        key: Unused (the loss is deterministic).
 
     Returns:
-        ``(nle, info)``.
-
-    Raises:
-        TypeError: If ``prior`` is not a :class:`Prior` or ``initial`` not an NLE.
-        ValueError: On mismatched, non-finite or out-of-support inputs, or an
-            ``initial`` estimator for other data or parameter dimensions.
-
-    References:
-        Papamakarios, Sterratt & Murray 2019, arXiv:1805.07226.
+        The mean loss over the batch.
 
     """
-    check_key(key)
-    data = _training_set(prior, theta, x, flatten=True)
-    data_size = data.x.shape[1]
-    key_flow, key_fit = jax.random.split(key)
-    if initial is None:
-        flow = _flow(key_flow, data_size, prior.dim, flow_config)
-        model = NLE(flow=flow, prior=prior, **data.standardisers())
-    elif not isinstance(initial, NLE):
-        raise TypeError(f"initial must be an NLE; got {type(initial).__name__}")
-    elif initial.x_shift.shape != (data_size,) or initial.u_shift.shape != (prior.dim,):
-        raise ValueError(
-            f"initial was trained on data of size {initial.x_shift.shape[0]} and "
-            f"{initial.u_shift.shape[0]} parameters; got {data_size} and {prior.dim}"
-        )
-    else:
-        model = eqx.tree_at(lambda m: m.prior, initial, prior)
-
-    def loss_fn(model: NLE, batch, _key):
-        u_batch, x_batch = batch
-        flow = paramax.unwrap(model.flow)
-        return -jnp.mean(flow.log_prob(model._x_std(x_batch), model._z(u_batch)))
-
-    return _fit(key_fit, model, loss_fn, data, training_config)
+    del key
+    u_batch, x_batch = batch
+    flow = paramax.unwrap(model.flow)
+    return -jnp.mean(flow.log_prob(model._x_std(x_batch), model._z(u_batch)))
 
 
-def train_nre(
-    key: PRNGKeyArray,
-    prior: Prior,
-    theta,
-    x,
-    *,
-    embedding: AbstractEmbedding | None = None,
-    flow_config: FlowConfig = FlowConfig(),
-    training_config: TrainingConfig | None = None,
-    num_contrastive: int = 1,
-) -> tuple[NRE, TrainingInfo]:
-    """Train a neural ratio estimator: a classifier of joint vs. marginal pairs.
+def nre_loss(
+    model: NRE, batch: Batch, key: PRNGKeyArray, num_contrastive: int = 1
+) -> Float[Array, ""]:
+    """Balanced binary cross-entropy of joint pairs against rolled (marginal) pairs.
 
-    Marginal pairs are built inside each batch by rolling ``theta`` by ``1 ..
-    num_contrastive`` positions; the loss is the balanced binary cross-entropy.
+    Marginal pairs are built inside the batch by rolling ``u`` by ``1 ..
+    num_contrastive`` positions.
 
     Args:
-        key: JAX PRNG key.
-        prior: Prior.
-        theta: Parameters, ``(num_simulations, dim)``.
-        x: Data, ``(num_simulations, *data_shape)``.
-        embedding: Optional embedding network.
-        flow_config: Uses ``classifier_width`` and ``classifier_depth``.
-        training_config: Optimiser settings.
+        model: The :class:`NRE` being trained.
+        batch: ``(u, x)``.
+        key: Unused (the contrastive pairs are deterministic given the batch order).
         num_contrastive: Marginal pairs per joint pair.
 
     Returns:
-        ``(nre, info)``.
-
-    Raises:
-        TypeError: If ``prior`` is not a :class:`Prior`.
-        ValueError: On mismatched, non-finite or out-of-support inputs.
-
-    References:
-        Hermans, Begy & Louppe 2020, arXiv:1903.04057.
+        The mean loss over the batch.
 
     """
-    check_key(key)
-    data = _training_set(prior, theta, x)
-    num_contrastive = check_positive_int(num_contrastive, "num_contrastive")
-    key_net, key_fit = jax.random.split(key)
-    if embedding is None:
-        embedding = IdentityEmbedding(data.x.shape[1:])
-    classifier = eqx.nn.MLP(
-        prior.dim + embedding.out_size,
-        "scalar",
-        flow_config.classifier_width,
-        flow_config.classifier_depth,
-        activation=jax.nn.gelu,
-        key=key_net,
-    )
-    model = NRE(classifier=classifier, embedding=embedding, prior=prior, **data.standardisers())
-
-    def loss_fn(model: NRE, batch, _key):
-        u_batch, x_batch = batch
-        z = model._z(u_batch)
-        e = jax.vmap(model.embedding)(jax.vmap(model._x_std)(x_batch))
-        logits = jax.vmap(lambda a, b: model.classifier(jnp.concatenate([a, b])))
-        joint = jax.nn.softplus(-logits(z, e)).mean()
-        marginal = (
-            sum(
-                jax.nn.softplus(logits(jnp.roll(z, k, axis=0), e)).mean()
-                for k in range(1, num_contrastive + 1)
-            )
-            / num_contrastive
+    del key
+    u_batch, x_batch = batch
+    z = model._z(u_batch)
+    e = jax.vmap(model.embedding)(jax.vmap(model._x_std)(x_batch))
+    logits = jax.vmap(lambda a, b: model.classifier(jnp.concatenate([a, b])))
+    joint = jax.nn.softplus(-logits(z, e)).mean()
+    marginal = (
+        sum(
+            jax.nn.softplus(logits(jnp.roll(z, k, axis=0), e)).mean()
+            for k in range(1, num_contrastive + 1)
         )
-        return joint + marginal
-
-    return _fit(key_fit, model, loss_fn, data, training_config)
+        / num_contrastive
+    )
+    return joint + marginal

@@ -30,10 +30,13 @@ import numpy as np
 from jaxtyping import PRNGKeyArray
 
 from astrobayes._checks import as_float_array, check_key, check_positive_int
+from astrobayes._status import Status, check, worst
 from astrobayes.chains import Chains
 from astrobayes.evidence import EvidenceResult, estimate
 from astrobayes.sbi.estimators import NLE
-from astrobayes.sbi.posterior import MCMCConfig, _initial_positions, _nuts
+from astrobayes.sbi.importance import initial_positions
+from astrobayes.sbi.mcmc import nuts_chains
+from astrobayes.sbi.posterior import MCMCConfig
 
 __all__ = ["SBIEvidence", "nle_evidence"]
 
@@ -52,7 +55,7 @@ class SBIEvidence(NamedTuple):
             ensemble (``nan`` for a single NLE).
         evidences: One :class:`astrobayes.evidence.EvidenceResult` per NLE.
         chains: The NUTS chains of each NLE (unconstrained coordinates).
-        status: Status of the first member's evidence.
+        status: The worst status of the members' evidences.
     """
 
     log_evidence: float
@@ -61,7 +64,7 @@ class SBIEvidence(NamedTuple):
     log_evidence_std_between_estimators: float
     evidences: tuple[EvidenceResult, ...]
     chains: tuple[Chains, ...]
-    status: object
+    status: Status
 
 
 def nle_evidence(
@@ -71,6 +74,7 @@ def nle_evidence(
     *,
     num_samples_per_chain: int = 1000,
     mcmc_config: MCMCConfig | None = None,
+    throw: bool = False,
     **estimate_kwargs,
 ) -> SBIEvidence:
     """Estimate ``ln z`` of a simulator for ``x_obs`` from its trained NLE.
@@ -82,6 +86,8 @@ def nle_evidence(
         x_obs: The observation.
         num_samples_per_chain: NUTS draws kept per chain.
         mcmc_config: Chains, warmup and initialisation (default 8 chains, 500 warmup).
+        throw: Raise :class:`astrobayes._status.UnreliableResultError` (carrying the
+            result) when a member's evidence has a failure status.
         **estimate_kwargs: Passed to :func:`astrobayes.evidence.estimate`.
 
     Returns:
@@ -90,6 +96,7 @@ def nle_evidence(
     Raises:
         TypeError: If ``nle`` is not an :class:`NLE` or a sequence of them.
         ValueError: If ``x_obs`` does not match the training data.
+        UnreliableResultError: With ``throw=True``, on a failure status.
     """
     check_key(key)
     members = tuple(nle) if isinstance(nle, Sequence) else (nle,)
@@ -114,24 +121,24 @@ def nle_evidence(
     monte_carlo = float(np.sqrt(np.mean([r.log_evidence_std**2 for r in results])))
     between = float(np.std(log_z, ddof=1)) if len(results) > 1 else float("nan")
     total = float(np.hypot(monte_carlo, between)) if len(results) > 1 else monte_carlo
-    return SBIEvidence(
-        float(log_z.mean()),
-        total,
-        monte_carlo,
-        between,
-        tuple(results),
-        chains,
-        results[0].status,
+    result = SBIEvidence(
+        log_evidence=float(log_z.mean()),
+        log_evidence_std=total,
+        log_evidence_std_monte_carlo=monte_carlo,
+        log_evidence_std_between_estimators=between,
+        evidences=tuple(results),
+        chains=chains,
+        status=worst(r.status for r in results),
     )
+    return check(result, throw)
 
 
 def _one_evidence(key, nle, x_obs, num_samples_per_chain, mcmc_config, estimate_kwargs):
     key_init, key_run, key_evidence = jax.random.split(key, 3)
-    u, _, index = _initial_positions(
+    u, _, index = initial_positions(
         key_init, nle, x_obs, mcmc_config.num_chains, mcmc_config.num_initial
     )
-
-    positions, log_post, _, _ = _nuts(
+    run = nuts_chains(
         key_run,
         nle,
         jnp.asarray(x_obs),
@@ -140,6 +147,8 @@ def _one_evidence(key, nle, x_obs, num_samples_per_chain, mcmc_config, estimate_
         num_samples_per_chain,
     )
     chains = Chains(
-        np.asarray(positions, dtype=float), np.asarray(log_post, dtype=float), names=nle.prior.names
+        np.asarray(run.positions, dtype=float),
+        np.asarray(run.log_density, dtype=float),
+        names=nle.prior.names,
     )
     return estimate(key_evidence, chains, **estimate_kwargs), chains

@@ -10,17 +10,20 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import PRNGKeyArray
+from jaxtyping import Array, PRNGKeyArray
 
 from astrobayes._checks import as_float_array, check_key, check_positive_int
+from astrobayes._config import from_mapping
+from astrobayes._status import Status, check, worst
+from astrobayes._training import TrainingInfo
 from astrobayes.sbi.embeddings import CNN1dEmbedding, CNN2dEmbedding, MLPEmbedding
-from astrobayes.sbi.estimators import AbstractEstimator, FlowConfig, train_nle, train_npe, train_nre
+from astrobayes.sbi.estimators import AbstractEstimator, FlowConfig
 from astrobayes.sbi.posterior import MCMCConfig, PosteriorSamples, sample_posterior
 from astrobayes.sbi.priors import Prior, prior_from_config
 from astrobayes.sbi.sequential import RoundInfo, TruncatedPrior, truncate_prior
@@ -30,7 +33,7 @@ from astrobayes.sbi.simulators import (
     SimulationSink,
     simulate_for_prior,
 )
-from astrobayes.sbi.training import TrainingConfig
+from astrobayes.sbi.training import SBITrainingConfig, train_nle, train_npe, train_nre
 
 __all__ = ["SBIConfig", "SBIResult", "config_from_dict", "load_simulator", "run_sbi"]
 
@@ -66,7 +69,7 @@ class SBIConfig:
             position before the head (for statistically homogeneous fields; see
             docs/sbi.md, weak-lensing example).
         num_validation: Test simulations for the calibration checks (0 to skip).
-        training: :class:`TrainingConfig`.
+        training: :class:`~astrobayes.sbi.training.SBITrainingConfig`.
         flow: :class:`FlowConfig`.
         mcmc: :class:`MCMCConfig`.
 
@@ -88,7 +91,7 @@ class SBIConfig:
     embedding_downsample: str = "max"
     embedding_global_pool: bool = False
     num_validation: int = 200
-    training: TrainingConfig = field(default_factory=TrainingConfig)
+    training: SBITrainingConfig = field(default_factory=SBITrainingConfig)
     flow: FlowConfig = field(default_factory=FlowConfig)
     mcmc: MCMCConfig = field(default_factory=MCMCConfig)
 
@@ -135,34 +138,34 @@ def config_from_dict(values: Mapping[str, Any]) -> SBIConfig:
     """Map a parsed TOML document onto :class:`SBIConfig`.
 
     Top-level keys are the fields of :class:`SBIConfig`; ``[training]``, ``[flow]`` and
-    ``[mcmc]`` tables map onto the nested dataclasses.
+    ``[mcmc]`` tables map onto :class:`SBITrainingConfig`, :class:`FlowConfig` and
+    :class:`MCMCConfig` through :func:`astrobayes._config.from_mapping`. An array
+    ``x_obs`` (of any nesting) is flattened to a tuple of floats; a string stays a path.
+
+    Args:
+        values: The parsed document.
+
+    Returns:
+        :class:`SBIConfig`.
 
     Raises:
-        ValueError: On unknown or missing keys.
+        TypeError: If ``values`` (or a nested table) is not a mapping.
+        ValueError: On unknown or missing keys (naming the table), or invalid values.
+
+    Example:
+        >>> config = config_from_dict({"simulator": "m:f", "x_obs": [[1, 2]],
+        ...     "prior": {"a": {"uniform": [0, 1]}}, "training": {"patience": 5}})
+        >>> config.x_obs, config.training.patience, config.training.learning_rate
+        ((1.0, 2.0), 5, 0.0005)
 
     """
     if not isinstance(values, Mapping):
         raise TypeError(f"config must be a mapping; got {type(values).__name__}")
-    known = {f.name for f in fields(SBIConfig)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise ValueError(f"unknown config keys {unknown}; known keys: {sorted(known)}")
-    missing = [k for k in ("simulator", "prior", "x_obs") if k not in values]
-    if missing:
-        raise ValueError(f"config is missing required keys {missing}")
-    kwargs = dict(values)
-    for name, cls in (("training", TrainingConfig), ("flow", FlowConfig), ("mcmc", MCMCConfig)):
-        if name in kwargs:
-            table = kwargs[name]
-            sub_known = {f.name for f in fields(cls)}
-            bad = sorted(set(table) - sub_known)
-            if bad:
-                raise ValueError(f"unknown keys {bad} in [{name}]; known: {sorted(sub_known)}")
-            kwargs[name] = cls(**table)
-    x_obs = kwargs["x_obs"]
-    if not isinstance(x_obs, str):
-        kwargs["x_obs"] = tuple(np.asarray(x_obs, dtype=float).reshape(-1).tolist())
-    return SBIConfig(**kwargs)
+    values = dict(values)
+    x_obs = values.get("x_obs")
+    if x_obs is not None and not isinstance(x_obs, str):
+        values["x_obs"] = tuple(np.asarray(x_obs, dtype=float).reshape(-1).tolist())
+    return from_mapping(SBIConfig, values)
 
 
 def load_simulator(spec: str) -> Callable:
@@ -192,9 +195,13 @@ class SBIResult(NamedTuple):
         estimator: The trained estimator (last round).
         posterior: :class:`PosteriorSamples` for ``x_obs``.
         proposal: The proposal of the last round (the prior or a truncated prior).
-        rounds: One :class:`RoundInfo` per round.
+        rounds: One :class:`RoundInfo` per round (with its training, simulation and
+            posterior statuses).
+        training: The :class:`~astrobayes._training.TrainingInfo` of each round.
         num_failed: Failed simulations over all rounds.
         failure_examples: Up to five failure messages.
+        status: The most severe status of every round's simulations, training and
+            posterior (a training that hit ``max_epochs`` is a warning here).
 
     """
 
@@ -202,8 +209,10 @@ class SBIResult(NamedTuple):
     posterior: PosteriorSamples
     proposal: Prior | TruncatedPrior
     rounds: tuple[RoundInfo, ...]
+    training: tuple[TrainingInfo, ...]
     num_failed: int
     failure_examples: tuple[str, ...]
+    status: Status
 
 
 def _embedding(key, config: SBIConfig, data_shape: tuple[int, ...]):
@@ -232,13 +241,32 @@ def _embedding(key, config: SBIConfig, data_shape: tuple[int, ...]):
     return None
 
 
+def _simulator(config: SBIConfig) -> JaxSimulator | PythonSimulator:
+    function = load_simulator(config.simulator)
+    if config.simulator_kind == "python":
+        return PythonSimulator(function, max_workers=config.max_workers)
+    return JaxSimulator(function)
+
+
+def _train(key, config: SBIConfig, prior: Prior, theta, x, embedding_key):
+    """Train the configured estimator on every simulation so far."""
+    embedding = _embedding(embedding_key, config, x.shape[1:])
+    common = {"flow_config": config.flow, "training_config": config.training}
+    if config.method == "npe":
+        return train_npe(key, prior, theta, x, embedding=embedding, **common)
+    if config.method == "nle":
+        return train_nle(key, prior, theta, x, **common)
+    return train_nre(key, prior, theta, x, embedding=embedding, **common)
+
+
 def run_sbi(
     key: PRNGKeyArray,
     config: SBIConfig,
-    x_obs,
+    x_obs: Array | np.ndarray,
     *,
     simulator: Any = None,
     sink: SimulationSink | None = None,
+    throw: bool = False,
 ) -> SBIResult:
     """Simulate, train and sample the posterior for one observation.
 
@@ -249,12 +277,15 @@ def run_sbi(
         simulator: Overrides ``config.simulator`` (a function or simulator object).
         sink: Store receiving every chunk of simulations (with ``with_round`` when it
             has one, so chunks are labelled by round).
+        throw: Raise :class:`astrobayes._status.UnreliableResultError` (carrying the
+            result) when the run's status is a failure.
 
     Returns:
         :class:`SBIResult`.
 
     Raises:
         ValueError: If every simulation of a round failed, or ``x_obs`` is not finite.
+        UnreliableResultError: With ``throw=True``, on a failure status.
 
     """
     check_key(key)
@@ -262,17 +293,9 @@ def run_sbi(
     if not np.all(np.isfinite(x_obs)):
         raise ValueError("x_obs must be finite")
     prior = config.build_prior()
-    if simulator is None:
-        function = load_simulator(config.simulator)
-        simulator = (
-            PythonSimulator(function, max_workers=config.max_workers)
-            if config.simulator_kind == "python"
-            else JaxSimulator(function)
-        )
+    simulator = _simulator(config) if simulator is None else simulator
     proposal: Prior | TruncatedPrior = prior
-    thetas, xs, rounds, examples = [], [], [], []
-    num_failed = 0
-    estimator = posterior = None
+    thetas, xs, rounds, infos, examples = [], [], [], [], []
     keys = jax.random.split(key, config.num_rounds + 1)
     for round_index in range(config.num_rounds):
         k_sim, k_train, k_post, k_trunc, k_emb = jax.random.split(keys[round_index], 5)
@@ -280,7 +303,6 @@ def run_sbi(
         sims = simulate_for_prior(
             k_sim, proposal, simulator, config.num_simulations, sink=round_sink
         )
-        num_failed += sims.num_failed
         examples.extend(sims.failure_examples)
         if sims.theta.shape[0] < 10:
             raise ValueError(
@@ -294,18 +316,7 @@ def run_sbi(
             raise ValueError(
                 f"x_obs has {x_obs.size} values but the simulator returns shape {x_all.shape[1:]}"
             )
-        embedding = _embedding(k_emb, config, x_all.shape[1:])
-        common = {"flow_config": config.flow, "training_config": config.training}
-        if config.method == "npe":
-            estimator, info = train_npe(
-                k_train, prior, theta_all, x_all, embedding=embedding, **common
-            )
-        elif config.method == "nle":
-            estimator, info = train_nle(k_train, prior, theta_all, x_all, **common)
-        else:
-            estimator, info = train_nre(
-                k_train, prior, theta_all, x_all, embedding=embedding, **common
-            )
+        estimator, info = _train(k_train, config, prior, theta_all, x_all, k_emb)
         x_obs_shaped = x_obs.reshape(x_all.shape[1:])
         last = round_index == config.num_rounds - 1
         num_draws = (
@@ -319,19 +330,35 @@ def run_sbi(
             method=config.posterior_method,
             mcmc_config=config.mcmc,
         )
-        acceptance = 1.0 if isinstance(proposal, Prior) else proposal.acceptance_rate
+        infos.append(info)
         rounds.append(
             RoundInfo(
-                round_index,
-                sims.theta.shape[0],
-                sims.num_failed,
-                acceptance,
-                info.num_epochs,
-                info.wall_time_s,
+                round_index=round_index,
+                num_simulations=sims.theta.shape[0],
+                num_failed=sims.num_failed,
+                acceptance_rate=1.0 if isinstance(proposal, Prior) else proposal.acceptance_rate,
+                training_epochs=info.num_epochs,
+                training_time_s=info.wall_time_s,
+                training_status=info.status,
+                simulation_status=sims.status,
+                posterior_status=posterior.status,
             )
         )
         if not last:
             proposal = truncate_prior(
                 k_trunc, prior, estimator, jnp.asarray(x_obs_shaped), posterior.samples
             )
-    return SBIResult(estimator, posterior, proposal, tuple(rounds), num_failed, tuple(examples[:5]))
+    statuses = [
+        s for r in rounds for s in (r.simulation_status, r.training_status, r.posterior_status)
+    ]
+    result = SBIResult(
+        estimator=estimator,
+        posterior=posterior,
+        proposal=proposal,
+        rounds=tuple(rounds),
+        training=tuple(infos),
+        num_failed=sum(r.num_failed for r in rounds),
+        failure_examples=tuple(examples[:5]),
+        status=worst(statuses),
+    )
+    return check(result, throw)

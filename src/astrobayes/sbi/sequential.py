@@ -23,11 +23,14 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, PRNGKeyArray
+from jaxtyping import Array, Float, PRNGKeyArray
 
 from astrobayes._checks import check_fraction, check_key, check_positive_int
+from astrobayes._training import TrainingStatus
 from astrobayes.sbi.estimators import AbstractEstimator
+from astrobayes.sbi.posterior import PosteriorStatus
 from astrobayes.sbi.priors import Prior
+from astrobayes.sbi.simulators import SimulationStatus
 
 __all__ = ["RoundInfo", "TruncatedPrior", "truncate_prior"]
 
@@ -96,6 +99,11 @@ class RoundInfo(NamedTuple):
         acceptance_rate: Prior acceptance of the truncated proposal used (1 in round 0).
         training_epochs: Epochs of the retraining after the round.
         training_time_s: Wall time of that retraining.
+        training_status: :class:`astrobayes._training.TrainingStatus` of that retraining
+            (``MAX_EPOCHS`` is a warning: the estimator may be under-trained).
+        simulation_status: :class:`~astrobayes.sbi.SimulationStatus` of the round.
+        posterior_status: :class:`~astrobayes.sbi.PosteriorStatus` of the round's
+            posterior draws.
 
     """
 
@@ -105,6 +113,9 @@ class RoundInfo(NamedTuple):
     acceptance_rate: float
     training_epochs: int
     training_time_s: float
+    training_status: TrainingStatus
+    simulation_status: SimulationStatus
+    posterior_status: PosteriorStatus
 
 
 def truncate_prior(
@@ -112,7 +123,7 @@ def truncate_prior(
     prior: Prior,
     estimator: AbstractEstimator,
     x_obs,
-    posterior_samples,
+    posterior_samples: Float[Array, "num_samples dim"] | np.ndarray,
     *,
     epsilon: float = 1e-4,
     num_acceptance_draws: int = 10_000,
@@ -146,4 +157,10 @@ def truncate_prior(
     theta = prior.sample(key, num_acceptance_draws)
     inside = np.asarray(estimator.log_posterior(theta, x_obs) > threshold)
     acceptance = max(float(inside.mean()), 1.0 / num_acceptance_draws)
-    return TruncatedPrior(prior, estimator, x_obs, threshold, acceptance)
+    return TruncatedPrior(
+        prior=prior,
+        estimator=estimator,
+        x_obs=x_obs,
+        threshold=threshold,
+        acceptance_rate=acceptance,
+    )

@@ -20,7 +20,6 @@ raised are counted, reported in :class:`SimulationResult` and excluded.
 from __future__ import annotations
 
 import concurrent.futures
-import enum
 import multiprocessing
 from collections.abc import Callable
 from typing import Any, NamedTuple, Protocol
@@ -32,6 +31,7 @@ import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from astrobayes._checks import as_float_array, check_key, check_positive_int
+from astrobayes._status import Severity, Status, check
 
 __all__ = [
     "JaxSimulator",
@@ -44,12 +44,15 @@ __all__ = [
 ]
 
 
-class SimulationStatus(enum.Enum):
+class SimulationStatus(Status):
     """Outcome of a simulation run; the value is the message."""
 
-    SUCCESS = "all simulations succeeded"
-    SOME_FAILED = "some simulations failed (non-finite output or an exception) and were excluded"
-    ALL_FAILED = "every simulation failed; nothing to train on"
+    SUCCESS = (Severity.OK, "all simulations succeeded")
+    SOME_FAILED = (
+        Severity.WARNING,
+        "some simulations failed (non-finite output or an exception) and were excluded",
+    )
+    ALL_FAILED = (Severity.FAILURE, "every simulation failed; nothing to train on")
 
 
 class SimulationResult(NamedTuple):
@@ -208,6 +211,7 @@ def run_simulations(
     *,
     chunk_size: int = 1000,
     sink: SimulationSink | None = None,
+    throw: bool = False,
 ) -> SimulationResult:
     """Simulate data for given parameters, chunk by chunk, excluding failures.
 
@@ -218,6 +222,8 @@ def run_simulations(
         theta: Parameters, ``(num_simulations, dim)``.
         chunk_size: Simulations per chunk handed to ``sink``.
         sink: Optional store receiving each chunk as it arrives.
+        throw: Raise :class:`astrobayes._status.UnreliableResultError` (carrying the
+            result) when every simulation failed.
 
     Returns:
         A :class:`SimulationResult`.
@@ -225,6 +231,7 @@ def run_simulations(
     Raises:
         TypeError: If ``simulator`` is not callable.
         ValueError: If ``theta`` is not a finite 2-d array.
+        UnreliableResultError: With ``throw=True``, when every simulation failed.
 
     """
     check_key(key)
@@ -264,9 +271,16 @@ def run_simulations(
         status = SimulationStatus.SOME_FAILED
     else:
         status = SimulationStatus.SUCCESS
-    return SimulationResult(
-        theta_out, x_out, theta.shape[0], num_non_finite, num_raised, tuple(examples), status
+    result = SimulationResult(
+        theta=theta_out,
+        x=x_out,
+        num_requested=theta.shape[0],
+        num_non_finite=num_non_finite,
+        num_raised=num_raised,
+        failure_examples=tuple(examples),
+        status=status,
     )
+    return check(result, throw)
 
 
 def simulate_for_prior(
@@ -277,6 +291,7 @@ def simulate_for_prior(
     *,
     chunk_size: int = 1000,
     sink: SimulationSink | None = None,
+    throw: bool = False,
 ) -> SimulationResult:
     """Draw ``num_simulations`` parameters from ``prior`` (anything with ``sample(key, n)``) and simulate.
 
@@ -287,9 +302,14 @@ def simulate_for_prior(
         num_simulations: Number of draws.
         chunk_size: Simulations per chunk.
         sink: Optional store for each chunk.
+        throw: Raise :class:`astrobayes._status.UnreliableResultError` (carrying the
+            result) when every simulation failed.
 
     Returns:
         A :class:`SimulationResult`.
+
+    Raises:
+        UnreliableResultError: With ``throw=True``, when every simulation failed.
 
     Example:
         >>> import jax, jax.numpy as jnp
@@ -306,4 +326,6 @@ def simulate_for_prior(
     num_simulations = check_positive_int(num_simulations, "num_simulations")
     key_prior, key_simulate = jax.random.split(key)
     theta = np.asarray(prior.sample(key_prior, num_simulations), dtype=float)
-    return run_simulations(key_simulate, simulator, theta, chunk_size=chunk_size, sink=sink)
+    return run_simulations(
+        key_simulate, simulator, theta, chunk_size=chunk_size, sink=sink, throw=throw
+    )

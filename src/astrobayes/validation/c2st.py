@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from jaxtyping import PRNGKeyArray
+from jaxtyping import Array, Float, PRNGKeyArray
 
 from astrobayes._checks import as_float_array, check_finite, check_key, check_positive_int
 
@@ -43,8 +43,8 @@ class C2STResult(NamedTuple):
 
 def c2st(
     key: PRNGKeyArray,
-    samples,
-    reference_samples,
+    samples: Float[Array, "n dim"] | np.ndarray,
+    reference_samples: Float[Array, "n_ref dim"] | np.ndarray,
     *,
     num_folds: int = 5,
     num_epochs: int = 100,
@@ -158,4 +158,4 @@ def c2st(
     accuracies = np.asarray(accuracies, dtype=float)
     accuracy = float(accuracies.mean())
     std_error = float(np.sqrt(max(accuracy * (1 - accuracy), 1e-12) / (fold_size * num_folds)))
-    return C2STResult(accuracy, accuracies, std_error)
+    return C2STResult(accuracy=accuracy, fold_accuracies=accuracies, accuracy_std_error=std_error)

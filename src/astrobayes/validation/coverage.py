@@ -10,7 +10,10 @@ the ``n`` tests, so that checking costs little beside training.
 * :func:`sbc_ranks` (Talts et al. 2018) ranks each true parameter among the marginal
   draws.
 
-Each returns a NamedTuple with a ``status`` whose value is the message; a
+Each returns a NamedTuple with a ``status`` (a :class:`CalibrationStatus`, whose value is
+the message and whose severity says how far the posterior can be trusted: an
+overconfident, biased or otherwise miscalibrated posterior is a failure, an
+underconfident one a warning, since its credible regions are conservative); a
 miscalibrated posterior is *flagged* when a Kolmogorov-Smirnov test of the relevant
 statistic against uniformity rejects at ``significance`` **and** the largest distance
 of the empirical curve from the diagonal exceeds ``tolerance``.
@@ -24,15 +27,15 @@ References:
 
 from __future__ import annotations
 
-import enum
 from typing import NamedTuple
 
 import jax
 import numpy as np
-from jaxtyping import PRNGKeyArray
+from jaxtyping import Array, Float, PRNGKeyArray
 from scipy import stats
 
 from astrobayes._checks import as_float_array, check_finite, check_fraction, check_key
+from astrobayes._status import Severity, Status, check
 
 __all__ = [
     "CalibrationStatus",
@@ -45,14 +48,28 @@ __all__ = [
 ]
 
 
-class CalibrationStatus(enum.Enum):
-    """Verdict of a calibration check; the value is the message."""
+class CalibrationStatus(Status):
+    """Verdict of a calibration check; the value is the message.
 
-    CALIBRATED = "consistent with calibration"
-    OVERCONFIDENT = "overconfident: credible regions are too small (coverage below nominal)"
-    UNDERCONFIDENT = "underconfident: credible regions are too large (coverage above nominal)"
-    BIASED = "biased: posterior draws are systematically shifted from the truth"
-    MISCALIBRATED = "miscalibrated: the statistic is not uniform"
+    Overconfident, biased and miscalibrated posteriors are failures (their credible
+    regions cannot be trusted); an underconfident one is a warning (its regions are too
+    large, so conservative).
+    """
+
+    CALIBRATED = (Severity.OK, "consistent with calibration")
+    OVERCONFIDENT = (
+        Severity.FAILURE,
+        "overconfident: credible regions are too small (coverage below nominal)",
+    )
+    UNDERCONFIDENT = (
+        Severity.WARNING,
+        "underconfident: credible regions are too large (coverage above nominal)",
+    )
+    BIASED = (
+        Severity.FAILURE,
+        "biased: posterior draws are systematically shifted from the truth",
+    )
+    MISCALIBRATED = (Severity.FAILURE, "miscalibrated: the statistic is not uniform")
 
 
 class CoverageResult(NamedTuple):
@@ -160,12 +177,13 @@ def _check_samples(theta_true, samples) -> tuple[np.ndarray, np.ndarray]:
 
 
 def expected_coverage(
-    log_prob_true,
-    log_prob_samples,
+    log_prob_true: Float[Array, " n"] | np.ndarray,
+    log_prob_samples: Float[Array, "n m"] | np.ndarray,
     *,
     num_levels: int = 50,
     significance: float = 0.01,
     tolerance: float = 0.05,
+    throw: bool = False,
 ) -> CoverageResult:
     """Compute the expected coverage of highest-posterior-density (HPD) regions.
 
@@ -181,6 +199,8 @@ def expected_coverage(
         num_levels: Number of credibility levels in ``(0, 1]``.
         significance: KS-test level for flagging.
         tolerance: Largest acceptable ``|coverage - level|``.
+        throw: Raise :class:`astrobayes._status.UnreliableResultError` (carrying the
+            result) on a failure status.
 
     Returns:
         A :class:`CoverageResult`.
@@ -188,6 +208,7 @@ def expected_coverage(
     Raises:
         ValueError: If the shapes disagree, ``n < 2``, or the draws' log densities are
             not finite (a true parameter may have ``-inf``: it is outside every region).
+        UnreliableResultError: With ``throw=True``, on a failure status.
 
     References:
         Hermans et al. 2022, arXiv:2110.06581.
@@ -228,20 +249,30 @@ def expected_coverage(
         status = CalibrationStatus.OVERCONFIDENT if area < 0 else CalibrationStatus.UNDERCONFIDENT
     else:
         status = CalibrationStatus.CALIBRATED
-    return CoverageResult(
-        levels, coverage, low, high, credibility, max_deviation, area, ks_pvalue, status
+    result = CoverageResult(
+        levels=levels,
+        coverage=coverage,
+        coverage_low=low,
+        coverage_high=high,
+        credibility=credibility,
+        max_deviation=max_deviation,
+        area=area,
+        ks_pvalue=ks_pvalue,
+        status=status,
     )
+    return check(result, throw)
 
 
 def tarp(
     key: PRNGKeyArray,
-    theta_true,
-    samples,
+    theta_true: Float[Array, "n dim"] | np.ndarray,
+    samples: Float[Array, "n m dim"] | np.ndarray,
     *,
-    references=None,
+    references: Float[Array, "n dim"] | np.ndarray | None = None,
     num_levels: int = 50,
     significance: float = 0.01,
     tolerance: float = 0.05,
+    throw: bool = False,
 ) -> TarpResult:
     """TARP expected coverage probability with random reference points.
 
@@ -259,12 +290,15 @@ def tarp(
         num_levels: Number of credibility levels.
         significance: KS-test level for flagging.
         tolerance: Largest acceptable ``|ecp - level|``.
+        throw: Raise :class:`astrobayes._status.UnreliableResultError` (carrying the
+            result) on a failure status.
 
     Returns:
         A :class:`TarpResult`.
 
     Raises:
         ValueError: On inconsistent shapes or non-finite values.
+        UnreliableResultError: With ``throw=True``, on a failure status.
 
     References:
         Lemos et al. 2023, arXiv:2302.03026.
@@ -296,15 +330,25 @@ def tarp(
         status = CalibrationStatus.OVERCONFIDENT if atc < 0 else CalibrationStatus.UNDERCONFIDENT
     else:
         status = CalibrationStatus.CALIBRATED
-    return TarpResult(levels, ecp, fractions, atc, max_deviation, ks_pvalue, status)
+    result = TarpResult(
+        levels=levels,
+        ecp=ecp,
+        fractions=fractions,
+        atc=atc,
+        max_deviation=max_deviation,
+        ks_pvalue=ks_pvalue,
+        status=status,
+    )
+    return check(result, throw)
 
 
 def sbc_ranks(
-    theta_true,
-    samples,
+    theta_true: Float[Array, "n dim"] | np.ndarray,
+    samples: Float[Array, "n m dim"] | np.ndarray,
     *,
     significance: float = 0.01,
     tolerance: float = 0.05,
+    throw: bool = False,
 ) -> SBCResult:
     """Simulation-based calibration: rank of each true parameter among its draws.
 
@@ -318,12 +362,15 @@ def sbc_ranks(
         samples: Posterior draws, ``(n, m, dim)``.
         significance: Family-wise KS-test level.
         tolerance: Largest acceptable ECDF distance.
+        throw: Raise :class:`astrobayes._status.UnreliableResultError` (carrying the
+            result) on a failure status.
 
     Returns:
         An :class:`SBCResult`.
 
     Raises:
         ValueError: On inconsistent shapes or non-finite values.
+        UnreliableResultError: With ``throw=True``, on a failure status.
 
     References:
         Talts et al. 2018, arXiv:1804.06788.
@@ -356,4 +403,12 @@ def sbc_ranks(
             status = CalibrationStatus.UNDERCONFIDENT
         else:
             status = CalibrationStatus.MISCALIBRATED
-    return SBCResult(ranks, m, ks, mean_deviation, max_deviation, status)
+    result = SBCResult(
+        ranks=ranks,
+        num_posterior_samples=m,
+        ks_pvalues=ks,
+        mean_rank_deviation=mean_deviation,
+        max_deviation=max_deviation,
+        status=status,
+    )
+    return check(result, throw)

@@ -28,23 +28,32 @@ References:
 
 from __future__ import annotations
 
-import enum
 from typing import NamedTuple
 
 import numpy as np
+from jaxtyping import Array
 
 from astrobayes._checks import as_float_array, check_finite, check_fraction
+from astrobayes._status import Severity, Status, check
 
 __all__ = ["PredictiveCheckResult", "PredictiveStatus", "posterior_predictive_check"]
 
 
-class PredictiveStatus(enum.Enum):
-    """Verdict of the check; the value is the message."""
+class PredictiveStatus(Status):
+    """Verdict of the check; the value is the message.
 
-    CONSISTENT = "x_obs is consistent with the posterior predictive distribution"
+    A flag is a failure: the check is conservative and catches gross failures only, so
+    the posterior (or the simulator) must not be used for this observation as it is.
+    """
+
+    CONSISTENT = (
+        Severity.OK,
+        "x_obs is consistent with the posterior predictive distribution",
+    )
     X_OBS_IN_TAIL = (
+        Severity.FAILURE,
         "x_obs lies in the far tail of the posterior predictive distribution: the posterior "
-        "(or the simulator) does not explain this observation"
+        "(or the simulator) does not explain this observation",
     )
 
 
@@ -68,7 +77,11 @@ class PredictiveCheckResult(NamedTuple):
 
 
 def posterior_predictive_check(
-    x_obs, x_predictive, *, significance: float = 0.01
+    x_obs: Array | np.ndarray,
+    x_predictive: Array | np.ndarray,
+    *,
+    significance: float = 0.01,
+    throw: bool = False,
 ) -> PredictiveCheckResult:
     """Rank ``x_obs`` among data simulated at posterior draws.
 
@@ -77,6 +90,8 @@ def posterior_predictive_check(
         x_predictive: ``(n, *x_obs.shape)`` data simulated at ``n`` posterior draws (one
             simulation per draw).
         significance: Flag when the adjusted p-value is below this.
+        throw: Raise :class:`astrobayes._status.UnreliableResultError` (carrying the
+            result) when ``x_obs`` is flagged.
 
     Returns:
         :class:`PredictiveCheckResult`.
@@ -84,6 +99,7 @@ def posterior_predictive_check(
     Raises:
         ValueError: On non-finite inputs, mismatched shapes, or too few draws for the
             check to be able to reject at ``significance``.
+        UnreliableResultError: With ``throw=True``, when ``x_obs`` is flagged.
 
     Example:
         >>> import numpy as np
@@ -126,4 +142,11 @@ def posterior_predictive_check(
     status = (
         PredictiveStatus.X_OBS_IN_TAIL if p_adjusted < significance else PredictiveStatus.CONSISTENT
     )
-    return PredictiveCheckResult(p_values, p_joint, p_adjusted, n, status)
+    result = PredictiveCheckResult(
+        p_values=p_values,
+        p_joint=p_joint,
+        p_adjusted=p_adjusted,
+        num_draws=n,
+        status=status,
+    )
+    return check(result, throw)

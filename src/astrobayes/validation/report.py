@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
-from jaxtyping import PRNGKeyArray
+from jaxtyping import Array, Float, PRNGKeyArray
 
 from astrobayes._checks import check_key
+from astrobayes._status import Status, check, worst
 from astrobayes.validation.coverage import (
     CalibrationStatus,
     CoverageResult,
@@ -34,7 +35,8 @@ class CalibrationReport(NamedTuple):
         sbc: :class:`SBCResult`.
         is_calibrated: ``True`` when no check flags the posterior.
         flags: One message per flagging check.
-        status: The most severe status (``CALIBRATED`` when none flags).
+        status: The most severe status of the checks (``CALIBRATED`` when none flags;
+            the first flagged one among equally severe).
 
     """
 
@@ -48,13 +50,14 @@ class CalibrationReport(NamedTuple):
 
 def calibration_report(
     key: PRNGKeyArray,
-    theta_true,
-    samples,
-    log_prob_true=None,
-    log_prob_samples=None,
+    theta_true: Float[Array, "n dim"] | np.ndarray,
+    samples: Float[Array, "n m dim"] | np.ndarray,
+    log_prob_true: Float[Array, " n"] | np.ndarray | None = None,
+    log_prob_samples: Float[Array, "n m"] | np.ndarray | None = None,
     *,
     significance: float = 0.01,
     tolerance: float = 0.05,
+    throw: bool = False,
 ) -> CalibrationReport:
     """Run expected coverage (when log densities are given), TARP and SBC.
 
@@ -66,12 +69,15 @@ def calibration_report(
         log_prob_samples: Optional log posterior of each draw, ``(n, m)``.
         significance: KS-test level of every check.
         tolerance: Largest acceptable distance of each curve from the diagonal.
+        throw: Raise :class:`astrobayes._status.UnreliableResultError` (carrying the
+            report) when a check fails (overconfident, biased or miscalibrated).
 
     Returns:
         A :class:`CalibrationReport`.
 
     Raises:
         ValueError: If only one of the two log-density arrays is given, or on bad shapes.
+        UnreliableResultError: With ``throw=True``, on a failure status.
 
     References:
         Hermans et al. 2022, arXiv:2110.06581; Lemos et al. 2023, arXiv:2302.03026;
@@ -94,12 +100,28 @@ def calibration_report(
         if result is not None and result.status is not CalibrationStatus.CALIBRATED:
             flags.append(f"{name}: {result.status.value}")
             statuses.append(result.status)
-    status = statuses[0] if statuses else CalibrationStatus.CALIBRATED
-    return CalibrationReport(coverage, tarp_result, sbc, not flags, tuple(flags), status)
+    result = CalibrationReport(
+        coverage=coverage,
+        tarp=tarp_result,
+        sbc=sbc,
+        is_calibrated=not flags,
+        flags=tuple(flags),
+        status=worst(statuses) if statuses else CalibrationStatus.CALIBRATED,
+    )
+    return check(result, throw)
+
+
+def _status_fields(status: Status) -> dict[str, str]:
+    """The package's JSON form of a status: lower-case name and its message."""
+    return {"status": status.name.lower(), "status_message": status.value}
 
 
 def report_to_dict(report: CalibrationReport) -> dict:
-    """Return a JSON-ready summary of a :class:`CalibrationReport` (curves included)."""
+    """Return a JSON-ready summary of a :class:`CalibrationReport` (curves included).
+
+    Statuses appear as in :func:`astrobayes.io.to_jsonable`: ``"status"`` holds the
+    lower-case name and ``"status_message"`` the message.
+    """
 
     def clean(value):
         if isinstance(value, np.ndarray):
@@ -110,7 +132,7 @@ def report_to_dict(report: CalibrationReport) -> dict:
 
     out = {
         "is_calibrated": report.is_calibrated,
-        "status": report.status.value,
+        **_status_fields(report.status),
         "flags": list(report.flags),
     }
     if report.coverage is not None:
@@ -121,7 +143,7 @@ def report_to_dict(report: CalibrationReport) -> dict:
             "max_deviation": c.max_deviation,
             "area": c.area,
             "ks_pvalue": c.ks_pvalue,
-            "status": c.status.value,
+            **_status_fields(c.status),
         }
     t = report.tarp
     out["tarp"] = {
@@ -130,7 +152,7 @@ def report_to_dict(report: CalibrationReport) -> dict:
         "atc": t.atc,
         "max_deviation": t.max_deviation,
         "ks_pvalue": t.ks_pvalue,
-        "status": t.status.value,
+        **_status_fields(t.status),
     }
     s = report.sbc
     out["sbc"] = {
@@ -138,6 +160,6 @@ def report_to_dict(report: CalibrationReport) -> dict:
         "mean_rank_deviation": clean(s.mean_rank_deviation),
         "max_deviation": s.max_deviation,
         "num_posterior_samples": s.num_posterior_samples,
-        "status": s.status.value,
+        **_status_fields(s.status),
     }
     return out
