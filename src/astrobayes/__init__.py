@@ -4,9 +4,23 @@ Entry points:
     * :func:`astrobayes.evidence.estimate` -- evidence from posterior samples (learned
       harmonic mean).
     * :class:`astrobayes.chains.Chains` -- posterior samples from any sampler.
+    * :mod:`astrobayes.io` -- every file read or written (chains, JSON, data sets,
+      emulators); the rest of the package takes arrays.
+
+Every result carries a ``status`` (:class:`Status`, severity as data); runners called with
+``throw=True`` raise :class:`UnreliableResultError`, which carries the partial result, on
+a failure status. See ``docs/architecture.md``.
 """
 
+from astrobayes._status import Severity, Status, UnreliableResultError
 from astrobayes.chains import Chains, chains_from_list
 
 __version__ = "0.1.0"
-__all__ = ["Chains", "__version__", "chains_from_list"]
+__all__ = [
+    "Chains",
+    "Severity",
+    "Status",
+    "UnreliableResultError",
+    "__version__",
+    "chains_from_list",
+]

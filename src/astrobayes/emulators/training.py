@@ -228,7 +228,7 @@ def train_emulator(
         validation_fraction: Fraction held out for early stopping, in (0, 1).
         patience: Epochs without validation improvement before stopping.
         progress_fn: Called as ``progress_fn("training", epoch, num_epochs)``.
-        throw: Raise :class:`~astrobayes._status.UnreliableResultError` (carrying the
+        throw: Raise :class:`~astrobayes.UnreliableResultError` (carrying the
             :class:`~astrobayes._training.TrainingInfo`) if the loss became non-finite.
 
     Returns:
