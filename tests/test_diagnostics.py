@@ -1,4 +1,4 @@
-"""Tests of astrobayes.evidence.diagnostics and astrobayes.evidence.compare."""
+"""Tests of astrobayes.diagnostics (R-hat, ESS, Kish, tail index, batch means) and evidence.bayes_factor."""
 
 from __future__ import annotations
 
