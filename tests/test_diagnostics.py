@@ -11,14 +11,16 @@ import pytest
 from scipy import stats
 from scipy.signal import lfilter
 
-from astrobayes.evidence import jeffreys_reading, log_bayes_factor
 from astrobayes.diagnostics import (
+    effective_sample_size,
     integrated_autocorrelation_time,
     kish_effective_sample_size,
     pareto_tail_index,
+    split_rhat,
     standardised_kurtosis,
     weighted_batch_means,
 )
+from astrobayes.evidence import jeffreys_reading, log_bayes_factor
 
 pytestmark = pytest.mark.usefixtures("strict_dtypes")
 
@@ -137,3 +139,29 @@ def test_log_bayes_factor_adds_errors_in_quadrature():
     assert bf.log_bayes_factor_std == pytest.approx(0.5)
     assert bf.reading == "moderate evidence for wcdm"
     assert log_bayes_factor(b, a, "lcdm", "wcdm").reading == "moderate evidence for wcdm"
+
+
+def test_split_rhat_is_one_for_iid_chains_and_flags_stuck_ones():
+    rng = np.random.default_rng(1)
+    iid = rng.standard_normal((4, 2000, 3))
+    np.testing.assert_allclose(split_rhat(iid), 1.0, atol=0.01)
+    stuck = iid + np.arange(4)[:, None, None]  # negative control: chains in different places
+    assert np.all(split_rhat(stuck) > 1.5)
+    drifting = iid + np.linspace(0, 3, 2000)[None, :, None]  # trend within each chain
+    assert np.all(split_rhat(drifting) > 1.1)
+    assert np.all(np.isnan(split_rhat(iid[:, :3])))
+    with pytest.raises(
+        ValueError, match=r"samples must have shape \(num_chains, num_samples, dim\)"
+    ):
+        split_rhat(iid[0])
+
+
+def test_effective_sample_size_matches_the_ar1_value():
+    rho, n, chains = 0.8, 20_000, 4
+    series = _ar1(np.random.default_rng(2), rho, (chains, 1, n)).transpose(0, 2, 1)
+    expected = chains * n * (1 - rho) / (1 + rho)  # tau = (1 + rho) / (1 - rho)
+    ess = effective_sample_size(series)[0]
+    # the relative error of an ESS estimate at tau = 9 over 8e4 draws is a few per cent
+    assert abs(ess / expected - 1) < 0.1
+    iid = np.random.default_rng(3).standard_normal((chains, n, 1))
+    assert effective_sample_size(iid)[0] > 5 * ess  # negative control: correlation costs draws
