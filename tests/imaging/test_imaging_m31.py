@@ -5,6 +5,7 @@ import jax.numpy as jnp
 import pytest
 from imaging_helpers import load_m31
 
+from astrobayes.imaging.intervals import local_credible_intervals
 from astrobayes.imaging.map import discrepancy_strength, map_estimate, snr_db
 from astrobayes.imaging.operators import (
     add_complex_noise,
@@ -13,7 +14,7 @@ from astrobayes.imaging.operators import (
 )
 from astrobayes.imaging.posterior import imaging_posterior
 from astrobayes.imaging.priors import WaveletSparsityPrior
-from astrobayes.imaging.uq import hpd_threshold, local_credible_intervals
+from astrobayes.imaging.uq import hpd_threshold
 from astrobayes.imaging.wavelets import WaveletTransform
 
 

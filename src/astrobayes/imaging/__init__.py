@@ -1,8 +1,25 @@
 """Radio-interferometric imaging with uncertainty quantification.
 
-Operators (masked FFT, NUFFT) with exact adjoints, orthonormal wavelets, convex priors
-(wavelet sparsity, learned convex ridge regulariser), MAP by FISTA, MAP-based
-uncertainty (HPD bound, local credible intervals, hypothesis tests), proximal MCMC and
-proximal nested sampling. Submodules are imported explicitly, e.g.
-``from astrobayes.imaging.map import map_estimate``.
+Submodules are imported explicitly, e.g. ``from astrobayes.imaging.map import
+map_estimate``:
+
+| module | holds |
+|---|---|
+| ``operators`` | ``MeasurementOperator`` (behaviour as methods), the masked FFT, noise |
+| ``nufft`` | the NUFFT operator and uv weights |
+| ``operator_norm`` | spectral norm by power iteration |
+| ``wavelets`` | orthonormal periodised Daubechies transforms |
+| ``priors``, ``crr`` | ``ImagingPrior``: wavelet sparsity, learned convex ridge regulariser |
+| ``posterior`` | the imaging posterior ``U = f + g`` |
+| ``map`` | MAP by FISTA, the discrepancy-principle strength |
+| ``uq``, ``intervals`` | HPD bound and hypothesis tests; local credible intervals |
+| ``mcmc`` | ``proximal_mcmc`` (MYULA, SK-ROCK) |
+| ``nested``, ``nested_kernel`` | proximal nested sampling: driver; state, init, step |
+| ``constraints``, ``prior_sampling``, ``prior_evidence`` | evidence of imaging priors |
+| ``pipeline``, ``problem`` | ``run_imaging``; the ``astrobayes image`` settings and problems |
+
+Every runner returns a NamedTuple with an :class:`astrobayes._status.Status` and takes
+``throw=``. Nothing here reads or writes files (see :mod:`astrobayes.io.imaging_files`).
 """
+
+__all__: list[str] = []

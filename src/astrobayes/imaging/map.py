@@ -115,6 +115,7 @@ def map_estimate(
     Example:
         >>> import numpy as np
         >>> from astrobayes.imaging.operators import fourier_mask_operator
+        >>> from astrobayes.imaging.posterior import imaging_posterior
         >>> from astrobayes.imaging.priors import WaveletSparsityPrior
         >>> from astrobayes.imaging.wavelets import WaveletTransform
         >>> op = fourier_mask_operator(np.ones((8, 8), dtype=bool))

@@ -152,7 +152,8 @@ def prior_log_evidence(
         >>> op = fourier_mask_operator(mask)
         >>> post = imaging_posterior(op, op(np.ones((8, 8))), 0.1,
         ...                          WaveletSparsityPrior(2.0, WaveletTransform(1, 3)))
-        >>> result = prior_log_evidence(jax.random.key(0), post, num_live=20, num_mcmc_steps=5)
+        >>> result = prior_log_evidence(
+        ...     jax.random.key(0), post, num_live=10, num_mcmc_steps=2, num_delete=5)
         >>> bool(np.isfinite(result.log_evidence))
         True
     """

@@ -91,7 +91,7 @@ def hpd_threshold(potential_at_map: float, dimension: int, alpha: float = 0.01) 
 
     Example:
         >>> round(hpd_threshold(0.0, 100, 0.05).increment, 2)
-        217.07
+        180.94
 
     """
     dimension = check_positive_int(dimension, "dimension")
