@@ -126,3 +126,56 @@ def test_smc_config_validation():
     with pytest.raises(ValueError, match="smc_moves"):
         MCMCConfig(smc_moves=-1)
     assert eqx.is_array(MixtureLikelihood(0.5).log_weights)
+
+
+class GaussianLikelihood(AbstractEstimator):
+    """Likelihood ``N(theta; x, s^2 I)`` under a uniform prior on ``[-4, 4]^2``.
+
+    For ``|x| << 4`` the posterior is ``N(x, s^2 I)`` (truncation below 1e-20).
+    """
+
+    prior: Prior
+    u_shift: jax.Array
+    u_scale: jax.Array
+    x_shift: jax.Array
+    x_scale: jax.Array
+
+    def __init__(self):
+        self.prior = Prior.uniform([-4.0, -4.0], [4.0, 4.0])
+        self.u_shift = jnp.zeros(2)
+        self.u_scale = jnp.ones(2)
+        self.x_shift = jnp.zeros(2)
+        self.x_scale = jnp.ones(2)
+
+    def log_posterior_unconstrained(self, u, x):
+        theta = self.prior.to_constrained(u)
+        log_likelihood = -0.5 * jnp.sum((theta - x) ** 2) / SIGMA**2
+        return log_likelihood + self.prior.log_prob_unconstrained(u)
+
+
+def test_nuts_recovers_a_gaussian_posterior(key):
+    """NUTS on the sampling kernel: mean and std within 5 Monte Carlo errors (ESS-based)."""
+    config = MCMCConfig(num_chains=4, num_warmup=200, num_initial=2000)
+    x_obs = np.array([0.5, -1.0])
+    posterior = sample_posterior(
+        key, GaussianLikelihood(), x_obs, 2000, method="nuts", mcmc_config=config
+    )
+    assert posterior.method == "nuts"
+    assert posterior.status.name == "SUCCESS", posterior.diagnostics
+    assert posterior.diagnostics["split_rhat_max"] < 1.05
+    ess = posterior.diagnostics["effective_sample_size_min"]
+    assert ess > 200
+    np.testing.assert_allclose(posterior.samples.mean(0), x_obs, atol=5 * SIGMA / np.sqrt(ess))
+    np.testing.assert_allclose(posterior.samples.std(0), SIGMA, atol=5 * SIGMA / np.sqrt(2 * ess))
+    # Negative control: the same check rejects draws centred on the wrong observation.
+    wrong = posterior.samples + 0.1
+    assert np.any(np.abs(wrong.mean(0) - x_obs) > 5 * SIGMA / np.sqrt(ess))
+    again = sample_posterior(
+        key, GaussianLikelihood(), x_obs, 2000, method="nuts", mcmc_config=config
+    )
+    np.testing.assert_array_equal(posterior.samples, again.samples)
+
+
+def test_mcmc_config_needs_ten_warmup_steps():
+    with pytest.raises(ValueError, match="num_warmup must be >= 10"):
+        MCMCConfig(num_warmup=5)

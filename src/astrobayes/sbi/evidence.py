@@ -147,8 +147,8 @@ def _one_evidence(key, nle, x_obs, num_samples_per_chain, mcmc_config, estimate_
         num_samples_per_chain,
     )
     chains = Chains(
-        np.asarray(run.positions, dtype=float),
-        np.asarray(run.log_density, dtype=float),
+        np.asarray(run.samples, dtype=float),
+        np.asarray(run.logdensity, dtype=float),
         names=nle.prior.names,
     )
     return estimate(key_evidence, chains, **estimate_kwargs), chains

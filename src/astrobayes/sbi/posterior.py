@@ -1,7 +1,7 @@
 """Drawing posterior samples from a trained estimator for one observation.
 
 * NPE: direct draws from the flow (exact for the learned density).
-* NLE / NRE: NUTS (:func:`astrobayes.sbi.mcmc.nuts_chains`, many chains ``vmap``-ed) in
+* NLE / NRE: NUTS (:func:`astrobayes.sbi.mcmc.nuts_chains` on the package's NUTS kernel) in
   the prior's unconstrained space on the learned unnormalised log posterior, chains
   started from a sampling-importance-resampling draw from the prior; or importance
   sampling from the prior (``method="importance"``), whose effective sample size is
@@ -68,7 +68,7 @@ class MCMCConfig:
 
     Attributes:
         num_chains: Parallel chains.
-        num_warmup: Window-adaptation steps per chain.
+        num_warmup: Window-adaptation steps per chain (at least 10).
         num_initial: Prior draws for the importance-resampled starting points.
         smc_moves: SMC mutation sweeps per intermediate temperature.
         smc_final_moves: SMC mutation sweeps at the posterior (temperature 1).
@@ -86,7 +86,7 @@ class MCMCConfig:
 
     def __post_init__(self) -> None:
         check_positive_int(self.num_chains, "num_chains")
-        check_positive_int(self.num_warmup, "num_warmup")
+        check_positive_int(self.num_warmup, "num_warmup", minimum=10)
         check_positive_int(self.num_initial, "num_initial")
         check_positive_int(self.smc_moves, "smc_moves", minimum=0)
         check_positive_int(self.smc_final_moves, "smc_final_moves", minimum=0)
@@ -196,12 +196,12 @@ def _nuts_posterior(
     chains = nuts_chains(
         key_run, estimator, x_obs, u[np.asarray(index)], config.num_warmup, per_chain
     )
-    positions = np.asarray(chains.positions)
+    positions = np.asarray(chains.samples)
     rhat = float(np.max(split_rhat(positions)))
     ess = float(np.min(effective_sample_size(positions))) if per_chain >= 4 else float("nan")
     flat_u = jnp.asarray(positions.reshape(-1, positions.shape[-1])[:num_samples])
     theta = estimator.prior.to_constrained(flat_u)
-    log_post = np.asarray(chains.log_density).reshape(-1)[:num_samples] - np.asarray(
+    log_post = np.asarray(chains.logdensity).reshape(-1)[:num_samples] - np.asarray(
         estimator.prior.log_abs_det_jacobian(flat_u)
     )
     num_divergent = int(np.asarray(chains.is_divergent).sum())
