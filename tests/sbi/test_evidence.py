@@ -1,12 +1,17 @@
 """Model comparison on two linear-Gaussian simulators with analytic evidences."""
 
+from typing import NamedTuple
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 from scipy import stats
 
-from astrobayes.sbi import Prior, SBITrainingConfig, simulate_for_prior, train_nle
+from astrobayes._status import UnreliableResultError
+from astrobayes.evidence import EvidenceStatus
+from astrobayes.sbi import NLE, FlowConfig, Prior, SBITrainingConfig, simulate_for_prior, train_nle
+from astrobayes.sbi.estimators import conditional_flow
 from astrobayes.sbi.evidence import nle_evidence
 
 SIGMA = 0.3
@@ -34,6 +39,34 @@ def test_nle_evidence_validation(key):
         nle_evidence(key, "nle", np.zeros(2))
     with pytest.raises(TypeError, match="must be a trained NLE"):
         nle_evidence(key, [], np.zeros(2))
+
+
+class _FakeEvidence(NamedTuple):
+    log_evidence: float
+    log_evidence_std: float
+    status: EvidenceStatus
+
+
+def _tiny_nle(key):
+    flow = conditional_flow(key, 2, 2, FlowConfig(flow_layers=1, nn_width=4, knots=0))
+    zeros, ones = jnp.zeros(2), jnp.ones(2)
+    prior = Prior.normal([0.0, 0.0], [1.0, 1.0])
+    return NLE(flow=flow, prior=prior, u_shift=zeros, u_scale=ones, x_shift=zeros, x_scale=ones)
+
+
+def test_nle_evidence_worst_status_and_throw(key, monkeypatch):
+    """Forced failure: one member's estimate fails; the ensemble reports it and throws."""
+    statuses = iter([EvidenceStatus.OK, EvidenceStatus.NON_FINITE])
+
+    def fake(key, nle, x_obs, num_samples_per_chain, mcmc_config, estimate_kwargs):
+        return _FakeEvidence(-1.0, 0.1, next(statuses)), None
+
+    monkeypatch.setattr("astrobayes.sbi.evidence._one_evidence", fake)
+    members = [_tiny_nle(key), _tiny_nle(key)]
+    with pytest.raises(UnreliableResultError, match="non-finite") as error:
+        nle_evidence(key, members, np.zeros(2), throw=True)
+    assert error.value.result.status is EvidenceStatus.NON_FINITE
+    assert error.value.result.log_evidence == -1.0
 
 
 @pytest.mark.slow

@@ -27,7 +27,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import PRNGKeyArray
+from jaxtyping import Array, PRNGKeyArray
 
 from astrobayes._checks import as_float_array, check_key, check_positive_int
 from astrobayes._status import Status, check, worst
@@ -70,7 +70,7 @@ class SBIEvidence(NamedTuple):
 def nle_evidence(
     key: PRNGKeyArray,
     nle: NLE | Sequence[NLE],
-    x_obs,
+    x_obs: Array | np.ndarray,
     *,
     num_samples_per_chain: int = 1000,
     mcmc_config: MCMCConfig | None = None,

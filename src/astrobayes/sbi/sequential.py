@@ -122,7 +122,7 @@ def truncate_prior(
     key: PRNGKeyArray,
     prior: Prior,
     estimator: AbstractEstimator,
-    x_obs,
+    x_obs: Array | np.ndarray,
     posterior_samples: Float[Array, "num_samples dim"] | np.ndarray,
     *,
     epsilon: float = 1e-4,
