@@ -7,19 +7,16 @@ prior normalised, and say which convention they used (see ``docs/io.md``). The o
 readers turn published data files (SN Ia compilations, the radiata pine table, the
 shipped cosmic-shear data and emulator) into the arrays and Modules the numerical core
 takes; every writer is atomic.
+
+The data-set and emulator functions are imported on first use (they pull in
+:mod:`astrobayes.cosmology` and :mod:`astrobayes.emulators`), so reading chains stays
+light: ``from astrobayes.io import read_union3`` works as usual.
 """
 
+import importlib
+from typing import Any
+
 from astrobayes.io.checkpoint import NpzCheckpoint
-from astrobayes.io.cosmology_data import (
-    des_y1_like_data,
-    des_y1_like_emulator,
-    read_des_sn5yr,
-    read_pantheon_binned,
-    read_pantheon_plus,
-    read_union3,
-)
-from astrobayes.io.emulators import load_emulator, save_emulator
-from astrobayes.io.problems_data import read_radiata_pine
 from astrobayes.io.readers import FORMATS, ChainsFile, detect_format, read_chains
 from astrobayes.io.writers import (
     save_figure_atomic,
@@ -54,3 +51,29 @@ __all__ = [
     "write_npz_atomic",
     "write_text_atomic",
 ]
+
+_LAZY = {
+    "des_y1_like_data": "astrobayes.io.cosmology_data",
+    "des_y1_like_emulator": "astrobayes.io.cosmology_data",
+    "read_des_sn5yr": "astrobayes.io.cosmology_data",
+    "read_pantheon_binned": "astrobayes.io.cosmology_data",
+    "read_pantheon_plus": "astrobayes.io.cosmology_data",
+    "read_union3": "astrobayes.io.cosmology_data",
+    "load_emulator": "astrobayes.io.emulators",
+    "save_emulator": "astrobayes.io.emulators",
+    "read_radiata_pine": "astrobayes.io.problems_data",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Import the data-set and emulator readers on first use."""
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    """Public names, the lazy ones included."""
+    return sorted(set(globals()) | set(_LAZY))
