@@ -20,7 +20,7 @@ from astrobayes.imaging.crr import (
     regulariser_from_arrays,
     regulariser_to_arrays,
 )
-from astrobayes.io.writers import write_npz_atomic
+from astrobayes.io.writers import _atomic_write, write_npz_atomic
 
 __all__ = [
     "ObservedVisibilities",
@@ -83,7 +83,7 @@ def read_fits_image(path: str | Path, *, hdu: int = 0) -> np.ndarray:
 
 
 def write_fits_image(path: str | Path, image: np.ndarray, *, header: dict | None = None) -> Path:
-    """Write a 2-d image to FITS (overwriting), with optional header cards.
+    """Write a 2-d image to FITS (overwriting, atomically), with optional header cards.
 
     Args:
         path: Output file.
@@ -105,9 +105,7 @@ def write_fits_image(path: str | Path, image: np.ndarray, *, header: dict | None
     hdu = fits.PrimaryHDU(image)
     for key, value in (header or {}).items():
         hdu.header[str(key)[:8].upper()] = value
-    path = Path(path)
-    hdu.writeto(path, overwrite=True)
-    return path
+    return _atomic_write(path, hdu.writeto)
 
 
 def read_fourier_mask(path: str | Path, *, shape: tuple[int, int]) -> np.ndarray:
