@@ -301,7 +301,7 @@ def test_prior_evidence_failure_status_and_throw(key):
     with pytest.raises(UnreliableResultError, match="NESTED_FAILED") as error:
         prior_log_evidence(key, post, throw=True, **options)
     assert error.value.result.nested is not None
-    comparison = compare_priors(key, {"a": post, "b": post}, num_repeats=1, **options)
-    assert comparison.status is PriorEvidenceStatus.NESTED_FAILED
-    with pytest.raises(UnreliableResultError, match="NESTED_FAILED"):
+    with pytest.raises(UnreliableResultError, match="NESTED_FAILED") as error:
         compare_priors(key, {"a": post, "b": post}, num_repeats=1, throw=True, **options)
+    assert error.value.result.status is PriorEvidenceStatus.NESTED_FAILED  # the worst run
+    assert error.value.result.names == ("a", "b")
