@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 
 from astrobayes.emulators.network import Emulator
-from astrobayes.io.writers import _atomic_write
+from astrobayes.io.writers import write_atomic
 
 __all__ = ["load_emulator", "save_emulator"]
 
@@ -72,7 +72,7 @@ def save_emulator(path: str | os.PathLike, emulator: Emulator) -> Path:
         handle.write(header.encode("utf-8") + b"\n")
         eqx.tree_serialise_leaves(handle, emulator)
 
-    return _atomic_write(path, write)
+    return write_atomic(path, write)
 
 
 def load_emulator(path: str | os.PathLike) -> Emulator:

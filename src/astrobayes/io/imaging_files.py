@@ -20,7 +20,7 @@ from astrobayes.imaging.crr import (
     regulariser_from_arrays,
     regulariser_to_arrays,
 )
-from astrobayes.io.writers import _atomic_write, write_npz_atomic
+from astrobayes.io.writers import write_atomic, write_npz_atomic
 
 __all__ = [
     "ObservedVisibilities",
@@ -105,7 +105,7 @@ def write_fits_image(path: str | Path, image: np.ndarray, *, header: dict | None
     hdu = fits.PrimaryHDU(image)
     for key, value in (header or {}).items():
         hdu.header[str(key)[:8].upper()] = value
-    return _atomic_write(path, hdu.writeto)
+    return write_atomic(path, hdu.writeto)
 
 
 def read_fourier_mask(path: str | Path, *, shape: tuple[int, int]) -> np.ndarray:

@@ -19,6 +19,7 @@ from astrobayes.io._binary import NPZ_CONVENTION_KEY
 
 __all__ = [
     "save_figure_atomic",
+    "write_atomic",
     "to_json",
     "to_jsonable",
     "write_chains_npz",
@@ -28,8 +29,25 @@ __all__ = [
 ]
 
 
-def _atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], None]) -> Path:
-    """Write through ``write(handle)`` into a temporary file beside ``path``, then rename."""
+def write_atomic(path: str | os.PathLike[str], write: Callable[[IO[bytes]], None]) -> Path:
+    """Write through ``write(handle)`` into a temporary file beside ``path``, then rename.
+
+    The one atomic writer every file format goes through (JSON, NPZ, figures, FITS,
+    emulator weights): the temporary file is flushed and fsynced before ``os.replace``,
+    so a crash or a full disk never leaves a half-written ``path``.
+
+    Args:
+        path: Destination file; its directory must exist.
+        write: Called once with a binary handle open for writing.
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+
+    Raises:
+        ValueError: If ``path`` is a directory.
+        FileNotFoundError: If its directory does not exist.
+
+    """
     path = Path(path)
     if path.is_dir():
         raise ValueError(f"{path}: is a directory; give a file path")
@@ -150,7 +168,7 @@ def write_json_atomic(path: str | os.PathLike[str], obj: Any, *, indent: int = 2
 
     """
     text = to_json(obj, indent=indent) + "\n"
-    return _atomic_write(path, lambda handle: handle.write(text.encode("utf-8")))
+    return write_atomic(path, lambda handle: handle.write(text.encode("utf-8")))
 
 
 def write_chains_npz(
@@ -195,7 +213,7 @@ def write_chains_npz(
             convention or "Chains.log_posterior: log L + log prior, prior normalised", dtype=str
         ),
     }
-    return _atomic_write(path, lambda handle: np.savez(handle, **arrays))
+    return write_atomic(path, lambda handle: np.savez(handle, **arrays))
 
 
 def write_text_atomic(path: str | os.PathLike[str], text: str) -> Path:
@@ -208,7 +226,7 @@ def write_text_atomic(path: str | os.PathLike[str], text: str) -> Path:
     Returns:
         The path written.
     """
-    return _atomic_write(path, lambda handle: handle.write(text.encode("utf-8")))
+    return write_atomic(path, lambda handle: handle.write(text.encode("utf-8")))
 
 
 def save_figure_atomic(path: str | os.PathLike[str], figure: Any, *, dpi: int = 120) -> Path:
@@ -226,7 +244,7 @@ def save_figure_atomic(path: str | os.PathLike[str], figure: Any, *, dpi: int = 
 
     fmt = Path(path).suffix.lstrip(".") or "png"
     try:
-        return _atomic_write(path, lambda handle: figure.savefig(handle, format=fmt, dpi=dpi))
+        return write_atomic(path, lambda handle: figure.savefig(handle, format=fmt, dpi=dpi))
     finally:
         plt.close(figure)
 
@@ -247,4 +265,4 @@ def write_npz_atomic(path: str | os.PathLike[str], **arrays: np.ndarray) -> Path
     for name, value in arrays.items():
         if np.asarray(value).dtype == object:
             raise TypeError(f"{name} must be a numeric or string array; got dtype object")
-    return _atomic_write(path, lambda handle: np.savez(handle, **arrays))
+    return write_atomic(path, lambda handle: np.savez(handle, **arrays))

@@ -71,7 +71,7 @@ def plot_lci(path: str | Path, intervals) -> Path:
 
     Args:
         path: Output PNG.
-        intervals: A :class:`~astrobayes.imaging.uq.LocalCredibleIntervals`.
+        intervals: A :class:`~astrobayes.imaging.intervals.LocalCredibleIntervals`.
 
     Returns:
         The path written.
