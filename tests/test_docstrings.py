@@ -19,7 +19,8 @@ import astrobayes
 _SLOW: dict[str, str] = {
     "astrobayes.comparison": "samples three models with NUTS and fits a flow to each",
     "astrobayes.sbi.embeddings": "builds and applies several CNN embeddings",
-    "astrobayes.sbi.estimators": "trains an NPE flow",
+    "astrobayes.sbi.training": "trains an NPE flow",
+    "astrobayes.sampling.kernel": "compiles the multi-chain NUTS program three times",
     "astrobayes.validation.c2st": "trains a classifier two-sample test",
 }
 
