@@ -26,11 +26,7 @@ References:
     Liaudat, Mars, Price, Pereyra, Betcke & McEwen 2024, RASTI, "Scalable Bayesian
     uncertainty quantification with data-driven priors for radio interferometric
     imaging" (arXiv:2312.00125).
-    Barnett, Magland & af Klinteberg 2019, "A parallel non-uniform fast Fourier
-    transform library based on an 'exponential of semicircle' kernel"
-    (arXiv:1808.06736).
-    Briggs 1995, PhD thesis, "High fidelity deconvolution of moderately resolved
-    sources" (natural and uniform weighting).
+    The NUFFT operator and natural weighting: see :mod:`astrobayes.imaging.nufft`.
 
 """
 

@@ -149,6 +149,32 @@ def _levels(num_levels: int) -> np.ndarray:
     return np.linspace(0.0, 1.0, num_levels + 1)[1:]
 
 
+def _verdict(fractions: np.ndarray, levels: np.ndarray, significance: float, tolerance: float):
+    """Coverage of rank fractions at ``levels`` and its verdict (shared by coverage and TARP).
+
+    Returns:
+        ``(ecp, max_deviation, mean_deviation, ks_pvalue, status)``: the empirical coverage,
+        its largest and mean departure from the diagonal, the KS p-value of the fractions
+        against U(0, 1), and OVER-/UNDERCONFIDENT (by the sign of the mean departure) when
+        the KS test rejects at ``significance`` *and* the largest departure exceeds
+        ``tolerance``, else CALIBRATED.
+
+    """
+    ecp = _ecdf(fractions, levels)
+    deviation = ecp - levels
+    max_deviation = float(np.max(np.abs(deviation)))
+    mean_deviation = float(deviation.mean())
+    ks_pvalue = float(stats.kstest(fractions, "uniform").pvalue)
+    if ks_pvalue < significance and max_deviation > tolerance:
+        if mean_deviation < 0:
+            status = CalibrationStatus.OVERCONFIDENT
+        else:
+            status = CalibrationStatus.UNDERCONFIDENT
+    else:
+        status = CalibrationStatus.CALIBRATED
+    return ecp, max_deviation, mean_deviation, ks_pvalue, status
+
+
 def _ecdf(values: np.ndarray, levels: np.ndarray) -> np.ndarray:
     return (values[None, :] < levels[:, None]).mean(axis=1)
 
@@ -237,18 +263,12 @@ def expected_coverage(
     check_finite(log_prob_samples, "log_prob_samples")
     credibility = (log_prob_samples > log_prob_true[:, None]).mean(axis=1)
     levels = _levels(num_levels)
-    coverage = _ecdf(credibility, levels)
+    coverage, max_deviation, area, ks_pvalue, status = _verdict(
+        credibility, levels, significance, tolerance
+    )
     count = coverage * credibility.size
     low = stats.beta.ppf(0.025, count + 0.5, credibility.size - count + 0.5)
     high = stats.beta.ppf(0.975, count + 0.5, credibility.size - count + 0.5)
-    deviation = coverage - levels
-    max_deviation = float(np.max(np.abs(deviation)))
-    area = float(deviation.mean())
-    ks_pvalue = float(stats.kstest(credibility, "uniform").pvalue)
-    if ks_pvalue < significance and max_deviation > tolerance:
-        status = CalibrationStatus.OVERCONFIDENT if area < 0 else CalibrationStatus.UNDERCONFIDENT
-    else:
-        status = CalibrationStatus.CALIBRATED
     result = CoverageResult(
         levels=levels,
         coverage=coverage,
@@ -321,15 +341,9 @@ def tarp(
     distance_draws = np.linalg.norm(draws - references[:, None, :], axis=-1)
     fractions = (distance_draws < distance_true[:, None]).mean(axis=1)
     levels = _levels(num_levels)
-    ecp = _ecdf(fractions, levels)
-    deviation = ecp - levels
-    max_deviation = float(np.max(np.abs(deviation)))
-    ks_pvalue = float(stats.kstest(fractions, "uniform").pvalue)
-    atc = float(deviation.mean())
-    if ks_pvalue < significance and max_deviation > tolerance:
-        status = CalibrationStatus.OVERCONFIDENT if atc < 0 else CalibrationStatus.UNDERCONFIDENT
-    else:
-        status = CalibrationStatus.CALIBRATED
+    ecp, max_deviation, atc, ks_pvalue, status = _verdict(
+        fractions, levels, significance, tolerance
+    )
     result = TarpResult(
         levels=levels,
         ecp=ecp,
