@@ -176,10 +176,20 @@ def weighted_batch_means(
     means = sums_a / wsums_a
     num = means.size
     if num < 2:
-        return BatchMeans(float(mean), float("nan"), means, wsums_a, np.asarray(lengths)[keep])
+        return BatchMeans(
+            mean=float(mean),
+            std=float("nan"),
+            batch_means=means,
+            batch_weights=wsums_a,
+            batch_length=np.asarray(lengths)[keep],
+        )
     variance = np.sum((wsums_a / total_w) ** 2 * (means - mean) ** 2) * num / (num - 1)
     return BatchMeans(
-        float(mean), float(np.sqrt(variance)), means, wsums_a, np.asarray(lengths)[keep]
+        mean=float(mean),
+        std=float(np.sqrt(variance)),
+        batch_means=means,
+        batch_weights=wsums_a,
+        batch_length=np.asarray(lengths)[keep],
     )
 
 

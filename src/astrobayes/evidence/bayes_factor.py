@@ -66,6 +66,14 @@ def log_bayes_factor(result_a, result_b, name_a: str = "A", name_b: str = "B") -
     """
     value = float(result_a.log_evidence) - float(result_b.log_evidence)
     if result_a is result_b:  # a model against itself: exactly 0, no error
-        return BayesFactor(0.0, 0.0, jeffreys_reading(0.0, name_a, name_b))
+        return BayesFactor(
+            log_bayes_factor=0.0,
+            log_bayes_factor_std=0.0,
+            reading=jeffreys_reading(0.0, name_a, name_b),
+        )
     std = float(np.hypot(result_a.log_evidence_std, result_b.log_evidence_std))
-    return BayesFactor(value, std, jeffreys_reading(value, name_a, name_b))
+    return BayesFactor(
+        log_bayes_factor=value,
+        log_bayes_factor_std=std,
+        reading=jeffreys_reading(value, name_a, name_b),
+    )

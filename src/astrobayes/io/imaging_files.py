@@ -289,7 +289,7 @@ def read_visibilities(path: str | Path) -> ObservedVisibilities:
             raise ValueError(f"'uu'/'vv' have {uv.shape[0]} entries but 'vis' has {vis.shape[0]}")
         if not np.all(np.isfinite(uv)):
             raise ValueError("'uu' and 'vv' must be finite")
-    return ObservedVisibilities(vis, sigma, uv)
+    return ObservedVisibilities(visibilities=vis, sigma=sigma, uv=uv)
 
 
 def default_convex_ridge_path() -> Path:

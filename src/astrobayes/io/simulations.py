@@ -141,10 +141,10 @@ class SimulationStore:
             raise ValueError(f"chunks in {self.directory} disagree in shapes: {sorted(shapes)}")
         nonempty = [i for i, t in enumerate(thetas) if len(t)] or [0]
         return StoredSimulations(
-            np.concatenate([thetas[i] for i in nonempty]),
-            np.concatenate([xs[i] for i in nonempty]),
-            np.concatenate([rounds[i] for i in nonempty]),
-            np.concatenate(failed),
-            tuple(reasons),
-            len(paths),
+            theta=np.concatenate([thetas[i] for i in nonempty]),
+            x=np.concatenate([xs[i] for i in nonempty]),
+            rounds=np.concatenate([rounds[i] for i in nonempty]),
+            failed_theta=np.concatenate(failed),
+            failure_reasons=tuple(reasons),
+            num_chunks=len(paths),
         )

@@ -196,7 +196,13 @@ def unconstrained_density(key: PRNGKeyArray, model: Model, num_chains: int) -> U
             )
 
     positions = _initial_positions(key, logdensity_fn, num_chains, dim, model.name)
-    return UnconstrainedDensity(logdensity_fn, constrain_fn, positions, tuple(names), unravel)
+    return UnconstrainedDensity(
+        logdensity_fn=logdensity_fn,
+        constrain_fn=constrain_fn,
+        initial_positions=positions,
+        names=tuple(names),
+        unravel_fn=unravel,
+    )
 
 
 def _latent_shapes(model: Model) -> dict[str, tuple[int, ...]]:

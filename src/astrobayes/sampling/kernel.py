@@ -149,7 +149,10 @@ def nuts_init(
         mass_matrix = mm_init(dim)
         step_size = jnp.asarray(1.0, position.dtype)
         adaptation = NUTSAdaptation(
-            da_init(step_size), mass_matrix, step_size, mass_matrix.inverse_mass_matrix
+            step_size_state=da_init(step_size),
+            mass_matrix_state=mass_matrix,
+            step_size=step_size,
+            inverse_mass_matrix=mass_matrix.inverse_mass_matrix,
         )
         return blackjax.nuts.init(position, partial(logdensity_fn, params)), adaptation
 
@@ -196,10 +199,10 @@ def _multi_chain_steps(logdensity_fn: LogDensityFn, target_acceptance_rate, dens
         mass_matrix = mm_final(adaptation.mass_matrix_state)
         step_size_state = da_init(da_final(adaptation.step_size_state))
         return NUTSAdaptation(
-            step_size_state,
-            mass_matrix,
-            jnp.exp(step_size_state.log_step_size),
-            mass_matrix.inverse_mass_matrix,
+            step_size_state=step_size_state,
+            mass_matrix_state=mass_matrix,
+            step_size=jnp.exp(step_size_state.log_step_size),
+            inverse_mass_matrix=mass_matrix.inverse_mass_matrix,
         )
 
     def keep_where(flag, new, old):
@@ -226,19 +229,19 @@ def _multi_chain_steps(logdensity_fn: LogDensityFn, target_acceptance_rate, dens
                 adaptation.mass_matrix_state,
             )
             adapted = NUTSAdaptation(
-                step_size_state,
-                mass_matrix,
-                jnp.exp(step_size_state.log_step_size),
-                adaptation.inverse_mass_matrix,
+                step_size_state=step_size_state,
+                mass_matrix_state=mass_matrix,
+                step_size=jnp.exp(step_size_state.log_step_size),
+                inverse_mass_matrix=adaptation.inverse_mass_matrix,
             )
             adapted = jax.lax.cond(step_window_end, end_window, lambda a: a, adapted)
             adaptation = keep_where(step_adapting & step_active, adapted, adaptation)
             state = keep_where(step_active, new_state, state)
             return (state, adaptation), NUTSStepInfo(
-                new_state.position,
-                new_state.logdensity,
-                info.is_divergent & step_active,
-                info.acceptance_rate,
+                position=new_state.position,
+                logdensity=new_state.logdensity,
+                is_divergent=info.is_divergent & step_active,
+                acceptance_rate=info.acceptance_rate,
             )
 
         xs = (index, stage, window_end, adapting, active)
