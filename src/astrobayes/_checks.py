@@ -11,6 +11,14 @@ from typing import Any
 
 import numpy as np
 
+__all__ = [
+    "as_float_array",
+    "check_finite",
+    "check_fraction",
+    "check_key",
+    "check_positive_int",
+]
+
 
 def as_float_array(value: Any, name: str, *, ndim: int | Sequence[int] | None = None) -> np.ndarray:
     """Convert ``value`` to a float64 NumPy array and check its number of dimensions.

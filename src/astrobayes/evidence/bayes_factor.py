@@ -6,6 +6,12 @@ from typing import NamedTuple
 
 import numpy as np
 
+__all__ = [
+    "BayesFactor",
+    "jeffreys_reading",
+    "log_bayes_factor",
+]
+
 
 class BayesFactor(NamedTuple):
     """``ln B = ln z_a - ln z_b`` with its standard error and a reading on Jeffreys' scale.

@@ -31,6 +31,17 @@ from jaxtyping import Array, Float, PRNGKeyArray
 from astrobayes._training import TrainingConfig, fit
 from astrobayes._types import ProgressFn
 
+__all__ = [
+    "FittedTarget",
+    "GaussianTarget",
+    "RQSplineFlow",
+    "RealNVPFlow",
+    "TargetFamily",
+    "Whitening",
+    "fit_whitening",
+    "log_density_from_terms",
+]
+
 
 class Whitening(eqx.Module):
     """Affine map to whitened coordinates, ``z = L^{-1}(theta - mu)``."""

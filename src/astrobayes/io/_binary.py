@@ -9,6 +9,13 @@ import numpy as np
 
 from astrobayes.io._common import AS_GIVEN, NORMALISED, FileChains
 
+__all__ = [
+    "hdf5_kind",
+    "read_arviz",
+    "read_emcee",
+    "read_npz",
+]
+
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 ZIP_SIGNATURE = b"PK\x03\x04"
 NETCDF3_SIGNATURE = b"CDF"

@@ -9,6 +9,13 @@ from pathlib import Path
 
 import numpy as np
 
+__all__ = [
+    "FileChains",
+    "data_line_numbers",
+    "load_table",
+    "sniff_text",
+]
+
 #: How the log posterior stored in a file relates to ``log L + log pi`` (prior normalised).
 NORMALISED = "normalised"  # the file says so (Cobaya, ArviZ log_likelihood + log_prior)
 FLAT_UNNORMALISED = "flat_unnormalised"  # CosmoMC: -log L, flat priors left unnormalised

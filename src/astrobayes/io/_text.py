@@ -20,6 +20,17 @@ from astrobayes.io._common import (
     sniff_text,
 )
 
+__all__ = [
+    "chain_file_roots",
+    "expand_root",
+    "first_content_line",
+    "looks_like_cobaya",
+    "read_csv",
+    "read_getdist",
+    "read_paramnames",
+    "read_ranges",
+]
+
 #: Column names accepted as the log posterior of a CSV file, in order of preference.
 CSV_LOG_POSTERIOR_COLUMNS = ("log_posterior", "logp", "lp", "log_prob")
 CSV_WEIGHT_COLUMNS = ("weight", "weights")

@@ -6,6 +6,11 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+__all__ = [
+    "corner_plot",
+    "evidence_diagnostics_plot",
+]
+
 
 def corner_plot(
     samples: Mapping[str, np.ndarray] | np.ndarray,
