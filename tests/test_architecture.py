@@ -483,3 +483,32 @@ def test_private_import_checker(tmp_path):
 )
 def test_file_access_checker_negative_controls(source):
     assert file_access(ast.parse(source)), source
+
+
+def modules_without_all(root: Path) -> list[str]:
+    """Modules outside ``cli/`` (and data-only packages) that do not define ``__all__``."""
+    missing = []
+    for module, path, tree in _modules(root):
+        if ".cli" in module or not any(
+            isinstance(node, ast.FunctionDef | ast.ClassDef) for node in tree.body
+        ):
+            continue
+        defines_all = any(
+            isinstance(node, ast.Assign)
+            and any(isinstance(t, ast.Name) and t.id == "__all__" for t in node.targets)
+            for node in tree.body
+        )
+        if not defines_all:
+            missing.append(module)
+    return missing
+
+
+def test_every_module_states_its_public_names():
+    assert modules_without_all(PACKAGE) == []
+
+
+def test_all_checker_negative_control(tmp_path):
+    root = _tree(
+        tmp_path, {"a.py": "def f():\n    pass\n", "b.py": "__all__ = []\ndef g(): pass\n"}
+    )
+    assert modules_without_all(root) == ["astrobayes.a"]
