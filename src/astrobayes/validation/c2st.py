@@ -56,6 +56,11 @@ def c2st(
     Both sets are z-scored with the mean and standard deviation of
     ``reference_samples``; the two are subsampled to equal size.
 
+    The classifier is deliberately not trained by :func:`astrobayes._training.fit`: a C2ST
+    trains one classifier per cross-validation fold for a fixed number of epochs, all
+    folds ``vmap``-ed in one compiled program, whereas the shared loop early-stops on a
+    held-out split (which would take draws from the folds) and runs one model at a time.
+
     Args:
         key: JAX PRNG key.
         samples: Draws to test, ``(n, dim)``.
