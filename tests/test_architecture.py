@@ -488,7 +488,7 @@ def test_file_access_checker_negative_controls(source):
 def modules_without_all(root: Path) -> list[str]:
     """Modules outside ``cli/`` (and data-only packages) that do not define ``__all__``."""
     missing = []
-    for module, path, tree in _modules(root):
+    for module, _path, tree in _modules(root):
         if ".cli" in module or not any(
             isinstance(node, ast.FunctionDef | ast.ClassDef) for node in tree.body
         ):

@@ -30,7 +30,9 @@ def test_members_carry_severity_and_message():
     assert _Fit.SLOW.severity is Severity.WARNING
     assert (_Fit.OK.is_ok, _Fit.OK.is_warning, _Fit.OK.is_failure) == (True, False, False)
     assert (_Fit.SLOW.is_ok, _Fit.SLOW.is_warning, _Fit.SLOW.is_failure) == (False, True, False)
-    assert _Fit.DIVERGED.is_failure and not _Fit.DIVERGED.is_warning
+    assert _Fit.DIVERGED.is_failure
+    assert not _Fit.DIVERGED.is_warning
+
     # severity is data, not parsed from the text
     class _Odd(Status):
         QUIET = (Severity.FAILURE, "all fine, really")
@@ -70,7 +72,8 @@ def test_check_returns_or_raises_with_the_partial_result():
     assert check(bad, throw=False) is bad
     with pytest.raises(UnreliableResultError, match="_Fit.DIVERGED: failure: the loss") as info:
         check(bad, throw=True)
-    assert info.value.result is bad and info.value.status is _Fit.DIVERGED
+    assert info.value.result is bad
+    assert info.value.status is _Fit.DIVERGED
 
 
 def test_check_uses_the_given_error_class_and_rejects_results_without_status():

@@ -48,8 +48,10 @@ def test_recovers_least_squares_and_stops_early(key):
     # the optimum is reached up to the minibatch noise of Adam (slope error ~ 0.1/sqrt(160))
     fitted = [float(model.slope), float(model.offset + model.frozen)]  # both offsets train
     np.testing.assert_allclose(fitted, exact, atol=0.03)
-    assert info.status is TrainingStatus.CONVERGED and info.stopped_early
-    assert info.num_epochs < 400 and info.num_epochs == info.validation_losses.size
+    assert info.status is TrainingStatus.CONVERGED
+    assert info.stopped_early
+    assert info.num_epochs < 400
+    assert info.num_epochs == info.validation_losses.size
     assert info.validation_losses[info.best_epoch] == info.validation_losses.min()
     assert (info.num_train, info.num_validation) == (160, 40)
 
@@ -60,7 +62,8 @@ def test_negative_control_too_few_epochs_is_a_warning(key):
     config = TrainingConfig(learning_rate=1e-4, batch_size=32, max_epochs=3, patience=2)
     model, info = fit(key, _line(), _mse, train, valid, config=config)
     assert info.status is TrainingStatus.MAX_EPOCHS
-    assert info.status.severity is Severity.WARNING and not info.stopped_early
+    assert info.status.severity is Severity.WARNING
+    assert not info.stopped_early
     assert abs(float(model.slope) - 2.0) > 1.0  # not trained: a wrong answer is detectable
 
 
@@ -87,7 +90,8 @@ def test_non_finite_loss_is_a_failure_and_keeps_the_best_finite_epoch(key):
 
     config = TrainingConfig(learning_rate=0.05, batch_size=50, max_epochs=200)
     model, info = fit(key, _line(), explode, train, valid, config=config)
-    assert info.status is TrainingStatus.NON_FINITE and info.status.is_failure
+    assert info.status is TrainingStatus.NON_FINITE
+    assert info.status.is_failure
     assert np.isnan(info.validation_losses[-1])
     assert 0.0 < float(model.slope) <= 1.0
 
@@ -138,5 +142,6 @@ def test_fit_and_split_validation_check_their_input(key):
     with pytest.raises(ValueError, match="need at least 2 training points"):
         split_validation(key, (jnp.zeros(2),), 0.5)
     train, valid = split_validation(key, (jnp.arange(10.0),), 0.3)
-    assert train[0].shape == (7,) and valid[0].shape == (3,)
+    assert train[0].shape == (7,)
+    assert valid[0].shape == (3,)
     assert sorted(np.concatenate([train[0], valid[0]]).tolist()) == list(range(10))
