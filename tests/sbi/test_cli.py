@@ -169,3 +169,38 @@ def test_cli_end_to_end(tmp_path):
     assert "expected_coverage" in diagnostics["calibration"]
     assert (out / "coverage.png").exists()
     assert len(list((out / "simulations").glob("chunk_*.npz"))) == 2
+
+
+FAILING_SIMULATOR_FILE = """
+import jax.numpy as jnp
+import jax
+
+
+def simulate(key, theta):
+    x = theta + 0.1 * jax.random.normal(key, theta.shape)
+    return jnp.where(theta[0] > 0.0, jnp.nan, x)
+"""
+
+
+def test_cli_says_what_was_not_checked_and_where_simulations_failed(tmp_path, capsys):
+    """num_validation = 0 is 'not checked', and failures on half the prior are a warning."""
+    (tmp_path / "half_sim.py").write_text(FAILING_SIMULATOR_FILE)
+    (tmp_path / "config.toml").write_text(
+        'simulator = "half_sim:simulate"\nnum_simulations = 80\nx_obs = [-0.5, 0.2]\n'
+        "num_posterior_samples = 20\nnum_validation = 0\nposterior_method = 'direct'\n"
+        "[prior]\na = { uniform = [-1.0, 1.0] }\nb = { uniform = [-1.0, 1.0] }\n"
+        "[training]\nmax_epochs = 2\nbatch_size = 20\n"
+        "[flow]\nflow_layers = 1\nnn_width = 8\nnn_depth = 1\nknots = 0\n"
+    )
+    out = tmp_path / "out"
+    assert main(["sbi", str(tmp_path / "config.toml"), "--out", str(out), "--no-plots"]) == 0
+    captured = capsys.readouterr()
+    assert "calibration not checked (num_validation = 0)" in captured.out
+    assert "calibrated" not in captured.out.replace("not checked", "")
+    assert "posterior is conditional on the simulator succeeding" in captured.err
+    assert "failures concentrate in a in [0" in captured.err
+    diagnostics = json.loads((out / "diagnostics.json").read_text(), parse_constant=_refuse)
+    assert diagnostics["rounds"][0]["simulation_status"] == "some_failed"
+    locations = diagnostics["failure_locations"]
+    assert locations["parameter"] == 0
+    assert 0.3 < locations["failed_fraction_total"] < 0.7

@@ -95,3 +95,37 @@ def test_simulation_validation(key, tmp_path):
         SimulationStore(tmp_path).load()
     with pytest.raises(ValueError, match="one message per failed draw"):
         SimulationStore(tmp_path).append(np.zeros((1, 1)), np.zeros((1, 1)), np.zeros((1, 1)), [])
+
+
+def test_failure_share_threshold_and_locations(key):
+    from astrobayes.sbi import failure_locations
+    from astrobayes.sbi.simulators import FAILURE_WARNING_FRACTION
+
+    theta = np.linspace(-1, 1, 1000)[:, None] * np.ones((1, 2))
+    theta[:, 1] = np.random.default_rng(0).uniform(-1, 1, 1000)
+
+    def fail_above(limit):
+        return lambda k, t: jnp.where(t[0] > limit, jnp.nan, t)
+
+    few = run_simulations(key, fail_above(0.985), theta)  # 7 of 1000 fail: <= 1%
+    assert 0 < few.num_failed <= FAILURE_WARNING_FRACTION * 1000
+    assert few.status is SimulationStatus.FEW_FAILED
+    assert few.status.is_ok
+    many = run_simulations(key, fail_above(0.0), theta)  # half the prior fails
+    assert many.status is SimulationStatus.SOME_FAILED
+    assert many.status.is_warning
+    assert "conditional on the simulator succeeding" in many.status.value
+    np.testing.assert_array_equal(many.failed_theta, theta[theta[:, 0] > 0.0])
+    where = failure_locations(many.theta, many.failed_theta, names=("a", "b"))
+    assert where.parameter == 0
+    assert where.summary.startswith("failures concentrate in a in [0")
+    np.testing.assert_allclose(where.failed_fraction[0], [0] * 5 + [1] * 5)
+    assert where.failed_fraction_total == 0.5
+    # negative control: failures at random places are not pinned to a region
+    rng = np.random.default_rng(1)
+    scattered = rng.random(1000) < 0.3
+    spread = failure_locations(theta[~scattered], theta[scattered])
+    assert "spread over the prior" in spread.summary
+    assert np.nanmax(spread.failed_fraction) < 0.5
+    with pytest.raises(ValueError, match="same dim"):
+        failure_locations(np.zeros((3, 2)), np.zeros((2, 3)))

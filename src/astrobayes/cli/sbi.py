@@ -164,6 +164,7 @@ def _diagnostics(config, result) -> dict:
         "posterior_diagnostics": posterior.diagnostics,
         "num_failed_simulations": result.num_failed,
         "failure_examples": list(result.failure_examples),
+        "failure_locations": result.failure_locations,
         "rounds": [r._asdict() for r in result.rounds],
         "posterior_mean": posterior.samples.mean(axis=0),
         "posterior_std": posterior.samples.std(axis=0),
@@ -226,11 +227,12 @@ def run(args: argparse.Namespace) -> int:
 
         save_figure_atomic(out / "coverage.png", plot_coverage(report))
         save_figure_atomic(out / "sbc_ranks.png", plot_rank_histograms(report.sbc, posterior.names))
-    verdict = (
-        "calibrated"
-        if report is None or report.is_calibrated
-        else "FLAGGED: " + "; ".join(report.flags)
-    )
+    if report is None:
+        verdict = "not checked (num_validation = 0)"
+    elif report.is_calibrated:
+        verdict = "calibrated"
+    else:
+        verdict = "FLAGGED: " + "; ".join(report.flags)
     print(
         f"astrobayes sbi: {posterior.samples.shape[0]} posterior samples of {list(posterior.names)} "
         f"written to {out / 'posterior.npz'}; status {result.status.name.lower()}; "
@@ -239,4 +241,11 @@ def run(args: argparse.Namespace) -> int:
     for status in by_severity(statuses):
         if not status.is_ok:
             print(f"astrobayes sbi: {status.value}", file=sys.stderr)
+    if result.failure_locations is not None:
+        print(
+            f"astrobayes sbi: {result.num_failed} simulations failed "
+            f"({result.failure_locations.failed_fraction_total:.1%}); "
+            f"{result.failure_locations.summary}",
+            file=sys.stderr,
+        )
     return 1 if worst(statuses).is_failure else 0

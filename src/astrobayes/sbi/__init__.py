@@ -32,10 +32,12 @@ from astrobayes.sbi.posterior import MCMCConfig, PosteriorSamples, PosteriorStat
 from astrobayes.sbi.priors import Prior, prior_from_config
 from astrobayes.sbi.sequential import RoundInfo, TruncatedPrior, truncate_prior
 from astrobayes.sbi.simulators import (
+    FailureLocations,
     JaxSimulator,
     PythonSimulator,
     SimulationResult,
     SimulationStatus,
+    failure_locations,
     run_simulations,
     simulate_for_prior,
 )
@@ -65,6 +67,8 @@ __all__ = [
     "SBITrainingConfig",
     "SimulationResult",
     "SimulationStatus",
+    "FailureLocations",
+    "failure_locations",
     "TrainingInfo",
     "TrainingStatus",
     "TruncatedPrior",

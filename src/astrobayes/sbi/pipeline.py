@@ -28,9 +28,11 @@ from astrobayes.sbi.posterior import MCMCConfig, PosteriorSamples, sample_poster
 from astrobayes.sbi.priors import Prior, prior_from_config
 from astrobayes.sbi.sequential import RoundInfo, TruncatedPrior, truncate_prior
 from astrobayes.sbi.simulators import (
+    FailureLocations,
     JaxSimulator,
     PythonSimulator,
     SimulationSink,
+    failure_locations,
     simulate_for_prior,
 )
 from astrobayes.sbi.training import SBITrainingConfig, train_nle, train_npe, train_nre
@@ -200,6 +202,10 @@ class SBIResult(NamedTuple):
         training: The :class:`~astrobayes._training.TrainingInfo` of each round.
         num_failed: Failed simulations over all rounds.
         failure_examples: Up to five failure messages.
+        failed_theta: Parameters whose simulation failed, over all rounds,
+            ``(num_failed, dim)``.
+        failure_locations: Where they failed (:func:`~astrobayes.sbi.failure_locations`
+            over all rounds), ``None`` when none failed.
         status: The most severe status of every round's simulations, training and
             posterior (a training that hit ``max_epochs`` is a warning here).
 
@@ -212,6 +218,8 @@ class SBIResult(NamedTuple):
     training: tuple[TrainingInfo, ...]
     num_failed: int
     failure_examples: tuple[str, ...]
+    failed_theta: np.ndarray
+    failure_locations: FailureLocations | None
     status: Status
 
 
@@ -295,7 +303,7 @@ def run_sbi(
     prior = config.build_prior()
     simulator = _simulator(config) if simulator is None else simulator
     proposal: Prior | TruncatedPrior = prior
-    thetas, xs, rounds, infos, examples = [], [], [], [], []
+    thetas, xs, rounds, infos, examples, failed = [], [], [], [], [], []
     keys = jax.random.split(key, config.num_rounds + 1)
     for round_index in range(config.num_rounds):
         k_sim, k_train, k_post, k_trunc, k_emb = jax.random.split(keys[round_index], 5)
@@ -304,6 +312,7 @@ def run_sbi(
             k_sim, proposal, simulator, config.num_simulations, sink=round_sink
         )
         examples.extend(sims.failure_examples)
+        failed.append(sims.failed_theta)
         if sims.theta.shape[0] < 10:
             raise ValueError(
                 f"round {round_index}: only {sims.theta.shape[0]} of {config.num_simulations} "
@@ -351,6 +360,7 @@ def run_sbi(
     statuses = [
         s for r in rounds for s in (r.simulation_status, r.training_status, r.posterior_status)
     ]
+    failed_all = np.concatenate(failed, axis=0)
     result = SBIResult(
         estimator=estimator,
         posterior=posterior,
@@ -359,6 +369,12 @@ def run_sbi(
         training=tuple(infos),
         num_failed=sum(r.num_failed for r in rounds),
         failure_examples=tuple(examples[:5]),
+        failed_theta=failed_all,
+        failure_locations=(
+            failure_locations(theta_all, failed_all, names=posterior.names)
+            if failed_all.shape[0]
+            else None
+        ),
         status=worst(statuses),
     )
     return check(result, throw)

@@ -38,21 +38,142 @@ __all__ = [
     "PythonSimulator",
     "SimulationResult",
     "SimulationSink",
+    "FAILURE_WARNING_FRACTION",
+    "FailureLocations",
     "SimulationStatus",
+    "failure_locations",
     "run_simulations",
     "simulate_for_prior",
 ]
+
+
+#: Above this fraction of failed simulations a run's status is a warning
+#: (:attr:`SimulationStatus.SOME_FAILED`); at or below it, failures are counted and
+#: reported but the status stays ok (:attr:`SimulationStatus.FEW_FAILED`).
+FAILURE_WARNING_FRACTION = 0.01
 
 
 class SimulationStatus(Status):
     """Outcome of a simulation run; the value is the message."""
 
     SUCCESS = (Severity.OK, "all simulations succeeded")
+    FEW_FAILED = (
+        Severity.OK,
+        "at most 1% of simulations failed (non-finite output or an exception) and were excluded",
+    )
     SOME_FAILED = (
         Severity.WARNING,
-        "some simulations failed (non-finite output or an exception) and were excluded",
+        "warning: more than 1% of simulations failed (non-finite output or an exception) "
+        "and were excluded, so the posterior is conditional on the simulator succeeding; "
+        "exclude the failing region from the prior explicitly, or model failure as data "
+        "(see failure_locations for where failures happen)",
     )
     ALL_FAILED = (Severity.FAILURE, "every simulation failed; nothing to train on")
+
+
+class FailureLocations(NamedTuple):
+    """Where in parameter space simulations failed: per-parameter histograms.
+
+    Attributes:
+        edges: Bin edges per parameter, ``(dim, num_bins + 1)`` over the range of all
+            attempted parameters.
+        failed_fraction: Failed share of the attempts in each bin, ``(dim, num_bins)``
+            (``nan`` for empty bins).
+        failed_fraction_total: Failed share of all attempts.
+        parameter: The parameter whose failed fraction varies most across its bins.
+        summary: One line naming that parameter and the range where most failures are.
+
+    """
+
+    edges: np.ndarray
+    failed_fraction: np.ndarray
+    failed_fraction_total: float
+    parameter: int
+    summary: str
+
+
+def failure_locations(
+    theta: Float[Array, "num_valid dim"] | np.ndarray,
+    failed_theta: Float[Array, "num_failed dim"] | np.ndarray,
+    *,
+    names: tuple[str, ...] | None = None,
+    num_bins: int = 10,
+) -> FailureLocations:
+    """Say where simulations failed: the failed share per bin of each parameter.
+
+    A posterior trained on the successful simulations only is conditional on success;
+    when failures sit in one region (e.g. ``theta_0 > 0``), that region is effectively
+    cut from the prior. This histogram shows which parameter and which range.
+
+    Args:
+        theta: Parameters whose simulation succeeded, ``(num_valid, dim)``.
+        failed_theta: Parameters whose simulation failed, ``(num_failed, dim)``.
+        names: Parameter names for the summary (default ``theta_i``).
+        num_bins: Bins per parameter.
+
+    Returns:
+        :class:`FailureLocations`.
+
+    Raises:
+        ValueError: If the dimensions differ or nothing was attempted.
+
+    Example:
+        >>> import numpy as np
+        >>> t = np.stack([np.linspace(-1, 1, 400), np.zeros(400)], axis=1)
+        >>> bad = t[:, 0] > 0
+        >>> failure_locations(t[~bad], t[bad]).summary  # doctest: +ELLIPSIS
+        'failures concentrate in theta_0 in [..., 1]: 100% failed there, 0% elsewhere'
+
+    """
+    ok = np.asarray(theta, dtype=float).reshape(np.shape(theta)[0], -1)
+    failed = np.asarray(failed_theta, dtype=float).reshape(np.shape(failed_theta)[0], -1)
+    if ok.shape[0] + failed.shape[0] == 0:
+        raise ValueError("theta and failed_theta are both empty; nothing was attempted")
+    dim = ok.shape[1] if ok.shape[0] else failed.shape[1]
+    if (ok.shape[0] and ok.shape[1] != dim) or (failed.shape[0] and failed.shape[1] != dim):
+        raise ValueError(
+            f"theta and failed_theta must have the same dim; got {ok.shape} and {failed.shape}"
+        )
+    num_bins = check_positive_int(num_bins, "num_bins")
+    names = tuple(names) if names is not None else tuple(f"theta_{i}" for i in range(dim))
+    both = np.concatenate([ok.reshape(-1, dim), failed.reshape(-1, dim)])
+    edges = np.empty((dim, num_bins + 1))
+    fraction = np.full((dim, num_bins), np.nan)
+    for d in range(dim):
+        low, high = both[:, d].min(), both[:, d].max()
+        edges[d] = np.linspace(low, high if high > low else low + 1.0, num_bins + 1)
+        n_ok = np.histogram(ok.reshape(-1, dim)[:, d], edges[d])[0]
+        n_failed = np.histogram(failed.reshape(-1, dim)[:, d], edges[d])[0]
+        total = n_ok + n_failed
+        fraction[d] = np.where(total > 0, n_failed / np.maximum(total, 1), np.nan)
+    total_fraction = failed.shape[0] / both.shape[0]
+    spread = np.nan_to_num(np.nanmax(fraction, axis=1) - np.nanmin(fraction, axis=1))
+    worst = int(np.argmax(spread))
+    if failed.shape[0] == 0:
+        summary = "no simulation failed"
+    else:
+        high = np.flatnonzero(np.nan_to_num(fraction[worst]) > 0.5)
+        if high.size:
+            lo, hi = edges[worst, high.min()], edges[worst, high.max() + 1]
+            inside = np.nanmean(fraction[worst, high])
+            outside = np.delete(fraction[worst], high)
+            rest = f"{np.nanmean(outside):.0%}" if np.isfinite(outside).any() else "n/a"
+            summary = (
+                f"failures concentrate in {names[worst]} in [{lo:.3g}, {hi:.3g}]: "
+                f"{inside:.0%} failed there, {rest} elsewhere"
+            )
+        else:
+            summary = (
+                f"{total_fraction:.1%} of simulations failed, spread over the prior "
+                f"(largest variation along {names[worst]})"
+            )
+    return FailureLocations(
+        edges=edges,
+        failed_fraction=fraction,
+        failed_fraction_total=float(total_fraction),
+        parameter=worst,
+        summary=summary,
+    )
 
 
 class SimulationResult(NamedTuple):
@@ -65,6 +186,7 @@ class SimulationResult(NamedTuple):
         num_non_finite: Draws whose output contained NaN or inf.
         num_raised: Draws whose simulator raised (Python simulators only).
         failure_examples: Up to five messages describing failures.
+        failed_theta: Parameters whose simulation failed, ``(num_failed, dim)``.
         status: A :class:`SimulationStatus`.
 
     """
@@ -75,6 +197,7 @@ class SimulationResult(NamedTuple):
     num_non_finite: int
     num_raised: int
     failure_examples: tuple[str, ...]
+    failed_theta: np.ndarray
     status: SimulationStatus
 
     @property
@@ -240,7 +363,7 @@ def run_simulations(
     if not np.all(np.isfinite(theta)):
         raise ValueError("theta must be finite")
     chunk_size = check_positive_int(chunk_size, "chunk_size")
-    valid_theta, valid_x, examples = [], [], []
+    valid_theta, valid_x, failed_theta, examples = [], [], [], []
     num_non_finite = num_raised = 0
     keys = jax.random.split(key, max(1, -(-theta.shape[0] // chunk_size)))
     for index, start in enumerate(range(0, theta.shape[0], chunk_size)):
@@ -262,13 +385,16 @@ def run_simulations(
             sink.append(chunk[ok], x[ok], chunk[~ok], reasons)
         valid_theta.append(chunk[ok])
         valid_x.append(x[ok])
+        failed_theta.append(chunk[~ok])
     theta_out = np.concatenate(valid_theta, axis=0)
     x_out = np.concatenate(valid_x, axis=0)
     num_failed = num_non_finite + num_raised
     if num_failed == theta.shape[0]:
         status = SimulationStatus.ALL_FAILED
-    elif num_failed:
+    elif num_failed > FAILURE_WARNING_FRACTION * theta.shape[0]:
         status = SimulationStatus.SOME_FAILED
+    elif num_failed:
+        status = SimulationStatus.FEW_FAILED
     else:
         status = SimulationStatus.SUCCESS
     result = SimulationResult(
@@ -278,6 +404,7 @@ def run_simulations(
         num_non_finite=num_non_finite,
         num_raised=num_raised,
         failure_examples=tuple(examples),
+        failed_theta=np.concatenate(failed_theta, axis=0),
         status=status,
     )
     return check(result, throw)
