@@ -213,7 +213,11 @@ def run(args: argparse.Namespace) -> int:
         out / "posterior.npz", samples=posterior.samples, names=np.asarray(posterior.names)
     )
     diagnostics = _diagnostics(config, result)
-    statuses = [result.status]
+    statuses = [result.status] + [
+        s
+        for r in result.rounds
+        for s in (r.simulation_status, r.training_status, r.posterior_status)
+    ]
     report = None
     if config.num_validation > 0:
         report, draws, diagnostics["calibration"] = _calibration(keys, config, result, simulator)
