@@ -204,3 +204,18 @@ def test_cli_says_what_was_not_checked_and_where_simulations_failed(tmp_path, ca
     locations = diagnostics["failure_locations"]
     assert locations["parameter"] == 0
     assert 0.3 < locations["failed_fraction_total"] < 0.7
+
+
+def test_build_simulator_follows_simulator_kind():
+    from dataclasses import replace
+
+    from astrobayes.sbi import JaxSimulator, PythonSimulator, build_simulator, config_from_dict
+
+    config = config_from_dict(
+        {"simulator": "json:dumps", "x_obs": [0.0], "prior": {"a": {"uniform": [0.0, 1.0]}}}
+    )
+    assert isinstance(build_simulator(config, lambda k, t: t), JaxSimulator)
+    python = build_simulator(replace(config, simulator_kind="python"), lambda s, t: t)
+    assert isinstance(python, PythonSimulator)
+    with pytest.raises(ValueError, match="cannot import simulator module 'no_such_module'"):
+        build_simulator(replace(config, simulator="no_such_module:f"))

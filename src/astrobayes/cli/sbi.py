@@ -145,15 +145,6 @@ def _observation(config, base: Path) -> np.ndarray:
     return np.asarray(config.x_obs, dtype=float)
 
 
-def _simulator(config, function: Callable):
-    from astrobayes.sbi import JaxSimulator, PythonSimulator
-
-    if config.simulator_kind == "python":
-        return PythonSimulator(function, max_workers=config.max_workers)
-    plain = function.function if isinstance(function, FileFunction) else function
-    return JaxSimulator(plain)
-
-
 def _diagnostics(config, result) -> dict:
     posterior = result.posterior
     return {
@@ -196,12 +187,14 @@ def run(args: argparse.Namespace) -> int:
     from astrobayes._status import by_severity, worst
     from astrobayes.io import save_figure_atomic, write_json_atomic, write_npz_atomic
     from astrobayes.io.simulations import SimulationStore
-    from astrobayes.sbi import run_sbi
+    from astrobayes.sbi import build_simulator, run_sbi
 
     config_path = Path(args.config).resolve()
     config = _read_config(config_path)
     function = load_simulator_function(config.simulator, (config_path.parent, Path.cwd()))
-    simulator = _simulator(config, function)
+    if config.simulator_kind != "python" and isinstance(function, FileFunction):
+        function = function.function  # the picklable wrapper is only for worker processes
+    simulator = build_simulator(config, function)
     x_obs = _observation(config, config_path.parent)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

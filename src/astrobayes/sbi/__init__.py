@@ -27,7 +27,14 @@ from astrobayes.sbi.embeddings import (
     MLPEmbedding,
 )
 from astrobayes.sbi.estimators import NLE, NPE, NRE, AbstractEstimator, FlowConfig
-from astrobayes.sbi.pipeline import SBIConfig, SBIResult, config_from_dict, load_simulator, run_sbi
+from astrobayes.sbi.pipeline import (
+    SBIConfig,
+    SBIResult,
+    build_simulator,
+    config_from_dict,
+    load_simulator,
+    run_sbi,
+)
 from astrobayes.sbi.posterior import MCMCConfig, PosteriorSamples, PosteriorStatus, sample_posterior
 from astrobayes.sbi.priors import Prior, prior_from_config
 from astrobayes.sbi.sequential import RoundInfo, TruncatedPrior, truncate_prior
@@ -64,6 +71,7 @@ __all__ = [
     "RoundInfo",
     "SBIConfig",
     "SBIResult",
+    "build_simulator",
     "SBITrainingConfig",
     "SimulationResult",
     "SimulationStatus",

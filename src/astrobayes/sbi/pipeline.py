@@ -37,7 +37,14 @@ from astrobayes.sbi.simulators import (
 )
 from astrobayes.sbi.training import SBITrainingConfig, train_nle, train_npe, train_nre
 
-__all__ = ["SBIConfig", "SBIResult", "config_from_dict", "load_simulator", "run_sbi"]
+__all__ = [
+    "SBIConfig",
+    "SBIResult",
+    "build_simulator",
+    "config_from_dict",
+    "load_simulator",
+    "run_sbi",
+]
 
 _METHODS = ("npe", "nle", "nre")
 _EMBEDDINGS = ("none", "mlp", "cnn1d", "cnn2d")
@@ -249,8 +256,25 @@ def _embedding(key, config: SBIConfig, data_shape: tuple[int, ...]):
     return None
 
 
-def _simulator(config: SBIConfig) -> JaxSimulator | PythonSimulator:
-    function = load_simulator(config.simulator)
+def build_simulator(
+    config: SBIConfig, function: Callable | None = None
+) -> JaxSimulator | PythonSimulator:
+    """The simulator ``config`` describes, wrapped for its ``simulator_kind``.
+
+    Args:
+        config: The run's :class:`SBIConfig`.
+        function: The simulator function; imported from ``config.simulator``
+            (``"package.module:function"``) when ``None``.
+
+    Returns:
+        A :class:`JaxSimulator` (``simulator_kind = "jax"``) or a
+        :class:`PythonSimulator` with ``config.max_workers`` processes.
+
+    Raises:
+        ValueError: If ``function`` is ``None`` and ``config.simulator`` cannot be imported.
+
+    """
+    function = load_simulator(config.simulator) if function is None else function
     if config.simulator_kind == "python":
         return PythonSimulator(function, max_workers=config.max_workers)
     return JaxSimulator(function)
@@ -301,7 +325,7 @@ def run_sbi(
     if not np.all(np.isfinite(x_obs)):
         raise ValueError("x_obs must be finite")
     prior = config.build_prior()
-    simulator = _simulator(config) if simulator is None else simulator
+    simulator = build_simulator(config) if simulator is None else simulator
     proposal: Prior | TruncatedPrior = prior
     thetas, xs, rounds, infos, examples, failed = [], [], [], [], [], []
     keys = jax.random.split(key, config.num_rounds + 1)
