@@ -10,7 +10,7 @@ BENCH_STAMP := $(VENV)/.bench-installed
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[plots,io,imaging,dev]"
+	$(PY) -m pip install --quiet -e ".[plots,io,imaging,sphere,physics,interpret,probabilistic,scale,dev]"
 	touch $(STAMP)
 
 venv: $(STAMP)

@@ -41,15 +41,20 @@ LAYERS: dict[str, int] = {
     "validation": 2,
     "models": 3,  # uses sampling's types
     "cosmology": 4,  # uses models and emulators
-    # layer 2: applications
+    # layer 2: applications (the later row may use the earlier one)
     "comparison": 5,
     "imaging": 5,
     "sbi": 5,
+    "sphere": 6,  # sky-map SBI uses sbi
+    "interpret": 6,  # saliency of sbi embeddings and emulators
+    "physics": 6,  # ODE models compared through comparison
+    "bayesnn": 6,
+    "variational": 6,
     # layers 3 and 4: files and figures, then the shell
-    "io": 6,
-    "plots": 7,
-    "cli": 8,
-    "__init__": 9,
+    "io": 7,
+    "plots": 8,
+    "cli": 9,
+    "__init__": 10,
 }
 """Rank of every unit: an import must go to a strictly lower rank (ground floor: any
 other ground-floor module). A new unit must be placed here when it is created."""
