@@ -223,3 +223,43 @@ def test_cli_observed_visibilities_validation(tmp_path):
         build(**{**data, "isnr_db": 30.0})
     with pytest.raises(ValueError, match="has no 'uu'/'vv'"):
         build(**{k: v for k, v in data.items() if k != "mask"})
+
+
+def test_resize_resamples_truth_as_the_study_does(tmp_path):
+    from skimage.transform import resize
+
+    from astrobayes.imaging.problem import resize_image
+    from astrobayes.io.imaging_files import write_fits_image
+
+    rng = np.random.default_rng(0)
+    image = rng.random((30, 66))
+    expected = resize(image, (16, 32), order=3, anti_aliasing=True)
+    np.testing.assert_array_equal(resize_image(image, (16, 32)), expected)
+    # Negative control: without anti-aliasing the result differs.
+    assert not np.allclose(expected, resize(image, (16, 32), order=3, anti_aliasing=False))
+
+    path = tmp_path / "sky.fits"
+    write_fits_image(path, image)
+    mask = np.zeros((16, 32), bool)
+    mask[:4, :4] = True
+    np.save(tmp_path / "mask.npy", mask)
+    data = ImagingDataConfig(
+        truth=str(path), resize=(16, 32), mask=str(tmp_path / "mask.npy"), flip=False
+    )
+    problem = read_problem(data)
+    assert problem.truth.shape == (16, 32)
+    span = expected.max() - expected.min()
+    np.testing.assert_allclose(problem.truth, (expected - expected.min()) / span)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"truth": "demo", "mask": "demo", "resize": (8, 8)}, "resize resamples a truth FITS"),
+        ({"truth": "x.fits", "mask": "demo", "resize": (8,)}, "resize must be two integers"),
+        ({"truth": "x.fits", "mask": "demo", "resize": (8, 1)}, "resize must be two integers"),
+    ],
+)
+def test_resize_rejects_bad_settings(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        ImagingDataConfig(**kwargs)

@@ -78,7 +78,13 @@ def read_problem(config):
     """Read the files named by the ``[data]`` settings and build the imaging problem."""
     import jax
 
-    from astrobayes.imaging.problem import DEMO, build_problem, demo_sky, problem_image_shape
+    from astrobayes.imaging.problem import (
+        DEMO,
+        build_problem,
+        demo_sky,
+        problem_image_shape,
+        resize_image,
+    )
     from astrobayes.io.imaging_files import (
         prepare_protocol_image,
         read_fits_image,
@@ -92,6 +98,8 @@ def read_problem(config):
         truth = demo_sky(64)
     elif config.truth is not None:
         truth = read_fits_image(config.truth)
+        if config.resize is not None:
+            truth = resize_image(truth, config.resize)
         if config.normalise:
             truth = prepare_protocol_image(truth, flip=config.flip)
         elif config.flip:

@@ -46,6 +46,7 @@ __all__ = [
     "demo_sky",
     "natural_whitening",
     "problem_image_shape",
+    "resize_image",
 ]
 
 DEMO = "demo"
@@ -61,6 +62,9 @@ class ImagingDataConfig:
     Attributes:
         truth: FITS image of the truth, ``"demo"`` or ``None``.
         flip: Flip the truth up-down (FITS rows run bottom to top).
+        resize: ``(rows, cols)`` to resample the truth to before anything else, with
+            bicubic interpolation and Gaussian anti-aliasing (:func:`resize_image`; the
+            QuantifAI study resizes Cygnus A, 477x1025, to 256x512 this way), or ``None``.
         normalise: Apply the QuantifAI preprocessing (flip, rescale to ``[0, 1]``).
         mask: Fourier mask (``.mat``/``.npy``), ``"demo"`` or ``None``.
         mask_centred: The mask is drawn on the ``fftshift``-ed plane.
@@ -75,6 +79,7 @@ class ImagingDataConfig:
 
     truth: str | None = None
     flip: bool = True
+    resize: tuple[int, int] | None = None
     normalise: bool = True
     mask: str | None = None
     mask_centred: bool = False
@@ -97,13 +102,14 @@ class ImagingDataConfig:
                 f"uv_units must be 'wavelengths' or 'radians_per_pixel'; got {self.uv_units!r}"
             )
         if self.image_shape is not None:
-            raw = self.image_shape
-            if (
-                not isinstance(raw, tuple | list)
-                or len(raw) != 2
-                or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 2 for n in raw)
-            ):
-                raise ValueError(f"[data].image_shape must be two integers >= 2; got {raw!r}")
+            _check_shape("[data].image_shape", self.image_shape)
+        if self.resize is not None:
+            _check_shape("[data].resize", self.resize)
+            if self.truth is None or self.truth == DEMO:
+                raise ValueError(
+                    "[data].resize resamples a truth FITS image; "
+                    f"got resize = {list(self.resize)} with truth = {self.truth!r}"
+                )
         if self.is_observed:
             self._check_observed()
         else:
@@ -135,6 +141,48 @@ class ImagingDataConfig:
             raise ValueError("[data] needs 'mask' (.mat/.npy/'demo') or 'uv' (.npz)")
         if self.uv is not None and self.uv_units == "wavelengths":
             _require_pixel_size(self)
+
+
+def _check_shape(name: str, raw) -> None:
+    if (
+        not isinstance(raw, tuple | list)
+        or len(raw) != 2
+        or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 2 for n in raw)
+    ):
+        raise ValueError(f"{name} must be two integers >= 2; got {raw!r}")
+
+
+def resize_image(
+    image: Float[np.ndarray, "rows cols"], shape: tuple[int, int]
+) -> Float[np.ndarray, "new_rows new_cols"]:
+    """Resample an image to ``shape`` as the QuantifAI study does for its truth images.
+
+    Bicubic spline interpolation (order 3) with Gaussian anti-aliasing when shrinking
+    (``skimage.transform.resize(image, shape, order=3, anti_aliasing=True)``; Liaudat et
+    al. 2024, RASTI, arXiv:2312.00125, resize Cygnus A from 477x1025 to 256x512).
+
+    Args:
+        image: 2-d image.
+        shape: ``(rows, cols)``, each at least 2.
+
+    Returns:
+        The resampled image (float64).
+
+    Raises:
+        ValueError: If ``image`` is not 2-d or ``shape`` is not two integers >= 2.
+
+    Examples:
+        >>> import numpy as np
+        >>> resize_image(np.ones((9, 20)), (4, 8)).shape
+        (4, 8)
+    """
+    from skimage.transform import resize
+
+    image = np.asarray(image, dtype=np.float64)
+    if image.ndim != 2:
+        raise ValueError(f"image must be 2-d; got shape {image.shape}")
+    _check_shape("shape", shape)
+    return resize(image, tuple(shape), order=3, anti_aliasing=True)
 
 
 def _require_pixel_size(config: ImagingDataConfig) -> float:
