@@ -25,8 +25,8 @@ test-all: $(STAMP)
 	$(PY) -m pytest -n 2 -q -m "slow or not slow"
 
 $(BENCH_STAMP): $(STAMP)
-	$(PY) -m pip install --quiet torch==2.13.0
 	$(PY) -m pip install --quiet -e ".[bench]"
+	$(PY) -m pip install --quiet -e ".[bench-torch]"
 	touch $(BENCH_STAMP)
 
 bench: $(BENCH_STAMP)
