@@ -40,6 +40,7 @@ from astrobayes.cosmology.gaussian import (
     gaussian_log_likelihood,
     validate_covariance,
 )
+from astrobayes.cosmology.labels import LCDM_VALUES, PARAMETER_LABELS, parameter_label
 from astrobayes.cosmology.likelihoods import (
     COSMOLOGY_PARAMETERS,
     bao_log_likelihood,
@@ -55,6 +56,8 @@ from astrobayes.cosmology.likelihoods import (
 __all__ = [
     "BAO_QUANTITIES",
     "COSMOLOGY_PARAMETERS",
+    "LCDM_VALUES",
+    "PARAMETER_LABELS",
     "SPEED_OF_LIGHT_KM_S",
     "BAOData",
     "Cosmology",
@@ -80,6 +83,7 @@ __all__ = [
     "make_bao_log_likelihood",
     "make_emulated_bao_log_likelihood",
     "make_sn_log_likelihood",
+    "parameter_label",
     "sn_distance_moduli",
     "sn_log_likelihood",
     "sn_log_likelihood_from_moduli",

@@ -17,6 +17,7 @@ import jax.numpy as jnp
 import numpyro.distributions as dist
 
 from astrobayes.cosmology.data import BAOData, desi_dr2_bao
+from astrobayes.cosmology.labels import PARAMETER_LABELS
 from astrobayes.cosmology.likelihoods import make_bao_log_likelihood
 from astrobayes.models.model import Model
 
@@ -50,12 +51,14 @@ def dark_energy_models(data: BAOData | None = None) -> list[Model]:
         fn = make_bao_log_likelihood(data, names)
         return lambda p: fn(jnp.stack([p[n] for n in names]))
 
-    lcdm = Model.from_priors("lcdm", likelihood(("omega_m", "h_rd")), base)
+    labels = dict(PARAMETER_LABELS)
+    lcdm = Model.from_priors("lcdm", likelihood(("omega_m", "h_rd")), base, labels=labels)
     wcdm_ll = make_bao_log_likelihood(data, ("omega_m", "h_rd", "w0"))
     wcdm = Model.from_priors(
         "wcdm",
         lambda p: wcdm_ll(jnp.stack([p["omega_m"], p["h_rd"], p["w"]])),
         {**base, "w": dist.Uniform(-3.0, 1.0)},
+        labels=labels,
     )
     w0wa_priors = {
         **base,
@@ -72,5 +75,6 @@ def dark_energy_models(data: BAOData | None = None) -> list[Model]:
         likelihood(("omega_m", "h_rd", "w0", "wa")),
         w0wa_priors,
         log_prior_correction_fn=uniform_on_region,
+        labels=labels,
     )
     return [lcdm, wcdm, w0wacdm]

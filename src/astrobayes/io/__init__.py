@@ -53,6 +53,7 @@ __all__ = [
     "write_chains_npz",
     "write_convex_ridge",
     "write_fits_image",
+    "write_getdist_chains",
     "write_json_atomic",
     "write_npz_atomic",
     "write_text_atomic",
@@ -72,6 +73,7 @@ _LAZY = {
     "write_convex_ridge": "astrobayes.io.imaging_files",
     "read_fits_image": "astrobayes.io.imaging_files",
     "write_fits_image": "astrobayes.io.imaging_files",
+    "write_getdist_chains": "astrobayes.io.getdist_chains",
 }
 
 

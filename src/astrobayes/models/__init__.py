@@ -4,6 +4,7 @@ from astrobayes.models.model import (
     Model,
     UnconstrainedDensity,
     constrained_samples,
+    prior_ranges,
     unconstrained_density,
 )
 from astrobayes.models.problems import (
@@ -25,6 +26,7 @@ __all__ = [
     "gaussian_gaussian_prior",
     "gaussian_uniform_prior",
     "normal_gamma",
+    "prior_ranges",
     "radiata_pine",
     "rosenbrock",
     "unconstrained_density",

@@ -30,7 +30,13 @@ from numpyro.infer.util import potential_energy
 from astrobayes._checks import check_key, check_positive_int
 from astrobayes.sampling import batched_logdensity
 
-__all__ = ["Model", "UnconstrainedDensity", "constrained_samples", "unconstrained_density"]
+__all__ = [
+    "Model",
+    "UnconstrainedDensity",
+    "constrained_samples",
+    "prior_ranges",
+    "unconstrained_density",
+]
 
 _MAX_INIT_ATTEMPTS = 100
 #: NumPyro keeps its effect-handler stack in a module global, so two threads must never
@@ -49,6 +55,8 @@ class Model:
             likelihood via observed sites or ``numpyro.factor``).
         model_args: Positional arguments of ``numpyro_model``.
         model_kwargs: Keyword arguments of ``numpyro_model``.
+        labels: ``{parameter name: LaTeX label}`` (no ``$``) for figures and GetDist
+            files; a parameter not listed is labelled by its name (see :meth:`label`).
 
     Example:
         >>> import jax.numpy as jnp, numpyro.distributions as dist
@@ -56,6 +64,8 @@ class Model:
         ...     "gauss", lambda p: -0.5 * p["x"] ** 2, {"x": dist.Uniform(-5.0, 5.0)})
         >>> model.name
         'gauss'
+        >>> model.label("x")
+        'x'
 
     """
 
@@ -63,6 +73,7 @@ class Model:
     numpyro_model: Callable[..., Any]
     model_args: tuple = ()
     model_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    labels: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not self.name:
@@ -71,6 +82,16 @@ class Model:
             raise TypeError(
                 f"numpyro_model must be callable; got {type(self.numpyro_model).__name__}"
             )
+        if not isinstance(self.labels, Mapping) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in self.labels.items()
+        ):
+            raise TypeError(
+                f"labels must map parameter names to LaTeX strings; got {self.labels!r}"
+            )
+
+    def label(self, name: str) -> str:
+        """LaTeX label of parameter ``name`` (without ``$``); the name itself when none is set."""
+        return self.labels.get(name, name)
 
     @classmethod
     def from_priors(
@@ -80,6 +101,7 @@ class Model:
         priors: Mapping[str, dist.Distribution],
         *,
         log_prior_correction_fn: Callable[[dict[str, jax.Array]], jax.Array] | None = None,
+        labels: Mapping[str, str] | None = None,
     ) -> Model:
         """Build a model from a JAX log-likelihood and one NumPyro prior per parameter.
 
@@ -92,6 +114,7 @@ class Model:
                 supports (e.g. ``wa < -w0``).
             log_prior_correction_fn: Optional extra normalised log prior term (e.g. to
                 make a dependent-support prior uniform on its region).
+            labels: Optional ``{name: LaTeX label}`` for figures (see :meth:`label`).
 
         Returns:
             The :class:`Model`.
@@ -120,7 +143,7 @@ class Model:
                 numpyro.factor("log_prior_correction", log_prior_correction_fn(values))
             numpyro.factor("log_likelihood", log_likelihood_fn(values))
 
-        return cls(name, numpyro_model)
+        return cls(name, numpyro_model, labels=dict(labels or {}))
 
 
 class UnconstrainedDensity(NamedTuple):
@@ -176,7 +199,8 @@ def unconstrained_density(key: PRNGKeyArray, model: Model, num_chains: int) -> U
     num_chains = check_positive_int(num_chains, "num_chains")
     args, kwargs = model.model_args, dict(model.model_kwargs)
     shapes = _latent_shapes(model)
-    prototype = {name: jnp.zeros(shape, jnp.float32) for name, shape in shapes.items()}
+    # The default float type: float64 under jax_enable_x64 (ravel_pytree casts back to it).
+    prototype = {name: jnp.zeros(shape, jnp.result_type(float)) for name, shape in shapes.items()}
     flat, unravel = ravel_pytree(prototype)
     dim = flat.shape[0]
     names: list[str] = []
@@ -273,3 +297,53 @@ def constrained_samples(
     flat = jnp.asarray(samples).reshape(-1, samples.shape[-1])
     out = jax.jit(jax.vmap(density.constrain_fn))(flat)
     return {k: np.asarray(v).reshape(samples.shape[:-1] + np.shape(v)[1:]) for k, v in out.items()}
+
+
+def prior_ranges(model: Model) -> dict[str, tuple[float | None, float | None]]:
+    """Hard edges of each scalar parameter's prior support, where they are fixed numbers.
+
+    Read from the model's trace (two traces with different random values: an edge that
+    depends on another parameter, such as ``wa < -w0``, differs between them and is left
+    open). Figures pass these to GetDist so that its kernel density estimate is
+    corrected at a prior edge instead of leaking past it.
+
+    Args:
+        model: The model.
+
+    Returns:
+        ``{name: (low, high)}`` for every scalar latent site, ``None`` for an open side.
+
+    Example:
+        >>> import numpyro.distributions as dist
+        >>> m = Model.from_priors("m", lambda p: -p["x"] ** 2, {"x": dist.Uniform(-2.0, 3.0),
+        ...                                                     "y": dist.Normal(0.0, 1.0)})
+        >>> prior_ranges(m)
+        {'x': (-2.0, 3.0), 'y': (None, None)}
+
+    """
+    if not isinstance(model, Model):
+        raise TypeError(f"model must be astrobayes.models.Model; got {type(model).__name__}")
+    traces = []
+    for seed in (0, 1):
+        with _NUMPYRO_LOCK:
+            seeded = handlers.substitute(
+                handlers.seed(model.numpyro_model, jax.random.key(seed)),
+                substitute_fn=init_to_uniform,
+            )
+            traces.append(
+                handlers.trace(seeded).get_trace(*model.model_args, **dict(model.model_kwargs))
+            )
+    out: dict[str, tuple[float | None, float | None]] = {}
+    for name, site in traces[0].items():
+        if site["type"] != "sample" or site["is_observed"] or jnp.shape(site["value"]):
+            continue
+        edges = []
+        for attribute in ("lower_bound", "upper_bound"):
+            values = [getattr(t[name]["fn"].support, attribute, None) for t in traces]
+            values = [None if v is None else np.asarray(v) for v in values]
+            fixed = all(
+                v is not None and v.shape == () and np.isfinite(v) for v in values
+            ) and float(values[0]) == float(values[1])
+            edges.append(float(values[0]) if fixed else None)
+        out[name] = (edges[0], edges[1])
+    return out

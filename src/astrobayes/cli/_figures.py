@@ -1,0 +1,216 @@
+"""The one place that turns results into figure files (and GetDist chains) for the commands.
+
+Each command that writes figures calls a function here; every figure goes through
+:func:`astrobayes.io.save_figure_atomic` (temporary file + rename) and every chain file
+through :func:`astrobayes.io.write_getdist_chains`. ``no_plots=True`` writes no figure
+(the chains, which are data, are still written). :func:`figures_markdown` gives the
+section of ``report.md`` that embeds the figures written, each with its caption.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+__all__ = [
+    "FIGURE_CAPTIONS",
+    "figures_markdown",
+    "write_comparison_figures",
+]
+
+FIGURE_CAPTIONS: dict[str, str] = {
+    "triangle": (
+        "GetDist triangle plot of {model}: smoothed marginals, filled 68% and 95% contours; "
+        "dashed lines mark ΛCDM (w₀ = −1, w_a = 0), dotted lines hard prior edges. A "
+        "posterior pressed against a dotted line is shaped by the prior, not the data."
+    ),
+    "triangle_overlay": (
+        "All models overlaid on the parameters they share (GetDist, filled 68% and 95% "
+        "contours). Shifts between models show how the extension moves the common parameters."
+    ),
+    "bao_data_vs_model": (
+        "BAO data divided by a fiducial (Planck 2018) ΛCDM, with each model's "
+        "posterior-predictive median and 68/95% bands; bottom right: residuals whitened by the "
+        "full covariance. Warning sign: points outside the bands, or χ² well above the number "
+        "of points."
+    ),
+    "comparison": (
+        "(a) ln z per model, (b) ln B against the reference over the Jeffreys bands, (c) ln z "
+        "of each inference chain alone, (d) the temperature choice; each panel's warning sign "
+        "is written under it."
+    ),
+}
+"""Caption of each figure kind, used in ``report.md``."""
+
+
+def write_comparison_figures(
+    out_dir: str | os.PathLike[str],
+    comparison_result,
+    models=None,
+    *,
+    data=None,
+    reference: Mapping[str, float] | None = None,
+    no_plots: bool = False,
+) -> dict[str, Path]:
+    r"""Write the figures (and GetDist chains) of a model comparison into ``out_dir``.
+
+    Files written (``<name>`` is each model's name):
+
+    * ``getdist/<name>_1.txt ...``, ``getdist/<name>.paramnames`` (LaTeX labels),
+      ``getdist/<name>.ranges`` (prior edges): the posterior draws, for GetDist or
+      :func:`astrobayes.io.read_chains` (always written, also with ``no_plots``);
+    * ``triangle_<name>.png``: GetDist triangle plot of each model;
+    * ``triangle_overlay.png``: all models on their shared parameters (two or more models);
+    * ``bao_data_vs_model.png``: with BAO ``data``, data against posterior predictions;
+    * ``comparison.png``: ln z, ln B on the Jeffreys scale, per-chain ln z, temperature.
+
+    Args:
+        out_dir: Output directory (created when missing).
+        comparison_result: A :class:`~astrobayes.comparison.ComparisonResult`.
+        models: The :class:`~astrobayes.models.Model` objects compared (a sequence or
+            ``{name: Model}``), for their parameter labels and prior edges; ``None``:
+            names as labels (cosmology names get their LaTeX labels), no prior edges.
+        data: A :class:`~astrobayes.cosmology.BAOData` to plot against the models, or
+            ``None``.
+        reference: ``{parameter: value}`` drawn as marker lines (default: the ΛCDM values
+            :data:`astrobayes.cosmology.LCDM_VALUES` of the parameters shown).
+        no_plots: Write no figure (only the GetDist chains).
+
+    Returns:
+        ``{key: path}`` of what was written: ``"getdist_<name>"`` (the chain root),
+        ``"triangle_<name>"``, ``"triangle_overlay"``, ``"bao_data_vs_model"``,
+        ``"comparison"``.
+
+    Raises:
+        ValueError: If ``models`` does not hold a model of the comparison.
+
+    """
+    from astrobayes.cosmology import LCDM_VALUES, BAOData, parameter_label
+    from astrobayes.io import save_figure_atomic, write_getdist_chains
+    from astrobayes.models import Model, prior_ranges
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    reports = comparison_result.models
+    by_name: dict[str, Model] = {}
+    if isinstance(models, Mapping):
+        by_name = dict(models)
+    elif models is not None:
+        by_name = {m.name: m for m in models}
+    missing = [n for n in reports if models is not None and n not in by_name]
+    if missing:
+        raise ValueError(f"models must include every compared model; missing {missing}")
+    written: dict[str, Path] = {}
+    labels, ranges = {}, {}
+    for name, report in reports.items():
+        model = by_name.get(name)
+        labels[name] = {
+            p: (model.label(p) if model is not None and p in model.labels else parameter_label(p))
+            for p in report.posterior
+        }
+        edges = prior_ranges(model) if model is not None else {}
+        ranges[name] = {p: edges[p] for p in report.posterior if p in edges}
+        chain_dir = out / "getdist"
+        chain_dir.mkdir(exist_ok=True)
+        write_getdist_chains(chain_dir / name, report.posterior, None, labels[name], ranges[name])
+        written[f"getdist_{name}"] = chain_dir / name
+    if no_plots:
+        return written
+
+    from astrobayes.plots.bao import plot_bao_data_vs_model
+    from astrobayes.plots.comparison import plot_comparison
+    from astrobayes.plots.triangle import to_mcsamples, triangle_plot
+
+    markers = dict(LCDM_VALUES) if reference is None else dict(reference)
+    marker_label = "ΛCDM" if reference is None else "reference"
+    samples = {
+        name: to_mcsamples(report.posterior, labels=labels[name], ranges=ranges[name], label=name)
+        for name, report in reports.items()
+    }
+    for name, s in samples.items():
+        figure = triangle_plot(
+            s,
+            markers=markers,
+            marker_label=marker_label,
+            title=f"{name}: posterior ({_draws_text(reports[name].posterior)})",
+        )
+        written[f"triangle_{name}"] = save_figure_atomic(out / f"triangle_{name}.png", figure)
+    if len(samples) > 1:
+        from astrobayes.plots.triangle import shared_parameters
+
+        shared = shared_parameters(list(samples.values()))
+        if shared:
+            figure = triangle_plot(
+                list(samples.values()),
+                shared,
+                markers=markers,
+                marker_label=marker_label,
+                title="all models on their shared parameters",
+            )
+            written["triangle_overlay"] = save_figure_atomic(out / "triangle_overlay.png", figure)
+    if isinstance(data, BAOData):
+        figure = plot_bao_data_vs_model(data, {n: r.posterior for n, r in reports.items()})
+        written["bao_data_vs_model"] = save_figure_atomic(out / "bao_data_vs_model.png", figure)
+    elif data is not None:
+        raise TypeError(
+            f"data must be astrobayes.cosmology.BAOData or None; got {type(data).__name__}"
+        )
+    figure = plot_comparison(
+        {n: r.evidence for n, r in reports.items()},
+        comparison_result.bayes_factors,
+        comparison_result.reference,
+    )
+    written["comparison"] = save_figure_atomic(out / "comparison.png", figure)
+    return written
+
+
+def _draws_text(posterior) -> str:
+    import numpy as np
+
+    shape = np.shape(next(iter(posterior.values())))
+    if len(shape) == 2:
+        return f"{shape[0]} chains × {shape[1]} draws"
+    return f"{int(np.prod(shape))} draws"
+
+
+def figures_markdown(figures: Mapping[str, Path], out_dir: str | os.PathLike[str]) -> str:
+    """A ``## Figures`` section of markdown that embeds every figure written, with captions.
+
+    Args:
+        figures: What :func:`write_comparison_figures` returned.
+        out_dir: Directory of the report (links are relative to it).
+
+    Returns:
+        Markdown text (empty when no figure was written).
+
+    """
+    out = Path(out_dir)
+    lines: list[str] = []
+    for key, path in figures.items():
+        path = Path(path)
+        if path.suffix not in (".png", ".pdf", ".svg"):
+            continue
+        kind = "triangle" if key.startswith("triangle_") and key != "triangle_overlay" else key
+        model = key.removeprefix("triangle_")
+        caption = FIGURE_CAPTIONS.get(kind, "").format(model=model)
+        link = os.path.relpath(path, out)
+        lines += (
+            [f"![{key}]({Path(link).as_posix()})", "", caption, ""]
+            if caption
+            else [
+                f"![{key}]({Path(link).as_posix()})",
+                "",
+            ]
+        )
+    chains = [k.removeprefix("getdist_") for k in figures if k.startswith("getdist_")]
+    if chains:
+        root = os.path.relpath(Path(figures[f"getdist_{chains[0]}"]).parent, out)
+        lines += [
+            f"GetDist chains of {', '.join(chains)} are in `{Path(root).as_posix()}/` "
+            "(`getdist.loadMCSamples(root)` reads them).",
+            "",
+        ]
+    if not lines:
+        return ""
+    return "\n".join(["## Figures", "", *lines])
