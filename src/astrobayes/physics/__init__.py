@@ -1,0 +1,29 @@
+r"""Physics-informed learning: differentiable ODE models, PINNs and stiff networks.
+
+- :mod:`astrobayes.physics.growth`: linear growth :math:`D(a)`, :math:`f\sigma_8(z)` by
+  a diffrax ODE on the background of :mod:`astrobayes.cosmology`, the Gold-2017
+  :math:`f\sigma_8` compilation and ΛCDM / w0waCDM growth models for NUTS and
+  :func:`astrobayes.comparison.compare`.
+
+See ``docs/physics.md``.
+"""
+
+from astrobayes.physics.growth import (
+    FSigma8Data,
+    GrowthSolution,
+    fsigma8,
+    fsigma8_log_likelihood,
+    gold2017_fsigma8,
+    growth_models,
+    solve_growth,
+)
+
+__all__ = [
+    "FSigma8Data",
+    "GrowthSolution",
+    "fsigma8",
+    "fsigma8_log_likelihood",
+    "gold2017_fsigma8",
+    "growth_models",
+    "solve_growth",
+]
