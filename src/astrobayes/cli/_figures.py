@@ -1,9 +1,9 @@
-"""The one place that turns results into figure files (and GetDist chains) for the commands.
+"""The one place that turns results into figure files for the commands.
 
 Each command that writes figures calls a function here; every figure goes through
 :func:`astrobayes.io.save_figure_atomic` (temporary file + rename) and every chain file
-through :func:`astrobayes.io.write_getdist_chains`. ``no_plots=True`` writes no figure
-(the chains, which are data, are still written). :func:`figures_markdown` gives the
+through :func:`astrobayes.io.write_getdist_chains` (optional here: ``astrobayes run``
+writes its own). ``no_plots=True`` writes no figure. :func:`figures_markdown` gives the
 section of ``report.md`` that embeds the figures written, each with its caption.
 """
 
@@ -52,14 +52,16 @@ def write_comparison_figures(
     data=None,
     reference: Mapping[str, float] | None = None,
     no_plots: bool = False,
+    chains_dir: str | os.PathLike[str] | None = None,
 ) -> dict[str, Path]:
     r"""Write the figures (and GetDist chains) of a model comparison into ``out_dir``.
 
     Files written (``<name>`` is each model's name):
 
-    * ``getdist/<name>_1.txt ...``, ``getdist/<name>.paramnames`` (LaTeX labels),
-      ``getdist/<name>.ranges`` (prior edges): the posterior draws, for GetDist or
-      :func:`astrobayes.io.read_chains` (always written, also with ``no_plots``);
+    * with ``chains_dir``: ``<chains_dir>/<name>_1.txt ...``, ``<name>.paramnames``
+      (LaTeX labels), ``<name>.ranges`` (prior edges): the draws the figures were made
+      from, for GetDist or :func:`astrobayes.io.read_chains` (written also with
+      ``no_plots``);
     * ``triangle_<name>.png``: GetDist triangle plot of each model;
     * ``triangle_overlay.png``: all models on their shared parameters (two or more models);
     * ``bao_data_vs_model.png``: with BAO ``data``, data against posterior predictions;
@@ -75,10 +77,14 @@ def write_comparison_figures(
             ``None``.
         reference: ``{parameter: value}`` drawn as marker lines (default: the ΛCDM values
             :data:`astrobayes.cosmology.LCDM_VALUES` of the parameters shown).
-        no_plots: Write no figure (only the GetDist chains).
+        no_plots: Write no figure (only the GetDist chains, if ``chains_dir`` is given).
+        chains_dir: Folder (relative to ``out_dir`` unless absolute) for GetDist chains
+            of the plotted posteriors; ``None`` writes none (``astrobayes run`` writes its
+            own, with derived parameters).
 
     Returns:
-        ``{key: path}`` of what was written: ``"getdist_<name>"`` (the chain root),
+        ``{key: path}`` of what was written: ``"getdist_<name>"`` (the chain root, with
+        ``chains_dir``),
         ``"triangle_<name>"``, ``"triangle_overlay"``, ``"bao_data_vs_model"``,
         ``"comparison"``.
 
@@ -111,10 +117,11 @@ def write_comparison_figures(
         }
         edges = prior_ranges(model) if model is not None else {}
         ranges[name] = {p: edges[p] for p in report.posterior if p in edges}
-        chain_dir = out / "getdist"
-        chain_dir.mkdir(exist_ok=True)
-        write_getdist_chains(chain_dir / name, report.posterior, None, labels[name], ranges[name])
-        written[f"getdist_{name}"] = chain_dir / name
+        if chains_dir is not None:
+            folder = out / chains_dir
+            folder.mkdir(parents=True, exist_ok=True)
+            write_getdist_chains(folder / name, report.posterior, None, labels[name], ranges[name])
+            written[f"getdist_{name}"] = folder / name
     if no_plots:
         return written
 

@@ -53,17 +53,32 @@ def _thin(posterior: Mapping[str, np.ndarray], num_draws: int) -> dict[str, np.n
     return {k: v[index] for k, v in flat.items()}
 
 
-def _cosmology_and_hrd(values: Mapping[str, jax.Array]):
-    params = {k: v for k, v in values.items() if k in COSMOLOGY_PARAMETERS}
+_STANDARD = ("omega_m", "omega_k", "omega_r", "w0", "wa", "h_rd")
+_DEFAULTS = {"omega_k": 0.0, "omega_r": 0.0, "w0": -1.0, "wa": 0.0}
+
+
+def _standardise(draws: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The draws as ``omega_m, omega_k, omega_r, w0, wa, h_rd`` (ΛCDM values when absent).
+
+    One set of names and shapes for every model, so the predictions compile once.
+    """
+    size = next(iter(draws.values())).size
+    values = dict(draws)
     if "w" in values and "w0" not in values:
-        params["w0"] = values["w"]
-    if "h_rd" in values:
-        return Cosmology(**params), values["h_rd"]
-    if "rd" in values and "h" in values:
-        return Cosmology(**params), values["h"] * values["rd"]
-    raise ValueError(
-        f"the posterior must hold 'h_rd' (h r_d in Mpc), or 'rd' and 'h'; got {sorted(values)}"
-    )
+        values["w0"] = values.pop("w")
+    if "h_rd" not in values:
+        if "rd" in values and "h" in values:
+            values["h_rd"] = values["h"] * values["rd"]
+        else:
+            raise ValueError(
+                f"the posterior must hold 'h_rd' (h r_d in Mpc), or 'rd' and 'h'; got {sorted(draws)}"
+            )
+    if "omega_m" not in values:
+        raise ValueError(f"the posterior must hold 'omega_m'; got {sorted(draws)}")
+    return {
+        k: np.asarray(values[k], dtype=np.float64) if k in values else np.full(size, _DEFAULTS[k])
+        for k in _STANDARD
+    }
 
 
 def bao_posterior_predictive(
@@ -77,7 +92,8 @@ def bao_posterior_predictive(
 
     Parameter names are those of :func:`~astrobayes.cosmology.make_bao_log_likelihood`
     (``omega_m``, ``h_rd`` or ``rd`` with ``h``, ``w0``, ``wa``, ``omega_k``, ...);
-    ``w`` (wCDM) is read as ``w0``. Absent parameters take their ΛCDM values.
+    ``w`` (wCDM) is read as ``w0``. Absent parameters take their flat ΛCDM values
+    (``w0 = -1``, ``wa = 0``, ``omega_k = omega_r = 0``); other names are ignored.
 
     Args:
         posterior: ``{name: draws}``, any shape per name (flattened).
@@ -97,18 +113,25 @@ def bao_posterior_predictive(
         (4, 2)
 
     """
-    draws = _thin(posterior, num_draws)
+    draws = _standardise(_thin(posterior, num_draws))
     z = jnp.asarray(np.asarray(redshifts, dtype=np.float64))
+    result = _predict({k: jnp.asarray(v) for k, v in draws.items()}, z, data)
+    return {k: np.asarray(v, dtype=np.float64) for k, v in result.items()}
 
-    def one(values):
-        cosmology, h_rd = _cosmology_and_hrd(values)
+
+@jax.jit
+def _predict(values, z, data):
+    """Compiled once per shape: every model is standardised to the same names."""
+
+    def one(v):
+        cosmology = Cosmology(**{k: v[k] for k in _STANDARD if k in COSMOLOGY_PARAMETERS})
+        h_rd = v["h_rd"]
         out = {key: fn(cosmology, z, h_rd=h_rd) for key, _, fn in _QUANTITIES}
         if data is not None:
             out["data"] = bao_predictions(cosmology, data, h_rd=h_rd)
         return out
 
-    result = jax.jit(jax.vmap(one))({k: jnp.asarray(v) for k, v in draws.items()})
-    return {k: np.asarray(v, dtype=np.float64) for k, v in result.items()}
+    return jax.vmap(one)(values)
 
 
 def plot_bao_data_vs_model(
@@ -151,17 +174,24 @@ def plot_bao_data_vs_model(
         raise ValueError("posteriors must hold at least one model; got none")
     z_data = np.asarray(data.redshifts)
     grid = np.linspace(0.0, 1.1 * float(z_data.max()), num_redshifts + 1)[1:]
-    fid = bao_posterior_predictive(
-        {k: np.array([float(v)]) for k, v in fiducial.items()},
-        np.concatenate([grid, z_data]),
+    everywhere = np.concatenate([grid, z_data])  # one redshift array: one compilation
+    sizes = [min(num_draws, np.size(next(iter(p.values())))) for p in posteriors.values()]
+    fid = bao_posterior_predictive(  # as many (equal) draws as a model: one compiled shape
+        {k: np.full(sizes[0], float(v)) for k, v in fiducial.items()},
+        everywhere,
         data,
-        num_draws=1,
+        num_draws=num_draws,
     )
     errors = np.sqrt(np.diag(data.covariance))
     quantities = np.asarray(data.quantities)
     colors = color_cycle(len(posteriors))
     predictions = {
-        name: bao_posterior_predictive(post, grid, data, num_draws=num_draws)
+        name: {
+            k: v[:, : grid.size] if k != "data" else v
+            for k, v in bao_posterior_predictive(
+                post, everywhere, data, num_draws=num_draws
+            ).items()
+        }
         for name, post in posteriors.items()
     }
     with figure_style():

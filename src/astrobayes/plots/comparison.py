@@ -1,6 +1,6 @@
 r"""A model-comparison figure that explains itself: ln z, ln B on Jeffreys' scale, per-chain checks.
 
-Four panels, each with a one-line caption of what it shows and what would be a warning
+Six panels, each with a one-line caption of what it shows and what would be a warning
 sign:
 
 1. ``ln z`` of each model with its standard error (the learned harmonic mean, McEwen et
@@ -11,7 +11,9 @@ sign:
 3. the estimate from each inference chain alone against the combined one: their scatter
    should match the quoted error;
 4. the temperature choice: the relative variance of the estimator on validation draws
-   for each candidate temperature, and the one chosen (or the fixed temperature).
+   for each candidate temperature, and the one chosen (or the fixed temperature);
+5. the validation loss of each flow target per epoch;
+6. the estimator's diagnostics (temperature, Pareto k, effective sample size, status).
 """
 
 from __future__ import annotations
@@ -68,7 +70,7 @@ def plot_comparison(
         ...              target=GaussianTarget())
         >>> fig = plot_comparison({"a": r, "b": r})
         >>> len(fig.axes)
-        4
+        6
 
     """
     names = list(evidences)
@@ -90,7 +92,7 @@ def plot_comparison(
     colors = color_cycle(len(names))
     y = np.arange(len(names))
     with figure_style():
-        fig, axes = new_figure(2, 2, width=4.6, height=3.0)
+        fig, axes = new_figure(3, 2, width=4.6, height=3.0)
         ax = axes[0, 0]
         for k in range(len(names)):
             ax.errorbar(log_z[k], y[k], xerr=log_z_std[k], fmt="o", color=colors[k], capsize=3)
@@ -187,6 +189,50 @@ def plot_comparison(
             ax.set_xticks([])
             ax.set_yticks([])
         ax.set_title("(d) temperature choice (star: chosen)")
+        ax = axes[2, 0]
+        trained = False
+        for k, name in enumerate(names):
+            losses = np.asarray(evidences[name].training_losses, dtype=float)
+            if losses.size:
+                trained = True
+                ax.plot(np.arange(1, losses.size + 1), losses, color=colors[k], label=name)
+        if trained:
+            ax.set_xlabel("epoch")
+            ax.set_ylabel("validation loss (NLL)")
+            ax.legend(loc="best")
+        else:
+            ax.text(
+                0.5,
+                0.5,
+                "no flow trained (Gaussian target)",
+                ha="center",
+                va="center",
+                transform=ax.transAxes,
+            )
+            ax.set_xticks([])
+            ax.set_yticks([])
+        ax.set_title("(e) training of each importance target")
+
+        ax = axes[2, 1]
+        rows = [f"{'model':<10}{'T':>5}{'Pareto k':>10}{'ESS':>8}  status"]
+        for name in names:
+            r = evidences[name]
+            rows.append(
+                f"{name[:10]:<10}{float(r.temperature):>5.2g}{float(r.pareto_k):>10.2f}"
+                f"{float(r.effective_sample_size):>8.0f}  {r.status.name.lower()}"
+            )
+        ax.text(
+            0.02,
+            0.95,
+            "\n".join(rows),
+            ha="left",
+            va="top",
+            transform=ax.transAxes,
+            family="monospace",
+            fontsize=8,
+        )
+        ax.set_axis_off()
+        ax.set_title("(f) estimator diagnostics")
         fig.suptitle(title or f"Model comparison against {reference}")
         fig.tight_layout()
         add_caption(
@@ -200,6 +246,10 @@ def plot_comparison(
                 "sign: scatter much wider than the ±1σ band, or one chain far off (a mode missed).",
                 "(d) estimator variance vs the target's temperature. Warning sign: the chosen T "
                 "at the end of the grid, or variance rising steeply near it.",
+                "(e) validation loss of the flow per epoch. Warning sign: still falling at the "
+                "last epoch (stopped early) or rising (over-fitting).",
+                "(f) temperature, Pareto k, effective sample size and status of each estimate. "
+                "Warning sign: Pareto k > 0.7 (infinite-variance ratios) or a status other than ok.",
             ],
         )
     return fig
