@@ -17,6 +17,8 @@ __all__ = [
     "FIGURE_CAPTIONS",
     "figures_markdown",
     "write_comparison_figures",
+    "write_imaging_figures",
+    "write_sbi_figures",
 ]
 
 FIGURE_CAPTIONS: dict[str, str] = {
@@ -39,6 +41,26 @@ FIGURE_CAPTIONS: dict[str, str] = {
         "(a) ln z per model, (b) ln B against the reference over the Jeffreys bands, (c) ln z "
         "of each inference chain alone, (d) the temperature choice; each panel's warning sign "
         "is written under it."
+    ),
+    "reconstruction": (
+        "Truth (when known), dirty image, MAP and truth − MAP, each with its colour bar. "
+        "Warning sign: error structure that follows the source."
+    ),
+    "lci": (
+        "Local credible intervals on super-pixels: MAP mean, interval length, bound status. "
+        "Warning sign: open bounds over the source."
+    ),
+    "hypothesis_test": (
+        "MAP, the surrogate with the tested structure removed, and the removed structure; "
+        "the title gives the verdict."
+    ),
+    "coverage": (
+        "Coverage of the posterior's credible regions against the nominal level (HPD and "
+        "TARP). Warning sign: a curve off the diagonal beyond its band."
+    ),
+    "sbc_ranks": (
+        "Simulation-based calibration: ranks of the truths among posterior draws, with the "
+        "99% band of a uniform histogram. Warning sign: a U, a hump or a slope."
     ),
 }
 """Caption of each figure kind, used in ``report.md``."""
@@ -198,18 +220,13 @@ def figures_markdown(figures: Mapping[str, Path], out_dir: str | os.PathLike[str
         path = Path(path)
         if path.suffix not in (".png", ".pdf", ".svg"):
             continue
-        kind = "triangle" if key.startswith("triangle_") and key != "triangle_overlay" else key
-        model = key.removeprefix("triangle_")
-        caption = FIGURE_CAPTIONS.get(kind, "").format(model=model)
-        link = os.path.relpath(path, out)
-        lines += (
-            [f"![{key}]({Path(link).as_posix()})", "", caption, ""]
-            if caption
-            else [
-                f"![{key}]({Path(link).as_posix()})",
-                "",
-            ]
-        )
+        if key in FIGURE_CAPTIONS:
+            kind = key
+        else:
+            kind = next((k for k in FIGURE_CAPTIONS if key.startswith(k + "_")), key)
+        caption = FIGURE_CAPTIONS.get(kind, "").format(model=key.removeprefix("triangle_"))
+        link = Path(os.path.relpath(path, out)).as_posix()
+        lines += [f"![{key}]({link})", ""] + ([caption, ""] if caption else [])
     chains = [k.removeprefix("getdist_") for k in figures if k.startswith("getdist_")]
     if chains:
         root = os.path.relpath(Path(figures[f"getdist_{chains[0]}"]).parent, out)
@@ -221,3 +238,104 @@ def figures_markdown(figures: Mapping[str, Path], out_dir: str | os.PathLike[str
     if not lines:
         return ""
     return "\n".join(["## Figures", "", *lines])
+
+
+def write_imaging_figures(
+    out_dir: str | os.PathLike[str],
+    result,
+    *,
+    truth=None,
+    test_regions=(),
+    prior: str | None = None,
+    unit: str = "arb. units",
+    no_plots: bool = False,
+) -> list[Path]:
+    """Write the figures of ``astrobayes image``: reconstruction, LCI maps, hypothesis tests.
+
+    Args:
+        out_dir: Output directory (must exist).
+        result: The imaging pipeline's result (``map_result``, ``dirty``, ``snr_db``,
+            ``intervals``, ``tests``).
+        truth: Ground-truth image, when known.
+        test_regions: ``[row0, row1, col0, col1]`` of each hypothesis test, in the order of
+            ``result.tests``.
+        prior: Name of the prior (in the MAP title).
+        unit: Unit of the image intensities.
+        no_plots: Write nothing.
+
+    Returns:
+        The paths written: ``reconstruction.png``, ``lci_<s>x<s>.png`` per super-pixel
+        size, ``hypothesis_test_<i>.png`` per test.
+
+    """
+    import numpy as np
+
+    from astrobayes.imaging.uq import inpaint_region
+    from astrobayes.io import save_figure_atomic
+    from astrobayes.plots.imaging import hypothesis_test_figure, lci_figure, reconstruction_figure
+
+    if no_plots:
+        return []
+    out = Path(out_dir)
+    image = np.asarray(result.map_result.image)
+    figures = [
+        save_figure_atomic(
+            out / "reconstruction.png",
+            reconstruction_figure(
+                np.asarray(result.dirty),
+                image,
+                truth=truth,
+                snr_db=result.snr_db,
+                unit=unit,
+                prior=prior,
+            ),
+        )
+    ]
+    for lci in result.intervals:
+        size = lci.superpixel_size
+        figures.append(
+            save_figure_atomic(out / f"lci_{size}x{size}.png", lci_figure(lci, unit=unit))
+        )
+    for index, (test, region) in enumerate(zip(result.tests, test_regions, strict=True)):
+        mask = np.zeros(image.shape, bool)
+        mask[region[0] : region[1], region[2] : region[3]] = True
+        surrogate = np.asarray(inpaint_region(image, mask))
+        figures.append(
+            save_figure_atomic(
+                out / f"hypothesis_test_{index}.png",
+                hypothesis_test_figure(image, surrogate, test, unit=unit),
+            )
+        )
+    return figures
+
+
+def write_sbi_figures(
+    out_dir: str | os.PathLike[str], report, names, *, no_plots: bool = False
+) -> list[Path]:
+    """Write the calibration figures of ``astrobayes sbi``: coverage and SBC rank histograms.
+
+    Args:
+        out_dir: Output directory (must exist).
+        report: A :class:`~astrobayes.validation.CalibrationReport`, or ``None`` (nothing
+            was checked: no figure).
+        names: Parameter names.
+        no_plots: Write nothing.
+
+    Returns:
+        The paths written (``coverage.png``, ``sbc_ranks.png``).
+
+    """
+    from astrobayes.io import save_figure_atomic
+    from astrobayes.plots.style import figure_style
+    from astrobayes.plots.validation import plot_coverage, plot_rank_histograms
+
+    if no_plots or report is None:
+        return []
+    out = Path(out_dir)
+    with figure_style():
+        coverage = plot_coverage(report)
+        ranks = plot_rank_histograms(report.sbc, list(names))
+    return [
+        save_figure_atomic(out / "coverage.png", coverage),
+        save_figure_atomic(out / "sbc_ranks.png", ranks),
+    ]

@@ -49,6 +49,7 @@ def add_parser(subparsers) -> None:
     parser.add_argument("config", nargs="?", help="TOML configuration (see docs/imaging.md)")
     parser.add_argument("--out", default="imaging_output", help="output folder")
     parser.add_argument("--demo", action="store_true", help="run the built-in offline demo")
+    parser.add_argument("--no-plots", action="store_true", help="write no figures")
     parser.set_defaults(func=run)
 
 
@@ -162,38 +163,27 @@ def _summary(config, problem, result, figures, *, is_observed: bool) -> dict:
     }
 
 
-def _write_outputs(out: Path, config, problem, result) -> list[Path]:
+def _write_outputs(out: Path, config, problem, result, *, no_plots: bool = False) -> list[Path]:
     """FITS images and figures; returns the figure paths."""
-    from astrobayes.imaging.uq import inpaint_region
+    from astrobayes.cli._figures import write_imaging_figures
     from astrobayes.io.imaging_files import write_fits_image
-    from astrobayes.plots.imaging import plot_hypothesis_test, plot_lci, plot_reconstruction
 
     image = np.asarray(result.map_result.image)
     write_fits_image(
         out / "map.fits", image, header={"PRIOR": config.prior, "STRENGTH": result.strength}
     )
     write_fits_image(out / "dirty.fits", np.asarray(result.dirty))
-    figures = [
-        plot_reconstruction(
-            out / "reconstruction.png",
-            result.dirty,
-            image,
-            truth=problem.truth,
-            snr_db=result.snr_db,
-        )
-    ]
     for lci in result.intervals:
         size = lci.superpixel_size
-        figures.append(plot_lci(out / f"lci_{size}x{size}.png", lci))
         write_fits_image(out / f"lci_length_{size}x{size}.fits", np.asarray(lci.length))
-    for index, (test, region) in enumerate(zip(result.tests, config.test_regions, strict=True)):
-        mask = np.zeros(image.shape, bool)
-        mask[region[0] : region[1], region[2] : region[3]] = True
-        surrogate = np.asarray(inpaint_region(image, mask))
-        figures.append(
-            plot_hypothesis_test(out / f"hypothesis_test_{index}.png", image, surrogate, test)
-        )
-    return figures
+    return write_imaging_figures(
+        out,
+        result,
+        truth=problem.truth,
+        test_regions=config.test_regions,
+        prior=config.prior,
+        no_plots=no_plots,
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -220,7 +210,7 @@ def run(args: argparse.Namespace) -> int:
     )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    figures = _write_outputs(out, config, problem, result)
+    figures = _write_outputs(out, config, problem, result, no_plots=args.no_plots)
     summary = _summary(config, problem, result, figures, is_observed=file_config.data.is_observed)
     write_json_atomic(out / "results.json", summary)
     snr = "" if result.snr_db is None else f", SNR {result.snr_db:.2f} dB"

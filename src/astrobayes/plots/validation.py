@@ -7,6 +7,8 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import stats
 
+from astrobayes.plots.style import add_caption
+
 __all__ = ["plot_coverage", "plot_rank_histograms"]
 
 
@@ -37,7 +39,15 @@ def plot_coverage(report, ax=None):
     ax.set_ylim(0, 1)
     ax.text(0.03, 0.92, "calibrated" if report.is_calibrated else "FLAGGED", transform=ax.transAxes)
     ax.legend(loc="lower right", fontsize=8)
+    ax.set_title("calibration: coverage of posterior credible regions")
     fig.tight_layout()
+    add_caption(
+        fig,
+        [
+            "Share of true parameters inside each credible level. Warning sign: curve below",
+            "the diagonal (over-confident) or above it (under-confident) beyond its band.",
+        ],
+    )
     return fig
 
 
@@ -69,5 +79,13 @@ def plot_rank_histograms(sbc, names: Sequence[str] | None = None, num_bins: int 
         ax.set_title(names[j], fontsize=9)
         ax.set_xlabel("rank")
     axes[0][0].set_ylabel("count")
+    fig.suptitle("simulation-based calibration: rank of the truth among posterior draws")
     fig.tight_layout()
+    add_caption(
+        fig,
+        [
+            "Grey: 99% band of a uniform histogram. Warning sign: ∪ shape (over-confident), "
+            "∩ shape (under-confident), a slope (bias).",
+        ],
+    )
     return fig
