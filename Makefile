@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.bench-installed
 
-.PHONY: demo test test-all bench lint clean venv
+.PHONY: demo test test-all bench lint clean venv figures
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -17,6 +17,9 @@ venv: $(STAMP)
 
 demo: $(STAMP)
 	$(VENV)/bin/astrobayes demo --out astrobayes-demo
+
+figures: $(STAMP)
+	$(PY) scripts/render_figures.py --out astrobayes-figures
 
 test: $(STAMP)
 	$(PY) -m pytest -n 2 -q
@@ -37,4 +40,4 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check src tests benchmarks examples
 
 clean:
-	rm -rf $(VENV) astrobayes-demo .pytest_cache
+	rm -rf $(VENV) astrobayes-demo astrobayes-figures .pytest_cache
