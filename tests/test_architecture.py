@@ -50,6 +50,9 @@ LAYERS: dict[str, int] = {
     "physics": 6,  # ODE models compared through comparison
     "bayesnn": 6,
     "variational": 6,
+    "runconfig": 6,  # a comparison from settings: builds Models, calls comparison.compare
+    "compilation": 0,  # JAX's persistent compilation cache (sets JAX options only)
+    "_workers": 0,  # what simulator worker processes import (NumPy only)
     # layers 3 and 4: files and figures, then the shell
     "io": 7,
     "plots": 8,

@@ -1,22 +1,22 @@
 """``astrobayes demo``: is dark energy evolving? LCDM vs wCDM vs w0waCDM on DESI DR2 BAO.
 
-Samples each model with NUTS (checkpointed: a killed run resumes), estimates each
-evidence with the learned harmonic mean, prints a table and writes ``DIR/results.json``,
-``DIR/report.md``, corner plots and evidence diagnostics. Then checks the estimator on
-problems with a known evidence and prints estimate, error, truth and time.
+A built-in config of ``astrobayes run`` (written to ``DIR/demo.toml``; ``astrobayes run
+DIR/demo.toml`` gives the same numbers): samples each model with NUTS (checkpointed: a
+killed run resumes), estimates each evidence with the learned harmonic mean, prints a
+table and writes ``DIR/results.json``, ``DIR/report.md``, figures and the chains (GetDist,
+``.npz``, ArviZ netCDF). Then checks the estimator on problems with a known evidence and
+prints estimate, error, truth and time.
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
-import threading
 import time
 from pathlib import Path
 
 import jax
-from tqdm.auto import tqdm
 
+from astrobayes.cli.run import add_compile_cache_option
 from astrobayes.sampling import NUTSConfig
 
 DEMO_SAMPLING = NUTSConfig(num_chains=8, num_warmup=400, num_samples=1500, checkpoint_every=500)
@@ -37,165 +37,108 @@ def add_parser(subparsers) -> None:
         "--skip-checks", action="store_true", help="skip the check on problems with known evidence"
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_compile_cache_option(parser)
     parser.set_defaults(func=run)
 
 
-class _Progress:
-    """One tqdm bar per model (models run side by side in threads), relabelled per stage.
+def lcdm():
+    """Flat LCDM on DESI DR2 BAO (the ``model`` function the built-in config names)."""
+    return _dark_energy("lcdm")
 
-    ``for_model(name)`` is the model's :data:`~astrobayes._types.ProgressFn`.
-    """
 
-    _LABELS = {
-        "warmup": "NUTS warm-up (compiling)",
-        "sampling": "NUTS sampling",
-        "training": "training flow",
+def wcdm():
+    """Flat wCDM on DESI DR2 BAO."""
+    return _dark_energy("wcdm")
+
+
+def w0wacdm():
+    """Flat w0waCDM (CPL) on DESI DR2 BAO, uniform on the region w0 + wa < 0."""
+    return _dark_energy("w0wacdm")
+
+
+def _dark_energy(name: str):
+    from astrobayes.cosmology.dark_energy import dark_energy_models
+
+    return next(m for m in dark_energy_models() if m.name == name)
+
+
+def demo_config(seed: int = 0) -> dict:
+    """The demo as the TOML table of ``astrobayes run`` (written to ``DIR/demo.toml``)."""
+    return {
+        "seed": seed,
+        "reference": "lcdm",
+        "evidence_target": "rqspline",
+        "sampler": {
+            "num_chains": DEMO_SAMPLING.num_chains,
+            "num_warmup": DEMO_SAMPLING.num_warmup,
+            "num_samples": DEMO_SAMPLING.num_samples,
+            "checkpoint_every": DEMO_SAMPLING.checkpoint_every,
+        },
+        "models": {
+            name: {"model": f"astrobayes.cli.demo:{name}"} for name in ("lcdm", "wcdm", "w0wacdm")
+        },
     }
-
-    def __init__(self, disable: bool):
-        self.disable = disable
-        self.bars: dict[str, tuple[str, tqdm]] = {}
-        self.lock = threading.Lock()
-
-    def __call__(self, model: str, stage: str, done: int, total: int) -> None:
-        with self.lock:
-            current = self.bars.get(model)
-            if current is None or current[0] != stage:
-                if current is not None:
-                    current[1].close()
-                bar = tqdm(
-                    total=total,
-                    desc=f"{model}: {self._LABELS[stage]}",
-                    unit="epoch" if stage == "training" else "draw",
-                    file=sys.stderr,
-                    disable=self.disable,
-                    leave=False,
-                    position=list(self.bars).index(model) if model in self.bars else len(self.bars),
-                )
-                self.bars[model] = (stage, bar)
-            bar = self.bars[model][1]
-            bar.n = done
-            bar.refresh()
-
-    def for_model(self, model: str):
-        """The progress callback ``(stage, done, total)`` of one model."""
-
-        def progress_fn(stage: str, done: int, total: int) -> None:
-            self(model, stage, done, total)
-
-        return progress_fn
-
-    def close(self) -> None:
-        with self.lock:
-            for _, bar in self.bars.values():
-                bar.close()
-            self.bars.clear()
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the demo; exit code 1 when an evidence (or a NUTS run) failed."""
-    from astrobayes.comparison import compare
-    from astrobayes.cosmology.dark_energy import dark_energy_models
-    from astrobayes.io import (
-        NpzCheckpoint,
-        save_figure_atomic,
-        write_json_atomic,
-        write_text_atomic,
-    )
-    from astrobayes.plots import corner_plot, evidence_diagnostics_plot
+    from astrobayes.cli.run import execute
+    from astrobayes.cosmology import desi_dr2_bao
+    from astrobayes.io import write_text_atomic
+    from astrobayes.runconfig import run_config_from_mapping
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    print(
-        "Is dark energy evolving? Flat LCDM vs wCDM vs w0waCDM on DESI DR2 BAO (arXiv:2503.14738)"
-    )
+    table = demo_config(args.seed)
+    config = run_config_from_mapping(table)
+    write_text_atomic(out / "demo.toml", _toml(table))
     print(
         "Priors: Om ~ U(0.01, 0.99), h*rd ~ U(50, 150) Mpc, w ~ U(-3, 1), w0 ~ U(-3, 1), "
         "wa ~ U(-3, 2) with w0 + wa < 0"
     )
-    print(
-        f"NUTS: {DEMO_SAMPLING.num_chains} chains x ({DEMO_SAMPLING.num_warmup} warm-up + "
-        f"{DEMO_SAMPLING.num_samples} draws); evidence: learned harmonic mean (RQ-spline flow)\n"
-    )
-    start = time.perf_counter()
-    progress = _Progress(args.no_progress)
-    try:
-        result = compare(
-            jax.random.key(args.seed),
-            dark_energy_models(),
-            reference="lcdm",
-            sampling=DEMO_SAMPLING,
-            checkpoint_fn=lambda name: NpzCheckpoint(
-                out / "checkpoints" / f"{name}-seed{args.seed}.npz"
-            ),
-            progress_fn_for=progress.for_model,
+
+    def add_checks(payload: dict) -> None:
+        payload["settings"]["data"] = (
+            "DESI DR2 BAO (arXiv:2503.14738), 13 values, published covariance"
         )
-    finally:
-        progress.close()
-    elapsed = time.perf_counter() - start
-
-    table = _table(result)
-    print(table)
-    print(f"\n(time: {elapsed:.0f} s)")
-    resumed = [n for n, r in result.models.items() if r.sampling.resumed_from]
-    if resumed:
-        print(f"resumed from checkpoints in {out / 'checkpoints'}: {', '.join(resumed)}")
-
-    payload = result.to_dict()
-    payload["settings"] = {
-        "data": "DESI DR2 BAO (arXiv:2503.14738), 13 values, published covariance",
-        "priors": {
+        payload["settings"]["priors"] = {
             "omega_m": [0.01, 0.99],
             "h_rd": [50, 150],
             "w": [-3, 1],
             "w0": [-3, 1],
             "wa": [-3, 2],
             "w0+wa": "< 0 (uniform on the region, area 15.5)",
-        },
-        "sampling": DEMO_SAMPLING.__dict__,
-        "seed": args.seed,
-        "wall_time_s": elapsed,
-    }
-    for name, report in result.models.items():
-        save_figure_atomic(out / f"corner_{name}.png", corner_plot(report.posterior, title=name))
-    save_figure_atomic(
-        out / "evidence_diagnostics.png",
-        evidence_diagnostics_plot({n: r.evidence for n, r in result.models.items()}),
+        }
+        if not args.skip_checks:
+            print("\nCheck of the evidence estimator on problems with a known evidence:")
+            payload["known_evidence_checks"] = _known_evidence_checks(args.seed)
+
+    return execute(
+        config,
+        out,
+        base=out,
+        title=(
+            "Is dark energy evolving? Flat LCDM vs wCDM vs w0waCDM on DESI DR2 BAO "
+            "(arXiv:2503.14738) -- astrobayes run with the built-in config demo.toml"
+        ),
+        no_progress=args.no_progress,
+        figure_options={"data": desi_dr2_bao()},
+        after_comparison=add_checks,
     )
-    if not args.skip_checks:
-        print("\nCheck of the evidence estimator on problems with a known evidence:")
-        payload["known_evidence_checks"] = _known_evidence_checks(args.seed)
-    write_json_atomic(out / "results.json", payload)
-    write_text_atomic(out / "report.md", _report(result, table, payload))
-    print(
-        f"\nwrote {out / 'results.json'}, {out / 'report.md'}, corner plots and evidence diagnostics"
-    )
-    failed = [n for n, r in result.models.items() if r.status.is_failure]
-    if failed:
-        print(f"astrobayes demo: evidence or sampling failed for {failed}", file=sys.stderr)
-        return 1
-    return 0
 
 
-def _table(result) -> str:
-    rows = [
-        f"{'model':<9} {'ln z':>17} {'ln B vs lcdm':>17}  {'Jeffreys (Trotta 2008)':<32} posterior mean ± std"
-    ]
-    for name, report in result.models.items():
-        bf = result.bayes_factors[name]
-        params = ", ".join(
-            f"{k} = {report.posterior_mean[k]:.3f} ± {report.posterior_std[k]:.3f}"
-            for k in sorted(report.posterior_mean)
-        )
-        rows.append(
-            f"{name:<9} {report.log_evidence:>8.3f} ± {report.log_evidence_std:<6.3f} "
-            f"{bf.log_bayes_factor:>8.3f} ± {bf.log_bayes_factor_std:<6.3f}  {bf.reading:<32} {params}"
-        )
-        if not report.evidence.status.is_ok:
-            rows.append(f"{'':<9} status: {report.evidence.status.value}")
-        if not report.sampling.status.is_ok:
-            rows.append(f"{'':<9} NUTS: {report.sampling.status.value}")
-    return "\n".join(rows)
+def _toml(table: dict) -> str:
+    """The built-in config as TOML text (flat values, ``[sampler]``, ``[models.NAME]``)."""
+
+    def value(v):
+        return f'"{v}"' if isinstance(v, str) else str(v).lower() if isinstance(v, bool) else str(v)
+
+    lines = ["# astrobayes demo: the built-in config (astrobayes run demo.toml gives the same)"]
+    lines += [f"{k} = {value(v)}" for k, v in table.items() if not isinstance(v, dict)]
+    lines += ["", "[sampler]"] + [f"{k} = {value(v)}" for k, v in table["sampler"].items()]
+    for name, model in table["models"].items():
+        lines += ["", f"[models.{name}]"] + [f"{k} = {value(v)}" for k, v in model.items()]
+    return "\n".join(lines) + "\n"
 
 
 def _known_evidence_checks(seed: int) -> list[dict]:
@@ -232,54 +175,3 @@ def _known_evidence_checks(seed: int) -> list[dict]:
             }
         )
     return out
-
-
-def _report(result, table: str, payload: dict) -> str:
-    lines = [
-        "# Is dark energy evolving? DESI DR2 BAO alone",
-        "",
-        "Flat LCDM, wCDM and w0waCDM (CPL) compared by their Bayesian evidence, estimated with the",
-        "learned harmonic mean (McEwen et al. 2021, arXiv:2111.12720) from NUTS chains sampled on the",
-        "unconstrained space (log density includes the Jacobian).",
-        "",
-        "```",
-        table,
-        "```",
-        "",
-        "ln B < 0 favours LCDM. The Jeffreys reading follows Trotta (2008, arXiv:0803.4089):",
-        "|ln B| < 1 inconclusive, < 2.5 weak, < 5 moderate, otherwise strong.",
-        "",
-        "## Diagnostics",
-        "",
-        "| model | R-hat max | ESS min | divergences | NUTS status | T | Pareto k | status |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for name, report in result.models.items():
-        e = report.evidence
-        lines.append(
-            f"| {name} | {report.rhat_max:.3f} | {report.ess_min:.0f} | "
-            f"{int(report.sampling.num_divergent.sum())} | "
-            f"{report.sampling.status.name.lower()} | {e.temperature} | {e.pareto_k:.2f} | "
-            f"{e.status.name.lower()} |"
-        )
-    lines += [
-        "",
-        "Figures: "
-        + ", ".join(f"`corner_{n}.png`" for n in result.models)
-        + ", `evidence_diagnostics.png`.",
-        "",
-    ]
-    checks = payload.get("known_evidence_checks")
-    if checks:
-        lines += [
-            "## Estimator check on problems with a known evidence",
-            "",
-            "| problem | estimate | error | truth | pull |",
-            "|---|---|---|---|---|",
-        ]
-        lines += [
-            f"| {c['problem']} | {c['log_evidence']:.4f} | {c['log_evidence_std']:.4f} | "
-            f"{c['truth']:.4f} | {c['pull']:.2f} |"
-            for c in checks
-        ]
-    return "\n".join(lines) + "\n"

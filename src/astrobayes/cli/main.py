@@ -14,7 +14,7 @@ import sys
 
 __all__ = ["COMMANDS", "build_parser", "main"]
 
-COMMANDS = ("evidence", "compare", "demo", "sbi", "image")
+COMMANDS = ("evidence", "compare", "run", "demo", "sbi", "image", "texture")
 """The subcommands, each a module ``astrobayes.cli.<name>`` with ``add_parser``."""
 
 
@@ -36,6 +36,11 @@ def build_parser(commands: tuple[str, ...] = COMMANDS) -> argparse.ArgumentParse
         prog="astrobayes",
         description="Fast, trustworthy Bayesian inference for astrophysics.",
     )
+    parser.add_argument(
+        "--no-compile-cache",
+        action="store_true",
+        help="do not use the persistent JAX compilation cache (~/.cache/astrobayes/jax)",
+    )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in commands:
         module_name = f"astrobayes.cli.{name}"
@@ -55,30 +60,27 @@ def build_parser(commands: tuple[str, ...] = COMMANDS) -> argparse.ArgumentParse
     return parser
 
 
-def _enable_compilation_cache() -> None:
+def _enable_compilation_cache(args: argparse.Namespace) -> None:
     """Keep JAX compilations on disk so repeated commands skip them.
 
-    Set ``ASTROBAYES_JAX_CACHE`` to a folder to move the cache, or to an empty string to
-    switch it off. Only the command line does this; the library leaves JAX's settings alone.
+    On by default for every command: ``$ASTROBAYES_JAX_CACHE`` (or
+    ``~/.cache/astrobayes/jax``); ``--no-compile-cache`` or an empty
+    ``ASTROBAYES_JAX_CACHE`` turns it off. Library users call
+    :func:`astrobayes.compilation.enable_compilation_cache` themselves.
     """
-    import os
+    from astrobayes.compilation import default_cache_directory, enable_compilation_cache
 
-    folder = os.environ.get(
-        "ASTROBAYES_JAX_CACHE", os.path.join(os.path.expanduser("~"), ".cache", "astrobayes", "jax")
-    )
-    if not folder:
+    folder = default_cache_directory()
+    if getattr(args, "no_compile_cache", False) or folder is None:
         return
-    import jax
-
-    jax.config.update("jax_compilation_cache_dir", folder)
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+    enable_compilation_cache(folder)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; return the exit code."""
-    _enable_compilation_cache()
     parser = build_parser()
     args = parser.parse_args(argv)
+    _enable_compilation_cache(args)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

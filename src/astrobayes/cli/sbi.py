@@ -122,7 +122,14 @@ def load_simulator_function(spec: str, search_dirs: tuple[Path, ...]) -> Callabl
     return load_simulator(spec)
 
 
+#: Top-level TOML keys that choose where a Python simulator runs (not SBIConfig fields):
+#: ``executor`` ("serial", "process" (default) or "dask"), ``scheduler`` (a Dask address,
+#: default: a LocalCluster on loopback) and ``num_workers`` (default: ``max_workers``).
+EXECUTOR_KEYS = ("executor", "scheduler", "num_workers")
+
+
 def _read_config(path: Path):
+    """``(SBIConfig, {executor key: value})`` from the TOML file."""
     from astrobayes.sbi import config_from_dict
 
     if not path.is_file():
@@ -132,7 +139,28 @@ def _read_config(path: Path):
             values = tomllib.load(handle)
         except tomllib.TOMLDecodeError as error:
             raise ValueError(f"{path} is not valid TOML: {error}") from error
-    return config_from_dict(values)
+    executor = {key: values.pop(key) for key in EXECUTOR_KEYS if key in values}
+    config = config_from_dict(values)
+    if executor and config.simulator_kind != "python":
+        raise ValueError(
+            f"{sorted(executor)} choose where a Python simulator runs; set "
+            f'simulator_kind = "python" (got {config.simulator_kind!r})'
+        )
+    return config, executor
+
+
+def _executor(config, settings: dict):
+    """The executor of a Python simulator (``None`` for a JAX one)."""
+    from astrobayes.sbi.executors import make_executor
+
+    if config.simulator_kind != "python":
+        return None
+    num_workers = settings.get("num_workers", config.max_workers)
+    return make_executor(
+        settings.get("executor", "process"),
+        scheduler=settings.get("scheduler"),
+        num_workers=num_workers,
+    )
 
 
 def _observation(config, base: Path) -> np.ndarray:
@@ -182,19 +210,31 @@ def _calibration(keys, config, result, simulator):
 
 def run(args: argparse.Namespace) -> int:
     """Run the ``sbi`` subcommand; return the exit code (1 on a failure status)."""
+    config_path = Path(args.config).resolve()
+    config, executor_settings = _read_config(config_path)
+    function = load_simulator_function(config.simulator, (config_path.parent, Path.cwd()))
+    if config.simulator_kind != "python" and isinstance(function, FileFunction):
+        function = function.function  # the picklable wrapper is only for worker processes
+    executor = _executor(config, executor_settings)
+    try:
+        return _run(args, config, config_path, function, executor)
+    finally:
+        if executor is not None:
+            executor.shutdown()
+
+
+def _run(args, config, config_path: Path, function, executor) -> int:
     import jax
 
     from astrobayes._status import by_severity, worst
     from astrobayes.io import save_figure_atomic, write_json_atomic, write_npz_atomic
     from astrobayes.io.simulations import SimulationStore
-    from astrobayes.sbi import build_simulator, run_sbi
+    from astrobayes.sbi import PythonSimulator, build_simulator, run_sbi
 
-    config_path = Path(args.config).resolve()
-    config = _read_config(config_path)
-    function = load_simulator_function(config.simulator, (config_path.parent, Path.cwd()))
-    if config.simulator_kind != "python" and isinstance(function, FileFunction):
-        function = function.function  # the picklable wrapper is only for worker processes
-    simulator = build_simulator(config, function)
+    if executor is None:
+        simulator = build_simulator(config, function)
+    else:
+        simulator = PythonSimulator(function, executor=executor)
     x_obs = _observation(config, config_path.parent)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -192,7 +192,7 @@ def run_nuts(
 
 
 def _check_start(logdensity_fn, initial_positions, config: NUTSConfig, names):
-    """Validate the starting points and names; return ``(positions float32, names)``."""
+    """Validate the starting points and names; return ``(positions, names)`` (default float type)."""
     positions = as_float_array(initial_positions, "initial_positions", ndim=2)
     if positions.shape[0] != config.num_chains:
         raise ValueError(
@@ -203,7 +203,8 @@ def _check_start(logdensity_fn, initial_positions, config: NUTSConfig, names):
     names = tuple(names) if names is not None else tuple(f"p{i}" for i in range(dim))
     if len(names) != dim:
         raise ValueError(f"names must hold dim = {dim} names; got {len(names)}")
-    positions = jnp.asarray(positions, jnp.float32)
+    # float32, or float64 where the user enabled jax_enable_x64 (never flipped here).
+    positions = jnp.asarray(positions, jnp.result_type(float))
     initial_logdensity = np.asarray(batched_logdensity(logdensity_fn)(positions))
     if not np.all(np.isfinite(initial_logdensity)):
         bad = int(np.flatnonzero(~np.isfinite(initial_logdensity))[0])

@@ -6,9 +6,8 @@ Two kinds of simulator are accepted:
   with ``jax.vmap`` (wrap it in :class:`JaxSimulator`, or pass the function itself);
 * any Python callable ``simulate(seed, theta) -> x`` (``seed`` an ``int``,
   ``theta`` a NumPy vector), wrapped in :class:`PythonSimulator` and run in parallel
-  through a :class:`concurrent.futures.Executor`: a local
-  :class:`~concurrent.futures.ProcessPoolExecutor` by default, or a Dask cluster through
-  ``dask.distributed.Client(address).get_executor()`` (no Dask dependency here).
+  through an executor of :mod:`astrobayes.sbi.executors` (serial, a local process pool
+  by default, or Dask distributed) or any :class:`concurrent.futures.Executor`.
 
 Simulations are produced in chunks. Each chunk is handed to an optional ``sink`` (any
 object with ``append(theta, x, failed_theta, failure_reasons)``, e.g.
@@ -20,7 +19,6 @@ raised are counted, reported in :class:`SimulationResult` and excluded.
 from __future__ import annotations
 
 import concurrent.futures
-import multiprocessing
 from collections.abc import Callable
 from typing import Any, NamedTuple, Protocol
 
@@ -32,6 +30,8 @@ from jaxtyping import Array, Float, PRNGKeyArray
 
 from astrobayes._checks import as_float_array, check_key, check_positive_int
 from astrobayes._status import Severity, Status, check
+from astrobayes._workers import call_safely
+from astrobayes.sbi.executors import Executor, ProcessExecutor
 
 __all__ = [
     "JaxSimulator",
@@ -242,23 +242,17 @@ class JaxSimulator(eqx.Module):
         return np.concatenate(outputs, axis=0), [None] * theta.shape[0]
 
 
-def _call_safely(simulate_fn: Callable, seed: int, theta: np.ndarray) -> tuple[Any, str | None]:
-    try:
-        return np.asarray(simulate_fn(seed, theta), dtype=float), None
-    except Exception as error:  # noqa: BLE001 - any simulator failure is data
-        return None, f"{type(error).__name__}: {error}"
-
-
 class PythonSimulator:
     """A Python callable ``simulate(seed, theta) -> x`` run through an executor.
 
     Args:
         simulate_fn: Picklable module-level function of an ``int`` seed and a NumPy
             ``(dim,)`` vector, returning an array of fixed shape.
-        executor: A :class:`concurrent.futures.Executor`. ``None`` creates a
-            :class:`~concurrent.futures.ProcessPoolExecutor` (``spawn`` start method,
-            since JAX is multithreaded) with ``max_workers`` for each call. For a Dask cluster pass
-            ``dask.distributed.Client("tcp://host:8786").get_executor()``.
+        executor: An :class:`astrobayes.sbi.executors.Executor` (serial, process or
+            Dask: see :func:`~astrobayes.sbi.executors.make_executor`) or any
+            :class:`concurrent.futures.Executor`. ``None`` runs each call on a
+            :class:`~astrobayes.sbi.executors.ProcessExecutor` of ``max_workers``
+            processes.
         max_workers: Workers of the default process pool.
 
     Example:
@@ -275,7 +269,7 @@ class PythonSimulator:
     def __init__(
         self,
         simulate_fn: Callable,
-        executor: concurrent.futures.Executor | None = None,
+        executor: Executor | concurrent.futures.Executor | None = None,
         max_workers: int | None = None,
     ):
         if not callable(simulate_fn):
@@ -289,20 +283,10 @@ class PythonSimulator:
         theta = np.asarray(theta, dtype=float)
         seeds = np.asarray(jax.random.randint(key, (theta.shape[0],), 0, 2**31 - 1)).tolist()
         if self.executor is None:
-            # JAX is multithreaded: fork would risk a deadlock, so spawn fresh workers.
-            context = multiprocessing.get_context("spawn")
-            with concurrent.futures.ProcessPoolExecutor(
-                self.max_workers, mp_context=context
-            ) as pool:
-                results = list(
-                    pool.map(_call_safely, [self.simulate_fn] * len(seeds), seeds, theta)
-                )
+            with ProcessExecutor(self.max_workers) as pool:
+                results = _submit_all(pool, self.simulate_fn, seeds, theta)
         else:
-            futures = [
-                self.executor.submit(_call_safely, self.simulate_fn, s, t)
-                for s, t in zip(seeds, theta, strict=True)
-            ]
-            results = [f.result() for f in futures]
+            results = _submit_all(self.executor, self.simulate_fn, seeds, theta)
         shapes = {np.shape(x) for x, err in results if err is None}
         if len(shapes) > 1:
             raise ValueError(f"simulator returned outputs of different shapes: {sorted(shapes)}")
@@ -314,6 +298,14 @@ class PythonSimulator:
                 x[i] = out
             errors.append(err)
         return x, errors
+
+
+def _submit_all(executor, simulate_fn: Callable, seeds: list[int], theta: np.ndarray) -> list:
+    """``call_safely(simulate_fn, seed, row)`` of every row through ``executor``, in order."""
+    futures = [
+        executor.submit(call_safely, simulate_fn, s, t) for s, t in zip(seeds, theta, strict=True)
+    ]
+    return [f.result() for f in futures]
 
 
 def _as_simulator(simulator: Any) -> Callable:

@@ -1,0 +1,406 @@
+"""``astrobayes run CONFIG.toml [--out DIR]``: your models, sampled and compared.
+
+The TOML names one or more models (a JAX log-likelihood ``module:function`` taking
+``{name: value}``, a NumPyro model, or a function returning an astrobayes ``Model``),
+their parameters and priors, optional data files, the NUTS settings and the reference
+model (schema: ``docs/run.md``). Each model is sampled with NUTS (checkpointed: a killed
+run started again resumes bit for bit), its evidence estimated with the learned harmonic
+mean, and ``DIR`` receives ``results.json``, ``report.md``, figures, and per model the
+chains as GetDist text files (``chains/NAME_*.txt``, ``.paramnames``, ``.ranges``),
+``chains/NAME.npz`` and ArviZ netCDF ``chains/NAME.nc``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import importlib
+import json
+import sys
+import threading
+import time
+import tomllib
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+
+def add_parser(subparsers) -> None:
+    """Register the ``run`` subcommand."""
+    parser = subparsers.add_parser(
+        "run",
+        help="sample and compare your own models from a TOML config",
+        description=__doc__,
+    )
+    parser.add_argument("config", help="TOML file naming the models (see docs/run.md)")
+    parser.add_argument(
+        "--out", default=None, help="output directory (default: <config name>-run beside it)"
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument("--no-plots", action="store_true", help="write no figures")
+    add_compile_cache_option(parser)
+    parser.set_defaults(func=run)
+
+
+def add_compile_cache_option(parser: argparse.ArgumentParser) -> None:
+    """``--no-compile-cache`` on a subcommand (read by ``astrobayes.cli.main``)."""
+    parser.add_argument(
+        "--no-compile-cache",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="do not use the persistent JAX compilation cache (see docs/run.md)",
+    )
+
+
+class Progress:
+    """One tqdm bar per model (models run side by side in threads), relabelled per stage.
+
+    ``for_model(name)`` is the model's :data:`~astrobayes._types.ProgressFn`.
+    """
+
+    _LABELS = {
+        "warmup": "NUTS warm-up (compiling)",
+        "sampling": "NUTS sampling",
+        "training": "training flow",
+    }
+
+    def __init__(self, disable: bool):
+        self.disable = disable
+        self.bars: dict[str, tuple[str, tqdm]] = {}
+        self.lock = threading.Lock()
+
+    def __call__(self, model: str, stage: str, done: int, total: int) -> None:
+        """Move the bar of ``model`` to ``done`` of ``total`` in ``stage``."""
+        with self.lock:
+            current = self.bars.get(model)
+            if current is None or current[0] != stage:
+                if current is not None:
+                    current[1].close()
+                bar = tqdm(
+                    total=total,
+                    desc=f"{model}: {self._LABELS.get(stage, stage)}",
+                    unit="epoch" if stage == "training" else "draw",
+                    file=sys.stderr,
+                    disable=self.disable,
+                    leave=False,
+                    position=list(self.bars).index(model) if model in self.bars else len(self.bars),
+                )
+                self.bars[model] = (stage, bar)
+            bar = self.bars[model][1]
+            bar.n = done
+            bar.refresh()
+
+    def for_model(self, model: str):
+        """The progress callback ``(stage, done, total)`` of one model."""
+
+        def progress_fn(stage: str, done: int, total: int) -> None:
+            self(model, stage, done, total)
+
+        return progress_fn
+
+    def close(self) -> None:
+        """Close every bar."""
+        with self.lock:
+            for _, bar in self.bars.values():
+                bar.close()
+            self.bars.clear()
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the subcommand; exit code 1 when an evidence or a NUTS run failed."""
+    from astrobayes.runconfig import run_config_from_mapping
+
+    config_path = Path(args.config)
+    if not config_path.is_file():
+        raise FileNotFoundError(f"config file {config_path} does not exist")
+    with config_path.open("rb") as handle:
+        try:
+            table = tomllib.load(handle)
+        except tomllib.TOMLDecodeError as error:
+            raise ValueError(f"{config_path}: not valid TOML: {error}") from None
+    config = run_config_from_mapping(table)
+    out = Path(args.out) if args.out else config_path.parent / f"{config_path.stem}-run"
+    return execute(
+        config,
+        out,
+        base=config_path.parent,
+        title=f"astrobayes run {config_path}",
+        no_progress=args.no_progress,
+        figure_options={"reference": {}, "no_plots": args.no_plots},
+    )
+
+
+def execute(
+    config,
+    out: Path,
+    *,
+    base: Path,
+    title: str,
+    no_progress: bool = False,
+    extra_settings: dict | None = None,
+    figure_options: dict | None = None,
+    after_comparison=None,
+) -> int:
+    """Sample, compare and write every output of a :class:`~astrobayes.runconfig.RunConfig`.
+
+    Shared by ``run`` and ``demo`` (a built-in config). ``after_comparison(payload)`` may
+    add entries to ``results.json`` before it is written; ``figure_options`` go to
+    :func:`~astrobayes.cli._figures.write_comparison_figures` (default: no reference
+    marker lines). Returns the exit code.
+    """
+    import jax
+
+    if config.x64:
+        # Asked for by the user (x64 = true): float64 for the whole process.
+        jax.config.update("jax_enable_x64", True)
+    from astrobayes.cli._figures import figures_markdown, write_comparison_figures
+    from astrobayes.io import NpzCheckpoint, write_json_atomic, write_text_atomic
+    from astrobayes.runconfig import run_comparison
+
+    models, derived_fns = resolve_models(config, base)
+    out.mkdir(parents=True, exist_ok=True)
+    print(title)
+    print(
+        f"models: {', '.join(models)}; NUTS: {config.sampler.num_chains} chains x "
+        f"({config.sampler.num_warmup} warm-up + {config.sampler.num_samples} draws); "
+        f"evidence: learned harmonic mean ({config.evidence_target}); "
+        f"{'float64' if config.x64 else 'float32'}\n"
+    )
+    fingerprints = {name: _model_fingerprint(config, name) for name in models}
+    start = time.perf_counter()
+    progress = Progress(no_progress)
+    try:
+        result = run_comparison(
+            jax.random.key(config.seed),
+            config,
+            list(models.values()),
+            checkpoint_fn=lambda name: NpzCheckpoint(
+                out / "checkpoints" / f"{name}-seed{config.seed}-{fingerprints[name]}.npz"
+            ),
+            progress_fn_for=progress.for_model,
+        )
+    finally:
+        progress.close()
+    elapsed = time.perf_counter() - start
+
+    table = format_table(result)
+    print(table)
+    print(f"\n(time: {elapsed:.0f} s)")
+    resumed = [n for n, r in result.models.items() if r.sampling.resumed_from]
+    if resumed:
+        print(f"resumed from checkpoints in {out / 'checkpoints'}: {', '.join(resumed)}")
+
+    chain_files = write_chain_files(out / "chains", config, models, result, derived_fns)
+    payload = result.to_dict()
+    payload["settings"] = {
+        "config": _config_dict(config),
+        "seed": config.seed,
+        "float64": config.x64,
+        "wall_time_s": elapsed,
+        **(extra_settings or {}),
+    }
+    payload["files"] = {
+        name: [str(p.relative_to(out)) for p in paths] for name, paths in chain_files.items()
+    }
+    figures = write_comparison_figures(
+        out, result, models=list(models.values()), **(figure_options or {"reference": {}})
+    )
+    if after_comparison is not None:
+        after_comparison(payload)
+    write_json_atomic(out / "results.json", payload)
+    report = format_report(title, result, table, payload) + figures_markdown(figures, out)
+    write_text_atomic(out / "report.md", report)
+    print(
+        f"\nwrote {out / 'results.json'}, {out / 'report.md'}, chains in {out / 'chains'} "
+        "(GetDist .txt/.paramnames/.ranges, .npz, ArviZ .nc)" + (", figures" if figures else "")
+    )
+    failed = [n for n, r in result.models.items() if r.status.is_failure]
+    if failed:
+        print(f"astrobayes: evidence or sampling failed for {failed}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def resolve_models(config, base: Path):
+    """``({name: Model}, {name: {derived: fn}})``: import the user's functions, read data."""
+    from astrobayes.io.run_files import read_data_arrays
+    from astrobayes.runconfig import build_model
+
+    models, derived_fns = {}, {}
+    for name, spec in config.models.items():
+        data = read_data_arrays(spec.data, base) if spec.data else None
+        if spec.model is not None:
+            factory = import_function(spec.model, base, f"models.{name}.model")
+            model = factory(data) if data is not None else factory()
+            models[name] = build_model(name, spec, model=model)
+        else:
+            models[name] = build_model(
+                name,
+                spec,
+                log_likelihood_fn=(
+                    None
+                    if spec.likelihood is None
+                    else import_function(spec.likelihood, base, f"models.{name}.likelihood")
+                ),
+                numpyro_model=(
+                    None
+                    if spec.numpyro_model is None
+                    else import_function(spec.numpyro_model, base, f"models.{name}.numpyro_model")
+                ),
+                data=data,
+            )
+        derived_fns[name] = {
+            parameter: import_function(p.function, base, f"models.{name}.parameters.{parameter}")
+            for parameter, p in spec.parameters.items()
+            if p.prior == "derived"
+        }
+    return models, derived_fns
+
+
+def import_function(reference: str, base: Path, where: str):
+    """The function ``module:function``; the config's folder is searched first."""
+    module_name, function_name = (part.strip() for part in reference.split(":"))
+    folder = str(Path(base).resolve())
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as error:
+        if error.name != module_name.split(".")[0] and error.name != module_name:
+            raise
+        raise ValueError(
+            f"{where} = {reference!r}: no module {module_name!r} beside the config "
+            f"({folder}) or on the Python path"
+        ) from None
+    function = getattr(module, function_name, None)
+    if not callable(function):
+        raise ValueError(
+            f"{where} = {reference!r}: module {module_name!r} ({getattr(module, '__file__', '?')}) "
+            f"has no function {function_name!r}"
+        )
+    return function
+
+
+def write_chain_files(folder: Path, config, models, result, derived_fns) -> dict[str, list[Path]]:
+    """GetDist text chains, ``.npz`` and ArviZ netCDF of every model; ``{name: paths}``."""
+    from astrobayes.io import write_getdist_chains
+    from astrobayes.io.run_files import write_arviz_netcdf, write_posterior_npz
+    from astrobayes.runconfig import posterior_table
+
+    folder.mkdir(parents=True, exist_ok=True)
+    written = {}
+    for name, report in result.models.items():
+        table = posterior_table(
+            models[name],
+            report.posterior,
+            spec=config.models.get(name),
+            derived_fns=derived_fns.get(name),
+        )
+        paths = list(
+            write_getdist_chains(
+                folder / name,
+                table.samples,
+                names=table.names,
+                labels=dict(zip(table.names, table.labels, strict=True)),
+                ranges=table.ranges,
+                loglikes=-table.log_likelihood,
+            )
+        )
+        paths.append(write_posterior_npz(folder / f"{name}.npz", table))
+        paths.append(write_arviz_netcdf(folder / f"{name}.nc", table))
+        written[name] = paths
+    return written
+
+
+def format_table(result) -> str:
+    """Text table: ln z, ln B against the reference, Jeffreys reading, posterior summary."""
+    reference = result.reference
+    rows = [
+        f"{'model':<9} {'ln z':>17} {'ln B vs ' + reference:>17}  {'Jeffreys (Trotta 2008)':<32} posterior mean ± std"
+    ]
+    for name, report in result.models.items():
+        bf = result.bayes_factors[name]
+        params = ", ".join(
+            f"{k} = {report.posterior_mean[k]:.3f} ± {report.posterior_std[k]:.3f}"
+            for k in sorted(report.posterior_mean)
+        )
+        rows.append(
+            f"{name:<9} {report.log_evidence:>8.3f} ± {report.log_evidence_std:<6.3f} "
+            f"{bf.log_bayes_factor:>8.3f} ± {bf.log_bayes_factor_std:<6.3f}  {bf.reading:<32} {params}"
+        )
+        if not report.evidence.status.is_ok:
+            rows.append(f"{'':<9} status: {report.evidence.status.value}")
+        if not report.sampling.status.is_ok:
+            rows.append(f"{'':<9} NUTS: {report.sampling.status.value}")
+    return "\n".join(rows)
+
+
+def format_report(title: str, result, table: str, payload: dict) -> str:
+    """``report.md`` before its figures: the table, diagnostics per model, files."""
+    lines = [
+        f"# {title}",
+        "",
+        "Evidences estimated with the learned harmonic mean (McEwen et al. 2021,",
+        "arXiv:2111.12720) from NUTS chains sampled on the unconstrained space (log density",
+        "with the Jacobian).",
+        "",
+        "```",
+        table,
+        "```",
+        "",
+        f"ln B < 0 favours {result.reference}. The Jeffreys reading follows Trotta (2008,",
+        "arXiv:0803.4089): |ln B| < 1 inconclusive, < 2.5 weak, < 5 moderate, otherwise strong.",
+        "",
+        "## Diagnostics",
+        "",
+        "| model | R-hat max | ESS min | divergences | NUTS status | T | Pareto k | status |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, report in result.models.items():
+        e = report.evidence
+        lines.append(
+            f"| {name} | {report.rhat_max:.3f} | {report.ess_min:.0f} | "
+            f"{int(report.sampling.num_divergent.sum())} | "
+            f"{report.sampling.status.name.lower()} | {e.temperature} | {e.pareto_k:.2f} | "
+            f"{e.status.name.lower()} |"
+        )
+    lines += ["", "## Files", ""]
+    for name, paths in payload.get("files", {}).items():
+        lines.append(f"- {name}: " + ", ".join(f"`{p}`" for p in paths))
+    checks = payload.get("known_evidence_checks")
+    if checks:
+        lines += [
+            "",
+            "## Estimator check on problems with a known evidence",
+            "",
+            "| problem | estimate | error | truth | pull |",
+            "|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| {c['problem']} | {c['log_evidence']:.4f} | {c['log_evidence_std']:.4f} | "
+            f"{c['truth']:.4f} | {c['pull']:.2f} |"
+            for c in checks
+        ]
+    return "\n".join(lines) + "\n\n"
+
+
+def _config_dict(config) -> dict:
+    """The run config as plain values (for ``results.json`` and checkpoint names)."""
+    return json.loads(json.dumps(dataclasses.asdict(config), default=str))
+
+
+def _model_fingerprint(config, name: str) -> str:
+    """Short hash of one model's spec and the sampler settings (checkpoint file names).
+
+    A changed prior, likelihood name, data path or sampler setting writes to a new
+    checkpoint instead of resuming a different run. Edits inside the user's functions
+    are not seen: remove ``DIR/checkpoints`` (or use a new ``--out``) after changing them.
+    """
+    spec = dataclasses.asdict(config.models[name])
+    text = json.dumps(
+        {"model": spec, "sampler": dataclasses.asdict(config.sampler), "x64": config.x64},
+        sort_keys=True,
+        default=str,
+    )
+    return hashlib.sha256(text.encode()).hexdigest()[:8]

@@ -1,0 +1,626 @@
+"""A comparison described by settings: models from a user's likelihood and priors.
+
+``astrobayes run CONFIG.toml`` and the Python API share these frozen dataclasses. A
+:class:`RunConfig` names one or more models (:class:`ModelSpec`): each is a JAX
+log-likelihood ``f({name: value}) -> ln L`` (or a NumPyro model) written by the user,
+with one prior per parameter (:class:`ParameterSpec`: uniform, normal, log-uniform,
+truncated normal, fixed or derived), optional data arrays passed to the function, the
+NUTS settings, the evidence target and the reference model. :func:`run_config_from_mapping`
+builds it from a parsed TOML document (unknown keys and bad priors rejected by name);
+:func:`build_model` turns a spec plus the user's functions into a
+:class:`~astrobayes.models.Model`; :func:`run_comparison` samples and compares them with
+:func:`astrobayes.comparison.compare` (the same numbers as calling ``compare`` from
+Python); :func:`posterior_table` gives each model's draws in the original space with
+``ln L``, ``ln pi`` and the derived parameters, ready for the chain writers of
+:mod:`astrobayes.io`. Resolving ``module:function`` names and reading data files is the
+shell's job (:mod:`astrobayes.cli.run`); this module never touches a file.
+
+References:
+    McEwen et al. (2021), arXiv:2111.12720 (learned harmonic mean); Hoffman & Gelman
+    (2014), arXiv:1111.4246 (NUTS); Lewis (2019), arXiv:1910.13970 (GetDist conventions).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import numpyro.distributions as dist
+from jaxtyping import PRNGKeyArray
+from numpyro import handlers
+
+from astrobayes._checks import check_key
+from astrobayes._config import from_mapping
+from astrobayes._types import ProgressFn
+from astrobayes.comparison import ComparisonResult, compare
+from astrobayes.evidence import GaussianTarget, RealNVPFlow, RQSplineFlow, TargetFamily
+from astrobayes.models import Model, prior_ranges
+from astrobayes.sampling import Checkpoint, NUTSConfig
+
+__all__ = [
+    "EVIDENCE_TARGETS",
+    "PRIOR_KINDS",
+    "ModelSpec",
+    "ParameterSpec",
+    "PosteriorTable",
+    "RunConfig",
+    "build_model",
+    "posterior_table",
+    "run_comparison",
+    "run_config_from_mapping",
+]
+
+#: Prior kinds and the keys each one needs (``label`` is always optional).
+PRIOR_KINDS: dict[str, tuple[str, ...]] = {
+    "uniform": ("low", "high"),
+    "normal": ("loc", "scale"),
+    "log-uniform": ("low", "high"),
+    "truncated-normal": ("loc", "scale", "low", "high"),
+    "fixed": ("value",),
+    "derived": ("function",),
+}
+
+#: Evidence targets by their TOML name.
+EVIDENCE_TARGETS: dict[str, type[TargetFamily]] = {
+    "rqspline": RQSplineFlow,
+    "realnvp": RealNVPFlow,
+    "gaussian": GaussianTarget,
+}
+
+_PRIOR_FIELDS = ("low", "high", "loc", "scale", "value", "function")
+
+
+@dataclass(frozen=True)
+class ParameterSpec:
+    """One parameter of a model and its prior.
+
+    Attributes:
+        prior: ``"uniform"`` (``low``, ``high``), ``"normal"`` (``loc``, ``scale``),
+            ``"log-uniform"`` (``0 < low < high``: uniform in ``ln x``),
+            ``"truncated-normal"`` (``loc``, ``scale``, ``low``, ``high``), ``"fixed"``
+            (``value``: not sampled, passed to the likelihood) or ``"derived"``
+            (``function = "module:function"`` of the other parameters, computed on the
+            posterior draws and written with the chains).
+        low: Lower bound.
+        high: Upper bound.
+        loc: Mean of a (truncated) normal.
+        scale: Standard deviation of a (truncated) normal.
+        value: Value of a fixed parameter.
+        function: ``"module:function"`` of a derived parameter.
+        label: LaTeX label for the chain files and plots (default: the name).
+
+    Example:
+        >>> ParameterSpec("uniform", low=0.0, high=1.0).prior
+        'uniform'
+        >>> ParameterSpec("normal", loc=0.0)
+        Traceback (most recent call last):
+        ...
+        ValueError: prior 'normal' needs key(s) ['scale']; got loc
+
+    """
+
+    prior: str
+    low: float | None = None
+    high: float | None = None
+    loc: float | None = None
+    scale: float | None = None
+    value: float | None = None
+    function: str | None = None
+    label: str | None = None
+
+    def __post_init__(self):
+        if self.prior not in PRIOR_KINDS:
+            raise ValueError(f"prior must be one of {sorted(PRIOR_KINDS)}; got {self.prior!r}")
+        needed = PRIOR_KINDS[self.prior]
+        given = [name for name in _PRIOR_FIELDS if getattr(self, name) is not None]
+        missing = [name for name in needed if name not in given]
+        if missing:
+            raise ValueError(
+                f"prior {self.prior!r} needs key(s) {missing}; got {', '.join(given) or 'none'}"
+            )
+        extra = [name for name in given if name not in needed]
+        if extra:
+            raise ValueError(
+                f"prior {self.prior!r} takes only {list(needed)} (and label); got also {extra}"
+            )
+        if self.label is not None and not isinstance(self.label, str):
+            raise TypeError(f"label must be a string; got {type(self.label).__name__}")
+        if self.prior == "derived":
+            _check_reference(self.function, "function")
+            return
+        for name in needed:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise TypeError(f"{name} must be a number; got {value!r}")
+            if not math.isfinite(value):
+                raise ValueError(f"{name} must be finite; got {value}")
+        if "high" in needed and not self.low < self.high:
+            raise ValueError(f"low must be below high; got low = {self.low}, high = {self.high}")
+        if self.prior == "log-uniform" and self.low <= 0:
+            raise ValueError(f"log-uniform needs low > 0; got low = {self.low}")
+        if "scale" in needed and self.scale <= 0:
+            raise ValueError(f"scale must be positive; got {self.scale}")
+
+    def distribution(self) -> dist.Distribution:
+        """The NumPyro prior of a sampled parameter (proper and normalised).
+
+        Raises:
+            ValueError: For a ``fixed`` or ``derived`` parameter (not sampled).
+        """
+        if self.prior == "uniform":
+            return dist.Uniform(self.low, self.high)
+        if self.prior == "normal":
+            return dist.Normal(self.loc, self.scale)
+        if self.prior == "log-uniform":
+            return dist.LogUniform(self.low, self.high)
+        if self.prior == "truncated-normal":
+            return dist.TruncatedNormal(self.loc, self.scale, low=self.low, high=self.high)
+        raise ValueError(f"a {self.prior!r} parameter is not sampled and has no distribution")
+
+    @property
+    def is_sampled(self) -> bool:
+        """Whether NUTS samples this parameter (not fixed, not derived)."""
+        return self.prior not in ("fixed", "derived")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One model of a run.
+
+    Attributes:
+        likelihood: ``"module:function"``: a JAX function ``f(params)`` (or
+            ``f(params, data)`` when ``data`` is given) returning ``ln L``, with
+            ``params = {name: value}`` holding the sampled and fixed parameters.
+        numpyro_model: ``"module:function"``: a NumPyro model instead (its own priors;
+            called as ``f()`` or ``f(data)``).
+        model: ``"module:function"`` returning an astrobayes
+            :class:`~astrobayes.models.Model` (called as ``f()`` or ``f(data)``; renamed
+            to the table's name). Exactly one of ``likelihood``, ``numpyro_model`` and
+            ``model``.
+        parameters: ``{name: ParameterSpec}`` in sampling order (required with
+            ``likelihood``, not allowed otherwise).
+        data: ``{name: path}`` of data arrays (``.npy``, ``.npz``, or text read with
+            ``numpy.loadtxt``), relative to the config file; passed to the function as
+            ``data = {name: array}``.
+
+    """
+
+    likelihood: str | None = None
+    numpyro_model: str | None = None
+    model: str | None = None
+    parameters: Mapping[str, ParameterSpec] = field(default_factory=dict)
+    data: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self):
+        given = {
+            key: getattr(self, key)
+            for key in ("likelihood", "numpyro_model", "model")
+            if getattr(self, key) is not None
+        }
+        if len(given) != 1:
+            raise ValueError(
+                "a model needs exactly one of likelihood, numpyro_model or model = "
+                f"'module:function'; got {given or 'none'}"
+            )
+        if self.likelihood is not None:
+            _check_reference(self.likelihood, "likelihood")
+            if not any(p.is_sampled for p in self.parameters.values()):
+                raise ValueError(
+                    "a likelihood model needs at least one sampled parameter in its "
+                    "parameters table (uniform, normal, log-uniform or truncated-normal)"
+                )
+        else:
+            (key, reference), *_ = given.items()
+            _check_reference(reference, key)
+            if self.parameters:
+                raise ValueError(
+                    f"{key} defines its own priors: remove the parameters table "
+                    f"(got {sorted(self.parameters)})"
+                )
+        for name, spec in self.parameters.items():
+            if not isinstance(spec, ParameterSpec):
+                raise TypeError(f"parameters[{name!r}] must be a ParameterSpec; got {spec!r}")
+        if not isinstance(self.data, Mapping) or not all(
+            isinstance(v, str) for v in self.data.values()
+        ):
+            raise TypeError(f"data must be a table of name = 'path'; got {self.data!r}")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything ``astrobayes run`` needs besides the user's code and data.
+
+    Attributes:
+        models: ``{name: ModelSpec}`` in order (at least one).
+        sampler: NUTS settings (:class:`~astrobayes.sampling.NUTSConfig`).
+        reference: Model the Bayes factors are taken against (default: the first).
+        seed: PRNG seed; model ``i`` uses ``fold_in(key(seed), i)``.
+        evidence_target: ``"rqspline"`` (default), ``"realnvp"`` or ``"gaussian"``.
+        x64: Run in float64 (``jax_enable_x64``): for likelihoods with ``|ln L|``
+            of order 1e4 and more, where float32 keeps only ~3 decimals of ``ln L``.
+        num_workers: Models run side by side in threads (default: one per model, at
+            most the CPU count); the numbers do not depend on it.
+
+    """
+
+    models: Mapping[str, ModelSpec]
+    sampler: NUTSConfig = field(default_factory=NUTSConfig)
+    reference: str | None = None
+    seed: int = 0
+    evidence_target: str = "rqspline"
+    x64: bool = False
+    num_workers: int | None = None
+
+    def __post_init__(self):
+        if not isinstance(self.models, Mapping) or not self.models:
+            raise ValueError("models must name at least one model ([models.NAME] tables)")
+        for name, spec in self.models.items():
+            if not isinstance(spec, ModelSpec):
+                raise TypeError(f"models[{name!r}] must be a ModelSpec; got {spec!r}")
+        if self.reference is not None and self.reference not in self.models:
+            raise ValueError(
+                f"reference must be one of {list(self.models)}; got {self.reference!r}"
+            )
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ValueError(f"seed must be a non-negative integer; got {self.seed!r}")
+        if self.evidence_target not in EVIDENCE_TARGETS:
+            raise ValueError(
+                f"evidence_target must be one of {sorted(EVIDENCE_TARGETS)}; got "
+                f"{self.evidence_target!r}"
+            )
+        if not isinstance(self.x64, bool):
+            raise TypeError(f"x64 must be true or false; got {self.x64!r}")
+        if self.num_workers is not None and (
+            isinstance(self.num_workers, bool)
+            or not isinstance(self.num_workers, int)
+            or self.num_workers < 1
+        ):
+            raise ValueError(f"num_workers must be a positive integer; got {self.num_workers!r}")
+
+    def target(self) -> TargetFamily:
+        """The evidence target family named by ``evidence_target``."""
+        return EVIDENCE_TARGETS[self.evidence_target]()
+
+
+def run_config_from_mapping(table: Mapping[str, Any]) -> RunConfig:
+    """Build a :class:`RunConfig` from a parsed TOML document.
+
+    Args:
+        table: The document: top-level keys of :class:`RunConfig`, a ``[sampler]`` table,
+            and ``[models.NAME]`` tables with ``[models.NAME.parameters]`` holding one
+            inline table per parameter.
+
+    Returns:
+        The validated :class:`RunConfig`.
+
+    Raises:
+        ValueError: On an unknown or missing key (the table and key named) or a bad
+            value (the parameter or model named).
+        TypeError: If a table is not a table.
+
+    Example:
+        >>> config = run_config_from_mapping({
+        ...     "models": {"line": {"likelihood": "mymod:loglike",
+        ...                          "parameters": {"a": {"prior": "uniform", "low": 0, "high": 1}}}},
+        ...     "sampler": {"num_chains": 4}})
+        >>> config.models["line"].parameters["a"].high, config.sampler.num_chains
+        (1, 4)
+        >>> run_config_from_mapping({"models": {"m": {"likelihood": "a:b", "parameters": {
+        ...     "a": {"prior": "uniform", "low": 1, "hgh": 2}}}}})
+        Traceback (most recent call last):
+        ...
+        ValueError: unknown key 'hgh' in [models.m.parameters.a]; allowed: function, high, label, loc, low, prior, scale, value
+
+    """
+    if not isinstance(table, Mapping):
+        raise TypeError(f"the run config must be a table; got {type(table).__name__}")
+    allowed = sorted(f.name for f in dataclasses.fields(RunConfig))
+    for key in table:  # top-level mistakes first, before the models are read
+        if key not in allowed:
+            raise ValueError(
+                f"unknown key {key!r} in the top-level table; allowed: {', '.join(allowed)}"
+            )
+    models_table = table.get("models")
+    if not isinstance(models_table, Mapping) or not models_table:
+        raise ValueError("the run config needs at least one [models.NAME] table")
+    models = {}
+    for name, model_table in models_table.items():
+        where = f"models.{name}"
+        if not isinstance(model_table, Mapping):
+            raise TypeError(f"[{where}] must be a table; got {type(model_table).__name__}")
+        parameters_table = model_table.get("parameters", {})
+        if not isinstance(parameters_table, Mapping):
+            raise TypeError(f"[{where}.parameters] must be a table of parameter tables")
+        parameters = {}
+        for parameter, spec in parameters_table.items():
+            inner = f"{where}.parameters.{parameter}"
+            parameters[parameter] = _named(
+                inner, lambda s=spec, t=inner: from_mapping(ParameterSpec, s, table=t)
+            )
+        rest = dict(model_table)
+        rest["parameters"] = parameters
+        models[name] = _named(where, lambda r=rest, w=where: from_mapping(ModelSpec, r, table=w))
+    rest = dict(table)
+    rest["models"] = models
+    return _named("", lambda: from_mapping(RunConfig, rest))
+
+
+def _named(where: str, build: Callable[[], Any]) -> Any:
+    """``build()``, with a value error raised by a ``__post_init__`` prefixed by its table."""
+    try:
+        return build()
+    except (ValueError, TypeError) as error:
+        message = str(error)
+        if not where or message.startswith(("unknown key", "[")) or " in [" in message:
+            raise
+        raise type(error)(f"[{where}]: {message}") from None
+
+
+def _check_reference(reference: Any, name: str) -> None:
+    if (
+        not isinstance(reference, str)
+        or reference.count(":") != 1
+        or not all(part.strip() for part in reference.split(":"))
+    ):
+        raise ValueError(f"{name} must be 'module:function'; got {reference!r}")
+
+
+def build_model(
+    name: str,
+    spec: ModelSpec,
+    *,
+    log_likelihood_fn: Callable[..., jax.Array] | None = None,
+    numpyro_model: Callable[..., Any] | None = None,
+    model: Model | None = None,
+    data: Mapping[str, Any] | None = None,
+) -> Model:
+    """Turn a :class:`ModelSpec` and the user's function into a :class:`~astrobayes.models.Model`.
+
+    A likelihood model is exactly ``Model.from_priors(name, f, {name: prior})`` over the
+    sampled parameters, with the fixed values added to ``params`` (and ``data`` passed
+    as the second argument when given), so ``compare`` on it gives the numbers of the
+    same model built by hand.
+
+    Args:
+        name: Model name.
+        spec: The model's spec.
+        log_likelihood_fn: The function ``spec.likelihood`` names.
+        numpyro_model: The function ``spec.numpyro_model`` names.
+        model: The :class:`~astrobayes.models.Model` that ``spec.model``'s function
+            returned (renamed to ``name``).
+        data: ``{name: array}`` read from ``spec.data`` (``None`` when it has none).
+
+    Returns:
+        The :class:`~astrobayes.models.Model`.
+
+    Raises:
+        ValueError: If the function given does not match the spec.
+
+    Example:
+        >>> spec = ModelSpec(likelihood="m:f", parameters={
+        ...     "a": ParameterSpec("uniform", low=-1.0, high=1.0),
+        ...     "b": ParameterSpec("fixed", value=2.0)})
+        >>> model = build_model("m", spec, log_likelihood_fn=lambda p: -0.5 * (p["a"] - p["b"]) ** 2)
+        >>> model.name
+        'm'
+
+    """
+    if spec.likelihood is not None:
+        if log_likelihood_fn is None or not callable(log_likelihood_fn):
+            raise ValueError(f"model {name!r} names a likelihood: pass log_likelihood_fn")
+        fixed = {k: jnp.asarray(p.value) for k, p in spec.parameters.items() if p.prior == "fixed"}
+        priors = {k: p.distribution() for k, p in spec.parameters.items() if p.is_sampled}
+        if data is None:
+
+            def log_likelihood(params):
+                return log_likelihood_fn({**params, **fixed})
+
+        else:
+            arrays = {k: jnp.asarray(v) for k, v in data.items()}
+
+            def log_likelihood(params):
+                return log_likelihood_fn({**params, **fixed}, arrays)
+
+        labels = {k: p.label for k, p in spec.parameters.items() if p.label is not None}
+        function = log_likelihood if (fixed or data is not None) else log_likelihood_fn
+        return Model.from_priors(name, function, priors, labels=labels)
+    if spec.model is not None:
+        if not isinstance(model, Model):
+            raise ValueError(
+                f"model {name!r}: the function {spec.model!r} must return an astrobayes Model; "
+                f"got {type(model).__name__}"
+            )
+        return dataclasses.replace(model, name=name)
+    if numpyro_model is None or not callable(numpyro_model):
+        raise ValueError(f"model {name!r} names a numpyro_model: pass numpyro_model")
+    if data is None:
+        return Model(name, numpyro_model)
+    return Model(name, numpyro_model, model_args=({k: jnp.asarray(v) for k, v in data.items()},))
+
+
+def run_comparison(
+    key: PRNGKeyArray,
+    config: RunConfig,
+    models: Sequence[Model],
+    *,
+    checkpoint_fn: Callable[[str], Checkpoint] | None = None,
+    progress_fn_for: Callable[[str], ProgressFn] | None = None,
+    throw: bool = False,
+) -> ComparisonResult:
+    """Sample and compare ``models`` with the settings of ``config``.
+
+    Exactly :func:`astrobayes.comparison.compare` with ``reference``, ``sampling``,
+    ``target`` and ``num_workers`` taken from ``config``.
+
+    Args:
+        key: JAX PRNG key (the CLI uses ``key(config.seed)``).
+        config: The run settings.
+        models: The models, in the order of ``config.models`` (built by
+            :func:`build_model`, or any :class:`~astrobayes.models.Model`).
+        checkpoint_fn: ``name -> Checkpoint`` for a resumable run.
+        progress_fn_for: ``name -> progress_fn``.
+        throw: Raise on a failure status (see :func:`~astrobayes.comparison.compare`).
+
+    Returns:
+        The :class:`~astrobayes.comparison.ComparisonResult`.
+
+    Raises:
+        ValueError: If ``config.x64`` is set but JAX runs in float32 (enable it first:
+            ``jax.config.update("jax_enable_x64", True)``; the library never flips it).
+
+    """
+    check_key(key)
+    if not isinstance(config, RunConfig):
+        raise TypeError(f"config must be a RunConfig; got {type(config).__name__}")
+    if config.x64 and not jax.config.jax_enable_x64:
+        raise ValueError(
+            "config.x64 is true but JAX runs in float32: call "
+            'jax.config.update("jax_enable_x64", True) before building the models '
+            "(astrobayes run does this for x64 = true)"
+        )
+    return compare(
+        key,
+        models,
+        reference=config.reference,
+        sampling=config.sampler,
+        target=config.target(),
+        checkpoint_fn=checkpoint_fn,
+        progress_fn_for=progress_fn_for,
+        num_workers=config.num_workers,
+        throw=throw,
+    )
+
+
+class PosteriorTable(NamedTuple):
+    """One model's posterior in the original space, ready for chain files.
+
+    Attributes:
+        names: Column names: sampled parameters (and deterministic sites), then derived.
+        labels: LaTeX labels, one per column.
+        samples: ``(num_chains, num_samples, num_columns)`` draws (unit weights).
+        is_derived: One flag per column (derived and deterministic columns are ``True``).
+        log_likelihood: ``ln L`` per draw, ``(num_chains, num_samples)``.
+        log_prior: Normalised ``ln pi`` per draw (over the sampled parameters).
+        ranges: ``{name: (low, high)}`` of the sampled parameters with hard bounds
+            (``None`` for an open side).
+
+    """
+
+    names: tuple[str, ...]
+    labels: tuple[str, ...]
+    samples: np.ndarray
+    is_derived: tuple[bool, ...]
+    log_likelihood: np.ndarray
+    log_prior: np.ndarray
+    ranges: dict[str, tuple[float | None, float | None]]
+
+    @property
+    def log_posterior(self) -> np.ndarray:
+        """``ln L + ln pi`` per draw (the prior normalised)."""
+        return self.log_likelihood + self.log_prior
+
+
+def posterior_table(
+    model: Model,
+    posterior: Mapping[str, np.ndarray],
+    *,
+    spec: ModelSpec | None = None,
+    derived_fns: Mapping[str, Callable[[dict[str, jax.Array]], jax.Array]] | None = None,
+) -> PosteriorTable:
+    """Draws of one model with ``ln L``, ``ln pi`` and derived parameters per draw.
+
+    ``ln L`` is the sum of the model's observed sites and its ``log_likelihood`` factor;
+    ``ln pi`` the sum of the latent sites' log densities and any other factor (a prior
+    correction), evaluated on the draws in the original space.
+
+    Args:
+        model: The model the draws came from.
+        posterior: ``{site: (num_chains, num_samples)}`` (``ModelReport.posterior``).
+        spec: Its spec, for labels, fixed values and derived parameters.
+        derived_fns: ``{name: f(params)}`` for the spec's derived parameters.
+
+    Returns:
+        :class:`PosteriorTable`.
+
+    Raises:
+        ValueError: If a derived parameter has no function, or a draw misses a site.
+
+    Example:
+        >>> import numpy as np, numpyro.distributions as dist
+        >>> model = Model.from_priors("m", lambda p: -0.5 * p["x"] ** 2, {"x": dist.Uniform(-2, 2)})
+        >>> table = posterior_table(model, {"x": np.zeros((1, 3))})
+        >>> bool(np.isclose(table.log_prior[0, 0], np.log(0.25)))
+        True
+
+    """
+    spec_parameters = spec.parameters if spec is not None else {}
+    derived_fns = dict(derived_fns or {})
+    names = [k for k, v in posterior.items() if np.ndim(v) == 2]
+    if not names:
+        raise ValueError("posterior holds no (num_chains, num_samples) site")
+    shape = np.shape(posterior[names[0]])
+    flat = {k: jnp.asarray(np.reshape(posterior[k], -1)) for k in names}
+    log_likelihood, log_prior, ranges = _log_terms(model, flat)
+    fixed = {k: p.value for k, p in spec_parameters.items() if p.prior == "fixed"}
+    derived_names = [k for k, p in spec_parameters.items() if p.prior == "derived"]
+    columns = {k: np.asarray(posterior[k], np.float64) for k in names}
+    for name in derived_names:
+        if name not in derived_fns:
+            raise ValueError(f"derived parameter {name!r} needs its function in derived_fns")
+        fn = derived_fns[name]
+        values = jax.jit(jax.vmap(lambda p, fn=fn: fn({**p, **fixed})))(flat)
+        columns[name] = np.asarray(values, np.float64).reshape(shape)
+    sampled = set(ranges)
+    ordered = [k for k in names if k in sampled] + [k for k in names if k not in sampled]
+    ordered += derived_names
+    return PosteriorTable(
+        names=tuple(ordered),
+        labels=tuple(
+            (spec_parameters[k].label if k in spec_parameters else None) or k for k in ordered
+        ),
+        samples=np.stack([columns[k] for k in ordered], axis=-1),
+        is_derived=tuple(k not in sampled for k in ordered),
+        log_likelihood=np.asarray(log_likelihood, np.float64).reshape(shape),
+        log_prior=np.asarray(log_prior, np.float64).reshape(shape),
+        ranges={k: ranges[k] for k in ordered if k in ranges},
+    )
+
+
+def _log_terms(model: Model, flat: dict[str, jax.Array]):
+    """``(ln L, ln pi)`` per draw and ``{latent site: (low, high)}`` from a model trace."""
+
+    def trace_of(values):
+        substituted = handlers.substitute(handlers.seed(model.numpyro_model, 0), data=values)
+        return handlers.trace(substituted).get_trace(*model.model_args, **dict(model.model_kwargs))
+
+    first = {k: v[0] for k, v in flat.items()}
+    edges = prior_ranges(model)
+    ranges: dict[str, tuple[float | None, float | None]] = {}
+    for site_name, site in trace_of(first).items():
+        if site["type"] == "sample" and not site["is_observed"]:
+            if site_name not in flat:
+                raise ValueError(f"the draws miss the model's latent site {site_name!r}")
+            ranges[site_name] = edges.get(site_name, (None, None))
+
+    def terms(values):
+        log_likelihood = jnp.zeros(())
+        log_prior = jnp.zeros(())
+        for site_name, site in trace_of(values).items():
+            if site["type"] != "sample":
+                continue
+            term = jnp.sum(site["fn"].log_prob(site["value"]))
+            is_factor = isinstance(site["fn"], dist.distribution.Unit)
+            if site["is_observed"] and (not is_factor or site_name == "log_likelihood"):
+                log_likelihood = log_likelihood + term
+            else:
+                log_prior = log_prior + term
+        return log_likelihood, log_prior
+
+    log_likelihood, log_prior = jax.jit(jax.vmap(terms))(flat)
+    return log_likelihood, log_prior, ranges

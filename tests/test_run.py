@@ -1,0 +1,436 @@
+"""``astrobayes run``: config schema, the worked example against ``compare`` in Python,
+chain files read by GetDist / ArviZ / ``read_chains``, resume after an interruption, x64."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import numpyro.distributions as dist
+import pytest
+
+from astrobayes.cli.main import main
+from astrobayes.runconfig import (
+    ModelSpec,
+    ParameterSpec,
+    RunConfig,
+    build_model,
+    posterior_table,
+    run_comparison,
+    run_config_from_mapping,
+)
+from astrobayes.sampling import NUTSConfig
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "run_example"
+SMALL_SAMPLER = {"num_chains": 2, "num_warmup": 100, "num_samples": 200, "checkpoint_every": 100}
+
+
+def _write_config(folder: Path, sampler: dict, target: str = "gaussian") -> Path:
+    """The worked example copied to ``folder`` with a smaller sampler and another target."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in ("likelihoods.py", "data.txt"):
+        shutil.copy(EXAMPLE / name, folder / name)
+    text = (EXAMPLE / "config.toml").read_text()
+    block = "[sampler]\n" + "".join(f"{k} = {v}\n" for k, v in sampler.items())
+    text = re.sub(r"\[sampler\][^\[]*", block + "\n", text, count=1)
+    text = text.replace('evidence_target = "rqspline"', f'evidence_target = "{target}"')
+    path = folder / "config.toml"
+    path.write_text(text)
+    return path
+
+
+def _analytic_log_evidence(columns: int) -> float:
+    """ln z of the example's linear-Gaussian models (priors N(0, 2^2), sigma = 0.3)."""
+    data = np.loadtxt(EXAMPLE / "data.txt")
+    x, y = data[:, 0], data[:, 1]
+    design = np.column_stack([x**k for k in range(columns)])
+    covariance = 0.3**2 * np.eye(len(y)) + 2.0**2 * design @ design.T
+    _, log_det = np.linalg.slogdet(covariance)
+    return float(
+        -0.5 * y @ np.linalg.solve(covariance, y) - 0.5 * log_det - 0.5 * len(y) * np.log(2 * np.pi)
+    )
+
+
+# ------------------------------------------------------------------------- config schema
+
+
+def _mapping(**parameter):
+    return {"models": {"m": {"likelihood": "mod:f", "parameters": {"a": parameter}}}}
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ({"models": {}}, r"at least one \[models.NAME\]"),
+        (
+            {"models": {"m": {"likelihood": "mod:f"}}, "sede": 1},
+            "unknown key 'sede' in the top-level",
+        ),
+        (
+            {"models": {"m": {"likelihood": "mod:f", "prior": {}}}},
+            r"unknown key 'prior' in \[models.m\]",
+        ),
+        (_mapping(prior="uniform", low=0, hi=1), r"unknown key 'hi' in \[models.m.parameters.a\]"),
+        (_mapping(prior="gamma", low=0), r"\[models.m.parameters.a\]: prior must be one of"),
+        (_mapping(prior="uniform", low=2, high=1), r"\[models.m.parameters.a\]: low must be below"),
+        (_mapping(prior="normal", loc=0), r"prior 'normal' needs key\(s\) \['scale'\]"),
+        (_mapping(prior="normal", loc=0, scale=-1), "scale must be positive"),
+        (_mapping(prior="log-uniform", low=0, high=1), "log-uniform needs low > 0"),
+        (_mapping(prior="fixed", value=1, low=0), r"takes only \['value'\]"),
+        (_mapping(prior="derived", function="nocolon"), "function must be 'module:function'"),
+        (_mapping(prior="fixed", value=1.0), "at least one sampled parameter"),
+        (
+            {"models": {"m": {"parameters": {}}}},
+            "exactly one of likelihood, numpyro_model or model",
+        ),
+        (
+            {
+                "models": {
+                    "m": {
+                        "numpyro_model": "a:b",
+                        "parameters": {"x": {"prior": "fixed", "value": 1}},
+                    }
+                }
+            },
+            "defines its own priors",
+        ),
+        (
+            {
+                "models": {
+                    "m": {
+                        "likelihood": "a:b",
+                        "parameters": {"x": {"prior": "normal", "loc": 0, "scale": 1}},
+                    }
+                },
+                "reference": "n",
+            },
+            "reference must be one of",
+        ),
+        (
+            {**_mapping(prior="normal", loc=0, scale=1), "sampler": {"num_chain": 2}},
+            r"unknown key 'num_chain' in \[sampler\]",
+        ),
+        (
+            {**_mapping(prior="normal", loc=0, scale=1), "evidence_target": "maf"},
+            "evidence_target must be one of",
+        ),
+    ],
+)
+def test_config_rejects_unknown_keys_and_bad_priors_by_name(table, message):
+    with pytest.raises((ValueError, TypeError), match=message):
+        run_config_from_mapping(table)
+
+
+def test_priors_map_to_normalised_numpyro_distributions():
+    assert isinstance(ParameterSpec("uniform", low=0.0, high=2.0).distribution(), dist.Uniform)
+    log_uniform = ParameterSpec("log-uniform", low=1.0, high=100.0).distribution()
+    # uniform in ln x: density 1 / (x ln 100)
+    np.testing.assert_allclose(
+        float(log_uniform.log_prob(10.0)), -np.log(10.0 * np.log(100.0)), rtol=1e-6
+    )
+    truncated = ParameterSpec(
+        "truncated-normal", loc=0.0, scale=1.0, low=0.0, high=10.0
+    ).distribution()
+    np.testing.assert_allclose(
+        float(truncated.log_prob(0.5)),
+        np.log(2.0) + float(dist.Normal(0, 1).log_prob(0.5)),
+        rtol=1e-5,
+    )
+    with pytest.raises(ValueError, match="not sampled"):
+        ParameterSpec("fixed", value=1.0).distribution()
+
+
+def test_unknown_function_and_missing_data_are_named(tmp_path, capsys):
+    path = _write_config(tmp_path, SMALL_SAMPLER)
+    text = path.read_text()
+    path.write_text(text.replace("likelihoods:parabola", "likelihoods:parabol"))
+    assert main(["run", str(path), "--no-progress", "--no-compile-cache"]) == 2
+    assert "models.parabola.likelihood = 'likelihoods:parabol'" in capsys.readouterr().err
+    path.write_text(text)
+    (tmp_path / "data.txt").unlink()
+    assert main(["run", str(path), "--no-progress", "--no-compile-cache"]) == 2
+    assert "data file 'points'" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ the worked example
+
+
+class _Stop(Exception):
+    """Stands in for a kill after the first checkpoint of a model."""
+
+
+@pytest.fixture(scope="module")
+def resumed_run(tmp_path_factory):
+    """The worked example interrupted after its first checkpoint, then run again."""
+    import astrobayes.cli.run as run_module
+
+    folder = tmp_path_factory.mktemp("run")
+    config = _write_config(folder, SMALL_SAMPLER)
+    out = folder / "out"
+    original = run_module.Progress.__call__
+
+    def interrupting(self, model, stage, done, total):
+        if stage == "sampling" and done >= SMALL_SAMPLER["checkpoint_every"]:
+            raise _Stop(model)
+        original(self, model, stage, done, total)
+
+    argv = ["run", str(config), "--out", str(out), "--no-progress", "--no-compile-cache", "--no-plots"]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(run_module.Progress, "__call__", interrupting)
+        with pytest.raises(_Stop):
+            main(argv)
+    assert not (out / "results.json").exists()
+    checkpoints = sorted((out / "checkpoints").glob("*.npz"))
+    assert checkpoints
+    assert main(argv) == 0
+    return folder, out
+
+
+def test_run_gives_the_numbers_of_compare_in_python_after_a_resume(resumed_run, capsys):
+    from astrobayes.comparison import compare
+    from astrobayes.evidence import GaussianTarget
+    from astrobayes.models import Model
+
+    folder, out = resumed_run
+    sys.path.insert(0, str(folder))
+    try:
+        likelihoods = importlib.import_module("likelihoods")
+    finally:
+        sys.path.remove(str(folder))
+    data = {"points": jnp.asarray(np.loadtxt(folder / "data.txt"))}
+    prior = dist.Normal(0.0, 2.0)
+    line = Model.from_priors(
+        "line", lambda p: likelihoods.line({**p, "sigma": 0.3}, data), {"a": prior, "b": prior}
+    )
+    parabola = Model.from_priors(
+        "parabola",
+        lambda p: likelihoods.parabola({**p, "sigma": 0.3}, data),
+        {"a": prior, "b": prior, "c": prior},
+    )
+    expected = compare(
+        jax.random.key(0),
+        [line, parabola],
+        reference="line",
+        sampling=NUTSConfig(**SMALL_SAMPLER),
+        target=GaussianTarget(),
+    )
+    results = json.loads((out / "results.json").read_text())
+    for name, report in expected.models.items():
+        got = results["models"][name]
+        # bitwise: the resumed CLI run and the uninterrupted Python call agree exactly
+        assert got["log_evidence"] == report.log_evidence
+        assert got["log_evidence_std"] == report.log_evidence_std
+        with np.load(out / "chains" / f"{name}.npz") as archive:
+            names = list(archive["names"])
+            for i, parameter in enumerate(names):
+                np.testing.assert_array_equal(
+                    archive["samples"][..., i], report.posterior[parameter].astype(np.float64)
+                )
+        # and both agree with the analytic evidence within the Monte Carlo error
+        truth = _analytic_log_evidence(2 if name == "line" else 3)
+        other = _analytic_log_evidence(3 if name == "line" else 2)
+        assert abs(report.log_evidence - truth) < 5 * report.log_evidence_std + 0.05
+        # negative control: the other model's evidence is far outside the error
+        assert abs(report.log_evidence - other) > 5 * report.log_evidence_std + 0.05
+
+
+def test_chain_files_load_in_getdist_arviz_and_read_chains(resumed_run):
+    import arviz as az
+    from getdist import loadMCSamples
+
+    from astrobayes.io import read_chains
+
+    folder, out = resumed_run
+    with np.load(out / "chains" / "parabola.npz") as archive:
+        samples = archive["samples"]
+        names = list(archive["names"])
+        log_likelihood = archive["log_likelihood"]
+        log_posterior = archive["log_posterior"]
+        derived = archive["derived"][..., 0]
+    assert names == ["a", "b", "c"]
+    np.testing.assert_allclose(
+        derived, samples[..., 0] + samples[..., 1] + samples[..., 2], rtol=1e-5
+    )
+    # ln L per draw is the user's function at the draw (float64 recomputation)
+    points = np.loadtxt(folder / "data.txt")
+    x, y = points[:, 0], points[:, 1]
+    a, b, c = (samples[0, :5, i][:, None] for i in range(3))
+    residual = (y - (a + b * x + c * x**2)) / 0.3
+    expected = -0.5 * (residual**2).sum(axis=1) - len(y) * np.log(np.sqrt(2 * np.pi) * 0.3)
+    np.testing.assert_allclose(log_likelihood[0, :5], expected, rtol=1e-5)
+
+    getdist_samples = loadMCSamples(str(out / "chains" / "parabola"))
+    assert getdist_samples.getParamNames().list() == ["a", "b", "c", "y1"]
+    assert getdist_samples.getParamNames().parWithName("y1").label == "y(1)"
+    np.testing.assert_allclose(getdist_samples.mean("c"), samples[..., 2].mean(), rtol=1e-10)
+    np.testing.assert_allclose(getdist_samples.loglikes, -log_likelihood.reshape(-1), rtol=1e-12)
+
+    inference = az.from_netcdf(out / "chains" / "parabola.nc")
+    assert {"posterior", "log_likelihood", "log_prior", "sample_stats"} <= set(inference.groups())
+    np.testing.assert_array_equal(inference.posterior["c"].values, samples[..., 2])
+    for path in (out / "chains" / "parabola.nc", out / "chains" / "parabola.npz"):
+        loaded = read_chains(path)
+        assert loaded.chains.names == ("a", "b", "c")
+        np.testing.assert_allclose(loaded.chains.log_posterior, log_posterior, rtol=1e-12)
+    report = (out / "report.md").read_text()
+    assert "## Diagnostics" in report
+    assert "chains/parabola.nc" in report
+
+
+def test_posterior_table_splits_likelihood_and_prior():
+    spec = ModelSpec(
+        likelihood="m:f",
+        parameters={
+            "x": ParameterSpec("uniform", low=-2.0, high=2.0, label=r"\xi"),
+            "s": ParameterSpec("fixed", value=3.0),
+            "twice": ParameterSpec("derived", function="m:g"),
+        },
+    )
+    model = build_model("m", spec, log_likelihood_fn=lambda p: -0.5 * (p["x"] * p["s"]) ** 2)
+    draws = {"x": np.array([[0.5, -1.0]])}
+    table = posterior_table(
+        model, draws, spec=spec, derived_fns={"twice": lambda p: 2 * p["x"] + p["s"]}
+    )
+    assert table.names == ("x", "twice")
+    assert table.labels == (r"\xi", "twice")
+    assert table.is_derived == (False, True)
+    np.testing.assert_allclose(table.samples[0, :, 1], [4.0, 1.0])
+    np.testing.assert_allclose(table.log_likelihood[0], [-0.5 * 1.5**2, -0.5 * 9.0], rtol=1e-6)
+    np.testing.assert_allclose(table.log_prior, np.log(0.25), rtol=1e-6)
+    assert table.ranges == {"x": (-2.0, 2.0)}
+    with pytest.raises(ValueError, match="derived parameter 'twice' needs its function"):
+        posterior_table(model, draws, spec=spec)
+
+
+# ---------------------------------------------------------------------------- float64
+
+OFFSET = -1.0e4  # |ln L| ~ 1e4: float32 keeps ~3 decimals of it
+
+
+def _big_likelihood(params):
+    return OFFSET - 0.5 * ((params["x"] - 0.5) / 0.1) ** 2 - jnp.log(jnp.sqrt(2 * jnp.pi) * 0.1)
+
+
+@pytest.fixture
+def x64():
+    jax.config.update("jax_enable_x64", True)
+    try:
+        yield
+    finally:
+        jax.config.update("jax_enable_x64", False)
+
+
+def _x64_config():
+    spec = ModelSpec(
+        likelihood="m:f", parameters={"x": ParameterSpec("normal", loc=0.0, scale=1.0)}
+    )
+    return RunConfig(
+        models={"big": spec},
+        sampler=NUTSConfig(num_chains=2, num_warmup=100, num_samples=300),
+        evidence_target="gaussian",
+        x64=True,
+        num_workers=1,
+    ), spec
+
+
+def test_x64_needs_jax_in_float64():
+    config, spec = _x64_config()
+    model = build_model("big", spec, log_likelihood_fn=_big_likelihood)
+    with pytest.raises(ValueError, match="jax_enable_x64"):
+        run_comparison(jax.random.key(0), config, [model])
+
+
+def test_x64_run_keeps_the_log_density_to_float64_precision(x64):
+    config, spec = _x64_config()
+    model = build_model("big", spec, log_likelihood_fn=_big_likelihood)
+    result = run_comparison(jax.random.key(1), config, [model])
+    report = result.models["big"]
+    assert report.sampling.samples.dtype == np.float64
+    x = report.posterior["x"].astype(np.float64)
+    exact = (
+        OFFSET
+        - 0.5 * ((x - 0.5) / 0.1) ** 2
+        - np.log(np.sqrt(2 * np.pi) * 0.1)
+        - 0.5 * x**2
+        - 0.5 * np.log(2 * np.pi)
+    )
+    # the sampled log density (unconstrained = constrained here: no Jacobian) is exact
+    np.testing.assert_allclose(report.sampling.logdensity, exact, rtol=0, atol=1e-8)
+    # negative control: the same values in float32 are off by ~1e-3
+    assert np.max(np.abs(exact.astype(np.float32).astype(np.float64) - exact)) > 1e-4
+    # ln z against the analytic value: N(0.5; 0, 1 + 0.1^2) + OFFSET
+    truth = OFFSET - 0.5 * 0.5**2 / 1.01 - 0.5 * np.log(2 * np.pi * 1.01)
+    assert abs(report.log_evidence - truth) < 5 * report.log_evidence_std + 1e-3
+    assert abs(report.log_evidence - (truth + 0.05)) > 5 * report.log_evidence_std
+
+
+# ---------------------------------------------------------------------- compile cache
+
+
+def test_cli_compile_cache_on_by_default_and_off_with_the_flag(tmp_path, monkeypatch):
+    monkeypatch.setenv("ASTROBAYES_JAX_CACHE", str(tmp_path / "cache"))
+    before = jax.config.jax_compilation_cache_dir
+    try:
+        jax.config.update("jax_compilation_cache_dir", None)
+        assert main(["run", str(tmp_path / "missing.toml"), "--no-compile-cache"]) == 2
+        assert jax.config.jax_compilation_cache_dir is None
+        assert main(["run", str(tmp_path / "missing.toml")]) == 2
+        assert jax.config.jax_compilation_cache_dir == str(tmp_path / "cache")
+    finally:
+        jax.config.update("jax_compilation_cache_dir", before)
+
+
+# ----------------------------------------------------------------- kill and resume (slow)
+
+
+@pytest.mark.slow
+def test_sigkill_mid_run_then_resume_is_bitwise_the_uninterrupted_run(tmp_path):
+    sampler = {"num_chains": 2, "num_warmup": 100, "num_samples": 2000, "checkpoint_every": 100}
+    config = _write_config(tmp_path / "cfg", sampler)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "ASTROBAYES_JAX_CACHE": ""}
+    command = [sys.executable, "-m", "astrobayes.cli.main", "run", str(config), "--no-progress"]
+    killed, clean = tmp_path / "killed", tmp_path / "clean"
+    process = subprocess.Popen([*command, "--out", str(killed)], env=env)
+    try:
+        while process.poll() is None:
+            ready = [p for p in (killed / "checkpoints").glob("*.npz") if _draws_in(p) >= 200]
+            if ready:
+                process.send_signal(signal.SIGKILL)
+                break
+            time.sleep(0.2)
+    finally:
+        process.wait()
+    assert process.returncode == -signal.SIGKILL, "the run ended before it could be killed"
+    assert not (killed / "results.json").exists()
+    subprocess.run([*command, "--out", str(killed)], env=env, check=True)
+    subprocess.run([*command, "--out", str(clean)], env=env, check=True)
+    for name in ("line", "parabola"):
+        with (
+            np.load(killed / "chains" / f"{name}.npz") as a,
+            np.load(clean / "chains" / f"{name}.npz") as b,
+        ):
+            for key in b.files:
+                np.testing.assert_array_equal(a[key], b[key])
+    first = json.loads((killed / "results.json").read_text())
+    second = json.loads((clean / "results.json").read_text())
+    for name in ("line", "parabola"):
+        assert first["models"][name]["log_evidence"] == second["models"][name]["log_evidence"]
+
+
+def _draws_in(path: Path) -> int:
+    try:
+        with np.load(path) as archive:
+            return int(archive["draws"].shape[1])
+    except (OSError, ValueError, KeyError):
+        return 0
