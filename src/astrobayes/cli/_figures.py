@@ -17,6 +17,7 @@ __all__ = [
     "FIGURE_CAPTIONS",
     "figures_markdown",
     "write_comparison_figures",
+    "write_data_vs_model_figure",
     "write_imaging_figures",
     "write_sbi_figures",
 ]
@@ -41,6 +42,11 @@ FIGURE_CAPTIONS: dict[str, str] = {
         "(a) ln z per model, (b) ln B against the reference over the Jeffreys bands, (c) ln z "
         "of each inference chain alone, (d) the temperature choice; each panel's warning sign "
         "is written under it."
+    ),
+    "data_vs_model": (
+        "Data with 1σ errors against each model's posterior-predictive median and 68/95% "
+        "bands; below, residuals whitened by the full covariance. Warning sign: points "
+        "outside the bands, or χ² well above the number of points."
     ),
     "reconstruction": (
         "Truth (when known), dirty image, MAP and truth − MAP, each with its colour bar. "
@@ -339,3 +345,48 @@ def write_sbi_figures(
         save_figure_atomic(out / "coverage.png", coverage),
         save_figure_atomic(out / "sbc_ranks.png", ranks),
     ]
+
+
+def write_data_vs_model_figure(
+    out_dir: str | os.PathLike[str],
+    x,
+    y,
+    covariance,
+    posteriors: Mapping,
+    mean_fns: Mapping,
+    *,
+    x_label: str = "x",
+    y_label: str = "y",
+    title: str | None = None,
+    no_plots: bool = False,
+) -> dict[str, Path]:
+    """Write ``data_vs_model.png`` for models with a Gaussian likelihood ``N(y | m(theta), C)``.
+
+    Args:
+        out_dir: Output directory (must exist).
+        x: Abscissa of the data, ``(n,)``.
+        y: Data, ``(n,)``.
+        covariance: ``(n, n)`` covariance or ``(n,)`` variances.
+        posteriors: ``{model name: {parameter: draws}}`` (e.g. from ``ModelReport.posterior``).
+        mean_fns: ``{model name: m(params) -> (n,)}`` JAX functions; models without one
+            are left out.
+        x_label: Axis label of ``x``, with unit.
+        y_label: Axis label of ``y``, with unit.
+        title: Figure title.
+        no_plots: Write nothing.
+
+    Returns:
+        ``{"data_vs_model": path}``, or ``{}`` with ``no_plots`` or no model with a mean.
+
+    """
+    from astrobayes.io import save_figure_atomic
+    from astrobayes.plots.predictive import plot_data_vs_model, predictive_draws
+
+    chosen = {n: f for n, f in mean_fns.items() if n in posteriors}
+    if no_plots or not chosen:
+        return {}
+    draws = {n: predictive_draws(posteriors[n], f) for n, f in chosen.items()}
+    figure = plot_data_vs_model(
+        x, y, covariance, draws, x_label=x_label, y_label=y_label, title=title
+    )
+    return {"data_vs_model": save_figure_atomic(Path(out_dir) / "data_vs_model.png", figure)}
