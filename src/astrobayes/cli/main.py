@@ -14,7 +14,7 @@ import sys
 
 __all__ = ["COMMANDS", "build_parser", "main"]
 
-COMMANDS = ("evidence", "compare", "run", "demo", "sbi", "image", "texture")
+COMMANDS = ("evidence", "compare", "run", "demo", "sbi", "image", "texture", "symbolic")
 """The subcommands, each a module ``astrobayes.cli.<name>`` with ``add_parser``."""
 
 

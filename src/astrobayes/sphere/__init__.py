@@ -6,6 +6,9 @@
 * :mod:`astrobayes.sphere.wavelets`: scale-discretised axisymmetric wavelets (S2LET
   tiling), filters built here.
 * :mod:`astrobayes.sphere.scattering`: scattering covariances S1..S4 (Mousset et al. 2024).
+* :mod:`astrobayes.sphere.textures`: new maps from one target by microcanonical gradient
+  descent on those statistics, and their validation
+  (:mod:`astrobayes.sphere.validation`: spectra, moments, Minkowski functionals).
 """
 
 from astrobayes.sphere.scattering import (
@@ -13,6 +16,15 @@ from astrobayes.sphere.scattering import (
     flatten_statistics,
     normalise,
     scattering_covariance,
+)
+from astrobayes.sphere.textures import (
+    TextureConfig,
+    TextureResult,
+    TextureStatus,
+    comparison_field,
+    gaussian_field,
+    generate_textures,
+    validate_textures,
 )
 from astrobayes.sphere.transforms import (
     METHODS,
@@ -24,6 +36,14 @@ from astrobayes.sphere.transforms import (
     inverse,
     num_alm,
 )
+from astrobayes.sphere.validation import (
+    Minkowski,
+    band_powers,
+    gaussian_minkowski,
+    minkowski_functionals,
+    pixel_moments,
+    power_spectrum,
+)
 from astrobayes.sphere.wavelets import (
     WaveletFilters,
     axisymmetric_filters,
@@ -34,18 +54,31 @@ from astrobayes.sphere.wavelets import (
 __all__ = [
     "METHODS",
     "SAMPLINGS",
+    "Minkowski",
     "ScatteringCovariance",
     "SphereGrid",
+    "TextureConfig",
+    "TextureResult",
+    "TextureStatus",
     "WaveletFilters",
     "alm_index",
     "axisymmetric_filters",
+    "band_powers",
+    "comparison_field",
     "ell_m",
     "flatten_statistics",
     "forward",
+    "gaussian_field",
+    "gaussian_minkowski",
+    "generate_textures",
     "inverse",
+    "minkowski_functionals",
     "normalise",
     "num_alm",
+    "pixel_moments",
+    "power_spectrum",
     "scattering_covariance",
+    "validate_textures",
     "wavelet_analysis",
     "wavelet_synthesis",
 ]

@@ -17,8 +17,8 @@ every statistic built on these wavelets is isotropic by construction.
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from typing import NamedTuple
 
 import jax.numpy as jnp
 import numpy as np
@@ -29,8 +29,11 @@ from astrobayes.sphere.transforms import SphereGrid, ell_m, forward, inverse
 __all__ = ["WaveletFilters", "axisymmetric_filters", "wavelet_analysis", "wavelet_synthesis"]
 
 
-class WaveletFilters(NamedTuple):
+@dataclasses.dataclass(frozen=True, eq=False)
+class WaveletFilters:
     """Harmonic profiles of the scaling function and the wavelets.
+
+    Hashed by identity, so one filter set can be a static argument of ``jax.jit``.
 
     Attributes:
         scaling: ``eta(ell)``, shape ``(L,)``.

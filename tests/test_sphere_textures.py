@@ -1,0 +1,150 @@
+"""Texture validation statistics, generation, and HEALPix FITS input/output."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from astrobayes.sphere import (
+    SphereGrid,
+    TextureConfig,
+    TextureStatus,
+    band_powers,
+    gaussian_field,
+    gaussian_minkowski,
+    generate_textures,
+    minkowski_functionals,
+    pixel_moments,
+    power_spectrum,
+    validate_textures,
+)
+
+
+def _cl(band_limit):
+    ells = np.arange(band_limit, dtype=float)
+    return np.where(ells > 0, (ells + 1.0) ** -2 * np.exp(-((ells / (band_limit / 3)) ** 2)), 0.0)
+
+
+def test_minkowski_functionals_of_gaussian_fields_match_the_analytic_curves():
+    """Estimator vs Tomita's formulas; a lognormal field of the same C_ell is the control."""
+    grid = SphereGrid(64, "healpix", nside=32, iterations=2)
+    thresholds = np.array([-1.5, -0.5, 0.5, 1.5])
+    with jax.enable_x64(True):
+        maps = np.asarray(gaussian_field(jax.random.key(0), jnp.asarray(_cl(64)), grid, 6))
+    measured = [minkowski_functionals(m, grid, thresholds, bin_width=0.1) for m in maps]
+    for name in ("v0", "v1", "v2"):
+        values = np.array([getattr(m, name) for m in measured])
+        truth = np.array([getattr(gaussian_minkowski(thresholds, m.tau), name) for m in measured])
+        scale = np.abs(truth).max()
+        error = values.std(0, ddof=1) / np.sqrt(len(values))
+        # Monte Carlo error plus 3% of the curve's scale for the finite bin and pixels
+        assert np.all(np.abs(values.mean(0) - truth.mean(0)) < 4 * error + 0.03 * scale), name
+        lognormal = np.exp(1.5 * maps / maps.std(axis=1, keepdims=True))
+        control = np.array(
+            [
+                getattr(minkowski_functionals(m, grid, thresholds, bin_width=0.1), name)
+                for m in lognormal
+            ]
+        )
+        control_truth = np.array(
+            [
+                getattr(
+                    gaussian_minkowski(thresholds, minkowski_functionals(m, grid, thresholds).tau),
+                    name,
+                )
+                for m in lognormal
+            ]
+        )
+        assert np.any(np.abs(control.mean(0) - control_truth.mean(0)) > 4 * error + 0.05 * scale), (
+            name
+        )
+
+
+def test_spectra_and_moments():
+    grid = SphereGrid(16, "healpix", nside=8)
+    with jax.enable_x64(True):
+        maps = np.asarray(gaussian_field(jax.random.key(1), jnp.asarray(np.ones(16)), grid, 20))
+    cl = np.mean([power_spectrum(m, grid) for m in maps], axis=0)
+    # unit C_ell: the band means over 20 maps are 1 within their sampling error
+    bands = band_powers(cl, [(2, 4), (4, 8), (8, 16)])
+    modes = np.array(
+        [2 * (5 + 7), 2 * (9 + 11 + 13 + 15), 2 * sum(2 * ell + 1 for ell in range(8, 16)) / 2]
+    )
+    assert np.all(np.abs(bands - 1) < 4 * np.sqrt(2 / (20 * modes)) + 0.02)
+    moments = pixel_moments(maps[0], grid)
+    assert abs(moments["skewness"]) < 0.5
+    skewed = pixel_moments(np.exp(maps[0]), grid)
+    assert skewed["skewness"] > 1.0
+    assert skewed["kurtosis"] > 1.0
+
+
+def test_texture_config_and_target_are_checked():
+    with pytest.raises(ValueError, match="num_samples"):
+        TextureConfig(num_samples=0)
+    with pytest.raises(ValueError, match="dilation"):
+        TextureConfig(dilation=1.0)
+    with pytest.raises(ValueError, match="loss_tolerance"):
+        TextureConfig(loss_tolerance=0.0)
+    grid = SphereGrid(8, "healpix", nside=4)
+    with pytest.raises(ValueError, match="target must have shape"):
+        generate_textures(jax.random.key(0), jnp.zeros(10), grid)
+    with pytest.raises(ValueError, match="non-finite"):
+        generate_textures(jax.random.key(0), jnp.full(grid.map_shape, jnp.nan), grid)
+
+
+@pytest.mark.slow
+def test_generated_textures_beat_a_gaussian_field_on_non_gaussian_statistics():
+    grid = SphereGrid(16, "healpix", nside=8)
+    with jax.enable_x64(True):
+        g = gaussian_field(jax.random.key(2), jnp.asarray(_cl(16)), grid)[0]
+        target = jnp.exp(1.2 * g / jnp.std(g))
+        config = TextureConfig(num_samples=2, num_steps=150)
+        result = generate_textures(jax.random.key(3), target, grid, config=config)
+        again = generate_textures(
+            jax.random.key(3), target, grid, config=TextureConfig(num_samples=2, num_steps=3)
+        )
+        first = generate_textures(
+            jax.random.key(3), target, grid, config=TextureConfig(num_samples=2, num_steps=3)
+        )
+    np.testing.assert_array_equal(again.samples, first.samples)  # same key, same result
+    assert result.status in (TextureStatus.OK, TextureStatus.NOT_CONVERGED)
+    assert result.loss_history[-1] < 1e-2 * result.loss_history[0]
+    report = validate_textures(
+        jax.random.key(4), np.asarray(target), np.asarray(result.samples), grid
+    )
+    target_skewness = report["moments"]["target"]["skewness"]
+    assert all(m["skewness"] > 0.5 * target_skewness for m in report["moments"]["samples"])
+    assert abs(report["moments"]["gaussian"]["skewness"]) < 0.5 * target_skewness
+    assert report["checks"]["minkowski_closer_than_gaussian"]
+
+
+def test_healpix_fits_round_trip(tmp_path):
+    healpy = pytest.importorskip("healpy")
+    from astrobayes.io.healpix import read_healpix_map, read_healpix_mask, write_healpix_maps
+
+    maps = np.random.default_rng(0).normal(size=(3, 192))
+    path = write_healpix_maps(tmp_path / "m.fits", maps, unit="mK")
+    np.testing.assert_array_equal(healpy.read_map(path, field=None), maps)
+    values, nside, unit = read_healpix_map(path, field=1)
+    np.testing.assert_array_equal(values, maps[1])
+    assert (nside, unit) == (4, "mK")
+    nested = tmp_path / "nested.fits"
+    healpy.write_map(nested, healpy.reorder(maps[0], r2n=True), nest=True, dtype=np.float64)
+    np.testing.assert_array_equal(read_healpix_map(nested)[0], maps[0])
+    masked = maps[0].copy()
+    masked[:10] = healpy.UNSEEN
+    healpy.write_map(tmp_path / "u.fits", masked, dtype=np.float64)
+    keep = np.ones(192)
+    keep[:10] = 0
+    healpy.write_map(tmp_path / "mask.fits", keep, dtype=np.float64)
+    mask = read_healpix_mask(tmp_path / "mask.fits")
+    values, _, _ = read_healpix_map(tmp_path / "u.fits", mask=mask)
+    np.testing.assert_allclose(values[:10], maps[0][10:].mean())
+    with pytest.raises(ValueError, match="NaN or UNSEEN"):
+        read_healpix_map(tmp_path / "u.fits")
+    with pytest.raises(ValueError, match="field=3 does not exist"):
+        read_healpix_map(path, field=3)
+    with pytest.raises(ValueError, match="non-finite"):
+        write_healpix_maps(tmp_path / "bad.fits", np.full(192, np.nan))
