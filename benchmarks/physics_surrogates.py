@@ -1,0 +1,180 @@
+"""Physics benchmarks: the stiff network (diffrax vs scipy) and the PINN vs a solver.
+
+1. Stiff primordial-chemistry network (``astrobayes.physics.chemistry``): our vmapped
+   diffrax Kvaerno5 solve of ``--batch`` trajectories against scipy's ``solve_ivp``
+   (Radau, the peer; same right-hand side and Jacobian through JAX, one trajectory at a
+   time) on the first ``--peer-batch`` of them. Prints wall and CPU seconds per
+   trajectory, their ratio, the agreement of the final abundances (species above 1e-15)
+   and the conservation error of our solve.
+2. Lane–Emden PINN ensemble (``astrobayes.physics.pinn``, n = 1) against the Dopri8
+   solution of the same problem: error against sin(xi)/xi, ensemble coverage, training
+   cost / solver cost.
+
+Learned surrogates of the network (MLP, DeepONet, latent neural ODE) are not in this
+round (see docs/physics.md); section 1 is the solver baseline they must beat.
+
+Usage: OMP_NUM_THREADS=1 python benchmarks/physics_surrogates.py [--batch 64]
+       [--peer-batch 8] [--members 5] [--skip-pinn]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import jax
+
+jax.config.update("jax_enable_x64", True)
+
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+from scipy.integrate import solve_ivp  # noqa: E402
+
+from astrobayes.physics.chemistry import (  # noqa: E402
+    ConditionBox,
+    conserved_quantities,
+    initial_state,
+    network_rhs,
+    sample_conditions,
+    simulate_trajectories,
+)
+from astrobayes.physics.pinn import (  # noqa: E402
+    LaneEmdenConfig,
+    ensemble_coverage,
+    ensemble_predict,
+    lane_emden_exact,
+    solve_lane_emden,
+    train_lane_emden_ensemble,
+)
+
+
+def _clock():
+    return time.perf_counter(), time.process_time()
+
+
+def _since(start):
+    wall, cpu = _clock()
+    return wall - start[0], cpu - start[1]
+
+
+def network(batch: int, peer_batch: int) -> None:
+    """Section 1: diffrax Kvaerno5 (vmapped) vs scipy Radau on the same network."""
+    times = np.geomspace(1e8, 3e15, 16)
+    conditions = np.asarray(sample_conditions(jax.random.key(1), range(batch), ConditionBox()))
+    simulate_trajectories(conditions, times).states.block_until_ready()  # compile
+    start = _clock()
+    ours = simulate_trajectories(conditions, times)
+    ours.states.block_until_ready()
+    wall, cpu = _since(start)
+    states = np.asarray(ours.states)
+    invariants = np.asarray(conserved_quantities(ours.states))
+    initial = invariants[:, :1, :]
+    nuclei_error = np.max(np.abs(invariants[..., :2] / initial[..., :2] - 1))
+    charge_error = np.max(np.abs(invariants[..., 2]) / states[:, :1, 8])
+    print(
+        f"[network] diffrax Kvaerno5, batch {batch}: {wall:.2f} s wall, {cpu:.2f} s CPU "
+        f"({1e3 * wall / batch:.1f} ms/trajectory); successful "
+        f"{int(np.sum(ours.is_successful))}/{batch}; median steps "
+        f"{int(np.median(ours.num_steps))}"
+    )
+    print(
+        f"[network] conservation: max |nuclei/initial - 1| = {nuclei_error:.2e}, "
+        f"max |charge| / x_e = {charge_error:.2e}"
+    )
+
+    rhs = jax.jit(network_rhs)
+    jac = jax.jit(jax.jacfwd(network_rhs, argnums=1))
+    peer_wall = peer_cpu = 0.0
+    worst = 0.0
+    for row, state in zip(conditions[:peer_batch], states[:peer_batch], strict=True):
+        density, temperature, ionised, molecular, j21 = 10.0**row
+        y0 = np.asarray(
+            initial_state(ionised, molecular, temperature, helium_ionised_fraction=ionised / 10.0)
+        )
+        args = (density, j21, 0.0, False)
+        rhs(0.0, jnp.asarray(y0), args)
+        jac(0.0, jnp.asarray(y0), args)
+        start = _clock()
+        solution = solve_ivp(
+            lambda t, y, a=args: np.asarray(rhs(t, jnp.asarray(y), a)),
+            (0.0, times[-1]),
+            y0,
+            method="Radau",
+            t_eval=times,
+            rtol=1e-8,
+            atol=1e-20,
+            jac=lambda t, y, a=args: np.asarray(jac(t, jnp.asarray(y), a)),
+        )
+        w, c = _since(start)
+        peer_wall += w
+        peer_cpu += c
+        final = solution.y[:, -1]
+        mask = np.abs(final[:9]) > 1e-15
+        worst = max(worst, float(np.max(np.abs(state[-1, :9][mask] / final[:9][mask] - 1))))
+    per_peer = peer_wall / peer_batch
+    per_ours = wall / batch
+    print(
+        f"[network] scipy Radau (peer), {peer_batch} trajectories one by one: "
+        f"{per_peer * 1e3:.1f} ms wall, {peer_cpu / peer_batch * 1e3:.1f} ms CPU per trajectory"
+    )
+    print(
+        f"[network] ratio peer/ours per trajectory: wall {per_peer / per_ours:.2f}x, "
+        f"CPU {(peer_cpu / peer_batch) / (cpu / batch):.2f}x; max relative difference of "
+        f"final abundances > 1e-15: {worst:.2e}"
+    )
+
+
+def pinn(members: int) -> None:
+    """Section 2: PINN ensemble for n = 1 against the exact solution and Dopri8."""
+    config = LaneEmdenConfig(n=1.0, num_members=members)
+    start = _clock()
+    ensemble = train_lane_emden_ensemble(jax.random.key(0), config)
+    train_wall, train_cpu = _since(start)
+    xi = jnp.linspace(0.0, config.domain, 1001)
+    mean, std = ensemble_predict(ensemble, xi)
+    exact = lane_emden_exact(1, xi)
+    error = float(jnp.max(jnp.abs(mean - exact)) / jnp.max(jnp.abs(exact)))
+    members_error = [float(jnp.max(jnp.abs(jax.vmap(m)(xi) - exact))) for m in ensemble.members]
+    coverage = ensemble_coverage(mean, std, exact)
+    grid = xi[1:]
+    solve_lane_emden(1.0, grid)  # compile
+    start = _clock()
+    solved = solve_lane_emden(1.0, grid)
+    solved.block_until_ready()
+    solve_wall, solve_cpu = _since(start)
+    solver_error = float(jnp.max(jnp.abs(solved - exact[1:])))
+    print(
+        f"[pinn] n=1, {members} members, status {ensemble.status.name}: train "
+        f"{train_wall:.1f} s wall / {train_cpu:.1f} s CPU"
+    )
+    print(
+        f"[pinn] max |mean - exact| / max|exact| = {error:.2e}; members "
+        f"{', '.join(f'{e:.1e}' for e in members_error)}; mean ensemble std {float(std.mean()):.2e}"
+    )
+    print(
+        f"[pinn] coverage of the exact solution: 68% -> {coverage[0.68]:.3f}, "
+        f"95% -> {coverage[0.95]:.3f} (1001 radii)"
+    )
+    print(
+        f"[pinn] Dopri8 (rtol 1e-10): {solve_wall * 1e3:.2f} ms wall, error {solver_error:.1e};"
+        f" training/solve cost ratio {train_wall / solve_wall:.0f}x wall"
+    )
+
+
+def main() -> None:
+    """Run both sections."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--peer-batch", type=int, default=8)
+    parser.add_argument("--members", type=int, default=5)
+    parser.add_argument("--skip-pinn", action="store_true")
+    parser.add_argument("--skip-network", action="store_true")
+    args = parser.parse_args()
+    if not args.skip_network:
+        network(args.batch, args.peer_batch)
+    if not args.skip_pinn:
+        pinn(args.members)
+
+
+if __name__ == "__main__":
+    main()
