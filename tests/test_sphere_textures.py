@@ -148,3 +148,22 @@ def test_healpix_fits_round_trip(tmp_path):
         read_healpix_map(path, field=3)
     with pytest.raises(ValueError, match="non-finite"):
         write_healpix_maps(tmp_path / "bad.fits", np.full(192, np.nan))
+
+
+def test_wmap_maps_read_with_the_mask(shared_data):
+    from astrobayes.io.healpix import read_healpix_map, read_healpix_mask
+
+    folder = shared_data / "sphere"
+    mask = read_healpix_mask(folder / "wmap_temperature_analysis_mask_r9_7yr_v4_udgraded32.fits")
+    values, nside, _ = read_healpix_map(folder / "wmap_band_iqumap_r9_7yr_W_v4_udgraded32.fits")
+    assert nside == 32
+    assert values.shape == mask.shape == (12 * 32**2,)
+    assert 0.5 < mask.mean() < 0.8
+    # the Galactic plane makes the full-sky W band strongly skewed; the masked sky much less
+    grid = SphereGrid(64, "healpix", nside=32)
+    full = pixel_moments(values, grid)["skewness"]
+    masked_values, _, _ = read_healpix_map(
+        folder / "wmap_band_iqumap_r9_7yr_W_v4_udgraded32.fits", mask=mask
+    )
+    assert full > 3.0
+    assert abs(pixel_moments(masked_values, grid)["skewness"]) < full / 3
