@@ -6,15 +6,15 @@
    time) on the first ``--peer-batch`` of them. Prints wall and CPU seconds per
    trajectory, their ratio, the agreement of the final abundances (species above 1e-15)
    and the conservation error of our solve.
-2. Lane–Emden PINN ensemble (``astrobayes.physics.pinn``, n = 1) against the Dopri8
-   solution of the same problem: error against sin(xi)/xi, ensemble coverage, training
-   cost / solver cost.
+2. Lane–Emden PINN ensemble (``astrobayes.physics.pinn``, ``--index`` n = 0, 1 or 5)
+   against the Dopri8 solution of the same problem: error against the closed form,
+   ensemble coverage, training cost / solver cost.
 
 Learned surrogates of the network (MLP, DeepONet, latent neural ODE) are not in this
 round (see docs/physics.md); section 1 is the solver baseline they must beat.
 
 Usage: OMP_NUM_THREADS=1 python benchmarks/physics_surrogates.py [--batch 64]
-       [--peer-batch 8] [--members 5] [--skip-pinn]
+       [--peer-batch 8] [--members 5] [--index 1] [--skip-pinn] [--skip-network]
 """
 
 from __future__ import annotations
@@ -124,22 +124,22 @@ def network(batch: int, peer_batch: int) -> None:
     )
 
 
-def pinn(members: int) -> None:
-    """Section 2: PINN ensemble for n = 1 against the exact solution and Dopri8."""
-    config = LaneEmdenConfig(n=1.0, num_members=members)
+def pinn(members: int, index: float) -> None:
+    """Section 2: PINN ensemble for index n against the exact solution and Dopri8."""
+    config = LaneEmdenConfig(n=index, num_members=members)
     start = _clock()
     ensemble = train_lane_emden_ensemble(jax.random.key(0), config)
     train_wall, train_cpu = _since(start)
     xi = jnp.linspace(0.0, config.domain, 1001)
     mean, std = ensemble_predict(ensemble, xi)
-    exact = lane_emden_exact(1, xi)
+    exact = lane_emden_exact(index, xi)
     error = float(jnp.max(jnp.abs(mean - exact)) / jnp.max(jnp.abs(exact)))
     members_error = [float(jnp.max(jnp.abs(jax.vmap(m)(xi) - exact))) for m in ensemble.members]
     coverage = ensemble_coverage(mean, std, exact)
     grid = xi[1:]
-    solve_lane_emden(1.0, grid)  # compile
+    solve_lane_emden(index, grid)  # compile
     start = _clock()
-    solved = solve_lane_emden(1.0, grid)
+    solved = solve_lane_emden(index, grid)
     solved.block_until_ready()
     solve_wall, solve_cpu = _since(start)
     solver_error = float(jnp.max(jnp.abs(solved - exact[1:])))
@@ -167,13 +167,14 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--peer-batch", type=int, default=8)
     parser.add_argument("--members", type=int, default=5)
+    parser.add_argument("--index", type=float, default=1.0, help="Lane-Emden n: 0, 1 or 5")
     parser.add_argument("--skip-pinn", action="store_true")
     parser.add_argument("--skip-network", action="store_true")
     args = parser.parse_args()
     if not args.skip_network:
         network(args.batch, args.peer_batch)
     if not args.skip_pinn:
-        pinn(args.members)
+        pinn(args.members, args.index)
 
 
 if __name__ == "__main__":
