@@ -302,10 +302,11 @@ def constrained_samples(
 def prior_ranges(model: Model) -> dict[str, tuple[float | None, float | None]]:
     """Hard edges of each scalar parameter's prior support, where they are fixed numbers.
 
-    Read from the model's trace (two traces with different random values: an edge that
-    depends on another parameter, such as ``wa < -w0``, differs between them and is left
-    open). Figures pass these to GetDist so that its kernel density estimate is
-    corrected at a prior edge instead of leaking past it.
+    Read from an abstract trace of the model (``jax.eval_shape``: the likelihood is
+    traced, never evaluated): an edge given as a number is kept; an edge computed from
+    another parameter (such as ``wa < -w0``) is a tracer there and is left open. Figures
+    pass these to GetDist so that its kernel density estimate is corrected at a prior
+    edge instead of leaking past it.
 
     Args:
         model: The model.
@@ -323,27 +324,31 @@ def prior_ranges(model: Model) -> dict[str, tuple[float | None, float | None]]:
     """
     if not isinstance(model, Model):
         raise TypeError(f"model must be astrobayes.models.Model; got {type(model).__name__}")
-    traces = []
-    for seed in (0, 1):
-        with _NUMPYRO_LOCK:
-            seeded = handlers.substitute(
-                handlers.seed(model.numpyro_model, jax.random.key(seed)),
-                substitute_fn=init_to_uniform,
+    found: dict[str, tuple[float | None, float | None]] = {}
+
+    def edge(value) -> float | None:
+        if value is None or isinstance(value, jax.core.Tracer):
+            return None
+        array = np.asarray(value, dtype=float)
+        return float(array) if array.shape == () and np.isfinite(array) else None
+
+    def trace(key):
+        seeded = handlers.substitute(
+            handlers.seed(model.numpyro_model, key), substitute_fn=init_to_uniform
+        )
+        model_trace = handlers.trace(seeded).get_trace(
+            *model.model_args, **dict(model.model_kwargs)
+        )
+        for name, site in model_trace.items():
+            if site["type"] != "sample" or site["is_observed"] or jnp.shape(site["value"]):
+                continue
+            support = site["fn"].support
+            found[name] = (
+                edge(getattr(support, "lower_bound", None)),
+                edge(getattr(support, "upper_bound", None)),
             )
-            traces.append(
-                handlers.trace(seeded).get_trace(*model.model_args, **dict(model.model_kwargs))
-            )
-    out: dict[str, tuple[float | None, float | None]] = {}
-    for name, site in traces[0].items():
-        if site["type"] != "sample" or site["is_observed"] or jnp.shape(site["value"]):
-            continue
-        edges = []
-        for attribute in ("lower_bound", "upper_bound"):
-            values = [getattr(t[name]["fn"].support, attribute, None) for t in traces]
-            values = [None if v is None else np.asarray(v) for v in values]
-            fixed = all(
-                v is not None and v.shape == () and np.isfinite(v) for v in values
-            ) and float(values[0]) == float(values[1])
-            edges.append(float(values[0]) if fixed else None)
-        out[name] = (edges[0], edges[1])
-    return out
+        return 0
+
+    with _NUMPYRO_LOCK:
+        jax.eval_shape(trace, jax.random.key(0))
+    return found
