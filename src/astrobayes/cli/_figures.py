@@ -136,7 +136,7 @@ def write_comparison_figures(
     if missing:
         raise ValueError(f"models must include every compared model; missing {missing}")
     written: dict[str, Path] = {}
-    labels, ranges = {}, {}
+    labels, ranges, order = {}, {}, {}
     for name, report in reports.items():
         model = by_name.get(name)
         labels[name] = {
@@ -145,10 +145,16 @@ def write_comparison_figures(
         }
         edges = prior_ranges(model) if model is not None else {}
         ranges[name] = {p: edges[p] for p in report.posterior if p in edges}
+        # the model's order (omega_m before h_rd), not the alphabetical order of the draws
+        order[name] = [p for p in edges if p in report.posterior] + [
+            p for p in report.posterior if p not in edges
+        ]
         if chains_dir is not None:
             folder = out / chains_dir
             folder.mkdir(parents=True, exist_ok=True)
-            write_getdist_chains(folder / name, report.posterior, None, labels[name], ranges[name])
+            write_getdist_chains(
+                folder / name, report.posterior, order[name], labels[name], ranges[name]
+            )
             written[f"getdist_{name}"] = folder / name
     if no_plots:
         return written
@@ -160,7 +166,13 @@ def write_comparison_figures(
     markers = dict(LCDM_VALUES) if reference is None else dict(reference)
     marker_label = "ΛCDM" if reference is None else "reference"
     samples = {
-        name: to_mcsamples(report.posterior, labels=labels[name], ranges=ranges[name], label=name)
+        name: to_mcsamples(
+            report.posterior,
+            names=order[name],
+            labels=labels[name],
+            ranges=ranges[name],
+            label=name,
+        )
         for name, report in reports.items()
     }
     for name, s in samples.items():

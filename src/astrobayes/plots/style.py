@@ -21,6 +21,7 @@ __all__ = [
     "PALETTE",
     "SEQUENTIAL_CMAP",
     "add_caption",
+    "add_title",
     "color_cycle",
     "figure_style",
     "image_panel",
@@ -144,6 +145,37 @@ def add_caption(fig, lines: Sequence[str], *, fontsize: float = 8.0) -> None:
         fontsize=fontsize,
         wrap=True,
     )
+
+
+def add_title(fig, title: str, *, fontsize: float = 11.0) -> None:
+    """Put a title above the panels, making room for it (panels keep their size in inches).
+
+    For figures laid out by another library (GetDist), where a ``suptitle`` would overlap
+    the top panels or fall outside the figure.
+
+    Args:
+        fig: A matplotlib figure, laid out already.
+        title: The title.
+        fontsize: Its font size.
+
+    """
+    height = fig.get_figheight()
+    extra = 0.45 * fontsize / 11.0
+    total = height + extra
+    boxes = [(axis, axis.get_position()) for axis in fig.axes]
+    fig.set_figheight(total)
+    for axis, box in boxes:
+        axis.set_position([box.x0, box.y0 * height / total, box.width, box.height * height / total])
+    for text in fig.texts:
+        x, y = text.get_position()
+        text.set_position((x, y * height / total))
+    for legend in fig.legends:
+        anchor = legend.get_bbox_to_anchor().transformed(fig.transFigure.inverted())
+        legend.set_bbox_to_anchor(
+            (anchor.x0, anchor.y0 * height / total, anchor.width, anchor.height * height / total),
+            transform=fig.transFigure,
+        )
+    fig.text(0.5, 1 - 0.5 * extra / total, title, ha="center", va="center", fontsize=fontsize)
 
 
 def image_panel(

@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from astrobayes.chains import Chains
-from astrobayes.plots.style import add_caption, color_cycle, figure_style
+from astrobayes.plots.style import add_caption, add_title, color_cycle, figure_style
 
 __all__ = ["GETDIST_SETTINGS", "shared_parameters", "to_mcsamples", "triangle_plot"]
 
@@ -209,23 +209,26 @@ def triangle_plot(
             marker_args={"color": "0.25", "ls": "--", "lw": 1.0},
         )
         fig = plotter.fig
-        if show_prior_edges:
-            _draw_prior_edges(plotter, group, params)
+        drawn = _draw_prior_edges(plotter, group, params) if show_prior_edges else 0
         lines = list(caption or [])
         if shown_markers and marker_label:
             values = ", ".join(
                 f"${group[0].parLabel(k)} = {v:g}$" for k, v in shown_markers.items()
             )
             lines.append(f"Dashed lines: {marker_label} ({values}).")
-        if show_prior_edges:
-            lines.append("Dotted grey lines: hard prior edges inside the plotted range.")
+        if drawn:
+            lines.append(
+                "Dotted grey lines: hard prior edges; a posterior pressed against one is cut "
+                "by the prior, not by the data."
+            )
         if title:
-            fig.suptitle(title, y=1.0 + 0.02 * (len(params) <= 2), fontsize=11)
+            add_title(fig, title)
         add_caption(fig, lines)
     return fig
 
 
-def _draw_prior_edges(plotter, group, params) -> None:
+def _draw_prior_edges(plotter, group, params) -> int:
+    """Dotted lines at the hard prior edges inside each panel's range; returns how many."""
     edges: dict[str, list[float]] = {}
     for s in group:
         for name in params:
@@ -234,6 +237,7 @@ def _draw_prior_edges(plotter, group, params) -> None:
                     edges.setdefault(name, [])
                     if value not in edges[name]:
                         edges[name].append(float(value))
+    drawn = 0
     for i, y_name in enumerate(params):
         for j, x_name in enumerate(params[: i + 1]):
             ax = plotter.subplots[i, j]
@@ -243,21 +247,14 @@ def _draw_prior_edges(plotter, group, params) -> None:
             for value in edges.get(x_name, []):
                 if lo <= value <= hi:
                     ax.axvline(value, color="0.5", ls=":", lw=1.2, zorder=0)
+                    drawn += 1
             if i != j:
                 lo, hi = ax.get_ylim()
                 for value in edges.get(y_name, []):
                     if lo <= value <= hi:
                         ax.axhline(value, color="0.5", ls=":", lw=1.2, zorder=0)
-            if i == j and any(lo <= v <= hi for v in edges.get(x_name, [])):
-                ax.text(
-                    0.02,
-                    0.97,
-                    "prior edge: dotted",
-                    transform=ax.transAxes,
-                    fontsize=6,
-                    va="top",
-                    color="0.4",
-                )
+                        drawn += 1
+    return drawn
 
 
 def _finite_or_none(value):
