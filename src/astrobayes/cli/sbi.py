@@ -227,7 +227,7 @@ def _run(args, config, config_path: Path, function, executor) -> int:
     import jax
 
     from astrobayes._status import by_severity, worst
-    from astrobayes.io import save_figure_atomic, write_json_atomic, write_npz_atomic
+    from astrobayes.io import write_json_atomic, write_npz_atomic
     from astrobayes.io.simulations import SimulationStore
     from astrobayes.sbi import PythonSimulator, build_simulator, run_sbi
 
@@ -256,14 +256,9 @@ def _run(args, config, config_path: Path, function, executor) -> int:
         report, draws, diagnostics["calibration"] = _calibration(keys, config, result, simulator)
         statuses += [report.status, draws.status]
     write_json_atomic(out / "diagnostics.json", diagnostics)
-    if not args.no_plots and report is not None:
-        import matplotlib
+    from astrobayes.cli._figures import write_sbi_figures
 
-        matplotlib.use("Agg")
-        from astrobayes.plots.validation import plot_coverage, plot_rank_histograms
-
-        save_figure_atomic(out / "coverage.png", plot_coverage(report))
-        save_figure_atomic(out / "sbc_ranks.png", plot_rank_histograms(report.sbc, posterior.names))
+    write_sbi_figures(out, report, posterior.names, no_plots=args.no_plots)
     if report is None:
         verdict = "not checked (num_validation = 0)"
     elif report.is_calibrated:

@@ -1,5 +1,12 @@
-"""Plots: corner plots, evidence diagnostics, coverage curves, image + uncertainty maps."""
+"""Figures: GetDist triangle plots, data against models, model comparison, images, calibration.
 
-from astrobayes.plots.corner import corner_plot, evidence_diagnostics_plot
+Every function returns a matplotlib ``Figure`` in the package style
+(:mod:`astrobayes.plots.style`) and never touches a file: the commands save figures
+through :mod:`astrobayes.cli._figures`. Submodules (imported on use, since GetDist and
+matplotlib are the ``plots`` extra): :mod:`~astrobayes.plots.triangle`,
+:mod:`~astrobayes.plots.bao`, :mod:`~astrobayes.plots.predictive`,
+:mod:`~astrobayes.plots.comparison`, :mod:`~astrobayes.plots.imaging`,
+:mod:`~astrobayes.plots.validation`. See ``docs/figures.md``.
+"""
 
-__all__ = ["corner_plot", "evidence_diagnostics_plot"]
+__all__: list[str] = []
