@@ -189,8 +189,10 @@ def test_demo_writes_results(tmp_path, capsys):
         assert entry["log_evidence_std"] > 0
     assert results["reference"] == "lcdm"
     assert (out / "report.md").is_file()
-    assert (out / "corner_lcdm.png").is_file()
-    assert (out / "evidence_diagnostics.png").is_file()
+    assert (out / "triangle_lcdm.png").is_file()
+    assert (out / "comparison.png").is_file()
+    assert (out / "demo.toml").is_file()
+    assert (out / "chains" / "w0wacdm.nc").is_file()
     assert "ln B vs lcdm" in captured.out
 
 

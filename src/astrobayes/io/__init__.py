@@ -31,6 +31,7 @@ from astrobayes.io.writers import (
 
 __all__ = [
     "FORMATS",
+    "CampaignStore",
     "ChainsFile",
     "NpzCheckpoint",
     "des_y1_like_data",
@@ -42,6 +43,7 @@ __all__ = [
     "read_pantheon_binned",
     "read_pantheon_plus",
     "read_convex_ridge",
+    "read_data_arrays",
     "read_fits_image",
     "read_radiata_pine",
     "read_union3",
@@ -50,12 +52,14 @@ __all__ = [
     "to_json",
     "to_jsonable",
     "write_atomic",
+    "write_arviz_netcdf",
     "write_chains_npz",
     "write_convex_ridge",
     "write_fits_image",
     "write_getdist_chains",
     "write_json_atomic",
     "write_npz_atomic",
+    "write_posterior_npz",
     "write_text_atomic",
 ]
 
@@ -74,6 +78,10 @@ _LAZY = {
     "read_fits_image": "astrobayes.io.imaging_files",
     "write_fits_image": "astrobayes.io.imaging_files",
     "write_getdist_chains": "astrobayes.io.getdist_chains",
+    "CampaignStore": "astrobayes.io.campaign",
+    "read_data_arrays": "astrobayes.io.run_files",
+    "write_arviz_netcdf": "astrobayes.io.run_files",
+    "write_posterior_npz": "astrobayes.io.run_files",
 }
 
 
