@@ -204,7 +204,7 @@ def triangle_plot(
             params,
             filled=True,
             contour_colors=colors,
-            legend_labels=labels if len(group) > 1 or labels[0] else None,
+            legend_labels=labels if len(group) > 1 else None,
             markers=shown_markers or None,
             marker_args={"color": "0.25", "ls": "--", "lw": 1.0},
         )
