@@ -25,8 +25,9 @@ __all__ = [
 FIGURE_CAPTIONS: dict[str, str] = {
     "triangle": (
         "GetDist triangle plot of {model}: smoothed marginals, filled 68% and 95% contours; "
-        "dashed lines mark ΛCDM (w₀ = −1, w_a = 0), dotted lines hard prior edges. A "
-        "posterior pressed against a dotted line is shaped by the prior, not the data."
+        "dashed lines (when drawn) mark the reference values, ΛCDM's w₀ = −1 and w_a = 0 for "
+        "the dark-energy models; dotted lines mark hard prior edges. A posterior pressed "
+        "against a dotted line is shaped by the prior, not the data."
     ),
     "triangle_overlay": (
         "All models overlaid on the parameters they share (GetDist, filled 68% and 95% "
@@ -40,8 +41,8 @@ FIGURE_CAPTIONS: dict[str, str] = {
     ),
     "comparison": (
         "(a) ln z per model, (b) ln B against the reference over the Jeffreys bands, (c) ln z "
-        "of each inference chain alone, (d) the temperature choice; each panel's warning sign "
-        "is written under it."
+        "of each inference chain alone, (d) the temperature choice, (e) the flow's training, "
+        "(f) the estimator's diagnostics; each panel's warning sign is written under it."
     ),
     "data_vs_model": (
         "Data with 1σ errors against each model's posterior-predictive median and 68/95% "

@@ -44,8 +44,8 @@ def plot_coverage(report, ax=None):
     add_caption(
         fig,
         [
-            "Share of true parameters inside each credible level. Warning sign: curve below",
-            "the diagonal (over-confident) or above it (under-confident) beyond its band.",
+            "Share of true parameters inside each credible level.",
+            "Warning sign: below the diagonal (over-confident) or above it (under-confident).",
         ],
     )
     return fig
