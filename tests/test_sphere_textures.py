@@ -96,18 +96,19 @@ def test_texture_config_and_target_are_checked():
 
 @pytest.mark.slow
 def test_generated_textures_beat_a_gaussian_field_on_non_gaussian_statistics():
+    # float32: the jax.enable_x64() context is thread-local and does not reach the
+    # callback thread of the jitted L-BFGS loop (see docs/sphere.md)
     grid = SphereGrid(16, "healpix", nside=8)
-    with jax.enable_x64(True):
-        g = gaussian_field(jax.random.key(2), jnp.asarray(_cl(16)), grid)[0]
-        target = jnp.exp(1.2 * g / jnp.std(g))
-        config = TextureConfig(num_samples=2, num_steps=150)
-        result = generate_textures(jax.random.key(3), target, grid, config=config)
-        again = generate_textures(
-            jax.random.key(3), target, grid, config=TextureConfig(num_samples=2, num_steps=3)
-        )
-        first = generate_textures(
-            jax.random.key(3), target, grid, config=TextureConfig(num_samples=2, num_steps=3)
-        )
+    g = gaussian_field(jax.random.key(2), jnp.asarray(_cl(16), jnp.float32), grid)[0]
+    target = jnp.exp(1.2 * g / jnp.std(g))
+    config = TextureConfig(num_samples=2, num_steps=150)
+    result = generate_textures(jax.random.key(3), target, grid, config=config)
+    again = generate_textures(
+        jax.random.key(3), target, grid, config=TextureConfig(num_samples=2, num_steps=3)
+    )
+    first = generate_textures(
+        jax.random.key(3), target, grid, config=TextureConfig(num_samples=2, num_steps=3)
+    )
     np.testing.assert_array_equal(again.samples, first.samples)  # same key, same result
     assert result.status in (TextureStatus.OK, TextureStatus.NOT_CONVERGED)
     assert result.loss_history[-1] < 1e-2 * result.loss_history[0]

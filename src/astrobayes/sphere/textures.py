@@ -1,6 +1,7 @@
 """Generative textures on the sphere from one target map (microcanonical gradient descent).
 
-New fields are drawn by starting from white noise and minimising, by L-BFGS, the
+New fields are drawn by starting from white noise (projected on the band limit ``L``)
+and minimising, by L-BFGS, the
 squared distance between their normalised scattering covariances and the target's
 (Bruna & Mallat 2019, arXiv:1801.02013; on the sphere Mousset et al. 2024,
 arXiv:2407.08687). The loss is the paper's: the pixel mean and variance, S1, S2, S3 and
@@ -30,7 +31,7 @@ from astrobayes.sphere.scattering import (
     normalise,
     scattering_covariance,
 )
-from astrobayes.sphere.transforms import SphereGrid, ell_m, inverse, num_alm
+from astrobayes.sphere.transforms import SphereGrid, ell_m, forward, inverse, num_alm
 from astrobayes.sphere.validation import (
     band_powers,
     minkowski_functionals,
@@ -210,8 +211,14 @@ def generate_textures(
     def loss_fn(x):
         return jnp.sum(per_sample_loss(x))
 
-    mean, std = jnp.mean(target), jnp.std(target)
-    x = mean + std * jax.random.normal(key, (config.num_samples, *grid.map_shape), target.dtype)
+    # White noise projected on the band limit: the loss only sees ell < L and its
+    # gradient is band-limited, so any power above L in the start would stay for good.
+    noise = jax.random.normal(key, (config.num_samples, *grid.map_shape), target.dtype)
+    noise = inverse(forward(noise, grid), grid)
+    axes = tuple(range(-len(grid.map_shape), 0))
+    noise = noise - jnp.mean(noise, axis=axes, keepdims=True)
+    noise = noise / jnp.std(noise, axis=axes, keepdims=True)
+    x = jnp.mean(target) + jnp.std(target) * noise
     optimiser = optax.lbfgs()
     value_and_grad = optax.value_and_grad_from_state(loss_fn)
 

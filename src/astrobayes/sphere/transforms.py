@@ -137,6 +137,10 @@ class SphereGrid:
 
     def __post_init__(self) -> None:
         """Check the band limit, sampling, nside and method."""
+        if isinstance(self.band_limit, np.integer):
+            object.__setattr__(self, "band_limit", int(self.band_limit))
+        if isinstance(self.nside, np.integer):
+            object.__setattr__(self, "nside", int(self.nside))
         if not isinstance(self.band_limit, int) or self.band_limit < 2:
             raise ValueError(f"band_limit must be an int >= 2, got {self.band_limit!r}")
         if self.sampling not in SAMPLINGS:
@@ -419,6 +423,12 @@ def _make_impl(kind: str):
         dtype = x.dtype
 
         def callback(arr):
+            if jax.dtypes.canonicalize_dtype(dtype) != dtype:
+                raise RuntimeError(
+                    f"{dtype} arrays reached the ducc0 callback on a thread where JAX's x64 "
+                    "mode is off: the jax.enable_x64() context manager is thread-local; use "
+                    "jax.config.update('jax_enable_x64', True) for float64 transforms"
+                )
             return np.asarray(host(arr, grid, spin), dtype=dtype)
 
         return jax.pure_callback(
