@@ -4,6 +4,8 @@
   scalar or vector variables, with bootstrap error bars vectorised over replicas.
 - :mod:`astrobayes.interpret.symbolic`: exhaustive symbolic regression (ESR, Bartlett et
   al. 2022) fitted in batched JAX, ranked by Laplace evidence and description length.
+- :mod:`astrobayes.interpret.saliency`: vanilla gradients, integrated gradients,
+  permutation importance and the model-randomisation sanity check.
 """
 
 from astrobayes.interpret.mutual_info import (
@@ -15,6 +17,15 @@ from astrobayes.interpret.mutual_info import (
     mixture_log_density,
     mixture_mutual_information,
     mutual_information,
+)
+from astrobayes.interpret.saliency import (
+    ImportanceResult,
+    RandomisationCheck,
+    RandomisationStatus,
+    integrated_gradients,
+    permutation_importance,
+    randomisation_check,
+    vanilla_gradients,
 )
 from astrobayes.interpret.symbolic import (
     BINARY_OPERATORS,
@@ -41,6 +52,13 @@ __all__ = [
     "evaluate_expression",
     "symbolic_regression",
     "GaussianMixture",
+    "ImportanceResult",
+    "RandomisationCheck",
+    "RandomisationStatus",
+    "integrated_gradients",
+    "permutation_importance",
+    "randomisation_check",
+    "vanilla_gradients",
     "MIConfig",
     "MIResult",
     "MIStatus",
