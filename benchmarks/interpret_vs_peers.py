@@ -38,6 +38,7 @@ from astrobayes.interpret import (  # noqa: E402
     evaluate_expression,
     mutual_information,
     symbolic_regression,
+    unique_expressions,
 )
 from astrobayes.interpret.symbolic import _count_parameters  # noqa: E402
 
@@ -104,6 +105,12 @@ def laws_section(args) -> None:
     config = SymbolicConfig(max_complexity=args.max_complexity)
     selected = [int(i) for i in args.laws.split(",")] if args.laws else range(len(LAWS))
     recovered, rows = 0, []
+    start = _clock()
+    trees, num_enumerated = unique_expressions(x, config=config)
+    wall, cpu = _since(start)
+    print(
+        f"{num_enumerated} trees enumerated, {len(trees)} unique ({wall:.0f} s wall, {cpu:.0f} s CPU)"
+    )
     try:
         from gplearn.genetic import SymbolicRegressor
     except ImportError:
@@ -115,7 +122,9 @@ def laws_section(args) -> None:
         sigma = np.full(x.size, 0.01 * np.ptp(truth))
         y = truth + sigma * rng.normal(size=x.size)
         start = _clock()
-        result = symbolic_regression(jax.random.key(number), x, y, sigma, config=config)
+        result = symbolic_regression(
+            jax.random.key(number), x, y, sigma, config=config, expressions=trees
+        )
         wall, cpu = _since(start)
         top = result.equations[0]
         residual = _refit_residual(top.tree, x, truth)

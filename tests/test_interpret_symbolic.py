@@ -153,3 +153,27 @@ def test_exponential_decay_is_recovered_at_complexity_five():
     assert len(top.parameters) == 2
     fitted = np.asarray(evaluate_expression(top.tree, np.asarray(top.parameters), x))
     np.testing.assert_allclose(fitted, 2.5 * np.exp(-0.8 * x), atol=0.03)
+
+
+def test_user_expressions_are_validated():
+    x = np.linspace(1, 2, 10)
+    with pytest.raises(ValueError, match="outside config.operators"):
+        symbolic_regression(jax.random.key(0), x, x, config=TINY, expressions=[("exp", ("x",))])
+    with pytest.raises(ValueError, match="children"):
+        symbolic_regression(jax.random.key(0), x, x, config=TINY, expressions=[("+", ("x",))])
+    deep = ("+", ("x",), ("+", ("x",), ("+", ("x",), ("a",))))
+    with pytest.raises(ValueError, match="max_complexity"):
+        symbolic_regression(jax.random.key(0), x, x, config=TINY, expressions=[deep])
+
+
+def test_unique_expressions_drop_duplicates_and_redundant_parameters():
+    from astrobayes.interpret import unique_expressions
+
+    config = SymbolicConfig(max_complexity=5, operators=("+", "*"))
+    trees, num_enumerated = unique_expressions(np.linspace(1, 3, 10), config=config)
+    assert num_enumerated == len(enumerate_expressions(5, ("+", "*")))
+    assert len(trees) < num_enumerated
+    assert ("*", ("a",), ("*", ("a",), ("x",))) not in trees  # a0*(a1*x): redundant
+    # x + x and x * (a) ... : each function once, up to parameter relabelling
+    strings = [str(sympy.expand(_to_sympy(t))) for t in trees]
+    assert strings.count("a0*x") == 1

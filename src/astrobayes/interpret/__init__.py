@@ -38,6 +38,7 @@ from astrobayes.interpret.symbolic import (
     enumerate_expressions,
     evaluate_expression,
     symbolic_regression,
+    unique_expressions,
 )
 
 __all__ = [
@@ -51,6 +52,7 @@ __all__ = [
     "enumerate_expressions",
     "evaluate_expression",
     "symbolic_regression",
+    "unique_expressions",
     "GaussianMixture",
     "ImportanceResult",
     "RandomisationCheck",

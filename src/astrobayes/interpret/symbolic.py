@@ -64,6 +64,7 @@ __all__ = [
     "enumerate_expressions",
     "evaluate_expression",
     "symbolic_regression",
+    "unique_expressions",
 ]
 
 BINARY_OPERATORS = ("+", "-", "*", "/", "pow")
@@ -615,6 +616,69 @@ def _scores(tree, params, chi2, hessian, num_points, log_sigma_sum, num_basis, b
     return log_likelihood, description_length, log_evidence
 
 
+def _check_tree(tree, config: SymbolicConfig) -> tuple:
+    """Validate a user-supplied tree against ``config``."""
+    names = set()
+
+    def walk(node):
+        if not isinstance(node, tuple) or not node or not isinstance(node[0], str):
+            raise ValueError(
+                f"expressions must be nested tuples like ('*', ('a',), ('x',)); got {tree!r}"
+            )
+        names.add(node[0])
+        arity = 2 if node[0] in BINARY_OPERATORS else 1 if node[0] in UNARY_OPERATORS else 0
+        if len(node) != arity + 1:
+            raise ValueError(f"expressions: node {node[0]!r} needs {arity} children in {tree!r}")
+        for child in node[1:]:
+            walk(child)
+
+    walk(tree)
+    unknown = names - set(config.operators) - set(_LEAVES)
+    if unknown:
+        raise ValueError(f"expressions: {tree!r} uses {sorted(unknown)} outside config.operators")
+    if _size(tree) > config.max_complexity or _count_parameters(tree) > config.max_parameters:
+        raise ValueError(
+            f"expressions: {tree!r} exceeds max_complexity={config.max_complexity} or "
+            f"max_parameters={config.max_parameters}"
+        )
+    return tree
+
+
+def unique_expressions(
+    x: Float[Array, " num_points"], *, config: SymbolicConfig | None = None
+) -> tuple[list[tuple], int]:
+    """The deduplicated, non-redundant trees that :func:`symbolic_regression` fits.
+
+    Args:
+        x: The inputs (the equality test evaluates the trees on their range and on them).
+        config: A :class:`SymbolicConfig` (default ``SymbolicConfig()``).
+
+    Returns:
+        ``(trees, num_enumerated)``: the unique trees by increasing complexity, and the
+        number of trees enumerated before deduplication.
+
+    Examples:
+        >>> import numpy as np
+        >>> trees, n = unique_expressions(np.linspace(1, 2, 5),
+        ...                               config=SymbolicConfig(max_complexity=3, operators=("*",)))
+        >>> trees, n
+        ([('x',), ('a',), ('*', ('a',), ('x',)), ('*', ('x',), ('x',))], 4)
+    """
+    config = SymbolicConfig() if config is None else config
+    x_array = as_float_array(x, "x", ndim=1)
+    check_finite(x_array, "x")
+    dtype = jnp.result_type(float)
+    trees = enumerate_expressions(config.max_complexity, config.operators, config.max_parameters)
+    span = np.ptp(x_array)
+    grid = np.linspace(x_array.min(), x_array.max(), 12) + 0.0137 * (span if span > 0 else 1.0)
+    grid = np.concatenate([grid, x_array[:: max(1, x_array.size // 8)]])
+    operators = tuple(sorted(config.operators))
+    unique = _unique(
+        trees, grid.astype(dtype), config.max_parameters, config.max_complexity, operators
+    )
+    return unique, len(trees)
+
+
 def symbolic_regression(
     key,
     x: Float[Array, " num_points"],
@@ -622,6 +686,7 @@ def symbolic_regression(
     sigma: Float[Array, " num_points"] | None = None,
     *,
     config: SymbolicConfig | None = None,
+    expressions: list[tuple] | None = None,
     progress_fn: ProgressFn | None = None,
     throw: bool = False,
 ) -> SymbolicResult:
@@ -634,6 +699,9 @@ def symbolic_regression(
         sigma: Per-point Gaussian standard deviations of ``y``; ``None`` profiles one
             common sigma (see the module docstring).
         config: A :class:`SymbolicConfig` (default ``SymbolicConfig()``).
+        expressions: Trees to fit instead of the enumeration (e.g. from
+            :func:`unique_expressions`, computed once for several data sets on the same
+            ``x``); each must respect ``config``.
         progress_fn: Optional ``progress_fn(stage, done, total)`` (stage ``"fitting"``).
         throw: Raise :class:`~astrobayes._status.UnreliableResultError` on a failure.
 
@@ -689,12 +757,12 @@ def symbolic_regression(
             raise ValueError("sigma must be positive everywhere")
     dtype = jnp.result_type(float)
     length = config.max_complexity
-    trees = enumerate_expressions(config.max_complexity, config.operators, config.max_parameters)
-    span = np.ptp(x_array)
-    grid = np.linspace(x_array.min(), x_array.max(), 12) + 0.0137 * (span if span > 0 else 1.0)
-    grid = np.concatenate([grid, x_array[:: max(1, x_array.size // 8)]])
     operators = tuple(sorted(config.operators))
-    unique = _unique(trees, grid.astype(dtype), config.max_parameters, length, operators)
+    if expressions is None:
+        unique, num_enumerated = unique_expressions(x_array, config=config)
+    else:
+        unique = [_check_tree(tree, config) for tree in expressions]
+        num_enumerated = len(unique)
     num_basis = len(config.operators) + len(_LEAVES)
     programs = [_to_postfix(tree, length) for tree in unique]
     num_params = np.array([_count_parameters(t) for t in unique])
@@ -772,7 +840,7 @@ def symbolic_regression(
         sigma_used = sigma_array
     result = SymbolicResult(
         equations=tuple(equations),
-        num_enumerated=len(trees),
+        num_enumerated=num_enumerated,
         num_unique=len(unique),
         num_basis=num_basis,
         sigma=sigma_used,
