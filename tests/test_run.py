@@ -185,7 +185,15 @@ def resumed_run(tmp_path_factory):
             raise _Stop(model)
         original(self, model, stage, done, total)
 
-    argv = ["run", str(config), "--out", str(out), "--no-progress", "--no-compile-cache", "--no-plots"]
+    argv = [
+        "run",
+        str(config),
+        "--out",
+        str(out),
+        "--no-progress",
+        "--no-compile-cache",
+        "--no-plots",
+    ]
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(run_module.Progress, "__call__", interrupting)
         with pytest.raises(_Stop):
