@@ -37,6 +37,7 @@ def add_parser(subparsers) -> None:
         "--skip-checks", action="store_true", help="skip the check on problems with known evidence"
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument("--no-plots", action="store_true", help="write no figures")
     add_compile_cache_option(parser)
     parser.set_defaults(func=run)
 
@@ -122,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
             "(arXiv:2503.14738) -- astrobayes run with the built-in config demo.toml"
         ),
         no_progress=args.no_progress,
-        figure_options={"data": desi_dr2_bao()},
+        figure_options={"data": desi_dr2_bao(), "no_plots": args.no_plots},
         after_comparison=add_checks,
     )
 
