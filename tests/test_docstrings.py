@@ -21,6 +21,7 @@ _SLOW: dict[str, str] = {
     "astrobayes.sbi.embeddings": "builds and applies several CNN embeddings",
     "astrobayes.sbi.training": "trains an NPE flow",
     "astrobayes.sampling.kernel": "compiles the multi-chain NUTS program three times",
+    "astrobayes.sampling.flow_mcmc": "builds and trains a spline flow (compiles MALA and flow)",
     "astrobayes.validation.c2st": "trains a classifier two-sample test",
     "astrobayes.interpret.mutual_info": "compiles the GMM-MI cross-validation and bootstrap",
     "astrobayes.interpret.symbolic": "compiles the batched expression fitter (~30 s CPU)",

@@ -3,9 +3,18 @@
 - :func:`run_nuts` (host driver: blocks, checkpoints, progress, :class:`SamplingResult`
   with a :class:`SamplingStatus`);
 - :func:`sample_nuts` (one compiled call, density parameters as an argument), built on
-  :func:`nuts_init` and :func:`build_nuts_steps`.
+  :func:`nuts_init` and :func:`build_nuts_steps`;
+- :func:`run_flow_mcmc` (flow-enhanced MCMC for multimodal targets: MALA plus global
+  proposals from a normalizing flow trained on the fly, :class:`FlowMCMCResult`).
 """
 
+from astrobayes.sampling.flow_mcmc import (
+    FlowMCMCConfig,
+    FlowMCMCResult,
+    FlowMCMCStatus,
+    FlowProposal,
+    run_flow_mcmc,
+)
 from astrobayes.sampling.kernel import (
     NUTSAdaptation,
     NUTSDraws,
@@ -22,6 +31,10 @@ from astrobayes.sampling.result import SamplingResult, SamplingStatus, sampling_
 
 __all__ = [
     "Checkpoint",
+    "FlowMCMCConfig",
+    "FlowMCMCResult",
+    "FlowMCMCStatus",
+    "FlowProposal",
     "NUTSAdaptation",
     "NUTSConfig",
     "NUTSDraws",
@@ -33,6 +46,7 @@ __all__ = [
     "build_nuts_steps",
     "end_warmup",
     "nuts_init",
+    "run_flow_mcmc",
     "run_nuts",
     "sample_nuts",
     "sampling_diagnostics",
