@@ -442,3 +442,29 @@ def _draws_in(path: Path) -> int:
             return int(archive["draws"].shape[1])
     except (OSError, ValueError, KeyError):
         return 0
+
+
+def test_numpyro_model_and_model_factory_specs():
+    import numpyro
+
+    from astrobayes.models import Model
+
+    def numpyro_model(data):
+        x = numpyro.sample("x", dist.Normal(0.0, 1.0))
+        numpyro.sample("y", dist.Normal(x, 1.0), obs=data["y"])
+
+    spec = ModelSpec(numpyro_model="m:f", data={"y": "y.txt"})
+    model = build_model("n", spec, numpyro_model=numpyro_model, data={"y": np.array([0.5])})
+    table = posterior_table(model, {"x": np.array([[0.0, 1.0]])}, spec=spec)
+    expected = dist.Normal(np.array([0.0, 1.0]), 1.0).log_prob(0.5)
+    np.testing.assert_allclose(table.log_likelihood[0], expected, rtol=1e-6)
+    np.testing.assert_allclose(
+        table.log_prior[0], dist.Normal(0, 1).log_prob(np.array([0.0, 1.0])), rtol=1e-6
+    )
+
+    made = Model.from_priors("anything", lambda p: -(p["z"] ** 2), {"z": dist.Uniform(0.0, 1.0)})
+    renamed = build_model("mine", ModelSpec(model="m:g"), model=made)
+    assert renamed.name == "mine"
+    assert renamed.numpyro_model is made.numpyro_model
+    with pytest.raises(ValueError, match="must return an astrobayes Model"):
+        build_model("mine", ModelSpec(model="m:g"), model=object())
