@@ -582,7 +582,8 @@ def posterior_table(
     return PosteriorTable(
         names=tuple(ordered),
         labels=tuple(
-            (spec_parameters[k].label if k in spec_parameters else None) or k for k in ordered
+            (spec_parameters[k].label if k in spec_parameters else None) or model.label(k)
+            for k in ordered
         ),
         samples=np.stack([columns[k] for k in ordered], axis=-1),
         is_derived=tuple(k not in sampled for k in ordered),
