@@ -22,6 +22,16 @@ from astrobayes.sphere import (
 )
 
 
+@pytest.fixture(autouse=True)
+def _global_x64():
+    """float64 through the global flag: JAX may run the ducc0 callback on another thread,
+    which does not see the thread-local ``jax.enable_x64()`` context."""
+    previous = jax.config.jax_enable_x64
+    jax.config.update("jax_enable_x64", True)
+    yield
+    jax.config.update("jax_enable_x64", previous)
+
+
 def _cl(band_limit):
     ells = np.arange(band_limit, dtype=float)
     return np.where(ells > 0, (ells + 1.0) ** -2 * np.exp(-((ells / (band_limit / 3)) ** 2)), 0.0)

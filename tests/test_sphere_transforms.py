@@ -18,6 +18,16 @@ GRIDS = [
 ]
 
 
+@pytest.fixture(autouse=True)
+def _global_x64():
+    """float64 through the global flag: JAX may run the ducc0 callback on another thread,
+    which does not see the thread-local ``jax.enable_x64()`` context."""
+    previous = jax.config.jax_enable_x64
+    jax.config.update("jax_enable_x64", True)
+    yield
+    jax.config.update("jax_enable_x64", previous)
+
+
 def _random_alm(rng, band_limit, spin, batch=()):
     ells, ms = ell_m(band_limit)
     comps = () if spin == 0 else (2,)

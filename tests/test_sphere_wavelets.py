@@ -21,6 +21,16 @@ from astrobayes.sphere import (
 )
 
 
+@pytest.fixture(autouse=True)
+def _global_x64():
+    """float64 through the global flag: JAX may run the ducc0 callback on another thread,
+    which does not see the thread-local ``jax.enable_x64()`` context."""
+    previous = jax.config.jax_enable_x64
+    jax.config.update("jax_enable_x64", True)
+    yield
+    jax.config.update("jax_enable_x64", previous)
+
+
 def _gaussian_alm(rng, band_limit, batch=(), slope=-1.0):
     """Gaussian a_lm with C_l proportional to (l + 1)^slope (no monopole)."""
     ells, ms = ell_m(band_limit)

@@ -9,7 +9,8 @@ into ``DIR``:
 * ``validation.json``: band-power ratios, pixel skewness and kurtosis, Minkowski
   functionals of target, samples and a Gaussian field with the target's C_ell, the checks
   of issue 11, the run's status, losses and timing,
-* ``maps.png`` (Mollweide views) and ``statistics.png`` (validation panels).
+* ``maps.png`` (Mollweide views) and ``statistics.png`` (validation panels), unless
+  ``--no-plots``.
 
 Runs offline. Bad input (not a HEALPix map, NaN pixels, unsupported nside, a mask of
 another size) is refused with a message.
@@ -41,6 +42,7 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--mask", default=None, help="HEALPix mask FITS (1 = keep), same nside")
     parser.add_argument("--unit", default=None, help="unit of the map (default: from the file)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--no-plots", action="store_true", help="do not write the PNG figures")
     parser.set_defaults(func=run)
 
 
@@ -90,10 +92,14 @@ def run(args: argparse.Namespace) -> int:
     )
     write_healpix_maps(out / "samples.fits", samples, unit=unit)
     write_json_atomic(out / "validation.json", report)
-    save_figure_atomic(out / "maps.png", texture_maps_figure(target, samples, gaussian, unit=unit))
-    save_figure_atomic(out / "statistics.png", texture_statistics_figure(report, unit=unit))
+    written = ["samples.fits", "validation.json"]
+    if not args.no_plots:
+        figure = texture_maps_figure(target, samples, gaussian, unit=unit)
+        save_figure_atomic(out / "maps.png", figure)
+        save_figure_atomic(out / "statistics.png", texture_statistics_figure(report, unit=unit))
+        written += ["maps.png", "statistics.png"]
     print(f"texture: {result.status.value} ({result.seconds:.0f} s, nside {nside})")
     for name, passed in report["checks"].items():
         print(f"  {name}: {'yes' if passed else 'no'}")
-    print(f"wrote {out}/samples.fits, validation.json, maps.png, statistics.png")
+    print(f"wrote {', '.join(written)} in {out}")
     return 1 if result.status.is_failure else 0

@@ -58,8 +58,8 @@ class ScatteringCovariance(NamedTuple):
     """Scattering covariance statistics of one or more maps (leading batch axes kept).
 
     Attributes:
-        mean: pixel mean, shape ``(*batch,)``.
-        variance: pixel variance, ``(*batch,)``.
+        mean: mean of the band-limited field, ``a_00 / sqrt(4 pi)``, shape ``(*batch,)``.
+        variance: variance of the band-limited field (all ``ell >= 1``), ``(*batch,)``.
         s1: ``(*batch, J)``.
         s2: ``(*batch, J)``.
         s3: ``(*batch, P3)`` over pairs ``j1 >= j2`` (order of :func:`_pairs`).
@@ -142,11 +142,11 @@ def _scattering(f, *, grid: SphereGrid, filters: WaveletFilters) -> ScatteringCo
     num_scales = filters.wavelets.shape[0]
     profiles = jnp.asarray(filters.wavelets[:, ells])  # (J, nalm) for the wavelet maps
 
-    mean = jnp.sum(f * weights, axis=map_axes) / (4.0 * np.pi)
-    centred = f - jnp.expand_dims(mean, map_axes)
-    variance = jnp.sum(centred**2 * weights, axis=map_axes) / (4.0 * np.pi)
-
     alm = forward(f, grid)
+    # mean and variance of the band-limited field (from a_lm), like every other statistic
+    mean = jnp.real(alm[..., 0]) / np.sqrt(4.0 * np.pi)
+    double = jnp.asarray(np.where(ms == 0, 1.0, 2.0) * (ells > 0))
+    variance = jnp.sum(double * jnp.abs(alm) ** 2, axis=-1) / (4.0 * np.pi)
     wavelet_maps = inverse(alm[..., None, :] * profiles, grid)  # (*b, J, *map)
     modulus = jnp.abs(wavelet_maps)
     s1 = jnp.sum(modulus * weights, axis=map_axes) / (4.0 * np.pi)
