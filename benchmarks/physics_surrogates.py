@@ -144,7 +144,7 @@ def pinn(members: int, index: float) -> None:
     solve_wall, solve_cpu = _since(start)
     solver_error = float(jnp.max(jnp.abs(solved - exact[1:])))
     print(
-        f"[pinn] n=1, {members} members, status {ensemble.status.name}: train "
+        f"[pinn] n={index:g}, {members} members, status {ensemble.status.name}: train "
         f"{train_wall:.1f} s wall / {train_cpu:.1f} s CPU"
     )
     print(

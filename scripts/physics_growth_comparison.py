@@ -35,6 +35,7 @@ def main() -> None:
     parser.add_argument("--num-chains", type=int, default=4)
     parser.add_argument("--num-warmup", type=int, default=500)
     parser.add_argument("--num-samples", type=int, default=1500)
+    parser.add_argument("--rtol", type=float, default=1e-7, help="growth ODE tolerance")
     args = parser.parse_args()
     config = NUTSConfig(
         num_chains=args.num_chains, num_warmup=args.num_warmup, num_samples=args.num_samples
