@@ -220,7 +220,15 @@ def lane_emden_residual(pinn: LaneEmdenPINN, xi: Float[ArrayLike, ""]) -> Float[
     first = jax.grad(pinn.correction)
     value = pinn.correction(xi)
     theta = 1.0 + xi**2 * value
-    power = 1.0 if pinn.n == 0.0 else jnp.maximum(theta, 0.0) ** pinn.n
+    if pinn.n == 0.0:
+        power = 1.0
+    elif float(pinn.n).is_integer():
+        # theta ** n itself: clamping at 0 (as non-integer n needs) lets a network that
+        # goes negative satisfy theta'' + 2 theta'/xi = 0 there, a spurious zero-residual
+        # branch the ensemble fell into for n = 5 (errors ~ 30, docs/physics.md).
+        power = theta ** int(pinn.n)
+    else:
+        power = jnp.maximum(theta, 0.0) ** pinn.n
     return 6.0 * value + 6.0 * xi * first(xi) + xi**2 * jax.grad(first)(xi) + power
 
 
