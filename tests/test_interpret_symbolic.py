@@ -177,3 +177,13 @@ def test_unique_expressions_drop_duplicates_and_redundant_parameters():
     # x + x and x * (a) ... : each function once, up to parameter relabelling
     strings = [str(sympy.expand(_to_sympy(t))) for t in trees]
     assert strings.count("a0*x") == 1
+
+
+def test_rankings_by_posterior_and_description_length(linear_result):
+    r = linear_result
+    for e in r.equations:
+        np.testing.assert_allclose(
+            e.log_posterior, e.log_evidence - e.complexity * np.log(r.num_basis), rtol=1e-12
+        )
+    with pytest.raises(ValueError, match="rank_by"):
+        SymbolicConfig(rank_by="chi2")

@@ -2,7 +2,8 @@
 
 Writes ``DIR/equations.json`` (a list ranked by Laplace log evidence; each entry has
 ``expression`` in sympy syntax with parameters ``a0, a1, ...``, ``parameters``,
-``complexity``, ``description_length``, ``log_evidence``, ``log_likelihood``, ``chi2``),
+``complexity``, ``description_length``, ``log_evidence``, ``log_posterior``,
+``log_likelihood``, ``chi2``; ``--rank-by`` changes the order),
 ``DIR/summary.json`` (settings, counts, status) and ``DIR/pareto.png``. The fits run in
 float64 (enabled only for the duration of the command).
 """
@@ -48,6 +49,13 @@ def add_parser(subparsers) -> None:
     parser.add_argument(
         "--parameter-bound", type=float, default=1000.0, help="uniform prior half-width"
     )
+    parser.add_argument(
+        "--rank-by",
+        choices=("log_evidence", "log_posterior", "description_length"),
+        default="log_evidence",
+        help="ranking: Laplace log evidence (default), log evidence + ESR structure prior, "
+        "or ESR description length",
+    )
     parser.add_argument("--seed", type=int, default=0, help="PRNG seed (default 0)")
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -66,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
         operators=operators,
         max_parameters=args.max_parameters,
         parameter_bound=args.parameter_bound,
+        rank_by=args.rank_by,
     )
     bar = ProgressBar("symbolic", disable=args.no_progress)
     try:
@@ -83,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     fields = ("expression", "parameters", "complexity", "description_length", "log_evidence",
-              "log_likelihood", "chi2")  # fmt: skip
+              "log_posterior", "log_likelihood", "chi2")  # fmt: skip
     equations = [{name: getattr(e, name) for name in fields} for e in result.equations]
     write_json_atomic(out / "equations.json", equations)
     write_json_atomic(

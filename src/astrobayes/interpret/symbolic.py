@@ -89,6 +89,10 @@ class Equation(NamedTuple):
         description_length: ESR description length (nats).
         log_evidence: Laplace log evidence with the stated uniform priors (nats).
         log_likelihood: Maximum log-likelihood.
+        log_posterior: ``log_evidence - complexity * ln(num_basis)``: the log evidence
+            plus the log of ESR's structure prior ``num_basis ** -complexity``
+            (unnormalised), i.e. the log posterior probability of the function up to a
+            constant shared by all.
         chi2: Chi-square at the best fit (with the profiled sigma when none was given).
         tree: The expression tree as nested tuples in prefix order.
     """
@@ -99,6 +103,7 @@ class Equation(NamedTuple):
     description_length: float
     log_evidence: float
     log_likelihood: float
+    log_posterior: float
     chi2: float
     tree: tuple
 
@@ -129,6 +134,9 @@ class SymbolicConfig:
         num_starts: Starting points per expression (the first at all ones).
         num_iterations: Levenberg-Marquardt iterations.
         batch_size: Expressions fitted per compiled batch.
+        rank_by: ``"log_evidence"`` (default: the marginal likelihood),
+            ``"log_posterior"`` (adds the structure prior, which penalises long
+            expressions as ESR's description length does) or ``"description_length"``.
     """
 
     max_complexity: int = 5
@@ -138,6 +146,7 @@ class SymbolicConfig:
     num_starts: int = 6
     num_iterations: int = 80
     batch_size: int = 512
+    rank_by: str = "log_evidence"
 
     def __post_init__(self) -> None:
         check_positive_int(self.max_complexity, "max_complexity")
@@ -163,13 +172,19 @@ class SymbolicConfig:
         check_positive_int(self.num_starts, "num_starts")
         check_positive_int(self.num_iterations, "num_iterations")
         check_positive_int(self.batch_size, "batch_size")
+        if self.rank_by not in ("log_evidence", "log_posterior", "description_length"):
+            raise ValueError(
+                "rank_by must be 'log_evidence', 'log_posterior' or 'description_length'; "
+                f"got {self.rank_by!r}"
+            )
 
 
 class SymbolicResult(NamedTuple):
     """Ranked equations and what the search did.
 
     Attributes:
-        equations: Valid fitted expressions, ranked by log evidence (best first).
+        equations: Valid fitted expressions, ranked by ``config.rank_by`` (default log
+            evidence; best first).
         num_enumerated: Trees built after the structural pruning.
         num_unique: Distinct functions after numerical deduplication and the redundancy
             check (the number fitted).
@@ -820,6 +835,7 @@ def symbolic_regression(
                     complexity=_size(tree),
                     description_length=float(description_length),
                     log_evidence=float(log_evidence),
+                    log_posterior=float(log_evidence - _size(tree) * math.log(num_basis)),
                     log_likelihood=float(log_likelihood),
                     chi2=float(costs[offset]),
                     tree=tree,
@@ -827,7 +843,10 @@ def symbolic_regression(
             )
         if progress_fn is not None:
             progress_fn("fitting", stop, len(unique))
-    equations.sort(key=lambda e: (-e.log_evidence, e.description_length))
+    if config.rank_by == "description_length":
+        equations.sort(key=lambda e: (e.description_length, -e.log_evidence))
+    else:
+        equations.sort(key=lambda e: (-getattr(e, config.rank_by), e.description_length))
     if not equations:
         status = SymbolicStatus.NO_VALID
     elif dtype != jnp.float64:

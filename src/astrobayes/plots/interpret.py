@@ -21,7 +21,7 @@ def plot_pareto_front(result, ax=None):
 
     Examples:
         >>> from astrobayes.interpret import Equation, SymbolicResult, SymbolicStatus
-        >>> e = Equation("a0*x", (2.0,), 3, -10.0, 5.0, 8.0, 20.0, ("*", ("a",), ("x",)))
+        >>> e = Equation("a0*x", (2.0,), 3, -10.0, 5.0, 8.0, 1.0, 20.0, ("*", ("a",), ("x",)))
         >>> r = SymbolicResult((e,), 1, 1, 4, np.ones(3), SymbolicStatus.OK)
         >>> fig = plot_pareto_front(r)
         >>> len(fig.axes)
