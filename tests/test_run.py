@@ -359,6 +359,7 @@ def test_x64_needs_jax_in_float64():
         run_comparison(jax.random.key(0), config, [model])
 
 
+@pytest.mark.slow
 def test_x64_run_keeps_the_log_density_to_float64_precision(x64):
     config, spec = _x64_config()
     model = build_model("big", spec, log_likelihood_fn=_big_likelihood)
