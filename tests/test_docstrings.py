@@ -23,6 +23,7 @@ _SLOW: dict[str, str] = {
     "astrobayes.sampling.kernel": "compiles the multi-chain NUTS program three times",
     "astrobayes.sampling.flow_mcmc": "builds and trains a spline flow (compiles MALA and flow)",
     "astrobayes.variational.fit": "trains a variational family through the training loop",
+    "astrobayes.emulators.gp": "fits a GP's hyperparameters through the training loop",
     "astrobayes.validation.c2st": "trains a classifier two-sample test",
     "astrobayes.interpret.mutual_info": "compiles the GMM-MI cross-validation and bootstrap",
     "astrobayes.interpret.symbolic": "compiles the batched expression fitter (~30 s CPU)",
