@@ -222,7 +222,7 @@ def main() -> None:  # noqa: D103
     parser.add_argument("--realizations", type=int, default=3)
     parser.add_argument("--out", default="massmap_outputs")
     parser.add_argument("--dim", type=int, default=10)
-    parser.add_argument("--chains", type=int, default=32)
+    parser.add_argument("--chains", type=int, default=64)
     parser.add_argument("--peers", default="dynesty,nautilus")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--scales", default="1,1,1")

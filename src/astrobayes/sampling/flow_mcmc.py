@@ -110,11 +110,11 @@ class FlowMCMCConfig:
 
     num_burnin_steps: int = 200
     num_loops_training: int = 4
-    num_loops_production: int = 40
-    num_local_steps: int = 10
-    num_global_steps: int = 40
+    num_loops_production: int = 20
+    num_local_steps: int = 20
+    num_global_steps: int = 30
     initial_step_size: float = 0.1
-    num_epochs: int = 30
+    num_epochs: int = 20
     max_flow_samples: int = 10000
     flow_layers: int = 4
     nn_width: int = 64
