@@ -178,7 +178,7 @@ def rate_coefficients(
         >>> with jax.enable_x64(True):
         ...     k = rate_coefficients(1e4)
         >>> f"{float(k[1]):.3e}"  # case-A H recombination at 10^4 K
-        '4.949e-13'
+        '5.097e-13'
 
     """
     t = jnp.asarray(temperature)
