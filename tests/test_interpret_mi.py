@@ -61,6 +61,7 @@ def test_bootstrap_values_are_reported(results):
     assert r.held_out_log_likelihood.shape == (SMALL.max_components,)
 
 
+@pytest.mark.slow
 def test_mixture_mi_is_differentiable():
     import jax.numpy as jnp
 
