@@ -110,7 +110,7 @@ class FlowMCMCConfig:
 
     num_burnin_steps: int = 200
     num_loops_training: int = 4
-    num_loops_production: int = 20
+    num_loops_production: int = 60
     num_local_steps: int = 20
     num_global_steps: int = 30
     initial_step_size: float = 0.1
