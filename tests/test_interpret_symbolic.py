@@ -187,3 +187,9 @@ def test_rankings_by_posterior_and_description_length(linear_result):
         )
     with pytest.raises(ValueError, match="rank_by"):
         SymbolicConfig(rank_by="chi2")
+
+
+def test_evidence_never_exceeds_the_maximum_likelihood(linear_result):
+    # Z = int L pi <= L_max: a near-singular Fisher matrix must not inflate ln Z
+    for e in linear_result.equations:
+        assert e.log_evidence <= e.log_likelihood + 1e-9

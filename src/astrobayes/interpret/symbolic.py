@@ -19,11 +19,13 @@ gets
 
 * the ESR description length (their eq. 6, natural-log units; ``n_basis`` counts the
   operators, ``x`` and ``a``):
-  ``L = -ln L(a_hat) + k ln(n_basis) + sum_i [ln|a_i| + 1/2 ln I_ii - 1/2 ln 3]``,
-  with ``I`` the observed Fisher matrix (Hessian of ``-ln L``) at the best fit;
+  ``L = -ln L(a_hat) + k ln(n_basis) + sum_i max(0, ln|a_i| + 1/2 ln I_ii - 1/2 ln 3)``,
+  with ``I`` the observed Fisher matrix (Hessian of ``-ln L``) at the best fit (a
+  parameter the data leave unconstrained costs nothing, never a negative length);
 * a Laplace-approximated log evidence with *independent uniform priors*
   ``a_i ~ U(-parameter_bound, parameter_bound)``:
-  ``ln Z = ln L(a_hat) - p ln(2 parameter_bound) + p/2 ln(2 pi) - 1/2 ln det I``.
+  ``ln Z = ln L(a_hat) + min(0, p/2 ln(2 pi) - 1/2 ln det I - p ln(2 parameter_bound))``:
+  the Occam factor is capped at 1 since ``Z <= L(a_hat)`` (near-singular ``I``).
 
 Per-point Gaussian uncertainties ``sigma`` enter the likelihood; without them one common
 ``sigma`` is profiled out (``sigma_hat^2 = RSS / n``, the same for every expression).
@@ -618,14 +620,18 @@ def _scores(tree, params, chi2, hessian, num_points, log_sigma_sum, num_basis, b
             parameter_terms = np.log(np.abs(theta)) + 0.5 * np.log(diagonal) - 0.5 * math.log(3)
         if not np.all(np.isfinite(parameter_terms)):
             return None  # a parameter exactly zero: the tree reduces to a simpler one
-        description_terms = float(np.sum(parameter_terms))
+        # a parameter the data do not pin down costs nothing (never a negative length)
+        description_terms = float(np.sum(np.maximum(parameter_terms, 0.0)))
         inside = bool(np.all(np.abs(theta) <= bound))
     else:
         log_det, description_terms, inside = 0.0, 0.0, True
     complexity = _size(tree)
     description_length = -log_likelihood + complexity * math.log(num_basis) + description_terms
     if inside:
-        log_evidence = log_likelihood - p * math.log(2 * bound) + 0.5 * p * _LOG_2PI - 0.5 * log_det
+        # the Occam factor is at most 1: Z = int L pi <= L_max, also where a flat
+        # (near-singular) direction would make the Gaussian wider than the prior box
+        log_occam = -p * math.log(2 * bound) + 0.5 * p * _LOG_2PI - 0.5 * log_det
+        log_evidence = log_likelihood + min(log_occam, 0.0)
     else:
         log_evidence = -math.inf
     return log_likelihood, description_length, log_evidence
