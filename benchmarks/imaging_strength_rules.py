@@ -5,6 +5,8 @@ the db8 wavelet MAP are computed
 
 * at the strength each documented rule selects without the truth: ``trained`` (CRR only:
   ``lam_train / sigma_train^2``) and ``discrepancy`` (Morozov's principle), and
+* at a candidate, ``geometric``: the geometric mean of the two (CRR only; measured, not
+  a library rule), and
 * on a grid of strengths (factors of 2 around the rule's value, refined where the best
   sits on an edge), whose best SNR needs the truth and is the yardstick.
 
@@ -157,6 +159,12 @@ def run_case(name, isnr, prior_kind, crr, factors, max_iterations):
         search.strength,
         snr_db(truth, search.map_result.image),
     )
+    if prior_kind == "crr":
+        # a candidate rule, measured here before any change to the library: the geometric
+        # mean of the two truth-free strengths
+        geometric = float(np.sqrt(rules["trained"][0] * rules["discrepancy"][0]))
+        image = map_estimate(with_strength(posterior, geometric), max_iterations=max_iterations)
+        rules["geometric"] = (geometric, snr_db(truth, image.image))
     best_strength, best_snr, num = scan(
         truth, posterior, rules["discrepancy"][0], factors, max_iterations
     )
