@@ -90,8 +90,34 @@ def test_mapping_input_as_in_a_model_report(tmp_path):
             "all zero",
         ),
         ({"chains": np.full((1, 3, 1), np.nan), "names": ["a"]}, ValueError, "finite"),
+        (
+            {"chains": np.zeros((1, 3, 1)), "names": ["a"], "derived": ["b"]},
+            ValueError,
+            "derived must name columns",
+        ),
     ],
 )
 def test_bad_input_is_refused(tmp_path, kwargs, error, match):
     with pytest.raises(error, match=match):
         write_getdist_chains(tmp_path / "bad", **kwargs)
+
+
+def test_derived_columns_are_marked_for_getdist(tmp_path):
+    from getdist import loadMCSamples
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(2, 100, 1))
+    draws = np.concatenate([x, 2 * x], axis=-1)
+    root = tmp_path / "run"
+    write_getdist_chains(root, draws, ["x", "y"], derived=["y"])
+    assert (tmp_path / "run.paramnames").read_text().splitlines() == ["x\tx", "y*\ty"]
+    samples = loadMCSamples(str(root), settings={"ignore_rows": 0})
+    assert not samples.paramNames.parWithName("x").isDerived
+    assert samples.paramNames.parWithName("y").isDerived
+    # negative control: without the flag GetDist treats y as sampled
+    write_getdist_chains(root, draws, ["x", "y"])
+    assert (
+        not loadMCSamples(str(root), settings={"ignore_rows": 0})
+        .paramNames.parWithName("y")
+        .isDerived
+    )

@@ -281,6 +281,8 @@ def test_chain_files_load_in_getdist_arviz_and_read_chains(resumed_run):
     getdist_samples = loadMCSamples(str(out / "chains" / "parabola"))
     assert getdist_samples.getParamNames().list() == ["a", "b", "c", "y1"]
     assert getdist_samples.getParamNames().parWithName("y1").label == "y(1)"
+    assert getdist_samples.getParamNames().parWithName("y1").isDerived
+    assert not getdist_samples.getParamNames().parWithName("c").isDerived
     np.testing.assert_allclose(getdist_samples.mean("c"), samples[..., 2].mean(), rtol=1e-10)
     np.testing.assert_allclose(getdist_samples.loglikes, -log_likelihood.reshape(-1), rtol=1e-12)
 

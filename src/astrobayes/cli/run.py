@@ -305,6 +305,7 @@ def write_chain_files(folder: Path, config, models, result, derived_fns) -> dict
                 labels=dict(zip(table.names, table.labels, strict=True)),
                 ranges=table.ranges,
                 loglikes=-table.log_likelihood,
+                derived=[n for n, d in zip(table.names, table.is_derived, strict=True) if d],
             )
         )
         paths.append(write_posterior_npz(folder / f"{name}.npz", table))

@@ -47,6 +47,7 @@ def write_getdist_chains(
     ranges: Mapping[str, tuple[float | None, float | None]] | None = None,
     weights: np.ndarray | None = None,
     loglikes: np.ndarray | None = None,
+    derived: Sequence[str] = (),
 ) -> tuple[Path, ...]:
     r"""Write chains as GetDist text files under ``root`` (every file atomically).
 
@@ -69,6 +70,8 @@ def write_getdist_chains(
         loglikes: ``(num_chains, num_samples)`` values of ``-ln L`` (default: from the
             ``log_posterior`` of ``Chains`` as the module docstring says; else zeros, and
             the header says that no likelihood was written).
+        derived: Names of derived columns (functions of the sampled parameters); they are
+            marked with GetDist's trailing ``*`` in ``root.paramnames``.
 
     Returns:
         The paths written: the chain files, then ``root.paramnames`` and ``root.ranges``.
@@ -100,6 +103,9 @@ def write_getdist_chains(
     num_chains, num_samples, dim = draws.shape
     labels = _labels(labels, chain_names)
     bounds = _ranges(ranges, chain_names)
+    unknown = sorted(set(derived) - set(chain_names))
+    if isinstance(derived, str) or unknown:
+        raise ValueError(f"derived must name columns among {list(chain_names)}; got {derived!r}")
     weights = _per_draw(weights, "weights", (num_chains, num_samples), default_weights)
     if (weights < 0).any():
         raise ValueError(f"weights must be non-negative; got minimum {weights.min()}")
@@ -125,7 +131,7 @@ def write_getdist_chains(
             )
         )
     _remove_stale(root, num_chains)
-    paramnames = "".join(f"{n}\t{labels[n]}\n" for n in chain_names)
+    paramnames = "".join(f"{n}{'*' if n in derived else ''}\t{labels[n]}\n" for n in chain_names)
     paths.append(
         write_atomic(
             root.with_name(root.name + ".paramnames"),
