@@ -29,6 +29,21 @@ def strict_dtypes():
 
 
 @pytest.fixture
+def global_x64():
+    """float64 through JAX's global flag for a test, restored afterwards.
+
+    The global flag, not the thread-local ``jax.enable_x64()`` context: JAX may run a host
+    callback (the ducc0 transforms) on another thread, which does not see the context.
+    """
+    previous = jax.config.jax_enable_x64
+    jax.config.update("jax_enable_x64", True)
+    try:
+        yield
+    finally:
+        jax.config.update("jax_enable_x64", previous)
+
+
+@pytest.fixture
 def shared_data():
     """Path to ../shared/data; skips the test when it is absent."""
     if not SHARED_DATA.is_dir():

@@ -332,15 +332,6 @@ def _big_likelihood(params):
     return OFFSET - 0.5 * ((params["x"] - 0.5) / 0.1) ** 2 - jnp.log(jnp.sqrt(2 * jnp.pi) * 0.1)
 
 
-@pytest.fixture
-def x64():
-    jax.config.update("jax_enable_x64", True)
-    try:
-        yield
-    finally:
-        jax.config.update("jax_enable_x64", False)
-
-
 def _x64_config():
     spec = ModelSpec(
         likelihood="m:f", parameters={"x": ParameterSpec("normal", loc=0.0, scale=1.0)}
@@ -362,7 +353,7 @@ def test_x64_needs_jax_in_float64():
 
 
 @pytest.mark.slow
-def test_x64_run_keeps_the_log_density_to_float64_precision(x64):
+def test_x64_run_keeps_the_log_density_to_float64_precision(global_x64):
     config, spec = _x64_config()
     model = build_model("big", spec, log_likelihood_fn=_big_likelihood)
     result = run_comparison(jax.random.key(1), config, [model])

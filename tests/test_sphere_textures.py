@@ -21,15 +21,7 @@ from astrobayes.sphere import (
     validate_textures,
 )
 
-
-@pytest.fixture(autouse=True)
-def _global_x64():
-    """float64 through the global flag: JAX may run the ducc0 callback on another thread,
-    which does not see the thread-local ``jax.enable_x64()`` context."""
-    previous = jax.config.jax_enable_x64
-    jax.config.update("jax_enable_x64", True)
-    yield
-    jax.config.update("jax_enable_x64", previous)
+pytestmark = pytest.mark.usefixtures("global_x64")
 
 
 def _cl(band_limit):

@@ -18,14 +18,7 @@ GRIDS = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def _global_x64():
-    """float64 through the global flag: JAX may run the ducc0 callback on another thread,
-    which does not see the thread-local ``jax.enable_x64()`` context."""
-    previous = jax.config.jax_enable_x64
-    jax.config.update("jax_enable_x64", True)
-    yield
-    jax.config.update("jax_enable_x64", previous)
+pytestmark = pytest.mark.usefixtures("global_x64")
 
 
 def _random_alm(rng, band_limit, spin, batch=()):
