@@ -29,11 +29,12 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from imaging_vs_quantifai import DATA
+from imaging_vs_quantifai import load as load_study_image
 
 from astrobayes.imaging.map import discrepancy_strength, map_estimate, snr_db, with_strength
 from astrobayes.imaging.operators import (
@@ -43,15 +44,7 @@ from astrobayes.imaging.operators import (
 )
 from astrobayes.imaging.pipeline import ImagingConfig, build_prior, initial_strength
 from astrobayes.imaging.posterior import imaging_posterior
-from astrobayes.imaging.problem import resize_image
-from astrobayes.io.imaging_files import (
-    prepare_protocol_image,
-    read_convex_ridge,
-    read_fits_image,
-    read_fourier_mask,
-)
-
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "imaging"
+from astrobayes.io.imaging_files import read_convex_ridge, read_fourier_mask
 
 
 def _normalise(image):
@@ -97,16 +90,11 @@ def simulated_sky(kind: str, seed: int, shape=(256, 256)) -> np.ndarray:
 
 
 def load(name: str) -> tuple[np.ndarray, np.ndarray]:
-    """Truth in [0, 1] and the boolean Fourier mask."""
+    """Truth in [0, 1] and the boolean Fourier mask (the study's images as its benchmark loads them)."""
     if name in ("point", "lobes"):
         mask = read_fourier_mask(DATA / "masks" / "M31_fourier_mask.mat", shape=(256, 256))
         return simulated_sky(name, seed=1 if name == "point" else 2), mask
-    image = read_fits_image(DATA / "images" / f"{name}.fits")
-    if name == "CYN":
-        image = prepare_protocol_image(resize_image(np.flipud(image), (256, 512)), flip=False)
-    else:
-        image = prepare_protocol_image(image)
-    return image, read_fourier_mask(DATA / "masks" / f"{name}_fourier_mask.mat", shape=image.shape)
+    return load_study_image(name)
 
 
 def scan(truth, posterior, centre, factors, max_iterations):

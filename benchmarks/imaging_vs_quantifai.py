@@ -31,6 +31,7 @@ from astrobayes.imaging.operators import (
     noise_sigma_from_isnr,
 )
 from astrobayes.imaging.pipeline import ImagingConfig, run_imaging
+from astrobayes.imaging.problem import resize_image
 from astrobayes.io.imaging_files import (
     prepare_protocol_image,
     read_convex_ridge,
@@ -54,13 +55,10 @@ PUBLISHED = {
 
 
 def load(name: str):
+    """Truth in [0, 1] (Cygnus A resized to 256x512 as the study does) and its Fourier mask."""
     image = read_fits_image(DATA / "images" / f"{name}.fits")
     if name == "CYN":
-        from skimage.transform import resize
-
-        image = np.flipud(image)
-        image = resize(image, (256, 512), order=3, anti_aliasing=True)
-        image = prepare_protocol_image(image, flip=False)
+        image = prepare_protocol_image(resize_image(np.flipud(image), (256, 512)), flip=False)
     else:
         image = prepare_protocol_image(image)
     mask = read_fourier_mask(DATA / "masks" / f"{name}_fourier_mask.mat", shape=image.shape)
