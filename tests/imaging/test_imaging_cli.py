@@ -263,3 +263,12 @@ def test_resize_resamples_truth_as_the_study_does(tmp_path):
 def test_resize_rejects_bad_settings(kwargs, match):
     with pytest.raises(ValueError, match=match):
         ImagingDataConfig(**kwargs)
+
+
+def test_resize_image_rejects_bad_input():
+    from astrobayes.imaging.problem import resize_image
+
+    with pytest.raises(ValueError, match="image must be 2-d; got shape \\(5,\\)"):
+        resize_image(np.ones(5), (2, 2))
+    with pytest.raises(ValueError, match="shape must be two integers >= 2"):
+        resize_image(np.ones((5, 5)), (2, 0))
