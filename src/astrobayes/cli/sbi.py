@@ -188,6 +188,9 @@ def _diagnostics(config, result) -> dict:
         "posterior_mean": posterior.samples.mean(axis=0),
         "posterior_std": posterior.samples.std(axis=0),
         "names": list(posterior.names),
+        "likelihood_check": (
+            None if result.likelihood_check is None else result.likelihood_check._asdict()
+        ),
     }
 
 
@@ -279,5 +282,11 @@ def _run(args, config, config_path: Path, function, executor) -> int:
             f"({result.failure_locations.failed_fraction_total:.1%}); "
             f"{result.failure_locations.summary}",
             file=sys.stderr,
+        )
+    if result.likelihood_check is not None:
+        check = result.likelihood_check
+        print(
+            f"astrobayes sbi: likelihood check {check.status.name.lower()}: {check.summary}",
+            file=sys.stdout if check.status.is_ok else sys.stderr,
         )
     return 1 if worst(statuses).is_failure else 0

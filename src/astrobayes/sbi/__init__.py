@@ -27,6 +27,11 @@ from astrobayes.sbi.embeddings import (
     MLPEmbedding,
 )
 from astrobayes.sbi.estimators import NLE, NPE, NRE, AbstractEstimator, FlowConfig
+from astrobayes.sbi.likelihood_check import (
+    LikelihoodCheckResult,
+    LikelihoodCheckStatus,
+    local_likelihood_check,
+)
 from astrobayes.sbi.pipeline import (
     SBIConfig,
     SBIResult,
@@ -62,6 +67,8 @@ __all__ = [
     "FlowConfig",
     "IdentityEmbedding",
     "JaxSimulator",
+    "LikelihoodCheckResult",
+    "LikelihoodCheckStatus",
     "MCMCConfig",
     "MLPEmbedding",
     "PosteriorSamples",
@@ -83,6 +90,7 @@ __all__ = [
     "calibration_draws",
     "config_from_dict",
     "load_simulator",
+    "local_likelihood_check",
     "prior_from_config",
     "run_sbi",
     "run_simulations",

@@ -24,6 +24,7 @@ from astrobayes._status import Status, check, worst
 from astrobayes._training import TrainingInfo
 from astrobayes.sbi.embeddings import CNN1dEmbedding, CNN2dEmbedding, MLPEmbedding
 from astrobayes.sbi.estimators import AbstractEstimator, FlowConfig
+from astrobayes.sbi.likelihood_check import LikelihoodCheckResult, local_likelihood_check
 from astrobayes.sbi.posterior import MCMCConfig, PosteriorSamples, sample_posterior
 from astrobayes.sbi.priors import Prior, prior_from_config
 from astrobayes.sbi.sequential import RoundInfo, TruncatedPrior, truncate_prior
@@ -33,6 +34,7 @@ from astrobayes.sbi.simulators import (
     PythonSimulator,
     SimulationSink,
     failure_locations,
+    run_simulations,
     simulate_for_prior,
 )
 from astrobayes.sbi.training import SBITrainingConfig, train_nle, train_npe, train_nre
@@ -78,6 +80,10 @@ class SBIConfig:
             position before the head (for statistically homogeneous fields; see
             docs/sbi.md, weak-lensing example).
         num_validation: Test simulations for the calibration checks (0 to skip).
+        likelihood_check: NLE only: posterior draws (resampled from the final ones),
+            each simulated afresh, for the per-observation check of the learned
+            likelihood at ``x_obs`` (:func:`~astrobayes.sbi.local_likelihood_check`;
+            raised to the ``200 * (data size + 2)`` draws it needs); 0 to skip.
         training: :class:`~astrobayes.sbi.training.SBITrainingConfig`.
         flow: :class:`FlowConfig`.
         mcmc: :class:`MCMCConfig`.
@@ -100,6 +106,7 @@ class SBIConfig:
     embedding_downsample: str = "max"
     embedding_global_pool: bool = False
     num_validation: int = 200
+    likelihood_check: int = 0
     training: SBITrainingConfig = field(default_factory=SBITrainingConfig)
     flow: FlowConfig = field(default_factory=FlowConfig)
     mcmc: MCMCConfig = field(default_factory=MCMCConfig)
@@ -126,6 +133,12 @@ class SBIConfig:
         check_positive_int(self.num_rounds, "num_rounds")
         check_positive_int(self.num_posterior_samples, "num_posterior_samples")
         check_positive_int(self.num_validation, "num_validation", minimum=0)
+        check_positive_int(self.likelihood_check, "likelihood_check", minimum=0)
+        if self.likelihood_check and self.method != "nle":
+            raise ValueError(
+                f"likelihood_check checks a learned likelihood: it needs method 'nle'; "
+                f"got method {self.method!r}"
+            )
         check_positive_int(self.embedding_size, "embedding_size")
         if self.embedding_downsample not in ("max", "stride"):
             raise ValueError(
@@ -214,7 +227,10 @@ class SBIResult(NamedTuple):
         failure_locations: Where they failed (:func:`~astrobayes.sbi.failure_locations`
             over all rounds), ``None`` when none failed.
         status: The most severe status of every round's simulations, training and
-            posterior (a training that hit ``max_epochs`` is a warning here).
+            posterior (a training that hit ``max_epochs`` is a warning here), and of
+            the likelihood check when it ran.
+        likelihood_check: :class:`~astrobayes.sbi.LikelihoodCheckResult` of the
+            per-observation check (``config.likelihood_check > 0``), else ``None``.
 
     """
 
@@ -228,6 +244,7 @@ class SBIResult(NamedTuple):
     failed_theta: np.ndarray
     failure_locations: FailureLocations | None
     status: Status
+    likelihood_check: LikelihoodCheckResult | None = None
 
 
 def _embedding(key, config: SBIConfig, data_shape: tuple[int, ...]):
@@ -384,6 +401,13 @@ def run_sbi(
     statuses = [
         s for r in rounds for s in (r.simulation_status, r.training_status, r.posterior_status)
     ]
+    likelihood = None
+    if config.likelihood_check:
+        # keys[-1] is used by nothing else: the run's other numbers do not change.
+        likelihood = _likelihood_check(
+            keys[-1], config, estimator, simulator, x_obs_shaped, posterior.samples
+        )
+        statuses.append(likelihood.status)
     failed_all = np.concatenate(failed, axis=0)
     result = SBIResult(
         estimator=estimator,
@@ -400,5 +424,16 @@ def run_sbi(
             else None
         ),
         status=worst(statuses),
+        likelihood_check=likelihood,
     )
     return check(result, throw)
+
+
+def _likelihood_check(key, config, estimator, simulator, x_obs, samples) -> LikelihoodCheckResult:
+    """Resample posterior draws, simulate each afresh, check the NLE at ``x_obs``."""
+    k_draw, k_sim, k_check = jax.random.split(key, 3)
+    samples = np.asarray(samples)
+    num = max(config.likelihood_check, int(np.ceil(200 * (x_obs.size + 2))))
+    index = jax.random.choice(k_draw, samples.shape[0], (num,), replace=num > samples.shape[0])
+    sims = run_simulations(k_sim, simulator, samples[np.asarray(index)])
+    return local_likelihood_check(k_check, estimator, x_obs, sims.theta, sims.x)
