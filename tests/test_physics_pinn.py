@@ -1,4 +1,5 @@
-"""Lane–Emden PINN: boundary conditions by construction, residual, solver, ensemble."""
+"""PINNs (Lane–Emden, Friedmann): boundary conditions, residuals, solvers, ensembles,
+interval rules (Gaussian, Student-t, conformal) and the residual-based error estimate."""
 
 from __future__ import annotations
 
@@ -8,15 +9,26 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from astrobayes._training import TrainingConfig
+from astrobayes._training import TrainingConfig, fit
 from astrobayes.physics.pinn import (
+    FriedmannConfig,
+    FriedmannPINN,
     LaneEmdenConfig,
     LaneEmdenPINN,
+    conformal_scales,
     ensemble_coverage,
     ensemble_predict,
+    friedmann_age,
+    friedmann_error_estimate,
+    friedmann_exact,
+    friedmann_residual,
+    lane_emden_error_estimate,
     lane_emden_exact,
     lane_emden_residual,
+    solve_friedmann,
     solve_lane_emden,
+    student_t_scales,
+    train_friedmann_ensemble,
     train_lane_emden_ensemble,
 )
 
@@ -95,3 +107,113 @@ def test_coverage_and_validation():
         LaneEmdenConfig(n=-1.0)
     with pytest.raises(ValueError, match="n must be 0, 1 or 5"):
         lane_emden_exact(2, 1.0)
+
+
+def test_friedmann_boundary_condition_residual_and_solvers(key):
+    pinn = FriedmannPINN(key, omega_m=0.3, extent=1.0, width=8, depth=1)
+    assert float(pinn(0.0)) == 0.0
+    assert float(pinn.network(0.0)) != 0.0
+    c = 0.8  # N = c: y = c t, y' = c
+    line = _constant_correction(pinn, c)
+    t = jnp.linspace(0.0, 1.0, 6)
+    residual = jax.vmap(lambda v: friedmann_residual(line, v))(t)
+    np.testing.assert_allclose(residual, c - 1.5 * jnp.sqrt(0.3 + 0.7 * (c * t) ** 2), atol=1e-6)
+    assert float(jnp.max(jnp.abs(residual))) > 0.1  # negative control: y = c t is not a solution
+    # Closed form: a = 1 at the age; Dopri8 agrees with it; the matter era a ~ t^(2/3).
+    np.testing.assert_allclose(friedmann_exact(0.3, friedmann_age(0.3)), 1.0, rtol=1e-6)
+    t = jnp.array([0.01, 0.3, 0.7, 0.96])
+    np.testing.assert_allclose(
+        solve_friedmann(0.3, t, rtol=1e-8, atol=1e-10), friedmann_exact(0.3, t), rtol=1e-5
+    )
+    np.testing.assert_allclose(
+        friedmann_exact(0.3, 1e-4), (1.5 * 0.3**0.5 * 1e-4) ** (2 / 3), rtol=1e-6
+    )
+    with pytest.raises(ValueError, match="omega_m must be"):
+        FriedmannConfig(omega_m=1.2)
+    with pytest.raises(TypeError, match="FriedmannConfig"):
+        train_friedmann_ensemble(key, LaneEmdenConfig())
+
+
+def test_residual_error_estimates_track_the_true_error(key):
+    # Lane–Emden n = 1 is linear: the estimate is exact up to the RK4 quadrature.
+    pinn = LaneEmdenPINN(key, n=1.0, extent=3.0, width=8, depth=1)
+    xi = jnp.linspace(0.0, 3.0, 31)
+    error = jax.vmap(pinn)(xi) - lane_emden_exact(1, xi)
+    estimate = lane_emden_error_estimate(pinn, xi)
+    assert float(jnp.max(jnp.abs(estimate - error))) < 1e-5 * float(jnp.max(jnp.abs(error)))
+    # Negative control: dropping the theta^(n-1) coupling (the n = 0 operator) misses.
+    wrong = lane_emden_error_estimate(LaneEmdenPINN(key, n=0.0, extent=3.0, width=8, depth=1), xi)
+    assert float(jnp.max(jnp.abs(wrong - error))) > 0.1 * float(jnp.max(jnp.abs(error)))
+    # Friedmann (nonlinear, first order in the error): y = c t near the early-time slope.
+    line = _constant_correction(
+        FriedmannPINN(key, omega_m=0.3, extent=1.0, width=8, depth=1), 1.5 * 0.3**0.5 * 1.02
+    )
+    t = jnp.linspace(0.0, 0.5, 26)
+    error = jax.vmap(line)(t) - friedmann_exact(0.3, t)
+    estimate = friedmann_error_estimate(line, t)
+    size = float(jnp.max(jnp.abs(error)))
+    assert size > 1e-3
+    assert float(jnp.max(jnp.abs(estimate - error))) < 0.05 * size
+
+
+def test_vmapped_member_trains_exactly_as_alone(key, global_x64):
+    """The ensemble trains vmapped; member 0 must follow the trajectory of a solo fit."""
+    # No gradient clipping: a global-norm clip would see the joint norm of all members.
+    training = TrainingConfig(
+        batch_size=16, max_epochs=3, learning_rate=1e-3, patience=10, clip_max_norm=None
+    )
+    config = LaneEmdenConfig(
+        n=1.0,
+        extent=3.0,
+        num_members=3,
+        num_rounds=0,
+        num_collocation=32,
+        num_validation=9,
+        width=8,
+        depth=1,
+        training=training,
+    )
+    out = train_lane_emden_ensemble(key, config)
+    init_key, points_key, _ = jax.random.split(jax.random.fold_in(key, 0), 3)
+    fit_key = jax.random.split(jax.random.fold_in(key, 3), 3)[0]
+    alone = LaneEmdenPINN(init_key, n=1.0, extent=3.0, width=8, depth=1)
+    points = jax.random.uniform(points_key, (32,), maxval=3.0)
+    np.testing.assert_allclose(out.collocation[0], points)
+
+    def loss(p, batch, _k):
+        return jnp.mean(jax.vmap(lambda v: lane_emden_residual(p, v))(batch[0]) ** 2)
+
+    grid = (jnp.linspace(0.0, 3.0, 9),)
+    alone, info = fit(fit_key, alone, loss, (points,), grid, config=training)
+    assert info.best_epoch == 2
+    assert out.infos[0].best_epoch == 2
+    xi = jnp.linspace(0.0, 3.0, 7)
+    np.testing.assert_allclose(jax.vmap(out.members[0])(xi), jax.vmap(alone)(xi), rtol=1e-5)
+    # Negative control: another member is a different network.
+    assert float(jnp.max(jnp.abs(jax.vmap(out.members[1])(xi) - jax.vmap(alone)(xi)))) > 1e-3
+
+
+def test_interval_rules_and_a_calibration_that_transfers():
+    assert student_t_scales(5, (0.68, 0.95)) == pytest.approx(
+        {0.68: 1.1344 * 1.2**0.5, 0.95: 2.7764 * 1.2**0.5}, rel=1e-3
+    )
+    # Synthetic ensembles whose std is half the true error scale (overconfident by 2x).
+    rng = np.random.default_rng(1)
+    num = 4000
+    std = rng.uniform(0.5, 2.0, size=(2, num))
+    truth = 2.0 * std * rng.normal(size=(2, num))
+    mean = np.zeros((2, num))
+    scales = conformal_scales(mean[0], std[0], truth[0])  # calibration half
+    np.testing.assert_allclose([scales[0.68], scales[0.95]], [2 * 0.994, 2 * 1.960], rtol=0.08)
+    calibrated = ensemble_coverage(mean[1], std[1], truth[1], scales=scales)  # held-out half
+    # Binomial + calibration-quantile errors with 4000 points: < 0.011; tolerance ~3 sigma.
+    assert abs(calibrated[0.68] - 0.68) < 0.035
+    assert abs(calibrated[0.95] - 0.95) < 0.02
+    # Negative control: the overconfident Gaussian interval fails the same check.
+    raw = ensemble_coverage(mean[1], std[1], truth[1])
+    assert raw[0.68] < 0.45
+    assert raw[0.95] < 0.75
+    with pytest.raises(ValueError, match="calibration points"):
+        conformal_scales([0.0] * 5, [1.0] * 5, [1.0] * 5, levels=(0.95,))
+    with pytest.raises(ValueError, match="scales must hold"):
+        ensemble_coverage([0.0], [1.0], [0.0], (0.68, 0.95), scales={0.68: 1.0})
