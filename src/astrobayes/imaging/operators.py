@@ -278,19 +278,29 @@ def fourier_mask_operator(
 
 
 def noise_sigma_from_isnr(
-    clean_visibilities: Complex[Array, " num_visibilities"], isnr_db: float
+    clean_visibilities: Complex[Array, " num_visibilities"],
+    isnr_db: float,
+    *,
+    split_complex: bool = False,
 ) -> float:
     """Noise level for an input signal-to-noise ratio in dB.
 
-    ``sigma = 10^(-ISNR/20) * ||y||_2 / sqrt(M)``: the standard deviation of each of the
-    real and imaginary parts of the complex Gaussian noise (the QuantifAI protocol).
+    ``s = 10^(-ISNR/20) * ||y||_2 / sqrt(M)``. By default ``s`` is returned as the
+    standard deviation of each of the real and imaginary parts of the complex Gaussian
+    noise, so ``E||n||^2 = 2 M s^2`` and ``||y||^2 / E||n||^2`` is ``ISNR - 3.01`` dB.
+    With ``split_complex=True`` ``s`` is the standard deviation of the complex noise,
+    split equally between the two parts (each ``s / sqrt(2)``, which is returned), so
+    ``||y||^2 / E||n||^2`` is exactly the ISNR: the QuantifAI study's definition
+    (``compute_complex_sigma_noise``, Liaudat et al. 2024, arXiv:2312.00125), used by
+    its gridded and MeerKAT tables.
 
     Args:
         clean_visibilities: Noise-free visibilities ``Phi x`` (``M`` of them).
         isnr_db: Input SNR in dB; must be finite and positive.
+        split_complex: Split ``s`` between the real and imaginary parts (see above).
 
     Returns:
-        ``sigma`` as a Python float.
+        The standard deviation of each of the real and imaginary parts, a Python float.
 
     Raises:
         ValueError: If ``isnr_db`` is not a finite positive number or the visibilities
@@ -300,6 +310,8 @@ def noise_sigma_from_isnr(
         >>> import numpy as np
         >>> noise_sigma_from_isnr(np.ones(4, dtype=complex), 20.0)
         0.1
+        >>> round(noise_sigma_from_isnr(np.ones(4, dtype=complex), 20.0, split_complex=True), 6)
+        0.070711
 
     """
     if isinstance(isnr_db, bool) or not isinstance(isnr_db, int | float | np.floating | np.integer):
@@ -312,7 +324,8 @@ def noise_sigma_from_isnr(
         raise ValueError("clean_visibilities is empty")
     if not np.all(np.isfinite(y)):
         raise ValueError("clean_visibilities must be finite")
-    return float(10.0 ** (-isnr_db / 20.0) * np.linalg.norm(y.ravel()) / np.sqrt(y.size))
+    sigma = float(10.0 ** (-isnr_db / 20.0) * np.linalg.norm(y.ravel()) / np.sqrt(y.size))
+    return float(sigma / np.sqrt(2.0)) if split_complex else sigma
 
 
 def add_complex_noise(
