@@ -4,9 +4,10 @@ r"""Physics-informed learning: differentiable ODE models, PINNs and stiff networ
   a diffrax ODE on the background of :mod:`astrobayes.cosmology`, the Gold-2017
   :math:`f\sigma_8` compilation and ΛCDM / w0waCDM growth models for NUTS and
   :func:`astrobayes.comparison.compare`.
-- :mod:`astrobayes.physics.pinn`: a physics-informed network for the Lane–Emden equation
-  (boundary conditions by construction, residual-based adaptive collocation, deep
-  ensemble, measured coverage) and a conventional Dopri8 solution.
+- :mod:`astrobayes.physics.pinn`: physics-informed networks for the Lane–Emden and the
+  Friedmann equations (boundary conditions by construction, residual-based adaptive
+  collocation, vmapped deep ensembles, Student-t and split-conformal intervals with
+  measured coverage, residual-based error estimates) and conventional Dopri8 solutions.
 - :mod:`astrobayes.physics.chemistry`: a stiff primordial-chemistry and cooling network
   (9 species + temperature, 18 reactions from the literature) solved with diffrax
   Kvaerno5, its invariants, an equilibrium root solve and a trajectory generator.
@@ -23,13 +24,49 @@ from astrobayes.physics.growth import (
     growth_models,
     solve_growth,
 )
+from astrobayes.physics.pinn import (
+    FriedmannConfig,
+    FriedmannPINN,
+    LaneEmdenConfig,
+    LaneEmdenPINN,
+    PINNEnsemble,
+    conformal_scales,
+    ensemble_coverage,
+    ensemble_predict,
+    friedmann_error_estimate,
+    friedmann_exact,
+    lane_emden_error_estimate,
+    lane_emden_exact,
+    solve_friedmann,
+    solve_lane_emden,
+    student_t_scales,
+    train_friedmann_ensemble,
+    train_lane_emden_ensemble,
+)
 
 __all__ = [
     "FSigma8Data",
+    "FriedmannConfig",
+    "FriedmannPINN",
     "GrowthSolution",
+    "LaneEmdenConfig",
+    "LaneEmdenPINN",
+    "PINNEnsemble",
+    "conformal_scales",
+    "ensemble_coverage",
+    "ensemble_predict",
+    "friedmann_error_estimate",
+    "friedmann_exact",
     "fsigma8",
     "fsigma8_log_likelihood",
     "gold2017_fsigma8",
     "growth_models",
+    "lane_emden_error_estimate",
+    "lane_emden_exact",
+    "solve_friedmann",
     "solve_growth",
+    "solve_lane_emden",
+    "student_t_scales",
+    "train_friedmann_ensemble",
+    "train_lane_emden_ensemble",
 ]
