@@ -6,15 +6,18 @@
    time) on the first ``--peer-batch`` of them. Prints wall and CPU seconds per
    trajectory, their ratio, the agreement of the final abundances (species above 1e-15)
    and the conservation error of our solve.
-2. Lane–Emden PINN ensemble (``astrobayes.physics.pinn``, ``--index`` n = 0, 1 or 5)
+2. PINN ensemble (``astrobayes.physics.pinn``): Lane–Emden (``--index`` n = 0, 1 or 5) or,
+   with ``--pinn-problem friedmann``, the flat-ΛCDM Friedmann equation (``--index`` Ωm),
    against the Dopri8 solution of the same problem: error against the closed form,
-   ensemble coverage, training cost / solver cost.
+   coverage of the Gaussian, Student-t and (with ``--pinn-scales`` from
+   ``scripts/physics_pinn_calibration.py``) conformal intervals, training cost / solver cost.
 
 Learned surrogates of the network (MLP, DeepONet, latent neural ODE) are not in this
 round (see docs/physics.md); section 1 is the solver baseline they must beat.
 
 Usage: OMP_NUM_THREADS=1 python benchmarks/physics_surrogates.py [--batch 64]
-       [--peer-batch 8] [--members 5] [--index 1] [--skip-pinn] [--skip-network]
+       [--peer-batch 8] [--members 5] [--index 1] [--pinn-problem lane-emden|friedmann]
+       [--pinn-scales 0.68:s1,0.95:s2] [--skip-pinn] [--skip-network]
 """
 
 from __future__ import annotations
@@ -39,11 +42,16 @@ from astrobayes.physics.chemistry import (  # noqa: E402
     simulate_trajectories,
 )
 from astrobayes.physics.pinn import (  # noqa: E402
+    FriedmannConfig,
     LaneEmdenConfig,
     ensemble_coverage,
     ensemble_predict,
+    friedmann_exact,
     lane_emden_exact,
+    solve_friedmann,
     solve_lane_emden,
+    student_t_scales,
+    train_friedmann_ensemble,
     train_lane_emden_ensemble,
 )
 
@@ -124,40 +132,69 @@ def network(batch: int, peer_batch: int) -> None:
     )
 
 
-def pinn(members: int, index: float) -> None:
-    """Section 2: PINN ensemble for index n against the exact solution and Dopri8."""
-    config = LaneEmdenConfig(n=index, num_members=members)
+def _pinn_scales(text: str | None) -> dict | None:
+    """``"0.68:1.9,0.95:4.1"`` -> ``{0.68: 1.9, 0.95: 4.1}`` (conformal scales)."""
+    if not text:
+        return None
+    return {float(k): float(v) for k, v in (item.split(":") for item in text.split(","))}
+
+
+def pinn(members: int, index: float, problem: str = "lane-emden", scales_text=None) -> None:
+    """Section 2: a PINN ensemble against the exact solution and a Dopri8 solve.
+
+    Prints the error, the coverage of three interval rules and the cost ratio.
+
+    ``index`` is the Lane–Emden n (0, 1, 5) or, with ``problem="friedmann"``, Ωm. Conformal
+    scales come from ``scripts/physics_pinn_calibration.py`` (fitted on other problems).
+    """
+    if problem == "friedmann":
+        config = FriedmannConfig(omega_m=index, num_members=members)
+        train, exact_fn, solve = train_friedmann_ensemble, friedmann_exact, solve_friedmann
+        label = f"Friedmann Ωm={index:g}"
+    else:
+        config = LaneEmdenConfig(n=index, num_members=members)
+        train, exact_fn, solve = train_lane_emden_ensemble, lane_emden_exact, solve_lane_emden
+        label = f"Lane-Emden n={index:g}"
     start = _clock()
-    ensemble = train_lane_emden_ensemble(jax.random.key(0), config)
+    ensemble = train(jax.random.key(0), config)
     train_wall, train_cpu = _since(start)
     xi = jnp.linspace(0.0, config.domain, 1001)
     mean, std = ensemble_predict(ensemble, xi)
-    exact = lane_emden_exact(index, xi)
+    exact = exact_fn(index, xi)
     error = float(jnp.max(jnp.abs(mean - exact)) / jnp.max(jnp.abs(exact)))
     members_error = [float(jnp.max(jnp.abs(jax.vmap(m)(xi) - exact))) for m in ensemble.members]
-    coverage = ensemble_coverage(mean, std, exact)
+    rules = {"Gaussian": None, "Student-t": student_t_scales(members)}
+    if scales_text:
+        rules["conformal (given)"] = _pinn_scales(scales_text)
+    coverage = {
+        name: ensemble_coverage(mean[1:], std[1:], exact[1:], scales=scales)
+        for name, scales in rules.items()
+    }  # the centre / Big Bang (exact by construction) is left out
     grid = xi[1:]
-    solve_lane_emden(index, grid)  # compile
+    solve(index, grid)  # compile
     start = _clock()
-    solved = solve_lane_emden(index, grid)
+    solved = solve(index, grid)
     solved.block_until_ready()
     solve_wall, solve_cpu = _since(start)
     solver_error = float(jnp.max(jnp.abs(solved - exact[1:])))
     print(
-        f"[pinn] n={index:g}, {members} members, status {ensemble.status.name}: train "
+        f"[pinn] {label}, {members} members, status {ensemble.status.name}: train "
         f"{train_wall:.1f} s wall / {train_cpu:.1f} s CPU"
     )
     print(
         f"[pinn] max |mean - exact| / max|exact| = {error:.2e}; members "
         f"{', '.join(f'{e:.1e}' for e in members_error)}; mean ensemble std {float(std.mean()):.2e}"
     )
+    for name, values in coverage.items():
+        print(
+            f"[pinn] coverage of the exact solution, {name}: 68% -> {values[0.68]:.3f}, "
+            f"95% -> {values[0.95]:.3f} (1000 points along one solution: correlated; see "
+            "scripts/physics_pinn_calibration.py for coverage over problems and seeds)"
+        )
     print(
-        f"[pinn] coverage of the exact solution: 68% -> {coverage[0.68]:.3f}, "
-        f"95% -> {coverage[0.95]:.3f} (1001 radii)"
-    )
-    print(
-        f"[pinn] Dopri8 (rtol 1e-10): {solve_wall * 1e3:.2f} ms wall, error {solver_error:.1e};"
-        f" training/solve cost ratio {train_wall / solve_wall:.0f}x wall"
+        f"[pinn] Dopri8 (rtol 1e-10): {solve_wall * 1e3:.2f} ms wall / {solve_cpu * 1e3:.2f} ms "
+        f"CPU, error {solver_error:.1e}; training/solve cost ratio {train_wall / solve_wall:.0f}x "
+        f"wall, {train_cpu / max(solve_cpu, 1e-9):.0f}x CPU"
     )
 
 
@@ -167,14 +204,20 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--peer-batch", type=int, default=8)
     parser.add_argument("--members", type=int, default=5)
-    parser.add_argument("--index", type=float, default=1.0, help="Lane-Emden n: 0, 1 or 5")
+    parser.add_argument(
+        "--index", type=float, default=1.0, help="Lane-Emden n: 0, 1 or 5 (Friedmann: Ωm)"
+    )
+    parser.add_argument("--pinn-problem", choices=("lane-emden", "friedmann"), default="lane-emden")
+    parser.add_argument(
+        "--pinn-scales", default=None, help="conformal scales '0.68:s1,0.95:s2' (calibration run)"
+    )
     parser.add_argument("--skip-pinn", action="store_true")
     parser.add_argument("--skip-network", action="store_true")
     args = parser.parse_args()
     if not args.skip_network:
         network(args.batch, args.peer_batch)
     if not args.skip_pinn:
-        pinn(args.members, args.index)
+        pinn(args.members, args.index, args.pinn_problem, args.pinn_scales)
 
 
 if __name__ == "__main__":
