@@ -724,7 +724,7 @@ def friedmann_exact(omega_m: float, t: Float[ArrayLike, "*shape"]) -> Float[Arra
     \,t)`.
 
     Example:
-        >>> round(float(friedmann_exact(0.3, friedmann_age(0.3))), 12)  # a = 1 today
+        >>> round(float(friedmann_exact(0.3, friedmann_age(0.3))), 5)  # a = 1 today
         1.0
 
     """
