@@ -1,0 +1,133 @@
+"""Save and load chemistry-surrogate ensembles without pickle (JSON header + equinox leaves).
+
+File layout as for emulators: one line of UTF-8 JSON (format, version, the
+:class:`~astrobayes.physics.surrogates.SurrogateConfig` architecture fields, the latent
+start time), a newline, then :func:`equinox.tree_serialise_leaves` of the stacked members.
+Loading rebuilds an untrained skeleton with
+:func:`~astrobayes.physics.surrogates.build_surrogate_ensemble` and fills in its leaves.
+Saving is atomic (:func:`astrobayes.io.write_atomic`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+
+from astrobayes.io.writers import write_atomic
+from astrobayes.physics.surrogates import (
+    NUM_FEATURES,
+    NUM_OUTPUTS,
+    Standardiser,
+    Surrogate,
+    SurrogateConfig,
+    build_surrogate_ensemble,
+)
+
+__all__ = ["load_surrogate_ensemble", "save_surrogate_ensemble"]
+
+_FORMAT = "astrobayes-chemistry-surrogate"
+_VERSION = 1
+_FIELDS = (
+    "kind",
+    "num_members",
+    "width",
+    "depth",
+    "basis_size",
+    "latent_size",
+    "substeps",
+    "num_pairs",
+    "floor_dex",
+)
+
+
+def save_surrogate_ensemble(
+    path: str | os.PathLike, members: Surrogate, config: SurrogateConfig
+) -> Path:
+    """Write stacked surrogate members atomically.
+
+    Args:
+        path: Destination file (conventionally ``*.eqx``).
+        members: Stacked members (``SurrogateEnsemble.members``).
+        config: Their :class:`~astrobayes.physics.surrogates.SurrogateConfig`.
+
+    Returns:
+        The path written.
+
+    Raises:
+        TypeError: On wrong argument types.
+
+    Example:
+        >>> import jax, jax.numpy as jnp, tempfile, os
+        >>> from astrobayes.physics.surrogates import (Standardiser, SurrogateConfig,
+        ...     build_surrogate_ensemble)
+        >>> s = Standardiser.from_data(jnp.zeros((2, 12)), jnp.zeros(2), jnp.zeros((2, 10)))
+        >>> config = SurrogateConfig(num_members=2, width=4, depth=1)
+        >>> m = build_surrogate_ensemble(jax.random.key(0), config, s)
+        >>> path = save_surrogate_ensemble(os.path.join(tempfile.mkdtemp(), "m.eqx"), m, config)
+        >>> loaded, _ = load_surrogate_ensemble(path)
+        >>> bool(jnp.all(loaded.network.layers[0].weight == m.network.layers[0].weight))
+        True
+
+    """
+    if not isinstance(members, Surrogate):
+        raise TypeError(f"members must be a Surrogate; got {type(members).__name__}")
+    if not isinstance(config, SurrogateConfig):
+        raise TypeError(f"config must be a SurrogateConfig; got {type(config).__name__}")
+    header = {"format": _FORMAT, "version": _VERSION, "start": getattr(members, "start", 0.0)}
+    header.update({name: getattr(config, name) for name in _FIELDS})
+    line = json.dumps(header, sort_keys=True).encode("utf-8") + b"\n"
+
+    def write(handle) -> None:
+        handle.write(line)
+        eqx.tree_serialise_leaves(handle, members)
+
+    return write_atomic(path, write)
+
+
+def load_surrogate_ensemble(path: str | os.PathLike) -> tuple[Surrogate, SurrogateConfig]:
+    """Read stacked surrogate members written by :func:`save_surrogate_ensemble`.
+
+    Args:
+        path: The file.
+
+    Returns:
+        ``(members, config)``; ``config.training`` is the default (not stored).
+
+    Raises:
+        FileNotFoundError: If the file is missing.
+        ValueError: If the header is not a surrogate header or the payload does not match.
+
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no such file: {path}")
+    with path.open("rb") as handle:
+        try:
+            header = json.loads(handle.readline().decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            raise ValueError(f"{path}: not a surrogate file (no JSON header line)") from None
+        if not isinstance(header, dict) or header.get("format") != _FORMAT:
+            raise ValueError(f"{path}: not a chemistry-surrogate file")
+        if header.get("version") != _VERSION:
+            raise ValueError(f"{path}: version {header.get('version')!r}; reads {_VERSION}")
+        config = SurrogateConfig(**{name: header[name] for name in _FIELDS})
+        zeros = Standardiser(
+            jnp.zeros(NUM_FEATURES),
+            jnp.ones(NUM_FEATURES),
+            jnp.zeros(()),
+            jnp.ones(()),
+            jnp.zeros(NUM_OUTPUTS),
+            jnp.ones(NUM_OUTPUTS),
+        )
+        skeleton = build_surrogate_ensemble(
+            jax.random.key(0), config, zeros, float(header["start"])
+        )  # placeholder weights, all overwritten below
+        try:
+            return eqx.tree_deserialise_leaves(handle, skeleton), config
+        except Exception as error:  # equinox/numpy raise several types on bad payloads
+            raise ValueError(f"{path}: payload does not match the header ({error})") from error
