@@ -21,6 +21,8 @@ Gaussian at ISNR 20, 30 and 40 dB (30 dB only for the simulated skies unless ``-
     .venv/bin/python benchmarks/imaging_strength_rules.py [--images M31 CYN point lobes]
         [--isnr 30] [--priors crr wavelets] [--factors 8]
 
+``point:SEED`` / ``lobes:SEED`` draw a held-out simulated sky of that kind with another seed.
+
 Needs ../shared/data/imaging (the M31 and Cygnus A images and masks); the simulated skies
 use the M31 mask's sampling pattern.
 """
@@ -91,9 +93,13 @@ def simulated_sky(kind: str, seed: int, shape=(256, 256)) -> np.ndarray:
 
 def load(name: str) -> tuple[np.ndarray, np.ndarray]:
     """Truth in [0, 1] and the boolean Fourier mask (the study's images as its benchmark loads them)."""
-    if name in ("point", "lobes"):
+    kind, _, seed = name.partition(":")
+    if kind in ("point", "lobes"):
+        # "point" and "lobes" are the skies the candidate rule was chosen on (seeds 1, 2);
+        # "point:7" etc. are held-out skies of the same kind drawn with another seed
         mask = read_fourier_mask(DATA / "masks" / "M31_fourier_mask.mat", shape=(256, 256))
-        return simulated_sky(name, seed=1 if name == "point" else 2), mask
+        default = 1 if kind == "point" else 2
+        return simulated_sky(kind, seed=int(seed) if seed else default), mask
     return load_study_image(name)
 
 

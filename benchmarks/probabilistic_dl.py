@@ -247,7 +247,9 @@ def main() -> None:  # noqa: D103
 
     clock = Stopwatch()
     with clock():
-        result = run_flow_mcmc(flow_key, log_posterior, init, config=FlowMCMCConfig())
+        result = run_flow_mcmc(
+            flow_key, log_posterior, init, config=FlowMCMCConfig(num_chains=args.chains)
+        )
         evidence = estimate(evidence_key, result.to_chains())
     shares, share_err = mode_shares(result.samples, means)
     print(

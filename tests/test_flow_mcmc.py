@@ -21,6 +21,7 @@ from astrobayes.sampling import (
 MEANS = np.array([[-3.0, -3.0], [3.0, 3.0]])
 WEIGHTS = np.array([0.75, 0.25])
 SMALL = FlowMCMCConfig(
+    num_chains=16,
     num_burnin_steps=100,
     num_loops_training=3,
     num_loops_production=10,
@@ -45,16 +46,18 @@ def _shares(samples):
 
 
 def test_rejects_bad_input(key):
-    with pytest.raises(ValueError, match="at least 4 chains"):
+    with pytest.raises(ValueError, match=r"shape \(num_chains=16, dim\); got \(3, 2\)"):
         run_flow_mcmc(key, _bimodal, jnp.zeros((3, 2)), config=SMALL)
     with pytest.raises(ValueError, match="initial_positions must be finite"):
-        run_flow_mcmc(key, _bimodal, jnp.full((4, 2), jnp.nan), config=SMALL)
+        run_flow_mcmc(key, _bimodal, jnp.full((16, 2), jnp.nan), config=SMALL)
     with pytest.raises(ValueError, match=r"initial_positions\[0\] is not finite"):
-        run_flow_mcmc(key, lambda x: jnp.log(x[0]), -jnp.ones((4, 2)), config=SMALL)
+        run_flow_mcmc(key, lambda x: jnp.log(x[0]), -jnp.ones((16, 2)), config=SMALL)
     with pytest.raises(ValueError, match="names must hold dim = 2"):
-        run_flow_mcmc(key, _bimodal, jnp.zeros((4, 2)), config=SMALL, names=("a",))
+        run_flow_mcmc(key, _bimodal, jnp.zeros((16, 2)), config=SMALL, names=("a",))
     with pytest.raises(TypeError, match="config must be a FlowMCMCConfig"):
-        run_flow_mcmc(key, _bimodal, jnp.zeros((4, 2)), config=NUTSConfig())
+        run_flow_mcmc(key, _bimodal, jnp.zeros((16, 2)), config=NUTSConfig())
+    with pytest.raises(ValueError, match="num_chains"):
+        FlowMCMCConfig(num_chains=3)
     with pytest.raises(ValueError, match="num_global_steps"):
         FlowMCMCConfig(num_global_steps=0)
     with pytest.raises(ValueError, match="interval must be a positive finite"):
@@ -92,6 +95,7 @@ def test_mode_weights_match_truth_and_nuts_alone_does_not(key):
 @pytest.mark.slow
 def test_same_key_same_draws(key):
     config = FlowMCMCConfig(
+        num_chains=4,
         num_burnin_steps=3,
         num_loops_training=1,
         num_loops_production=1,
@@ -106,3 +110,55 @@ def test_same_key_same_draws(key):
     first = run_flow_mcmc(key, _bimodal, init, config=config)
     second = run_flow_mcmc(key, _bimodal, init, config=config)
     np.testing.assert_array_equal(first.samples, second.samples)
+
+
+class _KilledAfter:
+    """A checkpoint that stores, then raises ``KeyboardInterrupt`` at its ``after``-th save."""
+
+    def __init__(self, inner, after):
+        self.inner, self.after, self.saves = inner, after, 0
+
+    def load(self):
+        return self.inner.load()
+
+    def save(self, arrays):
+        self.inner.save(arrays)
+        self.saves += 1
+        if self.saves == self.after:
+            raise KeyboardInterrupt
+
+
+@pytest.mark.slow  # seven runs, each compiling its flow training (~1 min here under load)
+def test_killed_run_resumes_bitwise(key, tmp_path):
+    """Killed after burn-in, mid-training and mid-production: the resumed run is bitwise equal."""
+    from astrobayes.io import NpzCheckpoint
+
+    config = FlowMCMCConfig(
+        num_chains=4,
+        num_burnin_steps=6,
+        num_loops_training=2,
+        num_loops_production=3,
+        num_local_steps=4,
+        num_global_steps=4,
+        num_epochs=1,
+        flow_layers=1,
+        nn_width=8,
+        max_flow_samples=60,
+        checkpoint_every=1,
+    )
+    init = 3.0 * jax.random.normal(key, (4, 2))
+    whole = run_flow_mcmc(key, _bimodal, init, config=config)
+    assert whole.resumed_from == 0
+    for after in (1, 2, 4):  # burn-in, first training loop, first production loop
+        store = NpzCheckpoint(tmp_path / f"killed{after}.npz")
+        with pytest.raises(KeyboardInterrupt):
+            run_flow_mcmc(key, _bimodal, init, config=config, checkpoint=_KilledAfter(store, after))
+        resumed = run_flow_mcmc(key, _bimodal, init, config=config, checkpoint=store)
+        assert resumed.resumed_from > 0
+        np.testing.assert_array_equal(resumed.samples, whole.samples)
+        np.testing.assert_array_equal(resumed.logdensity, whole.logdensity)
+        assert resumed.flow_log_evidence == whole.flow_log_evidence
+        assert resumed.num_logdensity_evaluations == whole.num_logdensity_evaluations
+    # negative control: another key's checkpoint is refused by name
+    with pytest.raises(ValueError, match="checkpoint belongs to a different run"):
+        run_flow_mcmc(jax.random.key(99), _bimodal, init, config=config, checkpoint=store)

@@ -25,8 +25,9 @@ learned harmonic mean (``astrobayes.evidence.estimate``).
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import NamedTuple
 
 import equinox as eqx
@@ -44,6 +45,7 @@ from astrobayes._status import Severity, Status, by_severity, check
 from astrobayes._training import TrainingConfig, TrainingInfo, TrainingStatus, fit
 from astrobayes._types import ProgressFn
 from astrobayes.chains import Chains
+from astrobayes.sampling.nuts import Checkpoint
 from astrobayes.sampling.result import sampling_diagnostics
 
 __all__ = [
@@ -90,6 +92,8 @@ class FlowMCMCConfig:
     """Settings of :func:`run_flow_mcmc`.
 
     Attributes:
+        num_chains: Chains run side by side; ``initial_positions`` must hold this many
+            (``compare`` and ``astrobayes run`` start them from the model's prior).
         num_burnin_steps: MALA steps (step sizes adapting) that carry the chains from their
             starting points into the modes before the first flow is trained (discarded).
         num_loops_training: Loops that refit the flow and adapt step sizes (draws discarded).
@@ -105,9 +109,12 @@ class FlowMCMCConfig:
         interval: Spline interval in standardised units (identity outside).
         learning_rate: Adam step size of the flow training.
         batch_size: Minibatch size of the flow training.
+        checkpoint_every: Loops between checkpoints (a checkpoint is also written after
+            burn-in, after the last training loop and at the end).
 
     """
 
+    num_chains: int = 64
     num_burnin_steps: int = 200
     num_loops_training: int = 4
     num_loops_production: int = 60
@@ -122,9 +129,12 @@ class FlowMCMCConfig:
     interval: float = 5.0
     learning_rate: float = 2e-3
     batch_size: int = 500
+    checkpoint_every: int = 10
 
     def __post_init__(self) -> None:
+        check_positive_int(self.num_chains, "num_chains", minimum=4)
         for name in (
+            "checkpoint_every",
             "num_burnin_steps",
             "num_loops_training",
             "num_loops_production",
@@ -182,6 +192,8 @@ class FlowMCMCResult(NamedTuple):
         flow_pareto_k: Pareto tail index of the importance weights.
         proposal: The trained :class:`FlowProposal`.
         training: :class:`~astrobayes._training.TrainingInfo` of the last training loop.
+        resumed_from: Log-density evaluations per chain found in the checkpoint the run
+            resumed from (0 for a fresh run).
         status: The most severe status (a :class:`FlowMCMCStatus` or ``SamplingStatus``).
         messages: Every status raised, most severe first.
 
@@ -201,12 +213,22 @@ class FlowMCMCResult(NamedTuple):
     flow_pareto_k: float
     proposal: FlowProposal
     training: TrainingInfo
+    resumed_from: int
     status: Status
     messages: tuple[Status, ...]
 
     def to_chains(self) -> Chains:
         """The draws as :class:`~astrobayes.chains.Chains` (log posterior = log density)."""
         return Chains(self.samples, self.logdensity, names=self.names)
+
+    @property
+    def num_divergent(self) -> np.ndarray:
+        """Divergent transitions per chain: always 0 (MALA and independence moves have none).
+
+        Present so that a flow-MCMC run stands where a NUTS
+        :class:`~astrobayes.sampling.SamplingResult` does (e.g. in ``compare``'s reports).
+        """
+        return np.zeros(self.samples.shape[0], np.int64)
 
 
 class _LocalState(NamedTuple):
@@ -223,6 +245,7 @@ def run_flow_mcmc(
     *,
     config: FlowMCMCConfig | None = None,
     names: tuple[str, ...] | None = None,
+    checkpoint: Checkpoint | None = None,
     throw: bool = False,
     progress_fn: ProgressFn | None = None,
 ) -> FlowMCMCResult:
@@ -236,6 +259,10 @@ def run_flow_mcmc(
             where modes may be (e.g. prior draws); at least 4 chains.
         config: :class:`FlowMCMCConfig` (defaults when ``None``).
         names: Parameter names (``p0, p1, ...`` by default).
+        checkpoint: Optional store (e.g. ``astrobayes.io.NpzCheckpoint``): the run saves its
+            whole state every ``config.checkpoint_every`` loops, and a run started again
+            with the same arguments resumes from it and returns bitwise the same result
+            as an uninterrupted run.
         throw: Raise :class:`~astrobayes._status.UnreliableResultError` on a failure status.
         progress_fn: Called as ``progress_fn("training" | "production", loop, num_loops)``.
 
@@ -244,8 +271,9 @@ def run_flow_mcmc(
 
     Raises:
         TypeError: If ``key`` is not a PRNG key or ``config`` not a :class:`FlowMCMCConfig`.
-        ValueError: On fewer than 4 chains, non-finite starting points or log densities,
-            or a wrong number of names.
+        ValueError: On a number of chains other than ``config.num_chains``, non-finite
+            starting points or log densities, a wrong number of names, or a checkpoint
+            of another run.
 
     References:
         Gabrié, Rotskoff & Vanden-Eijnden (2022), arXiv:2105.12603; Wong, Gabrié &
@@ -253,7 +281,7 @@ def run_flow_mcmc(
 
     Example:
         >>> import jax, jax.numpy as jnp
-        >>> config = FlowMCMCConfig(num_burnin_steps=5, num_loops_training=1, num_loops_production=1,
+        >>> config = FlowMCMCConfig(num_chains=4, num_burnin_steps=5, num_loops_training=1, num_loops_production=1,
         ...     num_local_steps=5, num_global_steps=5, num_epochs=1, flow_layers=1,
         ...     nn_width=8, max_flow_samples=40)
         >>> result = run_flow_mcmc(jax.random.key(0), lambda x: -0.5 * jnp.sum(x**2),
@@ -268,8 +296,11 @@ def run_flow_mcmc(
         raise TypeError(f"config must be a FlowMCMCConfig; got {type(config).__name__}")
     positions = as_float_array(initial_positions, "initial_positions", ndim=2)
     num_chains, dim = positions.shape
-    if num_chains < 4:
-        raise ValueError(f"initial_positions must hold at least 4 chains; got {num_chains}")
+    if num_chains != config.num_chains:
+        raise ValueError(
+            f"initial_positions must have shape (num_chains={config.num_chains}, dim); got "
+            f"{positions.shape} (set FlowMCMCConfig.num_chains)"
+        )
     if not np.all(np.isfinite(positions)):
         raise ValueError("initial_positions must be finite")
     names = tuple(f"p{i}" for i in range(dim)) if names is None else tuple(names)
@@ -284,13 +315,6 @@ def run_flow_mcmc(
             "inside the support"
         )
 
-    state = _LocalState(
-        positions,
-        logdensity,
-        grad,
-        jnp.full(num_chains, np.log(config.initial_step_size), jnp.float32),
-    )
-    inverse_mass = jnp.ones(dim, jnp.float32)
     init_key, key = jax.random.split(key)
     flow = masked_autoregressive_flow(
         init_key,
@@ -300,7 +324,6 @@ def run_flow_mcmc(
         nn_width=max(config.nn_width, 2 * dim),
         nn_depth=1,
     )
-    proposal: FlowProposal | None = None
     training_config = TrainingConfig(
         learning_rate=config.learning_rate,
         batch_size=config.batch_size,
@@ -308,72 +331,80 @@ def run_flow_mcmc(
         patience=config.num_epochs,
         clip_max_norm=5.0,
     )
-    key, burnin_key = jax.random.split(key)
-    state, burnin_draws, _, _ = _local_block(
-        burnin_key, logdensity_fn, state, inverse_mass, config.num_burnin_steps, jnp.asarray(True)
-    )
-    inverse_mass = _preconditioner(burnin_draws[:, config.num_burnin_steps // 2 :])
-    buffer = np.zeros((0, dim), np.float32)
-    training: TrainingInfo | None = None
-    num_evaluations = num_chains * (1 + config.num_burnin_steps)
-    failed = False
-    kept_samples, kept_logdensity = [], []
-    local_accepted = np.zeros(num_chains)
-    global_accepted = np.zeros(num_chains)
-    log_weights = []
-    num_loops = config.num_loops_training + config.num_loops_production
-    for loop in range(num_loops):
-        is_training = loop < config.num_loops_training
-        key, local_key, global_key, fit_key = jax.random.split(key, 4)
-        state, local_draws, local_logp, local_accept = _local_block(
-            local_key,
+    # a proposal of the right structure, so that a checkpoint's flow can be put back in it
+    template = FlowProposal(flow, jnp.zeros(dim, jnp.float32), jnp.ones(dim, jnp.float32))
+    fingerprint = _fingerprint(key, positions, config, names)
+    saved = checkpoint.load() if checkpoint is not None else None
+    if saved is not None:
+        if str(saved.get("fingerprint")) != fingerprint:
+            raise ValueError(
+                "the checkpoint belongs to a different run (other target, key, starting points "
+                "or settings); remove it or write to another output directory"
+            )
+        run = _restore(saved, template)
+        resumed_from = run.num_evaluations // num_chains
+    else:
+        resumed_from = 0
+        state = _LocalState(
+            positions,
+            logdensity,
+            grad,
+            jnp.full(num_chains, np.log(config.initial_step_size), jnp.float32),
+        )
+        key, burnin_key = jax.random.split(key)
+        state, burnin_draws, _, _ = _local_block(
+            burnin_key,
             logdensity_fn,
             state,
-            inverse_mass,
-            config.num_local_steps,
-            jnp.asarray(is_training),
+            jnp.ones(dim, jnp.float32),
+            config.num_burnin_steps,
+            jnp.asarray(True),
         )
-        num_evaluations += num_chains * config.num_local_steps
-        blocks = [np.asarray(local_draws)]
-        logps = [np.asarray(local_logp)]
-        if proposal is not None:
-            state, global_draws, global_logp, global_accept, log_w = _global_block(
-                global_key, logdensity_fn, proposal, state, config.num_global_steps
-            )
-            num_evaluations += num_chains * config.num_global_steps
-            blocks.append(np.asarray(global_draws))
-            logps.append(np.asarray(global_logp))
-        if is_training:
-            inverse_mass = _preconditioner(local_draws)
-            draws = np.concatenate([b.reshape(-1, dim) for b in blocks])
-            buffer = np.concatenate([buffer, draws])[-config.max_flow_samples :]
-            proposal, training = _train_flow(
-                fit_key,
-                flow if proposal is None else proposal.flow,
-                proposal,
-                buffer,
-                training_config,
-            )
-            failed = failed or training.status is TrainingStatus.NON_FINITE
-        else:
-            kept_samples.append(np.concatenate(blocks, axis=1))
-            kept_logdensity.append(np.concatenate(logps, axis=1))
-            local_accepted += np.asarray(local_accept).sum(axis=1)
-            global_accepted += np.asarray(global_accept).sum(axis=1)
-            log_weights.append(np.asarray(log_w).ravel())
+        run = _Progress(
+            loop=0,
+            key=key,
+            state=state,
+            inverse_mass=_preconditioner(burnin_draws[:, config.num_burnin_steps // 2 :]),
+            buffer=np.zeros((0, dim), np.float32),
+            proposal=None,
+            training=None,
+            num_evaluations=num_chains * (1 + config.num_burnin_steps),
+            failed=False,
+            samples=np.zeros((num_chains, 0, dim), np.float32),
+            logdensity=np.zeros((num_chains, 0), np.float32),
+            local_accepted=np.zeros(num_chains),
+            global_accepted=np.zeros(num_chains),
+            log_weights=np.zeros(0, np.float32),
+        )
+        if checkpoint is not None:
+            _save(checkpoint, fingerprint, run)
+    num_loops = config.num_loops_training + config.num_loops_production
+    while run.loop < num_loops:
+        run = _one_loop(run, logdensity_fn, config, flow, training_config, num_chains, dim)
+        if checkpoint is not None and (
+            run.loop % config.checkpoint_every == 0
+            or run.loop in (config.num_loops_training, num_loops)
+        ):
+            _save(checkpoint, fingerprint, run)
         if progress_fn is not None:
-            if is_training:
-                progress_fn("training", loop + 1, config.num_loops_training)
+            if run.loop <= config.num_loops_training:
+                progress_fn("training", run.loop, config.num_loops_training)
             else:
                 progress_fn(
-                    "production", loop + 1 - config.num_loops_training, config.num_loops_production
+                    "production",
+                    run.loop - config.num_loops_training,
+                    config.num_loops_production,
                 )
-    samples = np.concatenate(kept_samples, axis=1).astype(np.float64)
-    logdensity_kept = np.concatenate(kept_logdensity, axis=1).astype(np.float64)
+    state, training, failed = run.state, run.training, run.failed
+    proposal = run.proposal
+    num_evaluations = run.num_evaluations
+    local_accepted, global_accepted = run.local_accepted, run.global_accepted
+    samples = np.asarray(run.samples, np.float64)
+    logdensity_kept = np.asarray(run.logdensity, np.float64)
     rhat, ess, sampling_status, sampling_messages = sampling_diagnostics(
         samples, logdensity_kept, np.zeros(num_chains)
     )
-    log_w = np.concatenate(log_weights).astype(np.float64)
+    log_w = np.asarray(run.log_weights, np.float64)
     log_evidence, log_evidence_std, pareto_k = _importance_evidence(log_w)
     messages: list[Status] = list(sampling_messages)
     global_rate = global_accepted / (config.num_loops_production * config.num_global_steps)
@@ -400,10 +431,169 @@ def run_flow_mcmc(
         flow_pareto_k=pareto_k,
         proposal=proposal,
         training=training,
+        resumed_from=resumed_from,
         status=ordered[0] if ordered else FlowMCMCStatus.OK,
         messages=ordered,
     )
     return check(result, throw)
+
+
+class _Progress(NamedTuple):
+    """The driver's state between loops (what a checkpoint holds)."""
+
+    loop: int
+    key: PRNGKeyArray
+    state: _LocalState
+    inverse_mass: Array
+    buffer: np.ndarray
+    proposal: FlowProposal | None
+    training: TrainingInfo | None
+    num_evaluations: int
+    failed: bool
+    samples: np.ndarray
+    logdensity: np.ndarray
+    local_accepted: np.ndarray
+    global_accepted: np.ndarray
+    log_weights: np.ndarray
+
+
+def _one_loop(run: _Progress, logdensity_fn, config, flow, training_config, num_chains, dim):
+    """One loop: a local block, a global block (once a flow exists), a refit or kept draws."""
+    is_training = run.loop < config.num_loops_training
+    key, local_key, global_key, fit_key = jax.random.split(run.key, 4)
+    state, local_draws, local_logp, local_accept = _local_block(
+        local_key,
+        logdensity_fn,
+        run.state,
+        run.inverse_mass,
+        config.num_local_steps,
+        jnp.asarray(is_training),
+    )
+    num_evaluations = run.num_evaluations + num_chains * config.num_local_steps
+    blocks = [np.asarray(local_draws)]
+    logps = [np.asarray(local_logp)]
+    proposal = run.proposal
+    if proposal is not None:
+        state, global_draws, global_logp, global_accept, log_w = _global_block(
+            global_key, logdensity_fn, proposal, state, config.num_global_steps
+        )
+        num_evaluations += num_chains * config.num_global_steps
+        blocks.append(np.asarray(global_draws))
+        logps.append(np.asarray(global_logp))
+    run = run._replace(loop=run.loop + 1, key=key, state=state, num_evaluations=num_evaluations)
+    if is_training:
+        draws = np.concatenate([b.reshape(-1, dim) for b in blocks])
+        buffer = np.concatenate([run.buffer, draws])[-config.max_flow_samples :]
+        proposal, training = _train_flow(
+            fit_key,
+            flow if proposal is None else proposal.flow,
+            proposal,
+            buffer,
+            training_config,
+        )
+        return run._replace(
+            inverse_mass=_preconditioner(local_draws),
+            buffer=buffer,
+            proposal=proposal,
+            training=training,
+            failed=run.failed or training.status is TrainingStatus.NON_FINITE,
+        )
+    return run._replace(
+        samples=np.concatenate([run.samples, np.concatenate(blocks, axis=1)], axis=1),
+        logdensity=np.concatenate([run.logdensity, np.concatenate(logps, axis=1)], axis=1),
+        local_accepted=run.local_accepted + np.asarray(local_accept).sum(axis=1),
+        global_accepted=run.global_accepted + np.asarray(global_accept).sum(axis=1),
+        log_weights=np.concatenate([run.log_weights, np.asarray(log_w).ravel()]),
+    )
+
+
+def _fingerprint(key, positions, config: FlowMCMCConfig, names) -> str:
+    digest = hashlib.sha256(b"astrobayes-flow-mcmc-v1")
+    digest.update(np.asarray(jax.random.key_data(key)).tobytes())
+    digest.update(np.asarray(positions, np.float32).tobytes())
+    settings = {k: v for k, v in asdict(config).items() if k != "checkpoint_every"}
+    digest.update(repr(sorted(settings.items())).encode())
+    digest.update(repr(names).encode())
+    return digest.hexdigest()[:32]
+
+
+_TRAINING_FIELDS = (
+    "train_losses",
+    "validation_losses",
+    "best_epoch",
+    "num_epochs",
+    "num_train",
+    "num_validation",
+    "wall_time_s",
+)
+
+
+def _save(checkpoint: Checkpoint, fingerprint: str, run: _Progress) -> None:
+    """Every array of ``run`` (the flow's array leaves in tree order) into ``checkpoint``."""
+    arrays = {
+        "fingerprint": np.asarray(fingerprint),
+        "loop": np.asarray(run.loop),
+        "key": np.asarray(jax.random.key_data(run.key)),
+        "position": np.asarray(run.state.position),
+        "state_logdensity": np.asarray(run.state.logdensity),
+        "state_grad": np.asarray(run.state.grad),
+        "log_step_size": np.asarray(run.state.log_step_size),
+        "inverse_mass": np.asarray(run.inverse_mass),
+        "buffer": run.buffer,
+        "num_evaluations": np.asarray(run.num_evaluations),
+        "failed": np.asarray(run.failed),
+        "samples": run.samples,
+        "logdensity": run.logdensity,
+        "local_accepted": run.local_accepted,
+        "global_accepted": run.global_accepted,
+        "log_weights": run.log_weights,
+    }
+    if run.proposal is not None:
+        leaves = jax.tree_util.tree_leaves(eqx.filter(run.proposal, eqx.is_array))
+        arrays.update({f"proposal_{i}": np.asarray(leaf) for i, leaf in enumerate(leaves)})
+    if run.training is not None:
+        for name in _TRAINING_FIELDS:
+            arrays[f"training_{name}"] = np.asarray(getattr(run.training, name))
+        arrays["training_status"] = np.asarray(run.training.status.name)
+    checkpoint.save(arrays)
+
+
+def _restore(saved: dict[str, np.ndarray], template: FlowProposal) -> _Progress:
+    """The :class:`_Progress` kept by :func:`_save` (``template`` gives the flow's structure)."""
+    proposal = None
+    if "proposal_0" in saved:
+        params, static = eqx.partition(template, eqx.is_array)
+        leaves, treedef = jax.tree_util.tree_flatten(params)
+        restored = [jnp.asarray(saved[f"proposal_{i}"]) for i in range(len(leaves))]
+        proposal = eqx.combine(jax.tree_util.tree_unflatten(treedef, restored), static)
+    training = None
+    if "training_status" in saved:
+        values = {name: saved[f"training_{name}"] for name in _TRAINING_FIELDS}
+        for name in ("best_epoch", "num_epochs", "num_train", "num_validation"):
+            values[name] = int(values[name])
+        values["wall_time_s"] = float(values["wall_time_s"])
+        training = TrainingInfo(**values, status=TrainingStatus[str(saved["training_status"])])
+    return _Progress(
+        loop=int(saved["loop"]),
+        key=jax.random.wrap_key_data(jnp.asarray(saved["key"])),
+        state=_LocalState(
+            jnp.asarray(saved["position"]),
+            jnp.asarray(saved["state_logdensity"]),
+            jnp.asarray(saved["state_grad"]),
+            jnp.asarray(saved["log_step_size"]),
+        ),
+        inverse_mass=jnp.asarray(saved["inverse_mass"]),
+        buffer=saved["buffer"],
+        proposal=proposal,
+        training=training,
+        num_evaluations=int(saved["num_evaluations"]),
+        failed=bool(saved["failed"]),
+        samples=saved["samples"],
+        logdensity=saved["logdensity"],
+        local_accepted=saved["local_accepted"],
+        global_accepted=saved["global_accepted"],
+        log_weights=saved["log_weights"],
+    )
 
 
 def _preconditioner(draws) -> Array:
