@@ -12,12 +12,17 @@
    coverage of the Gaussian, Student-t and (with ``--pinn-scales`` from
    ``scripts/physics_pinn_calibration.py``) conformal intervals, training cost / solver cost.
 
-Learned surrogates of the network (MLP, DeepONet, latent neural ODE) are not in this
-round (see docs/physics.md); section 1 is the solver baseline they must beat.
+3. Learned surrogates of the network (``astrobayes.physics.surrogates``; with
+   ``--surrogates DIR``, the weights of ``scripts/physics_train_surrogates.py``): the
+   Kvaerno5 solve of ``--surrogate-batch`` (1024) fresh initial conditions at the training
+   grid's 32 times against each ensemble (all members, and one member) in the same
+   process; wall and CPU seconds, ratios, and the ensemble mean's errors against that
+   solve (abundances above 1e-20 per H).
 
 Usage: OMP_NUM_THREADS=1 python benchmarks/physics_surrogates.py [--batch 64]
        [--peer-batch 8] [--members 5] [--index 1] [--pinn-problem lane-emden|friedmann]
        [--pinn-scales 0.68:s1,0.95:s2] [--skip-pinn] [--skip-network]
+       [--surrogates DIR] [--surrogate-batch 1024]
 """
 
 from __future__ import annotations
@@ -53,6 +58,11 @@ from astrobayes.physics.pinn import (  # noqa: E402
     student_t_scales,
     train_friedmann_ensemble,
     train_lane_emden_ensemble,
+)
+from astrobayes.physics.surrogates import (  # noqa: E402
+    predict_members,
+    surrogate_data,
+    surrogate_errors,
 )
 
 
@@ -198,6 +208,57 @@ def pinn(members: int, index: float, problem: str = "lane-emden", scales_text=No
     )
 
 
+def surrogates(directory: str, batch: int) -> None:
+    """Section 3: surrogate ensembles vs the Kvaerno5 solve at one batch, same process."""
+    from pathlib import Path
+
+    import equinox as eqx
+
+    from astrobayes.io.surrogates import load_surrogate_ensemble
+
+    times = np.geomspace(1e8, 3e15, 32)  # the grid of scripts/physics_chemistry_trajectories.py
+    # fresh draws: the training file used key 0, this uses key 7
+    conditions = np.asarray(sample_conditions(jax.random.key(7), range(batch), ConditionBox()))
+    simulate_trajectories(conditions[:2], times).states.block_until_ready()  # compile (batch 2)
+    simulate_trajectories(conditions, times).states.block_until_ready()  # compile (batch)
+    start = _clock()
+    solved = simulate_trajectories(conditions, times)
+    solved.states.block_until_ready()
+    solver_wall, solver_cpu = _since(start)
+    ok = np.asarray(solved.is_successful)
+    print(
+        f"[surrogates] Kvaerno5 solve, batch {batch} x {times.size} times: {solver_wall:.2f} s "
+        f"wall, {solver_cpu:.2f} s CPU; successful {int(ok.sum())}/{batch}"
+    )
+    data = surrogate_data(conditions, times, np.asarray(solved.states))
+    for kind in ("mlp", "deeponet", "latent_ode"):
+        path = Path(directory) / f"{kind}.eqx"
+        if not path.exists():
+            print(f"[surrogates] {kind}: no weights at {path}; skipped")
+            continue
+        members, _ = load_surrogate_ensemble(path)
+        one = jax.tree_util.tree_map(lambda a: a[:1] if eqx.is_array(a) else a, members)
+        for label, model in (("ensemble", members), ("1 member", one)):
+            predict_members(model, data.initial, data.log_times).block_until_ready()  # compile
+            start = _clock()
+            values = predict_members(model, data.initial, data.log_times)
+            values.block_until_ready()
+            wall, cpu = _since(start)
+            print(
+                f"[surrogates] {kind} {label} ({values.shape[0]}): {wall * 1e3:.1f} ms wall, "
+                f"{cpu * 1e3:.1f} ms CPU; solver/surrogate: wall {solver_wall / wall:.0f}x, "
+                f"CPU {solver_cpu / cpu:.0f}x"
+            )
+        mean = np.asarray(predict_members(members, data.initial, data.log_times)).mean(axis=0)
+        errors = surrogate_errors(mean[ok], np.asarray(data.targets)[ok], floor_dex=-20.0)
+        print(
+            f"[surrogates] {kind} ensemble mean vs solve ({int(ok.sum())} fresh ICs, all times,"
+            f" abundances > 1e-20): median relative {errors.overall_median_relative:.2e}, "
+            f"99th percentile {errors.overall_p99_relative:.2e}; per-species median "
+            + ", ".join(f"{e:.1e}" for e in errors.median_relative)
+        )
+
+
 def main() -> None:
     """Run both sections."""
     parser = argparse.ArgumentParser()
@@ -213,11 +274,15 @@ def main() -> None:
     )
     parser.add_argument("--skip-pinn", action="store_true")
     parser.add_argument("--skip-network", action="store_true")
+    parser.add_argument("--surrogates", default=None, help="weights directory (section 3)")
+    parser.add_argument("--surrogate-batch", type=int, default=1024)
     args = parser.parse_args()
     if not args.skip_network:
         network(args.batch, args.peer_batch)
     if not args.skip_pinn:
         pinn(args.members, args.index, args.pinn_problem, args.pinn_scales)
+    if args.surrogates is not None:
+        surrogates(args.surrogates, args.surrogate_batch)
 
 
 if __name__ == "__main__":

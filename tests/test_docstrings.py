@@ -31,6 +31,7 @@ _SLOW: dict[str, str] = {
     "astrobayes.sphere.textures": "compiles an L-BFGS texture synthesis (~15 s CPU)",
     "astrobayes.physics.chemistry": "compiles the Kvaerno5 solve of the stiff network (~30 s)",
     "astrobayes.physics.pinn": "trains a PINN ensemble and compiles a Dopri8 solve",
+    "astrobayes.physics.surrogates": "trains a DeepONet ensemble, compiles a diffrax latent ODE",
     "astrobayes.physics.growth": "compiles three diffrax growth solves",
 }
 
