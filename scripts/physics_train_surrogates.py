@@ -37,12 +37,12 @@ from astrobayes.io.surrogates import load_surrogate_ensemble, save_surrogate_ens
 from astrobayes.physics.surrogates import (
     OUTPUT_NAMES,
     SurrogateConfig,
-    ensemble_predict,
     fit_variance_scale,
     interval_coverage,
     rollout,
     surrogate_data,
     surrogate_errors,
+    surrogate_predict,
     train_surrogate_ensemble,
 )
 
@@ -105,8 +105,8 @@ def _table(errors) -> dict:
 def evaluate(kind: str, members, config, splits, floor: float) -> dict:
     """Errors, coverage and (MLP) roll-out of one trained ensemble."""
     (_, _), (calibration, _), (test, _) = splits
-    mean_c, std_c = ensemble_predict(members, calibration.initial, calibration.log_times)
-    mean_t, std_t = ensemble_predict(members, test.initial, test.log_times)
+    mean_c, std_c = surrogate_predict(members, calibration.initial, calibration.log_times)
+    mean_t, std_t = surrogate_predict(members, test.initial, test.log_times)
     errors = surrogate_errors(mean_t, test.targets, floor_dex=floor)
     raw_c = interval_coverage(mean_c, std_c, calibration.targets, floor_dex=floor)
     raw_t = interval_coverage(mean_t, std_t, test.targets, floor_dex=floor)

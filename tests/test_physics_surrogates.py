@@ -22,13 +22,13 @@ from astrobayes.physics.surrogates import (
     SurrogateConfig,
     SurrogateData,
     build_surrogate_ensemble,
-    ensemble_predict,
     fit_variance_scale,
     interval_coverage,
     rollout,
     state_features,
     surrogate_data,
     surrogate_errors,
+    surrogate_predict,
     train_surrogate_ensemble,
 )
 
@@ -58,7 +58,7 @@ def test_every_kind_has_the_one_interface(kind):
     members = build_surrogate_ensemble(jax.random.key(0), config, _standardiser(), start=-2.0)
     log_times = jnp.linspace(8.0, 15.0, 5)
     initial = jax.random.normal(jax.random.key(1), (3, 12))
-    mean, std = ensemble_predict(members, initial, log_times)
+    mean, std = surrogate_predict(members, initial, log_times)
     assert mean.shape == std.shape == (3, 5, 10)
     assert bool(jnp.all(jnp.isfinite(mean)))
     assert bool(jnp.all(std > 0))
@@ -142,7 +142,7 @@ def test_rollout_first_step_is_the_direct_prediction_and_then_feeds_back():
     members = build_surrogate_ensemble(jax.random.key(2), config, _standardiser())
     initial = jax.random.normal(jax.random.key(1), (3, 12))
     log_times = jnp.linspace(8.0, 15.0, 5)  # the shapes of the interface test (one compile)
-    direct, _ = ensemble_predict(members, initial, log_times)
+    direct, _ = surrogate_predict(members, initial, log_times)
     rolled, rolled_std = rollout(members, initial, log_times)
     np.testing.assert_allclose(rolled[:, 0], direct[:, 0], rtol=1e-5, atol=1e-5)
     # negative control: later steps start from predictions, not from t = 0
@@ -184,11 +184,11 @@ def test_trained_deeponet_beats_the_mean_on_held_out_initial_conditions():
                                 patience=100, schedule="cosine"),
     )  # fmt: skip
     fitted = train_surrogate_ensemble(jax.random.key(12), train, config)
-    mean, _ = ensemble_predict(fitted, test.initial, test.log_times)
+    mean, _ = surrogate_predict(fitted, test.initial, test.log_times)
     error = float(jnp.median(jnp.abs(mean - test.targets)))
     assert error < 0.1 * baseline, (error, baseline)
     shuffled = train._replace(targets=jax.random.permutation(jax.random.key(13), train.targets))
     control = train_surrogate_ensemble(jax.random.key(12), shuffled, config)
-    control_mean, _ = ensemble_predict(control, test.initial, test.log_times)
+    control_mean, _ = surrogate_predict(control, test.initial, test.log_times)
     control_error = float(jnp.median(jnp.abs(control_mean - test.targets)))
     assert control_error > 0.7 * baseline, (control_error, baseline)

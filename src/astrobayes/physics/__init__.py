@@ -11,6 +11,9 @@ r"""Physics-informed learning: differentiable ODE models, PINNs and stiff networ
 - :mod:`astrobayes.physics.chemistry`: a stiff primordial-chemistry and cooling network
   (9 species + temperature, 18 reactions from the literature) solved with diffrax
   Kvaerno5, its invariants, an equilibrium root solve and a trajectory generator.
+- :mod:`astrobayes.physics.surrogates`: learned surrogates of that network (MLP,
+  DeepONet, latent neural ODE) with deep-ensemble error bars, their errors in dex,
+  calibration and roll-outs.
 
 See ``docs/physics.md``.
 """
@@ -43,30 +46,58 @@ from astrobayes.physics.pinn import (
     train_friedmann_ensemble,
     train_lane_emden_ensemble,
 )
+from astrobayes.physics.surrogates import (
+    DeepONetSurrogate,
+    LatentODESurrogate,
+    MLPSurrogate,
+    SurrogateConfig,
+    SurrogateData,
+    SurrogateEnsemble,
+    fit_variance_scale,
+    interval_coverage,
+    rollout,
+    surrogate_data,
+    surrogate_errors,
+    surrogate_predict,
+    train_surrogate_ensemble,
+)
 
 __all__ = [
+    "DeepONetSurrogate",
     "FSigma8Data",
     "FriedmannConfig",
     "FriedmannPINN",
     "GrowthSolution",
     "LaneEmdenConfig",
     "LaneEmdenPINN",
+    "LatentODESurrogate",
+    "MLPSurrogate",
     "PINNEnsemble",
+    "SurrogateConfig",
+    "SurrogateData",
+    "SurrogateEnsemble",
     "conformal_scales",
     "ensemble_coverage",
     "ensemble_predict",
+    "fit_variance_scale",
     "friedmann_error_estimate",
     "friedmann_exact",
     "fsigma8",
     "fsigma8_log_likelihood",
     "gold2017_fsigma8",
     "growth_models",
+    "interval_coverage",
     "lane_emden_error_estimate",
     "lane_emden_exact",
+    "rollout",
     "solve_friedmann",
     "solve_growth",
     "solve_lane_emden",
     "student_t_scales",
+    "surrogate_data",
+    "surrogate_errors",
+    "surrogate_predict",
     "train_friedmann_ensemble",
     "train_lane_emden_ensemble",
+    "train_surrogate_ensemble",
 ]

@@ -49,7 +49,7 @@ Example:
     >>> config = SurrogateConfig(kind="deeponet", num_members=2, width=8, depth=1,
     ...     basis_size=4, training=TrainingConfig(batch_size=8, max_epochs=2))
     >>> ensemble = train_surrogate_ensemble(jax.random.key(1), data, config)
-    >>> mean, std = ensemble_predict(ensemble, initial, log_times)
+    >>> mean, std = surrogate_predict(ensemble, initial, log_times)
     >>> mean.shape, std.shape
     ((16, 4, 10), (16, 4, 10))
 
@@ -90,7 +90,6 @@ __all__ = [
     "SurrogateErrors",
     "SurrogateStatus",
     "build_surrogate_ensemble",
-    "ensemble_predict",
     "fit_variance_scale",
     "interval_coverage",
     "predict_members",
@@ -98,6 +97,7 @@ __all__ = [
     "state_features",
     "surrogate_data",
     "surrogate_errors",
+    "surrogate_predict",
     "train_surrogate_ensemble",
 ]
 
@@ -742,7 +742,7 @@ def predict_members(
     )
 
 
-def ensemble_predict(
+def surrogate_predict(
     ensemble: SurrogateEnsemble | Surrogate,
     initial: Float[ArrayLike, "num 12"],
     log_times: Float[ArrayLike, " num_times"],
