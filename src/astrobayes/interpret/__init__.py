@@ -6,8 +6,22 @@
   al. 2022) fitted in batched JAX, ranked by Laplace evidence and description length.
 - :mod:`astrobayes.interpret.saliency`: vanilla gradients, integrated gradients,
   permutation importance and the model-randomisation sanity check.
+- :mod:`astrobayes.interpret.halos`: a halo-profile laboratory (Wechsler et al. 2002
+  concentrations, Diemer & Kravtsov 2014 profiles, More et al. 2015 splashback radii)
+  with its known generating factors.
+- :mod:`astrobayes.interpret.vae`: the interpretable variational encoder (β-VAE with a
+  radius-conditioned decoder, Lucie-Smith et al. 2022, 2024) and its latent–factor MI.
 """
 
+from astrobayes.interpret.halos import (
+    FACTOR_NAMES,
+    HaloProfiles,
+    default_radii,
+    halo_log_density,
+    halo_profiles,
+    splashback_radius,
+    wechsler_concentration,
+)
 from astrobayes.interpret.mutual_info import (
     GaussianMixture,
     MIConfig,
@@ -40,8 +54,41 @@ from astrobayes.interpret.symbolic import (
     symbolic_regression,
     unique_expressions,
 )
+from astrobayes.interpret.vae import (
+    LatentMIResult,
+    LatentMIStatus,
+    ProfileVAE,
+    VAEConfig,
+    active_latents,
+    encode_profiles,
+    gaussian_kl,
+    latent_factor_mi,
+    latent_traversal,
+    reconstruction_rms,
+    train_profile_vae,
+    vae_loss,
+)
 
 __all__ = [
+    "FACTOR_NAMES",
+    "HaloProfiles",
+    "default_radii",
+    "halo_log_density",
+    "halo_profiles",
+    "splashback_radius",
+    "wechsler_concentration",
+    "LatentMIResult",
+    "LatentMIStatus",
+    "ProfileVAE",
+    "VAEConfig",
+    "active_latents",
+    "encode_profiles",
+    "gaussian_kl",
+    "latent_factor_mi",
+    "latent_traversal",
+    "reconstruction_rms",
+    "train_profile_vae",
+    "vae_loss",
     "BINARY_OPERATORS",
     "DEFAULT_OPERATORS",
     "UNARY_OPERATORS",

@@ -1,0 +1,237 @@
+"""Tests of the halo laboratory and the interpretable encoder (issue 14, items 2-3)."""
+
+from __future__ import annotations
+
+import math
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from astrobayes._training import TrainingConfig, TrainingStatus
+from astrobayes.interpret import (
+    FACTOR_NAMES,
+    LatentMIStatus,
+    MIConfig,
+    ProfileVAE,
+    VAEConfig,
+    active_latents,
+    encode_profiles,
+    gaussian_kl,
+    halo_log_density,
+    halo_profiles,
+    latent_factor_mi,
+    latent_traversal,
+    reconstruction_rms,
+    splashback_radius,
+    train_profile_vae,
+    vae_loss,
+    wechsler_concentration,
+)
+
+SMALL_MI = MIConfig(max_components=1, num_inits=1, num_bootstrap=5, num_mc_samples=500)
+
+
+# ----------------------------------------------------------------------------- laboratory
+
+
+def test_same_key_same_halos_and_shapes():
+    a = halo_profiles(jax.random.key(3), 50)
+    b = halo_profiles(jax.random.key(3), 50)
+    np.testing.assert_array_equal(np.asarray(a.log_density), np.asarray(b.log_density))
+    assert a.log_density.shape == (50, 32)
+    assert a.factors.shape == (50, len(FACTOR_NAMES))
+    factors = np.asarray(a.factors)
+    assert factors[:, 0].min() >= 0.0
+    assert factors[:, 0].max() <= 3 * math.log10(2.0) + 1e-6
+    assert factors[:, 1].min() >= 0.2
+    assert factors[:, 1].max() <= 0.5
+    assert np.all(np.isfinite(np.asarray(a.log_density)))
+
+
+def test_published_relations():
+    # More, Diemer & Kravtsov (2015) eq. 5 and Wechsler et al. (2002) c = 4.1 a_obs / a_c
+    gamma = np.array([0.0, 1.0, 4.0])
+    expected = 0.54 * (1 + 0.53 * 0.3) * (1 + 1.36 * np.exp(-gamma / 3.04))
+    np.testing.assert_allclose(np.asarray(splashback_radius(gamma, 0.3)), expected, rtol=1e-6)
+    np.testing.assert_allclose(float(wechsler_concentration(0.25, 0.5)), 8.2, rtol=1e-6)
+
+
+def test_nfw_normalisation_encloses_200_times_the_mean_density():
+    # Inner term: the mean density inside R_200m must be 200 rho_m.
+    x = np.logspace(-6, 0, 20001)
+    total = 10.0 ** np.asarray(halo_log_density(0.0, 7.0, 1e4, jnp.asarray(x, jnp.float32)))
+    inner = total - ((x / 5.0) ** -1.5 + 1.0)  # minus the outer (infalling) term
+    mean_density = np.trapezoid(3 * x**2 * inner, x)
+    np.testing.assert_allclose(mean_density, 200.0, rtol=2e-3)
+
+
+def test_control_removes_the_accretion_dependence_of_the_splashback_radius():
+    n = 2000
+    main = halo_profiles(jax.random.key(0), n)
+    control = halo_profiles(jax.random.key(0), n, control=True)
+    gamma = np.asarray(main.factors[:, 2])
+    r_main = np.corrcoef(gamma, np.asarray(main.splashback_radius))[0, 1]
+    r_control = np.corrcoef(
+        np.asarray(control.factors[:, 2]), np.asarray(control.splashback_radius)
+    )[0, 1]
+    assert r_main < -0.8  # R_sp falls with Γ (scatter 0.03 dex)
+    assert abs(r_control) < 4.0 / math.sqrt(n)  # negative control: no dependence
+    # the outer profile still varies as much
+    spread_main = np.std(np.asarray(main.splashback_radius))
+    spread_control = np.std(np.asarray(control.splashback_radius))
+    np.testing.assert_allclose(spread_control, spread_main, rtol=0.1)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"num_halos": 0}, "num_halos"),
+        ({"formation_epoch_range": (0.5, 0.2)}, "formation_epoch_range"),
+        ({"formation_epoch_range": (0.5, 1.5)}, "formation_epoch_range"),
+        ({"noise": -0.1}, "noise"),
+        ({"radii": jnp.array([0.0, 1.0])}, "radii"),
+    ],
+)
+def test_laboratory_rejects_bad_input(kwargs, match):
+    args = {"num_halos": 4, **kwargs}
+    with pytest.raises(ValueError, match=match):
+        halo_profiles(jax.random.key(0), **args)
+
+
+# ----------------------------------------------------------------------------- the encoder
+
+
+def test_gaussian_kl_closed_form():
+    mean, variance = 0.7, 2.5
+    expected = -0.5 * math.log(variance) + 0.5 * (variance + mean**2) - 0.5
+    value = float(gaussian_kl(jnp.array([mean]), jnp.log(jnp.array([variance])))[0])
+    np.testing.assert_allclose(value, expected, rtol=1e-6)
+
+
+def test_active_latents_by_kl():
+    mean = jnp.array([[0.0, 1.0, 0.05], [0.0, -1.0, -0.05]])
+    indices, kl = active_latents(mean, jnp.zeros((2, 3)), threshold=0.1)
+    assert indices.tolist() == [1]
+    np.testing.assert_allclose(kl, [0.0, 0.5, 0.00125], atol=1e-7)
+
+
+def test_loss_is_gaussian_reconstruction_plus_beta_kl():
+    vae = ProfileVAE(jax.random.key(0), 6, VAEConfig(num_latents=2, width=8))
+    # force log-variance to its floor (-14): the latent sample equals the mean to 1e-3
+    last = vae.encoder.layers[-1]
+    weight = last.weight.at[2:].set(0.0)
+    bias = last.bias.at[2:].set(-100.0)
+    vae = eqx.tree_at(lambda m: (m.encoder.layers[-1].weight, m.encoder.layers[-1].bias),
+                      vae, (weight, bias))  # fmt: skip
+    profiles = jax.random.normal(jax.random.key(1), (3, 6))
+    radii = jnp.linspace(-1.0, 0.5, 6)
+    mean, log_var = encode_profiles(vae, profiles)
+    prediction = jax.vmap(vae.decode, in_axes=(0, None))(mean, radii)
+    reconstruction = jnp.sum((profiles - prediction) ** 2, axis=1) / (2 * 0.5**2)
+    kl = jnp.sum(gaussian_kl(mean, log_var), axis=1)
+    for beta in (0.0 + 1e-12, 3.0):
+        loss = eqx.filter_jit(vae_loss)(vae, (profiles,), jax.random.key(2), log_radius=radii, beta=beta,
+                        noise_scale=0.5)  # fmt: skip
+        expected = float(jnp.mean(reconstruction + beta * kl)) / 6
+        np.testing.assert_allclose(float(loss), expected, rtol=1e-3)
+
+
+def test_traversal_changes_only_with_the_swept_latent():
+    vae = ProfileVAE(jax.random.key(0), 5, VAEConfig(num_latents=3, width=8))
+    radii = jnp.linspace(-1.0, 0.5, 5)
+    sweep = latent_traversal(vae, jnp.zeros(3), 1, jnp.array([0.0, 0.0]), radii)
+    np.testing.assert_array_equal(np.asarray(sweep[0]), np.asarray(sweep[1]))
+    np.testing.assert_allclose(
+        np.asarray(sweep[0]), np.asarray(vae.decode(jnp.zeros(3), radii)), rtol=1e-5
+    )
+    with pytest.raises(ValueError, match="latent_index"):
+        latent_traversal(vae, jnp.zeros(3), 3, jnp.zeros(2), radii)
+
+
+def test_training_reduces_the_reconstruction_error():
+    halos = halo_profiles(jax.random.key(0), 256)
+    config = VAEConfig(num_latents=3, width=16, beta=1.0)
+    untrained = ProfileVAE(jax.random.key(5), 32, config)
+    model, info = train_profile_vae(
+        jax.random.key(1), halos.log_density, halos.log_radius, config=config,
+        training=TrainingConfig(max_epochs=40, batch_size=64, learning_rate=3e-3),
+    )  # fmt: skip
+    assert info.status in (TrainingStatus.CONVERGED, TrainingStatus.MAX_EPOCHS)
+    rms, _ = reconstruction_rms(model, halos.log_density, halos.log_radius)
+    rms_untrained, _ = reconstruction_rms(untrained, halos.log_density, halos.log_radius)
+    spread = float(np.std(np.asarray(halos.log_density), axis=0).mean())
+    assert rms < 0.7 * spread < rms_untrained  # better than predicting the mean profile
+
+
+def test_train_rejects_mismatched_radii():
+    with pytest.raises(ValueError, match="log_radius"):
+        train_profile_vae(jax.random.key(0), jnp.zeros((10, 4)), jnp.zeros(3))
+    with pytest.raises(TypeError, match="VAEConfig"):
+        train_profile_vae(jax.random.key(0), jnp.zeros((10, 4)), jnp.zeros(4), config={})
+
+
+# ----------------------------------------------------------------------------- MI matrix
+
+
+def _factors(n):
+    return np.asarray(jax.random.normal(jax.random.key(10), (n, 2)))
+
+
+def test_mi_matrix_matches_a_permuted_disentangled_code():
+    f = _factors(300)
+    noise = 0.3 * np.asarray(jax.random.normal(jax.random.key(11), (300, 2)))
+    latents = np.stack([f[:, 1], -(f[:, 0] ** 3)], axis=1) + noise  # z0 ~ f1, z1 ~ f0
+    result = latent_factor_mi(jax.random.key(0), latents, f, config=SMALL_MI)
+    assert result.matching == (1, 0)
+    assert result.off_diagonal_ratio < 0.1
+    assert result.status in (LatentMIStatus.OK, LatentMIStatus.MI_WARNING)
+
+
+def test_mi_matrix_flags_an_entangled_code():
+    # negative control: both latents carry f0, nothing carries f1
+    f = _factors(300)
+    noise = 0.3 * np.asarray(jax.random.normal(jax.random.key(11), (300, 2)))
+    latents = np.stack([f[:, 0], f[:, 0]], axis=1) + noise
+    result = latent_factor_mi(jax.random.key(0), latents, f, config=SMALL_MI)
+    assert result.off_diagonal_ratio > 1.0
+    assert result.status in (LatentMIStatus.SHARED, LatentMIStatus.ENTANGLED)
+
+
+def test_mi_matrix_rejects_bad_input():
+    with pytest.raises(ValueError, match="at least as many latents"):
+        latent_factor_mi(jax.random.key(0), np.zeros((100, 1)), np.zeros((100, 2)))
+    with pytest.raises(ValueError, match="same number of rows"):
+        latent_factor_mi(jax.random.key(0), np.zeros((100, 2)), np.zeros((90, 2)))
+
+
+# ----------------------------------------------------------------------------- acceptance
+
+
+@pytest.mark.slow
+def test_ive_rediscovers_the_three_factors_and_the_control_loses_accretion():
+    """Issue 14 acceptance on a reduced run (about 3-5 CPU-minutes)."""
+    n_train, n_test = 2000, 1000
+    training = TrainingConfig(max_epochs=150, batch_size=128, learning_rate=2e-3, patience=15,
+                              schedule="cosine")  # fmt: skip
+    config = VAEConfig(num_latents=5, width=32, beta=1.0)
+    results = {}
+    for control in (False, True):
+        halos = halo_profiles(jax.random.key(0), n_train + n_test, control=control)
+        model, _ = train_profile_vae(jax.random.key(1), halos.log_density[:n_train],
+                                     halos.log_radius, config=config, training=training)  # fmt: skip
+        test = halos.log_density[n_train:]
+        mean, log_var = encode_profiles(model, test)
+        active, _ = active_latents(mean, log_var)
+        results[control] = latent_factor_mi(
+            jax.random.key(2), np.asarray(mean)[:, active], halos.factors[n_train:]
+        )
+    main, control = results[False], results[True]
+    assert main.estimate.shape[0] == 3  # three active latents, no more
+    assert main.off_diagonal_ratio < 0.1
+    # control: no latent is informative about Γ (within 3 bootstrap σ of zero)
+    gamma_mi, gamma_error = control.estimate[:, 2], control.error[:, 2]
+    assert np.all(gamma_mi < 3 * gamma_error + 0.02)
+    assert main.diagonal[2] > 10 * np.max(gamma_mi)
