@@ -13,7 +13,8 @@ Then, for each interval rule, it reports the coverage of the exact solution at 6
 95%: Gaussian mean ± z·std, Student-t prediction interval, and split-conformal scales.
 The conformal scales are fitted on calibration problems and tested on held-out ones in two
 ways: (i) the issue's split — calibrate on every problem except Lane–Emden n = 1 and
-Friedmann Ωm = 0.3, test on those; (ii) leave one *problem* out, over all problems. Since
+Friedmann Ωm = 0.3, test on those, with scales from both equations or from the same
+equation only; (ii) leave one *problem* out, over all problems and within each equation. Since
 the points of one solution are strongly correlated, the unit of independent evidence is the
 ensemble: coverage is averaged over units and its standard error is the spread over units
 divided by sqrt(units).
@@ -154,7 +155,7 @@ def report(units: dict[str, dict], members: int) -> None:
                         ]
                     )
                 row.append(f"{level:.0%}: {summarise(values)}")
-            print(f"  {label:34s} " + "   ".join(row))
+            print(f"  {label:38s} " + "   ".join(row))
 
     def conformal_from(names):
         if not names:
@@ -190,9 +191,29 @@ def report(units: dict[str, dict], members: int) -> None:
     }
     coverage_table(names, lopo, f"every unit ({len(names)}), scales never fitted on its problem")
     for kind in ("lane_emden", "friedmann"):
-        subset = [n for n in names if n.startswith(kind)]
-        if len(subset) > 1:
-            coverage_table(subset, lopo, f"{kind} units only ({len(subset)})")
+        family = [n for n in names if n.startswith(kind)]
+        family_calibration = [n for n in family if problem_of(n) not in HELD_OUT]
+        family_held_out = [n for n in family if problem_of(n) in HELD_OUT]
+        within = conformal_from(family_calibration)
+        if within is not None and family_held_out:
+            print(f"\n{kind}: conformal scales from {family_calibration}: {within}")
+            coverage_table(
+                family_held_out,
+                {**rules, "conformal, same equation only": lambda n, w=within: w},
+                f"{kind} held-out units ({len(family_held_out)})",
+            )
+        if len({problem_of(n) for n in family}) > 1:
+            coverage_table(
+                family,
+                {
+                    "Gaussian mean ± z·std": lambda n: gauss_scales,
+                    "Student-t prediction interval": lambda n: student,
+                    "conformal, same equation, problem out": lambda n, f=family: conformal_from(
+                        [m for m in f if problem_of(m) != problem_of(n)]
+                    ),
+                },
+                f"{kind} units ({len(family)}), scales never fitted on its problem",
+            )
 
 
 def main() -> None:
