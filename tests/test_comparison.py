@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import numpyro.distributions as dist
@@ -18,7 +19,7 @@ from astrobayes.evidence import EvidenceStatus, GaussianTarget, TargetFamily
 from astrobayes.io import to_json
 from astrobayes.io.checkpoint import NpzCheckpoint
 from astrobayes.models import Model
-from astrobayes.sampling import NUTSConfig
+from astrobayes.sampling import FlowMCMCConfig, FlowMCMCResult, NUTSConfig, SamplingStatus
 
 Y = 1.0  # one datum, y ~ N(x, 1)
 
@@ -76,6 +77,10 @@ def test_compare_validation(key):
         compare(3, [a])
     with pytest.raises(ValueError, match="num_workers must be a positive integer or None; got 0"):
         compare(key, [a], num_workers=0)
+    with pytest.raises(
+        TypeError, match="sampling must be a NUTSConfig or a FlowMCMCConfig; got dict"
+    ):
+        compare(key, [a], sampling={"num_chains": 4})
 
 
 @pytest.mark.slow
@@ -145,3 +150,54 @@ def test_compare_two_models_with_analytic_evidence(key, tmp_path):
     for name in ("near", "far"):
         assert again.models[name].sampling.resumed_from == 1000
         assert again.models[name].log_evidence == result.models[name].log_evidence
+
+
+#: Two separated modes in x (weights 0.75 at -3, 0.25 at +3, unit width) under a
+#: Uniform(-8, 8) prior on (x, y) with y ~ N(0, 1) in the likelihood: ln z = -ln 256 to
+#: within the prior truncation (< 1e-6).
+def _bimodal_model(name: str) -> Model:
+    def loglike(p):
+        modes = jnp.stack(
+            [
+                jnp.log(0.75) + norm.logpdf(p["x"], -3.0, 1.0),
+                jnp.log(0.25) + norm.logpdf(p["x"], 3.0, 1.0),
+            ]
+        )
+        return jax.scipy.special.logsumexp(modes) + norm.logpdf(p["y"], 0.0, 1.0)
+
+    return Model.from_priors(
+        name, loglike, {"x": dist.Uniform(-8.0, 8.0), "y": dist.Uniform(-8.0, 8.0)}
+    )
+
+
+@pytest.mark.slow
+def test_compare_with_flow_mcmc_recovers_mode_weights_and_evidence(key):
+    """Flow MCMC inside compare: weights and ln z against truth; NUTS alone fails (status)."""
+    model = _bimodal_model("bimodal")
+    flow = FlowMCMCConfig(
+        num_chains=16,
+        num_loops_training=3,
+        num_loops_production=20,
+        num_epochs=10,
+        flow_layers=2,
+        nn_width=16,
+        max_flow_samples=4000,
+    )
+    out = compare(key, [model], sampling=flow, num_workers=1)
+    report = out.models["bimodal"]
+    assert isinstance(report.sampling, FlowMCMCResult)
+    share = np.mean(report.posterior["x"] < 0, axis=1)  # per chain
+    share_error = share.std(ddof=1) / np.sqrt(share.size)
+    assert abs(share.mean() - 0.75) < 4 * share_error + 0.02, (share.mean(), share_error)
+    truth = -np.log(256.0)
+    assert abs(report.log_evidence - truth) < 4 * report.log_evidence_std + 0.02, (
+        report.log_evidence,
+        report.log_evidence_std,
+    )
+    assert report.rhat_max < 1.05
+    assert out.to_dict()["models"]["bimodal"]["num_divergent"] == 0
+
+    # Negative control: NUTS alone, same chains and starts, keeps each chain in its basin.
+    nuts = compare(key, [model], sampling=NUTSConfig(16, 200, 300), num_workers=1)
+    assert nuts.models["bimodal"].sampling.status is SamplingStatus.NOT_CONVERGED
+    assert not nuts.status.is_ok

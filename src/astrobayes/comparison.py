@@ -1,6 +1,8 @@
 """Accelerated model comparison: NUTS on each model, then the learned harmonic mean.
 
-``compare(key, models)`` samples each :class:`~astrobayes.models.Model` on its
+``compare(key, models)`` samples each :class:`~astrobayes.models.Model` (with NUTS, or
+with flow-enhanced MCMC when ``sampling`` is a
+:class:`~astrobayes.sampling.FlowMCMCConfig`: for multimodal posteriors) on its
 unconstrained space (log density with the Jacobian, so the evidence is the original
 model's), estimates each evidence from the chains, and returns ``ln z +/- sigma`` per model,
 ``ln B +/- sigma`` against a reference model, posterior summaries and diagnostics.
@@ -35,7 +37,15 @@ from astrobayes.evidence import (
     log_bayes_factor,
 )
 from astrobayes.models.model import Model, constrained_samples, unconstrained_density
-from astrobayes.sampling import Checkpoint, NUTSConfig, SamplingResult, run_nuts
+from astrobayes.sampling import (
+    Checkpoint,
+    FlowMCMCConfig,
+    FlowMCMCResult,
+    NUTSConfig,
+    SamplingResult,
+    run_flow_mcmc,
+    run_nuts,
+)
 
 __all__ = ["ComparisonResult", "ModelReport", "compare"]
 
@@ -48,7 +58,9 @@ class ModelReport(NamedTuple):
         log_evidence: ``ln z``.
         log_evidence_std: Its standard error.
         evidence: The full :class:`~astrobayes.evidence.EvidenceResult`.
-        sampling: The :class:`~astrobayes.sampling.SamplingResult` (unconstrained draws).
+        sampling: The :class:`~astrobayes.sampling.SamplingResult` of NUTS, or the
+            :class:`~astrobayes.sampling.FlowMCMCResult` of flow-enhanced MCMC
+            (unconstrained draws).
         posterior: ``{parameter: (num_chains, num_samples)}`` draws in the original space.
         posterior_mean: ``{parameter: mean}``.
         posterior_std: ``{parameter: standard deviation}``.
@@ -61,7 +73,7 @@ class ModelReport(NamedTuple):
     log_evidence: float
     log_evidence_std: float
     evidence: EvidenceResult
-    sampling: SamplingResult
+    sampling: SamplingResult | FlowMCMCResult
     posterior: dict[str, np.ndarray]
     posterior_mean: dict[str, float]
     posterior_std: dict[str, float]
@@ -124,7 +136,7 @@ def compare(
     models: Sequence[Model],
     *,
     reference: str | None = None,
-    sampling: NUTSConfig | None = None,
+    sampling: NUTSConfig | FlowMCMCConfig | None = None,
     target: TargetFamily | None = None,
     checkpoint_fn: Callable[[str], Checkpoint] | None = None,
     progress_fn_for: Callable[[str], ProgressFn] | None = None,
@@ -137,7 +149,11 @@ def compare(
         key: JAX PRNG key; model ``i`` uses ``fold_in(key, i)``.
         models: Models with distinct names.
         reference: Name of the reference model (default: the first).
-        sampling: NUTS settings (defaults when ``None``).
+        sampling: NUTS settings (defaults when ``None``), or a
+            :class:`~astrobayes.sampling.FlowMCMCConfig` to sample every model with
+            flow-enhanced MCMC (MALA plus global flow proposals; for posteriors with
+            separated modes, whose weights NUTS cannot set). Chains start uniformly in
+            ``(-2, 2)`` on the unconstrained space, as NUTS's do.
         target: Importance target family for the evidence (default RQ-spline flow).
         checkpoint_fn: ``name -> Checkpoint`` for resumable sampling.
         progress_fn_for: ``name -> progress_fn``: the progress callback of one model,
@@ -183,6 +199,10 @@ def compare(
     if reference not in names:
         raise ValueError(f"reference must be one of {names}; got {reference!r}")
     sampling = NUTSConfig() if sampling is None else sampling
+    if not isinstance(sampling, NUTSConfig | FlowMCMCConfig):
+        raise TypeError(
+            f"sampling must be a NUTSConfig or a FlowMCMCConfig; got {type(sampling).__name__}"
+        )
 
     num_workers = _check_workers(num_workers, len(models))
 
@@ -212,7 +232,8 @@ def _run_model(key, model: Model, sampling, target, checkpoint_fn, progress_fn_f
     density = unconstrained_density(init_key, model, sampling.num_chains)
     ckpt = checkpoint_fn(model.name) if checkpoint_fn is not None else None
     progress_fn = progress_fn_for(model.name) if progress_fn_for is not None else None
-    run = run_nuts(
+    sampler = run_flow_mcmc if isinstance(sampling, FlowMCMCConfig) else run_nuts
+    run = sampler(
         nuts_key,
         density.logdensity_fn,
         density.initial_positions,
