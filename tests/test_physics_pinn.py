@@ -156,6 +156,7 @@ def test_residual_error_estimates_track_the_true_error(key):
     assert float(jnp.max(jnp.abs(estimate - error))) < 0.05 * size
 
 
+@pytest.mark.slow  # two compiled fits: ~67 s at load ~19 on 2 cores
 def test_vmapped_member_trains_exactly_as_alone(key, global_x64):
     """The ensemble trains vmapped; member 0 must follow the trajectory of a solo fit."""
     # No gradient clipping: a global-norm clip would see the joint norm of all members.
