@@ -462,3 +462,55 @@ def test_numpyro_model_and_model_factory_specs():
     assert renamed.numpyro_model is made.numpyro_model
     with pytest.raises(ValueError, match="must return an astrobayes Model"):
         build_model("mine", ModelSpec(model="m:g"), model=object())
+
+
+# ------------------------------------------------------------------------- flow MCMC
+
+
+def test_sampler_kind_and_flow_mcmc_table_are_checked_by_name():
+    base = _mapping(prior="uniform", low=0, high=1)
+    config = run_config_from_mapping(
+        {**base, "sampler_kind": "flow_mcmc", "flow_mcmc": {"num_chains": 8}}
+    )
+    assert config.sampling().num_chains == 8
+    assert run_config_from_mapping(base).sampling() == NUTSConfig()
+    with pytest.raises(ValueError, match=r"sampler_kind must be one of \['nuts', 'flow_mcmc'\]"):
+        run_config_from_mapping({**base, "sampler_kind": "hmc"})
+    with pytest.raises(ValueError, match=r"\[flow_mcmc\] table is used only with sampler_kind"):
+        run_config_from_mapping({**base, "flow_mcmc": {"num_chains": 8}})
+    with pytest.raises(ValueError, match=r"unknown key 'chains' in \[flow_mcmc\]"):
+        run_config_from_mapping({**base, "sampler_kind": "flow_mcmc", "flow_mcmc": {"chains": 8}})
+
+
+@pytest.mark.slow
+def test_run_with_flow_mcmc_matches_the_analytic_evidence(tmp_path):
+    """The worked example sampled by flow MCMC from the CLI: ln z of both models vs analytic."""
+    path = _write_config(tmp_path / "cfg", SMALL_SAMPLER)
+    flow = {
+        "num_chains": 16,
+        "num_burnin_steps": 100,
+        "num_loops_training": 4,
+        "num_loops_production": 20,
+        "num_epochs": 20,
+        "flow_layers": 2,
+        "nn_width": 16,
+        "max_flow_samples": 4000,
+    }
+    text = path.read_text().replace("x64 = false", 'x64 = false\nsampler_kind = "flow_mcmc"')
+    text += "\n[flow_mcmc]\n" + "".join(f"{k} = {v}\n" for k, v in flow.items())
+    path.write_text(text)
+    out = tmp_path / "out"
+    assert main(["run", str(path), "--out", str(out), "--no-progress", "--no-compile-cache"]) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["settings"]["config"]["sampler_kind"] == "flow_mcmc"
+    for name, columns in (("line", 2), ("parabola", 3)):
+        model = results["models"][name]
+        truth = _analytic_log_evidence(columns)
+        assert abs(model["log_evidence"] - truth) < 4 * model["log_evidence_std"] + 0.05, (
+            name,
+            model["log_evidence"],
+            model["log_evidence_std"],
+            truth,
+        )
+        assert model["num_divergent"] == 0
+    assert (out / "chains" / "line.txt").exists() or any((out / "chains").glob("line*.txt"))

@@ -41,7 +41,7 @@ from astrobayes._types import ProgressFn
 from astrobayes.comparison import ComparisonResult, compare
 from astrobayes.evidence import GaussianTarget, RealNVPFlow, RQSplineFlow, TargetFamily
 from astrobayes.models import Model, prior_ranges
-from astrobayes.sampling import Checkpoint, NUTSConfig
+from astrobayes.sampling import Checkpoint, FlowMCMCConfig, NUTSConfig
 
 __all__ = [
     "EVIDENCE_TARGETS",
@@ -49,6 +49,7 @@ __all__ = [
     "ModelSpec",
     "ParameterSpec",
     "PosteriorTable",
+    "SAMPLER_KINDS",
     "RunConfig",
     "build_model",
     "posterior_table",
@@ -72,6 +73,9 @@ EVIDENCE_TARGETS: dict[str, type[TargetFamily]] = {
     "realnvp": RealNVPFlow,
     "gaussian": GaussianTarget,
 }
+
+#: Samplers by their TOML name (``sampler_kind``).
+SAMPLER_KINDS = ("nuts", "flow_mcmc")
 
 _PRIOR_FIELDS = ("low", "high", "loc", "scale", "value", "function")
 
@@ -239,6 +243,11 @@ class RunConfig:
     Attributes:
         models: ``{name: ModelSpec}`` in order (at least one).
         sampler: NUTS settings (:class:`~astrobayes.sampling.NUTSConfig`).
+        sampler_kind: ``"nuts"`` (default) or ``"flow_mcmc"``: flow-enhanced MCMC (MALA
+            plus global proposals from a flow trained on the fly) for posteriors with
+            separated modes, whose weights NUTS cannot set.
+        flow_mcmc: Flow-MCMC settings (:class:`~astrobayes.sampling.FlowMCMCConfig`;
+            defaults when ``None``), only with ``sampler_kind = "flow_mcmc"``.
         reference: Model the Bayes factors are taken against (default: the first).
         seed: PRNG seed; model ``i`` uses ``fold_in(key(seed), i)``.
         evidence_target: ``"rqspline"`` (default), ``"realnvp"`` or ``"gaussian"``.
@@ -251,6 +260,8 @@ class RunConfig:
 
     models: Mapping[str, ModelSpec]
     sampler: NUTSConfig = field(default_factory=NUTSConfig)
+    sampler_kind: str = "nuts"
+    flow_mcmc: FlowMCMCConfig | None = None
     reference: str | None = None
     seed: int = 0
     evidence_target: str = "rqspline"
@@ -269,6 +280,15 @@ class RunConfig:
             )
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise ValueError(f"seed must be a non-negative integer; got {self.seed!r}")
+        if self.sampler_kind not in SAMPLER_KINDS:
+            raise ValueError(
+                f"sampler_kind must be one of {list(SAMPLER_KINDS)}; got {self.sampler_kind!r}"
+            )
+        if self.flow_mcmc is not None and self.sampler_kind != "flow_mcmc":
+            raise ValueError(
+                'a [flow_mcmc] table is used only with sampler_kind = "flow_mcmc"; got '
+                f"sampler_kind = {self.sampler_kind!r}"
+            )
         if self.evidence_target not in EVIDENCE_TARGETS:
             raise ValueError(
                 f"evidence_target must be one of {sorted(EVIDENCE_TARGETS)}; got "
@@ -286,6 +306,12 @@ class RunConfig:
     def target(self) -> TargetFamily:
         """The evidence target family named by ``evidence_target``."""
         return EVIDENCE_TARGETS[self.evidence_target]()
+
+    def sampling(self) -> NUTSConfig | FlowMCMCConfig:
+        """The settings of the sampler named by ``sampler_kind`` (what ``compare`` gets)."""
+        if self.sampler_kind == "flow_mcmc":
+            return FlowMCMCConfig() if self.flow_mcmc is None else self.flow_mcmc
+        return self.sampler
 
 
 def run_config_from_mapping(table: Mapping[str, Any]) -> RunConfig:
@@ -488,7 +514,7 @@ def run_comparison(
         key,
         models,
         reference=config.reference,
-        sampling=config.sampler,
+        sampling=config.sampling(),
         target=config.target(),
         checkpoint_fn=checkpoint_fn,
         progress_fn_for=progress_fn_for,

@@ -162,8 +162,7 @@ def execute(
     out.mkdir(parents=True, exist_ok=True)
     print(title)
     print(
-        f"models: {', '.join(models)}; NUTS: {config.sampler.num_chains} chains x "
-        f"({config.sampler.num_warmup} warm-up + {config.sampler.num_samples} draws); "
+        f"models: {', '.join(models)}; {_sampler_summary(config)}; "
         f"evidence: learned harmonic mean ({config.evidence_target}); "
         f"{'float64' if config.x64 else 'float32'}\n"
     )
@@ -333,7 +332,10 @@ def format_table(result) -> str:
         if not report.evidence.status.is_ok:
             rows.append(f"{'':<9} status: {report.evidence.status.value}")
         if not report.sampling.status.is_ok:
-            rows.append(f"{'':<9} NUTS: {report.sampling.status.value}")
+            from astrobayes.sampling import FlowMCMCResult
+
+            sampler = "flow MCMC" if isinstance(report.sampling, FlowMCMCResult) else "NUTS"
+            rows.append(f"{'':<9} {sampler}: {report.sampling.status.value}")
     return "\n".join(rows)
 
 
@@ -391,6 +393,21 @@ def _config_dict(config) -> dict:
     return json.loads(json.dumps(dataclasses.asdict(config), default=str))
 
 
+def _sampler_summary(config) -> str:
+    """One line on the sampler (for the header printed before a run)."""
+    sampling = config.sampling()
+    if config.sampler_kind == "flow_mcmc":
+        return (
+            f"flow MCMC: {sampling.num_chains} chains x ({sampling.num_loops_training} "
+            f"training + {sampling.num_loops_production} production loops of "
+            f"{sampling.num_local_steps} MALA + {sampling.num_global_steps} flow steps)"
+        )
+    return (
+        f"NUTS: {sampling.num_chains} chains x ({sampling.num_warmup} warm-up + "
+        f"{sampling.num_samples} draws)"
+    )
+
+
 def _model_fingerprint(config, name: str) -> str:
     """Short hash of one model's spec and the sampler settings (checkpoint file names).
 
@@ -399,9 +416,8 @@ def _model_fingerprint(config, name: str) -> str:
     are not seen: remove ``DIR/checkpoints`` (or use a new ``--out``) after changing them.
     """
     spec = dataclasses.asdict(config.models[name])
-    text = json.dumps(
-        {"model": spec, "sampler": dataclasses.asdict(config.sampler), "x64": config.x64},
-        sort_keys=True,
-        default=str,
-    )
+    settings = {"model": spec, "sampler": dataclasses.asdict(config.sampler), "x64": config.x64}
+    if config.sampler_kind != "nuts":  # NUTS runs keep the names they had before
+        settings[config.sampler_kind] = dataclasses.asdict(config.sampling())
+    text = json.dumps(settings, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:8]
