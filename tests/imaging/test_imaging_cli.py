@@ -81,6 +81,8 @@ def test_config_validation():
         ImagingConfig(prior="tv")
     with pytest.raises(ValueError, match="'trained' applies to the learned prior"):
         ImagingConfig(prior="wavelets", strength_rule="trained")
+    with pytest.raises(ValueError, match="'geometric' applies to the learned prior"):
+        ImagingConfig(prior="wavelets", strength_rule="geometric")
     with pytest.raises(ValueError, match="'fixed' needs a strength"):
         ImagingConfig(strength_rule="fixed")
     with pytest.raises(ValueError, match="prior.strength must be a number, 'auto'"):

@@ -134,3 +134,24 @@ def test_lci_with_crr_prior_lies_on_hpd_boundary(key):
         up = float(lci.upper[i, j] - lci.map_mean[i, j])
         value = float(post.potential(result.image + up * block)) - result.potential
         np.testing.assert_allclose(value, hpd.increment, rtol=2e-3)
+
+
+def test_geometric_strength_is_the_mean_of_trained_and_discrepancy(key):
+    """The ``geometric`` rule sits at sqrt(trained x discrepancy) (and nowhere else)."""
+    from imaging_helpers import small_problem
+
+    from astrobayes.imaging.pipeline import ImagingConfig, initial_strength, run_imaging
+
+    truth, op, data, sigma = small_problem(key, size=16)
+    crr = read_convex_ridge()
+    config = ImagingConfig(
+        prior="crr", strength_rule="geometric", superpixel_sizes=(), max_iterations=500
+    )
+    result = run_imaging(config, op, data, sigma, truth=truth, crr=crr)
+    trained = initial_strength(config, op, data, crr=crr)
+    discrepancy = result.strength_result.strength
+    assert result.strength_rule == "geometric"
+    np.testing.assert_allclose(result.strength, np.sqrt(trained * discrepancy), rtol=1e-6)
+    # negative control: the two rules it combines give other strengths
+    assert abs(np.log(result.strength / trained)) > 1e-3
+    assert abs(np.log(result.strength / discrepancy)) > 1e-3

@@ -26,6 +26,7 @@ from astrobayes.imaging.map import (
     discrepancy_strength,
     map_estimate,
     snr_db,
+    with_strength,
 )
 from astrobayes.imaging.operators import MeasurementOperator, dirty_image
 from astrobayes.imaging.posterior import ImagingPosterior, imaging_posterior
@@ -50,7 +51,7 @@ __all__ = [
 ]
 
 PRIOR_KINDS = ("wavelets", "crr")
-STRENGTH_RULES = ("auto", "discrepancy", "trained", "fixed")
+STRENGTH_RULES = ("auto", "discrepancy", "trained", "geometric", "fixed")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,7 +69,10 @@ class ImagingConfig:
             the discrepancy search).
         strength_rule: ``"discrepancy"`` (Morozov's discrepancy principle),
             ``"trained"`` (CRR only: ``lam_train / sigma_train^2``, the strength at which
-            the trained denoiser is the MAP of the same prior), ``"fixed"`` (use
+            the trained denoiser is the MAP of the same prior), ``"geometric"`` (CRR
+            only: the geometric mean of the ``"trained"`` and ``"discrepancy"``
+            strengths; measured in ``benchmarks/imaging_strength_rules.py``, see
+            docs/imaging.md), ``"fixed"`` (use
             ``strength``) or ``"auto"`` (default: ``"fixed"`` when a strength is given,
             else ``"trained"`` for the CRR and ``"discrepancy"`` for wavelets).
         positivity: Constrain ``x >= 0``.
@@ -111,8 +115,10 @@ class ImagingConfig:
             )
         if self.strength_rule == "fixed" and self.strength is None:
             raise ValueError("strength_rule 'fixed' needs a strength")
-        if self.strength_rule == "trained" and self.prior != "crr":
-            raise ValueError("strength_rule 'trained' applies to the learned prior (crr) only")
+        if self.strength_rule in ("trained", "geometric") and self.prior != "crr":
+            raise ValueError(
+                f"strength_rule {self.strength_rule!r} applies to the learned prior (crr) only"
+            )
         if not (0 < self.alpha < 1):
             raise ValueError(f"alpha must lie in (0, 1); got {self.alpha}")
         for size in self.superpixel_sizes:
@@ -251,11 +257,13 @@ def _select_strength(config, operator, visibilities, sigma, crr, timings):
         operator, visibilities, sigma, prior, positivity=config.positivity
     )
     strength_result = None
-    if rule == "discrepancy":
+    if rule in ("discrepancy", "geometric"):
         strength_result = discrepancy_strength(
             posterior, max_iterations=config.max_iterations, tolerance=config.tolerance
         )
         posterior = strength_result.posterior
+        if rule == "geometric":  # between the trained prior and the data's discrepancy
+            posterior = with_strength(posterior, float(np.sqrt(first * strength_result.strength)))
         timings["strength_search_s"] = time.perf_counter() - start
     return posterior, strength_result
 
