@@ -5,7 +5,7 @@ a standard normal z to x = theta + offset + scale * z (a conditional affine bije
 for the linear-Gaussian simulator x = theta + 0.3 * noise. Negative control: with the
 simulator's own scale and no offset, at observations typical and in the tail, the check
 does not flag. Positive controls, checked against the same simulations: a learned
-likelihood twice too narrow (wrong at every x_obs, found by the PIT of the latent radii)
+likelihood twice too narrow (wrong at every x_obs: too many simulations beyond x_obs)
 and one whose second component is off by 0.5 (1.7 noise sigmas; wrong near x_obs along
 that component only, which the message names). One trained NLE (slow) must pass too.
 """
@@ -94,6 +94,7 @@ def test_wrong_scale_flagged():
     assert result.status is LikelihoodCheckStatus.MISJUDGES_X_OBS
     assert result.status.is_warning
     assert result.p_adjusted < 1e-6
+    assert result.exceed_observed > 2 * result.exceed_expected  # x_obs "too far" for q
     assert result.calibration_deviation > 0.2  # radii 4x too large: PIT far from uniform
 
 
@@ -144,7 +145,7 @@ def _linear_simulator(key, theta):
 
 
 def test_pipeline_check_resamples_and_simulates(nle):
-    """run_sbi's helper: draws raised to 200 * (D + 2), one fresh simulation each."""
+    """run_sbi's helper: draws raised to 200 * (D + 1), one fresh simulation each."""
     from astrobayes.sbi import JaxSimulator, SBIConfig
     from astrobayes.sbi.pipeline import _likelihood_check
 
@@ -160,7 +161,7 @@ def test_pipeline_check_resamples_and_simulates(nle):
     result = _likelihood_check(
         jax.random.key(6), config, nle, JaxSimulator(_linear_simulator), x_obs, samples
     )
-    assert result.num_draws == 800
+    assert result.num_draws == 600
     assert result.status is LikelihoodCheckStatus.CONSISTENT, result.summary
 
 
@@ -189,7 +190,7 @@ def test_pipeline_runs_the_check_without_changing_the_posterior():
     assert plain.likelihood_check is None
     np.testing.assert_array_equal(plain.posterior.samples, checked.posterior.samples)
     result = checked.likelihood_check
-    assert result.num_draws == 800  # raised to 200 * (2 + 2)
+    assert result.num_draws == 600  # raised to 200 * (2 + 1)
     assert isinstance(result.status, LikelihoodCheckStatus)
     assert checked.status.severity >= result.status.severity
     with pytest.raises(ValueError, match="needs method 'nle'"):

@@ -24,15 +24,22 @@ learned likelihood *at the observation*:
   of draws with ``r_i >= |T(x_obs; theta_i)|^2`` is a sum of independent Bernoullis with
   the known probabilities ``t_i = P(chi2_D >= |T(x_obs; theta_i)|^2)`` (an exact
   Poisson-binomial test).
-* **Calibration at the posterior's parameters** (latent PIT). The same radii ``r_i``,
-  through the chi-square CDF, are uniform if ``q = p``; a Kolmogorov-Smirnov test sees a
-  likelihood of the wrong width even when ``x_obs`` itself is typical.
+* **Calibration at the posterior's parameters** (latent PIT), reported, not part of the
+  verdict. The same radii ``r_i``, through the chi-square CDF, are uniform if ``q = p``;
+  their Kolmogorov-Smirnov statistic measures how far the flow is from the simulator
+  where the posterior lives, whatever ``x_obs``.
 
-All three test the learned likelihood where the posterior puts its mass; none needs the
-posterior to be right, nor any refit. Each p-value is Bonferroni-adjusted over the
-``D + 2`` tests and compared with ``significance``; a test flags only if its effect is
-also large: the two frequencies it compares differ by more than ``tolerance`` (absolute)
-or, for rare tails, by more than the factor ``ratio`` (counts plus one). A flag is a
+The tail tests test the learned likelihood where the posterior puts its mass and at the
+level of ``x_obs``; they need neither the posterior to be right nor any refit. Each
+p-value is Bonferroni-adjusted over the ``D + 1`` tail tests and compared with
+``significance``; a test flags only if its effect is also large: the two tail
+frequencies it compares, on either side of ``x_obs`` (counts plus one), differ by more
+than the factor ``ratio`` (default 2, about 0.7 nat in the learned log likelihood at
+``x_obs``). The PIT is kept
+out of the verdict because trained flows are rarely exact in the bulk: an amortised NLE
+of slcp (10^4 simulations) had KS statistics 0.07-0.21 at observations whose posteriors
+scored C2ST 0.68-0.82, the spread of a working posterior there, and a converged one-layer
+affine flow of a Gaussian likelihood had 0.09 on 600 draws. A flag is a
 warning: the learned likelihood misjudges ``x_obs`` at the parameters the posterior
 uses, so the posterior for this observation should not be trusted as it is; add
 simulations where the posterior lives (more rounds) or check the simulator.
@@ -93,9 +100,10 @@ class LikelihoodCheckResult(NamedTuple):
         p_radius: Two-sided Poisson-binomial p-value of the latent-radius count.
         exceed_observed: Simulations whose latent radius exceeds that of ``x_obs``.
         exceed_expected: The count the learned likelihood predicts.
-        p_calibration: KS p-value of the simulations' latent radii against chi-square.
-        calibration_deviation: The KS statistic (largest CDF difference).
-        p_adjusted: ``min(1, (D + 2) * smallest p-value)`` (Bonferroni).
+        p_calibration: KS p-value of the simulations' latent radii against chi-square
+            (reported, not in the verdict).
+        calibration_deviation: Its KS statistic (largest CDF difference).
+        p_adjusted: ``min(1, (D + 1) * smallest tail-test p-value)`` (Bonferroni).
         num_draws: Posterior draws (one simulation each).
         summary: One line saying what was compared and, when flagged, where it failed.
         status: :class:`LikelihoodCheckStatus`.
@@ -149,7 +157,6 @@ def local_likelihood_check(
     x: Array | np.ndarray,
     *,
     significance: float = 0.01,
-    tolerance: float = 0.05,
     ratio: float = 2.0,
     throw: bool = False,
 ) -> LikelihoodCheckResult:
@@ -161,10 +168,10 @@ def local_likelihood_check(
         x_obs: The observation (flattened to the NLE's data size).
         theta: ``(n, dim)`` posterior draws for ``x_obs``.
         x: ``(n, D)`` one simulation at each draw (fresh: not used in training).
-        significance: Flag a test when its Bonferroni-adjusted p-value is below this ...
-        tolerance: ... and the two frequencies it compares differ by more than this
-            (the KS statistic, for the radii's PIT) ...
-        ratio: ... or by more than this factor (counts plus one): rare tails.
+        significance: Flag a tail test when its Bonferroni-adjusted p-value is below
+            this ...
+        ratio: ... and its two frequencies, on either side (counts plus one), differ
+            by more than this factor.
         throw: Accepted for the shared protocol; the verdict is at most a warning, so
             nothing is raised.
 
@@ -181,22 +188,22 @@ def local_likelihood_check(
         >>> from astrobayes.sbi import FlowConfig, Prior, SBITrainingConfig, train_nle
         >>> prior = Prior.uniform([-2.0], [2.0])
         >>> k1, k2, k3 = jax.random.split(jax.random.key(0), 3)
-        >>> theta = prior.sample(k1, 1000)
+        >>> theta = prior.sample(k1, 2000)
         >>> nle, _ = train_nle(k3, prior, theta, theta + 0.3 * jax.random.normal(k2, theta.shape),
-        ...     flow_config=FlowConfig(flow_layers=1, nn_width=8, knots=0),
-        ...     training_config=SBITrainingConfig(max_epochs=30))
+        ...     flow_config=FlowConfig(flow_layers=1, nn_width=16, knots=0),
+        ...     training_config=SBITrainingConfig(learning_rate=1e-2, max_epochs=100))
         >>> draws = 0.5 + 0.3 * jax.random.normal(k1, (600, 1))
-        >>> wrong = draws + 1.2 * jax.random.normal(k2, draws.shape)  # 4x the noise
-        >>> result = local_likelihood_check(k3, nle, jnp.array([0.5]), draws, wrong)
-        >>> result.status.name, result.calibration_deviation > 0.2
-        ('MISJUDGES_X_OBS', True)
+        >>> for noise in (0.3, 1.2):  # the simulator it learned, then one 4x noisier
+        ...     sims = draws + noise * jax.random.normal(k2, draws.shape)
+        ...     print(local_likelihood_check(k3, nle, jnp.array([0.5]), draws, sims).status.name)
+        CONSISTENT
+        MISJUDGES_X_OBS
 
     """
     check_key(key)
     if not isinstance(nle, NLE):
         raise TypeError(f"nle must be an astrobayes.sbi.NLE; got {type(nle).__name__}")
     significance = check_fraction(significance, "significance")
-    tolerance = check_fraction(tolerance, "tolerance")
     if not ratio > 1.0:
         raise ValueError(f"ratio must be a factor > 1; got {ratio}")
     size = int(np.prod(nle.x_shift.shape))
@@ -215,7 +222,7 @@ def local_likelihood_check(
     for value, name in ((x_obs, "x_obs"), (theta, "theta"), (x, "x")):
         check_finite(value, name)
     n = theta.shape[0]
-    needed = int(np.ceil(2 * (size + 2) / significance))
+    needed = int(np.ceil(2 * (size + 1) / significance))
     if n < needed:
         raise ValueError(
             f"theta has {n} draws; at least {needed} are needed for a {size}-component check "
@@ -253,24 +260,20 @@ def local_likelihood_check(
     exceed = int(np.sum(radius_sim >= radius_obs))
     expected = float(t.sum())
     p_radius = _poisson_binomial_p(exceed, t)
-    # Overall: the simulations' latent radii against chi-square (PIT, KS).
+    # Overall (reported only): the simulations' latent radii against chi-square (PIT, KS).
     pit = stats.kstest(stats.chi2.cdf(radius_sim, size), "uniform")
     p_calibration, deviation = float(pit.pvalue), float(pit.statistic)
-    num_tests = size + 2
-    p_adjusted = float(
-        min(1.0, num_tests * min(float(p_components.min()), p_radius, p_calibration))
-    )
+    num_tests = size + 1
+    p_adjusted = float(min(1.0, num_tests * min(float(p_components.min()), p_radius)))
 
     def differs(p: float, a: float, b: float) -> bool:
-        """Significant, and different by ``tolerance`` or by the factor ``ratio``."""
-        factor = (a * n + 1.0) / (b * n + 1.0)
-        big = abs(a - b) > tolerance or max(factor, 1.0 / factor) > ratio
-        return num_tests * p < significance and big
+        """Significant, and either side's frequencies (counts + 1) differ by ``ratio``."""
+        factors = [(a * n + 1.0) / (b * n + 1.0), ((1 - a) * n + 1.0) / ((1 - b) * n + 1.0)]
+        return num_tests * p < significance and max(max(f, 1.0 / f) for f in factors) > ratio
 
     bad_components = [j for j in range(size) if differs(p_components[j], tail_flow[j], tail_sim[j])]
     bad_radius = differs(p_radius, expected / n, exceed / n)
-    bad_calibration = num_tests * p_calibration < significance and deviation > tolerance
-    flagged = bool(bad_components) or bad_radius or bad_calibration
+    flagged = bool(bad_components) or bad_radius
     parts = []
     for j in bad_components:
         side = ">=" if upper[j] else "<="
@@ -281,11 +284,7 @@ def local_likelihood_check(
     if bad_radius:
         parts.append(
             f"jointly: {exceed} simulations lie beyond x_obs in the flow's latent space, "
-            f"{expected:.1f} expected"
-        )
-    if bad_calibration:
-        parts.append(
-            f"the simulations' latent radii depart from chi-square by {deviation:.2f} (KS)"
+            f"{expected:.2g} expected"
         )
     lo, hi = np.percentile(theta, [5, 95], axis=0)
     where = ", ".join(f"[{a:.3g}, {b:.3g}]" for a, b in zip(lo, hi, strict=True))

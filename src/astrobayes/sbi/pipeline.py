@@ -83,7 +83,7 @@ class SBIConfig:
         likelihood_check: NLE only: posterior draws (resampled from the final ones),
             each simulated afresh, for the per-observation check of the learned
             likelihood at ``x_obs`` (:func:`~astrobayes.sbi.local_likelihood_check`;
-            raised to the ``200 * (data size + 2)`` draws it needs); 0 to skip.
+            raised to the ``200 * (data size + 1)`` draws it needs); 0 to skip.
         training: :class:`~astrobayes.sbi.training.SBITrainingConfig`.
         flow: :class:`FlowConfig`.
         mcmc: :class:`MCMCConfig`.
@@ -433,7 +433,7 @@ def _likelihood_check(key, config, estimator, simulator, x_obs, samples) -> Like
     """Resample posterior draws, simulate each afresh, check the NLE at ``x_obs``."""
     k_draw, k_sim, k_check = jax.random.split(key, 3)
     samples = np.asarray(samples)
-    num = max(config.likelihood_check, int(np.ceil(200 * (x_obs.size + 2))))
+    num = max(config.likelihood_check, int(np.ceil(200 * (x_obs.size + 1))))
     index = jax.random.choice(k_draw, samples.shape[0], (num,), replace=num > samples.shape[0])
     sims = run_simulations(k_sim, simulator, samples[np.asarray(index)])
     return local_likelihood_check(k_check, estimator, x_obs, sims.theta, sims.x)
