@@ -17,7 +17,7 @@ the script resumes where it stopped):
    of Γ (``control=True``); its test MI matrix should show no latent informative about Γ.
 
 Outputs in ``--out``: ``ive_beta<β>.eqx`` (equinox leaves, atomic), ``ive_beta<β>.json``,
-``ive_control.eqx``/``.json``, ``results.json`` and the figures ``tradeoff.png``,
+``ive_control_beta<β>.eqx``/``.json``, ``results.json`` and the figures ``tradeoff.png``,
 ``traversal.png``, ``mi_matrix.png``, ``mi_matrix_control.png``.
 
 Usage (about 10 CPU-minutes)::
@@ -209,7 +209,9 @@ def main() -> None:
     if not args.skip_control:
         control_halos = halo_profiles(keys[4], total, control=True)
         c_train, _, c_test = split(control_halos)
-        c_model, c_record = train_or_load(keys[5], "ive_control", c_train, args, chosen, out)
+        c_model, c_record = train_or_load(
+            keys[5], f"ive_control_beta{chosen:g}", c_train, args, chosen, out
+        )
         c_summary, c_mi, _ = evaluate(keys[6], c_model, c_test, args, mi_config)
         results["control"] = {**c_record, **c_summary}
         if c_mi is not None:

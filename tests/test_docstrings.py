@@ -28,6 +28,7 @@ _SLOW: dict[str, str] = {
     "astrobayes.validation.c2st": "trains a classifier two-sample test",
     "astrobayes.interpret.mutual_info": "compiles the GMM-MI cross-validation and bootstrap",
     "astrobayes.interpret.symbolic": "compiles the batched expression fitter (~30 s CPU)",
+    "astrobayes.interpret.vae": "trains a beta-VAE and compiles GMM-MI for the MI matrix",
     "astrobayes.sphere.textures": "compiles an L-BFGS texture synthesis (~15 s CPU)",
     "astrobayes.physics.chemistry": "compiles the Kvaerno5 solve of the stiff network (~30 s)",
     "astrobayes.physics.pinn": "trains a PINN ensemble and compiles a Dopri8 solve",

@@ -181,6 +181,8 @@ def plot_beta_tradeoff(betas, reconstruction_rms, off_diagonal_ratio, num_active
     fig, ax = plt.subplots(figsize=(5.5, 3.6))
     ax.plot(betas, reconstruction_rms, "o-", color="C0", label="reconstruction rms")
     ax.set_xscale("log")
+    ax.set_xticks(betas, [f"{b:g}" for b in betas])
+    ax.minorticks_off()
     ax.set_xlabel("β")
     ax.set_ylabel("held-out reconstruction rms", color="C0")
     for b, r, n in zip(betas, reconstruction_rms, num_active, strict=True):
