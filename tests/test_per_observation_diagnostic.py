@@ -195,3 +195,31 @@ def test_pipeline_runs_the_check_without_changing_the_posterior():
     assert checked.status.severity >= result.status.severity
     with pytest.raises(ValueError, match="needs method 'nle'"):
         replace(config, method="npe", likelihood_check=10)
+
+
+@pytest.mark.slow
+def test_cli_reports_the_check(tmp_path, capsys):
+    """``likelihood_check`` in the TOML: diagnostics.json and one line on the terminal."""
+    import json
+
+    from astrobayes.cli.main import main
+
+    (tmp_path / "lin_sim.py").write_text(
+        "import jax\n\ndef simulate(key, theta):\n"
+        "    return theta + 0.3 * jax.random.normal(key, theta.shape)\n"
+    )
+    (tmp_path / "config.toml").write_text(
+        'simulator = "lin_sim:simulate"\nmethod = "nle"\nnum_simulations = 300\n'
+        "x_obs = [0.1, -0.2]\nnum_posterior_samples = 200\nnum_validation = 0\n"
+        "posterior_method = 'importance'\nlikelihood_check = 600\n"
+        "[prior]\na = { uniform = [-1.0, 1.0] }\nb = { uniform = [-1.0, 1.0] }\n"
+        "[training]\nmax_epochs = 3\nbatch_size = 50\n"
+        "[flow]\nflow_layers = 1\nnn_width = 8\nnn_depth = 1\nknots = 0\n"
+    )
+    out = tmp_path / "out"
+    main(["sbi", str(tmp_path / "config.toml"), "--out", str(out), "--no-plots"])
+    captured = capsys.readouterr()
+    assert "astrobayes sbi: likelihood check " in captured.out + captured.err
+    diagnostics = json.loads((out / "diagnostics.json").read_text())
+    assert diagnostics["likelihood_check"]["num_draws"] == 600
+    assert diagnostics["likelihood_check"]["status"] in ("consistent", "misjudges_x_obs")
