@@ -219,8 +219,7 @@ def surrogates(directory: str, batch: int) -> None:
     times = np.geomspace(1e8, 3e15, 32)  # the grid of scripts/physics_chemistry_trajectories.py
     # fresh draws: the training file used key 0, this uses key 7
     conditions = np.asarray(sample_conditions(jax.random.key(7), range(batch), ConditionBox()))
-    simulate_trajectories(conditions[:2], times).states.block_until_ready()  # compile (batch 2)
-    simulate_trajectories(conditions, times).states.block_until_ready()  # compile (batch)
+    simulate_trajectories(conditions, times).states.block_until_ready()  # compile (same shapes)
     start = _clock()
     solved = simulate_trajectories(conditions, times)
     solved.states.block_until_ready()

@@ -167,6 +167,9 @@ def main() -> None:
     parser.add_argument("--kinds", nargs="+", default=["mlp", "deeponet", "latent_ode"])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--num-train", type=int, default=2048)
+    parser.add_argument(
+        "--train-limit", type=int, default=None, help="train on the first N of the train split"
+    )
     parser.add_argument("--num-calibration", type=int, default=512)
     parser.add_argument("--num-test", type=int, default=512)
     parser.add_argument("--members", type=int, default=5)
@@ -187,6 +190,10 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     splits = load_splits(args.data, args.num_train, args.num_calibration, args.num_test)
     train = splits[0][0]
+    if args.train_limit is not None:  # a cheaper fit; calibration and test splits unchanged
+        train = type(train)(
+            train.initial[: args.train_limit], train.log_times, train.targets[: args.train_limit]
+        )
     for index, kind in enumerate(args.kinds):
         config = config_for(kind, args)
         weights = args.out / f"{kind}.eqx"

@@ -51,7 +51,15 @@ def _synthetic(key, num, log_times):
     return SurrogateData(initial, log_times, targets)
 
 
-@pytest.mark.parametrize("kind", ["mlp", "deeponet", "latent_ode"])
+@pytest.mark.parametrize(
+    "kind",
+    [
+        "mlp",
+        # ~10 s CPU each of compilation: in the slow suite (test budget)
+        pytest.param("deeponet", marks=pytest.mark.slow),
+        pytest.param("latent_ode", marks=pytest.mark.slow),
+    ],
+)
 def test_every_kind_has_the_one_interface(kind):
     config = SurrogateConfig(kind=kind, num_members=2, width=8, depth=1, basis_size=4,
                              latent_size=3, substeps=1)  # fmt: skip
