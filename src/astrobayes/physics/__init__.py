@@ -14,10 +14,25 @@ r"""Physics-informed learning: differentiable ODE models, PINNs and stiff networ
 - :mod:`astrobayes.physics.surrogates`: learned surrogates of that network (MLP,
   DeepONet, latent neural ODE) with deep-ensemble error bars, their errors in dex,
   calibration and roll-outs.
+- :mod:`astrobayes.physics.rates`: rate-coefficient multipliers of a reduced chemistry
+  sub-network recovered by NUTS through the diffrax solve, with interval coverage over
+  simulated data sets and a free-vs-fixed model comparison.
+- :mod:`astrobayes.physics.augmentation`: redshift augmentation (Boone 2019) of simulated
+  supernova-like light curves and a small classifier to measure its gain at high z.
 
 See ``docs/physics.md``.
 """
 
+from astrobayes.physics.augmentation import (
+    LightCurves,
+    SurveyConfig,
+    TransientClassifier,
+    classification_accuracy,
+    redshift_augment,
+    redshift_augment_latent,
+    simulate_transients,
+    train_classifier,
+)
 from astrobayes.physics.growth import (
     FSigma8Data,
     GrowthSolution,
@@ -46,6 +61,18 @@ from astrobayes.physics.pinn import (
     train_friedmann_ensemble,
     train_lane_emden_ensemble,
 )
+from astrobayes.physics.rates import (
+    RATE_PARAMETERS,
+    RateNetworkConfig,
+    RateProblem,
+    posterior_interval_coverage,
+    rate_logdensity,
+    rate_models,
+    sample_rate_posteriors,
+    simulate_rate_data,
+    solve_rate_network,
+    solve_stiff_subnetwork,
+)
 from astrobayes.physics.surrogates import (
     DeepONetSurrogate,
     LatentODESurrogate,
@@ -71,11 +98,18 @@ __all__ = [
     "LaneEmdenConfig",
     "LaneEmdenPINN",
     "LatentODESurrogate",
+    "LightCurves",
     "MLPSurrogate",
     "PINNEnsemble",
+    "RATE_PARAMETERS",
+    "RateNetworkConfig",
+    "RateProblem",
     "SurrogateConfig",
     "SurrogateData",
     "SurrogateEnsemble",
+    "SurveyConfig",
+    "TransientClassifier",
+    "classification_accuracy",
     "conformal_scales",
     "ensemble_coverage",
     "ensemble_predict",
@@ -89,14 +123,25 @@ __all__ = [
     "interval_coverage",
     "lane_emden_error_estimate",
     "lane_emden_exact",
+    "posterior_interval_coverage",
+    "rate_logdensity",
+    "rate_models",
+    "redshift_augment",
+    "redshift_augment_latent",
     "rollout",
+    "sample_rate_posteriors",
+    "simulate_rate_data",
+    "simulate_transients",
     "solve_friedmann",
     "solve_growth",
     "solve_lane_emden",
+    "solve_rate_network",
+    "solve_stiff_subnetwork",
     "student_t_scales",
     "surrogate_data",
     "surrogate_errors",
     "surrogate_predict",
+    "train_classifier",
     "train_friedmann_ensemble",
     "train_lane_emden_ensemble",
     "train_surrogate_ensemble",
