@@ -215,9 +215,9 @@ def simulate_transients(
 
     Example:
         >>> import jax
-        >>> curves = simulate_transients(jax.random.key(0), 3, (0.1, 0.2), SurveyConfig())
+        >>> curves = simulate_transients(jax.random.key(0), 2, (0.1, 0.2), SurveyConfig())
         >>> curves.fluxes.shape
-        (3, 4, 24)
+        (2, 4, 24)
 
     """
     check_key(key)
@@ -454,7 +454,7 @@ def classification_accuracy(
     Example:
         >>> import jax
         >>> config = SurveyConfig()
-        >>> curves = simulate_transients(jax.random.key(0), 8, (0.1, 0.2), config)
+        >>> curves = simulate_transients(jax.random.key(0), 2, (0.1, 0.2), config)
         >>> model = TransientClassifier(jax.random.key(1), 4 * 24)
         >>> 0.0 <= float(classification_accuracy(model, curves)) <= 1.0
         True

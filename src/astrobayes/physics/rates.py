@@ -172,7 +172,7 @@ def solve_rate_network(
     Example:
         >>> import jax
         >>> with jax.enable_x64(True):
-        ...     out = solve_rate_network(jax.numpy.zeros(2), RateNetworkConfig(num_times=2))
+        ...     out = solve_rate_network(jax.numpy.zeros(2), RateNetworkConfig(num_times=3))
         >>> [round(float(v), 2) for v in out[-1]]
         [-3.09, -2.19]
 
