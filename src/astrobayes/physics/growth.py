@@ -232,7 +232,10 @@ class FSigma8Data(NamedTuple):
 
 
 # Nesseris, Pantazis & Perivolaropoulos 2017 (arXiv:1703.10538), Table I ("Gold-2017"):
-# (survey, z, f sigma8, error, fiducial Omega_m, original reference).
+# (survey, z, f sigma8, error, fiducial Omega_m, original reference). Checked row by row
+# against two public transcriptions (github.com/Tilek-Zhumabek/GCDM
+# data/data_growth_2016_main.txt; github.com/franciscotln/cosmology-model-fit
+# y2018fs8/raw/fs8.csv and fs8_cov.dat for the WiggleZ block): all agree.
 _GOLD_2017 = (
     ("6dFGS+SnIa", 0.02, 0.428, 0.0465, 0.3, "Huterer et al. 2017, arXiv:1611.09862"),
     ("SnIa+IRAS", 0.02, 0.398, 0.065, 0.3, "Turnbull et al. 2012; Hudson & Turnbull 2012"),
