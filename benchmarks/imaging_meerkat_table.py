@@ -66,14 +66,16 @@ STUDY_LAMBDA = {1: 1e4, 2: 1.4e4, 4: 1.9e4, 8: 2.25e4}
 ISNR_DB = 30.0
 
 
-def problem(name: str, hours: int, protocol: str):
+def problem(name: str, hours: int, protocol: str, uv_axes: str = "protocol"):
     """Truth, NUFFT operator, noisy visibilities and per-part sigma under ``protocol``."""
     image, _ = load(name)
     path = DATA / "meerkat_uv" / f"meerkat_simulation_{hours}h_uv_only.npz"
     if not path.is_file():
         raise SystemExit(f"{path.name} is not in ../shared/data (only 1, 2 and 4 h are shared)")
     points = read_uv_points(path)
-    if protocol == "study":
+    if uv_axes == "protocol":
+        uv_axes = "study" if protocol == "study" else "ours"
+    if uv_axes == "study":
         points = points[:, ::-1]  # uu on the rows, vv on the columns (torchkbnufft omega)
     op = nufft_operator_from_pixel_phases(points, image_shape=image.shape)
     clean = op(jnp.asarray(image, jnp.float32))
@@ -105,6 +107,12 @@ def main() -> None:
     parser.add_argument("--scales", nargs="*", type=float, default=[1.0])
     parser.add_argument("--protocol", choices=["study", "ours"], default="study")
     parser.add_argument("--max-iterations", type=int, default=3000)
+    parser.add_argument(
+        "--uv-axes",
+        choices=["protocol", "study", "ours"],
+        default="protocol",
+        help="study: uu on the rows; ours: u on the columns (protocol: the protocol's)",
+    )
     parser.add_argument("--tolerance", type=float, default=1e-6, help="FISTA objective tolerance")
     parser.add_argument(
         "--positivity",
@@ -127,7 +135,8 @@ def main() -> None:
         args.protocol == "ours" if args.positivity == "protocol" else args.positivity == "on"
     )
     print(
-        f"protocol {args.protocol}; positivity {positivity}; trained-rule strength "
+        f"protocol {args.protocol}; uv axes {args.uv_axes}; positivity {positivity}; "
+        f"tolerance {args.tolerance:g}; trained-rule strength "
         f"{trained:.4g} (lam_train {float(weights.regulariser.strength):.4g}, "
         f"sigma_train {weights.sigma_train:.4g}); device {jax.devices()[0].device_kind}",
         flush=True,
@@ -142,7 +151,7 @@ def main() -> None:
     for name in args.images:
         previous = None
         for hours in args.hours:
-            image, op, data, sigma = problem(name, hours, args.protocol)
+            image, op, data, sigma = problem(name, hours, args.protocol, args.uv_axes)
             posterior = imaging_posterior(
                 op, data, sigma, ConvexRidgePrior(trained, regulariser), positivity=positivity
             )
