@@ -360,11 +360,12 @@ def run_flow_mcmc(
             config.num_burnin_steps,
             jnp.asarray(True),
         )
+        inverse_mass = _preconditioner(burnin_draws[:, config.num_burnin_steps // 2 :])
         run = _Progress(
             loop=0,
             key=key,
-            state=state,
-            inverse_mass=_preconditioner(burnin_draws[:, config.num_burnin_steps // 2 :]),
+            state=_keep_step_length(state, jnp.ones(dim, jnp.float32), inverse_mass),
+            inverse_mass=inverse_mass,
             buffer=np.zeros((0, dim), np.float32),
             proposal=None,
             training=None,
@@ -491,8 +492,10 @@ def _one_loop(run: _Progress, logdensity_fn, config, flow, training_config, num_
             buffer,
             training_config,
         )
+        inverse_mass = _preconditioner(local_draws)
         return run._replace(
-            inverse_mass=_preconditioner(local_draws),
+            state=_keep_step_length(run.state, run.inverse_mass, inverse_mass),
+            inverse_mass=inverse_mass,
             buffer=buffer,
             proposal=proposal,
             training=training,
@@ -594,6 +597,19 @@ def _restore(saved: dict[str, np.ndarray], template: FlowProposal) -> _Progress:
         global_accepted=saved["global_accepted"],
         log_weights=saved["log_weights"],
     )
+
+
+def _keep_step_length(state: _LocalState, old_mass, new_mass) -> _LocalState:
+    """Rescale the step sizes so a new preconditioner keeps the (geometric mean) step length.
+
+    The preconditioner sets the shape of the MALA steps and the adapted step size their
+    length. Without this, a preconditioner estimated from a block of short steps is small,
+    makes the next steps shorter still, and the two collapse together (every step
+    accepted, the chains barely moving); with it, only the acceptance-rate adaptation
+    sets the length.
+    """
+    shift = 0.5 * jnp.mean(jnp.log(old_mass) - jnp.log(new_mass))
+    return state._replace(log_step_size=state.log_step_size + shift)
 
 
 def _preconditioner(draws) -> Array:
