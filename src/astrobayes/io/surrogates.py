@@ -78,7 +78,13 @@ def save_surrogate_ensemble(
         raise TypeError(f"members must be a Surrogate; got {type(members).__name__}")
     if not isinstance(config, SurrogateConfig):
         raise TypeError(f"config must be a SurrogateConfig; got {type(config).__name__}")
-    header = {"format": _FORMAT, "version": _VERSION, "start": getattr(members, "start", 0.0)}
+    dtype = str(jax.tree_util.tree_leaves(eqx.filter(members, eqx.is_inexact_array))[0].dtype)
+    header = {
+        "format": _FORMAT,
+        "version": _VERSION,
+        "start": getattr(members, "start", 0.0),
+        "dtype": dtype,
+    }
     header.update({name: getattr(config, name) for name in _FIELDS})
     line = json.dumps(header, sort_keys=True).encode("utf-8") + b"\n"
 
@@ -127,6 +133,13 @@ def load_surrogate_ensemble(path: str | os.PathLike) -> tuple[Surrogate, Surroga
         skeleton = build_surrogate_ensemble(
             jax.random.key(0), config, zeros, float(header["start"])
         )  # placeholder weights, all overwritten below
+        # the saved dtype (float32 unless recorded otherwise), whatever jax_enable_x64 says
+        dtype = jnp.dtype(header.get("dtype", "float32"))
+        if dtype == jnp.float64 and not jax.config.jax_enable_x64:
+            dtype = jnp.dtype(jnp.float32)
+        skeleton = jax.tree_util.tree_map(
+            lambda a: a.astype(dtype) if eqx.is_inexact_array(a) else a, skeleton
+        )
         try:
             return eqx.tree_deserialise_leaves(handle, skeleton), config
         except Exception as error:  # equinox/numpy raise several types on bad payloads

@@ -224,12 +224,11 @@ def surrogate_data(
         )
     if times.ndim != 1 or np.any(times <= 0) or np.any(np.diff(times) <= 0):
         raise ValueError("times must be a 1-d increasing array of positive seconds")
-    density, temperature, ionised, molecular = (10.0 ** conditions[:, i] for i in range(4))
+    temperature, ionised, molecular = (10.0 ** conditions[:, i] for i in (1, 2, 3))
     initial = jax.vmap(lambda x, m, t: initial_state(x, m, t, helium_ionised_fraction=x / 10.0))(
         ionised, molecular, temperature
     )
     log_n, log_j21 = conditions[:, 0], conditions[:, 4]
-    del density
     return SurrogateData(
         initial=state_features(initial, log_n, log_j21, floor_dex=floor_dex),
         log_times=jnp.asarray(np.log10(times), conditions.dtype),
@@ -630,6 +629,8 @@ def train_surrogate_ensemble(
     Args:
         key: JAX PRNG key (validation split, pairs, initial weights, minibatches).
         data: Training :class:`SurrogateData` (held-out trajectories must not be in it).
+            A share ``config.training.validation_fraction`` of its trajectories is held
+            out for early stopping (for the MLP, their t = 0 samples only).
         config: :class:`SurrogateConfig`.
         progress_fn: ``progress_fn("training", epoch, max_epochs)``.
         throw: Raise :class:`~astrobayes.UnreliableResultError` on a failure status.
