@@ -164,6 +164,7 @@ def test_rollout_first_step_is_the_direct_prediction_and_then_feeds_back():
         rollout(deeponet, initial, log_times)
 
 
+@pytest.mark.slow  # ~10 s CPU; the io.surrogates docstring example round-trips by default
 def test_save_and_load_round_trip(tmp_path):
     config = SurrogateConfig(kind="latent_ode", num_members=2, width=4, depth=1, latent_size=2)
     members = build_surrogate_ensemble(jax.random.key(4), config, _standardiser(), start=-1.5)
