@@ -33,6 +33,8 @@ _SLOW: dict[str, str] = {
     "astrobayes.physics.chemistry": "compiles the Kvaerno5 solve of the stiff network (~30 s)",
     "astrobayes.physics.pinn": "trains a PINN ensemble and compiles a Dopri8 solve",
     "astrobayes.physics.surrogates": "trains a DeepONet ensemble, compiles a diffrax latent ODE",
+    "astrobayes.physics.rates": "compiles the Tsit5 solve and its log density (~9 s)",
+    "astrobayes.physics.augmentation": "compiles the transient simulator and the augmentation (~18 s)",
     "astrobayes.physics.growth": "compiles three diffrax growth solves",
 }
 
