@@ -22,7 +22,10 @@ Trained estimators and per-observation rows are cached under ``--cache`` (resuma
 Usage::
 
     OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python benchmarks/sbi_per_observation.py \
-        --tasks slcp --observations 1 2 3 4 5 6 7 8 9 10 --method nle --threads 1
+        --tasks gaussian_linear slcp two_moons --method nle --num-samples 5000
+    # sequential NLE (4 rounds of 2500), observation 7 only:
+    OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python benchmarks/sbi_per_observation.py \
+        --tasks slcp --observations 7 --method snle
 """
 
 from __future__ import annotations
@@ -241,7 +244,8 @@ def run_observation(task, index, nle, args, cache_dir):
         score = float(c2st(k_c2st, samples, reference).accuracy)
         score_path.write_text(json.dumps({"c2st": score}))
     rng = np.random.default_rng(index)
-    draws = samples[rng.choice(len(samples), args.num_check, replace=False)]
+    num_check = max(args.num_check, 200 * (x_obs.size + 1))  # what the check needs
+    draws = samples[rng.choice(len(samples), num_check, replace=False)]
     k_sim, k_flow = jax.random.split(k_check)
     start = time.perf_counter()
     check = local_likelihood_check(k_flow, nle, x_obs, draws, simulate(k_sim, task, draws))

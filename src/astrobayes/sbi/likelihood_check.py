@@ -37,8 +37,8 @@ frequencies it compares, on either side of ``x_obs`` (counts plus one), differ b
 than the factor ``ratio`` (default 2, about 0.7 nat in the learned log likelihood at
 ``x_obs``). The PIT is kept
 out of the verdict because trained flows are rarely exact in the bulk: an amortised NLE
-of slcp (10^4 simulations) had KS statistics 0.07-0.21 at observations whose posteriors
-scored C2ST 0.68-0.82, the spread of a working posterior there, and a converged one-layer
+of slcp (10^4 simulations) had KS statistics 0.07-0.21 at observations 1-4, whose
+posteriors scored C2ST 0.68-0.82, and a converged one-layer
 affine flow of a Gaussian likelihood had 0.09 on 600 draws. A flag is a
 warning: the learned likelihood misjudges ``x_obs`` at the parameters the posterior
 uses, so the posterior for this observation should not be trusted as it is; add
