@@ -35,13 +35,23 @@ def main() -> None:
     parser.add_argument("--num-chains", type=int, default=4)
     parser.add_argument("--num-warmup", type=int, default=500)
     parser.add_argument("--num-samples", type=int, default=1500)
-    parser.add_argument("--rtol", type=float, default=1e-7, help="growth ODE tolerance")
+    parser.add_argument(
+        "--rtol",
+        type=float,
+        default=None,
+        help="growth ODE relative tolerance (default: the library's, 1e-9 in float64)",
+    )
     args = parser.parse_args()
     config = NUTSConfig(
         num_chains=args.num_chains, num_warmup=args.num_warmup, num_samples=args.num_samples
     )
     start = time.perf_counter()
-    result = compare(jax.random.key(args.seed), growth_models(), sampling=config, num_workers=1)
+    result = compare(
+        jax.random.key(args.seed),
+        growth_models(**({} if args.rtol is None else {"rtol": args.rtol})),
+        sampling=config,
+        num_workers=1,
+    )
     wall = time.perf_counter() - start
     summary = {"wall_s": wall, "sampling": config, "status": result.status, "models": {}}
     for name, report in result.models.items():
