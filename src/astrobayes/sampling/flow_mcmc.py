@@ -25,7 +25,6 @@ learned harmonic mean (``astrobayes.evidence.estimate``).
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import NamedTuple
@@ -45,7 +44,7 @@ from astrobayes._status import Severity, Status, by_severity, check
 from astrobayes._training import TrainingConfig, TrainingInfo, TrainingStatus, fit
 from astrobayes._types import ProgressFn
 from astrobayes.chains import Chains
-from astrobayes.sampling.nuts import Checkpoint
+from astrobayes.sampling.nuts import Checkpoint, run_fingerprint
 from astrobayes.sampling.result import sampling_diagnostics
 
 __all__ = [
@@ -396,42 +395,38 @@ def run_flow_mcmc(
                     run.loop - config.num_loops_training,
                     config.num_loops_production,
                 )
-    state, training, failed = run.state, run.training, run.failed
-    proposal = run.proposal
-    num_evaluations = run.num_evaluations
-    local_accepted, global_accepted = run.local_accepted, run.global_accepted
     samples = np.asarray(run.samples, np.float64)
     logdensity_kept = np.asarray(run.logdensity, np.float64)
-    rhat, ess, sampling_status, sampling_messages = sampling_diagnostics(
+    rhat, ess, _, sampling_messages = sampling_diagnostics(
         samples, logdensity_kept, np.zeros(num_chains)
     )
     log_w = np.asarray(run.log_weights, np.float64)
     log_evidence, log_evidence_std, pareto_k = _importance_evidence(log_w)
     messages: list[Status] = list(sampling_messages)
-    global_rate = global_accepted / (config.num_loops_production * config.num_global_steps)
-    if failed:
+    global_rate = run.global_accepted / (config.num_loops_production * config.num_global_steps)
+    if run.failed:
         messages.append(FlowMCMCStatus.FLOW_TRAINING_FAILED)
     if np.mean(global_rate) < MIN_GLOBAL_ACCEPTANCE:
         messages.append(FlowMCMCStatus.RARE_GLOBAL_MOVES)
     if not (np.isfinite(pareto_k) and pareto_k <= MAX_PARETO_K):
         messages.append(FlowMCMCStatus.FLOW_EVIDENCE_TAILS)
     ordered = by_severity(messages)
-    del sampling_status
     result = FlowMCMCResult(
         samples=samples,
         logdensity=logdensity_kept,
         names=names,
         rhat=rhat,
         ess=ess,
-        local_acceptance=local_accepted / (config.num_loops_production * config.num_local_steps),
+        local_acceptance=run.local_accepted
+        / (config.num_loops_production * config.num_local_steps),
         global_acceptance=global_rate,
-        step_size=np.exp(np.asarray(state.log_step_size, np.float64)),
-        num_logdensity_evaluations=int(num_evaluations),
+        step_size=np.exp(np.asarray(run.state.log_step_size, np.float64)),
+        num_logdensity_evaluations=int(run.num_evaluations),
         flow_log_evidence=log_evidence,
         flow_log_evidence_std=log_evidence_std,
         flow_pareto_k=pareto_k,
-        proposal=proposal,
-        training=training,
+        proposal=run.proposal,
+        training=run.training,
         resumed_from=resumed_from,
         status=ordered[0] if ordered else FlowMCMCStatus.OK,
         messages=ordered,
@@ -511,13 +506,9 @@ def _one_loop(run: _Progress, logdensity_fn, config, flow, training_config, num_
 
 
 def _fingerprint(key, positions, config: FlowMCMCConfig, names) -> str:
-    digest = hashlib.sha256(b"astrobayes-flow-mcmc-v1")
-    digest.update(np.asarray(jax.random.key_data(key)).tobytes())
-    digest.update(np.asarray(positions, np.float32).tobytes())
+    # checkpoint_every only sets when the state is saved, so a resume may change it
     settings = {k: v for k, v in asdict(config).items() if k != "checkpoint_every"}
-    digest.update(repr(sorted(settings.items())).encode())
-    digest.update(repr(names).encode())
-    return digest.hexdigest()[:32]
+    return run_fingerprint(b"astrobayes-flow-mcmc-v1", key, positions, settings, names)
 
 
 _TRAINING_FIELDS = (

@@ -381,9 +381,25 @@ def _shard_chains(positions: jax.Array) -> jax.Array:
 
 
 def _fingerprint(key, positions, config: NUTSConfig, names) -> str:
-    digest = hashlib.sha256(b"astrobayes-nuts-v2")
+    return run_fingerprint(b"astrobayes-nuts-v2", key, positions, asdict(config), names)
+
+
+def run_fingerprint(salt: bytes, key, positions, settings: dict, names) -> str:
+    """Short hash of what makes a sampler run reproducible (checkpoints must match it).
+
+    Args:
+        salt: The sampler and its checkpoint layout version.
+        key: The run's PRNG key.
+        positions: Starting points.
+        settings: The sampler's settings (a dataclass as a dict).
+        names: Parameter names.
+
+    Returns:
+        32 hexadecimal characters.
+    """
+    digest = hashlib.sha256(salt)
     digest.update(np.asarray(jax.random.key_data(key)).tobytes())
     digest.update(np.asarray(positions, np.float32).tobytes())
-    digest.update(repr(sorted(asdict(config).items())).encode())
+    digest.update(repr(sorted(settings.items())).encode())
     digest.update(repr(names).encode())
     return digest.hexdigest()[:32]
