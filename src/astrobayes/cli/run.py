@@ -315,6 +315,8 @@ def write_chain_files(folder: Path, config, models, result, derived_fns) -> dict
 
 def format_table(result) -> str:
     """Text table: ln z, ln B against the reference, Jeffreys reading, posterior summary."""
+    from astrobayes.sampling import FlowMCMCResult
+
     reference = result.reference
     rows = [
         f"{'model':<9} {'ln z':>17} {'ln B vs ' + reference:>17}  {'Jeffreys (Trotta 2008)':<32} posterior mean ± std"
@@ -332,8 +334,6 @@ def format_table(result) -> str:
         if not report.evidence.status.is_ok:
             rows.append(f"{'':<9} status: {report.evidence.status.value}")
         if not report.sampling.status.is_ok:
-            from astrobayes.sampling import FlowMCMCResult
-
             sampler = "flow MCMC" if isinstance(report.sampling, FlowMCMCResult) else "NUTS"
             rows.append(f"{'':<9} {sampler}: {report.sampling.status.value}")
     return "\n".join(rows)
