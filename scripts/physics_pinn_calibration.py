@@ -52,6 +52,7 @@ from astrobayes.physics.pinn import (  # noqa: E402
     friedmann_exact,
     lane_emden_error_estimate,
     lane_emden_exact,
+    screened_conformal_scales,
     solve_lane_emden,
     student_t_scales,
     train_friedmann_ensemble,
@@ -157,6 +158,31 @@ def report(units: dict[str, dict], members: int) -> None:
                 row.append(f"{level:.0%}: {summarise(values)}")
             print(f"  {label:38s} " + "   ".join(row))
 
+    def screened_from(names):
+        if not names:
+            return None
+        result = screened_conformal_scales(
+            [
+                (
+                    units[n]["mean"],
+                    units[n]["std"],
+                    units[n]["truth"],
+                    units[n]["estimates"].mean(0),
+                )
+                for n in names
+            ],
+            LEVELS,
+        )
+        dropped = [n for n, k in zip(names, result.kept, strict=True) if not k]
+        return result.scales, dropped
+
+    def fails_screen(name):
+        try:
+            screened_from([name])
+        except ValueError:  # the one problem was dropped
+            return True
+        return False
+
     def conformal_from(names):
         if not names:
             return None
@@ -196,10 +222,18 @@ def report(units: dict[str, dict], members: int) -> None:
         family_held_out = [n for n in family if problem_of(n) in HELD_OUT]
         within = conformal_from(family_calibration)
         if within is not None and family_held_out:
+            screened, dropped = screened_from(family_calibration)
             print(f"\n{kind}: conformal scales from {family_calibration}: {within}")
+            print(f"{kind}: screened conformal scales {screened}; dropped by the screen {dropped}")
+            flagged = [n for n in family_held_out if fails_screen(n)]
+            print(f"{kind}: held-out units that fail the same screen themselves: {flagged}")
             coverage_table(
                 family_held_out,
-                {**rules, "conformal, same equation only": lambda n, w=within: w},
+                {
+                    **rules,
+                    "conformal, same equation only": lambda n, w=within: w,
+                    "conformal, same equation, screened": lambda n, w=screened: w,
+                },
                 f"{kind} held-out units ({len(family_held_out)})",
             )
         if len({problem_of(n) for n in family}) > 1:
@@ -210,6 +244,9 @@ def report(units: dict[str, dict], members: int) -> None:
                     "Student-t prediction interval": lambda n: student,
                     "conformal, same equation, problem out": lambda n, f=family: conformal_from(
                         [m for m in f if problem_of(m) != problem_of(n)]
+                    ),
+                    "screened conformal, same equation, problem out": lambda n, f=family: (
+                        screened_from([m for m in f if problem_of(m) != problem_of(n)])[0]
                     ),
                 },
                 f"{kind} units ({len(family)}), scales never fitted on its problem",

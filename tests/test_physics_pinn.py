@@ -25,6 +25,7 @@ from astrobayes.physics.pinn import (
     lane_emden_error_estimate,
     lane_emden_exact,
     lane_emden_residual,
+    screened_conformal_scales,
     solve_friedmann,
     solve_lane_emden,
     student_t_scales,
@@ -218,3 +219,49 @@ def test_interval_rules_and_a_calibration_that_transfers():
         conformal_scales([0.0] * 5, [1.0] * 5, [1.0] * 5, levels=(0.95,))
     with pytest.raises(ValueError, match="scales must hold"):
         ensemble_coverage([0.0], [1.0], [0.0], (0.68, 0.95), scales={0.68: 1.0})
+
+
+def _synthetic_problem(rng, num, error_per_std, std_scale):
+    """(mean, std, truth, estimate) of a synthetic ensemble with |error|/std ~ |N(0, c^2)|."""
+    mean = 1.0 + 0.1 * rng.uniform(size=num)
+    std = std_scale * rng.uniform(0.5, 2.0, size=num)
+    error = error_per_std * std * rng.normal(size=num)
+    return mean, std, mean - error, error  # the estimate is the error (a linear problem)
+
+
+def test_screened_conformal_drops_failed_fits_and_is_nominal_on_held_out_problems():
+    rng = np.random.default_rng(3)
+    # Good fits: error ~ 2 std, relative error ~1e-4. Failed fits: a spread close to a large
+    # error (error ~ 0.3 std, relative error ~5e-2), as Lane–Emden n = 3 in docs/physics.md.
+    good = [_synthetic_problem(rng, 200, 2.0, 5e-5) for _ in range(10)]
+    failed = [_synthetic_problem(rng, 200, 0.3, 5e-2) for _ in range(5)]
+    held_out = [_synthetic_problem(rng, 200, 2.0, 5e-5) for _ in range(25)]
+    result = screened_conformal_scales(good + failed)
+    assert result.kept == (True,) * 10 + (False,) * 5
+    assert max(result.estimated_relative_error[:10]) < 1e-3
+    assert min(result.estimated_relative_error[10:]) > 1e-2
+
+    def coverage(scales):
+        return ensemble_coverage(
+            np.concatenate([p[0] for p in held_out]),
+            np.concatenate([p[1] for p in held_out]),
+            np.concatenate([p[2] for p in held_out]),
+            scales=scales,
+        )
+
+    screened = coverage(result.scales)
+    # Points are independent here: binomial error of 5000 test points plus that of the
+    # 2000-point calibration quantile, sqrt(p(1-p)) * sqrt(1/5000 + 1/2000) = 0.012 at 68%,
+    # 0.006 at 95%; tolerance 4 sigma.
+    assert abs(screened[0.68] - 0.68) < 0.048
+    assert abs(screened[0.95] - 0.95) < 0.024
+    # Negative control: without the screen the failed fits pull the 68% multiplier down
+    # (expected coverage ~0.52 on the good problems), and the same check fails.
+    unscreened = conformal_scales(
+        *(np.concatenate([p[j] for p in good + failed]) for j in range(3))
+    )
+    assert coverage(unscreened)[0.68] < 0.68 - 0.048
+    with pytest.raises(ValueError, match="no calibration problem"):
+        screened_conformal_scales(failed)
+    with pytest.raises(ValueError, match="one shape"):
+        screened_conformal_scales([(np.ones(3), np.ones(3), np.ones(3), np.ones(2))])

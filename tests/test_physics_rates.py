@@ -12,6 +12,7 @@ from astrobayes.physics.chemistry import rate_coefficients
 from astrobayes.physics.rates import (
     RateNetworkConfig,
     RateProblem,
+    check_rate_draws,
     posterior_interval_coverage,
     rate_logdensity,
     rate_models,
@@ -137,3 +138,29 @@ def test_nuts_recovers_rates_on_a_few_data_sets():
     std = np.asarray(draws.samples.std(axis=(1, 2)))
     assert np.all(np.abs(mean - np.asarray(truths)) < 4 * std)
     assert np.all(std < 0.1)  # data constrain both multipliers far beyond the prior (0.3)
+
+
+def test_check_rate_draws_flags_unconverged_data_sets():
+    rng = np.random.default_rng(0)
+    # iid draws: split R-hat - 1 has sd ~ 0.002 with 8 halves of 500, so 1.01 is > 4 sd.
+    draws = rng.normal(size=(3, 4, 1000, 2))
+    divergent = np.zeros((3, 4, 1000), bool)
+    good = check_rate_draws(draws, divergent)
+    assert good.status.name == "OK"
+    assert good.above.size == 0
+    assert np.all(np.abs(good.rhat - 1.0) < 0.01)
+    # Negative controls: one chain of data set 2 offset by half a posterior sd; a divergence.
+    shifted = draws.copy()
+    shifted[2, 1] += 0.5
+    bad = check_rate_draws(shifted, divergent)
+    assert bad.status.name == "RHAT_HIGH"
+    assert bad.above.tolist() == [2]
+    assert bad.status.is_warning
+    divergent[0, 0, 5] = True
+    flagged = check_rate_draws(draws, divergent)
+    assert flagged.status.name == "DIVERGENT"
+    assert flagged.num_divergent.tolist() == [1, 0, 0]
+    with pytest.raises(ValueError, match="is_divergent"):
+        check_rate_draws(draws, divergent[:, :, :10])
+    with pytest.raises(ValueError, match="rhat_threshold"):
+        check_rate_draws(draws, divergent, rhat_threshold=1.0)

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import diffrax
 import equinox as eqx
@@ -51,11 +52,16 @@ import optimistix as optx
 from jaxtyping import Array, ArrayLike, Bool, Float, PRNGKeyArray
 
 from astrobayes._checks import check_key, check_positive_int
+from astrobayes._status import Severity, Status, check
+from astrobayes.diagnostics import split_rhat
 from astrobayes.models import Model
 from astrobayes.physics.chemistry import STOICHIOMETRY, rate_coefficients
 from astrobayes.sampling import NUTSDraws, sample_nuts
 
 __all__ = [
+    "RateDrawsCheck",
+    "RateDrawsStatus",
+    "check_rate_draws",
     "RATE_PARAMETERS",
     "RateNetworkConfig",
     "RateProblem",
@@ -408,6 +414,87 @@ def sample_rate_posteriors(
         check_positive_int(num_warmup, "num_warmup", minimum=10),
         check_positive_int(num_samples, "num_samples"),
     )
+
+
+class RateDrawsStatus(Status):
+    """Convergence of the NUTS runs of :func:`sample_rate_posteriors`."""
+
+    OK = (Severity.OK, "every data set: split R-hat within the threshold, no divergences")
+    RHAT_HIGH = (
+        Severity.WARNING,
+        "warning: split R-hat above the threshold on at least one data set (run it longer)",
+    )
+    DIVERGENT = (Severity.WARNING, "warning: divergent transitions on at least one data set")
+
+
+class RateDrawsCheck(NamedTuple):
+    """Per-data-set convergence diagnostics of a batch of NUTS runs.
+
+    Attributes:
+        rhat: Largest split R-hat over the parameters, ``(num_datasets,)``.
+        num_divergent: Divergent transitions per data set, ``(num_datasets,)``.
+        above: Indices of the data sets whose R-hat exceeds the threshold.
+        status: :class:`RateDrawsStatus` (R-hat is reported before divergences).
+
+    """
+
+    rhat: np.ndarray
+    num_divergent: np.ndarray
+    above: np.ndarray
+    status: RateDrawsStatus
+
+
+def check_rate_draws(
+    samples: Float[ArrayLike, "num_datasets num_chains num_samples dim"],
+    is_divergent: Bool[ArrayLike, "num_datasets num_chains num_samples"],
+    *,
+    rhat_threshold: float = 1.01,
+    throw: bool = False,
+) -> RateDrawsCheck:
+    """Split R-hat and divergences of every data set; a WARNING names what failed.
+
+    Args:
+        samples: Draws of :func:`sample_rate_posteriors` (``NUTSDraws.samples``).
+        is_divergent: ``NUTSDraws.is_divergent`` of the same runs.
+        rhat_threshold: Largest acceptable split R-hat (Vehtari et al. 2021,
+            arXiv:1903.08008, recommend 1.01).
+        throw: Raise on a failure status (never raised here: both findings are warnings).
+
+    Returns:
+        :class:`RateDrawsCheck`.
+
+    Raises:
+        ValueError: On shapes that disagree or a threshold not above 1.
+
+    Example:
+        >>> import numpy as np
+        >>> draws = np.random.default_rng(0).normal(size=(2, 4, 1000, 2))
+        >>> draws[1, 0] += 1.0  # one chain of data set 1 elsewhere
+        >>> result = check_rate_draws(draws, np.zeros((2, 4, 1000), bool))
+        >>> result.above.tolist(), result.status.name
+        ([1], 'RHAT_HIGH')
+
+    """
+    samples = np.asarray(samples, np.float64)
+    is_divergent = np.asarray(is_divergent, bool)
+    if samples.ndim != 4 or is_divergent.shape != samples.shape[:3]:
+        raise ValueError(
+            "samples must be (num_datasets, num_chains, num_samples, dim) and is_divergent "
+            f"(num_datasets, num_chains, num_samples); got {samples.shape} and "
+            f"{is_divergent.shape}"
+        )
+    if not (np.isfinite(rhat_threshold) and rhat_threshold > 1.0):
+        raise ValueError(f"rhat_threshold must be a finite number > 1; got {rhat_threshold}")
+    rhat = np.array([np.max(split_rhat(s)) for s in samples])
+    num_divergent = is_divergent.sum(axis=(1, 2))
+    above = np.flatnonzero(~(rhat <= rhat_threshold))
+    if above.size:
+        status = RateDrawsStatus.RHAT_HIGH
+    elif num_divergent.any():
+        status = RateDrawsStatus.DIVERGENT
+    else:
+        status = RateDrawsStatus.OK
+    return check(RateDrawsCheck(rhat, num_divergent, above, status), throw)
 
 
 def posterior_interval_coverage(
