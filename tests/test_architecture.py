@@ -36,6 +36,7 @@ LAYERS: dict[str, int] = {
     # layer 1, building blocks, ranked so that the arrows the table allows go down
     "chains": 1,
     "emulators": 1,
+    "mixtures": 1,  # Gaussian-mixture EM shared by evidence targets and interpret
     "evidence": 2,
     "sampling": 2,
     "validation": 2,

@@ -1,14 +1,21 @@
 """Evidence from posterior samples: the learned harmonic mean estimator.
 
 Entry point: :func:`estimate`. Targets: :class:`RQSplineFlow` (default),
-:class:`RealNVPFlow`, :class:`GaussianTarget`. Results: :class:`EvidenceResult` with an
+:class:`RealNVPFlow`, :class:`GaussianMixtureTarget` (multimodal posteriors),
+:class:`GaussianTarget`. Results: :class:`EvidenceResult` with an
 :class:`EvidenceStatus`; Bayes factors: :func:`log_bayes_factor`.
 """
 
 from astrobayes.evidence.bayes_factor import BayesFactor, jeffreys_reading, log_bayes_factor
 from astrobayes.evidence.estimator import DEFAULT_TEMPERATURES, estimate
 from astrobayes.evidence.result import EvidenceResult, EvidenceStatus, EvidenceUnreliableError
-from astrobayes.evidence.targets import GaussianTarget, RealNVPFlow, RQSplineFlow, TargetFamily
+from astrobayes.evidence.targets import (
+    GaussianMixtureTarget,
+    GaussianTarget,
+    RealNVPFlow,
+    RQSplineFlow,
+    TargetFamily,
+)
 
 __all__ = [
     "DEFAULT_TEMPERATURES",
@@ -16,6 +23,7 @@ __all__ = [
     "EvidenceResult",
     "EvidenceStatus",
     "EvidenceUnreliableError",
+    "GaussianMixtureTarget",
     "GaussianTarget",
     "RQSplineFlow",
     "RealNVPFlow",
