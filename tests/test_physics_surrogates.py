@@ -12,7 +12,12 @@ import numpy as np
 import pytest
 
 from astrobayes._training import TrainingConfig
-from astrobayes.io.surrogates import load_surrogate_ensemble, save_surrogate_ensemble
+from astrobayes.io.surrogates import (
+    load_shipped_chemistry_check,
+    load_shipped_chemistry_surrogate,
+    load_surrogate_ensemble,
+    save_surrogate_ensemble,
+)
 from astrobayes.physics.chemistry import initial_state
 from astrobayes.physics.surrogates import (
     DeepONetSurrogate,
@@ -205,3 +210,31 @@ def test_trained_deeponet_beats_the_mean_on_held_out_initial_conditions():
     control_mean, _ = surrogate_predict(control, test.initial, test.log_times)
     control_error = float(jnp.median(jnp.abs(control_mean - test.targets)))
     assert control_error > 0.7 * baseline, (control_error, baseline)
+
+
+def test_shipped_weights_reproduce_their_recorded_held_out_error():
+    members, config, record = load_shipped_chemistry_surrogate()
+    check = load_shipped_chemistry_check()
+    recorded = record["check_subset"]
+    assert config.kind == "mlp"
+    assert check["trajectory_index"].min() >= record["training"]["command"]["num_train"]
+    mean, std = surrogate_predict(members, check["initial"], check["log_times"])
+    errors = surrogate_errors(mean, check["targets"], floor_dex=-20.0)
+    # The same float32 program on the same inputs: only reduction-order rounding may differ.
+    assert errors.overall_median_relative == pytest.approx(
+        recorded["overall_median_relative"], rel=1e-3
+    )
+    assert errors.overall_p99_relative == pytest.approx(recorded["overall_p99_relative"], rel=1e-3)
+    coverage = interval_coverage(mean, std, check["targets"], floor_dex=-20.0)[1]
+    assert coverage == pytest.approx(recorded["coverage68_raw"], abs=2e-3)
+    # And the level it shipped at: ~1% pooled median (0.996% on all 512 test trajectories).
+    assert errors.overall_median_relative < 0.015
+    assert record["held_out_test"]["overall_median_relative"] < 0.01
+    # Negative control: the same architecture with other (untrained) weights is far off.
+    standardiser = jax.tree.map(lambda a: a[0], members.standardiser)  # stacked per member
+    fresh = build_surrogate_ensemble(jax.random.key(0), config, standardiser)
+    fresh_mean, _ = surrogate_predict(fresh, check["initial"], check["log_times"])
+    assert (
+        surrogate_errors(fresh_mean, check["targets"], floor_dex=-20.0).overall_median_relative
+        > 0.1
+    )
