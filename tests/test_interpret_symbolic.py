@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import jax
 import numpy as np
 import pytest
@@ -12,6 +14,7 @@ from astrobayes.interpret import (
     SymbolicStatus,
     enumerate_expressions,
     evaluate_expression,
+    function_codelength,
     symbolic_regression,
 )
 from astrobayes.interpret.symbolic import _count_parameters, _to_sympy
@@ -72,8 +75,9 @@ def test_linear_law_ranks_first_by_evidence(linear_result):
     # negative control: the wrong law (a line through the origin) scores far worse
     origin = next(e for e in r.equations if e.expression == "a0*x")
     assert top.log_evidence - origin.log_evidence > 10
-    evidences = [e.log_evidence for e in r.equations]
-    assert evidences == sorted(evidences, reverse=True)
+    # the default ranking is by evidence x structure prior (the function's posterior)
+    posteriors = [e.log_posterior for e in r.equations]
+    assert posteriors == sorted(posteriors, reverse=True)
 
 
 def test_laplace_evidence_of_a_linear_model_matches_the_analytic_integral(linear_result):
@@ -103,7 +107,7 @@ def test_description_length_follows_the_esr_formula(linear_result):
     fisher = float(np.sum(x**2) / 0.05**2)
     expected = (
         -e.log_likelihood
-        + 3 * np.log(r.num_basis)
+        + 3 * np.log(3)  # ESR: 3 nodes, 3 distinct symbols (*, x, a)
         + np.log(abs(e.parameters[0]))
         + 0.5 * np.log(fisher)
         - 0.5 * np.log(3)
@@ -183,8 +187,14 @@ def test_rankings_by_posterior_and_description_length(linear_result):
     r = linear_result
     for e in r.equations:
         np.testing.assert_allclose(
-            e.log_posterior, e.log_evidence - e.complexity * np.log(r.num_basis), rtol=1e-12
+            e.log_posterior, e.log_evidence - function_codelength(e.tree), rtol=1e-12
         )
+    # ESR's codelength: k ln(distinct symbols), a parameter counted once
+    assert function_codelength(("x",)) == 0.0
+    np.testing.assert_allclose(
+        function_codelength(("+", ("a",), ("*", ("a",), ("x",)))), 5 * np.log(4)
+    )
+    np.testing.assert_allclose(function_codelength(("*", ("x",), ("x",))), 3 * np.log(2))
     with pytest.raises(ValueError, match="rank_by"):
         SymbolicConfig(rank_by="chi2")
 
@@ -193,3 +203,31 @@ def test_evidence_never_exceeds_the_maximum_likelihood(linear_result):
     # Z = int L pi <= L_max: a near-singular Fisher matrix must not inflate ln Z
     for e in linear_result.equations:
         assert e.log_evidence <= e.log_likelihood + 1e-9
+
+
+def test_sqrt_output_fits_the_square_of_the_data():
+    """ESR's H^2 convention: y = sqrt(f(x)); the truth f = a0 + a1 x is found in f."""
+    x = np.linspace(1.0, 3.0, 20)
+    rng = np.random.default_rng(3)
+    sigma = np.full(20, 0.02)
+    y = np.sqrt(1.3 + 2.4 * x) + sigma * rng.normal(size=20)
+    config = SymbolicConfig(
+        max_complexity=5, operators=("+", "*"), num_starts=2, num_iterations=40, output="sqrt"
+    )
+    r = symbolic_regression(jax.random.key(2), x, y, sigma, config=config)
+    top = r.equations[0]
+    assert sympy.simplify(sympy.sympify(top.expression) - sympy.sympify("a0 + a1*x")) == 0
+    np.testing.assert_allclose(sorted(top.parameters), [1.3, 2.4], atol=0.2)
+    assert top.chi2 < 20 + 5 * np.sqrt(40)
+    # negative control: fitted without the square root, the same tree is another curve
+    plain = symbolic_regression(
+        jax.random.key(2),
+        x,
+        y,
+        sigma,
+        config=replace(config, output="identity"),
+        expressions=[top.tree],
+    )
+    assert np.max(np.abs(np.sort(plain.equations[0].parameters) - [1.3, 2.4])) > 0.5
+    with pytest.raises(ValueError, match="output"):
+        SymbolicConfig(output="cube")

@@ -17,15 +17,24 @@ parameters of thousands of different expressions are fitted together in one batc
 ``vmap``-ed Levenberg-Marquardt in JAX (several starts each). Each fitted expression
 gets
 
-* the ESR description length (their eq. 6, natural-log units; ``n_basis`` counts the
-  operators, ``x`` and ``a``):
-  ``L = -ln L(a_hat) + k ln(n_basis) + sum_i max(0, ln|a_i| + 1/2 ln I_ii - 1/2 ln 3)``,
+* the ESR description length (natural-log units):
+  ``L = -ln L(a_hat) + k ln(n) + sum_i max(0, ln|a_i| + 1/2 ln I_ii - 1/2 ln 3)``, where
+  ``k ln(n)`` is ESR's function codelength (:func:`function_codelength`; ``k`` nodes,
+  ``n`` the number of distinct symbols the function uses, a parameter counted once, as
+  in the published ESR code's ``aifeyn_complexity``, after Udrescu et al. 2020),
   with ``I`` the observed Fisher matrix (Hessian of ``-ln L``) at the best fit (a
   parameter the data leave unconstrained costs nothing, never a negative length);
 * a Laplace-approximated log evidence with *independent uniform priors*
   ``a_i ~ U(-parameter_bound, parameter_bound)``:
   ``ln Z = ln L(a_hat) + min(0, p/2 ln(2 pi) - 1/2 ln det I - p ln(2 parameter_bound))``:
-  the Occam factor is capped at 1 since ``Z <= L(a_hat)`` (near-singular ``I``).
+  the Occam factor is capped at 1 since ``Z <= L(a_hat)`` (near-singular ``I``);
+* ``log_posterior = ln Z - k ln(n)``: the evidence times ESR's structure prior
+  ``n^-k`` (the function codelength of ESR's description length read as a prior
+  probability, ``exp(-codelength)``), i.e. the log posterior probability of the
+  function up to a shared constant. This is the default ranking ("by evidence"):
+  ranking by ``ln Z`` alone would mean a uniform prior over the enumerated functions,
+  whose prior mass per complexity grows with the number of functions of that
+  complexity.
 
 Per-point Gaussian uncertainties ``sigma`` enter the likelihood; without them one common
 ``sigma`` is profiled out (``sigma_hat^2 = RSS / n``, the same for every expression).
@@ -65,6 +74,7 @@ __all__ = [
     "SymbolicStatus",
     "enumerate_expressions",
     "evaluate_expression",
+    "function_codelength",
     "symbolic_regression",
     "unique_expressions",
 ]
@@ -91,8 +101,9 @@ class Equation(NamedTuple):
         description_length: ESR description length (nats).
         log_evidence: Laplace log evidence with the stated uniform priors (nats).
         log_likelihood: Maximum log-likelihood.
-        log_posterior: ``log_evidence - complexity * ln(num_basis)``: the log evidence
-            plus the log of ESR's structure prior ``num_basis ** -complexity``
+        log_posterior: ``log_evidence - function_codelength(tree)``: the log evidence
+            plus the log of ESR's structure prior ``n ** -complexity`` (``n`` distinct
+            symbols in the tree, see :func:`function_codelength`)
             (unnormalised), i.e. the log posterior probability of the function up to a
             constant shared by all.
         chi2: Chi-square at the best fit (with the profiled sigma when none was given).
@@ -136,9 +147,14 @@ class SymbolicConfig:
         num_starts: Starting points per expression (the first at all ones).
         num_iterations: Levenberg-Marquardt iterations.
         batch_size: Expressions fitted per compiled batch.
-        rank_by: ``"log_evidence"`` (default: the marginal likelihood),
-            ``"log_posterior"`` (adds the structure prior, which penalises long
-            expressions as ESR's description length does) or ``"description_length"``.
+        rank_by: ``"log_posterior"`` (default: the Laplace evidence times ESR's
+            structure prior ``n ** -complexity``, i.e. the posterior probability
+            of the function; the ranking this module calls "by evidence", see
+            docs/interpret.md), ``"log_evidence"`` (the marginal likelihood alone, i.e. a
+            uniform prior over the enumerated functions) or ``"description_length"``.
+        output: ``"identity"`` (default: ``y = f(x)``) or ``"sqrt"`` (``y = sqrt(f(x))``,
+            ``f <= 0`` is outside the model): ESR's convention for the Hubble rate, whose
+            enumerated functions are ``H^2(1 + z)`` (Bartlett et al. 2022, their cosmic-chronometer fit).
     """
 
     max_complexity: int = 5
@@ -148,7 +164,8 @@ class SymbolicConfig:
     num_starts: int = 6
     num_iterations: int = 80
     batch_size: int = 512
-    rank_by: str = "log_evidence"
+    rank_by: str = "log_posterior"
+    output: str = "identity"
 
     def __post_init__(self) -> None:
         check_positive_int(self.max_complexity, "max_complexity")
@@ -179,18 +196,21 @@ class SymbolicConfig:
                 "rank_by must be 'log_evidence', 'log_posterior' or 'description_length'; "
                 f"got {self.rank_by!r}"
             )
+        if self.output not in ("identity", "sqrt"):
+            raise ValueError(f"output must be 'identity' or 'sqrt'; got {self.output!r}")
 
 
 class SymbolicResult(NamedTuple):
     """Ranked equations and what the search did.
 
     Attributes:
-        equations: Valid fitted expressions, ranked by ``config.rank_by`` (default log
-            evidence; best first).
+        equations: Valid fitted expressions, ranked by ``config.rank_by`` (default:
+            log evidence + log structure prior; best first).
         num_enumerated: Trees built after the structural pruning.
         num_unique: Distinct functions after numerical deduplication and the redundancy
             check (the number fitted).
-        num_basis: Size of the basis (operators, ``x``, ``a``) in the description length.
+        num_basis: Size of the basis (operators, ``x``, ``a``); the function codelength
+            counts only the symbols each function uses (:func:`function_codelength`).
         sigma: The uncertainties used (given, or the profiled common value of the best
             equation), shape ``(num_points,)``.
         status: A :class:`SymbolicStatus`.
@@ -547,12 +567,23 @@ def _unique(
 # ----------------------------------------------------------------------------- fitting
 
 
-@partial(jax.jit, static_argnames=("num_iterations", "operators"))
-def _fit_batch(codes, indices, starts, x, y, inverse_sigma, mask, num_iterations, operators):
+def _apply_output(values: Array, output: str) -> Array:
+    """The model prediction from the expression's values (``"sqrt"``: ``y = sqrt(f)``)."""
+    if output == "sqrt":
+        positive = values > 0
+        return jnp.where(positive, jnp.sqrt(jnp.where(positive, values, 1.0)), jnp.nan)
+    return values
+
+
+@partial(jax.jit, static_argnames=("num_iterations", "operators", "output"))
+def _fit_batch(
+    codes, indices, starts, x, y, inverse_sigma, mask, num_iterations, operators, output
+):
     """Levenberg-Marquardt for a batch of programs and starts; best start of each."""
 
     def residual(c, i, p):
-        return (y - _run_program(c, i, p, x, operators)) * inverse_sigma
+        prediction = _apply_output(_run_program(c, i, p, x, operators), output)
+        return (y - prediction) * inverse_sigma
 
     def cost_of(c, i, p):
         r = residual(c, i, p)
@@ -594,7 +625,43 @@ def _fit_batch(codes, indices, starts, x, y, inverse_sigma, mask, num_iterations
     return jax.vmap(per_expression)(codes, indices, mask, starts)
 
 
-def _scores(tree, params, chi2, hessian, num_points, log_sigma_sum, num_basis, bound, profiled):
+def function_codelength(tree: tuple) -> float:
+    """ESR's codelength of a function's structure, ``k ln(n)`` nats.
+
+    ``k`` is the number of nodes and ``n`` the number of distinct symbols the tree uses
+    (operators and ``x``, plus one if it has any free parameter), as in the published
+    ESR code (``aifeyn_complexity``, following Udrescu et al. 2020; our basis has no
+    integer constants, which ESR charges ``ln|c|`` each). ``exp(-codelength)`` is the
+    structure prior of :attr:`Equation.log_posterior`.
+
+    Args:
+        tree: An expression tree (nested tuples, prefix order).
+
+    Returns:
+        The codelength in nats.
+
+    References:
+        Bartlett, Desmond & Ferreira (2022), arXiv:2211.11461.
+        Udrescu et al. (2020), NeurIPS, arXiv:2006.10782.
+
+    Examples:
+        >>> round(function_codelength(("*", ("a",), ("x",))), 4)   # 3 nodes, {*, x, a}
+        3.2958
+    """
+    names = []
+
+    def walk(node):
+        names.append(node[0])
+        for child in node[1:]:
+            walk(child)
+
+    walk(tree)
+    symbols = {name for name in names if name != "a"}
+    distinct = len(symbols) + int("a" in names)
+    return len(names) * math.log(distinct)
+
+
+def _scores(tree, params, chi2, hessian, num_points, log_sigma_sum, bound, profiled):
     """Description length and Laplace log evidence of one fitted expression (or None)."""
     p = _count_parameters(tree)
     if not np.isfinite(chi2):
@@ -625,8 +692,7 @@ def _scores(tree, params, chi2, hessian, num_points, log_sigma_sum, num_basis, b
         inside = bool(np.all(np.abs(theta) <= bound))
     else:
         log_det, description_terms, inside = 0.0, 0.0, True
-    complexity = _size(tree)
-    description_length = -log_likelihood + complexity * math.log(num_basis) + description_terms
+    description_length = -log_likelihood + function_codelength(tree) + description_terms
     if inside:
         # the Occam factor is at most 1: Z = int L pi <= L_max, also where a flat
         # (near-singular) direction would make the Gaussian wider than the prior box
@@ -711,7 +777,7 @@ def symbolic_regression(
     progress_fn: ProgressFn | None = None,
     throw: bool = False,
 ) -> SymbolicResult:
-    """Exhaustive symbolic regression of ``y(x)``, ranked by Laplace log evidence.
+    """Exhaustive symbolic regression of ``y(x)``, ranked by evidence x structure prior.
 
     Args:
         key: PRNG key for the random fit starts.
@@ -727,7 +793,8 @@ def symbolic_regression(
         throw: Raise :class:`~astrobayes._status.UnreliableResultError` on a failure.
 
     Returns:
-        A :class:`SymbolicResult` whose ``equations`` are ranked by ``log_evidence``.
+        A :class:`SymbolicResult` whose ``equations`` are ranked by ``config.rank_by``
+        (default ``log_posterior``: Laplace log evidence plus ESR's log structure prior).
 
     Raises:
         ValueError: If ``x``, ``y`` or ``sigma`` are not finite 1-D arrays of one length,
@@ -815,6 +882,7 @@ def symbolic_regression(
             mask,
             num_iterations=config.num_iterations,
             operators=operators,
+            output=config.output,
         )
         params, costs, hessians = (np.asarray(a, np.float64) for a in (params, costs, hessians))
         for offset in range(stop - start):
@@ -826,7 +894,6 @@ def symbolic_regression(
                 hessians[offset],
                 x_array.size,
                 log_sigma_sum,
-                num_basis,
                 float(config.parameter_bound),
                 profiled,
             )
@@ -841,7 +908,7 @@ def symbolic_regression(
                     complexity=_size(tree),
                     description_length=float(description_length),
                     log_evidence=float(log_evidence),
-                    log_posterior=float(log_evidence - _size(tree) * math.log(num_basis)),
+                    log_posterior=float(log_evidence - function_codelength(tree)),
                     log_likelihood=float(log_likelihood),
                     chi2=float(costs[offset]),
                     tree=tree,
