@@ -51,6 +51,7 @@ from astrobayes.interpret.symbolic import (
     SymbolicStatus,
     enumerate_expressions,
     evaluate_expression,
+    function_codelength,
     symbolic_regression,
     unique_expressions,
 )
@@ -98,6 +99,7 @@ __all__ = [
     "SymbolicStatus",
     "enumerate_expressions",
     "evaluate_expression",
+    "function_codelength",
     "symbolic_regression",
     "unique_expressions",
     "GaussianMixture",
