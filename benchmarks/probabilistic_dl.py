@@ -44,8 +44,15 @@ import numpy as np
 from jax.scipy.special import logsumexp, ndtri
 from timing import Stopwatch
 
-from astrobayes.evidence import estimate
-from astrobayes.sampling import FlowMCMCConfig, NUTSConfig, run_flow_mcmc, run_nuts
+from astrobayes.evidence import GaussianMixtureTarget, estimate
+from astrobayes.sampling import (
+    FlowMCMCConfig,
+    NUTSConfig,
+    SMCConfig,
+    run_flow_mcmc,
+    run_nuts,
+    run_smc,
+)
 
 PRIOR_SCALE = 6.0
 WEIGHTS = np.array([0.5, 0.3, 0.2])
@@ -226,6 +233,7 @@ def main() -> None:  # noqa: D103
     parser.add_argument("--peers", default="dynesty,nautilus")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--scales", default="1,1,1")
+    parser.add_argument("--skip-smc", action="store_true", help="skip the preconditioned SMC")
     args = parser.parse_args()
     if args.task == "massmap":
         massmap(args)
@@ -239,6 +247,7 @@ def main() -> None:  # noqa: D103
 
     key = jax.random.key(args.seed)
     init_key, flow_key, evidence_key, nuts_key = jax.random.split(key, 4)
+    smc_key = jax.random.fold_in(key, 5)
     init = PRIOR_SCALE * jax.random.normal(init_key, (args.chains, dim))
     print(
         f"{dim}-d mixture (scales {scales}): true posterior weights {np.round(true_weights, 4)}, ln z = {true_log_z:.4f}"
@@ -251,6 +260,7 @@ def main() -> None:  # noqa: D103
             flow_key, log_posterior, init, config=FlowMCMCConfig(num_chains=args.chains)
         )
         evidence = estimate(evidence_key, result.to_chains())
+    mixture_evidence = estimate(evidence_key, result.to_chains(), target=GaussianMixtureTarget())
     shares, share_err = mode_shares(result.samples, means)
     print(
         f"\nflow MCMC: status {result.status.name} {[m.name for m in result.messages]}; "
@@ -267,6 +277,17 @@ def main() -> None:  # noqa: D103
         f"status {evidence.status.name})"
     )
     print(
+        f"    (flow target: T {evidence.temperature}, Pareto k {evidence.pareto_k:.2f}, ratio "
+        f"kurtosis {evidence.kurtosis:.0f}, variance of variance {evidence.variance_of_variance:.3f})"
+    )
+    print(
+        f"  ln z learned harmonic mean, Gaussian-mixture target {mixture_evidence.log_evidence:.4f} +- "
+        f"{mixture_evidence.log_evidence_std:.4f} (pull "
+        f"{(mixture_evidence.log_evidence - true_log_z) / mixture_evidence.log_evidence_std:+.2f}, "
+        f"status {mixture_evidence.status.name}, T {mixture_evidence.temperature}, "
+        f"Pareto k {mixture_evidence.pareto_k:.2f})"
+    )
+    print(
         f"  ln z flow importance sampling {result.flow_log_evidence:.4f} +- "
         f"{result.flow_log_evidence_std:.4f} (pull "
         f"{(result.flow_log_evidence - true_log_z) / result.flow_log_evidence_std:+.2f}, "
@@ -275,6 +296,31 @@ def main() -> None:  # noqa: D103
     rows.append(
         ("astrobayes flow MCMC + LHM", result.num_logdensity_evaluations, clock.wall, clock.cpu)
     )
+
+    if not args.skip_smc:
+        smc_clock = Stopwatch()
+        smc_init = PRIOR_SCALE * jax.random.normal(jax.random.fold_in(init_key, 1), (2000, dim))
+        with smc_clock():
+            smc = run_smc(smc_key, log_likelihood, log_prior, smc_init, config=SMCConfig())
+        smc_shares = np.mean(
+            np.argmin(((smc.samples[:, None, :] - means) ** 2).sum(-1), 1)[:, None] == np.arange(3),
+            0,
+        )
+        print(
+            f"\npreconditioned SMC (2000 particles, flow): status {smc.status.name}; "
+            f"{len(smc.temperatures) - 1} temperatures; mode weights {np.round(smc_shares, 4)} "
+            f"(relative errors {np.round(np.abs(smc_shares - true_weights) / true_weights, 3)}); "
+            f"ln z {smc.log_evidence:.4f} +- {smc.log_evidence_std:.4f} (pull "
+            f"{(smc.log_evidence - true_log_z) / smc.log_evidence_std:+.2f})"
+        )
+        rows.append(
+            (
+                "astrobayes preconditioned SMC",
+                smc.num_logdensity_evaluations,
+                smc_clock.wall,
+                smc_clock.cpu,
+            )
+        )
 
     nuts_clock = Stopwatch()
     with nuts_clock():

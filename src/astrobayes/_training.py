@@ -31,6 +31,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -282,37 +283,17 @@ def fit(
     num_train = train[0].shape[0]
     batch_size = int(min(config.batch_size, num_train))
     num_batches = max(num_train // batch_size, 1)
-    optimizer = config.optimizer(num_batches)
+    optimizer = _optimizer(config, num_batches)
     params, static = eqx.partition(model, filter_spec, is_leaf=is_leaf)
     opt_state = optimizer.init(params)
-
-    def batch_loss(p, batch, k):
-        return loss_fn(eqx.combine(p, static), batch, k)
-
-    @eqx.filter_jit
-    def run_epoch(p, state, k, train, validation):
-        order = jax.random.permutation(k, num_train)[: num_batches * batch_size]
-        batches = tuple(a[order].reshape(num_batches, batch_size, *a.shape[1:]) for a in train)
-        step_keys = jax.random.split(jax.random.fold_in(k, 1), num_batches)
-
-        def step(carry, inputs):
-            p, state = carry
-            batch, k_step = inputs
-            loss, grads = eqx.filter_value_and_grad(batch_loss)(p, batch, k_step)
-            updates, state = optimizer.update(grads, state, p)
-            return (eqx.apply_updates(p, updates), state), loss
-
-        (p, state), losses = jax.lax.scan(step, (p, state), (batches, step_keys))
-        return p, state, losses.mean(), batch_loss(p, validation, jax.random.fold_in(k, 2))
-
     best, best_loss, best_epoch = params, np.inf, -1
     train_losses: list[float] = []
     validation_losses: list[float] = []
     status = TrainingStatus.MAX_EPOCHS
     for epoch in range(config.max_epochs):
         key, epoch_key = jax.random.split(key)
-        params, opt_state, train_loss, validation_loss = run_epoch(
-            params, opt_state, epoch_key, train, validation
+        params, opt_state, train_loss, validation_loss = _run_epoch(
+            params, opt_state, epoch_key, train, validation, static, loss_fn, optimizer, batch_size
         )
         validation_loss = float(validation_loss)
         train_losses.append(float(train_loss))
@@ -338,3 +319,38 @@ def fit(
         status=status,
     )
     return eqx.combine(best, static), info
+
+
+@functools.lru_cache(maxsize=128)
+def _optimizer(config: TrainingConfig, num_batches: int) -> optax.GradientTransformation:
+    """One optimizer object per (config, batches per epoch), so compiled epochs are reused."""
+    return config.optimizer(num_batches)
+
+
+@eqx.filter_jit
+def _run_epoch(params, state, key, train, validation, static, loss_fn, optimizer, batch_size):
+    """One epoch of minibatch steps, then the validation loss.
+
+    Module-level and compiled once per (model structure, loss function, optimizer, batch
+    size, array shapes): repeated :func:`fit` calls on the same structure (warm-started
+    refits, SMC temperatures, ensembles) reuse the compilation instead of tracing anew.
+    """
+    num_train = train[0].shape[0]
+    num_batches = max(num_train // batch_size, 1)
+
+    def batch_loss(p, batch, k):
+        return loss_fn(eqx.combine(p, static), batch, k)
+
+    order = jax.random.permutation(key, num_train)[: num_batches * batch_size]
+    batches = tuple(a[order].reshape(num_batches, batch_size, *a.shape[1:]) for a in train)
+    step_keys = jax.random.split(jax.random.fold_in(key, 1), num_batches)
+
+    def step(carry, inputs):
+        p, opt_state = carry
+        batch, k_step = inputs
+        loss, grads = eqx.filter_value_and_grad(batch_loss)(p, batch, k_step)
+        updates, opt_state = optimizer.update(grads, opt_state, p)
+        return (eqx.apply_updates(p, updates), opt_state), loss
+
+    (params, state), losses = jax.lax.scan(step, (params, state), (batches, step_keys))
+    return params, state, losses.mean(), batch_loss(params, validation, jax.random.fold_in(key, 2))

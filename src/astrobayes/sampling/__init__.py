@@ -5,7 +5,9 @@
 - :func:`sample_nuts` (one compiled call, density parameters as an argument), built on
   :func:`nuts_init` and :func:`build_nuts_steps`;
 - :func:`run_flow_mcmc` (flow-enhanced MCMC for multimodal targets: MALA plus global
-  proposals from a normalizing flow trained on the fly, :class:`FlowMCMCResult`).
+  proposals from a normalizing flow trained on the fly, :class:`FlowMCMCResult`);
+- :func:`run_smc` (preconditioned, adaptively tempered SMC from prior draws, pocoMC-style:
+  posterior particles and ``ln z`` with its error, :class:`SMCResult`).
 """
 
 from astrobayes.sampling.flow_mcmc import (
@@ -28,6 +30,7 @@ from astrobayes.sampling.kernel import (
 )
 from astrobayes.sampling.nuts import Checkpoint, NUTSConfig, batched_logdensity, run_nuts
 from astrobayes.sampling.result import SamplingResult, SamplingStatus, sampling_diagnostics
+from astrobayes.sampling.smc import SMCConfig, SMCResult, SMCStatus, run_smc
 
 __all__ = [
     "Checkpoint",
@@ -40,6 +43,9 @@ __all__ = [
     "NUTSDraws",
     "NUTSState",
     "NUTSStepInfo",
+    "SMCConfig",
+    "SMCResult",
+    "SMCStatus",
     "SamplingResult",
     "SamplingStatus",
     "batched_logdensity",
@@ -48,6 +54,7 @@ __all__ = [
     "nuts_init",
     "run_flow_mcmc",
     "run_nuts",
+    "run_smc",
     "sample_nuts",
     "sampling_diagnostics",
     "warmup_schedule",

@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from astrobayes.diagnostics import kish_effective_sample_size
+from astrobayes.sampling.smc import next_temperature, systematic_resample
 from astrobayes.sbi.estimators import AbstractEstimator
 
 __all__ = ["TemperedSMC", "log_likelihood_batch", "tempered_smc"]
@@ -123,25 +123,6 @@ def _de_sweeps(key, estimator, x_obs, u, log_l, beta, num_sweeps):
     return u, log_l, accepted / jnp.maximum(num_sweeps, 1)
 
 
-def _ess_fraction(log_w: np.ndarray) -> float:
-    """Kish effective sample size of ``exp(log_w)`` as a fraction of the draws."""
-    return kish_effective_sample_size(np.exp(log_w - np.max(log_w))) / log_w.size
-
-
-def _temperature_step(ell: np.ndarray, beta: float, ess_fraction: float) -> float:
-    """Largest increment of ``beta`` keeping the incremental-weight ESS at the target."""
-    if _ess_fraction((1.0 - beta) * ell) >= ess_fraction:
-        return 1.0 - beta
-    low, high = 0.0, 1.0 - beta
-    for _ in range(60):
-        middle = 0.5 * (low + high)
-        if _ess_fraction(middle * ell) >= ess_fraction:
-            low = middle
-        else:
-            high = middle
-    return max(low, 1e-12)
-
-
 def tempered_smc(
     key: PRNGKeyArray,
     estimator: AbstractEstimator,
@@ -180,15 +161,12 @@ def tempered_smc(
         ell = np.asarray(log_l, dtype=float)
         if not np.any(np.isfinite(ell)):
             raise ValueError("the learned log posterior is -inf or NaN at every prior draw")
-        step = _temperature_step(ell, beta, ess_fraction)
+        step = next_temperature(ell, beta, ess_fraction)
         beta = 1.0 if step >= 1.0 - beta else beta + step
         log_w = np.where(np.isfinite(ell), step * ell, -np.inf)
         top = np.max(log_w)
         log_evidence += top + float(np.log(np.mean(np.exp(log_w - top))))
-        cdf = np.cumsum(np.exp(log_w - top))
-        uniform = float(jax.random.uniform(key_resample))
-        index = np.searchsorted(cdf, (uniform + np.arange(num_particles)) / num_particles * cdf[-1])
-        index = np.minimum(index, num_particles - 1)
+        index = systematic_resample(float(jax.random.uniform(key_resample)), log_w)
         # Shuffle, so that the two halves of the population mix modes and ancestors.
         index = np.asarray(jax.random.permutation(key_shuffle, index))
         u, log_l = u[index], log_l[index]
