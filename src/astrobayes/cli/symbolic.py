@@ -1,6 +1,7 @@
 """``astrobayes symbolic DATA.csv --x COL --y COL --out DIR``: equations ranked by evidence.
 
-Writes ``DIR/equations.json`` (a list ranked by Laplace log evidence; each entry has
+Writes ``DIR/equations.json`` (a list ranked by the Laplace log evidence times ESR's
+structure prior, i.e. the log posterior probability of each function; each entry has
 ``expression`` in sympy syntax with parameters ``a0, a1, ...``, ``parameters``,
 ``complexity``, ``description_length``, ``log_evidence``, ``log_posterior``,
 ``log_likelihood``, ``chi2``; ``--rank-by`` changes the order),
@@ -30,7 +31,8 @@ def add_parser(subparsers) -> None:
         description=(
             "Enumerate every expression up to --max-complexity nodes, fit its parameters, "
             "and rank by Laplace log evidence (uniform parameter priors of half-width "
-            "--parameter-bound); the ESR description length is reported too."
+            "--parameter-bound) plus ESR's structure prior (the log posterior of each "
+            "function); the ESR description length is reported too."
         ),
     )
     parser.add_argument("data", help="CSV file with a header row")
@@ -52,9 +54,9 @@ def add_parser(subparsers) -> None:
     parser.add_argument(
         "--rank-by",
         choices=("log_evidence", "log_posterior", "description_length"),
-        default="log_evidence",
-        help="ranking: Laplace log evidence (default), log evidence + ESR structure prior, "
-        "or ESR description length",
+        default="log_posterior",
+        help="ranking: log evidence + ESR structure prior (default, docs/interpret.md), "
+        "Laplace log evidence alone, or ESR description length",
     )
     parser.add_argument("--seed", type=int, default=0, help="PRNG seed (default 0)")
     parser.add_argument("--out", required=True, help="output folder")
