@@ -31,6 +31,9 @@ Usage: OMP_NUM_THREADS=1 python benchmarks/probabilistic_dl.py [--dim 10] [--pee
 dynesty,nautilus] [--seed 0]
        OMP_NUM_THREADS=1 python benchmarks/probabilistic_dl.py --task massmap [--size 12]
        [--realizations 3] [--out /tmp/massmap]
+       OMP_NUM_THREADS=1 python benchmarks/probabilistic_dl.py --task bnn [--methods
+       ensemble,dropout,bbb,laplace,sgld,nuts] [--train 500] [--width 16]
+       (Bayesian neural networks on photo-z: benchmarks/probabilistic_bnn.py)
 """
 
 from __future__ import annotations
@@ -223,7 +226,7 @@ def massmap(args) -> None:
 
 def main() -> None:  # noqa: D103
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--task", choices=("mixture", "massmap"), default="mixture")
+    parser.add_argument("--task", choices=("mixture", "massmap", "bnn"), default="mixture")
     parser.add_argument("--size", type=int, default=12)
     parser.add_argument("--rank", type=int, default=10)
     parser.add_argument("--realizations", type=int, default=3)
@@ -234,7 +237,14 @@ def main() -> None:  # noqa: D103
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--scales", default="1,1,1")
     parser.add_argument("--skip-smc", action="store_true", help="skip the preconditioned SMC")
-    args = parser.parse_args()
+    args, rest = parser.parse_known_args()
+    if args.task == "bnn":  # the BNN section has its own options
+        from probabilistic_bnn import main as bnn
+
+        bnn([*rest, f"--seed={args.seed}"])
+        return
+    if rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     if args.task == "massmap":
         massmap(args)
         return
