@@ -457,7 +457,13 @@ ESR_OPERATORS = ("+", "-", "*", "/", "pow", "inv")
 def chronometers_section(args) -> None:
     """Cosmic chronometers; with ``--esr``, in ESR's setting (H^2 functions, their basis)."""
     z, hubble, sigma = CHRONOMETERS.T
-    x, y, s = 1.0 + z, hubble / 100.0, sigma / 100.0
+    # ESR fits H in km/s/Mpc (their CCLikelihood, H_fid = 1); H^2 parameters reach ~4e3,
+    # hence the wider prior box in that case (it shifts ln Z by a constant per parameter)
+    unit = 1.0 if args.dimensionful else 100.0
+    bound = 1e5 if args.dimensionful else 1000.0
+    x, y, s = 1.0 + z, hubble / unit, sigma / unit
+    # ESR's likelihood has no normalisation (-ln L = chi^2 / 2): its DL = ours - offset
+    offset = float(np.sum(np.log(s)) + 0.5 * s.size * np.log(2 * np.pi))
     if args.esr:
         config = SymbolicConfig(
             max_complexity=args.max_complexity,
@@ -465,6 +471,7 @@ def chronometers_section(args) -> None:
             num_starts=args.num_starts,
             num_iterations=args.num_iterations,
             output="sqrt",
+            parameter_bound=bound,
         )
     else:
         config = SymbolicConfig(
@@ -488,7 +495,8 @@ def chronometers_section(args) -> None:
             print(
                 f"{rank:2d}. {e.expression:30s} k={e.complexity} "
                 f"params={np.round(e.parameters, 4).tolist()} lnZ={e.log_evidence:.2f} "
-                f"lnZ+prior={e.log_posterior:.2f} DL={e.description_length:.2f} chi2={e.chi2:.2f}"
+                f"lnZ+prior={e.log_posterior:.2f} DL={e.description_length:.2f} "
+                f"(ESR convention {e.description_length - offset:.2f}) chi2={e.chi2:.2f}"
             )
     if not args.esr:
         return
@@ -499,6 +507,7 @@ def chronometers_section(args) -> None:
         num_starts=args.num_starts,
         num_iterations=args.num_iterations,
         output="sqrt",
+        parameter_bound=bound,
     )
     extra = symbolic_regression(
         jax.random.key(1),
@@ -508,26 +517,18 @@ def chronometers_section(args) -> None:
         config=friedmann_config,
         expressions=[FRIEDMANN, FRIEDMANN_FREE_EXPONENT],
     )
-    # ESR's own tree [+, a0, *, a1, pow, x, 3]: 7 nodes, 5 distinct symbols (+ * pow x,
-    # and one for parameters/integers) and the integer 3: 7 ln 5 + ln 3 (aifeyn_complexity)
-    esr_codelength = 7 * np.log(5) + np.log(3)
+    # ESR's paper ranking lists a0 + a1*x**3 at complexity 9 too (x*x*x: no integer leaves)
+    print(f"ESR-convention description length = ours - ({offset:.3f})")
     for e in extra.equations:
-        entries = [("as scored (our complexity)", e.log_posterior, e.description_length)]
-        if e.tree == FRIEDMANN:
-            entries.append(
-                (
-                    "with ESR's codelength 7 ln 5 + ln 3",
-                    e.log_evidence - esr_codelength,
-                    e.description_length - function_codelength(e.tree) + esr_codelength,
-                )
-            )
+        entries = [("as scored", e.log_posterior, e.description_length)]
         for label, posterior, length in entries:
             rank_post = 1 + sum(q.log_posterior > posterior for q in result.equations)
             rank_dl = 1 + sum(q.description_length < length for q in result.equations)
             print(
                 f"Friedmann-type {e.expression} ({label}): params="
                 f"{np.round(e.parameters, 4).tolist()} chi2={e.chi2:.2f} lnZ={e.log_evidence:.2f}"
-                f" lnZ+prior={posterior:.2f} DL={length:.2f} -> rank {rank_post} by lnZ+prior,"
+                f" lnZ+prior={posterior:.2f} DL={length:.2f} (ESR convention {length - offset:.2f})"
+                f" -> rank {rank_post} by lnZ+prior,"
                 f" {rank_dl} by DL among the {len(result.equations)} fitted"
             )
 
@@ -548,6 +549,11 @@ def main() -> None:
     parser.add_argument("--mi-points", type=int, default=2000, help="samples per MI data set")
     parser.add_argument("--mi-rhos", default="0.3,0.6,0.9", help="correlations for mi")
     parser.add_argument("--mi-repeats", type=int, default=3, help="data sets per correlation")
+    parser.add_argument(
+        "--dimensionful",
+        action="store_true",
+        help="chronometers: H in km/s/Mpc (ESR's units) and priors of +-1e5",
+    )
     parser.add_argument(
         "--esr",
         action="store_true",
