@@ -21,6 +21,7 @@ References:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from functools import partial
 
@@ -35,7 +36,7 @@ from flowjax.utils import get_ravelled_pytree_constructor
 from jaxtyping import Array, PRNGKeyArray
 from paramax import Parameterize
 
-__all__ = ["DenseRationalQuadraticSpline", "masked_autoregressive_flow"]
+__all__ = ["DenseRationalQuadraticSpline", "masked_autoregressive_flow", "spline_transformer"]
 
 
 def _bin_rows(knots: Array, value: Array) -> Array:
@@ -223,11 +224,7 @@ def masked_autoregressive_flow(
         nn_depth=nn_depth,
         nn_activation=nn_activation,
     )
-    constructor, _ = get_ravelled_pytree_constructor(
-        transformer,
-        filter_spec=eqx.is_inexact_array,
-        is_leaf=lambda leaf: isinstance(leaf, paramax.NonTrainable),
-    )
+    constructor = _constructor(transformer)
     flow = _jitted_flow(key, **kwargs)
     replaced = []
 
@@ -255,3 +252,39 @@ class _UnexpectedStructure(Exception):
 @eqx.filter_jit
 def _jitted_flow(key, **kwargs):
     return flowjax.flows.masked_autoregressive_flow(key, **kwargs)
+
+
+@functools.lru_cache(maxsize=64)
+def spline_transformer(knots: int, interval: float | tuple[float, float]):
+    """The one :class:`DenseRationalQuadraticSpline` instance for ``(knots, interval)``.
+
+    Two spline instances never compare equal as static data (they hold arrays), so flows
+    built from fresh instances differ in structure and every compiled function that takes
+    them (flow construction, training epochs, density evaluations) compiles again. Flows
+    built from this shared instance share their structure, and those compilations are
+    reused across models, temperatures and refits (the same numbers either way).
+
+    Example:
+        >>> spline_transformer(8, 5.0) is spline_transformer(8, 5.0)
+        True
+    """
+    return DenseRationalQuadraticSpline(knots=knots, interval=interval)
+
+
+_CONSTRUCTORS: dict[int, tuple] = {}
+
+
+def _constructor(transformer):
+    """Flowjax's ravelled constructor of ``transformer``, one object per transformer."""
+    entry = _CONSTRUCTORS.get(id(transformer))
+    if entry is None or entry[0] is not transformer:
+        constructor, _ = get_ravelled_pytree_constructor(
+            transformer,
+            filter_spec=eqx.is_inexact_array,
+            is_leaf=lambda leaf: isinstance(leaf, paramax.NonTrainable),
+        )
+        if len(_CONSTRUCTORS) >= 64:
+            _CONSTRUCTORS.pop(next(iter(_CONSTRUCTORS)))
+        entry = (transformer, constructor)
+        _CONSTRUCTORS[id(transformer)] = entry
+    return entry[1]

@@ -409,12 +409,15 @@ class RQSplineFlow(_FlowFamily):
     interval: float = 5.0
 
     def _build(self, key, dim, base):
-        from astrobayes._flows import DenseRationalQuadraticSpline, masked_autoregressive_flow
+        from astrobayes._flows import (
+            masked_autoregressive_flow,
+            spline_transformer,
+        )
 
         return masked_autoregressive_flow(
             key,
             base_dist=base,
-            transformer=DenseRationalQuadraticSpline(knots=self.knots, interval=self.interval),
+            transformer=spline_transformer(self.knots, self.interval),
             flow_layers=self.num_layers,
             nn_width=max(self.width, 2 * dim),
             nn_depth=self.depth,

@@ -39,7 +39,10 @@ from jaxtyping import Array, Float, PRNGKeyArray
 
 from astrobayes import diagnostics
 from astrobayes._checks import as_float_array, check_key, check_positive_int
-from astrobayes._flows import DenseRationalQuadraticSpline, masked_autoregressive_flow
+from astrobayes._flows import (
+    masked_autoregressive_flow,
+    spline_transformer,
+)
 from astrobayes._status import Severity, Status, by_severity, check
 from astrobayes._training import TrainingConfig, TrainingInfo, TrainingStatus, fit
 from astrobayes._types import ProgressFn
@@ -318,7 +321,7 @@ def run_flow_mcmc(
     flow = masked_autoregressive_flow(
         init_key,
         base_dist=Normal(jnp.zeros(dim)),
-        transformer=DenseRationalQuadraticSpline(knots=config.knots, interval=config.interval),
+        transformer=spline_transformer(config.knots, config.interval),
         flow_layers=config.flow_layers,
         nn_width=max(config.nn_width, 2 * dim),
         nn_depth=1,

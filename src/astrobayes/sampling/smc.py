@@ -42,7 +42,10 @@ from flowjax.distributions import Normal
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from astrobayes._checks import as_float_array, check_key, check_positive_int
-from astrobayes._flows import DenseRationalQuadraticSpline, masked_autoregressive_flow
+from astrobayes._flows import (
+    masked_autoregressive_flow,
+    spline_transformer,
+)
 from astrobayes._status import Severity, Status, by_severity, check
 from astrobayes._training import TrainingConfig
 from astrobayes._types import ProgressFn
@@ -390,7 +393,7 @@ def run_smc(
         flow = masked_autoregressive_flow(
             flow_key,
             base_dist=Normal(jnp.zeros(dim)),
-            transformer=DenseRationalQuadraticSpline(knots=config.knots, interval=config.interval),
+            transformer=spline_transformer(config.knots, config.interval),
             flow_layers=config.flow_layers,
             nn_width=config.nn_width,
             nn_depth=1,

@@ -36,7 +36,10 @@ from flowjax.distributions import Normal
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from astrobayes._checks import check_positive_int
-from astrobayes._flows import DenseRationalQuadraticSpline, masked_autoregressive_flow
+from astrobayes._flows import (
+    masked_autoregressive_flow,
+    spline_transformer,
+)
 from astrobayes.sbi.embeddings import AbstractEmbedding
 from astrobayes.sbi.priors import Prior
 
@@ -99,9 +102,7 @@ def conditional_flow(key: PRNGKeyArray, dim: int, cond_dim: int, config: FlowCon
 
     """
     transformer = (
-        DenseRationalQuadraticSpline(knots=config.knots, interval=config.interval)
-        if config.knots > 0
-        else Affine()
+        spline_transformer(config.knots, config.interval) if config.knots > 0 else Affine()
     )
     return masked_autoregressive_flow(
         key,
