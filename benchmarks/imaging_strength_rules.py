@@ -5,8 +5,9 @@ the db8 wavelet MAP are computed
 
 * at the strength each documented rule selects without the truth: ``trained`` (CRR only:
   ``lam_train / sigma_train^2``) and ``discrepancy`` (Morozov's principle), and
-* at a candidate, ``geometric``: the geometric mean of the two (CRR only; measured, not
-  a library rule), and
+* at ``noise_scaled`` (CRR only: the ``trained`` strength times
+  ``sqrt(sigma_train / sigma_eff)``, ``sigma_eff = sigma / ||Phi||``) and ``geometric``
+  (CRR only: the geometric mean of ``trained`` and ``discrepancy``), and
 * on a grid of strengths (factors of 2 around the rule's value, refined where the best
   sits on an edge), whose best SNR needs the truth and is the yardstick.
 
@@ -22,6 +23,9 @@ Gaussian at ISNR 20, 30 and 40 dB (30 dB only for the simulated skies unless ``-
         [--isnr 30] [--priors crr wavelets] [--factors 8]
 
 ``point:SEED`` / ``lobes:SEED`` draw a held-out simulated sky of that kind with another seed.
+``--rules trained noise_scaled`` measures only those rules (no discrepancy search);
+``--centre noise_scaled`` centres the grid there instead of at the discrepancy strength;
+``--factors 0`` with ``--no-grid`` skips the grid.
 
 Needs ../shared/data/imaging (the M31 and Cygnus A images and masks); the simulated skies
 use the M31 mask's sampling pattern.
@@ -44,7 +48,12 @@ from astrobayes.imaging.operators import (
     fourier_mask_operator,
     noise_sigma_from_isnr,
 )
-from astrobayes.imaging.pipeline import ImagingConfig, build_prior, initial_strength
+from astrobayes.imaging.pipeline import (
+    ImagingConfig,
+    build_prior,
+    initial_strength,
+    noise_scaled_strength,
+)
 from astrobayes.imaging.posterior import imaging_posterior
 from astrobayes.io.imaging_files import read_convex_ridge, read_fourier_mask
 
@@ -133,7 +142,7 @@ def scan(truth, posterior, centre, factors, max_iterations):
     return centre * 2.0**best, results[best], len(results)
 
 
-def run_case(name, isnr, prior_kind, crr, factors, max_iterations):
+def run_case(name, isnr, prior_kind, crr, factors, max_iterations, rule_names, centre, grid):
     truth, mask = load(name)
     op = fourier_mask_operator(mask)
     clean = op(jnp.asarray(truth, jnp.float32))
@@ -146,22 +155,27 @@ def run_case(name, isnr, prior_kind, crr, factors, max_iterations):
     rows = []
     tic = time.perf_counter()
     rules = {}
-    if prior_kind == "crr":
+
+    def at(strength):
+        image = map_estimate(with_strength(posterior, strength), max_iterations=max_iterations)
+        return strength, snr_db(truth, image.image)
+
+    crr_rules = prior_kind == "crr"
+    if crr_rules and "trained" in rule_names:
         rules["trained"] = (first, snr_db(truth, map_estimate(posterior).image))
-    search = discrepancy_strength(posterior, max_iterations=max_iterations)
-    rules["discrepancy"] = (
-        search.strength,
-        snr_db(truth, search.map_result.image),
-    )
-    if prior_kind == "crr":
-        # a candidate rule, measured here before any change to the library: the geometric
-        # mean of the two truth-free strengths
-        geometric = float(np.sqrt(rules["trained"][0] * rules["discrepancy"][0]))
-        image = map_estimate(with_strength(posterior, geometric), max_iterations=max_iterations)
-        rules["geometric"] = (geometric, snr_db(truth, image.image))
-    best_strength, best_snr, num = scan(
-        truth, posterior, rules["discrepancy"][0], factors, max_iterations
-    )
+    if crr_rules and "noise_scaled" in rule_names:
+        rules["noise_scaled"] = at(
+            noise_scaled_strength(crr, sigma, float(posterior.operator_norm))
+        )
+    if "discrepancy" in rule_names or (crr_rules and "geometric" in rule_names):
+        search = discrepancy_strength(posterior, max_iterations=max_iterations)
+        rules["discrepancy"] = (search.strength, snr_db(truth, search.map_result.image))
+        if crr_rules and "geometric" in rule_names:
+            rules["geometric"] = at(float(np.sqrt(first * search.strength)))
+    best_strength, best_snr, num = float("nan"), float("nan"), 0
+    if grid:
+        start = rules.get(centre, rules.get("discrepancy", next(iter(rules.values()))))[0]
+        best_strength, best_snr, num = scan(truth, posterior, start, factors, max_iterations)
     elapsed = time.perf_counter() - tic
     for rule, (strength, snr) in rules.items():
         rows.append(
@@ -189,6 +203,16 @@ def main() -> None:
     parser.add_argument("--priors", nargs="+", default=["crr", "wavelets"])
     parser.add_argument("--factors", type=int, default=2, help="grid half-width in octaves")
     parser.add_argument("--max-iterations", type=int, default=3000)
+    parser.add_argument(
+        "--rules",
+        nargs="+",
+        default=["trained", "discrepancy", "geometric", "noise_scaled"],
+        help="truth-free rules to measure",
+    )
+    parser.add_argument(
+        "--centre", default="discrepancy", help="rule whose strength centres the grid"
+    )
+    parser.add_argument("--no-grid", action="store_true", help="skip the grid (no yardstick)")
     args = parser.parse_args()
     if not DATA.is_dir():
         print(f"skipped: {DATA} not found (needs ../shared/data/imaging)")
@@ -201,12 +225,22 @@ def main() -> None:
     for name in args.images:
         for isnr in args.isnr:
             for prior_kind in args.priors:
-                for r in run_case(name, isnr, prior_kind, crr, args.factors, args.max_iterations):
+                for r in run_case(
+                    name,
+                    isnr,
+                    prior_kind,
+                    crr,
+                    args.factors,
+                    args.max_iterations,
+                    args.rules,
+                    args.centre,
+                    not args.no_grid,
+                ):
                     print(
                         f"{r['image']:6s} {r['isnr']:5.0f} {r['prior']:8s} {r['rule']:11s} "
                         f"{r['strength']:10.4g} {r['snr']:7.2f} {r['best_snr']:10.2f} "
                         f"{r['best_strength']:10.4g} {r['gap']:6.2f} "
-                        f"{'yes' if r['gap'] <= 0.5 else 'NO':>6s} {r['grid']:6d} "
+                        f"{'-' if r['grid'] == 0 else 'yes' if r['gap'] <= 0.5 else 'NO':>6s} {r['grid']:6d} "
                         f"{r['seconds']:6.0f}",
                         flush=True,
                     )

@@ -52,7 +52,7 @@ __all__ = [
 DEMO = "demo"
 """The value of ``[data].truth`` / ``[data].mask`` that selects the built-in demo."""
 UV_UNITS = ("wavelengths", "radians_per_pixel")
-STRENGTH_WORDS = ("auto", "discrepancy", "trained", "geometric")
+STRENGTH_WORDS = ("auto", "discrepancy", "trained", "noise_scaled", "geometric")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -196,7 +196,7 @@ class ImagingPriorConfig:
     """The ``[prior]`` table (see :class:`~astrobayes.imaging.pipeline.ImagingConfig`).
 
     ``strength`` is a positive number or one of ``"auto"``, ``"discrepancy"``,
-    ``"trained"``, ``"geometric"`` (the rule that sets it).
+    ``"trained"``, ``"noise_scaled"``, ``"geometric"`` (the rule that sets it).
     """
 
     kind: str = "wavelets"
@@ -209,8 +209,8 @@ class ImagingPriorConfig:
     def __post_init__(self):
         if isinstance(self.strength, str) and self.strength not in STRENGTH_WORDS:
             raise ValueError(
-                "prior.strength must be a number, 'auto', 'discrepancy', 'trained' or "
-                "'geometric'; "
+                "prior.strength must be a number, 'auto', 'discrepancy', 'trained', "
+                "'noise_scaled' or 'geometric'; "
                 f"got {self.strength!r}"
             )
 
