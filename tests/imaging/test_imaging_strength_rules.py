@@ -37,6 +37,18 @@ def test_noise_scaled_strength_scales_as_inverse_root_noise(crr):
         noise_scaled_strength(crr, 1e-3, float("nan"))
     with pytest.raises(ValueError, match="'noise_scaled' applies to the learned prior"):
         ImagingConfig(prior="wavelets", strength_rule="noise_scaled")
+    # the TOML word reaches the workflow settings
+    from astrobayes.imaging.problem import (
+        ImagingDataConfig,
+        ImagingFileConfig,
+        ImagingPriorConfig,
+    )
+
+    toml = ImagingFileConfig(
+        data=ImagingDataConfig(truth="demo", mask="demo"),
+        prior=ImagingPriorConfig(kind="crr", strength="noise_scaled"),
+    )
+    assert toml.imaging_config().strength_rule == "noise_scaled"
 
 
 def test_pipeline_uses_the_noise_scaled_strength(key, crr):
