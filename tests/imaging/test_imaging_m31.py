@@ -1,4 +1,3 @@
-import time
 
 import jax
 import jax.numpy as jnp
@@ -36,14 +35,12 @@ def test_m31_wavelet_map_and_uq_protocol(shared_data):
     post = imaging_posterior(op, data, sigma, prior, positivity=True)
     rule = discrepancy_strength(post)  # calibration of the strength, timed apart
     assert rule.status.name == "CONVERGED"
-    start = time.perf_counter()  # MAP (cold start) + HPD + 8x8 LCIs
+    # MAP (cold start) + HPD + 8x8 LCIs; their speed is benchmarks/imaging_vs_quantifai.py's
     result = map_estimate(rule.posterior)
     hpd = hpd_threshold(result.potential, image.size, 0.01)
     lci = local_credible_intervals(rule.posterior, result.image, hpd, 8)
-    elapsed = time.perf_counter() - start
     assert snr_db(image, result.image) >= 25.5
     assert lci.num_unbounded == 0
-    assert elapsed < 60
 
 
 @pytest.mark.slow
@@ -57,7 +54,6 @@ def test_m31_learned_prior_map(shared_data):
     clean = op(jnp.asarray(image, jnp.float32))
     sigma = noise_sigma_from_isnr(clean, 30.0)
     data = add_complex_noise(jax.random.key(0), clean, sigma)
-    start = time.perf_counter()
     result = run_imaging(
         ImagingConfig(prior="crr", superpixel_sizes=(8,)),
         op,
@@ -66,8 +62,6 @@ def test_m31_learned_prior_map(shared_data):
         truth=image,
         crr=read_convex_ridge(),
     )
-    elapsed = time.perf_counter() - start
     assert result.strength_rule == "trained"
     assert result.snr_db >= 27.48  # the study's learned-prior MAP
     assert result.intervals[0].num_unbounded == 0
-    assert elapsed < 60
