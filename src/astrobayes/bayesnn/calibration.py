@@ -1,6 +1,6 @@
 """The calibration harness: NLL, CRPS, quantile calibration error, coverage, recalibration.
 
-Every metric is computed from a :class:`~astrobayes.bayesnn.GaussianMixture` and the
+Every metric is computed from a :class:`~astrobayes.bayesnn.PredictiveMixture` and the
 true targets, so every BNN method is scored the same way:
 
 * ``nll``: mean negative log predictive density;
@@ -27,10 +27,10 @@ quantiles ``F^-1(R^-1(tau))`` with the quantile-score integral
 
 Example:
     >>> import jax, jax.numpy as jnp
-    >>> y = jax.random.normal(jax.random.key(0), (4000,))
-    >>> calibrated = GaussianMixture(jnp.zeros((4000, 1)), jnp.ones((4000, 1)))
+    >>> y = jax.random.normal(jax.random.key(0), (1000,))
+    >>> calibrated = PredictiveMixture(jnp.zeros((1000, 1)), jnp.ones((1000, 1)))
     >>> m = evaluate(calibrated, y)
-    >>> bool(abs(m.coverage_90 - 0.9) < 0.02), bool(m.ece < 0.02)
+    >>> bool(abs(m.coverage_90 - 0.9) < 0.04), bool(m.ece < 0.04)
     (True, True)
 
 """
@@ -46,7 +46,7 @@ from jax.scipy.stats import norm
 from jaxtyping import ArrayLike, Float
 
 from astrobayes._checks import as_float_array, check_finite, check_positive_int
-from astrobayes.bayesnn.predictive import GaussianMixture
+from astrobayes.bayesnn.predictive import PredictiveMixture
 
 __all__ = [
     "CalibrationMetrics",
@@ -83,9 +83,9 @@ class CalibrationMetrics(NamedTuple):
     num_points: int
 
 
-def _check_targets(mixture: GaussianMixture, targets: ArrayLike) -> np.ndarray:
-    if not isinstance(mixture, GaussianMixture):
-        raise TypeError(f"mixture must be a GaussianMixture; got {type(mixture).__name__}")
+def _check_targets(mixture: PredictiveMixture, targets: ArrayLike) -> np.ndarray:
+    if not isinstance(mixture, PredictiveMixture):
+        raise TypeError(f"mixture must be a PredictiveMixture; got {type(mixture).__name__}")
     y = as_float_array(targets, "targets", ndim=1)
     if y.shape[0] != mixture.means.shape[0]:
         raise ValueError(
@@ -128,12 +128,12 @@ def _mixture_crps(means, scales, y):
     return jax.lax.map(one, (means, scales, y), batch_size=32)
 
 
-def mixture_crps(mixture: GaussianMixture, targets: Float[ArrayLike, " num"]) -> np.ndarray:
+def mixture_crps(mixture: PredictiveMixture, targets: Float[ArrayLike, " num"]) -> np.ndarray:
     """Closed-form CRPS of each point's Gaussian mixture (Grimit et al. 2006).
 
     Example:
         >>> import jax.numpy as jnp
-        >>> mix = GaussianMixture(jnp.zeros((1, 3)), jnp.ones((1, 3)))
+        >>> mix = PredictiveMixture(jnp.zeros((1, 3)), jnp.ones((1, 3)))
         >>> round(float(mixture_crps(mix, jnp.zeros(1))[0]), 4)
         0.2337
 
@@ -204,7 +204,7 @@ class IsotonicRecalibration(NamedTuple):
 
 
 def fit_recalibration(
-    mixture: GaussianMixture, targets: Float[ArrayLike, " num"], *, num_knots: int | None = None
+    mixture: PredictiveMixture, targets: Float[ArrayLike, " num"], *, num_knots: int | None = None
 ) -> IsotonicRecalibration:
     """Fit the recalibration map on a calibration split (never the test points).
 
@@ -223,7 +223,7 @@ def fit_recalibration(
     Example:
         >>> import jax, jax.numpy as jnp
         >>> y = jax.random.normal(jax.random.key(0), (2000,))
-        >>> wide = GaussianMixture(jnp.zeros((2000, 1)), 3 * jnp.ones((2000, 1)))
+        >>> wide = PredictiveMixture(jnp.zeros((2000, 1)), 3 * jnp.ones((2000, 1)))
         >>> r = fit_recalibration(wide, y)
         >>> bool(abs(float(r(0.5 + 0.5 * 0.68 / 3)) - 0.84) < 0.03)
         True
@@ -246,7 +246,7 @@ def fit_recalibration(
 
 
 def evaluate(
-    mixture: GaussianMixture,
+    mixture: PredictiveMixture,
     targets: Float[ArrayLike, " num"],
     *,
     recalibration: IsotonicRecalibration | None = None,

@@ -4,12 +4,12 @@ Every method ends as ``num_members`` networks (ensemble members, dropout masks f
 into the weights, variational or Laplace draws, SGLD or NUTS draws), each giving a
 Gaussian ``N(mean_m(x), scale_m(x)**2)``; the predictive at ``x`` is their equal-weight
 mixture. :class:`Predictive` holds the stacked networks and the standardisation of the
-training data; calling it on inputs gives a :class:`GaussianMixture` in the original
+training data; calling it on inputs gives a :class:`PredictiveMixture` in the original
 target units.
 
 Example:
     >>> import jax.numpy as jnp
-    >>> mix = GaussianMixture(jnp.array([[-1.0, 1.0]]), jnp.array([[1.0, 1.0]]))
+    >>> mix = PredictiveMixture(jnp.array([[-1.0, 1.0]]), jnp.array([[1.0, 1.0]]))
     >>> float(mix.mean()[0]), float(mix.variance()[0])
     (0.0, 2.0)
     >>> float(mix.cdf(jnp.array([0.0]))[0])
@@ -32,7 +32,7 @@ from jaxtyping import Array, Float
 from astrobayes._checks import as_float_array, check_finite
 from astrobayes._status import Severity, Status
 
-__all__ = ["BNNStatus", "GaussianMixture", "Predictive"]
+__all__ = ["BNNStatus", "PredictiveMixture", "Predictive"]
 
 
 class BNNStatus(Status):
@@ -63,7 +63,7 @@ class BNNStatus(Status):
     )
 
 
-class GaussianMixture(NamedTuple):
+class PredictiveMixture(NamedTuple):
     """Equal-weight Gaussian mixture per point.
 
     Attributes:
@@ -145,7 +145,7 @@ class Predictive(NamedTuple):
     """A fitted BNN: stacked networks, standardisation, status and diagnostics.
 
     Call it on inputs ``(num_points, in_size)`` (original units) to get the
-    :class:`GaussianMixture` of the targets in original units.
+    :class:`PredictiveMixture` of the targets in original units.
 
     Attributes:
         networks: The networks, their array leaves stacked along a leading
@@ -179,7 +179,7 @@ class Predictive(NamedTuple):
         """Number of mixture components (networks)."""
         return int(jax.tree.leaves(eqx.filter(self.networks, eqx.is_array))[0].shape[0])
 
-    def __call__(self, inputs: Float[Array, "num_points in_size"]) -> GaussianMixture:
+    def __call__(self, inputs: Float[Array, "num_points in_size"]) -> PredictiveMixture:
         """The predictive mixture at ``inputs`` (original units).
 
         Raises:
@@ -196,7 +196,7 @@ class Predictive(NamedTuple):
         dtype = jax.tree.leaves(eqx.filter(self.networks, eqx.is_inexact_array))[0].dtype
         x = jnp.asarray((x - self.input_mean) / self.input_scale, dtype=dtype)
         means, scales = _predict(self.networks, x)
-        return GaussianMixture(
+        return PredictiveMixture(
             means=self.target_mean + self.target_scale * means,
             scales=self.target_scale * scales,
         )
