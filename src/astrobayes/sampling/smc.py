@@ -110,12 +110,12 @@ class SMCConfig:
     """
 
     num_particles: int = 2000
-    ess_fraction: float = 0.9
+    ess_fraction: float = 0.5
     num_mcmc_steps: int = 10
-    max_mcmc_steps: int = 100
+    max_mcmc_steps: int = 50
     correlation_threshold: float = 0.1
     preconditioner: str = "flow"
-    flow_layers: int = 3
+    flow_layers: int = 2
     nn_width: int = 64
     knots: int = 8
     interval: float = 5.0
