@@ -81,18 +81,27 @@ def test_component_count_is_chosen_on_held_out_draws(key):
     used = np.asarray(mixture.weights) > 1e-6
     assert used.sum() == 2, mixture.weights
     np.testing.assert_allclose(np.sort(np.asarray(mixture.weights)[used]), [0.3, 0.7], atol=0.05)
-    assert losses.shape == (1,) and np.isfinite(losses[0])
+    assert losses.shape == (1,)
+    assert np.isfinite(losses[0])
 
 
 @pytest.mark.parametrize(
-    ("kwargs", "match"),
+    ("kwargs", "error", "match"),
     [
-        ({"max_components": 0}, "max_components must be an integer >= 1; got 0"),
-        ({"num_inits": 1.5}, "num_inits must be an integer"),
-        ({"selection_tolerance": -1.0}, "selection_tolerance must be a finite number >= 0"),
-        ({"covariance_floor": float("nan")}, "covariance_floor must be a finite number"),
+        ({"max_components": 0}, ValueError, "max_components must be >= 1; got 0"),
+        ({"num_inits": 1.5}, TypeError, "num_inits must be an integer; got float 1.5"),
+        (
+            {"selection_tolerance": -1.0},
+            ValueError,
+            "selection_tolerance must be a finite number >= 0",
+        ),
+        (
+            {"covariance_floor": float("nan")},
+            ValueError,
+            "covariance_floor must be a finite number",
+        ),
     ],
 )
-def test_bad_settings_are_refused(kwargs, match):
-    with pytest.raises(ValueError, match=match):
+def test_bad_settings_are_refused(kwargs, error, match):
+    with pytest.raises(error, match=match):
         GaussianMixtureTarget(**kwargs)

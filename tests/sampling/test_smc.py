@@ -135,7 +135,7 @@ def test_next_temperature_hits_the_target_ess():
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"ess_fraction": 1.0}, "ess_fraction must be a number in \\(0, 1\\); got 1.0"),
+        ({"ess_fraction": 1.0}, "ess_fraction must lie strictly between 0.0 and 1.0; got 1.0"),
         ({"preconditioner": "full"}, "preconditioner must be one of"),
         ({"num_particles": 4}, "num_particles"),
     ],

@@ -31,6 +31,7 @@ import paramax
 from jaxtyping import Array, Float, PRNGKeyArray
 from scipy import special
 
+from astrobayes._checks import check_positive_int
 from astrobayes._training import TrainingConfig, fit
 from astrobayes._types import ProgressFn
 from astrobayes.mixtures import GaussianMixture, fit_em, mixture_log_density
@@ -240,9 +241,7 @@ class GaussianMixtureTarget(TargetFamily):
 
     def __post_init__(self):
         for name in ("max_components", "num_inits", "num_iterations"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be an integer >= 1; got {value!r}")
+            check_positive_int(getattr(self, name), name)
         for name in ("selection_tolerance", "covariance_floor"):
             value = getattr(self, name)
             if not (isinstance(value, int | float) and np.isfinite(value) and value >= 0):

@@ -42,7 +42,7 @@ import paramax
 from flowjax.distributions import Normal
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from astrobayes._checks import as_float_array, check_key, check_positive_int
+from astrobayes._checks import as_float_array, check_fraction, check_key, check_positive_int
 from astrobayes._flows import (
     masked_autoregressive_flow,
     spline_transformer,
@@ -137,10 +137,8 @@ class SMCConfig:
         ):
             check_positive_int(getattr(self, name), name)
         check_positive_int(self.knots, "knots", minimum=2)
-        for name in ("ess_fraction", "correlation_threshold"):
-            value = getattr(self, name)
-            if not (isinstance(value, int | float) and 0 < value < 1):
-                raise ValueError(f"{name} must be a number in (0, 1); got {value!r}")
+        check_fraction(self.ess_fraction, "ess_fraction")
+        check_fraction(self.correlation_threshold, "correlation_threshold")
         for name in ("interval", "learning_rate"):
             value = getattr(self, name)
             if not (isinstance(value, int | float) and np.isfinite(value) and value > 0):
