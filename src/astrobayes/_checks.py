@@ -17,6 +17,7 @@ __all__ = [
     "check_fraction",
     "check_key",
     "check_positive_int",
+    "check_positive_number",
 ]
 
 
@@ -77,6 +78,12 @@ def check_positive_int(value: Any, name: str, *, minimum: int = 1) -> int:
     if value < minimum:
         raise ValueError(f"{name} must be >= {minimum}; got {value}")
     return int(value)
+
+
+def check_positive_number(value: Any, name: str) -> None:
+    """Check that ``value`` is a finite Python number ``> 0`` (a config setting)."""
+    if not (isinstance(value, int | float) and np.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be a positive finite number; got {value!r}")
 
 
 def check_fraction(value: Any, name: str, *, low: float = 0.0, high: float = 1.0) -> float:

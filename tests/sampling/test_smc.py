@@ -137,6 +137,7 @@ def test_next_temperature_hits_the_target_ess():
     [
         ({"ess_fraction": 1.0}, "ess_fraction must lie strictly between 0.0 and 1.0; got 1.0"),
         ({"preconditioner": "full"}, "preconditioner must be one of"),
+        ({"learning_rate": 0.0}, "learning_rate must be a positive finite number; got 0.0"),
         ({"num_particles": 4}, "num_particles"),
     ],
 )

@@ -38,7 +38,7 @@ from flowjax.distributions import Normal
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from astrobayes import diagnostics
-from astrobayes._checks import as_float_array, check_key, check_positive_int
+from astrobayes._checks import as_float_array, check_key, check_positive_int, check_positive_number
 from astrobayes._flows import (
     masked_autoregressive_flow,
     spline_transformer,
@@ -151,9 +151,7 @@ class FlowMCMCConfig:
         check_positive_int(self.knots, "knots", minimum=2)
         check_positive_int(self.max_flow_samples, "max_flow_samples", minimum=20)
         for name in ("initial_step_size", "interval", "learning_rate"):
-            value = getattr(self, name)
-            if not (isinstance(value, int | float) and np.isfinite(value) and value > 0):
-                raise ValueError(f"{name} must be a positive finite number; got {value!r}")
+            check_positive_number(getattr(self, name), name)
 
 
 class FlowProposal(eqx.Module):

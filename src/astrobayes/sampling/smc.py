@@ -42,7 +42,13 @@ import paramax
 from flowjax.distributions import Normal
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from astrobayes._checks import as_float_array, check_fraction, check_key, check_positive_int
+from astrobayes._checks import (
+    as_float_array,
+    check_fraction,
+    check_key,
+    check_positive_int,
+    check_positive_number,
+)
 from astrobayes._flows import (
     masked_autoregressive_flow,
     spline_transformer,
@@ -140,9 +146,7 @@ class SMCConfig:
         check_fraction(self.ess_fraction, "ess_fraction")
         check_fraction(self.correlation_threshold, "correlation_threshold")
         for name in ("interval", "learning_rate"):
-            value = getattr(self, name)
-            if not (isinstance(value, int | float) and np.isfinite(value) and value > 0):
-                raise ValueError(f"{name} must be a positive finite number; got {value!r}")
+            check_positive_number(getattr(self, name), name)
         if self.preconditioner not in PRECONDITIONERS:
             raise ValueError(
                 f"preconditioner must be one of {PRECONDITIONERS}; got {self.preconditioner!r}"
