@@ -1,4 +1,8 @@
-"""Posterior validation: coverage, TARP, SBC, C2ST, a report and a predictive check."""
+"""Posterior validation: coverage, TARP, SBC, C2ST, intervals, a report, a predictive check.
+
+Interval coverage with honest errors and split-conformal quantiles live in
+:mod:`astrobayes.validation.intervals`, the one implementation every unit uses.
+"""
 
 from astrobayes.validation.c2st import C2STResult, c2st
 from astrobayes.validation.coverage import (
@@ -9,6 +13,12 @@ from astrobayes.validation.coverage import (
     expected_coverage,
     sbc_ranks,
     tarp,
+)
+from astrobayes.validation.intervals import (
+    IntervalCoverage,
+    conformal_quantile,
+    coverage_verdict,
+    interval_coverage,
 )
 from astrobayes.validation.predictive import (
     PredictiveCheckResult,
@@ -22,13 +32,17 @@ __all__ = [
     "CalibrationReport",
     "CalibrationStatus",
     "CoverageResult",
+    "IntervalCoverage",
     "PredictiveCheckResult",
     "PredictiveStatus",
     "SBCResult",
     "TarpResult",
     "c2st",
     "calibration_report",
+    "conformal_quantile",
+    "coverage_verdict",
     "expected_coverage",
+    "interval_coverage",
     "posterior_predictive_check",
     "report_to_dict",
     "sbc_ranks",
