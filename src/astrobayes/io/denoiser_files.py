@@ -1,0 +1,169 @@
+"""Save and load learned denoisers without pickle (JSON header + equinox leaves).
+
+File layout (as for emulators and surrogates): one line of UTF-8 JSON (format, version,
+the :class:`~astrobayes.imaging.denoisers.DenoiserSettings` fields, dtype), a newline,
+then :func:`equinox.tree_serialise_leaves` of the :class:`~astrobayes.imaging.denoisers.Denoiser`.
+Loading rebuilds an untrained skeleton with
+:func:`~astrobayes.imaging.denoisers.init_denoiser` from the header and fills in its
+leaves, so a file whose payload does not match its header (wrong widths, truncated) is a
+clear ``ValueError``. Saving is atomic (:func:`astrobayes.io.write_atomic`).
+
+The package ships the galaxy denoiser (``astrobayes/imaging/weights/denoiser_galaxy.eqx``
+with its training record ``denoiser_galaxy.json``), made by ``scripts/train_denoiser.py``
+on images of ``scripts/make_galaxy_images.py``: :func:`load_shipped_denoiser`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.resources
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+
+from astrobayes.imaging.denoisers import Denoiser, DenoiserSettings, init_denoiser
+from astrobayes.io.writers import write_atomic
+
+__all__ = ["SHIPPED_DENOISERS", "load_denoiser", "load_shipped_denoiser", "save_denoiser"]
+
+_FORMAT = "astrobayes-denoiser"
+_VERSION = 1
+#: Names of the shipped denoisers: ``name -> (weights file, record file)``.
+SHIPPED_DENOISERS = {"galaxy": ("denoiser_galaxy.eqx", "denoiser_galaxy.json")}
+
+
+def save_denoiser(path: str | os.PathLike, denoiser: Denoiser) -> Path:
+    """Write a denoiser atomically.
+
+    Args:
+        path: Destination file (conventionally ``*.eqx``).
+        denoiser: The :class:`~astrobayes.imaging.denoisers.Denoiser`.
+
+    Returns:
+        The path written.
+
+    Raises:
+        TypeError: If ``denoiser`` is not a Denoiser.
+
+    Example:
+        >>> import jax, os, tempfile
+        >>> from astrobayes.imaging.denoisers import DenoiserSettings, init_denoiser
+        >>> d = init_denoiser(jax.random.key(0), DenoiserSettings("dncnn", width=4, depth=2))
+        >>> path = save_denoiser(os.path.join(tempfile.mkdtemp(), "d.eqx"), d)
+        >>> load_denoiser(path).settings == d.settings
+        True
+
+    """
+    if not isinstance(denoiser, Denoiser):
+        raise TypeError(f"denoiser must be a Denoiser; got {type(denoiser).__name__}")
+    leaves = jax.tree_util.tree_leaves(eqx.filter(denoiser, eqx.is_inexact_array))
+    header = {
+        "format": _FORMAT,
+        "version": _VERSION,
+        "dtype": str(leaves[0].dtype),
+        "settings": dataclasses.asdict(denoiser.settings),
+    }
+    line = json.dumps(header, sort_keys=True).encode("utf-8") + b"\n"
+
+    def write(handle) -> None:
+        handle.write(line)
+        eqx.tree_serialise_leaves(handle, denoiser)
+
+    return write_atomic(path, write)
+
+
+def _settings_from_header(path: Path, table: Any) -> DenoiserSettings:
+    if not isinstance(table, dict):
+        raise ValueError(f"{path}: the header has no settings table")
+    fields = {f.name for f in dataclasses.fields(DenoiserSettings)}
+    unknown = set(table) - fields
+    if unknown:
+        raise ValueError(f"{path}: unknown denoiser settings {sorted(unknown)}")
+    values = dict(table)
+    if "widths" in values:
+        values["widths"] = tuple(values["widths"])
+    try:
+        return DenoiserSettings(**values)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{path}: invalid denoiser settings ({error})") from error
+
+
+def load_denoiser(path: str | os.PathLike) -> Denoiser:
+    """Read a denoiser written by :func:`save_denoiser`.
+
+    Args:
+        path: The file.
+
+    Returns:
+        The :class:`~astrobayes.imaging.denoisers.Denoiser`.
+
+    Raises:
+        FileNotFoundError: If the file is missing.
+        ValueError: If it is not a denoiser file, its version is unknown, or its
+            payload does not match the architecture in its header.
+
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no such denoiser file: {path}")
+    with path.open("rb") as handle:
+        try:
+            header = json.loads(handle.readline().decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            raise ValueError(f"{path}: not a denoiser file (no JSON header line)") from None
+        if not isinstance(header, dict) or header.get("format") != _FORMAT:
+            raise ValueError(f"{path}: not a denoiser file (format {_FORMAT!r} expected)")
+        if header.get("version") != _VERSION:
+            raise ValueError(f"{path}: version {header.get('version')!r}; this reads {_VERSION}")
+        settings = _settings_from_header(path, header.get("settings"))
+        skeleton = init_denoiser(jax.random.key(0), settings)  # every leaf overwritten below
+        dtype = jnp.dtype(header.get("dtype", "float32"))
+        if dtype == jnp.float64 and not jax.config.jax_enable_x64:
+            dtype = jnp.dtype(jnp.float32)
+        skeleton = jax.tree_util.tree_map(
+            lambda a: a.astype(dtype) if eqx.is_inexact_array(a) else a, skeleton
+        )
+        try:
+            denoiser = eqx.tree_deserialise_leaves(handle, skeleton)
+        except Exception as error:  # equinox/numpy raise several types on bad payloads
+            raise ValueError(
+                f"{path}: the weights do not match the architecture in the header ({error})"
+            ) from error
+        if handle.read(1):
+            raise ValueError(
+                f"{path}: the weights do not match the architecture in the header "
+                "(trailing bytes after the last leaf)"
+            )
+    return denoiser
+
+
+def load_shipped_denoiser(name: str = "galaxy") -> tuple[Denoiser, dict]:
+    """A denoiser shipped with the package, with its training record.
+
+    Args:
+        name: One of :data:`SHIPPED_DENOISERS` (``"galaxy"``: GalSim bulge + disk
+            galaxies, 32 x 32, peak 1; see ``docs/imaging_priors.md``).
+
+    Returns:
+        ``(denoiser, record)``: the record holds the commands, data keys, training
+        status and held-out losses it was shipped with.
+
+    Raises:
+        ValueError: On an unknown name.
+
+    """
+    if name not in SHIPPED_DENOISERS:
+        raise ValueError(
+            f"unknown shipped denoiser {name!r}; choose one of {list(SHIPPED_DENOISERS)}"
+        )
+    weights, record_name = SHIPPED_DENOISERS[name]
+    root = importlib.resources.files("astrobayes.imaging") / "weights"
+    with importlib.resources.as_file(root / weights) as file:
+        denoiser = load_denoiser(file)
+    record = json.loads((root / record_name).read_text(encoding="utf-8"))
+    return denoiser, record
