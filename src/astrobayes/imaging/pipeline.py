@@ -51,7 +51,9 @@ __all__ = [
     "run_imaging",
 ]
 
-PRIOR_KINDS = ("wavelets", "crr")
+PRIOR_KINDS = ("wavelets", "crr", "unrolled")
+"""``"unrolled"`` is the learned reconstruction network (:mod:`astrobayes.imaging.unrolled`),
+run by :func:`~astrobayes.imaging.unrolled.run_unrolled_imaging`, not by :func:`run_imaging`."""
 STRENGTH_RULES = ("auto", "discrepancy", "trained", "noise_scaled", "geometric", "fixed")
 _CRR_ONLY_RULES = ("trained", "noise_scaled", "geometric")
 
@@ -61,12 +63,17 @@ class ImagingConfig:
     """Settings of the imaging workflow.
 
     Attributes:
-        prior: ``"wavelets"`` or ``"crr"``.
+        prior: ``"wavelets"``, ``"crr"`` or ``"unrolled"`` (the learned network: no
+            prior, strength or MAP; run it with
+            :func:`~astrobayes.imaging.unrolled.run_unrolled_imaging`).
         wavelet_order: Daubechies order for the wavelet prior.
         wavelet_levels: Decomposition levels.
         crr_weights: Path of CRR weights (``None``: the shipped ones), read by the
             caller through :func:`astrobayes.io.imaging_files.read_convex_ridge` and
             passed to :func:`run_imaging` as ``crr``.
+        unrolled_weights: Path of the unrolled network's weights (``None``: the shipped
+            ones), read by the caller through
+            :func:`astrobayes.io.unrolled_files.read_unrolled`.
         strength: A positive number (with ``strength_rule="fixed"``, or as the start of
             the discrepancy search).
         strength_rule: ``"discrepancy"`` (Morozov's discrepancy principle),
@@ -92,6 +99,7 @@ class ImagingConfig:
     wavelet_order: int = 8
     wavelet_levels: int = 4
     crr_weights: str | None = None
+    unrolled_weights: str | None = None
     strength: float | None = None
     strength_rule: str = "auto"
     positivity: bool = True
@@ -117,6 +125,13 @@ class ImagingConfig:
         if self.strength_rule not in STRENGTH_RULES:
             raise ValueError(
                 f"unknown strength_rule {self.strength_rule!r}; choose one of {STRENGTH_RULES}"
+            )
+        if self.prior == "unrolled" and (
+            self.strength is not None or self.strength_rule not in ("auto",)
+        ):
+            raise ValueError(
+                "prior 'unrolled' is a learned reconstruction with no regularisation "
+                f"strength; got strength={self.strength!r}, strength_rule={self.strength_rule!r}"
             )
         if self.strength_rule == "fixed" and self.strength is None:
             raise ValueError("strength_rule 'fixed' needs a strength")
@@ -368,6 +383,11 @@ def run_imaging(
         ValueError: On invalid inputs (see :func:`~astrobayes.imaging.posterior.imaging_posterior`).
         UnreliableResultError: With ``throw=True`` on a failure status (a failed MAP).
     """
+    if config.prior == "unrolled":
+        raise ValueError(
+            "prior 'unrolled' is a learned reconstruction, not a MAP prior: run it with "
+            "astrobayes.imaging.unrolled.run_unrolled_imaging"
+        )
     timings: dict[str, float] = {}
     start = time.perf_counter()
     posterior, strength_result = _select_strength(

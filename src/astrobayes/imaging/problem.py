@@ -197,6 +197,9 @@ class ImagingPriorConfig:
 
     ``strength`` is a positive number or one of ``"auto"``, ``"discrepancy"``,
     ``"trained"``, ``"noise_scaled"``, ``"geometric"`` (the rule that sets it).
+    ``kind = "unrolled"`` selects the learned reconstruction network
+    (:mod:`astrobayes.imaging.unrolled`); ``weights`` is then its ``.eqx`` file
+    (default: the shipped weights) and ``strength`` stays ``"auto"``.
     """
 
     kind: str = "wavelets"
@@ -205,6 +208,7 @@ class ImagingPriorConfig:
     strength: float | str = "auto"
     positivity: bool = True
     crr_weights: str | None = None
+    weights: str | None = None
 
     def __post_init__(self):
         if isinstance(self.strength, str) and self.strength not in STRENGTH_WORDS:
@@ -212,6 +216,11 @@ class ImagingPriorConfig:
                 "prior.strength must be a number, 'auto', 'discrepancy', 'trained', "
                 "'noise_scaled' or 'geometric'; "
                 f"got {self.strength!r}"
+            )
+        if self.weights is not None and self.kind != "unrolled":
+            raise ValueError(
+                f"prior.weights is for kind = 'unrolled' (the network's .eqx file); got kind "
+                f"{self.kind!r} (the CRR's weights are prior.crr_weights)"
             )
 
 
@@ -253,6 +262,7 @@ class ImagingFileConfig:
             wavelet_order=int(prior.wavelet_order),
             wavelet_levels=int(prior.wavelet_levels),
             crr_weights=prior.crr_weights,
+            unrolled_weights=prior.weights,
             strength=strength,
             strength_rule=rule,
             positivity=bool(prior.positivity),

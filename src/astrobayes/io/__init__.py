@@ -53,6 +53,7 @@ __all__ = [
     "read_massmap_fits",
     "read_radiata_pine",
     "read_union3",
+    "read_unrolled",
     "save_denoiser",
     "save_emulator",
     "save_figure_atomic",
@@ -70,6 +71,7 @@ __all__ = [
     "write_npz_atomic",
     "write_posterior_npz",
     "write_text_atomic",
+    "write_unrolled",
 ]
 
 _LAZY = {
@@ -93,6 +95,8 @@ _LAZY = {
     "save_denoiser": "astrobayes.io.denoiser_files",
     "read_fits_image": "astrobayes.io.imaging_files",
     "write_fits_image": "astrobayes.io.imaging_files",
+    "read_unrolled": "astrobayes.io.unrolled_files",
+    "write_unrolled": "astrobayes.io.unrolled_files",
     "read_massmap_fits": "astrobayes.io.massmap_files",
     "write_massmap_fits": "astrobayes.io.massmap_files",
     "write_getdist_chains": "astrobayes.io.getdist_chains",
