@@ -215,7 +215,7 @@ def test_interval_rules_and_a_calibration_that_transfers():
     raw = ensemble_coverage(mean[1], std[1], truth[1])
     assert raw[0.68] < 0.45
     assert raw[0.95] < 0.75
-    with pytest.raises(ValueError, match="calibration points"):
+    with pytest.raises(ValueError, match="calibration scores"):
         conformal_scales([0.0] * 5, [1.0] * 5, [1.0] * 5, levels=(0.95,))
     with pytest.raises(ValueError, match="scales must hold"):
         ensemble_coverage([0.0], [1.0], [0.0], (0.68, 0.95), scales={0.68: 1.0})

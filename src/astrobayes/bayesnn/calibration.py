@@ -47,6 +47,7 @@ from jaxtyping import ArrayLike, Float
 
 from astrobayes._checks import as_float_array, check_finite, check_positive_int
 from astrobayes.bayesnn.predictive import PredictiveMixture
+from astrobayes.validation import intervals as validation_intervals
 
 __all__ = [
     "CalibrationMetrics",
@@ -171,7 +172,7 @@ def interval_coverage(pit: Float[ArrayLike, " num"], level: float) -> float:
     if not 0.0 < float(level) < 1.0:
         raise ValueError(f"level must be in (0, 1); got {level!r}")
     half = 0.5 * (1.0 - float(level))
-    return float(np.mean((p >= half) & (p <= 1.0 - half)))
+    return validation_intervals.interval_coverage(p, half, 1.0 - half).fraction
 
 
 class IsotonicRecalibration(NamedTuple):

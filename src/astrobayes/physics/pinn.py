@@ -84,6 +84,7 @@ from astrobayes._checks import check_key, check_positive_int
 from astrobayes._status import Severity, Status, check
 from astrobayes._training import TrainingConfig, TrainingInfo, TrainingStatus, fit
 from astrobayes._types import ProgressFn
+from astrobayes.validation.intervals import conformal_quantile, interval_coverage
 
 __all__ = [
     "FriedmannConfig",
@@ -571,11 +572,10 @@ def ensemble_coverage(
         if missing:
             raise ValueError(f"scales must hold every level; missing {missing} in {scales!r}")
     mean, std, truth = (np.asarray(a, dtype=float) for a in (mean, std, truth))
-    z = np.abs(truth - mean) / np.maximum(std, np.finfo(float).tiny)
     out = {}
     for level in levels:
         bound = norm.ppf(0.5 + level / 2) if scales is None else scales[level]
-        out[level] = float(np.mean(z <= bound))
+        out[level] = interval_coverage(truth, mean - bound * std, mean + bound * std).fraction
     return out
 
 
@@ -646,16 +646,8 @@ def conformal_scales(
         raise ValueError(
             f"mean, std and truth must have one shape; got {mean.shape}, {std.shape}, {truth.shape}"
         )
-    scores = np.sort(np.abs(truth - mean) / np.maximum(std, np.finfo(float).tiny))
-    out = {}
-    for level in levels:
-        rank = math.ceil((scores.size + 1) * level)
-        if rank > scores.size:
-            raise ValueError(
-                f"need at least {rank} calibration points for level {level}; got {scores.size}"
-            )
-        out[level] = float(scores[rank - 1])
-    return out
+    scores = np.abs(truth - mean) / np.maximum(std, np.finfo(float).tiny)
+    return {level: conformal_quantile(scores, level) for level in levels}
 
 
 class ScreenedCalibration(NamedTuple):

@@ -73,6 +73,7 @@ from astrobayes._status import Severity, Status, check
 from astrobayes._training import TrainingConfig, TrainingInfo, TrainingStatus, fit, split_validation
 from astrobayes._types import ProgressFn
 from astrobayes.physics.chemistry import SPECIES, initial_state
+from astrobayes.validation import intervals as validation_intervals
 
 __all__ = [
     "NUM_FEATURES",
@@ -929,7 +930,8 @@ def fit_variance_scale(
 ) -> np.ndarray:
     """Per-output scale ``s`` so that ``mean ± z·s·std`` covers ``level`` of the truth.
 
-    Fitted on a calibration split (the ``level`` quantile of ``|truth − mean| / std``
+    Fitted on a calibration split (the split-conformal ``level`` quantile of
+    ``|truth − mean| / std``, :func:`astrobayes.validation.intervals.conformal_quantile`,
     divided by the Gaussian ``z``); apply it to a separate test split.
 
     Args:
@@ -955,7 +957,7 @@ def fit_variance_scale(
     mask = _above_floor(truth, floor_dex).reshape(-1, NUM_OUTPUTS)
     z = (np.abs(truth - mean) / np.maximum(std, np.finfo(float).tiny)).reshape(-1, NUM_OUTPUTS)
     return np.array(
-        [np.quantile(z[mask[:, k], k], level) / _z(level) if mask[:, k].any() else np.nan
+        [validation_intervals.conformal_quantile(z[mask[:, k], k], level) / _z(level) if mask[:, k].any() else np.nan
          for k in range(NUM_OUTPUTS)]
     )  # fmt: skip
 
@@ -994,8 +996,12 @@ def interval_coverage(
     mean, std, truth = (np.asarray(a, dtype=float) for a in (mean, std, truth))
     mask = _above_floor(truth, floor_dex).reshape(-1, NUM_OUTPUTS)
     width = _z(level) * np.asarray(scale, dtype=float) * std
-    inside = (np.abs(truth - mean) <= width).reshape(-1, NUM_OUTPUTS)
-    per = np.array(
-        [inside[mask[:, k], k].mean() if mask[:, k].any() else np.nan for k in range(NUM_OUTPUTS)]
+    truth, lower, upper = (
+        a.reshape(-1, NUM_OUTPUTS) for a in np.broadcast_arrays(truth, mean - width, mean + width)
     )
-    return per, float(inside[mask].mean())
+    per = np.array(
+        [validation_intervals.interval_coverage(
+            truth[:, k], lower[:, k], upper[:, k], where=mask[:, k]).fraction
+         if mask[:, k].any() else np.nan for k in range(NUM_OUTPUTS)]
+    )  # fmt: skip
+    return per, validation_intervals.interval_coverage(truth, lower, upper, where=mask).fraction
