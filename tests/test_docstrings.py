@@ -37,6 +37,7 @@ _SLOW: dict[str, str] = {
     "astrobayes.physics.augmentation": "compiles the transient simulator and the augmentation (~18 s)",
     "astrobayes.physics.growth": "compiles three diffrax growth solves",
     "astrobayes.imaging.denoisers": "compiles five small denoisers and a training epoch (~15 s)",
+    "astrobayes.imaging.skies": "compiles five sky generators (~10 s CPU; tested in test_skies)",
 }
 
 
