@@ -33,7 +33,6 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-import paramax
 from flowjax.distributions import Normal
 from jaxtyping import Array, Float, PRNGKeyArray
 
@@ -44,9 +43,10 @@ from astrobayes._flows import (
     spline_transformer,
 )
 from astrobayes._status import Severity, Status, by_severity, check
-from astrobayes._training import TrainingConfig, TrainingInfo, TrainingStatus, fit
+from astrobayes._training import TrainingConfig, TrainingInfo, TrainingStatus
 from astrobayes._types import ProgressFn
 from astrobayes.chains import Chains
+from astrobayes.sampling.flow_proposal import FlowProposal, fit_flow_proposal
 from astrobayes.sampling.nuts import Checkpoint, run_fingerprint
 from astrobayes.sampling.result import sampling_diagnostics
 
@@ -152,24 +152,6 @@ class FlowMCMCConfig:
         check_positive_int(self.max_flow_samples, "max_flow_samples", minimum=20)
         for name in ("initial_step_size", "interval", "learning_rate"):
             check_positive_number(getattr(self, name), name)
-
-
-class FlowProposal(eqx.Module):
-    """A flow on standardised coordinates, ``theta = mean + scale * u``, ``u ~ flow``."""
-
-    flow: eqx.Module
-    mean: Float[Array, " dim"]
-    scale: Float[Array, " dim"]
-
-    def log_prob(self, theta: Float[Array, "num dim"]) -> Float[Array, " num"]:
-        """Normalised log density of ``theta`` under the proposal."""
-        u = (theta - self.mean) / self.scale
-        return paramax.unwrap(self.flow).log_prob(u) - jnp.sum(jnp.log(self.scale))
-
-    def sample(self, key: PRNGKeyArray, num: int) -> Float[Array, "num dim"]:
-        """``num`` draws from the proposal."""
-        u = paramax.unwrap(self.flow).sample(key, (num,))
-        return self.mean + self.scale * u
 
 
 class FlowMCMCResult(NamedTuple):
@@ -481,7 +463,7 @@ def _one_loop(run: _Progress, logdensity_fn, config, flow, training_config, num_
     if is_training:
         draws = np.concatenate([b.reshape(-1, dim) for b in blocks])
         buffer = np.concatenate([run.buffer, draws])[-config.max_flow_samples :]
-        proposal, training = _train_flow(
+        proposal, training = fit_flow_proposal(
             fit_key,
             flow if proposal is None else proposal.flow,
             proposal,
@@ -626,37 +608,6 @@ def _importance_evidence(log_w: np.ndarray) -> tuple[float, float, float]:
     std = float(np.std(w) / np.sqrt(w.size) / mean)
     pareto_k = float(diagnostics.pareto_tail_index(finite[np.isfinite(finite)]))
     return log_evidence, std, pareto_k
-
-
-def _train_flow(key, flow, proposal, buffer, training_config):
-    """Refit the flow (warm start) to the draws in ``buffer`` on standardised coordinates."""
-    if proposal is None:
-        mean = jnp.asarray(buffer.mean(axis=0), jnp.float32)
-        scale = jnp.asarray(np.clip(buffer.std(axis=0), 1e-6, None), jnp.float32)
-    else:  # keep the coordinates fixed so that the warm start stays meaningful
-        mean, scale = proposal.mean, proposal.scale
-    split_key, train_key = jax.random.split(key)
-    u = (jnp.asarray(buffer) - mean) / scale
-    order = jax.random.permutation(split_key, u.shape[0])
-    num_validation = max(u.shape[0] // 10, 1)
-    validation = (u[order[:num_validation]],)
-    train = (u[order[num_validation:]],)
-    trained, info = fit(
-        train_key,
-        flow,
-        _negative_log_likelihood,
-        train,
-        validation,
-        config=training_config,
-        is_leaf=lambda leaf: isinstance(leaf, paramax.NonTrainable),
-    )
-    return FlowProposal(trained, mean, scale), info
-
-
-def _negative_log_likelihood(flow, batch, key):
-    del key
-    (u,) = batch
-    return -jnp.mean(paramax.unwrap(flow).log_prob(u))
 
 
 @eqx.filter_jit

@@ -57,7 +57,7 @@ from astrobayes._status import Severity, Status, by_severity, check
 from astrobayes._training import TrainingConfig
 from astrobayes._types import ProgressFn
 from astrobayes.diagnostics import kish_effective_sample_size
-from astrobayes.sampling.flow_mcmc import _train_flow
+from astrobayes.sampling.flow_proposal import fit_flow_proposal
 
 __all__ = [
     "SMCConfig",
@@ -485,6 +485,6 @@ def _fit_preconditioner(key, flow, proposal, theta, config):
         scale = jnp.clip(jnp.std(theta, axis=0), 1e-6, None)
         return _Preconditioner(mean, scale, None), None
     start = flow if proposal is None else proposal.flow
-    proposal, _ = _train_flow(key, start, None, np.asarray(theta), _flow_config(config))
+    proposal, _ = fit_flow_proposal(key, start, None, np.asarray(theta), _flow_config(config))
     bijection = paramax.unwrap(proposal.flow).bijection
     return _Preconditioner(proposal.mean, proposal.scale, bijection), proposal
