@@ -36,6 +36,7 @@ _SLOW: dict[str, str] = {
     "astrobayes.physics.rates": "compiles the Tsit5 solve and its log density (~9 s)",
     "astrobayes.physics.augmentation": "compiles the transient simulator and the augmentation (~18 s)",
     "astrobayes.physics.growth": "compiles three diffrax growth solves",
+    "astrobayes.imaging.pnp": "compiles the PnP-ULA chain program twice (~10 s each here)",
     "astrobayes.imaging.denoisers": "compiles five small denoisers and a training epoch (~15 s)",
     "astrobayes.imaging.skies": "compiles five sky generators (~10 s CPU; tested in test_skies)",
 }
