@@ -1,0 +1,143 @@
+"""The truthfulness harness: exact Gaussian posteriors, predicted coverage, and the flag."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from astrobayes._status import UnreliableResultError
+from astrobayes.imaging.operators import fourier_mask_operator
+from astrobayes.imaging.prior_calibration import (
+    SamplerRunsStatus,
+    calibrate_sampler,
+    gaussian_posterior,
+    power_law_prior,
+    predicted_coverage,
+    ula_stationary_covariance,
+)
+from astrobayes.validation.coverage import CalibrationStatus
+
+SHAPE = (8, 8)
+
+
+def _problem(fraction=0.5, sigma=0.3):
+    rng = np.random.default_rng(1)
+    mask = rng.random(SHAPE) < fraction
+    mask[0, 0] = True
+    return fourier_mask_operator(mask), sigma, power_law_prior(SHAPE)
+
+
+def test_dense_posterior_matches_the_fourier_closed_form():
+    op, sigma, prior = _problem()
+    posterior = gaussian_posterior(op, sigma, prior)
+    mask = np.asarray(op.mask(), float)
+    mirrored = np.roll(mask[::-1, ::-1], shift=(1, 1), axis=(0, 1))
+    precision = 1 / np.asarray(prior.spectrum, np.float64) + (mask + mirrored) / (2 * sigma**2)
+    # a circulant covariance F^H diag(1 / q) F has the constant diagonal mean(1 / q)
+    np.testing.assert_allclose(np.diag(posterior.covariance), np.mean(1 / precision), rtol=1e-6)
+    np.testing.assert_allclose(posterior.covariance @ posterior.precision, np.eye(64), atol=1e-6)
+    x = np.asarray(prior.sample(jax.random.key(0), 1)[0], np.float64)
+    y = np.asarray(op(jnp.asarray(x)))
+    mean = (
+        np.real(
+            np.fft.ifft2(
+                np.fft.fft2(np.asarray(op.adjoint(jnp.asarray(y))), norm="ortho") / precision,
+                norm="ortho",
+            )
+        )
+        / sigma**2
+    )
+    np.testing.assert_allclose(posterior.mean(y), mean.reshape(-1), atol=1e-4)
+
+
+def test_predicted_coverage_and_ula_stationary_law():
+    op, sigma, prior = _problem()
+    exact = gaussian_posterior(op, sigma, prior)
+    assert predicted_coverage(prior, op, sigma, exact) == pytest.approx(0.9, abs=1e-9)
+    assert predicted_coverage(prior, op, sigma, exact, superpixel=4) == pytest.approx(0.9)
+    # a smoothed prior is wider: intervals over-cover; a sharper one under-covers
+    smoothed = gaussian_posterior(op, sigma, prior.smoothed(0.1))
+    assert predicted_coverage(prior, op, sigma, smoothed) > 0.9
+    sharp = gaussian_posterior(op, sigma, prior.scaled(3.0))
+    assert predicted_coverage(prior, op, sigma, sharp) < 0.8
+    # ULA's stationary covariance solves S = (I - d Q) S (I - d Q) + 2 d I
+    step = 0.5 / np.linalg.eigvalsh(exact.precision).max()
+    s = ula_stationary_covariance(exact, step)
+    m = np.eye(64) - step * exact.precision
+    np.testing.assert_allclose(s, m @ s @ m + 2 * step * np.eye(64), atol=1e-8)
+    with pytest.raises(ValueError, match="no stationary law"):
+        ula_stationary_covariance(exact, 3.0 / np.linalg.eigvalsh(exact.precision).max())
+
+
+class _Draws:
+    def __init__(self, summaries, status):
+        self.summaries = summaries
+        self.status = status
+
+
+def _exact_sampler(op, sigma, prior, shrink=1.0):
+    posterior = gaussian_posterior(op, sigma, prior)
+    factor = np.linalg.cholesky(posterior.covariance) * shrink
+
+    def sampler(key, data):
+        results = []
+        for index, y in enumerate(np.asarray(data)):
+            seed = int(jax.random.randint(jax.random.fold_in(key, index), (), 0, 2**30))
+            white = np.random.default_rng(seed).normal(size=(2, 300, 64))
+            draws = posterior.mean(y) + white @ factor.T
+            results.append(_Draws(draws, SamplerRunsStatus.ALL_OK))
+        return results
+
+    return sampler
+
+
+def test_exact_sampler_is_calibrated_and_a_shrunk_one_is_flagged(key):
+    op, sigma, prior = _problem()
+    good = calibrate_sampler(
+        key, _exact_sampler(op, sigma, prior), op, sigma, prior, num_truths=60, batch_size=30
+    )
+    assert good.pixel_status is CalibrationStatus.CALIBRATED
+    assert good.superpixel_status is CalibrationStatus.CALIBRATED
+    assert abs(good.pixel_coverage - 0.9) < 3 * good.pixel_error
+    assert abs(good.mmse_gap_db) < 0.1
+    assert 0.95 < good.sd_ratio < 1.05
+    assert good.sampler_status is SamplerRunsStatus.ALL_OK
+    assert not good.status.is_failure
+    # negative control: intervals 30% too narrow; throw=True raises with the result
+    with pytest.raises(UnreliableResultError, match="OVERCONFIDENT") as raised:
+        calibrate_sampler(
+            key,
+            _exact_sampler(op, sigma, prior, shrink=0.7),
+            op,
+            sigma,
+            prior,
+            num_truths=60,
+            batch_size=30,
+            throw=True,
+        )
+    bad = raised.value.result
+    assert bad.pixel_status is CalibrationStatus.OVERCONFIDENT
+    assert bad.pixel_coverage < 0.9 - 3 * bad.pixel_error
+    assert bad.sd_ratio < 0.75
+
+
+def test_harness_validates_its_input(key):
+    op, sigma, prior = _problem()
+    sampler = _exact_sampler(op, sigma, prior)
+    with pytest.raises(ValueError, match="superpixel 3 must divide"):
+        calibrate_sampler(key, sampler, op, sigma, prior, num_truths=60, superpixel=3)
+    with pytest.raises(ValueError, match="one result per data set"):
+        calibrate_sampler(key, lambda k, d: [], op, sigma, prior, num_truths=60)
+    with pytest.raises(ValueError, match="summaries must have shape"):
+        calibrate_sampler(
+            key,
+            lambda k, d: [_Draws(np.zeros((2, 5, 3)), SamplerRunsStatus.ALL_OK)] * len(d),
+            op,
+            sigma,
+            prior,
+            num_truths=60,
+        )
+    with pytest.raises(ValueError, match="must match the operator"):
+        gaussian_posterior(op, sigma, power_law_prior((4, 4)))
+    with pytest.raises(ValueError, match="slope must be"):
+        power_law_prior(SHAPE, slope=-1.0)
