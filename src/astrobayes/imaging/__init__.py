@@ -17,6 +17,9 @@ map_estimate``:
 | ``nested``, ``nested_kernel`` | proximal nested sampling: driver; state, init, step |
 | ``constraints``, ``prior_sampling``, ``prior_evidence`` | evidence of imaging priors |
 | ``pipeline``, ``problem`` | ``run_imaging``; the ``astrobayes image`` settings and problems |
+| ``toeplitz`` | ``NormalOperator``: ``Phi^H W Phi`` by Toeplitz embedding (NUFFT) or masked FFT |
+| ``skies``, ``uv_coverage`` | random training skies; randomised uv-coverages, simulated observations |
+| ``learned_uq`` | split-conformal intervals (pixels, super-pixels) for any reconstruction |
 
 Every runner returns a NamedTuple with an :class:`astrobayes._status.Status` and takes
 ``throw=``. Nothing here reads or writes files (see :mod:`astrobayes.io.imaging_files`).
