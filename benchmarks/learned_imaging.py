@@ -1,0 +1,233 @@
+"""The unrolled imaging network against CRR and wavelet MAPs on held-out images (issue 13).
+
+M31 and Cygnus A (never used in training) seen through the shared MeerKAT tracks with
+the NUFFT, ISNR 30 dB, in the QuantifAI study's protocol (``imaging_meerkat_table.problem``:
+``uu`` on the rows, the study's noise definition and draw), plus robustness rows on
+uv-coverages that training never drew. Per row: SNR, wall and CPU seconds, speed-up.
+
+* ``unrolled``: :func:`astrobayes.imaging.unrolled.reconstruct` with the shipped (or
+  ``--weights``) network; the Toeplitz kernel of ``Phi^H Phi`` (one NUFFT, per coverage)
+  and the dirty image are timed apart (``setup``); the reconstruction is timed on its
+  first call (compilation included) and again after compilation (``warm``).
+* ``crr``: :func:`astrobayes.imaging.pipeline.run_imaging` with the shipped CRR and the
+  pipeline's default strength rule (``trained``: no search), positivity, HPD bound (no
+  LCIs): the time is the strength selection plus the FISTA MAP, compilation included.
+* ``wavelets`` (``--wavelets``): db8, 4 levels, positivity, Morozov's discrepancy
+  principle (a strength search of several MAPs).
+
+The speed-up is the MAP's CPU seconds over the network's (warm, and including setup and
+compilation). Baseline rows can be cached (``--cache FILE``) so a rerun with new weights
+does not redo the MAPs; the table says which rows came from the cache.
+
+    OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python benchmarks/learned_imaging.py \\
+        [--images M31 CYN] [--hours 1 2 4] [--robustness] [--wavelets] [--cache FILE]
+        [--weights FILE] [--out results.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+from imaging_meerkat_table import PUBLISHED, problem
+
+from astrobayes.imaging.map import snr_db
+from astrobayes.imaging.pipeline import ImagingConfig, run_imaging
+from astrobayes.imaging.unrolled import normal_operator_of, reconstruct
+from astrobayes.io import write_json_atomic
+from astrobayes.io.imaging_files import read_convex_ridge
+from astrobayes.io.unrolled_files import read_unrolled
+
+
+def _clock():
+    return time.perf_counter(), time.process_time()
+
+
+def _since(start):
+    return time.perf_counter() - start[0], time.process_time() - start[1]
+
+
+def run_network(network, op, data, truth) -> dict:
+    """The unrolled network on one problem: setup, first call, warm call."""
+    start = _clock()
+    normal = normal_operator_of(op)
+    dirty = op.adjoint(data)
+    dirty.block_until_ready()
+    setup_wall, setup_cpu = _since(start)
+    start = _clock()
+    image = reconstruct(network, normal, dirty)
+    image.block_until_ready()
+    first_wall, first_cpu = _since(start)
+    start = _clock()
+    image = reconstruct(network, normal, dirty)
+    image.block_until_ready()
+    warm_wall, warm_cpu = _since(start)
+    return {
+        "method": "unrolled",
+        "snr_db": snr_db(truth, np.asarray(image)),
+        "setup_wall_s": setup_wall,
+        "setup_cpu_s": setup_cpu,
+        "first_wall_s": first_wall,
+        "first_cpu_s": first_cpu,
+        "wall_s": warm_wall,
+        "cpu_s": warm_cpu,
+    }
+
+
+def run_map(prior, op, data, sigma, truth) -> dict:
+    """The pipeline's MAP (strength rule included, HPD bound, no LCIs)."""
+    config = ImagingConfig(prior=prior, superpixel_sizes=())
+    crr = read_convex_ridge() if prior == "crr" else None
+    start = _clock()
+    result = run_imaging(config, op, data, sigma, truth=truth, crr=crr)
+    result.map_result.image.block_until_ready()
+    wall, cpu = _since(start)
+    return {
+        "method": prior,
+        "snr_db": result.snr_db,
+        "wall_s": wall,
+        "cpu_s": cpu,
+        "strength_rule": result.strength_rule,
+        "map_iterations": result.map_result.num_iterations,
+        "status": result.status.name,
+    }
+
+
+def coverages(args) -> list[tuple[str, int, str]]:
+    """(name, hours, kind): the full tracks, and the held-out ones with --robustness."""
+    rows = [(f"{h}h", h, "track") for h in args.hours]
+    if args.robustness:
+        rows += [(name, 0, "heldout") for name in HELDOUT]
+    return rows
+
+
+HELDOUT_ANGLE_DEG = 75.0
+"""Inside the rotation window ``[pi/3, pi/2]`` (modulo pi) that training never draws."""
+HELDOUT_ARRAY_SEED = 10_000
+"""``random_array_coverage(jax.random.key(10_000))``: a key training never uses."""
+
+
+def heldout_problem(name: str, points: np.ndarray):
+    """Truth, NUFFT operator, data and sigma at ``points``, noise as in the study protocol."""
+    import jax.numpy as jnp
+
+    from astrobayes.imaging.nufft import nufft_operator_from_pixel_phases
+    from astrobayes.imaging.operators import noise_sigma_from_isnr
+
+    from imaging_vs_quantifai import load
+
+    truth, _ = load(name)
+    op = nufft_operator_from_pixel_phases(points, image_shape=truth.shape)
+    clean = op(jnp.asarray(truth, jnp.float32))
+    sigma = noise_sigma_from_isnr(clean, 30.0, split_complex=True)
+    rng = np.random.default_rng(0)
+    noise = rng.normal(0.0, 1.0, clean.shape) + 1j * rng.normal(0.0, 1.0, clean.shape)
+    return truth, op, clean + jnp.asarray(sigma * noise, clean.dtype), sigma
+
+
+def _rotated_track(name: str):
+    """The 2 h track (study axes) rotated by HELDOUT_ANGLE_DEG: a rotation never trained on."""
+    from imaging_vs_quantifai import DATA
+
+    from astrobayes.imaging.uv_coverage import rotate_uv
+    from astrobayes.io.imaging_files import read_uv_points
+
+    points = read_uv_points(DATA / "meerkat_uv" / "meerkat_simulation_2h_uv_only.npz")[:, ::-1]
+    return heldout_problem(name, rotate_uv(points, np.deg2rad(HELDOUT_ANGLE_DEG)))
+
+
+def _random_array(name: str):
+    """A random array (MeerKAT latitude) drawn from a key training never uses."""
+    import jax
+
+    from astrobayes.imaging.uv_coverage import random_array_coverage
+
+    return heldout_problem(name, random_array_coverage(jax.random.key(HELDOUT_ARRAY_SEED)))
+
+
+HELDOUT = {"2h_rot75": _rotated_track, "random_array": _random_array}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--images", nargs="*", default=["M31"])
+    parser.add_argument("--hours", nargs="*", type=int, default=[1, 2, 4])
+    parser.add_argument("--weights", default=None, help="network .eqx (default: shipped)")
+    parser.add_argument("--wavelets", action="store_true", help="add the wavelet MAP")
+    parser.add_argument("--robustness", action="store_true", help="add held-out coverages")
+    parser.add_argument("--skip-maps", action="store_true", help="network rows only")
+    parser.add_argument("--cache", default=None, help="JSON cache of the MAP rows")
+    parser.add_argument("--out", default=None, help="write all rows as JSON")
+    args = parser.parse_args()
+
+    weights = read_unrolled(args.weights)
+    network = weights.network
+    window = weights.metadata.get("heldout_angles_rad")
+    if args.robustness and window is not None:
+        angle = np.deg2rad(HELDOUT_ANGLE_DEG) % np.pi
+        if not window[0] <= angle <= window[1]:
+            raise SystemExit(f"{HELDOUT_ANGLE_DEG} deg is not in the weights' held-out window")
+    cache = {}
+    if args.cache and Path(args.cache).is_file():
+        cache = json.loads(Path(args.cache).read_text())
+    methods = [] if args.skip_maps else ["crr"] + (["wavelets"] if args.wavelets else [])
+    rows = []
+    for name in args.images:
+        for label, hours, kind in coverages(args):
+            truth, op, data, sigma = problem_for(name, hours, kind, label)
+            net_row = run_network(network, op, data, truth)
+            net_row.update(image=name, coverage=label)
+            rows.append(net_row)
+            for method in methods:
+                key = f"{name}|{label}|{method}"
+                if key in cache:
+                    row = dict(cache[key], cached=True)
+                else:
+                    row = run_map(method, op, data, sigma, truth)
+                    row.update(image=name, coverage=label)
+                    cache[key] = row
+                    if args.cache:
+                        write_json_atomic(args.cache, cache)
+                rows.append(row)
+            report(rows, name, label)
+    if args.out:
+        write_json_atomic(args.out, {"weights": str(weights.path), "rows": rows})
+
+
+def problem_for(name, hours, kind, label):
+    """Truth, operator, data, sigma for a full track or a held-out coverage."""
+    if kind == "track":
+        return problem(name, hours, "study")
+    return HELDOUT[label](name)
+
+
+def report(rows, name, label) -> None:
+    """Print the rows of one (image, coverage) with the speed-ups."""
+    here = [r for r in rows if r["image"] == name and r["coverage"] == label]
+    net = next(r for r in here if r["method"] == "unrolled")
+    published = PUBLISHED.get((name, int(label[:-1]))) if label[:-1].isdigit() else None
+    pub = "" if published is None else f"  (A100 CRR, published: {published[0]:.2f} dB)"
+    print(f"\n{name} {label}{pub}")
+    print(f"  {'method':10s} {'SNR dB':>7s} {'wall s':>8s} {'CPU s':>8s}  notes")
+    total_cpu = net["setup_cpu_s"] + net["first_cpu_s"]
+    print(
+        f"  {'unrolled':10s} {net['snr_db']:7.2f} {net['wall_s']:8.3f} {net['cpu_s']:8.3f}  "
+        f"warm; setup {net['setup_cpu_s']:.2f} CPU s, first call {net['first_cpu_s']:.2f} CPU s"
+    )
+    for row in here:
+        if row["method"] == "unrolled":
+            continue
+        cached = " (cached)" if row.get("cached") else ""
+        print(
+            f"  {row['method']:10s} {row['snr_db']:7.2f} {row['wall_s']:8.1f} {row['cpu_s']:8.1f}  "
+            f"speed-up {row['cpu_s'] / net['cpu_s']:.0f}x warm, "
+            f"{row['cpu_s'] / total_cpu:.0f}x incl. setup+compile; "
+            f"{row['map_iterations']} iterations{cached}"
+        )
+
+
+if __name__ == "__main__":
+    main()
