@@ -113,11 +113,10 @@ HELDOUT_ARRAY_SEED = 10_000
 def heldout_problem(name: str, points: np.ndarray):
     """Truth, NUFFT operator, data and sigma at ``points``, noise as in the study protocol."""
     import jax.numpy as jnp
+    from imaging_vs_quantifai import load
 
     from astrobayes.imaging.nufft import nufft_operator_from_pixel_phases
     from astrobayes.imaging.operators import noise_sigma_from_isnr
-
-    from imaging_vs_quantifai import load
 
     truth, _ = load(name)
     op = nufft_operator_from_pixel_phases(points, image_shape=truth.shape)
