@@ -402,6 +402,9 @@ class HarnessResult(NamedTuple):
         mean_error_in_sd: RMS of ``(mean_sample - mean_exact) / sd_exact``.
         sd_ratio: Mean over pixels and truths of ``sd_sample / sd_exact``.
         tarp: :class:`~astrobayes.validation.coverage.TarpResult` on the joint.
+        max_rhat: Largest split R-hat of each run (``nan`` when the result has no
+            ``rhat``), ``(num_truths,)``.
+        min_ess: Smallest ESS of each run (``nan`` without ``ess``).
         sampler_statuses: Status name of each run, ``(num_truths,)``.
         sampler_status: :class:`SamplerRunsStatus` over the runs.
         pixel_status: Per-pixel verdict
@@ -422,6 +425,8 @@ class HarnessResult(NamedTuple):
     mean_error_in_sd: float
     sd_ratio: float
     tarp: TarpResult
+    max_rhat: np.ndarray
+    min_ess: np.ndarray
     sampler_statuses: tuple[str, ...]
     sampler_status: SamplerRunsStatus
     pixel_status: CalibrationStatus
@@ -505,6 +510,7 @@ def calibrate_sampler(
     data = jnp.asarray(data_complex, jnp.result_type(jnp.zeros(()).dtype, jnp.complex64))
     lower, upper, block_lower, block_upper = [], [], [], []
     means, sds, draws_kept, statuses = [], [], [], []
+    rhats, esss = [], []
     exact_means = []
     tail = (1 - level) / 2
     for start in range(0, num_truths, batch_size):
@@ -524,6 +530,8 @@ def calibrate_sampler(
                 )
             draws = draws.reshape(-1, size)
             statuses.append(result.status)
+            rhats.append(float(np.max(getattr(result, "rhat", np.nan))))
+            esss.append(float(np.min(getattr(result, "ess", np.nan))))
             lower.append(np.quantile(draws, tail, axis=0))
             upper.append(np.quantile(draws, 1 - tail, axis=0))
             block_draws = draws @ blocks.T
@@ -575,6 +583,8 @@ def calibrate_sampler(
         mean_error_in_sd=mean_error,
         sd_ratio=sd_ratio,
         tarp=tarp_result,
+        max_rhat=np.array(rhats),
+        min_ess=np.array(esss),
         sampler_statuses=tuple(s.name for s in statuses),
         sampler_status=sampler_status,
         pixel_status=pixel_status,
