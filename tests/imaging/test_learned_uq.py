@@ -79,7 +79,7 @@ def test_conformal_intervals_cover_at_pixel_and_superpixel_level(key):
         assert bad.coverage.fraction < good.coverage.fraction
 
 
-def test_ensemble_normalised_intervals_and_distribution_shift(key):
+def test_distribution_shift_is_flagged(key):
     calibration, test = _data_sets(key, isnr_test=(8.0, 10.0))
     # negative control: calibrated at 20-30 dB, tested at 8-10 dB (more noise than
     # calibrated for): the plain residual intervals are flagged, and throw raises
@@ -89,7 +89,11 @@ def test_ensemble_normalised_intervals_and_distribution_shift(key):
     assert not result.calibrator.normalised
     assert result.status is CalibrationStatus.OVERCONFIDENT
     assert result.coverages[0].coverage.fraction < 0.5
-    # in distribution, the normalised intervals are calibrated and vary in width
+
+
+@pytest.mark.slow
+def test_ensemble_normalised_intervals(key):
+    """In distribution, ensemble-normalised intervals are calibrated and vary in width."""
     calibration2, test2 = _data_sets(jax.random.fold_in(key, 1))
     cal_estimates = reconstruct_set(_ensemble, calibration2)
     assert cal_estimates.shape == (96, 3, *SHAPE)
