@@ -49,7 +49,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable
 from typing import NamedTuple
 
 import equinox as eqx
@@ -71,6 +70,7 @@ __all__ = [
     "DenoiseStatus",
     "Denoiser",
     "DenoiserSettings",
+    "TweedieScore",
     "denoise",
     "denoising_score_matching_loss",
     "init_denoiser",
@@ -332,14 +332,36 @@ def tweedie_score(
     return (denoiser(image, sigma_array) - image) / sigma_array[..., None, None] ** 2
 
 
-def score_function(
-    denoiser: Denoiser, sigma: float
-) -> Callable[[Float[Array, "*batch height width"]], Float[Array, "*batch height width"]]:
+class TweedieScore(eqx.Module):
+    """``image -> (D_sigma(image) - image) / sigma^2`` at a fixed ``sigma``, as a PyTree.
+
+    Built by :func:`score_function`. Being an equinox Module, it passes through
+    ``jax.jit`` as data: samplers compiled for one score reuse their compilation for
+    another ``sigma`` or other weights of the same architecture.
+
+    Attributes:
+        denoiser: The trained denoiser.
+        sigma: Smoothing noise standard deviation (a 0-d array).
+    """
+
+    denoiser: Denoiser
+    sigma: Float[Array, ""]
+
+    def __call__(
+        self, image: Float[Array, "*batch height width"]
+    ) -> Float[Array, "*batch height width"]:
+        """The score of the smoothed prior at ``image`` (``(H, W)`` or ``(B, H, W)``)."""
+        return (self.denoiser(image, self.sigma) - image) / self.sigma**2
+
+
+def score_function(denoiser: Denoiser, sigma: float) -> TweedieScore:
     """``image -> tweedie_score(denoiser, image, sigma)`` at a fixed ``sigma``: a pure callable.
 
-    The prior term of a Langevin sampler: ``grad log pi_sigma(x)``. The callable is
-    jit-able and differentiable, takes ``(H, W)`` or ``(B, H, W)``, and closes over
-    ``denoiser`` (pass the denoiser through ``jax.jit`` arguments, or close over it).
+    The prior term of a Langevin sampler: ``grad log pi_sigma(x)``. The callable (a
+    :class:`TweedieScore` Module) is jit-able, vmap-able and differentiable, and takes
+    ``(H, W)`` or ``(B, H, W)``. Pass it to compiled code as an argument
+    (``eqx.filter_jit``) or close over it (``jax.jit(lambda x: score(x))``); being a
+    Module holding arrays it is not hashable, so not ``jax.jit(score)`` itself.
 
     Args:
         denoiser: The trained denoiser.
@@ -356,18 +378,14 @@ def score_function(
         >>> import jax, jax.numpy as jnp
         >>> d = init_denoiser(jax.random.key(0), DenoiserSettings("dncnn", width=4, depth=2))
         >>> score = score_function(d, 0.05)
-        >>> bool(jnp.all(jnp.isfinite(jax.jit(score)(jnp.ones((8, 8))))))
+        >>> bool(jnp.all(jnp.isfinite(jax.jit(lambda x: score(x))(jnp.ones((8, 8))))))
         True
 
     """
     if not isinstance(denoiser, Denoiser):
         raise TypeError(f"denoiser must be a Denoiser; got {type(denoiser).__name__}")
     sigma = _check_number(sigma)
-
-    def score(image):
-        return (denoiser(image, sigma) - image) / sigma**2
-
-    return score
+    return TweedieScore(denoiser=denoiser, sigma=jnp.asarray(sigma, jnp.result_type(float)))
 
 
 class DenoiseStatus(Status):
