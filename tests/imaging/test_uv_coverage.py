@@ -183,6 +183,12 @@ def test_simulate_observations_filter_weights(key):
     np.testing.assert_allclose(
         obs.filtered_normal.spectrum, expected.spectrum, rtol=1e-5, atol=1e-4
     )
+    # padding with zero-weight points (the default) changes nothing but the compiled sizes
+    exact = simulate_observations(key, sky, points, isnr_db=200.0, filter_weights=weights,
+                                  pad_multiple=None)  # fmt: skip
+    np.testing.assert_allclose(exact.sigma, obs.sigma, rtol=1e-6)
+    np.testing.assert_allclose(exact.normal.spectrum, obs.normal.spectrum, rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(exact.backprojection, obs.backprojection, rtol=1e-4, atol=1e-4)
 
 
 def test_bad_inputs(key):
@@ -215,5 +221,7 @@ def test_bad_inputs(key):
     with pytest.raises(ValueError, match="filter_weights must have shape"):
         simulate_observations(key, np.ones((8, 8)), np.ones((2, 2)), isnr_db=30.0,
                               filter_weights=np.ones(3))  # fmt: skip
+    with pytest.raises(ValueError, match="pad_multiple must be"):
+        simulate_observations(key, np.ones((8, 8)), np.ones((2, 2)), isnr_db=30.0, pad_multiple=0)
     with pytest.raises(ValueError, match="need C <= N"):
         simulate_training_set(key, np.ones((1, 8, 8)), [np.ones((2, 2))] * 2)
