@@ -67,7 +67,7 @@ def problem(size: int, fraction: float, sigma: float, seed: int):
     return fourier_mask_operator(mask), sigma, power_law_prior((size, size))
 
 
-def train_gaussian_denoiser(key, prior, epsilon, num_train, max_epochs):
+def train_gaussian_denoiser(key, prior, epsilon, num_train, max_epochs, width, depth):
     """DnCNN trained by 12a's denoising score matching on draws of the Gaussian prior."""
     from astrobayes._training import TrainingConfig
     from astrobayes.imaging.denoisers import DenoiserSettings, init_denoiser, train_denoiser
@@ -75,8 +75,8 @@ def train_gaussian_denoiser(key, prior, epsilon, num_train, max_epochs):
     noise_sd = math.sqrt(epsilon)
     settings = DenoiserSettings(
         architecture="dncnn",
-        width=16,
-        depth=5,
+        width=width,
+        depth=depth,
         use_bias=False,
         noise_input=True,
         sigma_min=0.7 * noise_sd,
@@ -136,7 +136,13 @@ def run(args):
             start = time.perf_counter()
             cpu = time.process_time()
             denoiser_model, info = train_gaussian_denoiser(
-                jax.random.key(args.seed + 1), prior, epsilon, args.train_images, args.epochs
+                jax.random.key(args.seed + 1),
+                prior,
+                epsilon,
+                args.train_images,
+                args.epochs,
+                args.learned_width,
+                args.learned_depth,
             )
             extra["training_wall_s"] = time.perf_counter() - start
             extra["training_cpu_s"] = time.process_time() - cpu
@@ -295,8 +301,10 @@ def main():
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--learned-truths", type=int, default=40)
     parser.add_argument("--learned-chains", type=int, default=2)
-    parser.add_argument("--train-images", type=int, default=4000)
-    parser.add_argument("--epochs", type=int, default=60)
+    parser.add_argument("--train-images", type=int, default=2000)
+    parser.add_argument("--epochs", type=int, default=40)
+    parser.add_argument("--learned-width", type=int, default=8)
+    parser.add_argument("--learned-depth", type=int, default=4)
     parser.add_argument("--galaxy", action="store_true")
     parser.add_argument("--json", default=None)
     run(parser.parse_args())

@@ -141,3 +141,53 @@ def test_harness_validates_its_input(key):
         gaussian_posterior(op, sigma, power_law_prior((4, 4)))
     with pytest.raises(ValueError, match="slope must be"):
         power_law_prior(SHAPE, slope=-1.0)
+
+
+@pytest.mark.slow
+def test_pnp_ula_covers_on_the_gaussian_problem_and_the_sharpened_score_is_flagged(key):
+    """Acceptance: 90% +- 3% per pixel over 100 truths at the recommended settings.
+
+    16x16, the benchmark's problem (benchmarks/imaging_priors.py); ~2 x 2 min CPU.
+    """
+    from astrobayes.imaging.pnp import pnp_step_size, pnp_ula_batch
+
+    rng = np.random.default_rng(0)
+    mask = rng.random((16, 16)) < 0.5
+    mask[0, 0] = True
+    op, sigma, prior = fourier_mask_operator(mask), 0.3, power_law_prior((16, 16))
+    epsilon = 0.02
+    outcomes = {}
+    for factor in (1.0, 3.0):
+        model = prior.smoothed(epsilon).scaled(factor)
+
+        def sampler(k, data, model=model):
+            return pnp_ula_batch(
+                k,
+                op,
+                data,
+                sigma,
+                model.score,
+                jnp.zeros((16, 16)),
+                score_lipschitz=model.score_lipschitz,
+                num_samples=400,
+                num_warmup=2000,
+                thinning=20,
+            )
+
+        result = calibrate_sampler(key, sampler, op, sigma, prior, num_truths=100, batch_size=50)
+        target = gaussian_posterior(op, sigma, model)
+        step = pnp_step_size(op.norm() ** 2 / sigma**2, model.score_lipschitz)
+        predicted = predicted_coverage(
+            prior, op, sigma, target, covariance=ula_stationary_covariance(target, step)
+        )
+        outcomes[factor] = (result, predicted)
+    good, predicted = outcomes[1.0]
+    assert abs(good.pixel_coverage - 0.9) <= 0.03
+    assert good.pixel_status is CalibrationStatus.CALIBRATED
+    # finite-ESS quantiles cover slightly less than the stationary law's exact intervals
+    assert abs(good.pixel_coverage - predicted) < 3 * good.pixel_error + 0.01
+    assert abs(good.mmse_gap_db) < 0.1
+    bad, predicted = outcomes[3.0]
+    assert bad.pixel_status is CalibrationStatus.OVERCONFIDENT
+    assert bad.status.is_failure
+    assert abs(bad.pixel_coverage - predicted) < 3 * bad.pixel_error + 0.01

@@ -643,7 +643,7 @@ def _run_chains(
         noise_key, accept_key = jax.random.split(key)
         noise = jax.random.normal(noise_key, x.shape, x.dtype)
         proposal = x + step * drift(x) + jnp.sqrt(2 * step) * noise
-        forward = -jnp.sum((proposal - x - step * drift(x)) ** 2) / (4 * step)
+        forward = -jnp.sum(noise**2) / 2  # ||proposal - x - step drift(x)||^2 / (4 step)
         backward = -jnp.sum((x - proposal - step * drift(proposal)) ** 2) / (4 * step)
         log_ratio = (
             _log_target(proposal, operator, data, sigma, potential_fn, settings)
