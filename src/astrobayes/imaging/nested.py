@@ -205,7 +205,7 @@ def nested_finalise(
 def proximal_nested_sampling(
     key: jax.Array,
     log_likelihood_fn: Callable[[Float[Array, " dim"]], Float[Array, ""]],
-    prior_potential_fn: Callable[[Float[Array, " dim"]], Float[Array, ""]],
+    prior_potential_fn: Callable[[Float[Array, " dim"]], Float[Array, ""]] | None,
     constraint_projection_fn: Callable[[Float[Array, " dim"], Array], Float[Array, " dim"]],
     initial_live_points: Float[Array, "num_live dim"],
     *,
@@ -228,14 +228,24 @@ def proximal_nested_sampling(
     Args:
         key: JAX PRNG key.
         log_likelihood_fn: ``x -> ln L(x) - log_likelihood_offset`` (unnormalised).
-        prior_potential_fn: ``x -> -ln pi(x)`` up to a constant (convex).
+        prior_potential_fn: ``x -> -ln pi(x)`` up to a constant, or ``None`` for a
+            prior known only through its score (a learned denoiser's Tweedie score,
+            :func:`astrobayes.imaging.denoisers.score_function`): then
+            ``prior_gradient_fn`` must be ``x -> -score(x)`` and the Metropolis ratio
+            takes the potential difference by the trapezoid rule along each move (exact
+            for Gaussian priors, third-order error otherwise). Nested sampling needs no
+            normalising constant: the evidence is ``int L d pi`` for the prior whose
+            score this is (for a denoiser at noise ``sigma``, the data distribution
+            smoothed by ``N(0, sigma^2)``), and ``initial_live_points`` must be draws from
+            it (e.g. held-out training images plus ``sigma`` noise).
         constraint_projection_fn: ``(x, level) -> projection of x onto
             {ln L - offset >= level}`` (exact for Gaussian likelihoods with an identity
             or unitary operator, e.g. :func:`ball_projection`).
         initial_live_points: ``(N, d)`` independent draws from the prior.
         log_likelihood_offset: Constant added to ``log_likelihood_fn`` to normalise it.
         prior_gradient_fn: Gradient of the prior potential (default: autodiff, which
-            for ``|.|`` gives a subgradient; the Metropolis step keeps it exact).
+            for ``|.|`` gives a subgradient; the Metropolis step keeps it exact);
+            required when ``prior_potential_fn`` is ``None``.
         subspace_projection_fn: Optional orthogonal projector ``x -> P x`` onto the
             subspace on which the likelihood depends (``ln L(x) = ln L(P x)``, e.g. the
             measured Fourier modes of a masked FFT). When given, each move is two
@@ -270,6 +280,11 @@ def proximal_nested_sampling(
         'CONVERGED'
     """
     check_key(key)
+    if prior_potential_fn is None and prior_gradient_fn is None:
+        raise ValueError(
+            "prior_gradient_fn is required when prior_potential_fn is None (a prior known "
+            "only through its score: pass x -> -score(x))"
+        )
     live = np.asarray(initial_live_points)
     if live.ndim != 2 or live.shape[0] < 2:
         raise ValueError(f"initial_live_points must have shape (N >= 2, d); got {live.shape}")

@@ -223,10 +223,22 @@ def _accumulate(carry, dead_point):
 
 def _build_constrained_move(
     log_likelihood_fn, prior_value_and_grad, constraint_projection_fn, measured, *,
-    has_subspace, smoothing, num_mcmc_steps,
+    has_subspace, smoothing, num_mcmc_steps, trapezoid=False,
 ):  # fmt: skip
-    """``(key, x, level, steps) -> (x', acceptance (2,))``: MH-corrected proximal moves."""
+    """``(key, x, level, steps) -> (x', acceptance (2,))``: MH-corrected proximal moves.
+
+    With ``trapezoid`` the prior is known only through its gradient (a score), and the
+    potential difference in the Metropolis ratio is the trapezoid rule along the move,
+    ``U(x') - U(x) ~= (grad U(x) + grad U(x')) . (x' - x) / 2``: exact for a quadratic
+    potential (a Gaussian prior), with an error of third order in the move otherwise.
+    """
     dtype = jnp.zeros(()).dtype
+
+    def potential_drop(x, proposal, value, new_value, gradient, new_gradient):
+        """``U(x) - U(proposal)``: exact, or by the trapezoid rule (score-only priors)."""
+        if trapezoid:
+            return -0.5 * jnp.sum((gradient + new_gradient) * (proposal - x))
+        return value - new_value
 
     def evaluate(x, level):
         """Cached terms at ``x``: potential, gradient, its measured part, ``x - proj(x)``."""
@@ -244,8 +256,7 @@ def _build_constrained_move(
         new = evaluate(proposal, level)
         backward = proposal - step * (new[2] + new[3] / lam)
         log_ratio = (
-            value
-            - new[0]
+            potential_drop(x, proposal, value, new[0], gradient, new[1])
             - jnp.sum((x - backward) ** 2) / (4 * step)
             + jnp.sum((proposal - forward) ** 2) / (4 * step)
         )
@@ -265,8 +276,7 @@ def _build_constrained_move(
         new_measured = measured(new_gradient)
         backward = proposal - step * (new_gradient - new_measured)
         log_ratio = (
-            value
-            - new_value
+            potential_drop(x, proposal, value, new_value, gradient, new_gradient)
             - jnp.sum((x - backward) ** 2) / (4 * step)
             + jnp.sum((proposal - forward) ** 2) / (4 * step)
         )
@@ -320,7 +330,18 @@ def build_nested_step(
     shrinkage = nested_shrinkage(settings)
     max_step = 1e6 * initial_step  # an always-accepted (empty) block must not blow up
     has_subspace = subspace_projection_fn is not None
-    if prior_gradient_fn is None:
+    trapezoid = prior_potential_fn is None
+    if trapezoid:
+        if prior_gradient_fn is None:
+            raise ValueError(
+                "prior_gradient_fn is required when prior_potential_fn is None (a prior "
+                "known only through its score: pass x -> -score(x))"
+            )
+
+        def prior_value_and_grad(x):
+            return jnp.zeros((), x.dtype), prior_gradient_fn(x)
+
+    elif prior_gradient_fn is None:
         prior_value_and_grad = jax.value_and_grad(prior_potential_fn)
     else:
 
@@ -336,6 +357,7 @@ def build_nested_step(
         has_subspace=has_subspace,
         smoothing=smoothing,
         num_mcmc_steps=num_mcmc_steps,
+        trapezoid=trapezoid,
     )
 
     def step(state: NestedState) -> NestedState:
