@@ -7,7 +7,8 @@ held out for early stopping), through ``astrobayes._training.fit``. The ``test``
 are never trained on: the script only reports the held-out denoising SNR on them at the
 end, and ``benchmarks/imaging_galaxy_denoising.py`` uses them.
 
-Resumable: training runs in ``--chunks`` chunks of ``--epochs-per-chunk`` epochs, the
+Resumable: training runs in ``--chunks`` chunks of ``--epochs-per-chunk`` epochs (over the
+whole training set, or over the next ``--images-per-chunk`` images of it, cyclically), the
 step size of chunk ``c`` following a cosine from ``--learning-rate`` down to 10% of it;
 after each chunk the denoiser (``astrobayes.io.save_denoiser``, atomic) and the progress
 (``write_json_atomic``) are written to ``--checkpoint``, and a rerun continues from the
@@ -75,6 +76,12 @@ def main() -> None:
     parser.add_argument("--epochs-per-chunk", type=int, default=4)
     parser.add_argument("--chunks", type=int, default=5)
     parser.add_argument("--num-train", type=int, default=None, help="use the first N images")
+    parser.add_argument(
+        "--images-per-chunk",
+        type=int,
+        default=None,
+        help="each chunk trains on the next N training images (cyclically): finer checkpoints",
+    )
     args = parser.parse_args()
 
     with np.load(args.data) as data:
@@ -116,10 +123,14 @@ def main() -> None:
         def progress_fn(stage, done, total, chunk=chunk):
             print(f"  chunk {chunk} {stage} epoch {done}/{total}", flush=True)
 
+        part = train
+        if args.images_per_chunk is not None:  # a cyclic window of the training set
+            start = (chunk * args.images_per_chunk) % train.shape[0]
+            part = jnp.roll(train, -start, axis=0)[: args.images_per_chunk]
         denoiser, info = train_denoiser(
             jax.random.fold_in(key, 100 + chunk),
             denoiser,
-            train,
+            part,
             validation,
             config=config,
             progress_fn=progress_fn,
@@ -165,7 +176,9 @@ def main() -> None:
         "seed": args.seed,
         "learning_rate": args.learning_rate,
         "batch_size": args.batch_size,
-        "epochs": args.epochs_per_chunk * args.chunks,
+        "epochs_per_chunk": args.epochs_per_chunk,
+        "chunks": args.chunks,
+        "images_per_chunk": args.images_per_chunk,
         "final_validation_loss": float(min(last["validation_losses"])),
         "final_status": last["status"],
         "training_cpu_s": progress["cpu_s"],
@@ -177,7 +190,8 @@ def main() -> None:
         f"{test.shape[0]} && OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python "
         f"scripts/train_denoiser.py --widths {' '.join(map(str, args.widths))} "
         f"--learning-rate {args.learning_rate} --batch-size {args.batch_size} "
-        f"--epochs-per-chunk {args.epochs_per_chunk} --chunks {args.chunks} --seed {args.seed}",
+        f"--epochs-per-chunk {args.epochs_per_chunk} --chunks {args.chunks} --seed {args.seed}"
+        + ("" if args.images_per_chunk is None else f" --images-per-chunk {args.images_per_chunk}"),
         "script": "scripts/train_denoiser.py",
     }
     save_denoiser(args.out, denoiser)

@@ -156,6 +156,12 @@ def load_shipped_denoiser(name: str = "galaxy") -> tuple[Denoiser, dict]:
     Raises:
         ValueError: On an unknown name.
 
+    Example:
+        >>> from astrobayes.io.denoiser_files import load_shipped_denoiser
+        >>> denoiser, record = load_shipped_denoiser()
+        >>> denoiser.settings.architecture, record["image_size"]
+        ('unet', 32)
+
     """
     if name not in SHIPPED_DENOISERS:
         raise ValueError(
