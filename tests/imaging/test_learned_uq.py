@@ -71,6 +71,9 @@ def test_conformal_intervals_cover_at_pixel_and_superpixel_level(key):
     # negative control: the same intervals at half width are flagged overconfident
     half = eqx.tree_at(lambda c: c.quantiles, result.calibrator, result.calibrator.quantiles * 0.5)
     estimates = reconstruct_set(_tikhonov, test)
+    # vmapped batches (last one padded) give the same reconstructions
+    batched = reconstruct_set(_tikhonov, test, batch_size=40)
+    np.testing.assert_allclose(batched, estimates, rtol=1e-4, atol=1e-5)
     rows = evaluate_intervals(half, np.asarray(test.truth), estimates)
     assert worst(row.status for row in rows) is CalibrationStatus.OVERCONFIDENT
     pixel_rows = [row for row in rows if row.superpixel_size == 1]
@@ -152,6 +155,8 @@ def test_bad_inputs():
         superpixel_means(truth, 0)
     with pytest.raises(ValueError, match="exceeds the image"):
         superpixel_means(truth, 9)
+    with pytest.raises(ValueError, match="batch_size must be"):
+        reconstruct_set(lambda b, n: b, None, batch_size=0)
     with pytest.raises(TypeError, match="must be a TrainingSet"):
         reconstruct_set(lambda b, n: b, {"truth": truth})
     with pytest.raises(TypeError, match="must be a ConformalCalibrator"):
