@@ -103,7 +103,7 @@ def test_ensemble_normalised_intervals(key):
     test_estimates = reconstruct_set(_ensemble, test2)
     # vmapped batches (last one padded) give the same reconstructions
     batched = reconstruct_set(_ensemble, test2, batch_size=40)
-    np.testing.assert_allclose(batched, test_estimates, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(batched, test_estimates, rtol=1e-3, atol=1e-4)  # float32 CG
     rows = evaluate_intervals(calibrator, np.asarray(test2.truth), test_estimates)
     assert all(row.status is CalibrationStatus.CALIBRATED for row in rows), rows
     lower, upper = calibrator.intervals(test_estimates[0], 1, 0.9)
