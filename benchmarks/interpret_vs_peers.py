@@ -550,6 +550,11 @@ def main() -> None:
     parser.add_argument("--mi-rhos", default="0.3,0.6,0.9", help="correlations for mi")
     parser.add_argument("--mi-repeats", type=int, default=3, help="data sets per correlation")
     parser.add_argument(
+        "--compile-cache",
+        default=None,
+        help="folder of JAX's persistent compilation cache (a second run reuses its programs)",
+    )
+    parser.add_argument(
         "--dimensionful",
         action="store_true",
         help="chronometers: H in km/s/Mpc (ESR's units) and priors of +-1e5",
@@ -560,6 +565,10 @@ def main() -> None:
         help="chronometers in ESR's setting: H = sqrt(f), basis + - * / pow inv",
     )
     args = parser.parse_args()
+    if args.compile_cache:
+        from astrobayes.compilation import enable_compilation_cache
+
+        print(f"persistent compilation cache: {enable_compilation_cache(args.compile_cache)}")
     sections = {
         "laws": laws_section,
         "mi": mi_section,

@@ -57,7 +57,12 @@ def test_bootstrap_values_are_reported(results):
     r = results["correlated"]
     assert r.bootstrap.shape == (SMALL.num_bootstrap,)
     np.testing.assert_allclose(r.estimate, r.bootstrap.mean(), rtol=1e-12)
-    np.testing.assert_allclose(r.error, r.bootstrap.std(ddof=1), rtol=1e-12)
+    # the replicas share their Monte Carlo points: the one Monte Carlo error is added
+    np.testing.assert_allclose(
+        r.error, np.hypot(r.bootstrap.std(ddof=1), r.monte_carlo_error), rtol=1e-12
+    )
+    assert r.num_components == 1
+    assert r.monte_carlo_error == 0.0  # one Gaussian: the integral is exact
     assert r.held_out_log_likelihood.shape == (SMALL.max_components,)
 
 
@@ -74,6 +79,42 @@ def test_mixture_mi_is_differentiable():
     gradient = float(jax.grad(mi_of)(rho))
     analytic = rho / (1 - rho**2)  # d/d rho of -1/2 ln(1 - rho^2)
     assert abs(gradient - analytic) < 0.1 * analytic
+
+
+def test_mixture_mi_matches_quadrature_on_a_two_mode_mixture():
+    import jax.numpy as jnp
+
+    from astrobayes.mixtures import marginal_mixture
+
+    # two tilted components: far from Gaussian, the control variate cannot make it exact
+    cov_a = jnp.array([[1.0, 0.8], [0.8, 1.0]])
+    cov_b = jnp.array([[0.5, -0.2], [-0.2, 0.8]])
+    g = GaussianMixture(
+        jnp.array([0.4, 0.6]),
+        jnp.array([[-2.0, 1.0], [1.5, -1.0]]),
+        jnp.linalg.cholesky(jnp.stack([cov_a, cov_b])),
+    )
+    axis = jnp.linspace(-9.0, 9.0, 481)
+    step = float(axis[1] - axis[0])
+    grid = jnp.stack(jnp.meshgrid(axis, axis, indexing="ij"), axis=-1).reshape(-1, 2)
+    log_joint = mixture_log_density(g, grid).reshape(axis.size, axis.size)
+    log_x = mixture_log_density(marginal_mixture(g, slice(0, 1)), axis[:, None])
+    log_y = mixture_log_density(marginal_mixture(g, slice(1, 2)), axis[:, None])
+    integrand = jnp.exp(log_joint) * (log_joint - log_x[:, None] - log_y[None, :])
+    truth = float(jnp.sum(integrand)) * step**2
+    mi, err = mixture_mutual_information(jax.random.key(4), g, 1, 4000)
+    mi, err = float(mi), float(err)
+    assert 0 < err < 0.02
+    assert abs(mi - truth) < 4 * err
+    # negative control: the moment-matched Gaussian's MI (the control variate's mean)
+    # is not the answer, so the estimate is not just the control
+    mean = g.weights @ g.means
+    second = jnp.einsum("k,kij->ij", g.weights, jnp.stack([cov_a, cov_b])) + jnp.einsum(
+        "k,ki,kj->ij", g.weights, g.means, g.means
+    )
+    s = np.asarray(second - jnp.outer(mean, mean))
+    gaussian = 0.5 * np.log(s[0, 0] * s[1, 1] / np.linalg.det(s))
+    assert abs(gaussian - truth) > 10 * err
 
 
 def test_mixture_log_density_integrates_to_one():

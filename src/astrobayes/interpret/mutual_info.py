@@ -8,11 +8,16 @@ held-out log-likelihood (``num_folds``-fold cross-validation) is within
 
     I(X; Y) = E_p[ln p(x, y) - ln p(x) - ln p(y)]
 
-by Monte Carlo over samples *of the fitted mixture* (its marginals are mixtures too).
-The error bar is the standard deviation over bootstrap replicas, each refitted by
-weighted EM (multinomial resampling weights, warm-started from the full-data fit):
-replicas, folds, initialisations and component counts are all ``vmap``-ed, with one
-fixed-shape mixture of ``max_components`` slots whose unused slots have zero weight.
+by Monte Carlo over samples *of the fitted mixture* (its marginals are mixtures too),
+with the moment-matched Gaussian's log-ratio as a control variate (exact for one
+component). The error bar is the standard deviation over bootstrap replicas, each
+refitted by weighted EM (multinomial resampling weights, warm-started from the
+full-data fit), with the Monte Carlo error added in quadrature: the replicas share one
+set of Monte Carlo points (common random numbers), so their spread is free of Monte
+Carlo noise. Replicas, folds, initialisations and component counts are all ``vmap``-ed,
+with one fixed-shape mixture of ``max_components`` slots whose unused slots have zero
+weight; the integral runs over the chosen number of components only (one branch per
+count, compiled once).
 
 This module is written from the paper, not from the GMM-MI code (GPL with a
 non-commercial clause). Unlike GMM-MI, ``x`` and ``y`` may be vectors, and
@@ -23,6 +28,8 @@ References:
     arXiv:2211.00024 (GMM-MI).
     Dempster, Laird & Rubin (1977), J. R. Stat. Soc. B 39, 1 (EM).
     Efron (1979), Ann. Stat. 7, 1 (bootstrap).
+    Glasserman (2004), Monte Carlo Methods in Financial Engineering, Springer,
+    section 4.1 (control variates).
 """
 
 from __future__ import annotations
@@ -35,6 +42,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.scipy.linalg import solve_triangular
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from astrobayes._checks import as_float_array, check_finite, check_key, check_positive_int
@@ -46,7 +54,6 @@ from astrobayes.mixtures import (
     marginal_mixture,
     mixture_log_density,
     run_em,
-    sample_mixture,
 )
 
 __all__ = [
@@ -59,6 +66,8 @@ __all__ = [
     "mixture_mutual_information",
     "mutual_information",
 ]
+
+_LOG_2PI = math.log(2.0 * math.pi)
 
 
 class MIStatus(Status):
@@ -122,10 +131,12 @@ class MIResult(NamedTuple):
 
     Attributes:
         estimate: Mean of the bootstrap replicas' MI (nats), as in GMM-MI.
-        error: Standard deviation over bootstrap replicas (nats).
+        error: Standard deviation over bootstrap replicas, with the Monte Carlo error
+            of the integral (shared by the replicas) added in quadrature (nats).
         full_data_estimate: MI of the mixture fitted to all the data (nats).
         bootstrap: MI of every bootstrap replica, shape ``(num_bootstrap,)``.
-        monte_carlo_error: Monte Carlo standard error of one MI integral (nats).
+        monte_carlo_error: Monte Carlo standard error of one MI integral (nats),
+            after the control variate (zero for a one-component fit, which is exact).
         num_components: Number of mixture components chosen.
         held_out_log_likelihood: Mean held-out log-likelihood per sample (standardised
             data) for ``1..max_components`` components.
@@ -149,12 +160,32 @@ class MIResult(NamedTuple):
 # ----------------------------------------------------------------------------- mixtures
 
 
+def _gaussian_log_density(points: Array, mean: Array, chol: Array) -> Array:
+    """``ln N(points | mean, L L^T)`` for one Gaussian with lower Cholesky factor ``L``."""
+    dim = points.shape[1]
+    inverse = solve_triangular(chol, jnp.eye(dim, dtype=points.dtype), lower=True)
+    whitened = (points - mean) @ inverse.T
+    log_det = jnp.sum(jnp.log(jnp.diagonal(chol)))
+    return -0.5 * jnp.sum(whitened**2, axis=1) - log_det - 0.5 * dim * _LOG_2PI
+
+
 def mixture_mutual_information(
     key: PRNGKeyArray, mixture: GaussianMixture, dim_x: int, num_samples: int
 ) -> tuple[Float[Array, ""], Float[Array, ""]]:
     """MI between the first ``dim_x`` coordinates and the rest, by Monte Carlo.
 
-    Differentiable in the mixture parameters (the samples are reparametrised).
+    The integrand ``ln p(x, y) - ln p(x) - ln p(y)`` is averaged over samples of the
+    mixture with a *control variate*: the same log-ratio for the Gaussian with the
+    mixture's mean and covariance, whose expectation under the mixture is known
+    exactly, ``-1/2 ln(det S / (det S_xx det S_yy))`` (the expected quadratic form is
+    the dimension for any distribution with that covariance). Its coefficient is the
+    regression slope over the same samples (Glasserman 2004, section 4.1). For a
+    one-component mixture the estimate is exact (zero Monte Carlo error); for
+    near-Gaussian mixtures the variance falls by orders of magnitude, and it never
+    rises by more than the O(1/num_samples) cost of estimating the slope.
+
+    Differentiable in the mixture parameters (the samples are reparametrised; the
+    slope is held fixed under differentiation).
 
     Args:
         key: PRNG key for the Monte Carlo samples.
@@ -170,17 +201,84 @@ def mixture_mutual_information(
         >>> rho = 0.8
         >>> chol = jnp.linalg.cholesky(jnp.array([[1.0, rho], [rho, 1.0]]))[None]
         >>> g = GaussianMixture(jnp.ones(1), jnp.zeros((1, 2)), chol)
-        >>> mi, err = mixture_mutual_information(jax.random.key(0), g, 1, 20_000)
-        >>> bool(abs(float(mi) + 0.5 * jnp.log(1 - rho**2)) < 5 * float(err))
-        True
+        >>> mi, err = mixture_mutual_information(jax.random.key(0), g, 1, 2000)
+        >>> round(float(mi), 4), round(-0.5 * float(jnp.log(1 - rho**2)), 4)
+        (0.5108, 0.5108)
     """
-    points = sample_mixture(key, mixture, num_samples)
+    uniforms, normals = _base_draws(key, num_samples, mixture.means.shape[1], mixture.means.dtype)
+    return _mixture_mi_from_draws(mixture, uniforms, normals, dim_x)
+
+
+def _base_draws(key: PRNGKeyArray, num_samples: int, dim: int, dtype) -> tuple[Array, Array]:
+    """Uniforms (component choice) and standard normals for Monte Carlo over a mixture."""
+    key_uniform, key_normal = jax.random.split(key)
+    uniforms = jax.random.uniform(key_uniform, (num_samples,), dtype)
+    return uniforms, jax.random.normal(key_normal, (num_samples, dim), dtype)
+
+
+def _mixture_mi_from_draws(
+    mixture: GaussianMixture, uniforms: Array, normals: Array, dim_x: int
+) -> tuple[Array, Array]:
+    """MI of ``mixture`` from fixed base draws (uniforms pick components, normals shape).
+
+    Fixed draws let the bootstrap replicas share their Monte Carlo points (common random
+    numbers): their differences are then free of Monte Carlo noise, and the one shared
+    Monte Carlo error is added to the error budget once.
+    """
+    num_samples = uniforms.shape[0]
+    cdf = jnp.cumsum(mixture.weights)
+    cdf = cdf / cdf[-1]
+    # zero-weight slots repeat the previous cdf value and are never picked
+    component = jnp.minimum(
+        jnp.sum(uniforms[:, None] >= cdf[None, :], axis=1), mixture.weights.shape[0] - 1
+    )
+    points = mixture.means[component] + jnp.einsum(
+        "nij,nj->ni", mixture.cholesky[component], normals
+    )
     log_joint = mixture_log_density(mixture, points)
     dim = mixture.means.shape[1]
     log_x = mixture_log_density(marginal_mixture(mixture, slice(0, dim_x)), points[:, :dim_x])
     log_y = mixture_log_density(marginal_mixture(mixture, slice(dim_x, dim)), points[:, dim_x:])
     terms = log_joint - log_x - log_y
-    return jnp.mean(terms), jnp.std(terms) / jnp.sqrt(num_samples)
+    # control variate: the log-ratio of the moment-matched Gaussian
+    weights = mixture.weights
+    mean = weights @ mixture.means
+    component_covariance = mixture.cholesky @ jnp.swapaxes(mixture.cholesky, -1, -2)
+    second = jnp.einsum("k,kij->ij", weights, component_covariance) + jnp.einsum(
+        "k,ki,kj->ij", weights, mixture.means, mixture.means
+    )
+    covariance = second - jnp.outer(mean, mean)
+    chol = jnp.linalg.cholesky(covariance)
+    chol_x = jnp.linalg.cholesky(covariance[:dim_x, :dim_x])
+    chol_y = jnp.linalg.cholesky(covariance[dim_x:, dim_x:])
+    control = (
+        _gaussian_log_density(points, mean, chol)
+        - _gaussian_log_density(points[:, :dim_x], mean[:dim_x], chol_x)
+        - _gaussian_log_density(points[:, dim_x:], mean[dim_x:], chol_y)
+    )
+
+    def log_det(c):
+        return jnp.sum(jnp.log(jnp.diagonal(c)))
+
+    control_mean = log_det(chol_x) + log_det(chol_y) - log_det(chol)
+    centred_control = control - jnp.mean(control)
+    variance = jnp.mean(centred_control**2)
+    slope = jnp.mean(centred_control * (terms - jnp.mean(terms))) / jnp.where(
+        variance > 0, variance, 1.0
+    )
+    slope = jax.lax.stop_gradient(jnp.where(variance > 0, slope, 0.0))
+    adjusted = terms - slope * (control - control_mean)
+    return jnp.mean(adjusted), jnp.std(adjusted) / jnp.sqrt(num_samples)
+
+
+def _gaussian_mi(mixture: GaussianMixture, dim_x: int) -> tuple[Array, Array]:
+    """Exact MI of a one-component mixture, ``-1/2 ln(det S / (det S_xx det S_yy))``."""
+    chol = mixture.cholesky[0]
+    covariance = chol @ chol.T
+    _, log_det = jnp.linalg.slogdet(covariance)
+    _, log_det_x = jnp.linalg.slogdet(covariance[:dim_x, :dim_x])
+    _, log_det_y = jnp.linalg.slogdet(covariance[dim_x:, dim_x:])
+    return 0.5 * (log_det_x + log_det_y - log_det), jnp.zeros((), covariance.dtype)
 
 
 # ----------------------------------------------------------------------------- MI
@@ -249,11 +347,32 @@ def _bootstrap(
         )
 
     replicas, _, changes = jax.vmap(replica)(jax.random.split(key_resample, config.num_bootstrap))
-    mc_keys = jax.random.split(key_mc, config.num_bootstrap + 1)
-    full_mi, full_error = mixture_mutual_information(mc_keys[0], full, dim_x, config.num_mc_samples)
-    mi, mc_error = jax.vmap(
-        lambda k, m: mixture_mutual_information(k, m, dim_x, config.num_mc_samples)
-    )(mc_keys[1:], replicas)
+    # one set of Monte Carlo points for every replica (common random numbers), and the
+    # integral over the num_active occupied slots only (one branch per count)
+    uniforms, normals = _base_draws(key_mc, config.num_mc_samples, points.shape[1], points.dtype)
+
+    def integrate(count):
+        def branch(full, replicas):
+            def occupied(mixture):
+                return GaussianMixture(
+                    mixture.weights[..., :count],
+                    mixture.means[..., :count, :],
+                    mixture.cholesky[..., :count, :, :],
+                )
+
+            if count == 1:  # one Gaussian: the integral is known in closed form
+                integral = partial(_gaussian_mi, dim_x=dim_x)
+            else:
+                integral = partial(
+                    _mixture_mi_from_draws, uniforms=uniforms, normals=normals, dim_x=dim_x
+                )
+            return integral(occupied(full)), jax.vmap(integral)(occupied(replicas))
+
+        return branch
+
+    branches = [integrate(count) for count in range(1, config.max_components + 1)]
+    index = jnp.clip(num_active - 1, 0, config.max_components - 1)
+    (full_mi, full_error), (mi, mc_error) = jax.lax.switch(index, branches, full, replicas)
     return full, full_mi, full_error, mi, mc_error, jnp.maximum(full_change, jnp.max(changes))
 
 
@@ -343,12 +462,15 @@ def mutual_information(
         status = MIStatus.NOT_CONVERGED
     else:
         status = MIStatus.OK
+    # the replicas share their Monte Carlo points, so their spread leaves out the one
+    # shared Monte Carlo error: it is added in quadrature
+    monte_carlo_error = float(np.mean(np.asarray(mc_error)))
     result = MIResult(
         estimate=float(np.mean(bootstrap)),
-        error=float(np.std(bootstrap, ddof=1)),
+        error=float(np.hypot(np.std(bootstrap, ddof=1), monte_carlo_error)),
         full_data_estimate=float(full_mi),
         bootstrap=bootstrap,
-        monte_carlo_error=float(np.mean(np.asarray(mc_error))),
+        monte_carlo_error=monte_carlo_error,
         num_components=num_components,
         held_out_log_likelihood=held_out,
         mixture=full,
