@@ -9,6 +9,7 @@ from astrobayes.imaging.learned_uq import (
     ConformalCalibrator,
     calibrate_conformal,
     evaluate_intervals,
+    learned_hypothesis_test,
     learned_uncertainty,
     reconstruct_set,
     superpixel_means,
@@ -169,3 +170,43 @@ def test_bad_inputs():
     with pytest.raises(ValueError, match="without an ensemble"):
         cal.intervals(np.stack([truth, truth], axis=1), 1, 0.5)
     assert cal.intervals(truth[0], 1, 0.5)[0].shape == (8, 8)
+
+
+@pytest.mark.slow  # ~120 small eager compilations (~9 s CPU)
+def test_learned_hypothesis_test_rejects_structure_not_background():
+    from astrobayes.imaging.operators import (
+        add_complex_noise,
+        fourier_mask_operator,
+        noise_sigma_from_isnr,
+    )
+    from astrobayes.imaging.posterior import imaging_posterior
+    from astrobayes.imaging.priors import WaveletSparsityPrior
+    from astrobayes.imaging.problem import demo_sky
+    from astrobayes.imaging.toeplitz import mask_normal_operator
+    from astrobayes.imaging.wavelets import WaveletTransform
+
+    sky = jnp.asarray(demo_sky(32), jnp.float32)
+    rng = np.random.default_rng(5)
+    mask = rng.random((32, 32)) < 0.5
+    mask[0, 0] = True
+    op = fourier_mask_operator(mask)
+    clean = op(sky)
+    sigma = noise_sigma_from_isnr(clean, 30.0)
+    data = add_complex_noise(jax.random.key(3), clean, sigma)
+    prior = WaveletSparsityPrior(1.0 / sigma, WaveletTransform(order=2, levels=2))
+    posterior = imaging_posterior(op, data, sigma, prior, positivity=True)
+    normal = mask_normal_operator(op)
+    estimate = tikhonov_reconstruction(op.adjoint(data), normal, 0.05)
+    with pytest.raises(ValueError, match="outside the posterior's support"):
+        learned_hypothesis_test(posterior, estimate.at[0, 0].set(-1.0), np.ones((32, 32), bool))
+    estimate = jnp.maximum(estimate, 0.0)
+    peak = np.unravel_index(int(jnp.argmax(sky)), sky.shape)
+    structure = np.zeros((32, 32), bool)
+    structure[peak[0] - 2 : peak[0] + 3, peak[1] - 2 : peak[1] + 3] = True
+    background = np.zeros((32, 32), bool)
+    background[1:6, 1:6] = True  # a dark corner of the demo sky
+    assert float(sky[background].max()) < 0.05 * float(sky.max())
+    real = learned_hypothesis_test(posterior, estimate, structure)
+    assert real.reject_null, real.message
+    artefact = learned_hypothesis_test(posterior, estimate, background)
+    assert not artefact.reject_null, artefact.message
