@@ -39,6 +39,7 @@ _SLOW: dict[str, str] = {
     "astrobayes.imaging.pnp": "compiles the PnP-ULA chain program twice (~10 s each here)",
     "astrobayes.imaging.denoisers": "compiles five small denoisers and a training epoch (~15 s)",
     "astrobayes.imaging.skies": "compiles five sky generators (~10 s CPU; tested in test_skies)",
+    "astrobayes.imaging.uv_coverage": "compiles padded NUFFTs and Toeplitz kernels (~6 s CPU)",
 }
 
 

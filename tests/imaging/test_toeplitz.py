@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 
 from astrobayes.imaging.nufft import nufft_operator_from_pixel_phases
-from astrobayes.imaging.operator_norm import operator_norm
 from astrobayes.imaging.operators import fourier_mask_operator
 from astrobayes.imaging.toeplitz import (
     NormalOperator,
@@ -61,16 +60,13 @@ def test_toeplitz_equals_explicit_normal_operator():
     # norm bound is an upper bound on the top eigenvalue
     top = np.linalg.eigvalsh(dense).max()
     assert float(normal.norm_bound()) >= top * (1 - 1e-10)
-    np.testing.assert_allclose(
-        operator_norm(normal, shape, tolerance=1e-9).norm ** 2, top, rtol=1e-3
-    )
 
 
 def test_toeplitz_is_not_a_circular_convolution():
     """Negative control: the unpadded circulant (no embedding) is wrong for a NUFFT."""
     rng = np.random.default_rng(2)
-    shape = (8, 8)
-    points = rng.uniform(-np.pi, np.pi, size=(40, 2))
+    shape = (9, 12)  # the sizes of the test above: compiled kernels are reused
+    points = rng.uniform(-np.pi, np.pi, size=(60, 2))
     normal = toeplitz_normal_operator_from_points(points, image_shape=shape)
     wrong = NormalOperator(
         spectrum=jnp.fft.rfft2(normal.kernel()[::2, ::2]).real,
@@ -78,7 +74,7 @@ def test_toeplitz_is_not_a_circular_convolution():
         padded_shape=shape,
     )
     x = rng.normal(size=shape)
-    exact = (_explicit_normal(points, np.ones(40), shape) @ x.ravel()).reshape(shape)
+    exact = (_explicit_normal(points, np.ones(60), shape) @ x.ravel()).reshape(shape)
     assert _rel(normal(jnp.asarray(x)), exact) < 1e-10
     assert _rel(wrong(jnp.asarray(x)), exact) > 0.1
 
@@ -105,9 +101,9 @@ def test_mask_normal_operator_equals_explicit():
 
 def test_vmap_and_jit_match_loop():
     rng = np.random.default_rng(4)
-    shape = (8, 6)
+    shape = (9, 12)
     ops = [
-        toeplitz_normal_operator_from_points(rng.uniform(-3, 3, size=(20, 2)), image_shape=shape)
+        toeplitz_normal_operator_from_points(rng.uniform(-3, 3, size=(60, 2)), image_shape=shape)
         for _ in range(3)
     ]
     images = jnp.asarray(rng.normal(size=(3, *shape)))
