@@ -37,7 +37,6 @@ References:
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import equinox as eqx
@@ -47,7 +46,7 @@ import numpy as np
 from jaxtyping import Array, Float
 
 from astrobayes._checks import check_finite
-from astrobayes.imaging.nufft import NufftOperator
+from astrobayes.imaging.nufft import NufftOperator, nufft_operator_from_pixel_phases
 from astrobayes.imaging.operators import FourierMaskOperator
 
 __all__ = [
@@ -137,14 +136,15 @@ class NormalOperator(eqx.Module):
         return jnp.max(jnp.abs(self.spectrum))
 
 
-def _check_image_shape(image_shape) -> tuple[int, int]:
-    try:
-        shape = tuple(int(n) for n in image_shape)
-    except TypeError:
-        raise ValueError(f"image_shape must be (height, width); got {image_shape!r}") from None
-    if len(shape) != 2 or min(shape) < 2:
-        raise ValueError(f"image_shape must be two integers >= 2; got {image_shape!r}")
-    return shape
+def _check_weights(weights, count: int, name: str = "weights") -> np.ndarray:
+    """Non-negative finite ``(count,)`` weights as float64 (shared with ``uv_coverage``)."""
+    w = np.asarray(weights, dtype=np.float64)
+    if w.shape != (count,):
+        raise ValueError(f"{name} must have shape ({count},); got {w.shape}")
+    check_finite(w, name)
+    if np.any(w < 0):
+        raise ValueError(f"{name} must be non-negative")
+    return w
 
 
 def _default_eps(dtype) -> float:
@@ -214,33 +214,12 @@ def toeplitz_normal_operator_from_points(
         ((16, 16), 2.0)
 
     """
-    array = np.asarray(points, dtype=np.float64)
-    if array.ndim != 2 or array.shape[1] != 2 or array.shape[0] == 0:
-        raise ValueError(f"points must have shape (M, 2) with M >= 1; got {array.shape}")
-    check_finite(array, "points")
-    if np.max(np.abs(array)) > math.pi * (1 + 1e-6):
-        raise ValueError(
-            f"points must lie in [-pi, pi] (radians per pixel); got max |p| = "
-            f"{np.max(np.abs(array)):.4g}"
-        )
-    if weights is None:
-        w = np.ones(array.shape[0])
-    else:
-        w = np.asarray(weights, dtype=np.float64)
-        if w.shape != (array.shape[0],):
-            raise ValueError(f"weights must have shape ({array.shape[0]},); got {w.shape}")
-        check_finite(w, "weights")
-        if np.any(w < 0):
-            raise ValueError("weights must be non-negative")
-    dtype = jnp.zeros(()).dtype
-    return _build_toeplitz(
-        jnp.asarray(array[:, 1], dtype),
-        jnp.asarray(array[:, 0], dtype),
-        jnp.asarray(w, dtype),
-        _check_image_shape(image_shape),
-        eps,
-        num_threads,
+    # The NUFFT operator validates the points, weights and shape; building it computes
+    # nothing.
+    operator = nufft_operator_from_pixel_phases(
+        points, image_shape=image_shape, weights=weights, num_threads=num_threads
     )
+    return toeplitz_normal_operator(operator, eps=eps)
 
 
 def _build_toeplitz(rows, cols, weights, shape, eps, num_threads) -> NormalOperator:
@@ -296,14 +275,7 @@ def toeplitz_normal_operator(
         raise TypeError(f"operator must be a NufftOperator; got {type(operator).__name__}")
     combined = operator.sqrt_weights**2
     if weights is not None:
-        w = np.asarray(weights, dtype=np.float64)
-        if w.shape != (operator.num_visibilities,):
-            raise ValueError(
-                f"weights must have shape ({operator.num_visibilities},); got {w.shape}"
-            )
-        check_finite(w, "weights")
-        if np.any(w < 0):
-            raise ValueError("weights must be non-negative")
+        w = _check_weights(weights, operator.num_visibilities)
         combined = combined * jnp.asarray(w, combined.dtype)
     if num_threads is None:
         num_threads = operator.num_threads

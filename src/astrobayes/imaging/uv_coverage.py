@@ -51,6 +51,7 @@ from astrobayes.imaging.nufft import nufft_operator_from_pixel_phases
 from astrobayes.imaging.operators import add_complex_noise, noise_sigma_from_isnr
 from astrobayes.imaging.toeplitz import (
     NormalOperator,
+    _check_weights,
     stack_normal_operators,
     toeplitz_normal_operator,
 )
@@ -676,12 +677,7 @@ def simulate_observations(
     normal = toeplitz_normal_operator(operator)
     filtered_backprojection = filtered_normal = None
     if filter_weights is not None:
-        weights = np.asarray(filter_weights, dtype=np.float64)
-        if weights.shape != (num_points,):
-            raise ValueError(f"filter_weights must have shape ({num_points},); got {weights.shape}")
-        check_finite(weights, "filter_weights")
-        if np.any(weights < 0):
-            raise ValueError("filter_weights must be non-negative")
+        weights = _check_weights(filter_weights, num_points, "filter_weights")
         weights = np.concatenate([weights, np.zeros(padded - num_points)])
         filtered_backprojection = operator.adjoint(jnp.asarray(weights, dtype) * data)
         filtered_normal = toeplitz_normal_operator(operator, weights=weights)
