@@ -32,6 +32,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float
 
 from astrobayes._checks import check_key
+from astrobayes.imaging.nufft import _check_image_shape
 
 __all__ = [
     "SkyConfig",
@@ -45,11 +46,8 @@ __all__ = [
 
 
 def _check_shape(shape) -> tuple[int, int]:
-    try:
-        out = tuple(int(n) for n in shape)
-    except TypeError:
-        raise ValueError(f"shape must be (height, width); got {shape!r}") from None
-    if len(out) != 2 or min(out) < 8:
+    out = _check_image_shape(shape)
+    if min(out) < 8:
         raise ValueError(f"shape must be two integers >= 8; got {shape!r}")
     return out
 
