@@ -65,6 +65,7 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--num-latents", type=int, default=5)
     parser.add_argument("--width", type=int, default=32)
     parser.add_argument("--depth", type=int, default=2)
+    parser.add_argument("--decorrelation", type=float, default=0.0, help="DIP-VAE-I weight")
     parser.add_argument("--noise-scale", type=float, default=0.02)
     parser.add_argument("--max-epochs", type=int, default=300)
     parser.add_argument("--patience", type=int, default=20)
@@ -84,6 +85,7 @@ def train_or_load(key, name, data, args, beta, out: Path):
     config = VAEConfig(
         num_latents=args.num_latents, width=args.width, depth=args.depth,
         beta=beta, noise_scale=args.noise_scale,
+        decorrelation=args.decorrelation,
     )  # fmt: skip
     weights, record_path = out / f"{name}.eqx", out / f"{name}.json"
     if weights.exists() and record_path.exists():

@@ -138,6 +138,14 @@ def test_loss_is_gaussian_reconstruction_plus_beta_kl():
                        beta=jnp.asarray(beta), noise_scale=0.5)  # fmt: skip
         expected = float(jnp.mean(reconstruction + beta * kl)) / 6
         np.testing.assert_allclose(float(loss), expected, rtol=1e-3)
+    # DIP-VAE-I term: + lambda * Cov_batch[mu_0, mu_1]^2 per profile (two latents)
+    centred = np.asarray(mean) - np.asarray(mean).mean(axis=0)
+    covariance = float(np.mean(centred[:, 0] * centred[:, 1]))
+    assert abs(covariance) > 1e-3  # the term is not trivially zero here
+    loss = loss_fn(vae, (profiles,), jax.random.key(2), log_radius=radii,
+                   beta=jnp.asarray(3.0), noise_scale=0.5, decorrelation=jnp.asarray(40.0))  # fmt: skip
+    expected = (float(jnp.mean(reconstruction + 3.0 * kl)) + 40.0 * covariance**2) / 6
+    np.testing.assert_allclose(float(loss), expected, rtol=1e-3)
 
 
 def test_traversal_changes_only_with_the_swept_latent():
