@@ -200,6 +200,9 @@ def main() -> None:
             train,
             validation,
             config=config,
+            progress_fn=lambda stage, done, total: print(
+                f"  {stage} epoch {done}/{total}", flush=True
+            ),
         )
         entry = {
             "chunk": chunk,
