@@ -76,6 +76,7 @@ def gaussian_denoiser():
     return trained, denoiser, info, tau, sigma
 
 
+@pytest.mark.slow  # trains a small network for 400 steps (~15-25 s here)
 def test_trained_denoiser_reaches_the_bayes_risk_and_the_analytic_score(gaussian_denoiser):
     """Gaussian prior: D(z) = tau^2 z / (tau^2 + sigma^2), score -z / (tau^2 + sigma^2)."""
     trained, untrained, info, tau, sigma = gaussian_denoiser
