@@ -43,7 +43,7 @@ Examples:
     >>> import jax, numpy as np
     >>> from astrobayes.imaging.operators import fourier_mask_operator
     >>> op = fourier_mask_operator(np.fft.ifftshift(np.pad(np.ones((8, 8), bool), 4)))
-    >>> net = UnrolledNetwork(UnrolledSettings(num_stages=2, widths=(4, 8)), key=jax.random.key(0))
+    >>> net = UnrolledNetwork(UnrolledSettings(num_stages=1, widths=(2, 4)), key=jax.random.key(0))
     >>> dirty = op.adjoint(op(np.ones((16, 16))))
     >>> reconstruct(net, op.normal, dirty).shape
     (16, 16)
