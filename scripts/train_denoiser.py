@@ -117,6 +117,7 @@ def main() -> None:
             batch_size=args.batch_size,
             max_epochs=args.epochs_per_chunk,
             patience=args.epochs_per_chunk,
+            epoch_loop="python",  # conv nets: ~15x faster on a CPU than one scanned epoch
         )
         wall, cpu = time.perf_counter(), time.process_time()
 

@@ -192,6 +192,7 @@ def main() -> None:
             max_epochs=args.epochs,
             patience=args.epochs,
             clip_max_norm=1.0,
+            epoch_loop="python",  # conv nets: ~15x faster on a CPU than one scanned epoch
         )
         network, info = fit(
             jax.random.fold_in(chunk_key, 2),

@@ -113,9 +113,29 @@ def test_stochastic_losses_get_fresh_keys_per_step(key):
     assert len(data) == len(keys)  # 3 steps + 1 validation per epoch, all distinct
 
 
+def test_python_epoch_loop_matches_the_scanned_epoch(key):
+    # Same keys, same batches, same steps: the two loops give the same model (up to the
+    # floating-point reassociation of separately compiled programs).
+    x, y = _data(key)
+    train, valid = split_validation(key, (x, y), 0.25)
+    scan = TrainingConfig(learning_rate=0.05, batch_size=50, max_epochs=6, patience=6)
+    python = TrainingConfig(
+        learning_rate=0.05, batch_size=50, max_epochs=6, patience=6, epoch_loop="python"
+    )
+    a, info_a = fit(key, _line(), _mse, train, valid, config=scan)
+    b, info_b = fit(key, _line(), _mse, train, valid, config=python)
+    np.testing.assert_allclose(float(a.slope), float(b.slope), rtol=1e-5)
+    np.testing.assert_allclose(info_a.validation_losses, info_b.validation_losses, rtol=1e-5)
+    np.testing.assert_allclose(info_a.train_losses, info_b.train_losses, rtol=1e-5)
+    # Negative control: another key gives another model.
+    c, _ = fit(jax.random.fold_in(key, 3), _line(), _mse, train, valid, config=python)
+    assert abs(float(c.slope) - float(b.slope)) > 1e-4
+
+
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
+        ({"epoch_loop": "while"}, "epoch_loop must be 'scan' or 'python'; got 'while'"),
         ({"learning_rate": 0}, "learning_rate must be a positive number; got 0"),
         ({"batch_size": 0}, "batch_size"),
         ({"patience": -1}, "patience"),

@@ -102,6 +102,13 @@ class TrainingConfig:
         cosine_final_fraction: Final step size of the cosine schedule, as a fraction.
         validation_fraction: Share of the data held out by :func:`split_validation`
             (for callers that split with it).
+        epoch_loop: ``"scan"`` (default): each epoch is one compiled ``lax.scan`` over
+            its minibatches, which saves a dispatch per step for small models.
+            ``"python"``: one compiled step per minibatch, called from Python. Use it
+            for convolutional networks on a CPU: measured on a 4-stage U-Net
+            (``imaging.unrolled``, 64 images of 32², batch 8), an epoch took 23 CPU-s as
+            one scan and 1.6 CPU-s as separate steps (XLA's CPU backend runs the
+            convolutions of a multi-step program far slower). Same keys, same batches.
 
     """
 
@@ -115,6 +122,7 @@ class TrainingConfig:
     schedule: Literal["constant", "cosine"] = "constant"
     cosine_final_fraction: float = 0.05
     validation_fraction: float = 0.1
+    epoch_loop: Literal["scan", "python"] = "scan"
 
     def __post_init__(self) -> None:
         if not (isinstance(self.learning_rate, int | float) and self.learning_rate > 0):
@@ -134,6 +142,8 @@ class TrainingConfig:
             raise ValueError(f"schedule must be 'constant' or 'cosine'; got {self.schedule!r}")
         check_fraction(self.cosine_final_fraction, "cosine_final_fraction", low=0.0, high=1.0)
         check_fraction(self.validation_fraction, "validation_fraction")
+        if self.epoch_loop not in ("scan", "python"):
+            raise ValueError(f"epoch_loop must be 'scan' or 'python'; got {self.epoch_loop!r}")
 
     def optimizer(self, steps_per_epoch: int) -> optax.GradientTransformation:
         """The optax transformation described by these settings."""
@@ -292,7 +302,8 @@ def fit(
     status = TrainingStatus.MAX_EPOCHS
     for epoch in range(config.max_epochs):
         key, epoch_key = jax.random.split(key)
-        params, opt_state, train_loss, validation_loss = _run_epoch(
+        run = _run_epoch if config.epoch_loop == "scan" else _run_epoch_stepwise
+        params, opt_state, train_loss, validation_loss = run(
             params, opt_state, epoch_key, train, validation, static, loss_fn, optimizer, batch_size
         )
         validation_loss = float(validation_loss)
@@ -327,6 +338,27 @@ def _optimizer(config: TrainingConfig, num_batches: int) -> optax.GradientTransf
     return config.optimizer(num_batches)
 
 
+def _epoch_batches(key, train, batch_size):
+    """The epoch's shuffled minibatches ``(num_batches, batch_size, ...)`` and step keys."""
+    num_train = train[0].shape[0]
+    num_batches = max(num_train // batch_size, 1)
+    order = jax.random.permutation(key, num_train)[: num_batches * batch_size]
+    batches = tuple(a[order].reshape(num_batches, batch_size, *a.shape[1:]) for a in train)
+    step_keys = jax.random.split(jax.random.fold_in(key, 1), num_batches)
+    return batches, step_keys
+
+
+def _train_step(params, opt_state, batch, key, static, loss_fn, optimizer):
+    """One optimiser step on one minibatch; returns the new state and the batch loss."""
+
+    def batch_loss(p):
+        return loss_fn(eqx.combine(p, static), batch, key)
+
+    loss, grads = eqx.filter_value_and_grad(batch_loss)(params)
+    updates, opt_state = optimizer.update(grads, opt_state, params)
+    return eqx.apply_updates(params, updates), opt_state, loss
+
+
 @eqx.filter_jit
 def _run_epoch(params, state, key, train, validation, static, loss_fn, optimizer, batch_size):
     """One epoch of minibatch steps, then the validation loss.
@@ -335,22 +367,39 @@ def _run_epoch(params, state, key, train, validation, static, loss_fn, optimizer
     size, array shapes): repeated :func:`fit` calls on the same structure (warm-started
     refits, SMC temperatures, ensembles) reuse the compilation instead of tracing anew.
     """
-    num_train = train[0].shape[0]
-    num_batches = max(num_train // batch_size, 1)
-
-    def batch_loss(p, batch, k):
-        return loss_fn(eqx.combine(p, static), batch, k)
-
-    order = jax.random.permutation(key, num_train)[: num_batches * batch_size]
-    batches = tuple(a[order].reshape(num_batches, batch_size, *a.shape[1:]) for a in train)
-    step_keys = jax.random.split(jax.random.fold_in(key, 1), num_batches)
+    batches, step_keys = _epoch_batches(key, train, batch_size)
 
     def step(carry, inputs):
         p, opt_state = carry
         batch, k_step = inputs
-        loss, grads = eqx.filter_value_and_grad(batch_loss)(p, batch, k_step)
-        updates, opt_state = optimizer.update(grads, opt_state, p)
-        return (eqx.apply_updates(p, updates), opt_state), loss
+        p, opt_state, loss = _train_step(p, opt_state, batch, k_step, static, loss_fn, optimizer)
+        return (p, opt_state), loss
 
     (params, state), losses = jax.lax.scan(step, (params, state), (batches, step_keys))
-    return params, state, losses.mean(), batch_loss(params, validation, jax.random.fold_in(key, 2))
+    validation_loss = loss_fn(eqx.combine(params, static), validation, jax.random.fold_in(key, 2))
+    return params, state, losses.mean(), validation_loss
+
+
+_jit_epoch_batches = eqx.filter_jit(_epoch_batches)
+_jit_train_step = eqx.filter_jit(_train_step)
+
+
+@eqx.filter_jit
+def _validation_loss(params, static, loss_fn, validation, key):
+    return loss_fn(eqx.combine(params, static), validation, jax.random.fold_in(key, 2))
+
+
+def _run_epoch_stepwise(
+    params, state, key, train, validation, static, loss_fn, optimizer, batch_size
+):
+    """:func:`_run_epoch` with one compiled call per minibatch (``epoch_loop="python"``)."""
+    batches, step_keys = _jit_epoch_batches(key, train, batch_size)
+    losses = []
+    for index in range(step_keys.shape[0]):
+        batch = tuple(a[index] for a in batches)
+        params, state, loss = _jit_train_step(
+            params, state, batch, step_keys[index], static, loss_fn, optimizer
+        )
+        losses.append(loss)
+    train_loss = jnp.mean(jnp.stack(losses))
+    return params, state, train_loss, _validation_loss(params, static, loss_fn, validation, key)

@@ -82,7 +82,10 @@ __all__ = [
 ARCHITECTURES = ("unet", "dncnn")
 
 #: Default optimiser settings of :func:`train_denoiser` (Adam 1e-3, minibatches of 32).
-DEFAULT_TRAINING = TrainingConfig(learning_rate=1e-3, batch_size=32, patience=10)
+DEFAULT_TRAINING = TrainingConfig(
+    learning_rate=1e-3, batch_size=32, patience=10, epoch_loop="python"
+)
+"""Convolutional networks train step by step (``epoch_loop="python"``): ~15x faster on a CPU."""
 
 
 @dataclasses.dataclass(frozen=True)
