@@ -15,11 +15,16 @@ map_estimate``:
 | ``uq``, ``intervals`` | HPD bound and hypothesis tests; local credible intervals |
 | ``mcmc`` | ``proximal_mcmc`` (MYULA, SK-ROCK) |
 | ``nested``, ``nested_kernel`` | proximal nested sampling: driver; state, init, step |
-| ``constraints``, ``prior_sampling``, ``prior_evidence`` | evidence of imaging priors |
+| ``constraints``, ``prior_sampling``, ``prior_evidence`` | evidence of imaging priors (convex, or known only through a score) |
 | ``pipeline``, ``problem`` | ``run_imaging``; the ``astrobayes image`` settings and problems |
 | ``toeplitz`` | ``NormalOperator``: ``Phi^H W Phi`` by Toeplitz embedding (NUFFT) or masked FFT |
 | ``skies``, ``uv_coverage`` | random training skies; randomised uv-coverages, simulated observations |
 | ``learned_uq`` | split-conformal intervals (pixels, super-pixels) for any reconstruction |
+| ``networks`` | the one ``UNet`` and ``DnCNN`` of every learned imaging component |
+| ``denoisers``, ``galaxies`` | learned denoisers, their Tweedie score; GalSim training galaxies |
+| ``pnp`` | PnP-ULA / PnP-MALA posterior sampling with any score |
+| ``prior_calibration`` | coverage harness on exact Gaussian posteriors |
+| ``unrolled`` | the unrolled physics-informed reconstruction network |
 
 Every runner returns a NamedTuple with an :class:`astrobayes._status.Status` and takes
 ``throw=``. Nothing here reads or writes files (see :mod:`astrobayes.io.imaging_files`).
