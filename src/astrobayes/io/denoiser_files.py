@@ -27,7 +27,7 @@ import jax
 import jax.numpy as jnp
 
 from astrobayes.imaging.denoisers import Denoiser, DenoiserSettings, init_denoiser
-from astrobayes.io.writers import write_atomic
+from astrobayes.io._eqx_files import read_eqx_header, write_eqx_with_header
 
 __all__ = ["SHIPPED_DENOISERS", "load_denoiser", "load_shipped_denoiser", "save_denoiser"]
 
@@ -68,13 +68,7 @@ def save_denoiser(path: str | os.PathLike, denoiser: Denoiser) -> Path:
         "dtype": str(leaves[0].dtype),
         "settings": dataclasses.asdict(denoiser.settings),
     }
-    line = json.dumps(header, sort_keys=True).encode("utf-8") + b"\n"
-
-    def write(handle) -> None:
-        handle.write(line)
-        eqx.tree_serialise_leaves(handle, denoiser)
-
-    return write_atomic(path, write)
+    return write_eqx_with_header(path, header, denoiser)
 
 
 def _settings_from_header(path: Path, table: Any) -> DenoiserSettings:
@@ -112,14 +106,9 @@ def load_denoiser(path: str | os.PathLike) -> Denoiser:
     if not path.is_file():
         raise FileNotFoundError(f"no such denoiser file: {path}")
     with path.open("rb") as handle:
-        try:
-            header = json.loads(handle.readline().decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            raise ValueError(f"{path}: not a denoiser file (no JSON header line)") from None
-        if not isinstance(header, dict) or header.get("format") != _FORMAT:
-            raise ValueError(f"{path}: not a denoiser file (format {_FORMAT!r} expected)")
-        if header.get("version") != _VERSION:
-            raise ValueError(f"{path}: version {header.get('version')!r}; this reads {_VERSION}")
+        header = read_eqx_header(
+            handle, path, file_format=_FORMAT, version=_VERSION, what="a denoiser file"
+        )
         settings = _settings_from_header(path, header.get("settings"))
         skeleton = init_denoiser(jax.random.key(0), settings)  # every leaf overwritten below
         dtype = jnp.dtype(header.get("dtype", "float32"))

@@ -9,7 +9,6 @@ from it). Saving is atomic (temporary file beside the target, then rename).
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -18,7 +17,7 @@ import jax
 import jax.numpy as jnp
 
 from astrobayes.emulators.network import Emulator
-from astrobayes.io.writers import write_atomic
+from astrobayes.io._eqx_files import read_eqx_header, write_eqx_with_header
 
 __all__ = ["load_emulator", "save_emulator"]
 
@@ -66,13 +65,7 @@ def save_emulator(path: str | os.PathLike, emulator: Emulator) -> Path:
     """
     if not isinstance(emulator, Emulator):
         raise TypeError(f"emulator must be an Emulator; got {type(emulator).__name__}")
-    header = json.dumps(_header(emulator), sort_keys=True)
-
-    def write(handle) -> None:
-        handle.write(header.encode("utf-8") + b"\n")
-        eqx.tree_serialise_leaves(handle, emulator)
-
-    return write_atomic(path, write)
+    return write_eqx_with_header(path, _header(emulator), emulator)
 
 
 def load_emulator(path: str | os.PathLike) -> Emulator:
@@ -99,20 +92,9 @@ def load_emulator(path: str | os.PathLike) -> Emulator:
     if not path.is_file():
         raise FileNotFoundError(f"no such file: {path}")
     with path.open("rb") as handle:
-        line = handle.readline()
-        try:
-            header = json.loads(line.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            raise ValueError(
-                f"{path}: not an astrobayes emulator file (no JSON header line)"
-            ) from None
-        if not isinstance(header, dict) or header.get("format") != _FORMAT:
-            raise ValueError(f"{path}: not an astrobayes emulator file (format {header!r})")
-        if header.get("version") != _VERSION:
-            raise ValueError(
-                f"{path}: emulator file version {header.get('version')!r}; this astrobayes "
-                f"reads version {_VERSION}"
-            )
+        header = read_eqx_header(
+            handle, path, file_format=_FORMAT, version=_VERSION, what="an astrobayes emulator file"
+        )
         dtype = jnp.asarray(0.0, dtype=header["dtype"]).dtype
         num_in, num_out = int(header["num_parameters"]), int(header["num_outputs"])
         components = header["num_components"]

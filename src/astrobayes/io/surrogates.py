@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from astrobayes.io.writers import write_atomic
+from astrobayes.io._eqx_files import read_eqx_header, write_eqx_with_header
 from astrobayes.physics.surrogates import (
     NUM_FEATURES,
     NUM_OUTPUTS,
@@ -103,13 +103,7 @@ def save_surrogate_ensemble(
         "dtype": dtype,
     }
     header.update({name: getattr(config, name) for name in _FIELDS})
-    line = json.dumps(header, sort_keys=True).encode("utf-8") + b"\n"
-
-    def write(handle) -> None:
-        handle.write(line)
-        eqx.tree_serialise_leaves(handle, members)
-
-    return write_atomic(path, write)
+    return write_eqx_with_header(path, header, members)
 
 
 def load_surrogate_ensemble(path: str | os.PathLike) -> tuple[Surrogate, SurrogateConfig]:
@@ -130,14 +124,9 @@ def load_surrogate_ensemble(path: str | os.PathLike) -> tuple[Surrogate, Surroga
     if not path.is_file():
         raise FileNotFoundError(f"no such file: {path}")
     with path.open("rb") as handle:
-        try:
-            header = json.loads(handle.readline().decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            raise ValueError(f"{path}: not a surrogate file (no JSON header line)") from None
-        if not isinstance(header, dict) or header.get("format") != _FORMAT:
-            raise ValueError(f"{path}: not a chemistry-surrogate file")
-        if header.get("version") != _VERSION:
-            raise ValueError(f"{path}: version {header.get('version')!r}; reads {_VERSION}")
+        header = read_eqx_header(
+            handle, path, file_format=_FORMAT, version=_VERSION, what="a chemistry-surrogate file"
+        )
         config = SurrogateConfig(**{name: header[name] for name in _FIELDS})
         zeros = Standardiser(
             jnp.zeros(NUM_FEATURES),

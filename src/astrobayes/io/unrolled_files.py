@@ -25,7 +25,8 @@ import equinox as eqx
 import jax
 
 from astrobayes.imaging.unrolled import UnrolledNetwork, UnrolledSettings
-from astrobayes.io.writers import write_atomic, write_json_atomic
+from astrobayes.io._eqx_files import read_eqx_header, write_eqx_with_header
+from astrobayes.io.writers import write_json_atomic
 
 __all__ = [
     "UnrolledWeights",
@@ -95,15 +96,9 @@ def write_unrolled(
     if path.suffix != ".eqx":
         raise ValueError(f"path must end in .eqx; got {path}")
     settings = _settings_dict(network.settings)
-    header = json.dumps(
-        {"format": _FORMAT, "version": _VERSION, "settings": settings}, sort_keys=True
+    eqx_path = write_eqx_with_header(
+        path, {"format": _FORMAT, "version": _VERSION, "settings": settings}, network
     )
-
-    def write(handle) -> None:
-        handle.write(header.encode("utf-8") + b"\n")
-        eqx.tree_serialise_leaves(handle, network)
-
-    eqx_path = write_atomic(path, write)
     json_path = write_json_atomic(
         path.with_suffix(".json"), {"format": _FORMAT, "settings": settings, **metadata}
     )
@@ -133,20 +128,13 @@ def read_unrolled(path: str | os.PathLike | None = None) -> UnrolledWeights:
     if not path.is_file():
         raise FileNotFoundError(f"unrolled-network weights not found: {path}")
     with path.open("rb") as handle:
-        line = handle.readline()
-        try:
-            header = json.loads(line.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            raise ValueError(
-                f"{path}: not an unrolled-network weights file (no JSON header line)"
-            ) from None
-        if not isinstance(header, dict) or header.get("format") != _FORMAT:
-            raise ValueError(f"{path}: not an unrolled-network weights file")
-        if header.get("version") != _VERSION:
-            raise ValueError(
-                f"{path}: unrolled-network file version {header.get('version')!r}; this "
-                f"astrobayes reads version {_VERSION}"
-            )
+        header = read_eqx_header(
+            handle,
+            path,
+            file_format=_FORMAT,
+            version=_VERSION,
+            what="an unrolled-network weights file",
+        )
         try:
             raw = dict(header["settings"])
             raw["widths"] = tuple(raw["widths"])

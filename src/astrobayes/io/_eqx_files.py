@@ -1,0 +1,62 @@
+"""The one layout of astrobayes weight files: a JSON header line, then equinox leaves.
+
+Emulators, chemistry surrogates, denoisers and unrolled networks are all stored as one
+line of sorted-key JSON (format name, version, the architecture), a newline, then the
+bytes of :func:`equinox.tree_serialise_leaves`; no pickles. The header tells the reader
+which skeleton to build before the leaves are read into it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import IO, Any
+
+import equinox as eqx
+
+from astrobayes.io.writers import write_atomic
+
+__all__ = ["read_eqx_header", "write_eqx_with_header"]
+
+
+def write_eqx_with_header(path: str | Path, header: dict, tree: Any) -> Path:
+    """Write ``header`` as one JSON line, then the leaves of ``tree``, atomically."""
+    line = json.dumps(header, sort_keys=True).encode("utf-8") + b"\n"
+
+    def write(handle) -> None:
+        handle.write(line)
+        eqx.tree_serialise_leaves(handle, tree)
+
+    return write_atomic(path, write)
+
+
+def read_eqx_header(
+    handle: IO[bytes], path: Path, *, file_format: str, version: int, what: str
+) -> dict:
+    """Read and check the header line; ``handle`` is left at the start of the leaves.
+
+    Args:
+        handle: The file, opened for binary reading at its start.
+        path: The file's path (for messages).
+        file_format: The expected ``"format"`` value.
+        version: The version this astrobayes reads.
+        what: The kind of file, with its article, e.g. ``"a denoiser file"``.
+
+    Returns:
+        The header.
+
+    Raises:
+        ValueError: Without a JSON header line, with another format, or another version.
+    """
+    try:
+        header = json.loads(handle.readline().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise ValueError(f"{path}: not {what} (no JSON header line)") from None
+    if not isinstance(header, dict) or header.get("format") != file_format:
+        raise ValueError(f"{path}: not {what} (format {file_format!r} expected)")
+    if header.get("version") != version:
+        raise ValueError(
+            f"{path}: {what} of version {header.get('version')!r}; this astrobayes reads "
+            f"version {version}"
+        )
+    return header
