@@ -55,11 +55,18 @@ def parameter_count(model: eqx.Module) -> int:
     return int(sum(leaf.size for leaf in leaves))
 
 
-def _check_padding_mode(padding_mode: str) -> str:
+def _check_common(key, in_channels, out_channels, kernel_size, padding_mode):
+    """The settings both networks share, checked: ``(in, out, kernel_size, padding_mode)``."""
+    check_key(key)
+    in_channels = check_positive_int(in_channels, "in_channels")
+    out_channels = check_positive_int(out_channels, "out_channels")
+    kernel_size = check_positive_int(kernel_size, "kernel_size")
+    if kernel_size % 2 == 0:
+        raise ValueError(f"kernel_size must be odd; got {kernel_size}")
     modes = ("ZEROS", "CIRCULAR", "REFLECT", "REPLICATE")
     if padding_mode not in modes:
         raise ValueError(f"padding_mode must be one of {modes}; got {padding_mode!r}")
-    return padding_mode
+    return in_channels, out_channels, kernel_size, padding_mode
 
 
 def _conv(cin, cout, size, use_bias, padding_mode, rng) -> eqx.nn.Conv2d:
@@ -170,19 +177,15 @@ class UNet(eqx.Module):
             ValueError: If a count is not positive, ``widths`` is empty or
                 ``kernel_size`` is even.
         """
-        check_key(key)
-        self.in_channels = check_positive_int(in_channels, "in_channels")
-        self.out_channels = check_positive_int(out_channels, "out_channels")
+        self.in_channels, self.out_channels, kernel_size, padding_mode = _check_common(
+            key, in_channels, out_channels, kernel_size, padding_mode
+        )
         convs_per_level = check_positive_int(convs_per_level, "convs_per_level")
-        kernel_size = check_positive_int(kernel_size, "kernel_size")
-        if kernel_size % 2 == 0:
-            raise ValueError(f"kernel_size must be odd; got {kernel_size}")
         widths = tuple(widths)
         if not widths:
             raise ValueError("widths must hold at least one channel count; got ()")
         for i, width in enumerate(widths):
             check_positive_int(width, f"widths[{i}]")
-        padding_mode = _check_padding_mode(padding_mode)
         rng = _numpy_rng(key)
 
         def block(cin, cout):
@@ -266,15 +269,11 @@ class DnCNN(eqx.Module):
             TypeError: If a count is not an integer or ``key`` is not a PRNG key.
             ValueError: If a count is out of range or ``kernel_size`` is even.
         """
-        check_key(key)
-        self.in_channels = check_positive_int(in_channels, "in_channels")
-        self.out_channels = check_positive_int(out_channels, "out_channels")
+        self.in_channels, self.out_channels, kernel_size, padding_mode = _check_common(
+            key, in_channels, out_channels, kernel_size, padding_mode
+        )
         width = check_positive_int(width, "width")
         depth = check_positive_int(depth, "depth", minimum=2)
-        kernel_size = check_positive_int(kernel_size, "kernel_size")
-        if kernel_size % 2 == 0:
-            raise ValueError(f"kernel_size must be odd; got {kernel_size}")
-        padding_mode = _check_padding_mode(padding_mode)
         channels = [self.in_channels] + [width] * (depth - 1) + [self.out_channels]
         rng = _numpy_rng(key)
         self.convs = tuple(
