@@ -7,6 +7,13 @@ unconstrained space (log density with the Jacobian, so the evidence is the origi
 model's), estimates each evidence from the chains, and returns ``ln z +/- sigma`` per model,
 ``ln B +/- sigma`` against a reference model, posterior summaries and diagnostics.
 
+With an :class:`~astrobayes.sampling.SMCConfig` each model is sampled by preconditioned,
+tempered SMC (:func:`~astrobayes.sampling.run_smc`) from prior draws; the model's ``ln z``
+is then SMC's own (the tempering path sets the weights of separated modes), and the
+learned harmonic mean on the final particles is an independent cross-check: a
+disagreement beyond three combined standard errors is a warning
+(:class:`EvidenceCrossCheck`).
+
 The comparison's ``status`` is the worst of its models' evidence and sampling statuses
 (:func:`astrobayes._status.worst`); each :class:`ModelReport` keeps both of its own.
 
@@ -27,8 +34,9 @@ import numpy as np
 from jaxtyping import PRNGKeyArray
 
 from astrobayes._checks import check_key
-from astrobayes._status import Status, check, worst
+from astrobayes._status import Severity, Status, check, worst
 from astrobayes._types import ProgressFn
+from astrobayes.chains import Chains
 from astrobayes.evidence import (
     BayesFactor,
     EvidenceResult,
@@ -36,18 +44,117 @@ from astrobayes.evidence import (
     estimate,
     log_bayes_factor,
 )
-from astrobayes.models.model import Model, constrained_samples, unconstrained_density
+from astrobayes.models.model import (
+    Model,
+    constrained_samples,
+    unconstrained_density,
+    unconstrained_prior,
+)
 from astrobayes.sampling import (
     Checkpoint,
     FlowMCMCConfig,
     FlowMCMCResult,
     NUTSConfig,
     SamplingResult,
+    SMCConfig,
+    SMCResult,
     run_flow_mcmc,
     run_nuts,
+    run_smc,
 )
 
-__all__ = ["ComparisonResult", "ModelReport", "compare"]
+__all__ = [
+    "ComparisonResult",
+    "EvidenceCrossCheck",
+    "ModelReport",
+    "SMCSampling",
+    "compare",
+    "cross_check_evidence",
+]
+
+#: Particles per pseudo-chain when SMC particles are handed to the learned harmonic mean.
+SMC_PARTICLES_PER_CHAIN = 100
+
+
+class EvidenceCrossCheck(Status):
+    """Agreement of a sampler's own evidence with the learned harmonic mean on its draws."""
+
+    OK = (Severity.OK, "the SMC evidence agrees with the learned harmonic mean on its particles")
+    DISAGREE = (
+        Severity.WARNING,
+        "warning: the SMC evidence and the learned harmonic mean on its particles differ by "
+        "more than 3 combined standard errors; at least one error bar is too small",
+    )
+    UNCHECKED = (
+        Severity.WARNING,
+        "warning: the learned harmonic mean on the SMC particles failed, so the SMC evidence "
+        "is not cross-checked",
+    )
+
+
+def cross_check_evidence(
+    log_evidence: float, log_evidence_std: float, check_result: EvidenceResult
+) -> EvidenceCrossCheck:
+    """Compare an evidence with an independent estimate: within 3 combined errors or not.
+
+    Args:
+        log_evidence: The sampler's ``ln z``.
+        log_evidence_std: Its standard error.
+        check_result: The learned harmonic mean's :class:`~astrobayes.evidence.EvidenceResult`
+            on the same run's draws.
+
+    Returns:
+        ``OK``, ``DISAGREE`` (a warning), or ``UNCHECKED`` when the check itself failed or
+        either error is not finite.
+
+    Example:
+        >>> from types import SimpleNamespace as R
+        >>> from astrobayes.evidence import EvidenceStatus
+        >>> lhm = R(log_evidence=-10.0, log_evidence_std=0.05, status=EvidenceStatus.OK)
+        >>> cross_check_evidence(-10.1, 0.05, lhm).name, cross_check_evidence(-10.5, 0.05, lhm).name
+        ('OK', 'DISAGREE')
+
+    """
+    combined = float(np.hypot(log_evidence_std, check_result.log_evidence_std))
+    if check_result.status.is_failure or not np.isfinite(combined):
+        return EvidenceCrossCheck.UNCHECKED
+    if abs(float(log_evidence) - float(check_result.log_evidence)) > 3.0 * combined:
+        return EvidenceCrossCheck.DISAGREE
+    return EvidenceCrossCheck.OK
+
+
+class SMCSampling(NamedTuple):
+    """An SMC run seen as chains: the particles split into pseudo-chains.
+
+    Attributes:
+        result: The :class:`~astrobayes.sampling.SMCResult` (particles, ``ln z``, tempering).
+        samples: Unconstrained particles as ``(num_chains, num_per_chain, dim)``, consecutive
+            groups of the (randomly permuted) final particles.
+        log_density: Their log posterior (prior normalised), ``(num_chains, num_per_chain)``.
+        rhat: NaN per parameter: R-hat is not defined for SMC particles.
+        ess: NaN per parameter (see ``result.num_ancestors`` and the tempering ESS).
+        num_divergent: Zeros (no Hamiltonian steps).
+        resumed_from: Always ``None``: SMC runs are not checkpointed (a killed run restarts
+            the model from the start and gives the same numbers).
+        cross_check: :class:`EvidenceCrossCheck` of SMC's ``ln z`` against the learned
+            harmonic mean on the particles.
+        status: The worse of ``result.status`` and ``cross_check``.
+
+    """
+
+    result: SMCResult
+    samples: np.ndarray
+    log_density: np.ndarray
+    rhat: np.ndarray
+    ess: np.ndarray
+    num_divergent: np.ndarray
+    resumed_from: None
+    cross_check: Status
+    status: Status
+
+    def to_chains(self) -> Chains:
+        """The pseudo-chains as :class:`~astrobayes.chains.Chains`."""
+        return Chains(self.samples, self.log_density, names=self.result.names)
 
 
 class ModelReport(NamedTuple):
@@ -55,31 +162,36 @@ class ModelReport(NamedTuple):
 
     Attributes:
         name: Model name.
-        log_evidence: ``ln z``.
+        log_evidence: ``ln z`` (the learned harmonic mean's; SMC's own with SMC).
         log_evidence_std: Its standard error.
-        evidence: The full :class:`~astrobayes.evidence.EvidenceResult`.
-        sampling: The :class:`~astrobayes.sampling.SamplingResult` of NUTS, or the
-            :class:`~astrobayes.sampling.FlowMCMCResult` of flow-enhanced MCMC
-            (unconstrained draws).
+        evidence: The learned harmonic mean's :class:`~astrobayes.evidence.EvidenceResult`
+            (with SMC: the cross-check on the particles).
+        sampling: The :class:`~astrobayes.sampling.SamplingResult` of NUTS, the
+            :class:`~astrobayes.sampling.FlowMCMCResult` of flow-enhanced MCMC, or the
+            :class:`SMCSampling` of preconditioned SMC (unconstrained draws).
         posterior: ``{parameter: (num_chains, num_samples)}`` draws in the original space.
         posterior_mean: ``{parameter: mean}``.
         posterior_std: ``{parameter: standard deviation}``.
         rhat_max: Largest R-hat over parameters.
         ess_min: Smallest effective sample size over parameters.
-        status: The worse of ``evidence.status`` and ``sampling.status``.
+        status: The worse of ``evidence.status`` and ``sampling.status`` (with SMC: of
+            the SMC status and the evidence cross-check).
+        evidence_method: ``"learned_harmonic_mean"`` or ``"smc"``: where ``log_evidence``
+            comes from.
     """
 
     name: str
     log_evidence: float
     log_evidence_std: float
     evidence: EvidenceResult
-    sampling: SamplingResult | FlowMCMCResult
+    sampling: SamplingResult | FlowMCMCResult | SMCSampling
     posterior: dict[str, np.ndarray]
     posterior_mean: dict[str, float]
     posterior_std: dict[str, float]
     rhat_max: float
     ess_min: float
     status: Status
+    evidence_method: str = "learned_harmonic_mean"
 
 
 class ComparisonResult(NamedTuple):
@@ -118,6 +230,7 @@ class ComparisonResult(NamedTuple):
                 "sampling_status_message": report.sampling.status.value,
                 "log_evidence": report.log_evidence,
                 "log_evidence_std": report.log_evidence_std,
+                "evidence_method": report.evidence_method,
                 "log_bayes_factor_vs_reference": bf.log_bayes_factor,
                 "log_bayes_factor_std": bf.log_bayes_factor_std,
                 "jeffreys": bf.reading,
@@ -128,6 +241,18 @@ class ComparisonResult(NamedTuple):
                 "num_divergent": int(report.sampling.num_divergent.sum()),
                 "evidence": report.evidence.to_dict(),
             }
+            if isinstance(report.sampling, SMCSampling):
+                smc = report.sampling.result
+                out["models"][name]["smc"] = {
+                    "status": smc.status.name.lower(),
+                    "status_message": smc.status.value,
+                    "cross_check": report.sampling.cross_check.name.lower(),
+                    "cross_check_message": report.sampling.cross_check.value,
+                    "num_temperatures": int(smc.temperatures.size - 1),
+                    "num_ancestors": smc.num_ancestors,
+                    "num_logdensity_evaluations": smc.num_logdensity_evaluations,
+                    "acceptance": [float(a) for a in smc.acceptance],
+                }
         return out
 
 
@@ -136,7 +261,7 @@ def compare(
     models: Sequence[Model],
     *,
     reference: str | None = None,
-    sampling: NUTSConfig | FlowMCMCConfig | None = None,
+    sampling: NUTSConfig | FlowMCMCConfig | SMCConfig | None = None,
     target: TargetFamily | None = None,
     checkpoint_fn: Callable[[str], Checkpoint] | None = None,
     progress_fn_for: Callable[[str], ProgressFn] | None = None,
@@ -153,7 +278,11 @@ def compare(
             :class:`~astrobayes.sampling.FlowMCMCConfig` to sample every model with
             flow-enhanced MCMC (MALA plus global flow proposals; for posteriors with
             separated modes, whose weights NUTS cannot set). Chains start uniformly in
-            ``(-2, 2)`` on the unconstrained space, as NUTS's do.
+            ``(-2, 2)`` on the unconstrained space, as NUTS's do. Or an
+            :class:`~astrobayes.sampling.SMCConfig`: preconditioned tempered SMC from
+            prior draws, whose own ``ln z`` is reported and cross-checked by the learned
+            harmonic mean on the particles (split into pseudo-chains of
+            ``SMC_PARTICLES_PER_CHAIN``); not checkpointed.
         target: Importance target family for the evidence (default RQ-spline flow).
         checkpoint_fn: ``name -> Checkpoint`` for resumable sampling.
         progress_fn_for: ``name -> progress_fn``: the progress callback of one model,
@@ -199,9 +328,10 @@ def compare(
     if reference not in names:
         raise ValueError(f"reference must be one of {names}; got {reference!r}")
     sampling = NUTSConfig() if sampling is None else sampling
-    if not isinstance(sampling, NUTSConfig | FlowMCMCConfig):
+    if not isinstance(sampling, NUTSConfig | FlowMCMCConfig | SMCConfig):
         raise TypeError(
-            f"sampling must be a NUTSConfig or a FlowMCMCConfig; got {type(sampling).__name__}"
+            "sampling must be a NUTSConfig, a FlowMCMCConfig or an SMCConfig; got "
+            f"{type(sampling).__name__}"
         )
 
     num_workers = _check_workers(num_workers, len(models))
@@ -228,6 +358,8 @@ def compare(
 
 
 def _run_model(key, model: Model, sampling, target, checkpoint_fn, progress_fn_for) -> ModelReport:
+    if isinstance(sampling, SMCConfig):
+        return _run_model_smc(key, model, sampling, target, progress_fn_for)
     init_key, nuts_key, evidence_key = jax.random.split(key, 3)
     density = unconstrained_density(init_key, model, sampling.num_chains)
     ckpt = checkpoint_fn(model.name) if checkpoint_fn is not None else None
@@ -257,6 +389,67 @@ def _run_model(key, model: Model, sampling, target, checkpoint_fn, progress_fn_f
         rhat_max=float(np.nanmax(run.rhat)),
         ess_min=float(np.nanmin(run.ess)),
         status=worst([result.status, run.status]),
+    )
+
+
+def _run_model_smc(key, model: Model, config: SMCConfig, target, progress_fn_for) -> ModelReport:
+    """Preconditioned SMC from prior draws; SMC's ``ln z``, cross-checked on the particles."""
+    init_key, smc_key, evidence_key = jax.random.split(key, 3)
+    density = unconstrained_density(init_key, model, 1)
+    split = unconstrained_prior(
+        jax.random.fold_in(init_key, 1), model, config.num_particles, density
+    )
+    progress_fn = progress_fn_for(model.name) if progress_fn_for is not None else None
+    result = run_smc(
+        smc_key,
+        split.log_likelihood_fn,
+        split.log_prior_fn,
+        split.draws,
+        config=config,
+        names=density.names,
+        progress_fn=progress_fn,
+    )
+    num_chains = max(2, result.samples.shape[0] // SMC_PARTICLES_PER_CHAIN)
+    per_chain = result.samples.shape[0] // num_chains
+    particles = result.samples[: num_chains * per_chain]
+    log_density = np.asarray(
+        jax.jit(jax.vmap(density.logdensity_fn))(jax.numpy.asarray(particles, jax.numpy.float32)),
+        np.float64,
+    )
+    dim = particles.shape[1]
+    chains = Chains(
+        particles.reshape(num_chains, per_chain, dim),
+        log_density.reshape(num_chains, per_chain),
+        names=density.names,
+    )
+    lhm = estimate(evidence_key, chains, target=target, progress_fn=progress_fn)
+    cross = cross_check_evidence(result.log_evidence, result.log_evidence_std, lhm)
+    run = SMCSampling(
+        result=result,
+        samples=chains.samples,
+        log_density=chains.log_posterior,
+        rhat=np.full(dim, np.nan),
+        ess=np.full(dim, np.nan),
+        num_divergent=np.zeros(num_chains, int),
+        resumed_from=None,
+        cross_check=cross,
+        status=worst([result.status, cross]),
+    )
+    posterior = constrained_samples(density, run.samples)
+    posterior = {k: v for k, v in posterior.items() if v.ndim == 2}
+    return ModelReport(
+        name=model.name,
+        log_evidence=result.log_evidence,
+        log_evidence_std=result.log_evidence_std,
+        evidence=lhm,
+        sampling=run,
+        posterior=posterior,
+        posterior_mean={k: float(v.mean()) for k, v in posterior.items()},
+        posterior_std={k: float(v.std()) for k, v in posterior.items()},
+        rhat_max=float("nan"),
+        ess_min=float("nan"),
+        status=run.status,
+        evidence_method="smc",
     )
 
 

@@ -41,7 +41,7 @@ from astrobayes._types import ProgressFn
 from astrobayes.comparison import ComparisonResult, compare
 from astrobayes.evidence import GaussianTarget, RealNVPFlow, RQSplineFlow, TargetFamily
 from astrobayes.models import Model, prior_ranges
-from astrobayes.sampling import Checkpoint, FlowMCMCConfig, NUTSConfig
+from astrobayes.sampling import Checkpoint, FlowMCMCConfig, NUTSConfig, SMCConfig
 
 __all__ = [
     "EVIDENCE_TARGETS",
@@ -75,7 +75,7 @@ EVIDENCE_TARGETS: dict[str, type[TargetFamily]] = {
 }
 
 #: Samplers by their TOML name (``sampler_kind``).
-SAMPLER_KINDS = ("nuts", "flow_mcmc")
+SAMPLER_KINDS = ("nuts", "flow_mcmc", "smc")
 
 _PRIOR_FIELDS = ("low", "high", "loc", "scale", "value", "function")
 
@@ -243,11 +243,15 @@ class RunConfig:
     Attributes:
         models: ``{name: ModelSpec}`` in order (at least one).
         sampler: NUTS settings (:class:`~astrobayes.sampling.NUTSConfig`).
-        sampler_kind: ``"nuts"`` (default) or ``"flow_mcmc"``: flow-enhanced MCMC (MALA
+        sampler_kind: ``"nuts"`` (default), ``"smc"`` or ``"flow_mcmc"``: flow-enhanced MCMC (MALA
             plus global proposals from a flow trained on the fly) for posteriors with
             separated modes, whose weights NUTS cannot set.
         flow_mcmc: Flow-MCMC settings (:class:`~astrobayes.sampling.FlowMCMCConfig`;
             defaults when ``None``), only with ``sampler_kind = "flow_mcmc"``.
+        smc: Preconditioned-SMC settings (:class:`~astrobayes.sampling.SMCConfig`;
+            defaults when ``None``), only with ``sampler_kind = "smc"``: tempered SMC
+            from prior draws, whose own ``ln z`` is reported and cross-checked by the
+            learned harmonic mean on its particles (not checkpointed).
         reference: Model the Bayes factors are taken against (default: the first).
         seed: PRNG seed; model ``i`` uses ``fold_in(key(seed), i)``.
         evidence_target: ``"rqspline"`` (default), ``"realnvp"`` or ``"gaussian"``.
@@ -262,6 +266,7 @@ class RunConfig:
     sampler: NUTSConfig = field(default_factory=NUTSConfig)
     sampler_kind: str = "nuts"
     flow_mcmc: FlowMCMCConfig | None = None
+    smc: SMCConfig | None = None
     reference: str | None = None
     seed: int = 0
     evidence_target: str = "rqspline"
@@ -284,11 +289,12 @@ class RunConfig:
             raise ValueError(
                 f"sampler_kind must be one of {list(SAMPLER_KINDS)}; got {self.sampler_kind!r}"
             )
-        if self.flow_mcmc is not None and self.sampler_kind != "flow_mcmc":
-            raise ValueError(
-                'a [flow_mcmc] table is used only with sampler_kind = "flow_mcmc"; got '
-                f"sampler_kind = {self.sampler_kind!r}"
-            )
+        for kind in ("flow_mcmc", "smc"):
+            if getattr(self, kind) is not None and self.sampler_kind != kind:
+                raise ValueError(
+                    f'a [{kind}] table is used only with sampler_kind = "{kind}"; got '
+                    f"sampler_kind = {self.sampler_kind!r}"
+                )
         if self.evidence_target not in EVIDENCE_TARGETS:
             raise ValueError(
                 f"evidence_target must be one of {sorted(EVIDENCE_TARGETS)}; got "
@@ -307,10 +313,12 @@ class RunConfig:
         """The evidence target family named by ``evidence_target``."""
         return EVIDENCE_TARGETS[self.evidence_target]()
 
-    def sampling(self) -> NUTSConfig | FlowMCMCConfig:
+    def sampling(self) -> NUTSConfig | FlowMCMCConfig | SMCConfig:
         """The settings of the sampler named by ``sampler_kind`` (what ``compare`` gets)."""
         if self.sampler_kind == "flow_mcmc":
             return FlowMCMCConfig() if self.flow_mcmc is None else self.flow_mcmc
+        if self.sampler_kind == "smc":
+            return SMCConfig() if self.smc is None else self.smc
         return self.sampler
 
 

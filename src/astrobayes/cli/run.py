@@ -3,9 +3,11 @@
 The TOML names one or more models (a JAX log-likelihood ``module:function`` taking
 ``{name: value}``, a NumPyro model, or a function returning an astrobayes ``Model``),
 their parameters and priors, optional data files, the NUTS settings and the reference
-model (schema: ``docs/run.md``). Each model is sampled with NUTS (checkpointed: a killed
-run started again resumes bit for bit), its evidence estimated with the learned harmonic
-mean, and ``DIR`` receives ``results.json``, ``report.md``, figures, and per model the
+model (schema: ``docs/run.md``). Each model is sampled with NUTS or flow-enhanced MCMC
+(checkpointed: a killed run started again resumes bit for bit) and its evidence estimated
+with the learned harmonic mean, or by preconditioned SMC (``sampler_kind = "smc"``: SMC's
+own evidence, cross-checked by the learned harmonic mean; a killed model restarts and
+gives the same numbers), and ``DIR`` receives ``results.json``, ``report.md``, figures, and per model the
 chains as GetDist text files (``chains/NAME_*.txt``, ``.paramnames``, ``.ranges``),
 ``chains/NAME.npz`` and ArviZ netCDF ``chains/NAME.nc``.
 """
@@ -63,6 +65,7 @@ class Progress:
         "warmup": "NUTS warm-up (compiling)",
         "sampling": "NUTS sampling",
         "training": "training flow",
+        "tempering": "SMC tempering (beta x 1000)",
     }
 
     def __init__(self, disable: bool):
@@ -163,7 +166,7 @@ def execute(
     print(title)
     print(
         f"models: {', '.join(models)}; {_sampler_summary(config)}; "
-        f"evidence: learned harmonic mean ({config.evidence_target}); "
+        f"evidence: {_evidence_summary(config)}; "
         f"{'float64' if config.x64 else 'float32'}\n"
     )
     fingerprints = {name: _model_fingerprint(config, name) for name in models}
@@ -315,8 +318,6 @@ def write_chain_files(folder: Path, config, models, result, derived_fns) -> dict
 
 def format_table(result) -> str:
     """Text table: ln z, ln B against the reference, Jeffreys reading, posterior summary."""
-    from astrobayes.sampling import FlowMCMCResult
-
     reference = result.reference
     rows = [
         f"{'model':<9} {'ln z':>17} {'ln B vs ' + reference:>17}  {'Jeffreys (Trotta 2008)':<32} posterior mean ± std"
@@ -334,8 +335,7 @@ def format_table(result) -> str:
         if not report.evidence.status.is_ok:
             rows.append(f"{'':<9} status: {report.evidence.status.value}")
         if not report.sampling.status.is_ok:
-            sampler = "flow MCMC" if isinstance(report.sampling, FlowMCMCResult) else "NUTS"
-            rows.append(f"{'':<9} {sampler}: {report.sampling.status.value}")
+            rows.append(f"{'':<9} {_sampler_name(report)}: {report.sampling.status.value}")
     return "\n".join(rows)
 
 
@@ -344,9 +344,7 @@ def format_report(title: str, result, table: str, payload: dict) -> str:
     lines = [
         f"# {title}",
         "",
-        "Evidences estimated with the learned harmonic mean (McEwen et al. 2021,",
-        "arXiv:2111.12720) from NUTS chains sampled on the unconstrained space (log density",
-        "with the Jacobian).",
+        *_method_lines(result),
         "",
         "```",
         table,
@@ -357,7 +355,7 @@ def format_report(title: str, result, table: str, payload: dict) -> str:
         "",
         "## Diagnostics",
         "",
-        "| model | R-hat max | ESS min | divergences | NUTS status | T | Pareto k | status |",
+        "| model | R-hat max | ESS min | divergences | sampler status | T | Pareto k | status |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for name, report in result.models.items():
@@ -393,9 +391,46 @@ def _config_dict(config) -> dict:
     return json.loads(json.dumps(dataclasses.asdict(config), default=str))
 
 
+def _sampler_name(report) -> str:
+    from astrobayes.comparison import SMCSampling
+    from astrobayes.sampling import FlowMCMCResult
+
+    if isinstance(report.sampling, SMCSampling):
+        return "SMC"
+    return "flow MCMC" if isinstance(report.sampling, FlowMCMCResult) else "NUTS"
+
+
+def _method_lines(result) -> list[str]:
+    """How the evidences were computed (the first lines of ``report.md``)."""
+    samplers = sorted({_sampler_name(r) for r in result.models.values()})
+    if samplers == ["SMC"]:
+        return [
+            "Evidences from preconditioned, adaptively tempered SMC (Karamanis et al. 2022,",
+            "arXiv:2207.05652) on the unconstrained space, each cross-checked by the learned",
+            "harmonic mean (McEwen et al. 2021, arXiv:2111.12720) on its final particles",
+            "(the table's T, Pareto k and status are the cross-check's).",
+        ]
+    return [
+        "Evidences estimated with the learned harmonic mean (McEwen et al. 2021,",
+        f"arXiv:2111.12720) from {' and '.join(samplers)} chains sampled on the unconstrained",
+        "space (log density with the Jacobian).",
+    ]
+
+
+def _evidence_summary(config) -> str:
+    if config.sampler_kind == "smc":
+        return f"SMC, cross-checked by the learned harmonic mean ({config.evidence_target})"
+    return f"learned harmonic mean ({config.evidence_target})"
+
+
 def _sampler_summary(config) -> str:
     """One line on the sampler (for the header printed before a run)."""
     sampling = config.sampling()
+    if config.sampler_kind == "smc":
+        return (
+            f"preconditioned SMC: {sampling.num_particles} particles, "
+            f"{sampling.preconditioner} preconditioner, ESS fraction {sampling.ess_fraction}"
+        )
     if config.sampler_kind == "flow_mcmc":
         return (
             f"flow MCMC: {sampling.num_chains} chains x ({sampling.num_loops_training} "

@@ -3,9 +3,11 @@
 from astrobayes.models.model import (
     Model,
     UnconstrainedDensity,
+    UnconstrainedPrior,
     constrained_samples,
     prior_ranges,
     unconstrained_density,
+    unconstrained_prior,
 )
 from astrobayes.models.problems import (
     EvidenceProblem,
@@ -21,6 +23,7 @@ __all__ = [
     "EvidenceProblem",
     "Model",
     "UnconstrainedDensity",
+    "UnconstrainedPrior",
     "bimodal_gaussian",
     "constrained_samples",
     "gaussian_gaussian_prior",
@@ -30,4 +33,5 @@ __all__ = [
     "radiata_pine",
     "rosenbrock",
     "unconstrained_density",
+    "unconstrained_prior",
 ]

@@ -26,6 +26,7 @@ from numpyro.distributions.transforms import biject_to
 from numpyro.infer.initialization import init_to_uniform
 from numpyro.infer.util import constrain_fn as numpyro_constrain_fn
 from numpyro.infer.util import potential_energy
+from numpyro.infer.util import unconstrain_fn as numpyro_unconstrain_fn
 
 from astrobayes._checks import check_key, check_positive_int
 from astrobayes.sampling import batched_logdensity
@@ -33,9 +34,11 @@ from astrobayes.sampling import batched_logdensity
 __all__ = [
     "Model",
     "UnconstrainedDensity",
+    "UnconstrainedPrior",
     "constrained_samples",
     "prior_ranges",
     "unconstrained_density",
+    "unconstrained_prior",
 ]
 
 _MAX_INIT_ATTEMPTS = 100
@@ -229,17 +232,136 @@ def unconstrained_density(key: PRNGKeyArray, model: Model, num_chains: int) -> U
     )
 
 
-def _latent_shapes(model: Model) -> dict[str, tuple[int, ...]]:
-    """Unconstrained shape of each latent site, from an abstract trace of the model."""
-    found: dict[str, tuple[int, ...]] = {}
+class UnconstrainedPrior(NamedTuple):
+    """A model split into prior and likelihood on the unconstrained space (for tempering).
+
+    ``log_prior_fn(u) + log_likelihood_fn(u)`` is the model's
+    :attr:`UnconstrainedDensity.logdensity_fn`; ``draws`` are independent prior draws.
+
+    Attributes:
+        log_prior_fn: ``u (dim,) -> log pi(theta(u)) + log|J|``, normalised on the
+            unconstrained space (the latent sites only).
+        log_likelihood_fn: ``u (dim,) -> log L`` (every observed site and
+            ``numpyro.factor``, including a ``log_prior_correction`` factor, which is then
+            tempered with the likelihood: the evidence is unchanged).
+        draws: ``(num_draws, dim)`` prior draws, mapped to the unconstrained space.
+        names: Flat parameter names, as :func:`unconstrained_density` gives them.
+
+    """
+
+    log_prior_fn: Callable[[Float[Array, " dim"]], Float[Array, ""]]
+    log_likelihood_fn: Callable[[Float[Array, " dim"]], Float[Array, ""]]
+    draws: Float[Array, "num_draws dim"]
+    names: tuple[str, ...]
+
+
+def unconstrained_prior(
+    key: PRNGKeyArray, model: Model, num_draws: int, density: UnconstrainedDensity | None = None
+) -> UnconstrainedPrior:
+    """Split a :class:`Model` into prior and likelihood on the unconstrained space.
+
+    What tempered samplers (:func:`astrobayes.sampling.run_smc`) need: prior draws and a
+    likelihood to raise to a power. The prior is the model with its observed sites hidden
+    (NumPyro's ``block`` handler), so its log density is the latent sites' log
+    probabilities plus the log-Jacobians of their bijections, exactly the prior part of
+    :func:`unconstrained_density`; the log likelihood is the rest.
+
+    Args:
+        key: JAX PRNG key (the prior draws).
+        model: The model.
+        num_draws: Number of prior draws.
+        density: The model's :func:`unconstrained_density` when already built (its
+            flattening is reused; otherwise it is built here).
+
+    Returns:
+        :class:`UnconstrainedPrior`.
+
+    Raises:
+        ValueError: As :func:`unconstrained_density`, or if a prior draw has a
+            non-finite log prior (a prior that cannot be sampled).
+
+    Example:
+        >>> import jax, numpyro.distributions as dist
+        >>> model = Model.from_priors("m", lambda p: -0.5 * p["x"] ** 2, {"x": dist.Uniform(-5, 5)})
+        >>> split = unconstrained_prior(jax.random.key(0), model, 4)
+        >>> split.draws.shape, split.names
+        ((4, 1), ('x',))
+
+    """
+    check_key(key)
+    num_draws = check_positive_int(num_draws, "num_draws")
+    density_key, draw_key = jax.random.split(key)
+    if density is None:
+        density = unconstrained_density(density_key, model, 1)
+    args, kwargs = model.model_args, dict(model.model_kwargs)
+    # Hide the model's own observed sites by name: NumPyro adds the log-Jacobians as
+    # observed factor sites of its own while evaluating, and those must stay.
+    observed = _observed_sites(model)
+    prior_model = handlers.block(model.numpyro_model, hide_fn=lambda site: site["name"] in observed)
+
+    def log_prior_fn(u):
+        with _NUMPYRO_LOCK:
+            return -potential_energy(prior_model, args, kwargs, density.unravel_fn(u))
+
+    def log_likelihood_fn(u):
+        return density.logdensity_fn(u) - log_prior_fn(u)
+
+    def draw(draw_key):
+        traced = handlers.trace(handlers.seed(prior_model, draw_key)).get_trace(*args, **kwargs)
+        values = {
+            name: site["value"]
+            for name, site in traced.items()
+            if site["type"] == "sample" and not site["is_observed"]
+        }
+        return ravel_pytree(numpyro_unconstrain_fn(prior_model, args, kwargs, values))[0]
+
+    with _NUMPYRO_LOCK:
+        draws = jax.jit(jax.vmap(draw))(jax.random.split(draw_key, num_draws))
+    if draws.shape[1] != len(density.names):
+        raise ValueError(
+            f"model {model.name!r}: prior draws have {draws.shape[1]} unconstrained "
+            f"coordinates, the density {len(density.names)}"
+        )
+    finite = np.isfinite(np.asarray(jax.jit(jax.vmap(log_prior_fn))(draws)))
+    if not finite.all():
+        raise ValueError(
+            f"model {model.name!r}: the log prior is not finite at {int((~finite).sum())} of "
+            f"{num_draws} prior draws; the prior cannot be sampled"
+        )
+    return UnconstrainedPrior(log_prior_fn, log_likelihood_fn, draws, density.names)
+
+
+def _visit_abstract_trace(model: Model, visit: Callable[[dict], None]) -> None:
+    """Trace the model abstractly (``jax.eval_shape``, no likelihood evaluated) and visit it."""
 
     def trace(key):
         seeded = handlers.substitute(
             handlers.seed(model.numpyro_model, key), substitute_fn=init_to_uniform
         )
-        model_trace = handlers.trace(seeded).get_trace(
-            *model.model_args, **dict(model.model_kwargs)
-        )
+        visit(handlers.trace(seeded).get_trace(*model.model_args, **dict(model.model_kwargs)))
+        return 0
+
+    with _NUMPYRO_LOCK:
+        jax.eval_shape(trace, jax.random.key(0))
+
+
+def _observed_sites(model: Model) -> frozenset[str]:
+    """Names of the observed sites (data and ``numpyro.factor``)."""
+    found: set[str] = set()
+    _visit_abstract_trace(
+        model,
+        lambda t: found.update(
+            n for n, s in t.items() if s["type"] == "sample" and s["is_observed"]
+        ),
+    )
+    return frozenset(found)
+
+
+def _latent_shapes(model: Model) -> dict[str, tuple[int, ...]]:
+    """Unconstrained shape of each latent site, from an abstract trace of the model."""
+    found: dict[str, tuple[int, ...]] = {}
+
+    def visit(model_trace):
         for name, site in model_trace.items():
             if site["type"] != "sample" or site["is_observed"]:
                 continue
@@ -257,10 +379,8 @@ def _latent_shapes(model: Model) -> dict[str, tuple[int, ...]]:
                 )
             shape = jnp.shape(site["value"])
             found[name] = tuple(int(n) for n in biject_to(fn.support).inverse_shape(shape))
-        return 0
 
-    with _NUMPYRO_LOCK:
-        jax.eval_shape(trace, jax.random.key(0))
+    _visit_abstract_trace(model, visit)
     if not found:
         raise ValueError(
             f"model {model.name!r} has no latent parameter (numpyro.sample without obs)"
