@@ -50,7 +50,15 @@ __all__ = [
 
 _METHODS = ("npe", "nle", "nre")
 _EMBEDDINGS = ("none", "mlp", "cnn1d", "cnn2d")
-_POSTERIOR_METHODS = ("auto", "direct", "nuts", "importance", "smc")
+_POSTERIOR_METHODS = (
+    "auto",
+    "direct",
+    "nuts",
+    "importance",
+    "smc",
+    "flow_mcmc",
+    "preconditioned_smc",
+)
 
 
 @dataclass(frozen=True)
@@ -67,8 +75,10 @@ class SBIConfig:
         x_obs: Observation values, or a path to a ``.npy`` file (read by the CLI).
         num_posterior_samples: Posterior draws written out.
         posterior_method: Sampler of :func:`sample_posterior`: ``"auto"`` (direct for
-            NPE, NUTS otherwise), ``"nuts"``, ``"importance"`` or ``"smc"`` (tempered SMC,
-            for multimodal NLE / NRE posteriors).
+            NPE, NUTS otherwise), ``"nuts"``, ``"importance"``, ``"smc"`` (tempered SMC,
+            for multimodal NLE / NRE posteriors), ``"flow_mcmc"`` or
+            ``"preconditioned_smc"`` (the sampling module's flow-enhanced samplers, set
+            by ``[mcmc.flow_mcmc]`` / ``[mcmc.preconditioned_smc]``).
         seed: Seed of the run's PRNG key.
         simulator_kind: ``"jax"`` or ``"python"``.
         max_workers: Processes for a Python simulator.
@@ -125,6 +135,12 @@ class SBIConfig:
                 f"posterior_method must be one of {_POSTERIOR_METHODS}; "
                 f"got {self.posterior_method!r}"
             )
+        for name in ("flow_mcmc", "preconditioned_smc"):
+            if getattr(self.mcmc, name) is not None and self.posterior_method != name:
+                raise ValueError(
+                    f"an [mcmc.{name}] table is used only with posterior_method = "
+                    f'"{name}"; got posterior_method = {self.posterior_method!r}'
+                )
         if self.embedding not in _EMBEDDINGS:
             raise ValueError(f"embedding must be one of {_EMBEDDINGS}; got {self.embedding!r}")
         if self.embedding != "none" and self.method == "nle":
