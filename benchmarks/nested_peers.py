@@ -26,13 +26,19 @@ _CUBE_EPS = 1e-12
 
 
 class PeerResult(NamedTuple):
-    """One peer run: ln z with the peer's own error, wall time and likelihood calls."""
+    """One peer run: ln z with the peer's own error, wall time and likelihood calls.
+
+    ``samples`` and ``log_weights`` (unnormalised) are the peer's weighted posterior draws
+    where the runner returns them (dynesty), else ``None``.
+    """
 
     name: str
     log_evidence: float
     log_evidence_std: float
     wall_s: float
     num_likelihood_calls: int
+    samples: np.ndarray | None = None
+    log_weights: np.ndarray | None = None
 
 
 def _cube_log_likelihood(log_likelihood_fn: Callable, prior_transform_fn: Callable) -> Callable:
@@ -71,6 +77,8 @@ def run_dynesty(
         float(res.logzerr[-1]),
         time.perf_counter() - start,
         int(np.sum(res.ncall)),
+        np.asarray(res.samples),
+        np.asarray(res.logwt),
     )
 
 
