@@ -89,7 +89,7 @@ def test_compare_validation(key):
     with pytest.raises(ValueError, match="num_workers must be a positive integer or None; got 0"):
         compare(key, [a], num_workers=0)
     with pytest.raises(
-        TypeError, match="sampling must be a NUTSConfig or a FlowMCMCConfig; got dict"
+        TypeError, match="sampling must be a NUTSConfig, a FlowMCMCConfig or an SMCConfig; got dict"
     ):
         compare(key, [a], sampling={"num_chains": 4})
 

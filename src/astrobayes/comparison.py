@@ -134,8 +134,8 @@ class SMCSampling(NamedTuple):
         rhat: NaN per parameter: R-hat is not defined for SMC particles.
         ess: NaN per parameter (see ``result.num_ancestors`` and the tempering ESS).
         num_divergent: Zeros (no Hamiltonian steps).
-        resumed_from: Always ``None``: SMC runs are not checkpointed (a killed run restarts
-            the model from the start and gives the same numbers).
+        resumed_from: Tempering steps found in the checkpoint the run resumed from (0 when
+            it started afresh).
         cross_check: :class:`EvidenceCrossCheck` of SMC's ``ln z`` against the learned
             harmonic mean on the particles.
         status: The worse of ``result.status`` and ``cross_check``.
@@ -148,7 +148,7 @@ class SMCSampling(NamedTuple):
     rhat: np.ndarray
     ess: np.ndarray
     num_divergent: np.ndarray
-    resumed_from: None
+    resumed_from: int
     cross_check: Status
     status: Status
 
@@ -282,7 +282,7 @@ def compare(
             :class:`~astrobayes.sampling.SMCConfig`: preconditioned tempered SMC from
             prior draws, whose own ``ln z`` is reported and cross-checked by the learned
             harmonic mean on the particles (split into pseudo-chains of
-            ``SMC_PARTICLES_PER_CHAIN``); not checkpointed.
+            ``SMC_PARTICLES_PER_CHAIN``); checkpointed after every temperature.
         target: Importance target family for the evidence (default RQ-spline flow).
         checkpoint_fn: ``name -> Checkpoint`` for resumable sampling.
         progress_fn_for: ``name -> progress_fn``: the progress callback of one model,
@@ -359,7 +359,7 @@ def compare(
 
 def _run_model(key, model: Model, sampling, target, checkpoint_fn, progress_fn_for) -> ModelReport:
     if isinstance(sampling, SMCConfig):
-        return _run_model_smc(key, model, sampling, target, progress_fn_for)
+        return _run_model_smc(key, model, sampling, target, checkpoint_fn, progress_fn_for)
     init_key, nuts_key, evidence_key = jax.random.split(key, 3)
     density = unconstrained_density(init_key, model, sampling.num_chains)
     ckpt = checkpoint_fn(model.name) if checkpoint_fn is not None else None
@@ -392,7 +392,9 @@ def _run_model(key, model: Model, sampling, target, checkpoint_fn, progress_fn_f
     )
 
 
-def _run_model_smc(key, model: Model, config: SMCConfig, target, progress_fn_for) -> ModelReport:
+def _run_model_smc(
+    key, model: Model, config: SMCConfig, target, checkpoint_fn, progress_fn_for
+) -> ModelReport:
     """Preconditioned SMC from prior draws; SMC's ``ln z``, cross-checked on the particles."""
     init_key, smc_key, evidence_key = jax.random.split(key, 3)
     density = unconstrained_density(init_key, model, 1)
@@ -407,6 +409,7 @@ def _run_model_smc(key, model: Model, config: SMCConfig, target, progress_fn_for
         split.draws,
         config=config,
         names=density.names,
+        checkpoint=checkpoint_fn(model.name) if checkpoint_fn is not None else None,
         progress_fn=progress_fn,
     )
     num_chains = max(2, result.samples.shape[0] // SMC_PARTICLES_PER_CHAIN)
@@ -431,7 +434,7 @@ def _run_model_smc(key, model: Model, config: SMCConfig, target, progress_fn_for
         rhat=np.full(dim, np.nan),
         ess=np.full(dim, np.nan),
         num_divergent=np.zeros(num_chains, int),
-        resumed_from=None,
+        resumed_from=result.resumed_from,
         cross_check=cross,
         status=worst([result.status, cross]),
     )

@@ -251,7 +251,7 @@ class RunConfig:
         smc: Preconditioned-SMC settings (:class:`~astrobayes.sampling.SMCConfig`;
             defaults when ``None``), only with ``sampler_kind = "smc"``: tempered SMC
             from prior draws, whose own ``ln z`` is reported and cross-checked by the
-            learned harmonic mean on its particles (not checkpointed).
+            learned harmonic mean on its particles (checkpointed per temperature).
         reference: Model the Bayes factors are taken against (default: the first).
         seed: PRNG seed; model ``i`` uses ``fold_in(key(seed), i)``.
         evidence_target: ``"rqspline"`` (default), ``"realnvp"`` or ``"gaussian"``.

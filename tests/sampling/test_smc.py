@@ -157,3 +157,68 @@ def test_bad_input_is_refused(key):
         run_smc(key, lambda x: -jnp.inf, _log_prior, np.zeros((8, 2)), config=config)
     with pytest.raises(TypeError, match="SMCConfig"):
         run_smc(key, log_likelihood, _log_prior, np.zeros((8, 2)), config={"num_particles": 8})
+
+
+def test_checkpoint_resume_is_bitwise_and_another_run_is_refused(tmp_path):
+    """Stopped after two temperatures and started again: the uninterrupted run, bit for bit."""
+    from astrobayes.io import NpzCheckpoint
+
+    def log_likelihood(x):
+        return jnp.logaddexp(
+            jnp.log(0.7) - 2.0 * jnp.sum((x - 2.0) ** 2),
+            jnp.log(0.3) - 2.0 * jnp.sum((x + 2.0) ** 2),
+        )
+
+    def log_prior(x):
+        return jnp.sum(jax.scipy.stats.norm.logpdf(x, scale=3.0))
+
+    prior = jax.random.normal(jax.random.key(1), (200, 2)) * 3.0
+    config = SMCConfig(num_particles=200, preconditioner="diagonal")
+    whole = run_smc(jax.random.key(0), log_likelihood, log_prior, prior, config=config)
+    assert whole.temperatures.size > 3
+
+    class Stop(Exception):
+        pass
+
+    calls = []
+
+    def stop_after_two(stage, done, total):
+        calls.append(done)
+        if len(calls) == 2:
+            raise Stop
+
+    path = tmp_path / "smc.npz"
+    with pytest.raises(Stop):
+        run_smc(
+            jax.random.key(0),
+            log_likelihood,
+            log_prior,
+            prior,
+            config=config,
+            checkpoint=NpzCheckpoint(path),
+            progress_fn=stop_after_two,
+        )
+    resumed = run_smc(
+        jax.random.key(0),
+        log_likelihood,
+        log_prior,
+        prior,
+        config=config,
+        checkpoint=NpzCheckpoint(path),
+    )
+    assert resumed.resumed_from == 2
+    assert whole.resumed_from == 0
+    np.testing.assert_array_equal(resumed.samples, whole.samples)
+    np.testing.assert_array_equal(resumed.temperatures, whole.temperatures)
+    assert resumed.log_evidence == whole.log_evidence
+    assert resumed.log_evidence_std == whole.log_evidence_std
+    assert resumed.messages == whole.messages
+    with pytest.raises(ValueError, match="belongs to a different run"):
+        run_smc(
+            jax.random.key(9),
+            log_likelihood,
+            log_prior,
+            prior,
+            config=config,
+            checkpoint=NpzCheckpoint(path),
+        )

@@ -4,10 +4,9 @@ The TOML names one or more models (a JAX log-likelihood ``module:function`` taki
 ``{name: value}``, a NumPyro model, or a function returning an astrobayes ``Model``),
 their parameters and priors, optional data files, the NUTS settings and the reference
 model (schema: ``docs/run.md``). Each model is sampled with NUTS or flow-enhanced MCMC
-(checkpointed: a killed run started again resumes bit for bit) and its evidence estimated
-with the learned harmonic mean, or by preconditioned SMC (``sampler_kind = "smc"``: SMC's
-own evidence, cross-checked by the learned harmonic mean; a killed model restarts and
-gives the same numbers), and ``DIR`` receives ``results.json``, ``report.md``, figures, and per model the
+and its evidence estimated with the learned harmonic mean, or by preconditioned SMC
+(``sampler_kind = "smc"``: SMC's own evidence, cross-checked by the learned harmonic
+mean), checkpointed (a killed run started again resumes bit for bit), and ``DIR`` receives ``results.json``, ``report.md``, figures, and per model the
 chains as GetDist text files (``chains/NAME_*.txt``, ``.paramnames``, ``.ranges``),
 ``chains/NAME.npz`` and ArviZ netCDF ``chains/NAME.nc``.
 """

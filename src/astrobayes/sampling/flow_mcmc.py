@@ -46,7 +46,12 @@ from astrobayes._status import Severity, Status, by_severity, check
 from astrobayes._training import TrainingConfig, TrainingInfo, TrainingStatus
 from astrobayes._types import ProgressFn
 from astrobayes.chains import Chains
-from astrobayes.sampling.flow_proposal import FlowProposal, fit_flow_proposal
+from astrobayes.sampling.flow_proposal import (
+    FlowProposal,
+    fit_flow_proposal,
+    proposal_arrays,
+    restore_proposal,
+)
 from astrobayes.sampling.nuts import Checkpoint, run_fingerprint
 from astrobayes.sampling.result import sampling_diagnostics
 
@@ -526,8 +531,7 @@ def _save(checkpoint: Checkpoint, fingerprint: str, run: _Progress) -> None:
         "log_weights": run.log_weights,
     }
     if run.proposal is not None:
-        leaves = jax.tree_util.tree_leaves(eqx.filter(run.proposal, eqx.is_array))
-        arrays.update({f"proposal_{i}": np.asarray(leaf) for i, leaf in enumerate(leaves)})
+        arrays.update(proposal_arrays(run.proposal))
     if run.training is not None:
         for name in _TRAINING_FIELDS:
             arrays[f"training_{name}"] = np.asarray(getattr(run.training, name))
@@ -537,12 +541,7 @@ def _save(checkpoint: Checkpoint, fingerprint: str, run: _Progress) -> None:
 
 def _restore(saved: dict[str, np.ndarray], template: FlowProposal) -> _Progress:
     """The :class:`_Progress` kept by :func:`_save` (``template`` gives the flow's structure)."""
-    proposal = None
-    if "proposal_0" in saved:
-        params, static = eqx.partition(template, eqx.is_array)
-        leaves, treedef = jax.tree_util.tree_flatten(params)
-        restored = [jnp.asarray(saved[f"proposal_{i}"]) for i in range(len(leaves))]
-        proposal = eqx.combine(jax.tree_util.tree_unflatten(treedef, restored), static)
+    proposal = restore_proposal(saved, template) if "proposal_0" in saved else None
     training = None
     if "training_status" in saved:
         values = {name: saved[f"training_{name}"] for name in _TRAINING_FIELDS}

@@ -21,7 +21,7 @@ from jaxtyping import Array, Float, PRNGKeyArray
 
 from astrobayes._training import TrainingConfig, TrainingInfo, fit
 
-__all__ = ["FlowProposal", "fit_flow_proposal"]
+__all__ = ["FlowProposal", "fit_flow_proposal", "proposal_arrays", "restore_proposal"]
 
 
 class FlowProposal(eqx.Module):
@@ -93,3 +93,28 @@ def _negative_log_likelihood(flow, batch, key):
     del key
     (u,) = batch
     return -jnp.mean(paramax.unwrap(flow).log_prob(u))
+
+
+def proposal_arrays(proposal: FlowProposal) -> dict[str, np.ndarray]:
+    """The proposal's array leaves in tree order, as ``{"proposal_i": array}`` (checkpoints).
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> from flowjax.distributions import Normal
+        >>> from astrobayes._flows import masked_autoregressive_flow
+        >>> flow = masked_autoregressive_flow(jax.random.key(0), base_dist=Normal(jnp.zeros(2)))
+        >>> p = FlowProposal(flow, jnp.zeros(2), jnp.ones(2))
+        >>> q = restore_proposal(proposal_arrays(p), FlowProposal(flow, jnp.ones(2), jnp.ones(2)))
+        >>> bool(jnp.all(q.mean == 0))
+        True
+    """
+    leaves = jax.tree_util.tree_leaves(eqx.filter(proposal, eqx.is_array))
+    return {f"proposal_{i}": np.asarray(leaf) for i, leaf in enumerate(leaves)}
+
+
+def restore_proposal(saved: dict[str, np.ndarray], template: FlowProposal) -> FlowProposal:
+    """The proposal saved by :func:`proposal_arrays`; ``template`` gives its structure."""
+    params, static = eqx.partition(template, eqx.is_array)
+    leaves, treedef = jax.tree_util.tree_flatten(params)
+    restored = [jnp.asarray(saved[f"proposal_{i}"]) for i in range(len(leaves))]
+    return eqx.combine(jax.tree_util.tree_unflatten(treedef, restored), static)

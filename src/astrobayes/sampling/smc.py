@@ -31,7 +31,7 @@ References:
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import NamedTuple
 
 import equinox as eqx
@@ -57,7 +57,13 @@ from astrobayes._status import Severity, Status, by_severity, check
 from astrobayes._training import TrainingConfig
 from astrobayes._types import ProgressFn
 from astrobayes.diagnostics import kish_effective_sample_size
-from astrobayes.sampling.flow_proposal import fit_flow_proposal
+from astrobayes.sampling.flow_proposal import (
+    FlowProposal,
+    fit_flow_proposal,
+    proposal_arrays,
+    restore_proposal,
+)
+from astrobayes.sampling.nuts import Checkpoint, run_fingerprint
 
 __all__ = [
     "SMCConfig",
@@ -167,6 +173,8 @@ class SMCResult(NamedTuple):
         num_ancestors: Distinct prior draws the final particles descend from.
         num_logdensity_evaluations: Likelihood evaluations, all particles and steps.
         names: Parameter names.
+        resumed_from: Tempering steps found in the checkpoint the run resumed from (0
+            when it started afresh).
         messages: Every status that applies, most severe first.
         status: The most severe of ``messages``.
     """
@@ -183,6 +191,7 @@ class SMCResult(NamedTuple):
     names: tuple[str, ...]
     messages: tuple[SMCStatus, ...]
     status: SMCStatus
+    resumed_from: int = 0
 
 
 def ess_fraction_of(log_w: np.ndarray) -> float:
@@ -323,6 +332,7 @@ def run_smc(
     *,
     config: SMCConfig | None = None,
     names: tuple[str, ...] | None = None,
+    checkpoint: Checkpoint | None = None,
     throw: bool = False,
     progress_fn: ProgressFn | None = None,
 ) -> SMCResult:
@@ -336,6 +346,11 @@ def run_smc(
         initial_particles: ``(num_particles, dim)`` independent draws from the prior.
         config: :class:`SMCConfig` (defaults when ``None``).
         names: Parameter names (``p0, p1, ...`` by default).
+        checkpoint: Optional store (e.g. ``astrobayes.io.NpzCheckpoint``): the whole state
+            (particles, evidence sums, step size, key and the flow) is saved after every
+            temperature, and a run started again with the same key, particles and settings
+            resumes there and gives bitwise the uninterrupted result; another run's
+            checkpoint is refused.
         throw: Raise :class:`~astrobayes._status.UnreliableResultError` on a failure status.
         progress_fn: Called as ``progress_fn("tempering", round(1000 * beta), 1000)``.
 
@@ -345,8 +360,8 @@ def run_smc(
     Raises:
         TypeError: If ``key`` is not a PRNG key or ``config`` not an :class:`SMCConfig`.
         ValueError: On a number of particles other than ``config.num_particles``, a wrong
-            number of names, non-finite particles, or a log likelihood that is not finite
-            at any particle.
+            number of names, non-finite particles, a log likelihood that is not finite
+            at any particle, or a checkpoint of another run.
 
     References:
         Karamanis et al. (2022), arXiv:2207.05652; Del Moral, Doucet & Jasra (2006).
@@ -378,20 +393,8 @@ def run_smc(
     if len(names) != dim:
         raise ValueError(f"names must hold {dim} names (one per dimension); got {len(names)}")
 
-    log_likelihood = jax.jit(jax.vmap(log_likelihood_fn))
-    theta = jnp.asarray(particles, jnp.float32)
-    ell = np.asarray(log_likelihood(theta), np.float64)
-    ell = np.where(np.isnan(ell), -np.inf, ell)
-    if not np.any(np.isfinite(ell)):
-        raise ValueError("log_likelihood_fn is -inf or NaN at every initial particle")
-    ancestors = np.arange(num)
-    beta, log_evidence, evaluations = 0.0, 0.0, num
-    temperatures, acceptance, steps_taken = [0.0], [], []
-    messages: list[SMCStatus] = []
-    flow, proposal = None, None
-    step_size = 2.38 / np.sqrt(dim)
-    variance = 0.0
     key, flow_key = jax.random.split(key)
+    flow = None
     if config.preconditioner == "flow":
         flow = masked_autoregressive_flow(
             flow_key,
@@ -401,76 +404,188 @@ def run_smc(
             nn_width=config.nn_width,
             nn_depth=1,
         )
-    while beta < 1.0 and len(temperatures) <= config.max_temperatures:
-        key, key_resample, key_flow, key_move = jax.random.split(key, 4)
-        increment = next_temperature(ell, beta, config.ess_fraction)
-        beta = 1.0 if increment >= 1.0 - beta else beta + increment
-        log_w = np.where(np.isfinite(ell), increment * ell, -np.inf)
-        top = np.max(log_w)
-        log_evidence += top + float(np.log(np.mean(np.exp(log_w - top))))
-        variance += _increment_variance(log_w)
-        index = systematic_resample(float(jax.random.uniform(key_resample)), log_w)
-        index = np.asarray(jax.random.permutation(key_flow, index))
-        theta, ancestors = theta[index], ancestors[index]
-        temperatures.append(beta)
-        precon, proposal = _fit_preconditioner(key_flow, flow, proposal, theta, config)
-        b = (
-            precon.to_latent(theta)
-            if precon.bijection is None
-            else jax.vmap(precon.to_latent)(theta)
-        )
-        start, taken, rates = np.asarray(b), 0, []
-        while taken < config.max_mcmc_steps:
-            key_move, key_block = jax.random.split(key_move)
-            b, ells, rate = _moves(
-                key_block,
-                precon,
-                log_likelihood_fn,
-                log_prior_fn,
-                jnp.float32(beta),
-                b,
-                jnp.float32(step_size),
-                config.num_mcmc_steps,
+    fingerprint = run_fingerprint(b"astrobayes-smc-v1", key, particles, asdict(config), names)
+    saved = checkpoint.load() if checkpoint is not None else None
+    if saved is not None:
+        if str(saved.get("fingerprint")) != fingerprint:
+            raise ValueError(
+                "the checkpoint belongs to a different run (other target, key, particles or "
+                "settings); remove it or write to another output directory"
             )
-            taken += config.num_mcmc_steps
-            rates.append(float(rate))
-            # Robbins-Monro-style adaptation of the isotropic latent step to ~0.234
-            step_size *= float(np.exp(np.clip(float(rate) - 0.234, -0.5, 0.5)))
-            if _mean_abs_correlation(start, np.asarray(b)) < config.correlation_threshold:
-                break
-        else:
-            _add(messages, SMCStatus.MAX_STEPS)
-        evaluations += taken * num
-        theta = _to_theta(precon, b)
-        ell = np.where(
-            np.isnan(np.asarray(ells, np.float64)), -np.inf, np.asarray(ells, np.float64)
+        run = _restore(saved, flow, dim)
+        resumed_from = len(run.temperatures) - 1
+    else:
+        log_likelihood = jax.jit(jax.vmap(log_likelihood_fn))
+        theta = jnp.asarray(particles, jnp.float32)
+        ell = np.asarray(log_likelihood(theta), np.float64)
+        ell = np.where(np.isnan(ell), -np.inf, ell)
+        if not np.any(np.isfinite(ell)):
+            raise ValueError("log_likelihood_fn is -inf or NaN at every initial particle")
+        run = _SMCState(
+            key=key,
+            theta=theta,
+            ell=ell,
+            ancestors=np.arange(num),
+            log_evidence=0.0,
+            variance=0.0,
+            evaluations=num,
+            step_size=2.38 / np.sqrt(dim),
+            temperatures=(0.0,),
+            acceptance=(),
+            steps_taken=(),
+            messages=(),
+            proposal=None,
         )
-        acceptance.append(float(np.mean(rates)))
-        steps_taken.append(taken)
-        if acceptance[-1] < MIN_ACCEPTANCE:
-            _add(messages, SMCStatus.LOW_ACCEPTANCE)
+        resumed_from = 0
+    while run.temperatures[-1] < 1.0 and len(run.temperatures) <= config.max_temperatures:
+        run = _one_temperature(run, flow, log_likelihood_fn, log_prior_fn, config)
+        if checkpoint is not None:
+            _save(checkpoint, fingerprint, run)
         if progress_fn is not None:
-            progress_fn("tempering", round(1000 * beta), 1000)
-    std = float(np.sqrt(variance))
-    if beta < 1.0:
+            progress_fn("tempering", round(1000 * run.temperatures[-1]), 1000)
+    messages = list(run.messages)
+    std = float(np.sqrt(run.variance))
+    if run.temperatures[-1] < 1.0:
         _add(messages, SMCStatus.MAX_TEMPERATURES)
         std = float("nan")
     ordered = by_severity(messages) if messages else (SMCStatus.OK,)
     result = SMCResult(
-        samples=np.asarray(theta, np.float64),
-        log_likelihood=ell,
-        log_evidence=float(log_evidence),
+        samples=np.asarray(run.theta, np.float64),
+        log_likelihood=run.ell,
+        log_evidence=float(run.log_evidence),
         log_evidence_std=std,
-        temperatures=np.asarray(temperatures),
-        acceptance=np.asarray(acceptance),
-        num_mcmc_steps=np.asarray(steps_taken),
-        num_ancestors=int(np.unique(ancestors).size),
-        num_logdensity_evaluations=int(evaluations),
+        temperatures=np.asarray(run.temperatures),
+        acceptance=np.asarray(run.acceptance),
+        num_mcmc_steps=np.asarray(run.steps_taken),
+        num_ancestors=int(np.unique(run.ancestors).size),
+        num_logdensity_evaluations=int(run.evaluations),
         names=names,
         messages=tuple(ordered),
         status=ordered[0],
+        resumed_from=resumed_from,
     )
     return check(result, throw)
+
+
+class _SMCState(NamedTuple):
+    """The run between temperatures (what a checkpoint holds)."""
+
+    key: PRNGKeyArray
+    theta: Array
+    ell: np.ndarray
+    ancestors: np.ndarray
+    log_evidence: float
+    variance: float
+    evaluations: int
+    step_size: float
+    temperatures: tuple[float, ...]
+    acceptance: tuple[float, ...]
+    steps_taken: tuple[int, ...]
+    messages: tuple[SMCStatus, ...]
+    proposal: FlowProposal | None
+
+
+def _one_temperature(run: _SMCState, flow, log_likelihood_fn, log_prior_fn, config) -> _SMCState:
+    """Reweight to the next temperature, resample, refit the preconditioner and move."""
+    key, key_resample, key_flow, key_move = jax.random.split(run.key, 4)
+    num = run.ell.size
+    beta = run.temperatures[-1]
+    increment = next_temperature(run.ell, beta, config.ess_fraction)
+    beta = 1.0 if increment >= 1.0 - beta else beta + increment
+    log_w = np.where(np.isfinite(run.ell), increment * run.ell, -np.inf)
+    top = np.max(log_w)
+    log_evidence = run.log_evidence + (top + float(np.log(np.mean(np.exp(log_w - top)))))
+    variance = run.variance + _increment_variance(log_w)
+    index = systematic_resample(float(jax.random.uniform(key_resample)), log_w)
+    index = np.asarray(jax.random.permutation(key_flow, index))
+    theta, ancestors = run.theta[index], run.ancestors[index]
+    precon, proposal = _fit_preconditioner(key_flow, flow, run.proposal, theta, config)
+    b = precon.to_latent(theta) if precon.bijection is None else jax.vmap(precon.to_latent)(theta)
+    start, taken, rates = np.asarray(b), 0, []
+    step_size = run.step_size
+    messages = list(run.messages)
+    while taken < config.max_mcmc_steps:
+        key_move, key_block = jax.random.split(key_move)
+        b, ells, rate = _moves(
+            key_block,
+            precon,
+            log_likelihood_fn,
+            log_prior_fn,
+            jnp.float32(beta),
+            b,
+            jnp.float32(step_size),
+            config.num_mcmc_steps,
+        )
+        taken += config.num_mcmc_steps
+        rates.append(float(rate))
+        # Robbins-Monro-style adaptation of the isotropic latent step to ~0.234
+        step_size *= float(np.exp(np.clip(float(rate) - 0.234, -0.5, 0.5)))
+        if _mean_abs_correlation(start, np.asarray(b)) < config.correlation_threshold:
+            break
+    else:
+        _add(messages, SMCStatus.MAX_STEPS)
+    ell = np.asarray(ells, np.float64)
+    acceptance = float(np.mean(rates))
+    if acceptance < MIN_ACCEPTANCE:
+        _add(messages, SMCStatus.LOW_ACCEPTANCE)
+    return _SMCState(
+        key=key,
+        theta=_to_theta(precon, b),
+        ell=np.where(np.isnan(ell), -np.inf, ell),
+        ancestors=ancestors,
+        log_evidence=log_evidence,
+        variance=variance,
+        evaluations=run.evaluations + taken * num,
+        step_size=step_size,
+        temperatures=(*run.temperatures, beta),
+        acceptance=(*run.acceptance, acceptance),
+        steps_taken=(*run.steps_taken, taken),
+        messages=tuple(messages),
+        proposal=proposal,
+    )
+
+
+def _save(checkpoint: Checkpoint, fingerprint: str, run: _SMCState) -> None:
+    arrays = {
+        "fingerprint": np.asarray(fingerprint),
+        "key": np.asarray(jax.random.key_data(run.key)),
+        "theta": np.asarray(run.theta),
+        "ell": run.ell,
+        "ancestors": run.ancestors,
+        "log_evidence": np.asarray(run.log_evidence, np.float64),
+        "variance": np.asarray(run.variance, np.float64),
+        "evaluations": np.asarray(run.evaluations),
+        "step_size": np.asarray(run.step_size, np.float64),
+        "temperatures": np.asarray(run.temperatures, np.float64),
+        "acceptance": np.asarray(run.acceptance, np.float64),
+        "steps_taken": np.asarray(run.steps_taken, np.int64),
+        "messages": np.asarray([m.name for m in run.messages] or [""]),
+    }
+    if run.proposal is not None:
+        arrays.update(proposal_arrays(run.proposal))
+    checkpoint.save(arrays)
+
+
+def _restore(saved: dict[str, np.ndarray], flow, dim: int) -> _SMCState:
+    proposal = None
+    if flow is not None and "proposal_0" in saved:
+        template = FlowProposal(flow, jnp.zeros(dim, jnp.float32), jnp.ones(dim, jnp.float32))
+        proposal = restore_proposal(saved, template)
+    return _SMCState(
+        key=jax.random.wrap_key_data(jnp.asarray(saved["key"])),
+        theta=jnp.asarray(saved["theta"]),
+        ell=np.asarray(saved["ell"]),
+        ancestors=np.asarray(saved["ancestors"]),
+        log_evidence=float(saved["log_evidence"]),
+        variance=float(saved["variance"]),
+        evaluations=int(saved["evaluations"]),
+        step_size=float(saved["step_size"]),
+        temperatures=tuple(float(t) for t in saved["temperatures"]),
+        acceptance=tuple(float(a) for a in saved["acceptance"]),
+        steps_taken=tuple(int(t) for t in saved["steps_taken"]),
+        messages=tuple(SMCStatus[str(m)] for m in saved["messages"] if str(m)),
+        proposal=proposal,
+    )
 
 
 def _add(messages: list, status: SMCStatus) -> None:
