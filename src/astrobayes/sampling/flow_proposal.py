@@ -100,9 +100,9 @@ def proposal_arrays(proposal: FlowProposal) -> dict[str, np.ndarray]:
 
     Example:
         >>> import jax, jax.numpy as jnp
-        >>> from flowjax.distributions import Normal
-        >>> from astrobayes._flows import masked_autoregressive_flow
-        >>> flow = masked_autoregressive_flow(jax.random.key(0), base_dist=Normal(jnp.zeros(2)))
+        >>> from flowjax.bijections import Affine
+        >>> from flowjax.distributions import Normal, Transformed
+        >>> flow = Transformed(Normal(jnp.zeros(2)), Affine(jnp.ones(2)))
         >>> p = FlowProposal(flow, jnp.zeros(2), jnp.ones(2))
         >>> q = restore_proposal(proposal_arrays(p), FlowProposal(flow, jnp.ones(2), jnp.ones(2)))
         >>> bool(jnp.all(q.mean == 0))
