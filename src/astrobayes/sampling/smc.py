@@ -171,7 +171,8 @@ class SMCResult(NamedTuple):
         acceptance: Mean mutation acceptance at each temperature.
         num_mcmc_steps: Random-walk steps taken at each temperature.
         num_ancestors: Distinct prior draws the final particles descend from.
-        num_logdensity_evaluations: Likelihood evaluations, all particles and steps.
+        num_logdensity_evaluations: Likelihood evaluations, all particles and steps (the
+            initial particles, every move and the start of every block of moves).
         names: Parameter names.
         resumed_from: Tempering steps found in the checkpoint the run resumed from (0
             when it started afresh).
@@ -535,7 +536,8 @@ def _one_temperature(run: _SMCState, flow, log_likelihood_fn, log_prior_fn, conf
         ancestors=ancestors,
         log_evidence=log_evidence,
         variance=variance,
-        evaluations=run.evaluations + taken * num,
+        # each block also evaluates the particles it starts from (one call per particle)
+        evaluations=run.evaluations + (taken + taken // config.num_mcmc_steps) * num,
         step_size=step_size,
         temperatures=(*run.temperatures, beta),
         acceptance=(*run.acceptance, acceptance),
