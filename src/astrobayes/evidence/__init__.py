@@ -12,6 +12,7 @@ from astrobayes.evidence.result import EvidenceResult, EvidenceStatus, EvidenceU
 from astrobayes.evidence.targets import (
     GaussianMixtureTarget,
     GaussianTarget,
+    PretrainedFlowTarget,
     RealNVPFlow,
     RQSplineFlow,
     TargetFamily,
@@ -25,6 +26,7 @@ __all__ = [
     "EvidenceUnreliableError",
     "GaussianMixtureTarget",
     "GaussianTarget",
+    "PretrainedFlowTarget",
     "RQSplineFlow",
     "RealNVPFlow",
     "TargetFamily",

@@ -48,7 +48,6 @@ from astrobayes.evidence.targets import (
     FittedTarget,
     RQSplineFlow,
     TargetFamily,
-    fit_whitening,
     log_density_from_terms,
 )
 
@@ -146,7 +145,7 @@ def estimate(
     order = np.asarray(jax.random.permutation(split_key, theta_train.shape[0]))
     num_valid = max(int(0.2 * theta_train.shape[0]), 1)
     valid_idx, fit_idx = order[:num_valid], order[num_valid:]
-    whitening = fit_whitening(theta_train[fit_idx], w_train[fit_idx])
+    whitening = target.make_whitening(theta_train[fit_idx], w_train[fit_idx])
     z_all = np.asarray(whitening(jnp.asarray(theta_train)))
     bijection, losses = target.fit(
         fit_key, z_all[fit_idx], w_train[fit_idx], z_all[valid_idx], w_train[valid_idx], progress_fn

@@ -40,6 +40,7 @@ __all__ = [
     "FittedTarget",
     "GaussianMixtureTarget",
     "GaussianTarget",
+    "PretrainedFlowTarget",
     "RQSplineFlow",
     "RealNVPFlow",
     "TargetFamily",
@@ -177,10 +178,83 @@ class TargetFamily(abc.ABC):
     ) -> tuple[eqx.Module | None, np.ndarray]:
         """Return ``(bijection or None, validation losses per epoch)``."""
 
+    def make_whitening(self, samples: np.ndarray, weights: np.ndarray) -> Whitening:
+        """The map to whitened coordinates: by default fitted to the training draws."""
+        return fit_whitening(samples, weights)
+
     @property
     def name(self) -> str:
         """Short name of the family."""
         return type(self).__name__
+
+
+@dataclass(frozen=True, eq=False)
+class PretrainedFlowTarget(TargetFamily):
+    """A flow already trained on draws of this posterior, used as the target unchanged.
+
+    Flow-enhanced MCMC trains a flow on its chains during its training loops and freezes
+    it for production (:func:`astrobayes.sampling.run_flow_mcmc`); its production draws
+    are independent of that flow's training, so the flow can serve directly as the
+    learned harmonic mean's target with no second training (the "flow feeds the
+    evidence" step of flowMC-style samplers). The flow's own standardisation
+    ``theta = mean + scale * u`` is the whitening, and its bijection (standard-normal base)
+    maps ``u`` to the base space, so the estimator's temperature concentrates its base
+    exactly as for a target it trained itself. The training chains of ``estimate`` are
+    then used only to choose the temperature.
+
+    Attributes:
+        flow: A flowjax distribution with a standard-normal base (``paramax`` wrappers
+            allowed), e.g. ``FlowMCMCResult.proposal.flow``.
+        mean: ``(dim,)`` standardisation offset.
+        scale: ``(dim,)`` standardisation scale (positive).
+
+    Example:
+        >>> import jax, jax.numpy as jnp, numpy as np
+        >>> from flowjax.bijections import Affine
+        >>> from flowjax.distributions import Normal, Transformed
+        >>> from astrobayes.chains import Chains
+        >>> from astrobayes.evidence import estimate
+        >>> x = np.random.default_rng(0).normal(size=(4, 2000, 2))
+        >>> chains = Chains(x, -0.5 * (x**2).sum(-1))  # z = 2 pi
+        >>> flow = Transformed(Normal(jnp.zeros(2)), Affine(jnp.zeros(2), jnp.ones(2)))
+        >>> target = PretrainedFlowTarget(flow, np.zeros(2), np.ones(2))
+        >>> result = estimate(jax.random.key(0), chains, target=target)
+        >>> bool(abs(result.log_evidence - np.log(2 * np.pi)) < 5 * result.log_evidence_std)
+        True
+
+    """
+
+    flow: eqx.Module
+    mean: np.ndarray
+    scale: np.ndarray
+
+    def __post_init__(self) -> None:
+        mean = np.asarray(self.mean, np.float64)
+        scale = np.asarray(self.scale, np.float64)
+        if mean.ndim != 1 or scale.shape != mean.shape:
+            raise ValueError(
+                f"mean and scale must be (dim,) arrays of one shape; got {mean.shape} and "
+                f"{scale.shape}"
+            )
+        if not (np.all(np.isfinite(scale)) and np.all(scale > 0) and np.all(np.isfinite(mean))):
+            raise ValueError("scale must be finite and positive and mean finite")
+        object.__setattr__(self, "mean", mean)
+        object.__setattr__(self, "scale", scale)
+
+    def make_whitening(self, samples, weights):  # noqa: D102
+        if samples.shape[1] != self.mean.size:
+            raise ValueError(
+                f"the flow is {self.mean.size}-dimensional; the chains have {samples.shape[1]} "
+                "parameters"
+            )
+        return Whitening(
+            jnp.asarray(self.mean, jnp.float32),
+            jnp.asarray(np.diag(self.scale), jnp.float32),
+            jnp.asarray(np.sum(np.log(self.scale)), jnp.float32),
+        )
+
+    def fit(self, key, z_train, w_train, z_valid, w_valid, progress_fn):  # noqa: D102
+        return paramax.unwrap(self.flow).bijection, np.zeros(0)
 
 
 @dataclass(frozen=True)
