@@ -9,14 +9,22 @@ from astrobayes.plots.style import image_panel, new_figure
 __all__ = ["massmap_figure"]
 
 
-def massmap_figure(truth: np.ndarray, exact_mean: np.ndarray, exact_std: np.ndarray, fits: dict):
-    """Truth, Wiener filter and each variational family's mean and std (one row each).
+def massmap_figure(
+    truth: np.ndarray,
+    exact_mean: np.ndarray,
+    exact_std: np.ndarray,
+    fits: dict,
+    *,
+    reference: str = "Wiener filter (exact)",
+):
+    """Truth, the reference posterior and each variational family's mean and std (one row each).
 
     Args:
         truth: True convergence map, 2-d.
-        exact_mean: Wiener-filter mean map.
-        exact_std: Exact posterior standard deviation map.
+        exact_mean: Reference posterior mean map (the Wiener filter, or MCMC).
+        exact_std: Reference posterior standard deviation map.
         fits: ``{family name: (mean map, std map)}``.
+        reference: Name of the reference row.
 
     Returns:
         The matplotlib figure.
@@ -29,7 +37,7 @@ def massmap_figure(truth: np.ndarray, exact_mean: np.ndarray, exact_std: np.ndar
         True
 
     """
-    rows = [("Wiener filter (exact)", exact_mean, exact_std)] + [
+    rows = [(reference, exact_mean, exact_std)] + [
         (name, mean, std) for name, (mean, std) in fits.items()
     ]
     fig, axes = new_figure(len(rows), 3)

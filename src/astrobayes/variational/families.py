@@ -1,26 +1,31 @@
-"""Gaussian variational families: mean-field and low-rank plus diagonal.
+"""Variational families: mean-field and low-rank Gaussians, and a normalizing flow.
 
-Each family is an equinox Module with ``sample(key, num)`` (reparameterised), ``entropy()``
-and ``variance()``, so :func:`astrobayes.variational.fit_variational` trains any of them by
+Each Gaussian family is an equinox Module with ``sample(key, num)`` (reparameterised),
+``entropy()`` and ``variance()``; the flow family (:class:`FlowFamily`) has
+``sample_and_log_prob(key, num)`` and ``moments(key, num)`` instead, so :func:`astrobayes.variational.fit_variational` trains any of them by
 the same stochastic ELBO (Kingma & Welling 2014, arXiv:1312.6114; Titsias &
 Lazaro-Gredilla 2014). Mean-field is known to underestimate marginal variances of a
 correlated posterior (for a Gaussian target with precision ``Lambda`` its optimum is
 ``1 / Lambda_ii <= Sigma_ii``; Bishop 2006, Sec. 10.1.2); the low-rank family
 (Rezende & Mohamed 2015 style ``D + V V^T``; Ong, Nott & Smith 2018, arXiv:1701.03208)
-captures the leading correlations.
+captures the leading correlations; the flow (an inverse autoregressive flow, Kingma et
+al. 2016, arXiv:1606.04934) can capture all of them and non-Gaussian shapes.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+import paramax
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from astrobayes._checks import check_positive_int
 
-__all__ = ["LowRankGaussian", "MeanFieldGaussian"]
+__all__ = ["FlowFamily", "LowRankGaussian", "MeanFieldGaussian"]
 
 _LOG_2PI_E = float(np.log(2 * np.pi) + 1.0)
 
@@ -100,3 +105,139 @@ class LowRankGaussian(eqx.Module):
     def variance(self) -> Float[Array, " dim"]:
         """Marginal variances."""
         return jnp.exp(2 * self.log_diag) + jnp.sum(self.factor**2, axis=1)
+
+
+class FlowFamily(eqx.Module):
+    """A normalizing flow on standardised coordinates: ``theta = loc + exp(log_scale) * u``.
+
+    ``u`` is the inverse autoregressive flow (Kingma et al. 2016, arXiv:1606.04934) made
+    from the package's masked autoregressive flow (:func:`astrobayes._flows.
+    masked_autoregressive_flow`, flowjax) by inverting its bijection, so that drawing
+    ``u`` and its log density takes one pass of each conditioner (the direction the
+    ELBO needs); evaluating ``log_prob`` at an arbitrary point takes ``dim`` sequential
+    passes. Transformers are affine (default) or the package's rational-quadratic spline
+    (``knots``; Durkan et al. 2019, arXiv:1906.04032). The conditioners' last layers
+    start near zero, so the flow starts near ``N(loc, diag(exp(2 log_scale)))``.
+
+    Moments are not analytic: :meth:`moments` estimates them from draws, and
+    :func:`~astrobayes.variational.fit_variational` uses them for its ``mean`` and ``std``.
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> q = FlowFamily.init(jax.random.key(0), jnp.zeros(3), flow_layers=1, nn_width=8)
+        >>> x, log_q = q.sample_and_log_prob(jax.random.key(1), 4)
+        >>> x.shape, bool(jnp.allclose(log_q, q.log_prob(x), atol=1e-4))
+        ((4, 3), True)
+
+    """
+
+    flow: eqx.Module
+    loc: Float[Array, " dim"]
+    log_scale: Float[Array, " dim"]
+
+    @classmethod
+    def init(
+        cls,
+        key: PRNGKeyArray,
+        mean: Float[Array, " dim"],
+        *,
+        std: float = 1.0,
+        flow_layers: int = 2,
+        nn_width: int | None = None,
+        nn_depth: int = 1,
+        knots: int | None = None,
+        interval: float = 4.0,
+        nn_activation: Callable = jnp.tanh,
+    ) -> FlowFamily:
+        """Start near ``N(mean, std^2 I)``.
+
+        Args:
+            key: JAX PRNG key (conditioner weights, permutations).
+            mean: Initial location ``(dim,)``.
+            std: Initial scale.
+            flow_layers: Autoregressive layers.
+            nn_width: Conditioner width (default ``2 dim``).
+            nn_depth: Conditioner hidden layers.
+            knots: Spline knots; ``None`` for affine transformers.
+            interval: Spline interval ``[-interval, interval]`` in standardised units.
+            nn_activation: Conditioner activation (``tanh``: on the 144-pixel Wiener
+                posterior it reached a higher ELBO than ``relu`` in fewer epochs).
+
+        Returns:
+            :class:`FlowFamily`.
+
+        Raises:
+            ValueError: On a non-positive ``std``, layer count, width or depth.
+
+        """
+        from flowjax.bijections import Affine, Invert
+        from flowjax.distributions import StandardNormal, Transformed
+
+        from astrobayes._flows import masked_autoregressive_flow, spline_transformer
+
+        check_positive_int(flow_layers, "flow_layers")
+        check_positive_int(nn_depth, "nn_depth")
+        if not (isinstance(std, int | float) and std > 0):
+            raise ValueError(f"std must be positive; got {std!r}")
+        mean = jnp.asarray(mean, jnp.float32)
+        if mean.ndim != 1 or mean.size < 2:
+            raise ValueError(f"mean must be a vector of length >= 2; got shape {mean.shape}")
+        dim = mean.size
+        width = 2 * dim if nn_width is None else check_positive_int(nn_width, "nn_width")
+        transformer = Affine() if knots is None else spline_transformer(knots, interval)
+        maf = masked_autoregressive_flow(
+            key,
+            base_dist=StandardNormal((dim,)),
+            transformer=transformer,
+            flow_layers=flow_layers,
+            nn_width=width,
+            nn_depth=nn_depth,
+            nn_activation=nn_activation,
+        )
+        flow = Transformed(maf.base_dist, Invert(maf.bijection))  # the fast way is sampling
+        log_scale = jnp.full((dim,), np.log(std), jnp.float32)
+        return cls(_shrink_last_layers(flow), mean, log_scale)
+
+    def sample_and_log_prob(
+        self, key: PRNGKeyArray, num: int
+    ) -> tuple[Float[Array, "num dim"], Float[Array, " num"]]:
+        """``num`` reparameterised draws and their normalised log density ``log q``."""
+        u, log_q = paramax.unwrap(self.flow).sample_and_log_prob(key, (num,))
+        return self.loc + jnp.exp(self.log_scale) * u, log_q - jnp.sum(self.log_scale)
+
+    def sample(self, key: PRNGKeyArray, num: int) -> Float[Array, "num dim"]:
+        """``num`` reparameterised draws."""
+        return self.sample_and_log_prob(key, num)[0]
+
+    def log_prob(self, theta: Float[Array, "num dim"]) -> Float[Array, " num"]:
+        """Normalised ``log q(theta)`` (``dim`` sequential conditioner passes)."""
+        u = (theta - self.loc) * jnp.exp(-self.log_scale)
+        return paramax.unwrap(self.flow).log_prob(u) - jnp.sum(self.log_scale)
+
+    def moments(
+        self, key: PRNGKeyArray, num: int
+    ) -> tuple[Float[Array, " dim"], Float[Array, " dim"]]:
+        """Mean and marginal variances estimated from ``num`` draws."""
+        draws = self.sample(key, num)
+        return jnp.mean(draws, axis=0), jnp.var(draws, axis=0, ddof=1)
+
+
+def _shrink_last_layers(flow, scale: float = 1e-2):
+    """Scale the last layer of every conditioner MLP by ``scale`` (flow near identity).
+
+    The conditioners output offsets from the transformers' initial (identity) parameters,
+    so a small last layer starts the flow near its base distribution.
+    """
+
+    def shrink(node):
+        if not isinstance(node, eqx.nn.MLP):
+            return node
+        return eqx.tree_at(
+            lambda mlp: mlp.layers[-1],
+            node,
+            replace_fn=lambda layer: jax.tree_util.tree_map(
+                lambda x: x * scale if eqx.is_inexact_array(x) else x, layer
+            ),
+        )
+
+    return jax.tree_util.tree_map(shrink, flow, is_leaf=lambda n: isinstance(n, eqx.nn.MLP))

@@ -17,6 +17,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+import paramax
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from astrobayes._checks import check_key, check_positive_int
@@ -48,6 +49,8 @@ class VIConfig:
         learning_rate: Initial Adam step size (cosine decay to 5%).
         max_epochs: Epochs at most.
         patience: Epochs without improvement before stopping.
+        num_moment_draws: Draws that estimate the mean and standard deviations of a
+            family without analytic moments (:class:`FlowFamily`).
 
     """
 
@@ -57,6 +60,7 @@ class VIConfig:
     learning_rate: float = 1e-2
     max_epochs: int = 60
     patience: int = 60
+    num_moment_draws: int = 4096
 
     def __post_init__(self) -> None:
         for name in (
@@ -65,6 +69,7 @@ class VIConfig:
             "num_validation_draws",
             "max_epochs",
             "patience",
+            "num_moment_draws",
         ):
             check_positive_int(getattr(self, name), name)
         if not (isinstance(self.learning_rate, int | float) and self.learning_rate > 0):
@@ -76,8 +81,8 @@ class VIResult(NamedTuple):
 
     Attributes:
         family: The fitted variational family (its ``mean`` and ``variance()``).
-        mean: Posterior mean of ``q``, ``(dim,)``.
-        std: Marginal standard deviations of ``q``, ``(dim,)``.
+        mean: Posterior mean of ``q``, ``(dim,)`` (estimated from draws for a flow).
+        std: Marginal standard deviations of ``q``, ``(dim,)`` (likewise).
         elbo: The last validation ELBO (nats).
         training: :class:`~astrobayes._training.TrainingInfo`.
         status: :class:`VIStatus`.
@@ -108,7 +113,10 @@ def fit_variational(
         key: JAX PRNG key.
         logdensity_fn: ``theta (dim,) -> +log density`` (unnormalised).
         family: A variational family with ``sample(key, num)``, ``entropy()`` and
-            ``variance()`` (:class:`MeanFieldGaussian`, :class:`LowRankGaussian`).
+            ``variance()`` (:class:`MeanFieldGaussian`, :class:`LowRankGaussian`: the
+            entropy is analytic), or with ``sample_and_log_prob(key, num)`` and
+            ``moments(key, num)`` (:class:`FlowFamily`: the ELBO is ``E_q[log p - log q]``
+            from the same draws, the moments from ``num_moment_draws`` draws).
         config: :class:`VIConfig`.
         throw: Raise on a failure status.
 
@@ -134,15 +142,24 @@ def fit_variational(
     """
     check_key(key)
     config = VIConfig() if config is None else config
-    for name in ("sample", "entropy", "variance"):
+    analytic = all(callable(getattr(family, name, None)) for name in ("entropy", "variance"))
+    required = ("sample", "entropy", "variance") if analytic else ("sample_and_log_prob", "moments")
+    for name in required:
         if not callable(getattr(family, name, None)):
-            raise TypeError(f"family must have a {name}() method; got {type(family).__name__}")
+            raise TypeError(
+                f"family must have a sample(), entropy() and variance() (Gaussian families) or "
+                f"sample_and_log_prob() and moments() (flows); got {type(family).__name__} "
+                f"without {name}()"
+            )
     batched = jax.vmap(logdensity_fn)
 
     def negative_elbo(q, batch, draw_key):
         (index,) = batch
-        draws = q.sample(draw_key, index.shape[0])
-        return -(jnp.mean(batched(draws)) + q.entropy())
+        if analytic:
+            draws = q.sample(draw_key, index.shape[0])
+            return -(jnp.mean(batched(draws)) + q.entropy())
+        draws, log_q = q.sample_and_log_prob(draw_key, index.shape[0])
+        return -jnp.mean(batched(draws) - log_q)
 
     training_config = TrainingConfig(
         learning_rate=config.learning_rate,
@@ -155,7 +172,20 @@ def fit_variational(
     )
     train = (jnp.arange(config.num_draws * config.steps_per_epoch, dtype=jnp.float32),)
     validation = (jnp.arange(config.num_validation_draws, dtype=jnp.float32),)
-    fitted, info = fit(key, family, negative_elbo, train, validation, config=training_config)
+    fit_key, moment_key = jax.random.split(key)
+    fitted, info = fit(
+        fit_key,
+        family,
+        negative_elbo,
+        train,
+        validation,
+        config=training_config,
+        is_leaf=lambda leaf: isinstance(leaf, paramax.NonTrainable),
+    )
+    if analytic:
+        mean, variance = fitted.mean, fitted.variance()
+    else:
+        mean, variance = fitted.moments(moment_key, config.num_moment_draws)
     messages = []
     if info.status is TrainingStatus.NON_FINITE:
         messages.append(VIStatus.NON_FINITE)
@@ -165,8 +195,8 @@ def fit_variational(
     finite = info.validation_losses[np.isfinite(info.validation_losses)]
     result = VIResult(
         family=fitted,
-        mean=np.asarray(fitted.mean, np.float64),
-        std=np.sqrt(np.asarray(fitted.variance(), np.float64)),
+        mean=np.asarray(mean, np.float64),
+        std=np.sqrt(np.asarray(variance, np.float64)),
         elbo=float(-finite.min()) if finite.size else float("nan"),
         training=info,
         status=ordered[0] if ordered else VIStatus.OK,

@@ -9,10 +9,16 @@ Gaussian and exact: the Wiener filter, mean ``C A^T N^{-1} d`` and covariance
 ``C = (S^{-1} + A^T N^{-1} A)^{-1}``, computed densely in float64 with NumPy
 (:func:`wiener_posterior`), which is the truth the variational families are checked
 against (Jeffrey et al. 2018, arXiv:1801.08945; Whitney et al.).
+
+A non-Gaussian prior: the shifted lognormal convergence (:func:`lognormal_convergence`,
+Hilbert et al. 2011, arXiv:1105.3980; Clerkin et al. 2017, arXiv:1605.01056) with the same
+shear likelihood (:func:`lognormal_logdensity`, in whitened coordinates), whose reference
+posterior is MCMC.
 """
 
 from __future__ import annotations
 
+from functools import partial
 from typing import NamedTuple
 
 import jax
@@ -25,9 +31,13 @@ from astrobayes._checks import as_float_array, check_key
 __all__ = [
     "MassMapProblem",
     "WienerPosterior",
+    "gaussian_field",
     "kaiser_squires_shear",
+    "lognormal_convergence",
+    "lognormal_logdensity",
     "make_problem",
     "mass_map_logdensity",
+    "simulate_lognormal_shear",
     "simulate_shear",
     "wiener_posterior",
 ]
@@ -128,33 +138,126 @@ def simulate_shear(
 ) -> tuple[Float[Array, "n n"], Float[Array, "2 n n"]]:
     """Draw ``kappa`` from the prior and noisy shear ``(2, n, n)`` (zero where masked)."""
     check_key(key)
-    field_key, noise_key = jax.random.split(key)
-    size = problem.power.shape[0]
-    white = jax.random.normal(field_key, (size, size))
-    kappa = jnp.fft.ifft2(
-        jnp.sqrt(jnp.asarray(problem.power)) * jnp.fft.fft2(white, norm="ortho"), norm="ortho"
-    ).real
-    g1, g2 = kaiser_squires_shear(kappa)
-    noise = problem.noise_std * jax.random.normal(noise_key, (2, size, size))
-    data = (jnp.stack([g1, g2]) + noise) * jnp.asarray(problem.mask)
+    _, kappa, data = _simulate(key, problem.power, problem.mask, problem.noise_std, None)
     return kappa, data
+
+
+@partial(jax.jit, static_argnums=(4,))
+def _simulate(key, power, mask, noise_std, shift):
+    """``(kappa, data)`` (Gaussian when ``shift`` is None) in one compiled program."""
+    field_key, noise_key = jax.random.split(key)
+    white = jax.random.normal(field_key, power.shape)
+    if shift is None:
+        kappa = gaussian_field(white, power)
+    else:
+        kappa = lognormal_convergence(white, power, shift)
+    g1, g2 = kaiser_squires_shear(kappa)
+    noise = noise_std * jax.random.normal(noise_key, (2, *kappa.shape))
+    return white, kappa, (jnp.stack([g1, g2]) + noise) * mask
+
+
+def _shear_loglike(problem: MassMapProblem, data, kappa):
+    """Gaussian shape-noise log likelihood of a convergence map (JAX)."""
+    g1, g2 = kaiser_squires_shear(kappa)
+    residual = ((g1 - data[0]) ** 2 + (g2 - data[1]) ** 2) * jnp.asarray(problem.mask, kappa.dtype)
+    return -0.5 * jnp.sum(residual) / problem.noise_std**2
 
 
 def mass_map_logdensity(problem: MassMapProblem, data: Float[Array, "2 n n"]):
     """Unnormalised log posterior of the flattened convergence ``(n*n,)`` (JAX)."""
     size = problem.power.shape[0]
-    mask = jnp.asarray(problem.mask, jnp.float32)
     inv_power = jnp.asarray(1.0 / problem.power, jnp.float32)
     data = jnp.asarray(data, jnp.float32)
 
     def logdensity(kappa_flat):
         kappa = kappa_flat.reshape(size, size)
-        g1, g2 = kaiser_squires_shear(kappa)
-        residual = ((g1 - data[0]) ** 2 + (g2 - data[1]) ** 2) * mask
         modes = jnp.fft.fft2(kappa, norm="ortho")
-        return -0.5 * jnp.sum(residual) / problem.noise_std**2 - 0.5 * jnp.sum(
-            jnp.abs(modes) ** 2 * inv_power
-        )
+        return _shear_loglike(problem, data, kappa) - 0.5 * jnp.sum(jnp.abs(modes) ** 2 * inv_power)
+
+    return logdensity
+
+
+def gaussian_field(white: Float[Array, "n n"], power: Float[np.ndarray, "n n"]) -> Array:
+    """The Gaussian field ``g = U^H sqrt(P) U w`` of a white-noise map ``w`` (JAX).
+
+    ``U`` is the unitary 2-d DFT, so ``g`` has covariance ``U^H P U`` (pixel variance
+    ``mean(P)``) when ``w`` is standard normal, and the map ``w -> g`` is the symmetric
+    square root of that covariance (a constant Jacobian).
+
+    Example:
+        >>> import jax.numpy as jnp, numpy as np
+        >>> g = gaussian_field(jnp.eye(4), np.ones((4, 4)))  # P = 1: the identity
+        >>> bool(jnp.allclose(g, jnp.eye(4), atol=1e-6))
+        True
+
+    """
+    root = jnp.sqrt(jnp.asarray(power, jnp.float32))
+    return jnp.fft.ifft2(root * jnp.fft.fft2(white, norm="ortho"), norm="ortho").real
+
+
+def lognormal_convergence(
+    white: Float[Array, "n n"], power: Float[np.ndarray, "n n"], shift: float
+) -> Array:
+    """The shifted lognormal convergence ``kappa = shift (exp(g - sigma^2 / 2) - 1)`` (JAX).
+
+    ``g = gaussian_field(white, power)`` with pixel variance ``sigma^2 = mean(power)``, so
+    ``kappa`` has zero mean and its minimum is ``-shift`` (the empty-beam convergence):
+    the shifted lognormal model of the convergence of Hilbert, Hartlap & Schneider
+    (2011, arXiv:1105.3980) and Clerkin et al. (2017, arXiv:1605.01056).
+
+    Example:
+        >>> import jax.numpy as jnp, numpy as np
+        >>> kappa = lognormal_convergence(jnp.zeros((4, 4)), np.full((4, 4), 0.5), 0.1)
+        >>> round(float(kappa[0, 0]), 5)  # g = 0: shift * (exp(-0.25) - 1)
+        -0.02212
+
+    """
+    if not shift > 0:
+        raise ValueError(f"shift must be positive; got {shift}")
+    variance = jnp.mean(jnp.asarray(power, jnp.float32))
+    return shift * (jnp.exp(gaussian_field(white, power) - 0.5 * variance) - 1.0)
+
+
+def simulate_lognormal_shear(
+    key: PRNGKeyArray, problem: MassMapProblem, shift: float
+) -> tuple[Float[Array, "n n"], Float[Array, "n n"], Float[Array, "2 n n"]]:
+    """Draw white noise ``w``, the lognormal ``kappa`` (:func:`lognormal_convergence`) and shear.
+
+    Returns:
+        ``(white, kappa, data)``; ``data`` has shape ``(2, n, n)`` (zero where masked).
+
+    """
+    check_key(key)
+    if not shift > 0:
+        raise ValueError(f"shift must be positive; got {shift}")
+    return _simulate(key, problem.power, problem.mask, problem.noise_std, float(shift))
+
+
+def lognormal_logdensity(problem: MassMapProblem, data: Float[Array, "2 n n"], shift: float):
+    """Unnormalised log posterior of the flattened white field ``w`` ``(n*n,)`` (JAX).
+
+    The lognormal prior is written in its whitened coordinates: ``w ~ N(0, I)`` and
+    ``kappa = lognormal_convergence(w, power, shift)``, observed through the same
+    Kaiser-Squires shear, mask and shape noise as :func:`mass_map_logdensity`. The
+    posterior of ``w`` (and of ``kappa``) is not Gaussian; there is no closed form.
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> problem = make_problem(4)
+        >>> _, _, data = simulate_lognormal_shear(jax.random.key(0), problem, 0.3)
+        >>> bool(jnp.isfinite(lognormal_logdensity(problem, data, 0.3)(jnp.zeros(16))))
+        True
+
+    """
+    if not shift > 0:
+        raise ValueError(f"shift must be positive; got {shift}")
+    size = problem.power.shape[0]
+    data = jnp.asarray(data, jnp.float32)
+
+    def logdensity(white_flat):
+        white = white_flat.reshape(size, size)
+        kappa = lognormal_convergence(white, problem.power, shift)
+        return _shear_loglike(problem, data, kappa) - 0.5 * jnp.sum(white**2)
 
     return logdensity
 
