@@ -21,6 +21,7 @@ _SLOW: dict[str, str] = {
     "astrobayes.sbi.embeddings": "builds and applies several CNN embeddings",
     "astrobayes.sbi.training": "trains an NPE flow",
     "astrobayes.sbi.likelihood_check": "trains an NLE flow",
+    "astrobayes.sbi.posterior": "compiles preconditioned SMC's moves (~17 s at load 8)",
     "astrobayes.sampling.kernel": "compiles the multi-chain NUTS program three times",
     "astrobayes.sampling.flow_mcmc": "builds and trains a spline flow (compiles MALA and flow)",
     "astrobayes.variational.fit": "trains a variational family through the training loop",

@@ -13,6 +13,8 @@ move between modes gets the weights wrong; the negative controls check that the
 tolerances reject such draws.
 """
 
+import json
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -21,6 +23,7 @@ from jax.scipy.special import logsumexp
 from scipy.stats import norm
 
 from astrobayes._status import UnreliableResultError
+from astrobayes.io import to_json
 from astrobayes.sampling import FlowMCMCConfig, SMCConfig
 from astrobayes.sbi import MCMCConfig, PosteriorStatus, Prior, sample_posterior
 from astrobayes.sbi.estimators import AbstractEstimator
@@ -146,6 +149,10 @@ def test_preconditioned_smc_statuses_map_by_severity(key):
     assert warned.diagnostics["sampler_status"].name == "MAX_STEPS"
     assert warned.diagnostics["sampler_messages"][0].startswith("warning: at some temperature")
     assert warned.samples.shape == (100, 2)
+    # diagnostics.json (the CLI's one JSON policy): the sampler's status and its message
+    written = json.loads(to_json(warned.diagnostics))
+    assert written["sampler_status"] == "max_steps"
+    assert written["sampler_status_message"] == warned.diagnostics["sampler_messages"][0]
     capped_tempering = MCMCConfig(
         preconditioned_smc=SMCConfig(
             num_particles=NUM_PARTICLES, preconditioner="diagonal", max_temperatures=1
