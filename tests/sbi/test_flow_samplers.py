@@ -341,3 +341,41 @@ def test_preconditioned_smc_with_the_flow_preconditioner(key):
         "log_evidence_std"
     ]
     assert abs(pull) < 4.0, posterior.diagnostics
+
+
+SIGN_FLIP_FILE = """
+import jax
+import jax.numpy as jnp
+
+
+def simulate(key, theta):
+    k_sign, k_noise = jax.random.split(key)
+    sign = jnp.where(jax.random.uniform(k_sign) < 0.7, 1.0, -1.0)
+    return jnp.stack([sign * theta[0], theta[1]]) + 0.25 * jax.random.normal(k_noise, (2,))
+"""
+
+
+@pytest.mark.slow
+def test_cli_runs_preconditioned_smc_from_toml(tmp_path):
+    """``astrobayes sbi`` with the new method and its table: draws and diagnostics.json."""
+    from astrobayes.cli.main import main
+
+    (tmp_path / "sign_flip.py").write_text(SIGN_FLIP_FILE)
+    (tmp_path / "config.toml").write_text(
+        'simulator = "sign_flip:simulate"\nmethod = "nle"\nnum_simulations = 200\n'
+        "x_obs = [2.0, 1.0]\nnum_posterior_samples = 100\nnum_validation = 0\n"
+        'posterior_method = "preconditioned_smc"\n'
+        "[prior]\na = { uniform = [-4.0, 4.0] }\nb = { normal = [0.0, 2.0] }\n"
+        "[training]\nmax_epochs = 3\nbatch_size = 50\n"
+        "[flow]\nflow_layers = 1\nnn_width = 8\nnn_depth = 1\nknots = 0\n"
+        '[mcmc.preconditioned_smc]\nnum_particles = 200\npreconditioner = "diagonal"\n'
+    )
+    out = tmp_path / "out"
+    assert main(["sbi", str(tmp_path / "config.toml"), "--out", str(out), "--no-plots"]) in (0, 1)
+    with np.load(out / "posterior.npz") as posterior:
+        assert posterior["samples"].shape == (100, 2)
+    diagnostics = json.loads((out / "diagnostics.json").read_text())
+    assert diagnostics["posterior_sampler"] == "preconditioned_smc"
+    assert diagnostics["posterior_diagnostics"]["num_particles"] == 200
+    assert diagnostics["posterior_diagnostics"]["temperatures"][-1] == 1.0
+    assert "sampler_status" in diagnostics["posterior_diagnostics"]
