@@ -276,6 +276,8 @@ def _run(args, config, config_path: Path, function, executor) -> int:
     for status in by_severity(statuses):
         if not status.is_ok:
             print(f"astrobayes sbi: {status.value}", file=sys.stderr)
+    for message in posterior.diagnostics.get("sampler_messages", ()):
+        print(f"astrobayes sbi: sampler: {message}", file=sys.stderr)
     if result.failure_locations is not None:
         print(
             f"astrobayes sbi: {result.num_failed} simulations failed "
