@@ -13,12 +13,15 @@ the script resumes where it stopped):
    ``--rms-tolerance`` (25%) of the smallest rms of the sweep** — the most compressed
    model that is still as accurate; the rule does not look at the factors;
 4. on ``test``: rms and the MI matrix (GMM-MI, bootstrap errors) of the chosen model;
+   every MI matrix is reported twice: of the raw posterior means and of their ICA
+   rotation ("β-VAE + ICA": :func:`astrobayes.interpret.ica_rotation` fitted on the
+   *training* profiles' latent means, never on the factors or held-out sets);
 5. control: the same β trained on laboratory halos whose outer profile is independent
    of Γ (``control=True``); its test MI matrix should show no latent informative about Γ.
 
 Outputs in ``--out``: ``ive_beta<β>.eqx`` (equinox leaves, atomic), ``ive_beta<β>.json``,
 ``ive_control_beta<β>.eqx``/``.json``, ``results.json`` and the figures ``tradeoff.png``,
-``traversal.png``, ``mi_matrix.png``, ``mi_matrix_control.png``.
+``traversal.png``, ``mi_matrix.png``, ``mi_matrix_ica.png``, ``mi_matrix_control.png``.
 
 Usage (about 10 CPU-minutes)::
 
@@ -46,6 +49,7 @@ from astrobayes.interpret import (
     active_latents,
     encode_profiles,
     halo_profiles,
+    ica_rotation,
     latent_factor_mi,
     reconstruction_rms,
     train_profile_vae,
@@ -117,8 +121,13 @@ def train_or_load(key, name, data, args, beta, out: Path):
     return model, record
 
 
-def evaluate(key, model, data, args, mi_config):
-    """rms, active latents and the MI matrix of the active latents on ``data``."""
+def evaluate(key, model, data, args, mi_config, train):
+    """rms, active latents and the MI matrices of the active latents on ``data``.
+
+    Two matrices: of the raw posterior means, and of their ICA rotation
+    (:func:`~astrobayes.interpret.ica_rotation` fitted on the *training* profiles' means
+    of the same latents; the factors are never used).
+    """
     rms, rms_per_radius = reconstruction_rms(model, data.log_density, data.log_radius)
     mean, log_var = encode_profiles(model, data.log_density)
     active, kl = active_latents(mean, log_var, args.kl_threshold)
@@ -128,22 +137,41 @@ def evaluate(key, model, data, args, mi_config):
         "kl_per_latent": kl,
         "active_latents": active,
     }
+    mi = ica_mi = None
     if active.size >= len(FACTOR_NAMES):
+        key_ica, key_rotation = jax.random.fold_in(key, 1), jax.random.fold_in(key, 2)
         mi = latent_factor_mi(key, np.asarray(mean)[:, active], data.factors, config=mi_config)
+        summary.update(_mi_summary(mi, [int(active[i]) for i in mi.matching]))
+        train_mean, _ = encode_profiles(model, train.log_density)
+        rotation = ica_rotation(key_rotation, np.asarray(train_mean)[:, active])
+        rotated = rotation.apply(np.asarray(mean)[:, active])
+        ica_mi = latent_factor_mi(key_ica, rotated, data.factors, config=mi_config)
         summary.update(
-            mi_estimate=mi.estimate,
-            mi_error=mi.error,
-            matching=[int(active[i]) for i in mi.matching],
-            diagonal=mi.diagonal,
-            off_diagonal_ratio=mi.off_diagonal_ratio,
-            off_diagonal_ratio_error=mi.off_diagonal_ratio_error,
-            mi_statuses=mi.mi_statuses.tolist(),
-            status=mi.status.name,
+            {f"ica_{k}": v for k, v in _mi_summary(ica_mi, list(ica_mi.matching)).items()}
+        )
+        summary.update(
+            ica_unmixing=rotation.unmixing,
+            ica_kurtosis=rotation.kurtosis,
+            ica_iterations=rotation.num_iterations,
+            ica_rotation_status=rotation.status.name,
         )
     else:
-        mi = None
-        summary.update(off_diagonal_ratio=float("nan"), status="FEWER_ACTIVE_THAN_FACTORS")
-    return summary, mi, np.asarray(mean)
+        summary.update(off_diagonal_ratio=float("nan"), status="FEWER_ACTIVE_THAN_FACTORS",
+                       ica_off_diagonal_ratio=float("nan"))  # fmt: skip
+    return summary, mi, ica_mi, np.asarray(mean)
+
+
+def _mi_summary(mi, matching):
+    return {
+        "mi_estimate": mi.estimate,
+        "mi_error": mi.error,
+        "matching": matching,
+        "diagonal": mi.diagonal,
+        "off_diagonal_ratio": mi.off_diagonal_ratio,
+        "off_diagonal_ratio_error": mi.off_diagonal_ratio_error,
+        "mi_statuses": mi.mi_statuses.tolist(),
+        "status": mi.status.name,
+    }
 
 
 def main() -> None:
@@ -176,11 +204,13 @@ def main() -> None:
     for i, beta in enumerate(betas):
         model, record = train_or_load(jax.random.fold_in(keys[1], i), f"ive_beta{beta:g}",
                                       train, args, beta, out)  # fmt: skip
-        summary, _, _ = evaluate(jax.random.fold_in(keys[2], i), model, select, args, sweep_config)
+        summary, _, _, _ = evaluate(jax.random.fold_in(keys[2], i), model, select, args,
+                                    sweep_config, train)  # fmt: skip
         sweep.append({**record, **{f"select_{k}": v for k, v in summary.items()}})
         print(f"beta {beta:g}: select rms {summary['rms']:.4f}, active "
               f"{len(summary['active_latents'])}, off-diagonal "
-              f"{summary['off_diagonal_ratio']:.3f}", flush=True)  # fmt: skip
+              f"{summary['off_diagonal_ratio']:.3f}, after ICA "
+              f"{summary['ica_off_diagonal_ratio']:.3f}", flush=True)  # fmt: skip
     rms = np.array([s["select_rms"] for s in sweep])
     eligible = [b for b, r in zip(betas, rms, strict=True)
                 if r <= (1 + args.rms_tolerance) * rms.min()]  # fmt: skip
@@ -189,7 +219,9 @@ def main() -> None:
     print(f"chosen beta {chosen:g} (largest with rms <= {1 + args.rms_tolerance:.2f} x best)")
     model, _ = train_or_load(jax.random.fold_in(keys[1], index), f"ive_beta{chosen:g}",
                              train, args, chosen, out)  # fmt: skip
-    test_summary, test_mi, test_mean = evaluate(keys[3], model, test, args, mi_config)
+    test_summary, test_mi, test_ica_mi, test_mean = evaluate(
+        keys[3], model, test, args, mi_config, train
+    )
     results = {
         "settings": vars(args),
         "factor_names": FACTOR_NAMES,
@@ -208,13 +240,17 @@ def main() -> None:
     if test_mi is not None:
         labels = [f"z{i}" for i in active]
         save_figure_atomic(out / "mi_matrix.png", plot_mi_matrix(test_mi, FACTOR_NAMES, labels))
+        ica_labels = [f"ica{i}" for i in range(len(active))]
+        save_figure_atomic(out / "mi_matrix_ica.png",
+                           plot_mi_matrix(test_ica_mi, FACTOR_NAMES, ica_labels))  # fmt: skip
     if not args.skip_control:
         control_halos = halo_profiles(keys[4], total, control=True)
         c_train, _, c_test = split(control_halos)
         c_model, c_record = train_or_load(
             keys[5], f"ive_control_beta{chosen:g}", c_train, args, chosen, out
         )
-        c_summary, c_mi, _ = evaluate(keys[6], c_model, c_test, args, mi_config)
+        c_summary, c_mi, c_ica_mi, _ = evaluate(keys[6], c_model, c_test, args, mi_config,
+                                                c_train)  # fmt: skip
         results["control"] = {**c_record, **c_summary}
         if c_mi is not None:
             labels = [f"z{i}" for i in c_summary["active_latents"]]
@@ -225,15 +261,21 @@ def main() -> None:
             "main_max": float(np.max(test_summary["mi_estimate"][:, 2])),
             "control_max": float(np.max(c_summary["mi_estimate"][:, 2]))
             if c_mi is not None else None,
+            "main_ica_max": float(np.max(test_summary["ica_mi_estimate"][:, 2])),
+            "control_ica_max": float(np.max(c_summary["ica_mi_estimate"][:, 2]))
+            if c_ica_mi is not None else None,
         }  # fmt: skip
     write_json_atomic(out / "results.json", results)
     print(json.dumps({k: results[k] for k in ("chosen_beta",)}))
-    print("test rms", test_summary["rms"], "off-diagonal", test_summary["off_diagonal_ratio"])
-    if test_mi is not None:
-        print("test MI\n", np.round(test_mi.estimate, 3), "\n+-\n", np.round(test_mi.error, 3))
-    if "control" in results and "mi_estimate" in results["control"]:
-        print("control MI\n", np.round(results["control"]["mi_estimate"], 3), "\n+-\n",
-              np.round(results["control"]["mi_error"], 3))  # fmt: skip
+    print("test rms", test_summary["rms"], "off-diagonal", test_summary["off_diagonal_ratio"],
+          "+-", test_summary.get("off_diagonal_ratio_error"), "after ICA",
+          test_summary["ica_off_diagonal_ratio"], "+-",
+          test_summary.get("ica_off_diagonal_ratio_error"))  # fmt: skip
+    for name, part in (("test", test_summary), ("control", results.get("control", {}))):
+        for prefix in ("", "ica_"):
+            if f"{prefix}mi_estimate" in part:
+                print(f"{name} {prefix or 'raw '}MI\n", np.round(part[f"{prefix}mi_estimate"], 3),
+                      "\n+-\n", np.round(part[f"{prefix}mi_error"], 3))  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -16,12 +16,14 @@ from astrobayes.interpret import (
     LatentMIStatus,
     MIConfig,
     ProfileVAE,
+    RotationStatus,
     VAEConfig,
     active_latents,
     encode_profiles,
     gaussian_kl,
     halo_log_density,
     halo_profiles,
+    ica_rotation,
     latent_factor_mi,
     latent_traversal,
     reconstruction_rms,
@@ -217,25 +219,108 @@ def test_mi_matrix_rejects_bad_input():
         latent_factor_mi(jax.random.key(0), np.zeros((100, 2)), np.zeros((90, 2)))
 
 
+# ----------------------------------------------------------------------------- ICA rotation
+
+
+def _mixed(kind, n, source_key, mixing_key=0):
+    """Independent unit-variance sources and a fixed rotation + shear of them."""
+    k = jax.random.key(source_key)
+    if kind == "uniform":
+        sources = np.asarray(jax.random.uniform(k, (n, 3), minval=-1, maxval=1)) * math.sqrt(3)
+    else:
+        sources = np.asarray(jax.random.normal(k, (n, 3)))
+    q, _ = np.linalg.qr(np.asarray(jax.random.normal(jax.random.key(100 + mixing_key), (3, 3))))
+    return sources, sources @ (q @ np.diag([1.0, 2.0, 0.5])).T
+
+
+def _cross_correlation(a, b):
+    k = a.shape[1]
+    return np.abs(np.corrcoef(a.T, b.T)[:k, k:])
+
+
+def test_ica_recovers_independent_uniform_sources_on_held_out_data():
+    # fit on one sample, apply to another of the same mixture. Tolerance: the estimation
+    # error of the unmixing is O(1/sqrt(n)); measured over 40 repeats (n = 2000, 3 uniform
+    # sources, random rotations): largest off-diagonal |corr| 1.3/sqrt(n) on average,
+    # 2.6/sqrt(n) at most -> 5/sqrt(n)
+    n = 2000
+    _, train = _mixed("uniform", n, 0)
+    sources, test = _mixed("uniform", n, 1)  # same mixing, new sources
+    rotation = ica_rotation(jax.random.key(2), train)
+    assert rotation.status is RotationStatus.OK
+    np.testing.assert_allclose(rotation.kurtosis, -1.2, atol=5 * rotation.kurtosis_error)
+    corr = _cross_correlation(rotation.apply(test), sources)
+    tolerance = 5 / math.sqrt(n)
+    assert sorted(np.argmax(corr, axis=1).tolist()) == [0, 1, 2]  # one source per component
+    assert np.all(corr.max(axis=1) > 1 - tolerance)
+    assert np.sort(corr, axis=1)[:, :-1].max() < tolerance
+    # the raw mixture is far from the sources (the rotation did the work)
+    assert np.sort(_cross_correlation(test, sources), axis=1)[:, :-1].max() > 3 * tolerance
+
+
+def test_ica_cannot_identify_gaussian_sources():
+    # negative control: a rotation of Gaussian sources is again Gaussian with independent
+    # components, so nothing identifies the mixing; the status says so and the
+    # components are not the sources
+    n = 2000
+    sources, mixed = _mixed("gaussian", n, 0)
+    rotation = ica_rotation(jax.random.key(2), mixed)
+    assert rotation.status is RotationStatus.GAUSSIAN
+    corr = _cross_correlation(rotation.apply(mixed), sources)
+    assert np.sort(corr, axis=1)[:, :-1].max() > 5 / math.sqrt(n)
+
+
+def test_ica_rotation_disentangles_the_mi_matrix():
+    # two uniform factors seen through monotone functions mixed by a 35 degree rotation:
+    # the raw latents are entangled, the ICA components (fitted on a separate training
+    # sample, without the factors) are not
+    def sample(key, n):
+        f = np.asarray(jax.random.uniform(jax.random.key(key), (n, 2)))
+        angle = math.radians(35)
+        mix = np.array([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]])
+        return f, np.stack([f[:, 0], f[:, 1] ** 1.5], axis=1) @ mix.T
+
+    _, train = sample(20, 1000)
+    f, held_out = sample(21, 300)
+    raw = latent_factor_mi(jax.random.key(0), held_out, f, config=SMALL_MI)
+    rotation = ica_rotation(jax.random.key(1), train)
+    assert rotation.status is RotationStatus.OK
+    rotated = latent_factor_mi(jax.random.key(0), rotation.apply(held_out), f, config=SMALL_MI)
+    assert raw.off_diagonal_ratio > 0.3
+    assert rotated.off_diagonal_ratio < 0.1
+    assert len(set(rotated.matching)) == 2
+
+
+def test_ica_rotation_rejects_bad_input():
+    with pytest.raises(ValueError, match="more rows"):
+        ica_rotation(jax.random.key(0), np.zeros((3, 3)))
+    with pytest.raises(ValueError, match="tolerance"):
+        ica_rotation(jax.random.key(0), np.zeros((10, 2)), tolerance=0.0)
+    rotation = ica_rotation(jax.random.key(0), _mixed("uniform", 200, 0)[1])
+    with pytest.raises(ValueError, match="3 columns"):
+        rotation.apply(np.zeros((5, 2)))
+
+
 # ----------------------------------------------------------------------------- acceptance
 
 
 @pytest.mark.slow
 def test_ive_finds_three_latents_and_the_control_loses_accretion():
-    """The measured run of ``scripts/interpret_train_ive.py`` at β = 4 (~2 CPU-minutes).
+    """The measured run of ``scripts/interpret_train_ive.py`` at β = 4 (~3 CPU-minutes).
 
-    Same keys as the script (seed 0, β = 4 is entry 2 of its sweep). Checks what the
-    run showed: three active latents, the normalisation latent disentangled (its
-    off-diagonal MI below 10% of its diagonal), the accretion latent carrying Γ, and in
-    the control no latent informative about Γ. The full issue-14 criterion (every
-    off-diagonal below 10%) was *not* met (0.24, see docs/interpret.md) and is not
-    asserted.
+    Same keys as the script (seed 0, β = 4 is entry 2 of its sweep). Raw β-VAE latents:
+    three active latents, the normalisation latent disentangled (its off-diagonal MI below
+    10% of its diagonal), while the two shape latents are a rotated basis (0.24 on the
+    test set, not asserted). β-VAE + ICA (rotation fitted on the training latents): the
+    issue-14 criterion, every off-diagonal MI below 10% of the smallest diagonal, within
+    3 bootstrap σ (measured 0.005 ± 0.003 on the test set; 0.002-0.007 on the selection
+    set for four training seeds). Control: no latent, raw or rotated, informative about Γ.
     """
     keys = jax.random.split(jax.random.key(0), 10)
     training = TrainingConfig(learning_rate=2e-3, batch_size=128, max_epochs=300, patience=20,
                               schedule="cosine")  # fmt: skip
     config = VAEConfig(num_latents=5, width=32, depth=2, beta=4.0, noise_scale=0.02)
-    results = {}
+    results, rotated = {}, {}
     for control, data_key, train_key, mi_key in (
         (False, keys[0], jax.random.fold_in(keys[1], 2), keys[3]),
         (True, keys[4], keys[5], keys[6]),
@@ -245,8 +330,13 @@ def test_ive_finds_three_latents_and_the_control_loses_accretion():
                                      config=config, training=training)  # fmt: skip
         mean, log_var = encode_profiles(model, halos.log_density[3000:])
         active, _ = active_latents(mean, log_var, 0.1)
-        results[control] = latent_factor_mi(
-            mi_key, np.asarray(mean)[:, active], halos.factors[3000:]
+        latents = np.asarray(mean)[:, active]
+        results[control] = latent_factor_mi(mi_key, latents, halos.factors[3000:])
+        train_mean, _ = encode_profiles(model, halos.log_density[:2000])
+        rotation = ica_rotation(jax.random.fold_in(mi_key, 2), np.asarray(train_mean)[:, active])
+        assert rotation.status is RotationStatus.OK
+        rotated[control] = latent_factor_mi(
+            jax.random.fold_in(mi_key, 1), rotation.apply(latents), halos.factors[3000:]
         )
     main, control = results[False], results[True]
     assert main.estimate.shape[0] == 3  # three active latents, no more
@@ -254,7 +344,12 @@ def test_ive_finds_three_latents_and_the_control_loses_accretion():
     norm_row = main.matching[0]
     assert np.all(np.delete(main.estimate[norm_row], 0) < 0.1 * main.diagonal[0])
     assert np.all(np.delete(main.estimate[:, 0], norm_row) < 0.1 * main.diagonal[0])
+    # β-VAE + ICA: the issue's criterion, with 3 bootstrap σ of margin
+    ica = rotated[False]
+    assert len(set(ica.matching)) == 3
+    assert ica.off_diagonal_ratio + 3 * ica.off_diagonal_ratio_error < 0.1
     # control: no latent is informative about Γ (within 3 bootstrap σ + 0.01 nats)
-    gamma_mi, gamma_error = control.estimate[:, 2], control.error[:, 2]
-    assert np.all(gamma_mi < 3 * gamma_error + 0.01)
-    assert main.diagonal[2] > 10 * np.max(gamma_mi)
+    for result in (control, rotated[True]):
+        gamma_mi, gamma_error = result.estimate[:, 2], result.error[:, 2]
+        assert np.all(gamma_mi < 3 * gamma_error + 0.01)
+        assert main.diagonal[2] > 10 * np.max(gamma_mi)

@@ -11,6 +11,8 @@
   with its known generating factors.
 - :mod:`astrobayes.interpret.vae`: the interpretable variational encoder (β-VAE with a
   radius-conditioned decoder, Lucie-Smith et al. 2022, 2024) and its latent–factor MI.
+- :mod:`astrobayes.interpret.ica`: an unsupervised ICA rotation of the encoder's latents
+  (β-VAE + ICA), fitted on training latents.
 """
 
 from astrobayes.interpret.halos import (
@@ -22,6 +24,7 @@ from astrobayes.interpret.halos import (
     splashback_radius,
     wechsler_concentration,
 )
+from astrobayes.interpret.ica import LatentRotation, RotationStatus, ica_rotation
 from astrobayes.interpret.mutual_info import (
     GaussianMixture,
     MIConfig,
@@ -80,6 +83,9 @@ __all__ = [
     "wechsler_concentration",
     "LatentMIResult",
     "LatentMIStatus",
+    "LatentRotation",
+    "RotationStatus",
+    "ica_rotation",
     "ProfileVAE",
     "VAEConfig",
     "active_latents",
