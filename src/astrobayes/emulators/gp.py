@@ -213,10 +213,16 @@ class GPEmulator(eqx.Module):
                 ``docs/probabilistic.md``).
 
         Returns:
-            ``(mean, std)``, each ``(num,)`` (float64 when the emulator computes in float64).
+            ``(mean, std)``, each ``(num,)``: NumPy arrays (float64 when the emulator
+            computes in float64) when called eagerly; inside a caller's ``jit``, JAX
+            arrays of the caller's default float dtype (computed in float64 all the same).
         """
+        outer = jnp.float64 if jax.config.jax_enable_x64 else jnp.float32
         with _precision(self.float64):
-            return _predict(self, jnp.asarray(parameters, float), loo_scaled)
+            mean, std = _predict(self, jnp.asarray(parameters, float), loo_scaled)
+            if isinstance(mean, jax.core.Tracer):  # inside the caller's jit: its dtype
+                return mean.astype(outer), std.astype(outer)
+        return np.asarray(mean), np.asarray(std)
 
 
 @eqx.filter_jit
