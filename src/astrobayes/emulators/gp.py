@@ -8,7 +8,7 @@ standardised units) and a constant mean; ``k`` is Matern-5/2 in the Euclidean di
 (default; written here with a finite gradient at zero distance: tinygp's own Matern-5/2
 is indefinite with its default L1 distance in more than one dimension, and has a
 non-finite gradient with the L2 distance) or the squared exponential ``exp(-r^2/2)``.
-On the BAO emulator's problem the squared exponential's 68% intervals covered only 44-51%
+On the BAO emulator's problem the squared exponential's 68% intervals covered only 44-58%
 of held-out points: its variance shrinks too fast near the design points for these
 functions (the usual argument against it, Stein 1999), and Matern-5/2 covered 66-76%.
 The hyperparameters maximise the log marginal likelihood through
