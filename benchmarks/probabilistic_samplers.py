@@ -42,7 +42,7 @@ status, and the ratios of calls and CPU seconds to flow MCMC + learned harmonic 
 Usage: OMP_NUM_THREADS=1 python benchmarks/probabilistic_dl.py [--task mixture|banana|
 dualmoon] [--dim 10] [--scales 1,1,1] [--seed 0] [--methods flow,smc,nuts]
 [--peers dynesty,nautilus,pocomc] [--local-steps N] [--global-steps N]
-[--production-loops N] [--training-loops N] [--chains 64]
+[--production-loops N] [--training-loops N] [--burnin N] [--chains 64]
 """
 
 from __future__ import annotations
@@ -376,6 +376,7 @@ def flow_config(args) -> FlowMCMCConfig:
         "num_global_steps": args.global_steps,
         "num_loops_production": args.production_loops,
         "num_loops_training": args.training_loops,
+        "num_burnin_steps": args.burnin,
     }
     return FlowMCMCConfig(
         num_chains=args.chains, **{k: v for k, v in overrides.items() if v is not None}
@@ -401,7 +402,7 @@ def run_flow(key, target: Target, init, args, rows: list) -> None:
     rhat = float(np.max(result.rhat))
     status = "/".join(m.name for m in result.messages) or result.status.name
     print(
-        f"\nflow MCMC ({config.num_loops_training} training + {config.num_loops_production} "
+        f"\nflow MCMC ({config.num_burnin_steps} burn-in steps, {config.num_loops_training} training + {config.num_loops_production} "
         f"production loops of {config.num_local_steps} local + {config.num_global_steps} "
         f"global steps, {config.num_chains} chains): status {status}; max R-hat {rhat:.4f}, "
         f"min ESS {np.min(result.ess):.0f}; local/global acceptance "
@@ -707,6 +708,7 @@ def main(argv: list[str] | None = None) -> None:  # noqa: D103
     parser.add_argument("--global-steps", type=int, default=None)
     parser.add_argument("--production-loops", type=int, default=None)
     parser.add_argument("--training-loops", type=int, default=None)
+    parser.add_argument("--burnin", type=int, default=None)
     args = parser.parse_args(argv)
     if args.task == "mixture":
         scales = np.array([float(v) for v in args.scales.split(",")])
