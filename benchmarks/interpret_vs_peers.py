@@ -333,7 +333,8 @@ def degeneracy_section(args) -> None:
 def mi_section(args) -> None:
     """Ours vs gmm-mi on the same correlated-Gaussian samples, in this one process.
 
-    gmm-mi (GPL, ``bench`` extra only) needs scikit-learn < 1.6 (it calls the removed
+    gmm-mi (GPL with a non-commercial clause: in no extra, installed by hand) needs
+    scikit-learn < 1.6 (it calls the removed
     ``_validate_data``); run this section in an environment that has one (see
     docs/interpret.md). Both at their default settings; our compilation (one per data
     shape) is timed separately and reported.
@@ -342,7 +343,9 @@ def mi_section(args) -> None:
         from gmm_mi.mi import EstimateMI
     except ImportError:
         EstimateMI = None
-        print("gmm-mi is not installed: peer skipped (pip install gmm-mi, bench extra)")
+        print(
+            "gmm-mi is not installed: peer skipped (GPL, in no extra: pip install gmm-mi by hand)"
+        )
     n = args.mi_points
     rhos = [float(r) for r in args.mi_rhos.split(",")]
     z = np.random.default_rng([args.seed, 99]).normal(size=(n, 2))
