@@ -375,20 +375,38 @@ def _run_model(key, model: Model, sampling, target, checkpoint_fn, progress_fn_f
         progress_fn=progress_fn,
     )
     result = estimate(evidence_key, run.to_chains(), target=target, progress_fn=progress_fn)
+    return _report(
+        model.name,
+        density,
+        run,
+        result,
+        log_evidence=(result.log_evidence, result.log_evidence_std),
+        rhat_max=float(np.nanmax(run.rhat)),
+        ess_min=float(np.nanmin(run.ess)),
+        status=worst([result.status, run.status]),
+    )
+
+
+def _report(
+    name, density, run, evidence, *, log_evidence, rhat_max, ess_min, status, method=None
+) -> ModelReport:
+    """A model's report: its draws mapped back to the original space and summarised."""
     posterior = constrained_samples(density, run.samples)
     posterior = {k: v for k, v in posterior.items() if v.ndim == 2}
+    extra = {} if method is None else {"evidence_method": method}
     return ModelReport(
-        name=model.name,
-        log_evidence=result.log_evidence,
-        log_evidence_std=result.log_evidence_std,
-        evidence=result,
+        name=name,
+        log_evidence=log_evidence[0],
+        log_evidence_std=log_evidence[1],
+        evidence=evidence,
         sampling=run,
         posterior=posterior,
         posterior_mean={k: float(v.mean()) for k, v in posterior.items()},
         posterior_std={k: float(v.std()) for k, v in posterior.items()},
-        rhat_max=float(np.nanmax(run.rhat)),
-        ess_min=float(np.nanmin(run.ess)),
-        status=worst([result.status, run.status]),
+        rhat_max=rhat_max,
+        ess_min=ess_min,
+        status=status,
+        **extra,
     )
 
 
@@ -438,21 +456,16 @@ def _run_model_smc(
         cross_check=cross,
         status=worst([result.status, cross]),
     )
-    posterior = constrained_samples(density, run.samples)
-    posterior = {k: v for k, v in posterior.items() if v.ndim == 2}
-    return ModelReport(
-        name=model.name,
-        log_evidence=result.log_evidence,
-        log_evidence_std=result.log_evidence_std,
-        evidence=lhm,
-        sampling=run,
-        posterior=posterior,
-        posterior_mean={k: float(v.mean()) for k, v in posterior.items()},
-        posterior_std={k: float(v.std()) for k, v in posterior.items()},
+    return _report(
+        model.name,
+        density,
+        run,
+        lhm,
+        log_evidence=(result.log_evidence, result.log_evidence_std),
         rhat_max=float("nan"),
         ess_min=float("nan"),
         status=run.status,
-        evidence_method="smc",
+        method="smc",
     )
 
 
