@@ -36,7 +36,12 @@ from flowjax.utils import get_ravelled_pytree_constructor
 from jaxtyping import Array, PRNGKeyArray
 from paramax import Parameterize
 
-__all__ = ["DenseRationalQuadraticSpline", "masked_autoregressive_flow", "spline_transformer"]
+__all__ = [
+    "DenseRationalQuadraticSpline",
+    "masked_autoregressive_flow",
+    "shrink_final_layers",
+    "spline_transformer",
+]
 
 
 def _bin_rows(knots: Array, value: Array) -> Array:
@@ -288,3 +293,28 @@ def _constructor(transformer):
         entry = (transformer, constructor)
         _CONSTRUCTORS[id(transformer)] = entry
     return entry[1]
+
+
+def shrink_final_layers(flow, scale: float = 1e-2):
+    """Scale the last layer of every conditioner MLP by ``scale``: the flow starts near identity.
+
+    The conditioners output offsets from the transformers' initial (identity) parameters,
+    so a small last layer starts the flow near its base distribution, and training (or a
+    variational fit) only learns the departures.
+    """
+
+    def is_mlp(node):
+        return isinstance(node, eqx.nn.MLP)
+
+    def shrink(node):
+        if not is_mlp(node):
+            return node
+        return eqx.tree_at(
+            lambda mlp: mlp.layers[-1],
+            node,
+            replace_fn=lambda layer: jax.tree_util.tree_map(
+                lambda x: x * scale if eqx.is_inexact_array(x) else x, layer
+            ),
+        )
+
+    return jax.tree_util.tree_map(shrink, flow, is_leaf=is_mlp)

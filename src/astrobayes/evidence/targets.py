@@ -32,6 +32,7 @@ from jaxtyping import Array, Float, PRNGKeyArray
 from scipy import special
 
 from astrobayes._checks import check_positive_int
+from astrobayes._flows import shrink_final_layers
 from astrobayes._training import TrainingConfig, fit
 from astrobayes._types import ProgressFn
 from astrobayes.mixtures import GaussianMixture, fit_em, mixture_log_density
@@ -413,7 +414,7 @@ class _FlowFamily(TargetFamily):
         init_key, train_key = jax.random.split(key)
         dim = z_train.shape[1]
         flow = self._build(init_key, dim, Normal(jnp.zeros(dim)))
-        flow = _zero_final_layers(flow)
+        flow = shrink_final_layers(flow)
         train = (
             jnp.asarray(z_train, jnp.float32),
             jnp.asarray(w_train / w_train.mean(), jnp.float32),
@@ -441,30 +442,6 @@ def _weighted_negative_log_likelihood(flow, batch, key):
     x, w = batch
     model = paramax.unwrap(flow)
     return -jnp.sum(w * model.log_prob(x)) / jnp.sum(w)
-
-
-def _zero_final_layers(flow, scale: float = 1e-2):
-    """Shrink the last layer of every conditioner so that the flow starts near identity.
-
-    Whitened draws of a near-Gaussian posterior are then well described from the first
-    step, and training only learns the departures.
-    """
-
-    def is_mlp(node):
-        return isinstance(node, eqx.nn.MLP)
-
-    def shrink(node):
-        if not is_mlp(node):
-            return node
-        return eqx.tree_at(
-            lambda mlp: mlp.layers[-1],
-            node,
-            replace_fn=lambda layer: jax.tree_util.tree_map(
-                lambda x: x * scale if eqx.is_inexact_array(x) else x, layer
-            ),
-        )
-
-    return jax.tree_util.tree_map(shrink, flow, is_leaf=is_mlp)
 
 
 @dataclass(frozen=True)

@@ -173,7 +173,11 @@ class FlowFamily(eqx.Module):
         from flowjax.bijections import Affine, Invert
         from flowjax.distributions import StandardNormal, Transformed
 
-        from astrobayes._flows import masked_autoregressive_flow, spline_transformer
+        from astrobayes._flows import (
+            masked_autoregressive_flow,
+            shrink_final_layers,
+            spline_transformer,
+        )
 
         check_positive_int(flow_layers, "flow_layers")
         check_positive_int(nn_depth, "nn_depth")
@@ -196,7 +200,7 @@ class FlowFamily(eqx.Module):
         )
         flow = Transformed(maf.base_dist, Invert(maf.bijection))  # the fast way is sampling
         log_scale = jnp.full((dim,), np.log(std), jnp.float32)
-        return cls(_shrink_last_layers(flow), mean, log_scale)
+        return cls(shrink_final_layers(flow), mean, log_scale)
 
     def sample_and_log_prob(
         self, key: PRNGKeyArray, num: int
@@ -220,24 +224,3 @@ class FlowFamily(eqx.Module):
         """Mean and marginal variances estimated from ``num`` draws."""
         draws = self.sample(key, num)
         return jnp.mean(draws, axis=0), jnp.var(draws, axis=0, ddof=1)
-
-
-def _shrink_last_layers(flow, scale: float = 1e-2):
-    """Scale the last layer of every conditioner MLP by ``scale`` (flow near identity).
-
-    The conditioners output offsets from the transformers' initial (identity) parameters,
-    so a small last layer starts the flow near its base distribution.
-    """
-
-    def shrink(node):
-        if not isinstance(node, eqx.nn.MLP):
-            return node
-        return eqx.tree_at(
-            lambda mlp: mlp.layers[-1],
-            node,
-            replace_fn=lambda layer: jax.tree_util.tree_map(
-                lambda x: x * scale if eqx.is_inexact_array(x) else x, layer
-            ),
-        )
-
-    return jax.tree_util.tree_map(shrink, flow, is_leaf=lambda n: isinstance(n, eqx.nn.MLP))
