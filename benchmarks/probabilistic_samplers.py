@@ -57,7 +57,7 @@ import numpy as np
 from jax.scipy.special import logsumexp, ndtri
 from timing import Stopwatch
 
-from astrobayes.evidence import GaussianMixtureTarget, estimate
+from astrobayes.evidence import GaussianMixtureTarget, PretrainedFlowTarget, estimate
 from astrobayes.sampling import (
     FlowMCMCConfig,
     NUTSConfig,
@@ -389,7 +389,7 @@ def run_flow(key, target: Target, init, args, rows: list) -> None:
     counted = CountingLikelihood(target.log_likelihood)
     log_prior = gaussian_log_prior(target.prior_scale)
     config = flow_config(args)
-    clock, flow_lhm, mixture_lhm = Stopwatch(), Stopwatch(), Stopwatch()
+    clock, flow_lhm, mixture_lhm, own_lhm = Stopwatch(), Stopwatch(), Stopwatch(), Stopwatch()
     with clock():
         result = run_flow_mcmc(flow_key, lambda x: counted(x) + log_prior(x), init, config=config)
     with flow_lhm():
@@ -397,6 +397,15 @@ def run_flow(key, target: Target, init, args, rows: list) -> None:
     with mixture_lhm():
         mixture_evidence = estimate(
             evidence_key, result.to_chains(), target=GaussianMixtureTarget()
+        )
+    with own_lhm():  # the sampler's own frozen flow as the target: no second training
+        proposal = result.proposal
+        own_evidence = estimate(
+            evidence_key,
+            result.to_chains(),
+            target=PretrainedFlowTarget(
+                proposal.flow, np.asarray(proposal.mean), np.asarray(proposal.scale)
+            ),
         )
     shares, errors = chain_summaries(target, result.samples)
     rhat = float(np.max(result.rhat))
@@ -414,6 +423,7 @@ def run_flow(key, target: Target, init, args, rows: list) -> None:
     for label, ev, extra in (
         ("learned harmonic mean, flow target", evidence, flow_lhm),
         ("learned harmonic mean, Gaussian-mixture target", mixture_evidence, mixture_lhm),
+        ("learned harmonic mean, the sampler's flow as target", own_evidence, own_lhm),
     ):
         print(
             f"  {label}: {describe_log_z(target, ev.log_evidence, ev.log_evidence_std)}, status "
