@@ -332,7 +332,8 @@ def format_table(result) -> str:
             f"{bf.log_bayes_factor:>8.3f} ± {bf.log_bayes_factor_std:<6.3f}  {bf.reading:<32} {params}"
         )
         if not report.evidence.status.is_ok:
-            rows.append(f"{'':<9} status: {report.evidence.status.value}")
+            label = "cross-check" if report.evidence_method == "smc" else "status"
+            rows.append(f"{'':<9} {label}: {report.evidence.status.value}")
         if not report.sampling.status.is_ok:
             rows.append(f"{'':<9} {_sampler_name(report)}: {report.sampling.status.value}")
     return "\n".join(rows)
