@@ -4,6 +4,16 @@ The TOML format is documented in ``docs/imaging.md``; ``astrobayes image --demo`
 a built-in offline example. Outputs in ``DIR``: ``map.fits``, ``dirty.fits``, PNG
 figures and ``results.json`` (``snr_db`` when a truth is given, ``gamma_alpha``,
 ``map_potential``, timings, ...).
+
+``[prior] kind = "denoiser"`` (``docs/imaging_priors.md``) samples the posterior with a
+learned denoiser's Tweedie score as the prior (PnP-ULA, ``imaging.pnp``) instead of a
+MAP: ``weights = "radio" | "galaxy" | "PATH.eqx"``, ``score_sigma`` (the smoothing
+``sqrt(eps)`` of the score), ``positivity``, and a ``[sampling]`` table (``method =
+"pnp-ula"``, ``chains``, ``warmup``, ``samples``, ``thinning``, ``step_fraction``,
+``seed``, ``interval``). It writes ``posterior_mean.fits``, ``posterior_std.fits``,
+``interval_lower.fits`` / ``interval_upper.fits`` (per-pixel central credible
+intervals), ``dirty.fits``, ``reconstruction.png`` and ``results.json`` (``snr_db`` of
+the posterior mean when a truth is given, R-hat / ESS, status, timings).
 """
 
 from __future__ import annotations
@@ -38,6 +48,142 @@ test_regions = [[28, 36, 28, 36], [2, 8, 2, 8]]
 """
 
 
+DENOISER_KIND = "denoiser"
+SAMPLING_METHODS = ("pnp-ula",)
+
+
+@dataclasses.dataclass(frozen=True)
+class DenoiserPriorTable:
+    """``[prior]`` with ``kind = "denoiser"``: a learned denoiser's Tweedie score as the prior.
+
+    Attributes:
+        kind: ``"denoiser"``.
+        weights: ``"radio"`` or ``"galaxy"`` (the shipped denoisers) or an ``.eqx`` file
+            written by ``astrobayes.io.save_denoiser``.
+        score_sigma: Noise level ``sigma`` of the Tweedie score (``eps = sigma**2``, image
+            units); must lie in the denoiser's training range.
+        positivity: Pull the chains towards ``x >= 0`` (Moreau-Yosida term).
+        alpha: Prior weight.
+    """
+
+    kind: str = DENOISER_KIND
+    weights: str = "radio"
+    score_sigma: float = 0.01
+    positivity: bool = True
+    alpha: float = 1.0
+
+    def __post_init__(self):
+        if self.kind != DENOISER_KIND:
+            raise ValueError(f"prior.kind must be {DENOISER_KIND!r} here; got {self.kind!r}")
+        if not isinstance(self.weights, str) or not self.weights:
+            raise ValueError(
+                f"prior.weights must be 'radio', 'galaxy' or a .eqx path; got {self.weights!r}"
+            )
+        for name in ("score_sigma", "alpha"):
+            value = getattr(self, name)
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int | float)
+                or not (np.isfinite(value) and value > 0)
+            ):
+                raise ValueError(f"prior.{name} must be a positive number; got {value!r}")
+        if not isinstance(self.positivity, bool):
+            raise TypeError(f"prior.positivity must be true or false; got {self.positivity!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class SamplingTable:
+    """``[sampling]`` (only with ``[prior] kind = "denoiser"``): the PnP-ULA run.
+
+    Attributes:
+        method: ``"pnp-ula"``.
+        chains: Number of chains.
+        warmup: Discarded iterations per chain.
+        samples: Kept samples per chain.
+        thinning: Iterations per kept sample.
+        step_fraction: Fraction of Laumont et al.'s step bound (<= 1 keeps ULA's bias
+            controlled).
+        seed: Seed of the chains' key.
+        interval: Probability of the central per-pixel credible intervals.
+        lipschitz_iterations: Power iterations of the score's Lipschitz estimate.
+    """
+
+    method: str = "pnp-ula"
+    chains: int = 4
+    warmup: int = 1000
+    samples: int = 200
+    thinning: int = 10
+    step_fraction: float = 1.0
+    seed: int = 0
+    interval: float = 0.9
+    lipschitz_iterations: int = 20
+
+    def __post_init__(self):
+        if self.method not in SAMPLING_METHODS:
+            raise ValueError(
+                f"sampling.method must be one of {SAMPLING_METHODS}; got {self.method!r}"
+            )
+        for name, minimum in (
+            ("chains", 1),
+            ("warmup", 0),
+            ("samples", 4),
+            ("thinning", 1),
+            ("seed", 0),
+            ("lipschitz_iterations", 1),
+        ):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+                raise ValueError(f"sampling.{name} must be an integer >= {minimum}; got {value!r}")
+        if isinstance(self.step_fraction, bool) or not (
+            isinstance(self.step_fraction, int | float) and 0 < self.step_fraction <= 2
+        ):
+            raise ValueError(
+                f"sampling.step_fraction must lie in (0, 2]; got {self.step_fraction!r}"
+            )
+        if isinstance(self.interval, bool) or not (
+            isinstance(self.interval, int | float) and 0 < self.interval < 1
+        ):
+            raise ValueError(f"sampling.interval must lie in (0, 1); got {self.interval!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class DenoiserRun:
+    """The denoiser-prior settings of a config: ``[prior]`` and ``[sampling]``."""
+
+    prior: DenoiserPriorTable
+    sampling: SamplingTable
+
+
+def split_denoiser_tables(document: dict, base: Path) -> tuple[dict, DenoiserRun | None]:
+    """Take the denoiser ``[prior]`` and ``[sampling]`` tables out of a parsed TOML document.
+
+    Returns the document the MAP settings parse (``[prior]`` emptied for a denoiser run)
+    and the :class:`DenoiserRun` (``None`` for the other prior kinds).
+
+    Raises:
+        ValueError: On unknown keys or bad values in these tables, or a ``[sampling]``
+            table with another prior kind.
+    """
+    from astrobayes._config import from_mapping
+
+    document = dict(document)
+    prior = document.get("prior", {})
+    sampling = document.pop("sampling", None)
+    if not isinstance(prior, dict) or prior.get("kind") != DENOISER_KIND:
+        if sampling is not None:
+            raise ValueError(
+                f"[sampling] is for [prior] kind = {DENOISER_KIND!r}; got kind "
+                f"{prior.get('kind', 'wavelets') if isinstance(prior, dict) else prior!r}"
+            )
+        return document, None
+    table = from_mapping(DenoiserPriorTable, prior, table="prior")
+    if table.weights not in ("radio", "galaxy"):
+        table = dataclasses.replace(table, weights=str((base / table.weights).resolve()))
+    run = DenoiserRun(table, from_mapping(SamplingTable, sampling or {}, table="sampling"))
+    document["prior"] = {"positivity": table.positivity}
+    return document, run
+
+
 def add_parser(subparsers) -> None:
     """Register the ``image`` subcommand."""
     parser = subparsers.add_parser(
@@ -55,6 +201,11 @@ def add_parser(subparsers) -> None:
 
 def load_config(text: str, base: Path):
     """Parse the TOML text into an ``ImagingFileConfig``; paths resolved against ``base``."""
+    return load_run_config(text, base)[0]
+
+
+def load_run_config(text: str, base: Path):
+    """``(ImagingFileConfig, DenoiserRun | None)`` from the TOML text (paths against ``base``)."""
     from astrobayes._config import from_mapping
     from astrobayes.imaging.problem import DEMO, ImagingFileConfig
 
@@ -62,6 +213,7 @@ def load_config(text: str, base: Path):
         document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise ValueError(f"invalid TOML: {error}") from None
+    document, denoiser_run = split_denoiser_tables(document, base)
     config = from_mapping(ImagingFileConfig, document)
 
     def resolve(value):
@@ -76,7 +228,7 @@ def load_config(text: str, base: Path):
         crr_weights=resolve(config.prior.crr_weights),
         weights=resolve(config.prior.weights),
     )
-    return dataclasses.replace(config, data=data, prior=prior)
+    return dataclasses.replace(config, data=data, prior=prior), denoiser_run
 
 
 def read_problem(config):
@@ -242,6 +394,134 @@ def _run_unrolled(config, file_config, problem, out: Path, *, no_plots: bool) ->
     return 0 if not result.status.is_failure else 1
 
 
+def load_denoiser_weights(weights: str):
+    """The denoiser named by ``[prior] weights``: a shipped name or a file."""
+    from astrobayes.io.denoiser_files import load_denoiser, load_shipped_denoiser
+
+    if weights in ("radio", "galaxy"):
+        return load_shipped_denoiser(weights)[0]
+    return load_denoiser(weights)
+
+
+def _run_denoiser(denoiser_run, file_config, problem, out: Path, *, no_plots: bool) -> int:
+    """``[prior] kind = "denoiser"``: PnP-ULA with the denoiser's Tweedie score."""
+    import time
+    from types import SimpleNamespace
+
+    import jax
+    import jax.numpy as jnp
+
+    from astrobayes.cli._figures import write_imaging_figures
+    from astrobayes.imaging.denoisers import score_function
+    from astrobayes.imaging.map import snr_db
+    from astrobayes.imaging.pnp import pnp_ula, score_lipschitz_estimate
+    from astrobayes.io import write_json_atomic
+    from astrobayes.io.imaging_files import write_fits_image
+
+    table, sampling = denoiser_run.prior, denoiser_run.sampling
+    denoiser = load_denoiser_weights(table.weights)
+    settings = denoiser.settings
+    shape = tuple(problem.operator.image_shape)
+    if shape[0] % denoiser.size_multiple or shape[1] % denoiser.size_multiple:
+        raise ValueError(
+            f"prior.weights: the image shape {shape} does not fit the denoiser (sides must be "
+            f"multiples of {denoiser.size_multiple})"
+        )
+    if not settings.sigma_min <= table.score_sigma <= settings.sigma_max:
+        raise ValueError(
+            f"prior.score_sigma must lie in the denoiser's training range "
+            f"[{settings.sigma_min}, {settings.sigma_max}]; got {table.score_sigma}"
+        )
+    timings = {}
+    wall, cpu = time.perf_counter(), time.process_time()
+    score = score_function(denoiser, table.score_sigma)
+    dirty = problem.operator.adjoint(problem.visibilities)
+    start = jnp.maximum(dirty, 0.0) if table.positivity else dirty
+    lipschitz = score_lipschitz_estimate(
+        score, start[None], num_iterations=sampling.lipschitz_iterations
+    )
+    result = pnp_ula(
+        jax.random.key(sampling.seed),
+        problem.operator,
+        problem.visibilities,
+        float(problem.sigma),
+        score,
+        start,
+        score_lipschitz=lipschitz,
+        alpha=table.alpha,
+        box=(0.0, None) if table.positivity else None,
+        num_chains=sampling.chains,
+        num_samples=sampling.samples,
+        num_warmup=sampling.warmup,
+        thinning=sampling.thinning,
+        step_fraction=sampling.step_fraction,
+    )
+    draws = np.asarray(result.summaries).reshape(-1, shape[0] * shape[1])
+    tail = (1.0 - sampling.interval) / 2
+    if draws.shape[0] and np.all(np.isfinite(draws)):
+        lower, upper = np.quantile(draws, [tail, 1.0 - tail], axis=0)
+    else:
+        lower = upper = np.full(shape[0] * shape[1], np.nan)
+    lower, upper = lower.reshape(shape), upper.reshape(shape)
+    mean = np.asarray(result.mean)
+    timings["sampling_s"] = time.perf_counter() - wall
+    timings["sampling_cpu_s"] = time.process_time() - cpu
+    snr = None if problem.truth is None else snr_db(problem.truth, mean)
+    out.mkdir(parents=True, exist_ok=True)
+    header = {"PRIOR": "denoiser", "EPSSIG": table.score_sigma}
+    write_fits_image(out / "posterior_mean.fits", mean, header=header)
+    write_fits_image(out / "posterior_std.fits", np.sqrt(np.asarray(result.variance)))
+    write_fits_image(out / "interval_lower.fits", lower, header={"PROB": sampling.interval})
+    write_fits_image(out / "interval_upper.fits", upper, header={"PROB": sampling.interval})
+    write_fits_image(out / "dirty.fits", np.asarray(dirty))
+    view = SimpleNamespace(  # the figure writer's view of a MAP result
+        map_result=SimpleNamespace(image=mean), dirty=dirty, snr_db=snr, intervals=(), tests=()
+    )
+    figures = write_imaging_figures(
+        out, view, truth=problem.truth, prior="denoiser (PnP-ULA mean)", no_plots=no_plots
+    )
+    finite_rhat = np.asarray(result.rhat)[np.isfinite(result.rhat)]
+    finite_ess = np.asarray(result.ess)[np.isfinite(result.ess)]
+    inside = None
+    if problem.truth is not None and np.all(np.isfinite(lower)):
+        truth = np.asarray(problem.truth)
+        inside = float(np.mean((truth >= lower) & (truth <= upper)))
+    summary = {
+        "prior": DENOISER_KIND,
+        "weights": table.weights,
+        "denoiser": dataclasses.asdict(settings),
+        "score_sigma": table.score_sigma,
+        "sampling": dataclasses.asdict(sampling),
+        "status": result.status,
+        "snr_db": snr,
+        "interval": sampling.interval,
+        "interval_mean_width": float(np.mean(upper - lower)),
+        "truth_inside_interval_fraction": inside,
+        "rhat_max": float(finite_rhat.max()) if finite_rhat.size else None,
+        "rhat_median": float(np.median(finite_rhat)) if finite_rhat.size else None,
+        "ess_min": float(finite_ess.min()) if finite_ess.size else None,
+        "ess_median": float(np.median(finite_ess)) if finite_ess.size else None,
+        "step_size": result.step_size,
+        "score_lipschitz": result.score_lipschitz,
+        "likelihood_lipschitz": result.likelihood_lipschitz,
+        "num_score_evaluations_per_chain": result.num_score_evaluations,
+        "sigma": float(problem.sigma),
+        "num_visibilities": problem.operator.num_visibilities,
+        "observed_visibilities": file_config.data.is_observed,
+        "image_shape": list(shape),
+        "timings": timings,
+        "figures": [p.name for p in figures],
+    }
+    write_json_atomic(out / "results.json", summary)
+    snr_text = "" if snr is None else f", SNR of the posterior mean {snr:.2f} dB"
+    print(
+        f"astrobayes image: PnP-ULA with the {table.weights} denoiser ({sampling.chains} chains "
+        f"x {sampling.samples} samples){snr_text}; max R-hat {summary['rhat_max']}; status "
+        f"{result.status.name.lower()}; wrote {out}/results.json"
+    )
+    return 0 if not result.status.is_failure else 1
+
+
 def run(args: argparse.Namespace) -> int:
     """Run the ``image`` command; return the exit code."""
     from astrobayes.imaging.pipeline import run_imaging
@@ -257,7 +537,12 @@ def run(args: argparse.Namespace) -> int:
         if not path.is_file():
             raise FileNotFoundError(f"config not found: {path}")
         text, base = path.read_text(), path.parent
-    file_config = load_config(text, base)
+    file_config, denoiser_run = load_run_config(text, base)
+    if denoiser_run is not None:
+        problem = read_problem(file_config.data)
+        return _run_denoiser(
+            denoiser_run, file_config, problem, Path(args.out), no_plots=args.no_plots
+        )
     config = file_config.imaging_config()
     problem = read_problem(file_config.data)
     if config.prior == "unrolled":
