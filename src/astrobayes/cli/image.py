@@ -455,6 +455,7 @@ def _run_denoiser(denoiser_run, file_config, problem, out: Path, *, no_plots: bo
         num_warmup=sampling.warmup,
         thinning=sampling.thinning,
         step_fraction=sampling.step_fraction,
+        loop="python",  # a convolutional score: one compiled step per iteration
     )
     draws = np.asarray(result.summaries).reshape(-1, shape[0] * shape[1])
     tail = (1.0 - sampling.interval) / 2

@@ -258,6 +258,7 @@ def pnp_ula(
     step_size: float | None = None,
     divergence_bound: float | None = None,
     summary_fn: Callable[[Float[Array, "height width"]], Float[Array, " dim"]] | None = None,
+    loop: str = "scan",
     throw: bool = False,
 ) -> PnPResult:
     """Sample ``p(x | y) ∝ p(y | x) p_eps(x)^alpha`` with PnP-ULA (or PnP-MALA), several chains.
@@ -293,6 +294,11 @@ def pnp_ula(
             ``10^3 (1 + max|x_0| + max|Phi^H y| / ||Phi||^2)``.
         summary_fn: ``x -> vector`` recorded at each kept sample; default the image
             flattened.
+        loop: ``"scan"`` (default): all iterations in one compiled ``lax.scan``;
+            ``"python"``: one compiled step per iteration, looped in Python -- the same
+            chains (same random numbers), much faster on a CPU for a convolutional
+            score (a learned denoiser), where XLA runs convolutions in a ``scan`` body
+            slowly.
         throw: Raise :class:`~astrobayes._status.UnreliableResultError` (carrying the
             result) on a failure status.
 
@@ -337,6 +343,7 @@ def pnp_ula(
         step_size=step_size,
         divergence_bound=divergence_bound,
         summary_fn=summary_fn,
+        loop=loop,
         throw=throw,
         batch=False,
     )
@@ -364,6 +371,7 @@ def pnp_ula_batch(
     step_size: float | None = None,
     divergence_bound: float | None = None,
     summary_fn: Callable[[Float[Array, "height width"]], Float[Array, " dim"]] | None = None,
+    loop: str = "scan",
     throw: bool = False,
 ) -> tuple[PnPResult, ...]:
     """:func:`pnp_ula` on several data sets at once (one compiled program, ``vmap`` over them).
@@ -413,6 +421,7 @@ def pnp_ula_batch(
         step_size=step_size,
         divergence_bound=divergence_bound,
         summary_fn=summary_fn,
+        loop=loop,
         throw=throw,
         batch=True,
     )
@@ -440,6 +449,7 @@ def _pnp(
     step_size: float | None = None,
     divergence_bound: float | None = None,
     summary_fn: Callable[[Float[Array, "height width"]], Float[Array, " dim"]] | None = None,
+    loop: str = "scan",
     throw: bool = False,
     batch: bool = False,
 ):
@@ -450,6 +460,8 @@ def _pnp(
         raise TypeError(f"score_fn must be callable; got {type(score_fn).__name__}")
     if method not in ("ula", "mala"):
         raise ValueError(f"method must be 'ula' or 'mala'; got {method!r}")
+    if loop not in ("scan", "python"):
+        raise ValueError(f"loop must be 'scan' or 'python'; got {loop!r}")
     if method == "mala" and potential_fn is None:
         raise ValueError("method='mala' needs potential_fn (the prior potential -log p_eps)")
     num_chains = check_positive_int(num_chains, "num_chains")
@@ -535,7 +547,8 @@ def _pnp(
         )
     else:
         keys, data = jax.random.split(key, num_chains)[None], data[None]
-    outputs = _run_datasets(
+    run = _run_datasets if loop == "scan" else _run_datasets_python
+    outputs = run(
         keys,
         x0,
         operator,
@@ -627,34 +640,37 @@ def _drift(x, operator, data, sigma, score_fn, settings):
     return drift + projection * settings.inverse_smoothing
 
 
+def _kernel(key, x, operator, data, sigma, step, score_fn, potential_fn, settings):
+    """One PnP-ULA (or PnP-MALA) step of one chain: ``(new_x, accepted)``."""
+
+    def drift(x):
+        return _drift(x, operator, data, sigma, score_fn, settings)
+
+    if settings.method != "mala":
+        noise = jax.random.normal(key, x.shape, x.dtype)
+        return x + step * drift(x) + jnp.sqrt(2 * step) * noise, jnp.asarray(1.0, x.dtype)
+    noise_key, accept_key = jax.random.split(key)
+    noise = jax.random.normal(noise_key, x.shape, x.dtype)
+    proposal = x + step * drift(x) + jnp.sqrt(2 * step) * noise
+    forward = -jnp.sum(noise**2) / 2  # ||proposal - x - step drift(x)||^2 / (4 step)
+    backward = -jnp.sum((x - proposal - step * drift(proposal)) ** 2) / (4 * step)
+    log_ratio = (
+        _log_target(proposal, operator, data, sigma, potential_fn, settings)
+        - _log_target(x, operator, data, sigma, potential_fn, settings)
+        + backward
+        - forward
+    )
+    accept = jnp.log(jax.random.uniform(accept_key, (), x.dtype)) < log_ratio
+    return jnp.where(accept, proposal, x), accept.astype(x.dtype)
+
+
 def _run_chains(
     keys, x0, operator, data, sigma, step, score_fn, potential_fn, summary_fn, settings
 ):
     summary_fn = summary_fn or _flatten
 
-    def drift(x):
-        return _drift(x, operator, data, sigma, score_fn, settings)
-
-    def ula(key, x):
-        noise = jax.random.normal(key, x.shape, x.dtype)
-        return x + step * drift(x) + jnp.sqrt(2 * step) * noise, jnp.asarray(1.0, x.dtype)
-
-    def mala(key, x):
-        noise_key, accept_key = jax.random.split(key)
-        noise = jax.random.normal(noise_key, x.shape, x.dtype)
-        proposal = x + step * drift(x) + jnp.sqrt(2 * step) * noise
-        forward = -jnp.sum(noise**2) / 2  # ||proposal - x - step drift(x)||^2 / (4 step)
-        backward = -jnp.sum((x - proposal - step * drift(proposal)) ** 2) / (4 * step)
-        log_ratio = (
-            _log_target(proposal, operator, data, sigma, potential_fn, settings)
-            - _log_target(x, operator, data, sigma, potential_fn, settings)
-            + backward
-            - forward
-        )
-        accept = jnp.log(jax.random.uniform(accept_key, (), x.dtype)) < log_ratio
-        return jnp.where(accept, proposal, x), accept.astype(x.dtype)
-
-    kernel = mala if settings.method == "mala" else ula
+    def kernel(key, x):
+        return _kernel(key, x, operator, data, sigma, step, score_fn, potential_fn, settings)
 
     # one scan over blocks of ``thinning`` steps (the burn-in blocks first), so the kernel
     # is compiled once: nested or consecutive scans of it doubled the compile time
@@ -692,6 +708,86 @@ def _run_chains(
     if not settings.vmap_chains:
         return jax.lax.map(lambda k: run_chain(k, x0), keys)
     return jax.vmap(run_chain, in_axes=(0, None))(keys, x0)
+
+
+@eqx.filter_jit
+def _python_loop_step(keys, xs, operator, data, sigma, step, score_fn, potential_fn, settings):
+    """One step of every chain (``keys``, ``xs`` stacked over chains), compiled once."""
+
+    def one(key, x):
+        return _kernel(key, x, operator, data, sigma, step, score_fn, potential_fn, settings)
+
+    if not settings.vmap_chains:
+        return jax.lax.map(lambda args: one(*args), (keys, xs))
+    return jax.vmap(one)(keys, xs)
+
+
+@eqx.filter_jit
+def _python_loop_record(state, xs, accepted, keep, summary_fn):
+    """Online moments and the recorded summaries after a block (``loop="python"``)."""
+    mean, m2, count, total, largest = state
+    keep = jnp.asarray(keep, xs.dtype)
+    count = count + keep
+    delta = xs - mean
+    mean = mean + keep * delta / jnp.maximum(count, 1)
+    m2 = m2 + keep * delta * (xs - mean)
+    total = total + keep * accepted
+    largest = jnp.maximum(largest, keep * jnp.max(jnp.abs(xs), axis=(1, 2)))
+    return (mean, m2, count, total, largest), jax.vmap(summary_fn or _flatten)(xs)
+
+
+def _run_datasets_python(
+    keys, x0, operator, data, sigma, step, score_fn, potential_fn, summary_fn, settings
+):
+    """:func:`_run_datasets` with one compiled call per step, looped in Python.
+
+    Same random numbers and outputs as the ``lax.scan`` program (the keys are split the
+    same way); convolutional scores run many times faster this way on a CPU, where XLA
+    compiles convolutions inside a ``scan`` body poorly (as ``_training``'s
+    ``epoch_loop="python"``).
+    """
+    num_warmup_blocks = -(-settings.num_warmup // settings.thinning)
+    num_blocks = num_warmup_blocks + settings.num_samples
+    outputs = []
+    for chain_keys, y in zip(keys, data, strict=True):
+        num_chains = chain_keys.shape[0]
+        xs = jnp.broadcast_to(x0, (num_chains, *x0.shape))
+        zeros = jnp.zeros_like(xs)
+        state = (
+            zeros,
+            zeros,
+            jnp.zeros((), x0.dtype),
+            jnp.zeros((num_chains,), x0.dtype),
+            jnp.zeros((num_chains,), x0.dtype),
+        )
+        block_keys = jax.vmap(lambda k: jax.random.split(k, num_blocks))(chain_keys)
+        summaries = []
+        for block in range(num_blocks):
+            step_keys = jax.vmap(lambda k: jax.random.split(k, settings.thinning))(
+                block_keys[:, block]
+            )
+            accepted = jnp.zeros((num_chains,), x0.dtype)
+            for t in range(settings.thinning):
+                xs, a = _python_loop_step(
+                    step_keys[:, t],
+                    xs,
+                    operator,
+                    y,
+                    sigma,
+                    step,
+                    score_fn,
+                    potential_fn,
+                    settings,
+                )
+                accepted = accepted + a
+            keep = block >= num_warmup_blocks
+            state, summary = _python_loop_record(state, xs, accepted, keep, summary_fn)
+            if keep:
+                summaries.append(summary)
+        mean, m2, count, total, largest = state
+        rate = total / (settings.thinning * settings.num_samples)
+        outputs.append((jnp.stack(summaries, axis=1), mean, m2 / (count - 1), largest, rate))
+    return tuple(jnp.stack(parts) for parts in zip(*outputs, strict=True))
 
 
 @eqx.filter_jit
