@@ -135,14 +135,18 @@ def held_out_report(denoiser, test: np.ndarray, seed: int, sigmas=REPORT_SIGMAS)
                 for part in np.array_split(noisy, max(1, len(noisy) // 256))
             ]
         )
+        keep = np.linalg.norm(test, axis=(1, 2)) > 0  # empty sky patches have no SNR
         report[str(sigma)] = {
             "noisy_snr_db": float(
-                np.mean([snr_db(t, n) for t, n in zip(test, noisy, strict=True)])
+                np.mean([snr_db(t, n) for t, n in zip(test[keep], noisy[keep], strict=True)])
             ),
             "denoised_snr_db": float(
-                np.mean([snr_db(t, d) for t, d in zip(test, denoised, strict=True)])
+                np.mean([snr_db(t, d) for t, d in zip(test[keep], denoised[keep], strict=True)])
             ),
         }
+        if not keep.all():
+            report[str(sigma)]["num_empty_skipped"] = int((~keep).sum())
+            report[str(sigma)]["pooled_denoised_snr_db"] = snr_db(test, denoised)
     return report
 
 
