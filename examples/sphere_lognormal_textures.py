@@ -1,11 +1,13 @@
 """Generative textures on the sphere: a lognormal (weak-lensing-like) field.
 
 Simulate one lognormal convergence-like map, draw new maps that match its scattering
-covariances, and compare samples and a Gaussian field with the same power spectrum
-against the target: band powers, skewness, kurtosis, Minkowski functionals.
+covariances and power spectrum, and compare samples and a Gaussian field with the same
+power spectrum against the target: band powers, skewness, kurtosis, Minkowski functionals.
 
 Usage: OMP_NUM_THREADS=1 python examples/sphere_lognormal_textures.py [--nside 64]
        [--num-samples 4] [--num-steps 300] [--out DIR]
+       [--power-spectrum-weight 1] [--start gaussian|white]
+(``--power-spectrum-weight 0 --start white`` is the loss and start before the C_ell term.)
 """
 
 from __future__ import annotations
@@ -45,6 +47,8 @@ def main():
     parser.add_argument("--num-steps", type=int, default=300)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--dilation", type=float, default=2.0)
+    parser.add_argument("--power-spectrum-weight", type=float, default=1.0)
+    parser.add_argument("--start", choices=("gaussian", "white"), default="gaussian")
     parser.add_argument(
         "--out", default=None, help="write samples.fits, validation.json and PNGs here"
     )
@@ -59,7 +63,11 @@ def main():
 
     cpu = time.process_time()
     config = TextureConfig(
-        num_samples=args.num_samples, num_steps=args.num_steps, dilation=args.dilation
+        num_samples=args.num_samples,
+        num_steps=args.num_steps,
+        dilation=args.dilation,
+        power_spectrum_weight=args.power_spectrum_weight,
+        start=args.start,
     )
     result = generate_textures(sample_key, target, grid, config=config, progress_fn=progress)
     cpu = time.process_time() - cpu
