@@ -10,7 +10,9 @@ clear ``ValueError``. Saving is atomic (:func:`astrobayes.io.write_atomic`).
 
 The package ships the galaxy denoiser (``astrobayes/imaging/weights/denoiser_galaxy.eqx``
 with its training record ``denoiser_galaxy.json``), made by ``scripts/train_denoiser.py``
-on images of ``scripts/make_galaxy_images.py``: :func:`load_shipped_denoiser`.
+on images of ``scripts/make_galaxy_images.py``, and the radio denoiser
+(``denoiser_radio.eqx`` / ``.json``, ``scripts/train_denoiser.py --radio`` on simulated
+skies): :func:`load_shipped_denoiser`.
 """
 
 from __future__ import annotations
@@ -34,7 +36,10 @@ __all__ = ["SHIPPED_DENOISERS", "load_denoiser", "load_shipped_denoiser", "save_
 _FORMAT = "astrobayes-denoiser"
 _VERSION = 1
 #: Names of the shipped denoisers: ``name -> (weights file, record file)``.
-SHIPPED_DENOISERS = {"galaxy": ("denoiser_galaxy.eqx", "denoiser_galaxy.json")}
+SHIPPED_DENOISERS = {
+    "galaxy": ("denoiser_galaxy.eqx", "denoiser_galaxy.json"),
+    "radio": ("denoiser_radio.eqx", "denoiser_radio.json"),
+}
 
 
 def save_denoiser(path: str | os.PathLike, denoiser: Denoiser) -> Path:
@@ -136,7 +141,9 @@ def load_shipped_denoiser(name: str = "galaxy") -> tuple[Denoiser, dict]:
 
     Args:
         name: One of :data:`SHIPPED_DENOISERS` (``"galaxy"``: GalSim bulge + disk
-            galaxies, 32 x 32, peak 1; see ``docs/imaging_priors.md``).
+            galaxies, 32 x 32, peak 1; ``"radio"``: simulated radio skies of
+            :mod:`astrobayes.imaging.skies`, 64 x 64 patches of [0, 1] skies; see
+            ``docs/imaging_priors.md``).
 
     Returns:
         ``(denoiser, record)``: the record holds the commands, data keys, training
