@@ -72,14 +72,14 @@ def test_equivariance_isotropic_directional_and_planar_control(key):
     planar = equivariance_error(
         lambda m: _planar_conv(m, grid, radius, weights), f, grid, rotations
     )
-    assert np.all(ours < 0.02), ours  # quadrature error only (measured 7e-3)
-    assert planar.min() > 10 * ours.max(), (ours, planar)  # measured ~0.3: ~40x
+    assert np.all(ours < 0.01), ours  # quadrature error only (measured 1.8e-3)
+    assert planar.min() > 10 * ours.max(), (ours, planar)  # measured 0.28-0.33: ~150x
     # directional filters: equivariant to rotations about the pole, not in general
     directional = DiscoConv(1, 1, nside, key=key, radius=radius, num_radial=2, max_order=1)
     apply = lambda m: directional(m[None])[0]  # noqa: E731
     polar = equivariance_error(apply, f, grid, [(0.7, 0.0, 0.0), (0.0, 0.0, 2.1)])
     general = equivariance_error(apply, f, grid, rotations)
-    assert np.all(polar < 0.02), polar
+    assert np.all(polar < 0.01), polar  # measured 1.5e-3 (general: 0.6-0.8)
     assert general.min() > 5 * polar.max(), (polar, general)  # the documented limitation
 
 
@@ -109,7 +109,7 @@ def test_isotropic_disco_approximates_the_exact_harmonic_convolution():
     exact = inverse(forward(jnp.asarray(f), grid) * spectrum[ells], grid)
     ours = conv(jnp.asarray(f)[None])[0]
     error = float(jnp.linalg.norm(ours - exact) / jnp.linalg.norm(exact))
-    assert error < 0.05, error  # measured 1.1e-2
+    assert error < 0.05, error  # measured 1.4e-2 (the other radius: 0.98)
     # negative control: the spectrum of another radius is far off
     wrong = np.asarray(conv.weight[0, 0]) @ radial_basis_spectrum(3 * conv.radius, 2, NSIDE)
     far = inverse(forward(jnp.asarray(f), grid) * wrong[ells], grid)
@@ -144,13 +144,11 @@ def test_linearity_shapes_batches_and_jit(key):
     stencil = disco_stencil(NSIDE, max_order=1, nside_out=NSIDE // 2)
     assert conv.weight.shape == (3, 2, stencil.basis.shape[0]) == (3, 2, 3 + 2 * 2)
     np.testing.assert_allclose(stencil.basis[:3].sum(axis=-1), 1.0, atol=1e-12)
-    net = DiscoCNN(NSIDE, key=key, channels=(3, 4), embedding_size=5)
-    assert eqx.filter_jit(lambda m, x: jax.vmap(m)(x))(net, batch[:, 0]).shape == (3, 5)
 
 
 @pytest.mark.usefixtures("global_x64")
-def test_gradients_are_finite_and_match_finite_differences(key):
-    net = DiscoCNN(NSIDE, key=key, channels=(2,), embedding_size=3, dtype=jnp.float64)
+def test_cnn_gradients_are_finite_and_match_finite_differences(key):
+    net = DiscoCNN(NSIDE, key=key, channels=(2, 2), embedding_size=3, dtype=jnp.float64)
     x = jnp.asarray(np.random.default_rng(2).normal(size=12 * NSIDE**2))
     direction = jnp.asarray(np.random.default_rng(3).normal(size=12 * NSIDE**2))
 
@@ -165,9 +163,11 @@ def test_gradients_are_finite_and_match_finite_differences(key):
         )
         eps = 1e-5
         fd = (loss(model, m + eps * v) - loss(model, m - eps * v)) / (2 * eps)
-        return grads, g_x @ v, fd
+        return grads, g_x @ v, fd, jax.vmap(model)(jnp.stack([m, v]))
 
-    grads, analytic, fd = values(net, x, direction)
+    grads, analytic, fd, embeddings = values(net, x, direction)
+    assert embeddings.shape == (2, 3)
+    assert [layer.nside_out for layer in net.layers] == [NSIDE // 2, NSIDE // 4]
     leaves = jax.tree_util.tree_leaves(eqx.filter(grads, eqx.is_inexact_array))
     assert all(bool(jnp.all(jnp.isfinite(leaf))) for leaf in leaves)
     assert float(jnp.abs(grads.layers[0].weight).max()) > 0
@@ -194,6 +194,8 @@ def test_bad_inputs_are_rejected(key):
         disco_stencil(4, num_radial=0)
     with pytest.raises(ValueError, match="max_order must be an int >= 0"):
         disco_stencil(4, max_order=-1)
+    with pytest.raises(ValueError, match="supersample must be 1, 2, 4 or 8"):
+        disco_stencil(4, supersample=3)
     conv = DiscoConv(1, 1, 4, key=key)
     with pytest.raises(ValueError, match=r"12 \* nside\*\*2=192"):
         conv(jnp.ones((1, 193)))

@@ -9,8 +9,22 @@
 * :mod:`astrobayes.sphere.textures`: new maps from one target by microcanonical gradient
   descent on those statistics, and their validation
   (:mod:`astrobayes.sphere.validation`: spectra, moments, Minkowski functionals).
+* :mod:`astrobayes.sphere.disco`: DISCO spherical convolutions on HEALPix (Ocampo, Price &
+  McEwen 2023), a small spherical CNN, rotations through harmonic space and an
+  equivariance measurement.
 """
 
+from astrobayes.sphere.disco import (
+    DiscoCNN,
+    DiscoConv,
+    DiscoStencil,
+    disco_stencil,
+    equivariance_error,
+    pixel_scale,
+    radial_basis_spectrum,
+    random_rotations,
+    rotate_map,
+)
 from astrobayes.sphere.scattering import (
     ScatteringCovariance,
     flatten_statistics,
@@ -54,6 +68,9 @@ from astrobayes.sphere.wavelets import (
 __all__ = [
     "METHODS",
     "SAMPLINGS",
+    "DiscoCNN",
+    "DiscoConv",
+    "DiscoStencil",
     "Minkowski",
     "ScatteringCovariance",
     "SphereGrid",
@@ -65,7 +82,9 @@ __all__ = [
     "axisymmetric_filters",
     "band_powers",
     "comparison_field",
+    "disco_stencil",
     "ell_m",
+    "equivariance_error",
     "flatten_statistics",
     "forward",
     "gaussian_field",
@@ -76,7 +95,11 @@ __all__ = [
     "normalise",
     "num_alm",
     "pixel_moments",
+    "pixel_scale",
     "power_spectrum",
+    "radial_basis_spectrum",
+    "random_rotations",
+    "rotate_map",
     "scattering_covariance",
     "validate_textures",
     "wavelet_analysis",

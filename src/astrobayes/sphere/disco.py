@@ -29,7 +29,11 @@ Filter basis: ``num_radial`` piecewise-linear "hat" functions of the geodesic di
 times :math:`\cos(m\alpha)`, :math:`\sin(m\alpha)` for :math:`m = 1..\mathrm{max\_order}`
 (directional filters; :math:`\alpha` is the azimuth in the local frame whose first axis
 points south along the meridian; the central hat is not modulated, as :math:`\alpha`
-is undefined at :math:`\rho = 0`). Each radial hat is normalised *per output pixel* so
+is undefined at :math:`\rho = 0`). The quadrature weight of an input pixel is the basis
+function integrated over that pixel (averaged over its HEALPix sub-pixels,
+``supersample``), not its value at the pixel centre: the hats' kinks and the cap's edge
+then cut through pixels smoothly, which lowers the equivariance error about threefold
+at the default resolution. Each radial hat is normalised *per output pixel* so
 that its quadrature sums to one: every isotropic basis response is a weighted local
 mean (the equal HEALPix weights cancel), constants map to constants exactly, and the
 discrete operator approximates the continuous one with filters
@@ -103,8 +107,8 @@ class DiscoStencil(NamedTuple):
     """The fixed sparse structure of a DISCO convolution (host NumPy arrays).
 
     Attributes:
-        neighbours: ``(num_out, max_neighbours)`` input-pixel indices around each output
-            pixel, padded with index 0 where ``basis`` is zero.
+        neighbours: ``(num_out, max_neighbours)`` indices of the input pixels that overlap
+            each output pixel's cap, padded with index 0 where ``basis`` is zero.
         basis: ``(num_basis, num_out, max_neighbours)`` basis values times quadrature
             weights, each radial hat normalised to sum to one per output pixel.
         radial_index: ``(num_basis,)`` which radial hat each basis function uses.
@@ -131,65 +135,100 @@ def _unit_vectors(nside: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 @cache
+def _sub_vectors(nside: int, supersample: int) -> np.ndarray:
+    """Centres of the ``supersample**2`` sub-pixels (at nside * supersample) of each pixel."""
+    if supersample == 1:
+        return _unit_vectors(nside)[0][:, None, :]
+    import ducc0
+
+    nest = ducc0.healpix.Healpix_Base(nside, "RING").ring2nest(np.arange(12 * nside**2))
+    children = nest[:, None] * supersample**2 + np.arange(supersample**2)[None, :]
+    return ducc0.healpix.Healpix_Base(nside * supersample, "NEST").pix2vec(children)
+
+
+@cache
 def _stencil(
-    nside_in: int, nside_out: int, radius: float, num_radial: int, max_order: int
+    nside_in: int,
+    nside_out: int,
+    radius: float,
+    num_radial: int,
+    max_order: int,
+    supersample: int,
 ) -> DiscoStencil:
+    import ducc0
     from scipy.spatial import cKDTree
 
     points, _, _ = _unit_vectors(nside_in)
+    subs = _sub_vectors(nside_in, supersample)
     centres, south, east = _unit_vectors(nside_out)
-    num_in = points.shape[0]
-    chord = 2.0 * math.sin(radius / 2.0) * (1.0 + 1e-12)
-    cap_area = 2.0 * math.pi * (1.0 - math.cos(radius))
+    num_in, num_out = points.shape[0], centres.shape[0]
+    reach = radius
+    if supersample > 1:  # pixels whose centre lies outside the cap may overlap it
+        reach = min(math.pi, radius + ducc0.healpix.Healpix_Base(nside_in, "RING").max_pixrad())
+    chord = 2.0 * math.sin(reach / 2.0) * (1.0 + 1e-12)
+    cap_area = 2.0 * math.pi * (1.0 - math.cos(reach))
     k = min(num_in, int(1.5 * cap_area / (4.0 * math.pi / num_in)) + 16)
     tree = cKDTree(points)
     while True:
         dist, idx = tree.query(centres, k=k, distance_upper_bound=chord)
-        dist, idx = dist.reshape(len(centres), -1), idx.reshape(len(centres), -1)
+        dist, idx = dist.reshape(num_out, -1), idx.reshape(num_out, -1)
         if k >= num_in or not np.isfinite(dist[:, -1]).any():
             break
         k = min(num_in, 2 * k)
     valid = np.isfinite(dist)
-    keep = valid.any(axis=0)
-    valid, idx = valid[:, keep], np.where(valid[:, keep], idx[:, keep], 0)
-    p = points[idx]  # (num_out, M, 3): coordinates in the frame R^-1 of each output pixel
-    x = np.einsum("nmi,ni->nm", p, south)
-    y = np.einsum("nmi,ni->nm", p, east)
-    z = np.einsum("nmi,ni->nm", p, centres)
-    rho = np.arctan2(np.hypot(x, y), z)
-    alpha = np.arctan2(y, x)
+    idx = np.where(valid, idx, 0)
     step = radius / num_radial
-    radial, index, order = [], [], []
+    pairs = [(r, 0) for r in range(num_radial)]
+    pairs += [
+        (r, q) for m in range(1, max_order + 1) for r in range(1, num_radial) for q in (m, -m)
+    ]
+    basis = np.zeros((len(pairs), num_out, idx.shape[1]))
+    chunk = max(1, 2**22 // (idx.shape[1] * subs.shape[1]))
+    for start in range(0, num_out, chunk):
+        rows = slice(start, start + chunk)
+        p = subs[idx[rows]]  # (chunk, M, S, 3): sub-pixel centres in each output's frame R^-1
+        x = np.einsum("nmsi,ni->nms", p, south[rows])
+        y = np.einsum("nmsi,ni->nms", p, east[rows])
+        z = np.einsum("nmsi,ni->nms", p, centres[rows])
+        rho = np.arctan2(np.hypot(x, y), z)
+        alpha = np.arctan2(y, x) if max_order else None
+        hats = [np.clip(1.0 - np.abs(rho - r * step) / step, 0.0, None) for r in range(num_radial)]
+        for b, (r, q) in enumerate(pairs):
+            value = hats[r]
+            if q > 0:
+                value = value * np.cos(q * alpha)
+            elif q < 0:
+                value = value * np.sin(-q * alpha)
+            basis[b, rows] = np.where(valid[rows], value.mean(axis=-1), 0.0)
     for r in range(num_radial):
-        hat = np.where(valid, np.clip(1.0 - np.abs(rho - r * step) / step, 0.0, None), 0.0)
-        total = hat.sum(axis=1, keepdims=True)
+        total = basis[r].sum(axis=1, keepdims=True)
         if np.any(total <= 0):
             raise ValueError(
                 f"radius={radius:.4g} rad is too small for nside_in={nside_in} with "
                 f"num_radial={num_radial}: radial ring {r} holds no input pixel around some "
                 f"output pixels; use radius >= {1.5 * num_radial * pixel_scale(nside_in):.3g}"
             )
-        hat = hat / total
-        radial.append(hat)
-        index.append(r)
-        order.append(0)
-    angular = []
-    for m in range(1, max_order + 1):
-        for r in range(1, num_radial):
-            angular += [radial[r] * np.cos(m * alpha), radial[r] * np.sin(m * alpha)]
-            index += [r, r]
-            order += [m, -m]
-    basis = np.stack(radial + angular)
+        for b, (rr, _) in enumerate(pairs):
+            if rr == r:
+                basis[b] /= total
+    # drop neighbours that no basis function touches, then the all-padding columns
+    used = valid & np.any(basis != 0.0, axis=0)
+    order = np.argsort(~used, axis=1, kind="stable")
+    width = int(used.sum(axis=1).max())
+    order = order[:, :width]
+    idx = np.take_along_axis(idx, order, axis=1)
+    used = np.take_along_axis(used, order, axis=1)
+    basis = np.take_along_axis(basis, order[None], axis=2)
     return DiscoStencil(
-        neighbours=idx.astype(np.int32),
+        neighbours=np.where(used, idx, 0).astype(np.int32),
         basis=basis,
-        radial_index=np.asarray(index),
-        order=np.asarray(order),
-        mean_neighbours=float(valid.sum(axis=1).mean()),
+        radial_index=np.asarray([r for r, _ in pairs]),
+        order=np.asarray([q for _, q in pairs]),
+        mean_neighbours=float(used.sum(axis=1).mean()),
     )
 
 
-def _check_stencil_args(nside_in, nside_out, radius, num_radial, max_order):
+def _check_stencil_args(nside_in, nside_out, radius, num_radial, max_order, supersample):
     nside_in = _check_nside(nside_in, "nside")
     nside_out = nside_in if nside_out is None else _check_nside(nside_out, "nside_out")
     if nside_out > nside_in:
@@ -198,11 +237,13 @@ def _check_stencil_args(nside_in, nside_out, radius, num_radial, max_order):
         raise ValueError(f"num_radial must be an int >= 1, got {num_radial!r}")
     if not isinstance(max_order, int) or isinstance(max_order, bool) or max_order < 0:
         raise ValueError(f"max_order must be an int >= 0, got {max_order!r}")
+    if supersample not in (1, 2, 4, 8):
+        raise ValueError(f"supersample must be 1, 2, 4 or 8, got {supersample!r}")
     if radius is None:
         radius = min(1.5 * num_radial * pixel_scale(nside_in), 0.9 * math.pi)
     if not isinstance(radius, int | float | np.floating) or not 0.0 < float(radius) < math.pi:
         raise ValueError(f"radius must be a float in (0, pi) radians, got {radius!r}")
-    return nside_in, nside_out, float(radius), num_radial, max_order
+    return nside_in, nside_out, float(radius), num_radial, max_order, supersample
 
 
 def disco_stencil(
@@ -212,13 +253,15 @@ def disco_stencil(
     num_radial: int = 3,
     max_order: int = 0,
     nside_out: int | None = None,
+    supersample: int = 2,
 ) -> DiscoStencil:
     """Neighbour table and filter-basis values of a DISCO convolution (host, NumPy).
 
-    Computed once per configuration (cached): a k-d tree finds the input pixels within
-    geodesic distance ``radius`` of each output pixel, which are then expressed in the
-    output pixel's local frame (distance ``rho`` and azimuth ``alpha``) and weighted by
-    the basis functions described in the module docstring.
+    Computed once per configuration (cached): a k-d tree finds the input pixels that
+    overlap the geodesic cap of radius ``radius`` around each output pixel; their
+    sub-pixel centres are expressed in the output pixel's local frame (distance ``rho``
+    and azimuth ``alpha``) and the basis functions described in the module docstring are
+    averaged over each pixel.
 
     Args:
         nside: input HEALPix resolution (RING order), a power of two.
@@ -228,6 +271,11 @@ def disco_stencil(
         max_order: highest angular order of the directional basis (0: isotropic only).
         nside_out: output resolution, ``<= nside`` (default ``nside``); a coarser output
             grid downsamples.
+        supersample: each input pixel's basis value is the mean over its
+            ``supersample**2`` sub-pixels (HEALPix children at ``nside * supersample``),
+            i.e. the filter integrated over the pixel instead of sampled at its centre;
+            1 is point evaluation. 2 (default) cuts the equivariance error of a
+            4.5-pixel filter on inputs band-limited at L = nside about 3x (benchmark).
 
     Returns:
         A :class:`DiscoStencil`; ``num_basis = num_radial + 2 max_order (num_radial - 1)``.
@@ -246,7 +294,7 @@ def disco_stencil(
         >>> bool(np.allclose(s.basis.sum(axis=-1), 1.0))  # each hat is a local mean
         True
     """
-    args = _check_stencil_args(nside, nside_out, radius, num_radial, max_order)
+    args = _check_stencil_args(nside, nside_out, radius, num_radial, max_order, supersample)
     out = _stencil(*args)
     return out._replace(
         neighbours=out.neighbours.copy(),
@@ -381,6 +429,7 @@ class DiscoConv(eqx.Module):
         max_order: int = 0,
         nside_out: int | None = None,
         use_bias: bool = True,
+        supersample: int = 2,
         dtype=None,
     ):
         """Build the stencil (host) and draw the weights.
@@ -395,15 +444,17 @@ class DiscoConv(eqx.Module):
             max_order: angular order of directional filters (0: isotropic).
             nside_out: output resolution (``<= nside``; default ``nside``).
             use_bias: add a learned per-channel bias.
+            supersample: sub-pixels per side for the filter's pixel integrals
+                (see :func:`disco_stencil`).
             dtype: floating dtype of weights and basis (default JAX's default float).
         """
         for name, value in (("in_channels", in_channels), ("out_channels", out_channels)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be an int >= 1, got {value!r}")
-        nside, nside_out, radius, num_radial, max_order = _check_stencil_args(
-            nside, nside_out, radius, num_radial, max_order
+        nside, nside_out, radius, num_radial, max_order, supersample = _check_stencil_args(
+            nside, nside_out, radius, num_radial, max_order, supersample
         )
-        stencil = _stencil(nside, nside_out, radius, num_radial, max_order)
+        stencil = _stencil(nside, nside_out, radius, num_radial, max_order, supersample)
         dtype = jnp.result_type(float) if dtype is None else dtype
         num_basis = stencil.basis.shape[0]
         self.weight = jax.random.normal(key, (out_channels, in_channels, num_basis), dtype) / (
@@ -482,6 +533,7 @@ class DiscoCNN(eqx.Module):
         radius_pixels: float = 4.5,
         downsample: bool = True,
         activation: Callable = jax.nn.gelu,
+        supersample: int = 2,
         dtype=None,
     ):
         """Build the layers.
@@ -499,6 +551,7 @@ class DiscoCNN(eqx.Module):
                 :func:`pixel_scale` (capped below pi).
             downsample: halve nside at every layer (while above 1).
             activation: nonlinearity after every layer.
+            supersample: sub-pixels per side of the filters' pixel integrals.
             dtype: floating dtype of the weights.
         """
         nside = _check_nside(nside)
@@ -526,6 +579,7 @@ class DiscoCNN(eqx.Module):
                     num_radial=num_radial,
                     max_order=max_order,
                     nside_out=following,
+                    supersample=supersample,
                     dtype=dtype,
                 )
             )
