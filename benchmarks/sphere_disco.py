@@ -1,6 +1,6 @@
 """DISCO spherical convolution: equivariance against a planar CNN, cost against peers.
 
-Sections (``--sections``):
+Sections (``--sections``, default ``equivariance,cnn,cost``):
 
 * ``equivariance`` (float64): relative error ``||P A(R f) - R P A(f)|| / ||P A(f)||`` over
   random rotations R (``astrobayes.sphere.disco.equivariance_error``; rotations applied
@@ -17,6 +17,9 @@ Sections (``--sections``):
   converges, the planar distortion does not), and for the default layer at native
   resolution. Also the distance of ours to the exact continuous convolution
   (``radial_basis_spectrum``, harmonic space).
+* ``cnn``: how much an (untrained) ``DiscoCNN`` embedding (isotropic filters, global
+  pooling) moves when its input is rotated, against another realisation of the same
+  field and against the same map with 10% more amplitude.
 * ``cost`` (float32, each measurement in a fresh subprocess): one forward + backward
   (gradient w.r.t. weights and input of a sum of squares) of a ``channels -> channels``
   layer with 3 isotropic radial basis functions and the default radius
@@ -43,7 +46,7 @@ sdist against the installed torch, outside .venv::
     PYTHONPATH=$PWD OMP_NUM_THREADS=1 python benchmarks/sphere_disco.py
 
 Usage: OMP_NUM_THREADS=1 nice -n 10 python benchmarks/sphere_disco.py
-       [--sections equivariance,cost] [--nsides 32,64,128] [--channels 4] [--repeats 3]
+       [--sections equivariance,cnn,cost] [--nsides 32,64,128] [--channels 4] [--repeats 3]
        [--rotations 4]
 """
 
@@ -194,6 +197,50 @@ def bench_equivariance(num_rotations):
         print(
             f"| {nside} | {band_limit} | {general.min():.2e}-{general.max():.2e} "
             f"| {about_pole.max():.2e} |"
+        )
+
+
+def bench_cnn(num_rotations):
+    """Rotation invariance of a DiscoCNN embedding (isotropic filters, global pooling)."""
+    import equinox as eqx
+    import jax
+    import jax.numpy as jnp
+
+    from astrobayes.sphere import SphereGrid, forward, inverse
+    from astrobayes.sphere.disco import DiscoCNN, random_rotations, rotate_map
+
+    jax.config.update("jax_enable_x64", True)
+    rotations = random_rotations(jax.random.key(20261204), num_rotations)
+    print(
+        "\n## DiscoCNN embedding change ||e(.) - e(f)|| / ||e(f)|| (nside 32, channels "
+        "(8, 16, 16), embedding 8, untrained, float64)\n"
+    )
+    print(
+        "| input L | rotated f (max) | another realisation g | 1.1 f (10% more amplitude) |\n"
+        "|---|---|---|---|"
+    )
+    nside = 32
+    net = DiscoCNN(nside, key=jax.random.key(0), dtype=jnp.float64)
+    embed = eqx.filter_jit(lambda m: net(m))
+    rng = np.random.default_rng(11)
+    for band_limit in (16, 32):
+        grid = SphereGrid(band_limit, "healpix", nside=nside)
+        f, g = (
+            np.asarray(inverse(forward(jnp.asarray(rng.normal(size=grid.map_shape)), grid), grid))
+            for _ in range(2)
+        )
+        reference = np.asarray(embed(jnp.asarray(f)))
+        changes = [
+            np.linalg.norm(np.asarray(embed(jnp.asarray(rotate_map(f, grid, a)))) - reference)
+            for a in rotations
+        ]
+        other = np.linalg.norm(np.asarray(embed(jnp.asarray(g))) - reference)
+        louder = np.linalg.norm(np.asarray(embed(jnp.asarray(1.1 * f))) - reference)
+        scale = np.linalg.norm(reference)
+        print(
+            f"| {band_limit} | {max(changes) / scale:.2e} | {other / scale:.2e} "
+            f"| {louder / scale:.2e} |",
+            flush=True,
         )
 
 
@@ -383,7 +430,7 @@ def bench_cost(nsides, channels, repeats):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sections", default="equivariance,cost")
+    parser.add_argument("--sections", default="equivariance,cnn,cost")
     parser.add_argument("--nsides", default="32,64,128")
     parser.add_argument("--channels", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=3)
@@ -397,6 +444,8 @@ def main():
     sections = args.sections.split(",")
     if "equivariance" in sections:
         bench_equivariance(args.rotations)
+    if "cnn" in sections:
+        bench_cnn(args.rotations)
     if "cost" in sections:
         bench_cost([int(n) for n in args.nsides.split(",")], args.channels, args.repeats)
 
