@@ -187,11 +187,17 @@ def _stencil(
     for start in range(0, num_out, chunk):
         rows = slice(start, start + chunk)
         p = subs[idx[rows]]  # (chunk, M, S, 3): sub-pixel centres in each output's frame R^-1
-        x = np.einsum("nmsi,ni->nms", p, south[rows])
-        y = np.einsum("nmsi,ni->nms", p, east[rows])
-        z = np.einsum("nmsi,ni->nms", p, centres[rows])
-        rho = np.arctan2(np.hypot(x, y), z)
-        alpha = np.arctan2(y, x) if max_order else None
+
+        def component(axis, p=p, rows=rows):
+            v = axis[rows][:, None, None, :]
+            return p[..., 0] * v[..., 0] + p[..., 1] * v[..., 1] + p[..., 2] * v[..., 2]
+
+        z = component(centres)
+        if max_order:
+            x, y = component(south), component(east)
+            rho, alpha = np.arctan2(np.hypot(x, y), z), np.arctan2(y, x)
+        else:  # isotropic: the distance alone (arccos is accurate to ~1e-12 here)
+            rho, alpha = np.arccos(np.clip(z, -1.0, 1.0)), None
         hats = [np.clip(1.0 - np.abs(rho - r * step) / step, 0.0, None) for r in range(num_radial)]
         for b, (r, q) in enumerate(pairs):
             value = hats[r]
