@@ -26,7 +26,7 @@ key stream of ``scripts/train_denoiser.py --radio``) with the same mask and ISNR
 per-pixel coverage of the 90% intervals is measured against the known truth.
 
     OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python benchmarks/imaging_radio_denoiser.py \\
-        [--weights radio|galaxy|PATH] [--eps-sigma 0.01] [--chains 2] [--warmup 400] \\
+        [--weights radio|galaxy|PATH] [--eps-sigma noise] [--chains 2] [--warmup 400] \\
         [--samples 100] [--thinning 4] [--skies 0] [--json out.json]
 
 Skips (exit 0, with a message) when ../shared/data/imaging is absent.
@@ -91,10 +91,11 @@ def superpixel_means(samples: np.ndarray, shape, size: int = 8) -> np.ndarray:
 
 def sample_posterior(key, operator, data, sigma, denoiser, starts, args):
     """PnP-ULA from each start (``args.chains`` chains each); pooled summary."""
-    score = score_function(denoiser, args.eps_sigma)
+    eps_sigma = float(sigma) if args.eps_sigma == "noise" else float(args.eps_sigma)
+    score = score_function(denoiser, eps_sigma)
 
     def record(x):  # the draw and its Tweedie denoising (one more network pass per record)
-        return jnp.concatenate([x.reshape(-1), denoiser(x, args.eps_sigma).reshape(-1)])
+        return jnp.concatenate([x.reshape(-1), denoiser(x, eps_sigma).reshape(-1)])
 
     with Clock() as lip_clock:
         # truth-free: the local Lipschitz constant on the central 64x64 patch of the
@@ -137,7 +138,12 @@ def sample_posterior(key, operator, data, sigma, denoiser, starts, args):
     shape = operator.image_shape
     size = shape[0] * shape[1]
     both = np.concatenate(draws)  # (chains, draws, 2 H*W): x, then D_eps(x)
-    out = {"runs": runs, "lipschitz": lipschitz, "lipschitz_cpu_s": lip_clock.cpu}
+    out = {
+        "runs": runs,
+        "lipschitz": lipschitz,
+        "lipschitz_cpu_s": lip_clock.cpu,
+        "eps_sigma": eps_sigma,
+    }
     for part, samples in (("x", both[..., :size]), ("denoised", both[..., size:])):
         flat = samples.reshape(-1, size)
         lower, upper = np.quantile(flat, [0.05, 0.95], axis=0)
@@ -171,6 +177,7 @@ def describe(truth, post) -> dict:
     """
     bright = truth > 0.05
     row = {
+        "eps_sigma": post["eps_sigma"],
         "score_lipschitz": post["lipschitz"],
         "step_size": post["runs"][0]["result"].step_size,
         "likelihood_lipschitz": post["runs"][0]["result"].likelihood_lipschitz,
@@ -208,7 +215,12 @@ def main() -> int:
     """Run the comparison and print the table."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--weights", default="radio", help="radio | galaxy | PATH.eqx")
-    parser.add_argument("--eps-sigma", type=float, default=0.01)
+    parser.add_argument(
+        "--eps-sigma",
+        default="noise",
+        help="smoothing sd of the Tweedie score (eps = sd**2), a number or 'noise': the "
+        "data's noise sd per real/imaginary part (truth-free)",
+    )
     parser.add_argument("--chains", type=int, default=2, help="chains per start")
     parser.add_argument("--warmup", type=int, default=400)
     parser.add_argument("--samples", type=int, default=100)
@@ -269,7 +281,7 @@ def main() -> int:
             f"{row['crr_map_snr_db']:.2f} dB ({row['crr_cpu_s']:.0f} CPU-s, "
             f"{row['crr_wall_s']:.0f} s) | PnP-ULA {row['pnp_cpu_s']:.0f} CPU-s, "
             f"{row['pnp_wall_s']:.0f} s (+ Lipschitz {row['lipschitz_cpu_s']:.0f} CPU-s); "
-            f"status {row['per_start_status']}; step {row['step_size']:.3g} (L_y "
+            f"eps_sigma {row['eps_sigma']:.4g}; status {row['per_start_status']}; step {row['step_size']:.3g} (L_y "
             f"{row['likelihood_lipschitz']:.3g}, L_eps {row['score_lipschitz']:.3g}), "
             f"{row['score_evaluations_per_chain']} score evaluations per chain",
             flush=True,

@@ -24,9 +24,10 @@ score_sigma = 0.05
 
 [sampling]
 chains = 2
-warmup = 8
-samples = 8
+warmup = 4
+samples = 6
 thinning = 2
+lipschitz_iterations = 3
 """
 
 TINY = DenoiserSettings("dncnn", width=4, depth=2, sigma_min=0.01, sigma_max=0.2)
@@ -44,7 +45,7 @@ def test_cli_samples_with_a_denoiser_prior(tmp_path, capsys):
     assert code == (1 if results["status"] in ("not_finite", "diverged") else 0)
     assert results["prior"] == "denoiser"
     assert results["sampling"]["chains"] == 2
-    assert results["num_score_evaluations_per_chain"] == 2 * (4 + 8)
+    assert results["num_score_evaluations_per_chain"] == 2 * (2 + 6)
     assert np.isfinite(results["snr_db"])
     assert 0.0 <= results["truth_inside_interval_fraction"] <= 1.0
     mean = read_fits_image(out / "posterior_mean.fits")
@@ -64,7 +65,7 @@ def test_denoiser_config_errors(tmp_path, capsys):
     table, run = load_run_config(CONFIG, base)
     assert run.prior.weights == str((base / "tiny.eqx").resolve())
     assert run.sampling.method == "pnp-ula"
-    assert run.sampling.samples == 8
+    assert run.sampling.samples == 6
     assert table.prior.kind == "wavelets"  # the MAP settings are not used by this kind
     assert load_run_config(CONFIG.replace('"tiny.eqx"', '"radio"'), base)[1].prior.weights == (
         "radio"
@@ -80,7 +81,7 @@ def test_denoiser_config_errors(tmp_path, capsys):
     with pytest.raises(ValueError, match="prior.score_sigma must be a positive number"):
         load_run_config(CONFIG.replace("0.05", "-1.0"), base)
     with pytest.raises(ValueError, match="sampling.samples must be an integer >= 4"):
-        load_run_config(CONFIG.replace("samples = 8", "samples = 2"), base)
+        load_run_config(CONFIG.replace("samples = 6", "samples = 2"), base)
 
     # a weights file whose payload does not match its header (another width)
     save_denoiser(tmp_path / "a.eqx", init_denoiser(jax.random.key(0), TINY))
