@@ -61,7 +61,7 @@ def test_m31_learned_prior_map(shared_data):
         truth=image,
         crr=read_convex_ridge(),
     )
-    assert result.strength_rule == "noise_scaled"  # the default on a gridded mask
+    assert result.strength_rule == "noise_scaled"  # the default
     # within 0.5 dB of the best of a strength grid (27.74 dB at 3.3e4, docs/imaging.md)
     # and of the study's learned-prior MAP (27.48 dB)
     assert result.snr_db >= 27.74 - 0.5

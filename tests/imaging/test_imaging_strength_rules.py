@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 from imaging_helpers import small_problem
 
-from astrobayes.imaging.nufft import nufft_operator_from_pixel_phases
 from astrobayes.imaging.pipeline import (
     ImagingConfig,
     initial_strength,
@@ -61,19 +60,15 @@ def test_pipeline_uses_the_noise_scaled_strength(key, crr):
     assert result.strength_rule == "noise_scaled"
     expected = noise_scaled_strength(crr, sigma, float(result.posterior.operator_norm))
     np.testing.assert_allclose(result.strength, expected, rtol=1e-6)
-    # the default CRR rule on a gridded (masked FFT) operator is ``noise_scaled`` ...
+    # the default CRR rule is ``noise_scaled`` ...
     default = ImagingConfig(prior="crr", superpixel_sizes=(), max_iterations=300)
-    assert default.resolved_strength_rule(op) == "noise_scaled"
+    assert default.resolved_strength_rule() == "noise_scaled"
     auto = run_imaging(default, op, data, sigma, truth=truth, crr=crr)
     assert auto.strength_rule == "noise_scaled"
     np.testing.assert_allclose(auto.strength, expected, rtol=1e-6)
-    # ... and ``trained`` on an ungridded NUFFT operator, which differs here (control)
-    nufft = nufft_operator_from_pixel_phases(np.array([[0.3, -1.0]]), image_shape=(16, 16))
-    assert default.resolved_strength_rule(nufft) == "trained"
+    # ... which differs from the ``trained`` strength here (control)
     trained = initial_strength(default, op, data, crr=crr)
     assert abs(np.log(result.strength / trained)) > 0.1
-    with pytest.raises(ValueError, match="operator is needed"):
-        default.resolved_strength_rule()
     assert ImagingConfig(prior="wavelets").resolved_strength_rule() == "discrepancy"
 
 

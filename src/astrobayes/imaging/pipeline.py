@@ -28,7 +28,7 @@ from astrobayes.imaging.map import (
     snr_db,
     with_strength,
 )
-from astrobayes.imaging.operators import FourierMaskOperator, MeasurementOperator, dirty_image
+from astrobayes.imaging.operators import MeasurementOperator, dirty_image
 from astrobayes.imaging.posterior import ImagingPosterior, imaging_posterior
 from astrobayes.imaging.priors import ImagingPrior, WaveletSparsityPrior
 from astrobayes.imaging.uq import (
@@ -83,9 +83,8 @@ class ImagingConfig:
             with ``sigma_eff = sigma / ||Phi||``, see :func:`noise_scaled_strength`),
             ``"geometric"`` (CRR only: the geometric mean of the ``"trained"`` and
             ``"discrepancy"`` strengths), ``"fixed"`` (use ``strength``) or ``"auto"``
-            (default: ``"fixed"`` when a strength is given; for wavelets
-            ``"discrepancy"``; for the CRR ``"noise_scaled"`` on a gridded (masked FFT)
-            operator and ``"trained"`` on any other, e.g. ungridded NUFFT tracks; see
+            (default: ``"fixed"`` when a strength is given, else ``"noise_scaled"``
+            for the CRR and ``"discrepancy"`` for wavelets; see
             :meth:`resolved_strength_rule`). The CRR rules were measured against a
             grid's best strength in ``benchmarks/imaging_strength_rules.py``
             (docs/imaging.md, "Is the strength rule tuned to M31?").
@@ -111,38 +110,24 @@ class ImagingConfig:
     tolerance: float = 1e-6
     test_regions: tuple[tuple[int, int, int, int], ...] = ()
 
-    def resolved_strength_rule(self, operator: MeasurementOperator | None = None) -> str:
-        """The rule actually used (``"auto"`` resolved) for data seen through ``operator``.
+    def resolved_strength_rule(self) -> str:
+        """The rule actually used (``"auto"`` resolved).
 
-        ``"auto"`` with the learned prior is ``"noise_scaled"`` for a gridded (masked
-        FFT) operator, where it was within 0.5 dB of a grid's best strength on 14 of 14
-        cases (M31, Cygnus A and simulated skies at ISNR 20-40 dB) against 5 of 14 for
-        ``"trained"``; on any other operator (ungridded NUFFT tracks) it is
-        ``"trained"``, which ``"noise_scaled"`` lost to by 2 dB on M31 at 1 h
-        (docs/imaging.md, "Is the strength rule tuned to M31?").
-
-        Args:
-            operator: The measurement operator (needed only to resolve ``"auto"`` for
-                the learned prior without a strength).
+        ``"auto"`` with the learned prior is ``"noise_scaled"``: within 0.5 dB of a
+        grid's best strength on 14 of 14 gridded (masked FFT) cases against 5 of 14 for
+        ``"trained"``, and on the six ungridded MeerKAT cases (M31 and Cygnus A, 1, 2
+        and 4 h) within 0.5 dB on 3 of 6 (worst gap 2.1 dB, mean 0.9 dB) against 2 of
+        6 for ``"trained"`` (worst 4.8 dB, mean 1.5 dB); see docs/imaging.md, "Is the
+        strength rule tuned to M31?".
 
         Returns:
             The rule's name.
-
-        Raises:
-            ValueError: If ``"auto"`` needs the operator and none is given.
         """
         if self.strength_rule != "auto":
             return self.strength_rule
         if self.strength is not None:
             return "fixed"
-        if self.prior != "crr":
-            return "discrepancy"
-        if operator is None:
-            raise ValueError(
-                "operator is needed to resolve strength_rule 'auto' for the learned prior "
-                "(noise_scaled on a masked FFT, trained otherwise); got None"
-            )
-        return "noise_scaled" if isinstance(operator, FourierMaskOperator) else "trained"
+        return "noise_scaled" if self.prior == "crr" else "discrepancy"
 
     def __post_init__(self):
         if self.prior not in PRIOR_KINDS:
@@ -335,7 +320,7 @@ def noise_scaled_strength(crr: ConvexRidgeWeights, sigma: float, operator_norm: 
 def _select_strength(config, operator, visibilities, sigma, crr, timings):
     """The posterior at the strength the rule selects, and the search (or ``None``)."""
     start = time.perf_counter()
-    rule = config.resolved_strength_rule(operator)
+    rule = config.resolved_strength_rule()
     if rule == "fixed" or (rule == "discrepancy" and config.strength is not None):
         first = config.strength
     else:
@@ -440,7 +425,7 @@ def run_imaging(
         map_result=map_result,
         posterior=posterior,
         strength=strength,
-        strength_rule=config.resolved_strength_rule(operator),
+        strength_rule=config.resolved_strength_rule(),
         strength_result=strength_result,
         hpd=hpd,
         intervals=intervals,
