@@ -174,3 +174,17 @@ def test_bad_input_is_named():
         forward(jnp.zeros(grid.map_shape), 8)
     with pytest.raises(ValueError, match="spin 0 only"):
         forward(jnp.zeros((2, *grid.map_shape)), dataclasses.replace(grid, method="jax"), spin=2)
+
+
+def test_empty_thread_variable_is_refused_by_name(monkeypatch):
+    # ducc0 aborts deep inside a JAX callback on OMP_NUM_THREADS="" (measured); the
+    # grid refuses it up front, naming the variable.
+    monkeypatch.setenv("OMP_NUM_THREADS", "")
+    with pytest.raises(ValueError, match="OMP_NUM_THREADS is set but empty"):
+        SphereGrid(8, "gl")
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    monkeypatch.setenv("DUCC0_NUM_THREADS", " ")
+    with pytest.raises(ValueError, match="DUCC0_NUM_THREADS is set but empty"):
+        SphereGrid(8, "gl")
+    monkeypatch.delenv("DUCC0_NUM_THREADS")
+    assert SphereGrid(8, "gl").map_shape == (8, 15)  # control: a number is fine

@@ -33,6 +33,7 @@ Sampling schemes:
 from __future__ import annotations
 
 import dataclasses
+import os
 from functools import cache
 from typing import Literal
 
@@ -48,6 +49,7 @@ __all__ = [
     "SAMPLINGS",
     "SphereGrid",
     "alm_index",
+    "check_ducc_thread_environment",
     "ell_m",
     "forward",
     "inverse",
@@ -106,6 +108,29 @@ def alm_index(band_limit: int, ell: int, m: int) -> int:
     return m * (2 * band_limit - 1 - m) // 2 + ell
 
 
+def check_ducc_thread_environment() -> None:
+    """Refuse empty thread-count variables, which ducc0 cannot parse, before it is called.
+
+    ducc0 reads ``DUCC0_NUM_THREADS`` and ``OMP_NUM_THREADS`` when a transform starts;
+    a variable that is set but empty (``OMP_NUM_THREADS= python ...``) makes it abort
+    with "could not convert '' to desired data type", which inside a JAX callback
+    surfaces as an opaque ``JaxRuntimeError`` (measured with ducc0 0.42).
+
+    Raises:
+        ValueError: If either variable is set but empty.
+
+    Example:
+        >>> check_ducc_thread_environment()  # nothing to report in a clean environment
+    """
+    for name in ("DUCC0_NUM_THREADS", "OMP_NUM_THREADS"):
+        value = os.environ.get(name)
+        if value is not None and not value.strip():
+            raise ValueError(
+                f"environment variable {name} is set but empty, which ducc0 (the sphere "
+                f"transforms) cannot parse; got {value!r}. Unset it or give a number."
+            )
+
+
 @dataclasses.dataclass(frozen=True)
 class SphereGrid:
     """Where a field on the sphere is sampled, and how it is transformed.
@@ -161,6 +186,8 @@ class SphereGrid:
             raise ValueError(f"num_threads must be an int >= 0, got {self.num_threads!r}")
         if self.method not in METHODS:
             raise ValueError(f"method must be one of {METHODS}, got {self.method!r}")
+        if self.method == "ducc":
+            check_ducc_thread_environment()
 
     @property
     def map_shape(self) -> tuple[int, ...]:
