@@ -69,40 +69,18 @@ PEERS = ("ours", "dense", "torch-harmonics")
 # Equivariance
 
 
-def _planar_conv(f, grid, radius, weights):
-    """A planar CNN layer on the equirectangular (MW, L' = 2 nside) projection of ``f``."""
-    import jax
-    import jax.numpy as jnp
-
-    from astrobayes.sphere import SphereGrid, ell_m, forward, inverse
-
-    small, big = grid.band_limit, 2 * grid.nside
-    mw = SphereGrid(big, "mw")
-    ells, ms = ell_m(small)
-    index = ms * (2 * big - 1 - ms) // 2 + ells
-    alm = jnp.zeros(mw.num_alm, jnp.complex128).at[index].set(forward(f, grid))
-    image = inverse(alm, mw)
-    radius_pixels = radius / (2 * np.pi / mw.map_shape[1])
-    half = int(np.ceil(radius_pixels))
-    offsets = np.arange(-half, half + 1)
-    distance = np.hypot(offsets[:, None], offsets[None, :])
-    step = radius_pixels / len(weights)
-    centres = step * np.arange(len(weights))[:, None, None]
-    hats = np.clip(1 - np.abs(distance[None] - centres) / step, 0, None)
-    kernel = np.tensordot(weights, hats / hats.sum(axis=(1, 2), keepdims=True), 1)
-    padded = jnp.pad(image, ((half, half), (0, 0)), mode="edge")
-    padded = jnp.pad(padded, ((0, 0), (half, half)), mode="wrap")
-    out = jax.scipy.signal.convolve2d(padded, jnp.asarray(kernel), mode="valid")
-    return inverse(forward(out, mw)[index], grid)
-
-
 def _equivariance_rows(nside, band_limit, radius, num_radial, filters, rotations, polar):
     import equinox as eqx
     import jax
     import jax.numpy as jnp
 
     from astrobayes.sphere import SphereGrid, ell_m, forward, inverse
-    from astrobayes.sphere.disco import DiscoConv, equivariance_error, radial_basis_spectrum
+    from astrobayes.sphere.disco import (
+        DiscoConv,
+        equivariance_error,
+        planar_control_conv,
+        radial_basis_spectrum,
+    )
 
     grid = SphereGrid(band_limit, "healpix", nside=nside)
     rng = np.random.default_rng(nside)
@@ -130,7 +108,7 @@ def _equivariance_rows(nside, band_limit, radius, num_radial, filters, rotations
         point = eqx.tree_at(lambda c: c.weight, point, jnp.asarray(weights)[None, None])
         at_centres = equivariance_error(lambda m, c=point: c(m[None])[0], f, grid, rotations)
         planar = equivariance_error(
-            lambda m, w=weights: _planar_conv(m, grid, radius, w), f, grid, rotations
+            lambda m, w=weights: planar_control_conv(m, grid, radius, w), f, grid, rotations
         )
         exact = inverse(alm * (np.asarray(weights) @ spectrum)[ells], grid)
         to_exact = float(

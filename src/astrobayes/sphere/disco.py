@@ -69,6 +69,7 @@ __all__ = [
     "disco_stencil",
     "equivariance_error",
     "pixel_scale",
+    "planar_control_conv",
     "radial_basis_spectrum",
     "random_rotations",
     "rotate_map",
@@ -786,3 +787,70 @@ def equivariance_error(
         expected = _rotate_alm(reference, grid_out.band_limit, angles)
         errors.append(_alm_norm(rotated_out - expected, grid_out.band_limit) / scale)
     return np.asarray(errors)
+
+
+def planar_control_conv(
+    f: Float[Array, " pixels"], grid: SphereGrid, radius: float, weights: Float[Array, " hats"]
+) -> Array:
+    """The negative control for :func:`equivariance_error`: a planar CNN layer.
+
+    ``f`` (HEALPix, ``grid``) is projected through harmonic space onto the
+    equirectangular McEwen-Wiaux grid of band limit ``2 nside``, convolved there with a
+    planar kernel of radial hats of the same physical radius at the equator (in pixel
+    units: periodic in longitude, edge-padded in colatitude, as a CNN on a projected map
+    would be), and brought back to ``grid``. A planar convolution ignores the
+    projection's distortion, so it does not commute with rotations: the DISCO layer's
+    equivariance error must be far below this one's (Ocampo, Price & McEwen 2023,
+    arXiv:2209.13603, compare with planar CNNs on projected maps).
+
+    Args:
+        f: one HEALPix map of ``grid.map_shape``.
+        grid: a HEALPix :class:`~astrobayes.sphere.transforms.SphereGrid`.
+        radius: the filter's radius in radians (> 0).
+        weights: ``(num_hats,)`` weights of the radial hats.
+
+    Returns:
+        The filtered map on ``grid``.
+
+    Raises:
+        TypeError: ``grid`` is not a SphereGrid.
+        ValueError: ``grid`` is not HEALPix, or bad ``f``, ``radius`` or ``weights``.
+
+    Examples:
+        >>> grid = SphereGrid(8, "healpix", nside=4)
+        >>> out = planar_control_conv(np.ones(192), grid, 0.5, np.array([1.0]))
+        >>> bool(np.allclose(out, 1.0, atol=1e-3))  # normalised hats keep a constant
+        True
+    """
+    if not isinstance(grid, SphereGrid):
+        raise TypeError(f"grid must be a SphereGrid, got {type(grid).__name__}")
+    if grid.sampling != "healpix":
+        raise ValueError(f"grid must be a HEALPix grid, got sampling={grid.sampling!r}")
+    if isinstance(radius, bool) or not (np.isscalar(radius) and np.isfinite(radius) and radius > 0):
+        raise ValueError(f"radius must be a positive finite number (radians), got {radius!r}")
+    weights = np.asarray(weights, np.float64)
+    if weights.ndim != 1 or weights.size == 0 or not np.all(np.isfinite(weights)):
+        raise ValueError(f"weights must be a non-empty finite 1-d array, got shape {weights.shape}")
+    if np.shape(f) != grid.map_shape:
+        raise ValueError(f"f must have shape {grid.map_shape} on {grid}, got {np.shape(f)}")
+    small, big = grid.band_limit, 2 * grid.nside
+    mw = SphereGrid(big, "mw")
+    from astrobayes.sphere.transforms import ell_m
+
+    ells, ms = ell_m(small)
+    index = ms * (2 * big - 1 - ms) // 2 + ells
+    alm_small = forward(jnp.asarray(f), grid)
+    alm = jnp.zeros(mw.num_alm, alm_small.dtype).at[index].set(alm_small)
+    image = inverse(alm, mw)
+    radius_pixels = radius / (2 * np.pi / mw.map_shape[1])
+    half = int(np.ceil(radius_pixels))
+    offsets = np.arange(-half, half + 1)
+    distance = np.hypot(offsets[:, None], offsets[None, :])
+    step = radius_pixels / len(weights)
+    centres = step * np.arange(len(weights))[:, None, None]
+    hats = np.clip(1 - np.abs(distance[None] - centres) / step, 0, None)
+    kernel = np.tensordot(weights, hats / hats.sum(axis=(1, 2), keepdims=True), 1)
+    padded = jnp.pad(image, ((half, half), (0, 0)), mode="edge")
+    padded = jnp.pad(padded, ((0, 0), (half, half)), mode="wrap")
+    out = jax.scipy.signal.convolve2d(padded, jnp.asarray(kernel, image.dtype), mode="valid")
+    return inverse(forward(out, mw)[index], grid)
