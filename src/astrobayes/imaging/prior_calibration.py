@@ -105,6 +105,16 @@ class StationaryGaussianPrior(eqx.Module):
         """``grad log p(x) = -C^-1 x``."""
         return -self._filter(x, 1.0 / self.spectrum)
 
+    def noisy_score(
+        self, x: Float[Array, "height width"], sigma: float | Float[Array, ""]
+    ) -> Float[Array, "height width"]:
+        """The exact noise-conditional score ``grad log p_sigma(x) = -(C + sigma^2 I)^-1 x``.
+
+        The score a diffusion prior (:mod:`astrobayes.imaging.diffusion`) learns, exactly,
+        at noise standard deviation ``sigma`` (traceable).
+        """
+        return -self._filter(x, 1.0 / (self.spectrum + sigma**2))
+
     def denoise(
         self, z: Float[Array, "height width"], epsilon: float
     ) -> Float[Array, "height width"]:
