@@ -32,6 +32,8 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import shlex
+import sys
 import time
 from pathlib import Path
 
@@ -126,6 +128,40 @@ def draw_pairs(key, num, size, tracks, isnr_range, num_coverages, array_fraction
     )
 
 
+def chunk_plan(sizes, pairs, epochs, *, final_chunks, learning_rate, final_learning_rate):
+    """One ``{"size", "pairs", "epochs", "learning_rate"}`` per chunk.
+
+    ``epochs`` has one entry (every chunk) or one per chunk; the last ``final_chunks``
+    chunks use ``final_learning_rate``.
+
+    Raises:
+        ValueError: If the lists do not give one entry per chunk, or a count is not
+            positive.
+    """
+    sizes, pairs, epochs = list(sizes), list(pairs), list(epochs)
+    if len(sizes) != len(pairs):
+        raise ValueError(f"--sizes and --pairs need one entry per chunk; got {sizes} and {pairs}")
+    if len(epochs) == 1:
+        epochs = epochs * len(sizes)
+    if len(epochs) != len(sizes):
+        raise ValueError(f"--epochs needs one entry, or one per chunk ({len(sizes)}); got {epochs}")
+    if min(sizes + pairs + epochs, default=0) < 1 or final_chunks < 0:
+        raise ValueError(
+            f"sizes, pairs and epochs must be >= 1 and final chunks >= 0; got {sizes}, {pairs}, "
+            f"{epochs}, {final_chunks}"
+        )
+    first_final = len(sizes) - final_chunks
+    return [
+        {
+            "size": size,
+            "pairs": num,
+            "epochs": num_epochs,
+            "learning_rate": final_learning_rate if chunk >= first_final else learning_rate,
+        }
+        for chunk, (size, num, num_epochs) in enumerate(zip(sizes, pairs, epochs, strict=True))
+    ]
+
+
 def load_state(checkpoint: Path):
     """``(network, state)`` of the last finished chunk, or ``(None, fresh state)``."""
     state_path = checkpoint / "state.json"
@@ -147,16 +183,40 @@ def main() -> None:
         "--sizes", type=int, nargs="+", default=[64] * 6 + [128] * 3, help="image side per chunk"
     )
     parser.add_argument("--pairs", type=int, nargs="+", default=[800] * 6 + [320] * 3)
-    parser.add_argument("--epochs", type=int, default=3, help="epochs per chunk")
+    parser.add_argument(
+        "--epochs",
+        type=int,
+        nargs="+",
+        default=[3],
+        help="epochs per chunk (one, or one per chunk)",
+    )
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--learning-rate", type=float, default=1e-3)
-    parser.add_argument("--final-learning-rate", type=float, default=3e-4)
+    parser.add_argument(
+        "--final-learning-rate", type=float, default=3e-4, help="for the last --final-chunks chunks"
+    )
+    parser.add_argument("--final-chunks", type=int, default=2)
+    parser.add_argument(
+        "--schedule",
+        choices=("constant", "cosine"),
+        default="constant",
+        help="step size within a chunk (cosine: decays to 5%% of the chunk's rate)",
+    )
     parser.add_argument("--isnr-range", type=float, nargs=2, default=[20.0, 40.0])
     parser.add_argument("--pairs-per-coverage", type=int, default=4)
     parser.add_argument("--array-fraction", type=float, default=0.25)
     args = parser.parse_args()
-    if len(args.sizes) != len(args.pairs):
-        parser.error("--sizes and --pairs need one entry per chunk")
+    try:
+        plan = chunk_plan(
+            args.sizes,
+            args.pairs,
+            args.epochs,
+            final_chunks=args.final_chunks,
+            learning_rate=args.learning_rate,
+            final_learning_rate=args.final_learning_rate,
+        )
+    except ValueError as error:
+        parser.error(str(error))
 
     tracks = {h: read_uv_points(TRACKS / f"meerkat_simulation_{h}h_uv_only.npz") for h in (1, 2, 4)}
     checkpoint = Path(args.checkpoint)
@@ -170,27 +230,31 @@ def main() -> None:
     elif network.settings != settings:
         raise SystemExit(f"checkpoint holds {network.settings}, asked for {settings}")
     key = jax.random.key(args.seed + 1)
-    num_chunks = len(args.sizes)
+    num_chunks = len(plan)
     for chunk in range(state["chunks_done"], num_chunks):
         cpu0, wall0 = time.process_time(), time.perf_counter()
         chunk_key = jax.random.fold_in(key, chunk)
+        size, num_pairs = plan[chunk]["size"], plan[chunk]["pairs"]
+        rate, epochs = plan[chunk]["learning_rate"], plan[chunk]["epochs"]
         data = draw_pairs(
             chunk_key,
-            args.pairs[chunk],
-            args.sizes[chunk],
+            num_pairs,
+            size,
             tracks,
             args.isnr_range,
-            max(1, args.pairs[chunk] // args.pairs_per_coverage),
+            max(1, num_pairs // args.pairs_per_coverage),
             args.array_fraction,
         )
-        data_s = time.perf_counter() - wall0
+        jax.block_until_ready(data)
+        data_s = time.process_time() - cpu0
+        print(f"chunk {chunk + 1}: {num_pairs} pairs drawn, {data_s:.0f} CPU s", flush=True)
         train, validation = split_validation(jax.random.fold_in(chunk_key, 1), data, 0.1)
-        rate = args.final_learning_rate if chunk >= num_chunks - 2 else args.learning_rate
         config = TrainingConfig(
             learning_rate=rate,
             batch_size=args.batch,
-            max_epochs=args.epochs,
-            patience=args.epochs,
+            max_epochs=epochs,
+            patience=epochs,
+            schedule=args.schedule,
             clip_max_norm=1.0,
             epoch_loop="python",  # conv nets: ~15x faster on a CPU than one scanned epoch
         )
@@ -201,15 +265,19 @@ def main() -> None:
             train,
             validation,
             config=config,
-            progress_fn=lambda stage, done, total: print(
-                f"  {stage} epoch {done}/{total}", flush=True
+            progress_fn=lambda stage, done, total, start=cpu0: print(
+                f"  {stage} epoch {done}/{total}: {time.process_time() - start:.0f} CPU s "
+                "into the chunk",
+                flush=True,
             ),
         )
         entry = {
             "chunk": chunk,
-            "size": args.sizes[chunk],
-            "pairs": args.pairs[chunk],
+            "size": size,
+            "pairs": num_pairs,
             "learning_rate": rate,
+            "epochs": epochs,
+            "schedule": args.schedule,
             "train_losses": info.train_losses.tolist(),
             "validation_losses": info.validation_losses.tolist(),
             "validation_snr_db": float(-10 * np.log10(np.min(info.validation_losses))),
@@ -234,6 +302,7 @@ def main() -> None:
         args.out,
         network,
         script="scripts/train_unrolled.py",
+        command=shlex.join(["python", "scripts/train_unrolled.py", *sys.argv[1:]]),
         arguments=vars(args),
         training_data=(
             "astrobayes.imaging.skies.random_sky skies; uv-coverages: random variants of the "
@@ -249,6 +318,7 @@ def main() -> None:
         training_wall_s=state["wall_s"],
         history=state["history"],
         final_validation_snr_db=state["history"][-1]["validation_snr_db"],
+        final_validation_loss=float(np.min(state["history"][-1]["validation_losses"])),
     )
     print(f"wrote {args.out}")
 

@@ -13,6 +13,46 @@ from astrobayes.imaging.unrolled import UnrolledNetwork, UnrolledSettings
 SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
 
 
+def _script():
+    sys.path.insert(0, str(SCRIPTS))
+    try:
+        import train_unrolled
+    finally:
+        sys.path.remove(str(SCRIPTS))
+    return train_unrolled
+
+
+def test_chunk_plan_expands_epochs_and_lowers_the_final_rate():
+    plan = _script().chunk_plan(
+        [64, 64, 128],
+        [512, 512, 192],
+        [5],
+        final_chunks=1,
+        learning_rate=1e-3,
+        final_learning_rate=3e-4,
+    )
+    assert [c["epochs"] for c in plan] == [5, 5, 5]
+    assert [c["learning_rate"] for c in plan] == [1e-3, 1e-3, 3e-4]
+    assert [(c["size"], c["pairs"]) for c in plan] == [(64, 512), (64, 512), (128, 192)]
+    plan = _script().chunk_plan(
+        [64, 128], [8, 4], [3, 2], final_chunks=0, learning_rate=1e-3, final_learning_rate=3e-4
+    )
+    assert [(c["epochs"], c["learning_rate"]) for c in plan] == [(3, 1e-3), (2, 1e-3)]
+    with pytest.raises(ValueError, match="--epochs"):
+        _script().chunk_plan(
+            [64, 64, 128],
+            [8, 8, 4],
+            [3, 2],
+            final_chunks=1,
+            learning_rate=1e-3,
+            final_learning_rate=1e-4,
+        )
+    with pytest.raises(ValueError, match="--sizes and --pairs"):
+        _script().chunk_plan(
+            [64], [8, 8], [3], final_chunks=1, learning_rate=1e-3, final_learning_rate=1e-4
+        )
+
+
 @pytest.mark.slow
 def test_training_beats_the_untrained_network_on_held_out_pairs(shared_data):
     """A tiny network trained on 32x32 pairs gains SNR on pairs drawn from other keys.
@@ -20,11 +60,7 @@ def test_training_beats_the_untrained_network_on_held_out_pairs(shared_data):
     Negative control: the untrained network (its Tikhonov start) on the same held-out
     pairs; the trained one must beat it by more than 1 dB.
     """
-    sys.path.insert(0, str(SCRIPTS))
-    try:
-        import train_unrolled as script
-    finally:
-        sys.path.remove(str(SCRIPTS))
+    script = _script()
     from astrobayes.io.imaging_files import read_uv_points
 
     tracks = {
