@@ -386,6 +386,20 @@ def _flatten(x):
     return x.reshape(-1)
 
 
+def _normal(key, shape, dtype):
+    """``N(0, I)`` draws from an RBG generator seeded by ``key`` (a threefry key).
+
+    XLA's RngBitGenerator compiles in a fraction of threefry's time on a CPU (measured:
+    0.7 vs 2.1 CPU-s for one small program), and a step program is compiled once per
+    shape of the chains; the stream is still a pure function of ``key``.
+    """
+    data = jax.random.key_data(key)
+    rbg = jax.random.wrap_key_data(
+        jnp.concatenate([data, data ^ jnp.uint32(0x9E3779B9)]), impl="rbg"
+    )
+    return jax.random.normal(rbg, shape, dtype)
+
+
 def _map(fn, vmap_ok, *args):
     if vmap_ok:
         return jax.vmap(fn)(*args)
@@ -399,12 +413,11 @@ def _step(
 ):  # fmt: skip
     """One step of every chain of every data set (``xs``: ``(D, C, H, W)``)."""
 
-    def langevin(key, x, y):
+    def langevin(z, x, y):
         drift = -operator.adjoint(operator(x) - y) / noise_var + score_fn(x, sigma_t)
-        z = jax.random.normal(key, x.shape, x.dtype)
         return x + delta * drift + jnp.sqrt(2 * delta) * z
 
-    def dps(key, x, y):
+    def dps(z, x, y):
         def misfit(x):
             score = score_fn(x, sigma_t)
             residual = operator(x + sigma_t**2 * score) - y
@@ -412,17 +425,20 @@ def _step(
 
         (value, score), gradient = jax.value_and_grad(misfit, has_aux=True)(x)
         variance = sigma_t**2 - sigma_next**2
-        z = jax.random.normal(key, x.shape, x.dtype)
         noise = jnp.where(sigma_next > 0, jnp.sqrt(variance), 0.0) * z
         return x + variance * score + noise - guidance * gradient / jnp.sqrt(value + 1e-30)
 
     kernel = langevin if method == "langevin" else dps
 
-    def dataset(key, chains, y):
-        chain_keys = jax.random.split(jax.random.fold_in(key, index), chains.shape[0])
-        return _map(lambda k, x: kernel(k, x, y), vmap_ok, chain_keys, chains)
+    def dataset(noise, chains, y):
+        return _map(lambda z, x: kernel(z, x, y), vmap_ok, noise, chains)
 
-    new = _map(dataset, vmap_ok, keys, xs, data)
+    # one draw per data set for all its chains, outside vmap (RBG streams are not
+    # vmap-invariant; this keeps a batch's data set i equal to a single run)
+    noise = jax.lax.map(
+        lambda k: _normal(jax.random.fold_in(k, index), xs.shape[1:], xs.dtype), keys
+    )
+    new = _map(dataset, vmap_ok, noise, xs, data)
     largest = jnp.maximum(largest, jnp.max(jnp.abs(new), axis=(2, 3)))
     return new, largest
 
@@ -440,10 +456,10 @@ def _record(xs, mean, m2, count, summary_fn):
 @eqx.filter_jit
 def _initial(keys, x0, sigma_max, num_chains):
     def one(key):
-        z = jax.random.normal(key, (num_chains, *x0.shape), x0.dtype)
+        z = _normal(key, (num_chains, *x0.shape), x0.dtype)
         return x0 + sigma_max * z
 
-    return jax.vmap(one)(keys)
+    return jax.lax.map(one, keys)
 
 
 def _plan(method, sigmas, steps_per_level, num_warmup, num_samples, thinning):
@@ -666,7 +682,10 @@ def _diffusion(
         dirty = float(jnp.max(jnp.abs(operator.adjoint(data[0])))) / norm**2
         divergence_bound = 1e3 * (1 + schedule.sigma_max + float(jnp.max(jnp.abs(x0))) + dirty)
     divergence_bound = _positive(divergence_bound, "divergence_bound")
-    dataset_keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(jnp.arange(num_datasets))
+    if batch:
+        dataset_keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(jnp.arange(num_datasets))
+    else:
+        dataset_keys = key[None]
     init_keys, keys = (
         jax.vmap(lambda k, j=j: jax.random.fold_in(k, j))(dataset_keys) for j in (0, 1)
     )
