@@ -11,8 +11,27 @@ synthesis after analysis is the identity up to rounding (on exact grids) whateve
 accuracy of the kernel's quadrature. Convolution with an axisymmetric wavelet multiplies
 :math:`f_{\ell m}` by the profile, so the wavelet maps are real.
 
-Directional wavelets (``N > 1`` azimuthal bands, Wigner transforms) are not implemented:
-every statistic built on these wavelets is isotropic by construction.
+Directional wavelets (McEwen, Durastanti & Wiaux 2018, arXiv:1509.06749; S2LET's
+steerable tiling) multiply the same radial profiles by a steerable azimuthal profile
+:math:`s_{\ell n}` with azimuthal band limit ``N``: :math:`\psi^j_{\ell n} =
+\sqrt{(2\ell+1)/4\pi}\,\kappa_j(\ell)\,s_{\ell n}`, ``n`` in ``-N+1, -N+3, .., N-1``,
+:math:`\sum_n |s_{\ell n}|^2 = 1`. The coefficient of a real map at position
+:math:`(\beta, \alpha)` and orientation :math:`\gamma` is
+:math:`W^j(\alpha,\beta,\gamma) = \langle f, R_{\alpha\beta\gamma}\psi^j\rangle
+= \sum_{\ell m n} f_{\ell m}\,\kappa_j(\ell)\,s_{\ell n}\,e^{i n \gamma}\,
+{}_{-n}Y_{\ell m}(\beta, \alpha)`, so each ``n`` is one spin-``(-n)`` synthesis; with
+``N = 3`` (``n`` in ``{-2, 0, 2}``) that is one spin-0 and one spin-2 synthesis of
+:mod:`astrobayes.sphere.transforms`, no Wigner transform:
+:math:`W^j(\gamma) = T_j + 2 (Q_j \cos 2\gamma + U_j \sin 2\gamma)`, with
+:math:`T_j` the spin-0 map of :math:`f_{\ell m}\kappa_j s_{\ell 0}` and
+:math:`(Q_j, U_j)` the spin-2 map of :math:`E = -f_{\ell m}\kappa_j s_{\ell 2}, B = 0`
+(checked against a brute-force quadrature of :math:`\langle f, R\psi\rangle` with
+rotation matrices, ``tests/test_sphere_wavelets.py``). ``N`` orientations
+:math:`\gamma_k = \pi k / N` determine every other orientation exactly (steerability,
+:func:`steer`), and synthesis, the adjoint of analysis with weight ``1/N`` per
+orientation, reconstructs exactly because :math:`\eta^2 + \sum_j \kappa_j^2
+\sum_n s_{\ell n}^2 = 1`. Only ``N = 1`` and ``N = 3`` are offered: other ``N`` need
+spins 1, 3, 4, ... that the transforms do not expose.
 """
 
 from __future__ import annotations
@@ -26,7 +45,20 @@ from jaxtyping import Array, Float
 
 from astrobayes.sphere.transforms import SphereGrid, ell_m, forward, inverse
 
-__all__ = ["WaveletFilters", "axisymmetric_filters", "wavelet_analysis", "wavelet_synthesis"]
+__all__ = [
+    "DIRECTIONS",
+    "WaveletFilters",
+    "axisymmetric_filters",
+    "directional_analysis",
+    "directional_filters",
+    "directional_synthesis",
+    "orientations",
+    "steer",
+    "wavelet_analysis",
+    "wavelet_synthesis",
+]
+
+DIRECTIONS = (1, 3)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -40,12 +72,17 @@ class WaveletFilters:
         wavelets: ``kappa_j(ell)`` for ``j = min_scale .. max_scale``, shape ``(J, L)``.
         dilation: ``lambda`` > 1.
         min_scale: ``J_0``.
+        directions: ``N``, the azimuthal band limit (1: axisymmetric).
+        steerable: ``s_{ell n}`` for ``n = -N+1, -N+3, .., N-1``, shape ``(L, N)``
+            (real; ``None`` for axisymmetric filters, i.e. ``s_{ell 0} = 1``).
     """
 
     scaling: np.ndarray
     wavelets: np.ndarray
     dilation: float
     min_scale: int
+    directions: int = 1
+    steerable: np.ndarray | None = None
 
 
 def _kernel(t: np.ndarray, dilation: float) -> np.ndarray:
@@ -111,13 +148,20 @@ def axisymmetric_filters(
     )
 
 
-def _check_filters(filters, grid: SphereGrid) -> None:
+def _check_filters(filters, grid: SphereGrid, *, axisymmetric: bool = True) -> None:
     if not isinstance(filters, WaveletFilters):
         raise TypeError(f"filters must be WaveletFilters, got {type(filters).__name__}")
+    if not isinstance(grid, SphereGrid):
+        raise TypeError(f"grid must be a SphereGrid, got {type(grid).__name__}")
     if filters.scaling.shape != (grid.band_limit,):
         raise ValueError(
             f"filters must be built for band_limit {grid.band_limit}, "
             f"got profiles of length {filters.scaling.shape[0]}"
+        )
+    if axisymmetric and filters.directions != 1:
+        raise ValueError(
+            f"filters must be axisymmetric (directions=1) here, got directions="
+            f"{filters.directions}; use directional_analysis / directional_synthesis"
         )
 
 
@@ -190,3 +234,261 @@ def wavelet_synthesis(
     alm = forward(scaling, grid) * jnp.asarray(filters.scaling[ells])
     wavelet_alm = forward(wavelets, grid) * jnp.asarray(filters.wavelets[:, ells])
     return inverse(alm + wavelet_alm.sum(axis=-2), grid)
+
+
+def _steerable_profile(band_limit: int, directions: int) -> np.ndarray:
+    """S2LET's steerable s_{ell n}, n = -N+1, -N+3, .., N-1, for odd N; shape (L, N)."""
+    orders = np.arange(-directions + 1, directions, 2)
+    profile = np.zeros((band_limit, directions))
+    for ell in range(band_limit):
+        # highest order present: N - 1, or one less where ell has the other parity
+        top = min(directions - 1, ell - (1 + (-1) ** (directions + ell)) // 2)
+        for column, n in enumerate(orders):
+            if abs(n) <= top and (top - n) % 2 == 0:
+                profile[ell, column] = math.sqrt(math.comb(top, (top - n) // 2) / 2.0**top)
+    return profile
+
+
+def directional_filters(
+    band_limit: int, directions: int = 3, *, dilation: float = 2.0, min_scale: int = 0
+) -> WaveletFilters:
+    r"""Scale-discretised directional (steerable) wavelet filters for band limit ``L``.
+
+    S2LET's radial tiling times a steerable azimuthal profile with azimuthal band limit
+    ``N = directions``. The radial profiles are those of :func:`axisymmetric_filters`; the azimuthal profile
+    is S2LET's :math:`s_{\ell n} = \sqrt{\binom{\gamma}{(\gamma - n)/2} / 2^\gamma}` with
+    :math:`\gamma = \min(N - 1, \ell - (1 + (-1)^{N + \ell})/2)`, so
+    :math:`\sum_n s_{\ell n}^2 = 1` at every ``ell`` and the tiling stays exact
+    (``s_00 = 1`` here; S2LET sets it to 0, which changes nothing since every
+    :math:`\kappa_j(0) = 0`). ``directions=1`` gives the axisymmetric wavelets.
+
+    Args:
+        band_limit: ``L``.
+        directions: ``N``, 1 or 3 (``n`` in ``{-2, 0, 2}``: spin 0 and 2 transforms).
+        dilation: ``lambda`` > 1.
+        min_scale: ``J_0``.
+
+    Returns:
+        :class:`WaveletFilters` with ``directions`` and ``steerable`` set.
+
+    Raises:
+        ValueError: ``directions`` not in :data:`DIRECTIONS`, or what
+            :func:`axisymmetric_filters` rejects.
+
+    References:
+        McEwen, Durastanti & Wiaux 2018 (arXiv:1509.06749); Leistedt et al. 2013
+        (arXiv:1211.1680).
+
+    Examples:
+        >>> filters = directional_filters(16, 3)
+        >>> filters.steerable.shape, filters.steerable[4].round(4).tolist()
+        ((16, 3), [0.5, 0.7071, 0.5])
+        >>> bool(np.allclose((filters.steerable**2).sum(1), 1.0))
+        True
+    """
+    if isinstance(directions, bool) or directions not in DIRECTIONS:
+        raise ValueError(
+            f"directions must be one of {DIRECTIONS} (azimuthal band limit N; other N "
+            f"need spins the transforms do not offer), got {directions!r}"
+        )
+    base = axisymmetric_filters(band_limit, dilation=dilation, min_scale=min_scale)
+    return dataclasses.replace(
+        base, directions=int(directions), steerable=_steerable_profile(band_limit, directions)
+    )
+
+
+def orientations(directions: int) -> np.ndarray:
+    """The sampled orientations ``gamma_k = pi k / N``, ``k = 0 .. N - 1`` (radians).
+
+    With odd ``N`` only even ``n`` occur, so the coefficients are ``pi``-periodic in
+    ``gamma`` and ``N`` samples of ``[0, pi)`` determine them.
+
+    Examples:
+        >>> orientations(3).round(4).tolist()
+        [0.0, 1.0472, 2.0944]
+    """
+    return np.pi * np.arange(directions) / directions
+
+
+def _profiles(filters: WaveletFilters) -> tuple[np.ndarray, np.ndarray | None]:
+    """kappa_j(ell) s_{ell 0} and kappa_j(ell) s_{ell 2} (None for N = 1), shape (J, L)."""
+    if filters.steerable is None:
+        return filters.wavelets, None
+    orders = np.arange(-filters.directions + 1, filters.directions, 2)
+    zero = filters.steerable[:, orders == 0][:, 0]
+    if filters.directions == 1:
+        return filters.wavelets * zero, None
+    two = filters.steerable[:, orders == 2][:, 0]
+    return filters.wavelets * zero, filters.wavelets * two
+
+
+def _map_axes_shape(grid: SphereGrid) -> tuple[int, ...]:
+    return (1,) * len(grid.map_shape)
+
+
+def directional_analysis(
+    f: Float[Array, "*batch *map"], grid: SphereGrid, filters: WaveletFilters
+) -> tuple[Float[Array, "*batch *map"], Float[Array, "*batch num_scales directions *map"]]:
+    r"""Scaling map and directional wavelet maps at the ``N`` orientations of real maps.
+
+    ``wavelets[..., j, k, :]`` is :math:`W^j(\alpha, \beta, \gamma_k) = \langle f,
+    R_{\alpha \beta \gamma_k} \psi^j \rangle` on the grid's pixels :math:`(\beta,
+    \alpha)`, with :math:`R = R_z(\alpha) R_y(\beta) R_z(\gamma)` acting as
+    :math:`(R g)(x) = g(R^{-1} x)` and :math:`\gamma_k` from :func:`orientations`.
+    Cost: one analysis, ``J + 1`` spin-0 syntheses and (``N = 3``) ``J`` spin-2 ones.
+
+    Args:
+        f: maps with trailing shape ``grid.map_shape``.
+        grid: the :class:`~astrobayes.sphere.SphereGrid` (``method="ducc"`` for
+            ``N = 3``: the pure-JAX path has no spin 2).
+        filters: from :func:`directional_filters` (or :func:`axisymmetric_filters`,
+            read as ``N = 1``) for ``grid.band_limit``.
+
+    Returns:
+        ``(scaling_map, wavelet_maps)``, the latter with axes ``(scale, orientation)``
+        before the map axes (orientation of length 1 for axisymmetric filters).
+
+    Raises:
+        TypeError, ValueError: filters or grid of another type, another band limit.
+
+    References:
+        McEwen, Durastanti & Wiaux 2018 (arXiv:1509.06749).
+
+    Examples:
+        >>> grid = SphereGrid(8, "gl")
+        >>> f = jnp.asarray(np.random.default_rng(0).normal(size=grid.map_shape))
+        >>> scaling, wavelets = directional_analysis(f, grid, directional_filters(8, 3))
+        >>> wavelets.shape
+        (4, 3, 8, 15)
+    """
+    _check_filters(filters, grid, axisymmetric=False)
+    ells, _ = ell_m(grid.band_limit)
+    alm = forward(f, grid)
+    scaling = inverse(alm * jnp.asarray(filters.scaling[ells]), grid)
+    zero, two = _profiles(filters)
+    spin0 = inverse(alm[..., None, :] * jnp.asarray(zero[:, ells]), grid)  # (*b, J, *map)
+    if two is None:
+        return scaling, spin0[..., None, *(slice(None),) * len(grid.map_shape)]
+    gradient = -alm[..., None, :] * jnp.asarray(two[:, ells])  # E; B = 0
+    qu = inverse(jnp.stack([gradient, jnp.zeros_like(gradient)], axis=-2), grid, spin=2)
+    gammas = orientations(filters.directions)
+    shape = (filters.directions, *_map_axes_shape(grid))
+    cos = jnp.asarray(np.cos(2 * gammas)).reshape(shape)
+    sin = jnp.asarray(np.sin(2 * gammas)).reshape(shape)
+    q = qu[..., 0, *(slice(None),) * len(grid.map_shape)]
+    u = qu[..., 1, *(slice(None),) * len(grid.map_shape)]
+    expand = (..., None, *(slice(None),) * len(grid.map_shape))
+    wavelets = spin0[expand] + 2.0 * (q[expand] * cos + u[expand] * sin)
+    return scaling, wavelets
+
+
+def directional_synthesis(
+    scaling: Float[Array, "*batch *map"],
+    wavelets: Float[Array, "*batch num_scales directions *map"],
+    grid: SphereGrid,
+    filters: WaveletFilters,
+) -> Float[Array, "*batch *map"]:
+    r"""The adjoint of :func:`directional_analysis`, which is also its inverse.
+
+    Inner product: pixel quadrature on the sphere, summed over the scaling map and
+    averaged over the ``N`` orientations (weight ``1/N``) of every scale. The
+    orientation average recovers each ``n`` component exactly, and
+    :math:`\eta^2 + \sum_j \kappa_j^2 \sum_n s_{\ell n}^2 = 1` makes synthesis after
+    analysis the identity (to rounding on GL and MW; to the HEALPix analysis accuracy
+    on HEALPix). On GL it is exactly the adjoint for any input.
+
+    Args:
+        scaling: scaling coefficient maps.
+        wavelets: wavelet maps with ``(scale, orientation)`` axes before the map axes.
+        grid: the :class:`~astrobayes.sphere.SphereGrid`.
+        filters: the filters of the analysis.
+
+    Returns:
+        Reconstructed maps.
+
+    Raises:
+        TypeError, ValueError: filters of another type or band limit; ``wavelets``
+            without the filters' ``(J, N)`` axes.
+
+    Examples:
+        >>> grid = SphereGrid(8, "mw")
+        >>> filters = directional_filters(8, 3)
+        >>> f = inverse(forward(jnp.asarray(np.random.default_rng(1).normal(size=(8, 15))), grid), grid)
+        >>> back = directional_synthesis(*directional_analysis(f, grid, filters), grid, filters)
+        >>> bool(jnp.allclose(back, f, atol=1e-5))
+        True
+    """
+    _check_filters(filters, grid, axisymmetric=False)
+    ells, _ = ell_m(grid.band_limit)
+    scaling = jnp.asarray(scaling)
+    wavelets = jnp.asarray(wavelets)
+    num_map = len(grid.map_shape)
+    num_scales = filters.wavelets.shape[0]
+    axes = wavelets.shape[wavelets.ndim - num_map - 2 : wavelets.ndim - num_map]
+    if wavelets.ndim < num_map + 2 or axes != (num_scales, filters.directions):
+        raise ValueError(
+            f"wavelets must have ({num_scales}, {filters.directions}) (scale, orientation) "
+            f"axes before the map axes {grid.map_shape}, got shape {wavelets.shape}"
+        )
+    orientation_axis = wavelets.ndim - num_map - 1
+    zero, two = _profiles(filters)
+    alm = forward(scaling, grid) * jnp.asarray(filters.scaling[ells])
+    spin0 = jnp.mean(wavelets, axis=orientation_axis)  # the n = 0 component
+    total = jnp.sum(forward(spin0, grid) * jnp.asarray(zero[:, ells]), axis=-2)
+    if two is not None:
+        gammas = orientations(filters.directions)
+        shape = (filters.directions, *_map_axes_shape(grid))
+        cos = jnp.asarray(np.cos(2 * gammas)).reshape(shape)
+        sin = jnp.asarray(np.sin(2 * gammas)).reshape(shape)
+        q = jnp.mean(wavelets * cos, axis=orientation_axis)
+        u = jnp.mean(wavelets * sin, axis=orientation_axis)
+        eb = forward(jnp.stack([q, u], axis=-1 - num_map), grid, spin=2)  # (*b, J, 2, nalm)
+        total = total - 2.0 * jnp.sum(eb[..., 0, :] * jnp.asarray(two[:, ells]), axis=-2)
+    return inverse(alm + total, grid)
+
+
+def steer(
+    wavelets: Float[Array, "*batch directions *map"],
+    angle: float,
+    filters: WaveletFilters,
+    *,
+    axis: int,
+) -> Float[Array, "*batch *map"]:
+    r"""Wavelet maps at any orientation ``gamma`` from the ``N`` sampled ones (exact).
+
+    :math:`W(\gamma) = \sum_k W(\gamma_k)\,h(\gamma - \gamma_k)` with
+    :math:`h(x) = N^{-1} \sum_n \cos(n x)` over ``n = -N+1, -N+3, .., N-1``
+    (``h(x) = (1 + 2 \cos 2x) / 3`` for ``N = 3``).
+
+    Args:
+        wavelets: maps with an orientation axis of length ``N``, e.g.
+            ``directional_analysis(...)[1]`` (all scales at once).
+        angle: ``gamma`` in radians.
+        filters: the directional filters (for ``N``).
+        axis: the orientation axis (``-3`` for GL/MW maps, ``-2`` for HEALPix ones).
+
+    Returns:
+        Maps at orientation ``gamma``, the orientation axis removed.
+
+    Examples:
+        >>> grid = SphereGrid(8, "gl")
+        >>> filters = directional_filters(8, 3)
+        >>> f = jnp.asarray(np.random.default_rng(0).normal(size=grid.map_shape))
+        >>> _, w = directional_analysis(f, grid, filters)
+        >>> bool(jnp.allclose(steer(w, np.pi / 3, filters, axis=-3), w[:, 1], atol=1e-5))
+        True
+    """
+    if not isinstance(filters, WaveletFilters):
+        raise TypeError(f"filters must be WaveletFilters, got {type(filters).__name__}")
+    wavelets = jnp.asarray(wavelets)
+    if not isinstance(axis, int) or not -wavelets.ndim <= axis < wavelets.ndim:
+        raise ValueError(f"axis must be an int within {wavelets.ndim} dimensions, got {axis!r}")
+    if wavelets.shape[axis] != filters.directions:
+        raise ValueError(
+            f"wavelets must have an orientation axis of length {filters.directions} at "
+            f"axis {axis}, got shape {wavelets.shape}"
+        )
+    orders = np.arange(-filters.directions + 1, filters.directions, 2)
+    offsets = angle - jnp.asarray(orientations(filters.directions))
+    weights = jnp.mean(jnp.cos(orders[:, None] * offsets[None, :]), axis=0)
+    return jnp.tensordot(weights, jnp.moveaxis(wavelets, axis, 0), axes=1)
