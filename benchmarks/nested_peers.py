@@ -29,7 +29,8 @@ class PeerResult(NamedTuple):
     """One peer run: ln z with the peer's own error, wall time and likelihood calls.
 
     ``samples`` and ``log_weights`` (unnormalised) are the peer's weighted posterior draws
-    where the runner returns them (dynesty), else ``None``.
+    where the runner returns them (dynesty), else ``None``; ``cpu_s`` is the process CPU
+    time of the run (all threads), NaN where not measured.
     """
 
     name: str
@@ -39,6 +40,7 @@ class PeerResult(NamedTuple):
     num_likelihood_calls: int
     samples: np.ndarray | None = None
     log_weights: np.ndarray | None = None
+    cpu_s: float = float("nan")
 
 
 def _cube_log_likelihood(log_likelihood_fn: Callable, prior_transform_fn: Callable) -> Callable:
@@ -59,7 +61,7 @@ def run_dynesty(
     """dynesty's static ``NestedSampler`` with its defaults (``nlive`` live points)."""
     import dynesty
 
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     loglike = jax.jit(log_likelihood_fn)
     transform = jax.jit(prior_transform_fn)
     sampler = dynesty.NestedSampler(
@@ -79,6 +81,7 @@ def run_dynesty(
         int(np.sum(res.ncall)),
         np.asarray(res.samples),
         np.asarray(res.logwt),
+        time.process_time() - cpu,
     )
 
 
@@ -146,7 +149,7 @@ def run_blackjax_ns(
 
     num_delete = num_delete or max(1, num_live // 10)
     num_inner_steps = num_inner_steps or max(5, 3 * ndim)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     cube_loglike = _cube_log_likelihood(log_likelihood_fn, prior_transform_fn)
 
     def log_prior(u):
@@ -175,6 +178,7 @@ def run_blackjax_ns(
         float(jnp.std(log_z)),
         time.perf_counter() - start,
         int(num_calls),
+        cpu_s=time.process_time() - cpu,
     )
 
 

@@ -1,10 +1,11 @@
 """Make the training and test sets of the cosmic-shear emulator with jax-cosmo (forward only).
 
-For each design point ``(omega_m, s8, omega_b, h, n_s, w0, wa, delta_z_1..4)`` (the
-emulator box of ``astrobayes.cosmology.shear_survey``) one jitted, vmapped jax-cosmo call
-gives the GG, GI and II Limber spectra of the 10 bin pairs at 12 multipoles
-(``astrobayes.cosmology.shear_jax_cosmo.spectrum_components``). A_IA and m_i enter
-analytically, so they are not design dimensions.
+For each design point of the survey's emulator box (``--survey``, a name in
+``astrobayes.cosmology.shear_survey.SURVEYS``; ``emulator_names(survey)``: cosmology
+``(omega_m, s8, omega_b, h, n_s, w0, wa)``, ``eta_ia`` and ``a_mod`` where the survey has
+them, the photo-z shifts) one jitted, mapped jax-cosmo call gives the GG, GI and II Limber
+spectra of every bin pair (``astrobayes.cosmology.shear_jax_cosmo.spectrum_components``).
+A_IA and m_i enter analytically, so they are not design dimensions.
 
 Design: ``--num-test`` Latin-hypercube test points first, then ``--num-train`` scrambled
 Sobol' training points (a prefix of a Sobol' sequence is still space filling, so a run
@@ -16,9 +17,11 @@ The work goes in chunks of ``--chunk`` points; after each chunk the whole file i
 atomically (``astrobayes.io.write_npz_atomic``), so an interrupted run loses at most the
 chunk in progress; running the same command again resumes (the settings must match).
 
-Run (about 0.3-0.5 CPU-s per point here; float64):
+Run (float64; des_y1_like about 0.15 CPU-s per point here, lsst_y1_like about 0.6):
     .venv/bin/python scripts/make_shear_training_set.py --out shear_training_set.npz \
         --num-train 4096 --num-test 256
+    .venv/bin/python scripts/make_shear_training_set.py --survey lsst_y1_like \
+        --out lsst_training_set.npz --num-train 2048 --num-test 256
 
 Needs the ``cosmo`` extra (jax-cosmo).
 """
@@ -26,6 +29,7 @@ Needs the ``cosmo`` extra (jax-cosmo).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -43,45 +47,40 @@ from astrobayes.cosmology.shear_jax_cosmo import (  # noqa: E402
     spectrum_components,
 )
 from astrobayes.cosmology.shear_survey import (  # noqa: E402
-    DES_Y1_LIKE,
-    EMULATOR_NAMES,
-    FIDUCIAL,
+    SURVEYS,
+    ShearSurvey,
     emulator_bounds,
+    emulator_names,
+    fiducial,
 )
 from astrobayes.emulators import design  # noqa: E402
 from astrobayes.io import write_npz_atomic  # noqa: E402
 
 
-def settings_record(args) -> str:
+def settings_record(args, survey: ShearSurvey) -> str:
     """JSON record of everything that determines the file's content (checked on resume)."""
-    survey = DES_Y1_LIKE
     return json.dumps(
         {
             "seed": args.seed,
             "num_train": args.num_train,
             "num_test": args.num_test,
-            "names": list(EMULATOR_NAMES),
-            "bounds": emulator_bounds().tolist(),
-            "ell": list(survey.ell),
-            "smail_z0": list(survey.smail_z0),
-            "smail_a": survey.smail_a,
-            "smail_b": survey.smail_b,
-            "zmax": survey.zmax,
-            "galaxies_per_arcmin2": survey.galaxies_per_arcmin2,
-            "sigma_e": survey.sigma_e,
-            "f_sky": survey.f_sky,
-            "fiducial": FIDUCIAL,
+            "names": list(emulator_names(survey)),
+            "bounds": emulator_bounds(survey).tolist(),
+            "survey": dataclasses.asdict(survey),
+            "fiducial": fiducial(survey),
         },
         sort_keys=True,
     )
 
 
-def fiducial_data():
-    """Synthetic data vector (noiseless) and Gaussian covariance at FIDUCIAL."""
-    theta = jnp.asarray([FIDUCIAL[name] for name in EMULATOR_NAMES])
-    m = jnp.asarray([FIDUCIAL[f"m_{i + 1}"] for i in range(DES_Y1_LIKE.num_bins)])
-    signal = np.asarray(jax.jit(spectra)(theta, FIDUCIAL["a_ia"], m), dtype=np.float64)
-    return signal.reshape(-1), gaussian_covariance(signal)
+def fiducial_data(survey: ShearSurvey):
+    """Synthetic data vector (noiseless) and Gaussian covariance at the survey's fiducial."""
+    values = fiducial(survey)
+    theta = jnp.asarray([values[name] for name in emulator_names(survey)])
+    m = jnp.asarray([values[f"m_{i + 1}"] for i in range(survey.num_bins)])
+    fn = jax.jit(lambda t, a, m: spectra(t, a, m, survey))
+    signal = np.asarray(fn(theta, values["a_ia"], m), dtype=np.float64)
+    return signal.reshape(-1), gaussian_covariance(signal, survey)
 
 
 def main() -> None:
@@ -92,10 +91,11 @@ def main() -> None:
     parser.add_argument("--num-test", type=int, default=256)
     parser.add_argument("--chunk", type=int, default=64)
     parser.add_argument("--seed", type=int, default=2026)
+    parser.add_argument("--survey", choices=sorted(SURVEYS), default="des_y1_like")
     args = parser.parse_args()
 
-    record = settings_record(args)
-    survey = DES_Y1_LIKE
+    survey = SURVEYS[args.survey]
+    record = settings_record(args, survey)
     shape = (3, survey.num_pairs, survey.num_ell)
     total = args.num_test + args.num_train
     if args.out.exists():
@@ -110,7 +110,7 @@ def main() -> None:
     else:
         key = jax.random.key(args.seed)
         test_key, train_key = jax.random.split(key)
-        bounds = emulator_bounds()
+        bounds = emulator_bounds(survey)
         points = np.concatenate(
             [
                 design(test_key, bounds, args.num_test, method="lhs"),
@@ -118,11 +118,11 @@ def main() -> None:
             ]
         )
         start = time.perf_counter()
-        data_vector, covariance = fiducial_data()
+        data_vector, covariance = fiducial_data(survey)
         print(f"fiducial data vector: {time.perf_counter() - start:.1f} s (with compilation)")
         state = {
             "settings": np.asarray(record),
-            "names": np.asarray(EMULATOR_NAMES),
+            "names": np.asarray(emulator_names(survey)),
             "parameters": points,
             "is_test": np.arange(total) < args.num_test,
             "components": np.full((total, *shape), np.nan),
@@ -137,7 +137,10 @@ def main() -> None:
         write_npz_atomic(args.out, **state)
 
     # vmap over 8 points at a time (a chunk of 64 vmapped at once needs ~26 GB)
-    batched = jax.jit(lambda points: jax.lax.map(spectrum_components, points, batch_size=8))
+    def one(point):
+        return spectrum_components(point, survey)
+
+    batched = jax.jit(lambda points: jax.lax.map(one, points, batch_size=8))
     done = int(state["num_done"])
     compiled = False
     while done < total:

@@ -1,12 +1,13 @@
 """Train the cosmic-shear emulator on the jax-cosmo training set and write the package data.
 
 Reads the ``.npz`` of ``scripts/make_shear_training_set.py`` (the rows done so far), trains
-an ``astrobayes.emulators.Emulator`` of ``log [C_GG, -C_GI, C_II]`` (360 outputs, PCA) on
-the Sobol' training points, reports its accuracy on the held-out Latin-hypercube points
-(component spectra, and observed spectra at A_IA = 0.5 and A_IA = 2) and writes
+an ``astrobayes.emulators.Emulator`` of ``log [C_GG, -C_GI, C_II]`` (3 x pairs x multipoles
+outputs: 360 for des_y1_like, 1980 for lsst_y1_like; PCA) on the Sobol' training points,
+reports its accuracy on the held-out Latin-hypercube points (component spectra, and
+observed spectra at A_IA = 0.5 and A_IA = 2) and writes, for ``--survey NAME``,
 
-* ``<out-dir>/des_y1_like_emulator.eqx`` (``save_emulator``, no pickle) and
-* ``<out-dir>/des_y1_like.npz`` (multipoles, synthetic data vector, covariance).
+* ``<out-dir>/NAME_emulator.eqx`` (``save_emulator``, no pickle) and
+* ``<out-dir>/NAME.npz`` (multipoles, synthetic data vector, covariance).
 
 The shipped files in ``src/astrobayes/cosmology/shear_data/`` were made with
 
@@ -14,7 +15,8 @@ The shipped files in ``src/astrobayes/cosmology/shear_data/`` were made with
     .venv/bin/python scripts/train_shear_emulator.py /tmp/shear_training_set.npz \
         --out-dir src/astrobayes/cosmology/shear_data
 
-(the options' defaults are the shipped settings; see docs/cosmic_shear.md for the numbers).
+(the options' defaults are the shipped DES-Y1-like settings) and, for the LSST-Y1-like files,
+the commands in docs/cosmic_shear.md ("30+ parameters"), where the numbers are.
 """
 
 from __future__ import annotations
@@ -27,25 +29,25 @@ import jax
 import numpy as np
 
 from astrobayes.cosmology.shear import shear_spectra
-from astrobayes.cosmology.shear_survey import DES_Y1_LIKE, EMULATOR_NAMES
+from astrobayes.cosmology.shear_survey import SURVEYS, emulator_names
 from astrobayes.emulators import train_emulator, validate_emulator
 from astrobayes.io import save_emulator, write_npz_atomic
 
 
 def positive_outputs(components: np.ndarray) -> np.ndarray:
-    """(N, 3, pairs, ell) GG, GI, II -> (N, 360) [GG, -GI, II] (all positive)."""
+    """(N, 3, pairs, ell) GG, GI, II -> (N, 3 pairs ell) [GG, -GI, II] (all positive)."""
     signs = np.array([1.0, -1.0, 1.0])[None, :, None, None]
     return (components * signs).reshape(components.shape[0], -1)
 
 
-def observed_errors(emulator, parameters, components, a_ia, sigma):
+def observed_errors(emulator, parameters, components, a_ia, sigma, survey):
     """Relative error and error in data standard deviations of the spectra (m = 0)."""
     shape = components.shape[1:]
     emulated = np.asarray(emulator(parameters), np.float64).reshape(-1, *shape)
     emulated[:, 1] *= -1.0
-    zero = np.zeros(4)
-    true = np.stack([np.asarray(shear_spectra(c, a_ia, zero)) for c in components])
-    approx = np.stack([np.asarray(shear_spectra(c, a_ia, zero)) for c in emulated])
+    zero = np.zeros(survey.num_bins)
+    true = np.stack([np.asarray(shear_spectra(c, a_ia, zero, survey)) for c in components])
+    approx = np.stack([np.asarray(shear_spectra(c, a_ia, zero, survey)) for c in emulated])
     return np.abs(approx / true - 1.0), np.abs(approx - true) / sigma
 
 
@@ -62,7 +64,9 @@ def main() -> None:
     parser.add_argument("--patience", type=int, default=300)
     parser.add_argument("--max-train", type=int, default=None, help="use the first N")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--survey", choices=sorted(SURVEYS), default="des_y1_like")
     args = parser.parse_args()
+    survey = SURVEYS[args.survey]
 
     with np.load(args.training_set, allow_pickle=False) as stored:
         done = int(stored["num_done"])
@@ -73,12 +77,12 @@ def main() -> None:
         names = tuple(str(n) for n in stored["names"])
         if int(stored["num_timed"]) > 0:
             print(
-                f"jax-cosmo (8 tracers, float64): {float(stored['cpu_seconds']) / int(stored['num_timed']):.3f} "
+                f"jax-cosmo ({2 * survey.num_bins} tracers, float64): {float(stored['cpu_seconds']) / int(stored['num_timed']):.3f} "
                 f"CPU-s, {float(stored['wall_seconds']) / int(stored['num_timed']):.3f} wall-s per point"
             )
-    if names != EMULATOR_NAMES:
-        raise SystemExit(f"training set inputs {names} differ from {EMULATOR_NAMES}")
-    if not np.allclose(ell, DES_Y1_LIKE.ell):
+    if names != emulator_names(survey):
+        raise SystemExit(f"training set inputs {names} differ from {emulator_names(survey)}")
+    if not np.allclose(ell, survey.ell):
         raise SystemExit("training set multipoles differ from the survey's")
     train_x, train_c = parameters[~is_test], components[~is_test]
     test_x, test_c = parameters[is_test], components[is_test]
@@ -109,23 +113,23 @@ def main() -> None:
         f"max {report.max_relative_error:.2e}, 99% {report.percentile_99_relative_error:.2e}, "
         f"median {report.median_relative_error:.2e}"
     )
-    sigma = np.sqrt(np.diag(covariance)).reshape(DES_Y1_LIKE.num_pairs, DES_Y1_LIKE.num_ell)
+    sigma = np.sqrt(np.diag(covariance)).reshape(survey.num_pairs, survey.num_ell)
     for a_ia in (0.5, 2.0):
-        relative, in_sigma = observed_errors(emulator, test_x, test_c, a_ia, sigma)
+        relative, in_sigma = observed_errors(emulator, test_x, test_c, a_ia, sigma, survey)
         print(
             f"held-out observed C_ell at A_IA = {a_ia}: relative error max {relative.max():.2e}, "
             f"99% {np.percentile(relative, 99):.2e}, median {np.median(relative):.2e}; "
             f"in data sigmas max {in_sigma.max():.2e}, 99% {np.percentile(in_sigma, 99):.2e}"
         )
     args.out_dir.mkdir(parents=True, exist_ok=True)
-    save_emulator(args.out_dir / "des_y1_like_emulator.eqx", emulator)
+    save_emulator(args.out_dir / f"{survey.name}_emulator.eqx", emulator)
     write_npz_atomic(
-        args.out_dir / "des_y1_like.npz",
+        args.out_dir / f"{survey.name}.npz",
         ell=np.asarray(ell),
         data_vector=np.asarray(data_vector),
         covariance=np.asarray(covariance),
     )
-    size = (args.out_dir / "des_y1_like_emulator.eqx").stat().st_size
+    size = (args.out_dir / f"{survey.name}_emulator.eqx").stat().st_size
     print(f"wrote {args.out_dir} (emulator {size / 1024:.0f} KiB)")
 
 

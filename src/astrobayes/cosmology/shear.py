@@ -54,11 +54,10 @@ from jaxtyping import Array, ArrayLike, Float
 from astrobayes._checks import as_float_array, check_finite
 from astrobayes.cosmology.gaussian import GaussianLikelihood
 from astrobayes.cosmology.shear_survey import (
-    COSMOLOGY_BOUNDS,
     DES_Y1_LIKE,
-    EMULATOR_NAMES,
-    PHOTO_Z_BOUND,
     ShearSurvey,
+    emulator_names,
+    parameter_names,
 )
 from astrobayes.emulators import Emulator
 from astrobayes.models.model import Model
@@ -76,30 +75,18 @@ __all__ = [
     "shear_spectra",
 ]
 
-PHOTO_Z_SIGMA = (0.016, 0.013, 0.011, 0.022)
-"""Prior widths of the photo-z shifts (DES-Y1 metacalibration, Troxel et al. 2018)."""
+PHOTO_Z_SIGMA = DES_Y1_LIKE.photo_z_sigma
+"""Prior widths of the DES-Y1-like photo-z shifts (metacalibration, Troxel et al. 2018)."""
 
-MULTIPLICATIVE_BIAS_SIGMA = 0.023
-"""Prior width of each shear calibration m_i (DES-Y1 metacalibration)."""
+MULTIPLICATIVE_BIAS_SIGMA = DES_Y1_LIKE.multiplicative_bias_sigma
+"""Prior width of each DES-Y1-like shear calibration m_i (DES-Y1 metacalibration)."""
 
-A_IA_BOUNDS = (-5.0, 5.0)
-"""Uniform prior range of the NLA amplitude (as DES-Y1)."""
+LCDM_NAMES = parameter_names(DES_Y1_LIKE, "lcdm")
+"""The 14 parameters of the DES-Y1-like LCDM model, in vector order."""
+W0WACDM_NAMES = parameter_names(DES_Y1_LIKE, "w0wacdm")
+"""The 16 parameters of the DES-Y1-like w0waCDM model, in vector order."""
 
-_NUISANCE_NAMES = (
-    "a_ia",
-    "delta_z_1",
-    "delta_z_2",
-    "delta_z_3",
-    "delta_z_4",
-    "m_1",
-    "m_2",
-    "m_3",
-    "m_4",
-)
-LCDM_NAMES = ("omega_m", "s8", "omega_b", "h", "n_s", *_NUISANCE_NAMES)
-"""The 14 parameters of the LCDM model, in vector order."""
-W0WACDM_NAMES = ("omega_m", "s8", "omega_b", "h", "n_s", "w0", "wa", *_NUISANCE_NAMES)
-"""The 16 parameters of the w0waCDM model, in vector order."""
+_MODELS = ("lcdm", "w0wacdm")
 
 
 class ShearData(NamedTuple):
@@ -153,9 +140,10 @@ def _check_emulator(emulator: Emulator, survey: ShearSurvey) -> None:
             f"emulator must be an astrobayes.emulators.Emulator; got {type(emulator).__name__}"
         )
     expected = 3 * survey.num_data
-    if emulator.num_parameters != len(EMULATOR_NAMES) or emulator.num_outputs != expected:
+    names = emulator_names(survey)
+    if emulator.num_parameters != len(names) or emulator.num_outputs != expected:
         raise ValueError(
-            f"emulator must map {len(EMULATOR_NAMES)} parameters {EMULATOR_NAMES} to "
+            f"emulator must map {len(names)} parameters {names} to "
             f"{expected} outputs (GG, -GI, II for {survey.num_pairs} pairs x "
             f"{survey.num_ell} multipoles); got {emulator.num_parameters} -> "
             f"{emulator.num_outputs}"
@@ -219,64 +207,59 @@ def make_shear_log_likelihood(
     """
     if not isinstance(survey, ShearSurvey):
         raise TypeError(f"survey must be a ShearSurvey; got {type(survey).__name__}")
-    if survey.num_bins != 4:
-        raise ValueError(f"survey must have 4 tomographic bins; got {survey.num_bins}")
     _check_emulator(emulator, survey)
     likelihood = _check_data(data, survey)
     shape = (3, survey.num_pairs, survey.num_ell)
     lcdm_defaults = {"w0": -1.0, "wa": 0.0}
+    inputs = emulator_names(survey)
+    num_bins = survey.num_bins
 
     def log_likelihood_fn(parameters: Mapping[str, Array]) -> Float[Array, ""]:
         values = {**lcdm_defaults, **parameters}
-        theta = jnp.stack([jnp.asarray(values[name], dtype=float) for name in EMULATOR_NAMES])
+        theta = jnp.stack([jnp.asarray(values[name], dtype=float) for name in inputs])
         positive = emulator(theta).reshape(shape)
         components = positive * jnp.asarray([1.0, -1.0, 1.0])[:, None, None]
-        m = jnp.stack([values[f"m_{i + 1}"] for i in range(4)])
+        m = jnp.stack([values[f"m_{i + 1}"] for i in range(num_bins)])
         prediction = shear_spectra(components, values["a_ia"], m, survey)
         return likelihood(prediction.reshape(-1))
 
     return log_likelihood_fn
 
 
-def _priors(names: tuple[str, ...]) -> dict[str, dist.Distribution]:
+def _prior_spec(name: str, survey: ShearSurvey) -> tuple[int, float, float, float]:
+    """``(kind, low, high, sigma)``: kind 0 uniform, 1 truncated normal, 2 normal."""
+    uniform = {row[0]: row[1:] for row in survey.cosmology_bounds}
+    uniform["a_ia"] = survey.a_ia_bounds
+    uniform["eta_ia"] = survey.eta_ia_bounds
+    if survey.a_mod_bounds is not None:
+        uniform["a_mod"] = survey.a_mod_bounds
+    if name in uniform:
+        low, high = uniform[name]
+        return 0, float(low), float(high), 1.0
+    index = int(name.rsplit("_", 1)[1]) - 1
+    if name.startswith("delta_z_"):
+        bound = survey.photo_z_bound
+        return 1, -bound, bound, survey.photo_z_sigma[index]
+    return 2, 0.0, 0.0, survey.multiplicative_bias_sigma  # m_i
+
+
+def _priors(names: tuple[str, ...], survey: ShearSurvey) -> dict[str, dist.Distribution]:
     priors: dict[str, dist.Distribution] = {}
     for name in names:
-        if name in COSMOLOGY_BOUNDS:
-            low, high = COSMOLOGY_BOUNDS[name]
+        kind, low, high, sigma = _prior_spec(name, survey)
+        if kind == 0:
             priors[name] = dist.Uniform(low, high)
-        elif name == "a_ia":
-            priors[name] = dist.Uniform(*A_IA_BOUNDS)
-        elif name.startswith("delta_z_"):
-            sigma = PHOTO_Z_SIGMA[int(name[-1]) - 1]
-            priors[name] = dist.TruncatedNormal(0.0, sigma, low=-PHOTO_Z_BOUND, high=PHOTO_Z_BOUND)
-        else:  # m_i
-            priors[name] = dist.Normal(0.0, MULTIPLICATIVE_BIAS_SIGMA)
+        elif kind == 1:
+            priors[name] = dist.TruncatedNormal(0.0, sigma, low=low, high=high)
+        else:
+            priors[name] = dist.Normal(0.0, sigma)
     return priors
 
 
-def _prior_transform(names: tuple[str, ...]) -> Callable[[Array], Array]:
+def _prior_transform(names: tuple[str, ...], survey: ShearSurvey) -> Callable[[Array], Array]:
     """Unit cube -> parameters by inverse CDFs (jax.numpy, traceable)."""
-    low, high, kind, sigma = [], [], [], []
-    for name in names:
-        if name in COSMOLOGY_BOUNDS or name == "a_ia":
-            bounds = COSMOLOGY_BOUNDS.get(name, A_IA_BOUNDS)
-            low.append(bounds[0])
-            high.append(bounds[1])
-            kind.append(0)
-            sigma.append(1.0)
-        elif name.startswith("delta_z_"):
-            s = PHOTO_Z_SIGMA[int(name[-1]) - 1]
-            low.append(-PHOTO_Z_BOUND)
-            high.append(PHOTO_Z_BOUND)
-            kind.append(1)
-            sigma.append(s)
-        else:
-            low.append(0.0)
-            high.append(0.0)
-            kind.append(2)
-            sigma.append(MULTIPLICATIVE_BIAS_SIGMA)
-    low_a, high_a = np.asarray(low), np.asarray(high)
-    kind_a, sigma_a = np.asarray(kind), np.asarray(sigma)
+    specs = np.asarray([_prior_spec(name, survey) for name in names], dtype=np.float64)
+    kind_a, low_a, high_a, sigma_a = specs.T
     cdf_low = np.asarray(ndtr(low_a / sigma_a))
     cdf_high = np.asarray(ndtr(high_a / sigma_a))
 
@@ -315,7 +298,7 @@ def shear_problems(
     data: ShearData,
     survey: ShearSurvey = DES_Y1_LIKE,
 ) -> list[ShearProblem]:
-    """LCDM (14 parameters) and w0waCDM (16) as :class:`ShearProblem` s.
+    """LCDM and w0waCDM as :class:`ShearProblem` s (14 and 16 parameters for DES-Y1-like).
 
     Args:
         emulator: As in :func:`make_shear_log_likelihood`.
@@ -337,7 +320,8 @@ def shear_problems(
     """
     fn = make_shear_log_likelihood(emulator, data, survey)
     problems = []
-    for name, names in (("lcdm", LCDM_NAMES), ("w0wacdm", W0WACDM_NAMES)):
+    for name in _MODELS:
+        names = parameter_names(survey, name)
 
         def log_likelihood_fn(theta, _names=names):
             theta = jnp.asarray(theta)
@@ -348,8 +332,8 @@ def shear_problems(
                 name=name,
                 names=names,
                 log_likelihood_fn=log_likelihood_fn,
-                prior_transform_fn=_prior_transform(names),
-                priors=_priors(names),
+                prior_transform_fn=_prior_transform(names, survey),
+                priors=_priors(names, survey),
             )
         )
     return problems
@@ -369,7 +353,9 @@ def shear_models(
         survey: Survey settings matching both.
 
     Returns:
-        ``[lcdm, w0wacdm]`` as :class:`~astrobayes.models.Model` (14 and 16 parameters).
+        ``[lcdm, w0wacdm]`` as :class:`~astrobayes.models.Model` (14 and 16 parameters
+        for :data:`~astrobayes.cosmology.shear_survey.DES_Y1_LIKE`, 28 and 30 for
+        :data:`~astrobayes.cosmology.shear_survey.LSST_Y1_LIKE`).
 
     Raises:
         TypeError: If ``emulator``, ``data`` or ``survey`` has the wrong type.
@@ -383,6 +369,6 @@ def shear_models(
     """
     fn = make_shear_log_likelihood(emulator, data, survey)
     return [
-        Model.from_priors(name, fn, _priors(names))
-        for name, names in (("lcdm", LCDM_NAMES), ("w0wacdm", W0WACDM_NAMES))
+        Model.from_priors(name, fn, _priors(parameter_names(survey, name), survey))
+        for name in _MODELS
     ]

@@ -5,9 +5,10 @@ imports ``pkg_resources`` and so needs ``setuptools<81``). Only used *forward* t
 emulator's training set and to check the emulator; its gradient is never taken (it did not
 finish compiling in 27 minutes on a 2-core CPU).
 
-Intrinsic alignments follow the NLA model with a redshift-independent amplitude
-:math:`A_{IA}` (Hirata & Seljak 2004; Bridle & King 2007), whose lensing kernel is
-:math:`W_i = W_i^G + A_{IA} W_i^I`; shear calibration multiplies the kernel by
+Intrinsic alignments follow the NLA model (Hirata & Seljak 2004; Bridle & King 2007) with an
+amplitude :math:`A_{IA}` that is constant or, where the survey sets ``ia_pivot_redshift``,
+:math:`A_{IA}[(1+z)/(1+z_0)]^{\eta_{IA}}` (Troxel et al. 2018); the kernel is
+:math:`W_i = W_i^G + A_{IA} W_i^I(\eta_{IA})`; shear calibration multiplies it by
 :math:`(1 + m_i)`. Hence, exactly,
 
 .. math::
@@ -15,7 +16,11 @@ Intrinsic alignments follow the NLA model with a redshift-independent amplitude
 
 with :math:`C^{GI}_{ij} = \langle G_i I_j\rangle + \langle I_i G_j\rangle` (negative) and
 :math:`C^{II}_{ij}`. :func:`spectrum_components` gets the three from one jax-cosmo call with
-eight tracers (the four bins without IA and with :math:`A_{IA} = 1`).
+``2 num_bins`` tracers: the bins' lensing kernels and their NLA kernels alone (amplitude 1),
+so that every component is a direct Limber integral (no differences of large numbers).
+Where the survey sets ``a_mod_bounds``, the matter power spectrum is
+:math:`P_L + A_{mod}(P_{halofit} - P_L)` (Amon & Efstathiou 2022, arXiv:2206.11794),
+through jax-cosmo's ``nonlinear_fn`` hook.
 
 References:
     Campagne et al. (2023), jax-cosmo, arXiv:2302.05163; Troxel et al. (2018),
@@ -24,13 +29,28 @@ References:
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
+
+import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.scipy.special import ndtr
 from jaxtyping import Array, ArrayLike, Float
 
-from astrobayes.cosmology.shear_survey import DES_Y1_LIKE, ShearSurvey
+from astrobayes.cosmology.shear_survey import DES_Y1_LIKE, ShearSurvey, emulator_names
 
-__all__ = ["gaussian_covariance", "spectra", "spectrum_components"]
+if TYPE_CHECKING:
+    from astrobayes.cosmology.shear import ShearData
+
+__all__ = [
+    "gaussian_covariance",
+    "jax_cosmo_log_likelihood",
+    "log_evidence_shift",
+    "spectra",
+    "spectrum_components",
+]
 
 
 def _jax_cosmo():
@@ -45,58 +65,134 @@ def _jax_cosmo():
     return jax_cosmo
 
 
-def _cosmology(jc, theta):
-    omega_m, s8, omega_b, h, n_s, w0, wa = (theta[i] for i in range(7))
+def _cosmology(jc, values):
     return jc.Cosmology(
-        Omega_c=omega_m - omega_b,
-        Omega_b=omega_b,
-        h=h,
-        n_s=n_s,
-        sigma8=s8 / jnp.sqrt(omega_m / 0.3),
+        Omega_c=values["omega_m"] - values["omega_b"],
+        Omega_b=values["omega_b"],
+        h=values["h"],
+        n_s=values["n_s"],
+        sigma8=values["s8"] / jnp.sqrt(values["omega_m"] / 0.3),
         Omega_k=0.0,
-        w0=w0,
-        wa=wa,
+        w0=values["w0"],
+        wa=values["wa"],
     )
 
 
+@functools.cache
+def _jax_cosmo_classes():
+    """jax-cosmo pytree classes: a photo-z-binned Smail n(z) and an IA-only shear probe."""
+    jc = _jax_cosmo()
+
+    @jax.tree_util.register_pytree_node_class
+    class PhotoZBin(jc.redshift.redshift_distribution):
+        r"""Smail parent times a top-hat in photo-z with Gaussian scatter :math:`s(1+z)`.
+
+        The selection :math:`\Phi(u_{hi}) - \Phi(u_{lo})`, :math:`u = (z_{edge} - z)/
+        \sigma_z`, is evaluated from the side where both terms are small, so its far
+        tails stay positive (no cancellation).
+        """
+
+        def pz_fn(self, z):
+            a, b, z0, low, high, scatter = self.params
+            width = scatter * (1.0 + z)
+            u_low, u_high = (low - z) / width, (high - z) / width
+            above = z > 0.5 * (low + high)
+            window = jnp.where(above, ndtr(u_high) - ndtr(u_low), ndtr(-u_low) - ndtr(-u_high))
+            return z**a * jnp.exp(-((z / z0) ** b)) * window
+
+    @jax.tree_util.register_pytree_node_class
+    class IntrinsicAlignmentOnly(jc.probes.WeakLensing):
+        """The NLA part of a :class:`jax_cosmo.probes.WeakLensing` kernel alone."""
+
+        def kernel(self, cosmo, z, ell):
+            z = jnp.atleast_1d(z)
+            pzs, bias = self.params[0], self.params[2]
+            return jc.probes.nla_kernel(cosmo, pzs, bias, z, ell)
+
+    return PhotoZBin, IntrinsicAlignmentOnly
+
+
 def _redshift_bins(jc, survey: ShearSurvey, shifts):
-    bins = []
-    for z0, shift in zip(survey.smail_z0, shifts, strict=True):
-        parent = jc.redshift.smail_nz(
-            survey.smail_a,
-            survey.smail_b,
-            z0,
-            gals_per_arcmin2=survey.galaxies_per_arcmin2,
-            zmax=survey.zmax,
-        )
-        bins.append(
-            jc.redshift.systematic_shift(
-                parent,
-                shift,
+    if survey.bin_edges:
+        photo_z_bin = _jax_cosmo_classes()[0]
+        edges = survey.bin_edges
+        parents = [
+            photo_z_bin(
+                survey.smail_a,
+                survey.smail_b,
+                survey.smail_z0[0],
+                edges[i],
+                edges[i + 1],
+                survey.photo_z_scatter,
                 gals_per_arcmin2=survey.galaxies_per_arcmin2,
                 zmax=survey.zmax,
             )
+            for i in range(survey.num_bins)
+        ]
+    else:
+        parents = [
+            jc.redshift.smail_nz(
+                survey.smail_a,
+                survey.smail_b,
+                z0,
+                gals_per_arcmin2=survey.galaxies_per_arcmin2,
+                zmax=survey.zmax,
+            )
+            for z0 in survey.smail_z0
+        ]
+    return [
+        jc.redshift.systematic_shift(
+            parent, shift, gals_per_arcmin2=survey.galaxies_per_arcmin2, zmax=survey.zmax
         )
-    return bins
+        for parent, shift in zip(parents, shifts, strict=True)
+    ]
 
 
-def _cosmology_and_bins(parameters, survey: ShearSurvey):
-    """jax-cosmo, its cosmology and the shifted redshift bins for one parameter vector."""
+def _ia_bias(jc, survey: ShearSurvey, amplitude, values):
+    if survey.ia_pivot_redshift is None:
+        return jc.bias.constant_linear_bias(amplitude)
+    return jc.bias.des_y1_ia_bias(amplitude, values["eta_ia"], survey.ia_pivot_redshift)
+
+
+def _nonlinear_fn(jc, survey: ShearSurvey, values):
+    """halofit, or P_L + A_mod (P_halofit - P_L) (Amon & Efstathiou 2022) with baryons."""
+    if survey.a_mod_bounds is None:
+        return jc.power.halofit
+    a_mod = values["a_mod"]
+
+    def modified(cosmo, k, a, transfer_fn):
+        linear = jc.power.linear_matter_power(cosmo, k, a, transfer_fn=transfer_fn)
+        nonlinear = jc.power.halofit(cosmo, k, a, transfer_fn=transfer_fn)
+        return linear + a_mod * (nonlinear - linear)
+
+    return modified
+
+
+def _setup(parameters, survey: ShearSurvey):
+    """jax-cosmo, the cosmology, shifted bins, and the named inputs of one parameter vector."""
     jc = _jax_cosmo()
     theta = jnp.asarray(parameters)
-    shifts = [theta[7 + i] for i in range(survey.num_bins)]
-    return jc, _cosmology(jc, theta), _redshift_bins(jc, survey, shifts)
+    names = emulator_names(survey)
+    if theta.shape != (len(names),):
+        raise ValueError(
+            f"parameters must be the {len(names)} inputs {names} of survey "
+            f"{survey.name!r}; got shape {theta.shape}"
+        )
+    values = {name: theta[i] for i, name in enumerate(names)}
+    shifts = [values[f"delta_z_{i + 1}"] for i in range(survey.num_bins)]
+    return jc, _cosmology(jc, values), _redshift_bins(jc, survey, shifts), values
 
 
 def spectrum_components(
-    parameters: Float[ArrayLike, " 11"], survey: ShearSurvey = DES_Y1_LIKE
+    parameters: Float[ArrayLike, " num_inputs"], survey: ShearSurvey = DES_Y1_LIKE
 ) -> Float[Array, "3 num_pairs num_ell"]:
-    """GG, GI and II Limber spectra of every bin pair from one 8-tracer jax-cosmo call.
+    """GG, GI and II Limber spectra of every bin pair from one jax-cosmo call.
 
     Args:
-        parameters: ``(omega_m, s8, omega_b, h, n_s, w0, wa, delta_z_1..4)``
-            (:data:`~astrobayes.cosmology.shear_survey.EMULATOR_NAMES`); traceable, so the
-            call can be ``jit``-ed and ``vmap``-ed over points.
+        parameters: The survey's emulator inputs
+            (:func:`~astrobayes.cosmology.shear_survey.emulator_names`, e.g.
+            ``(omega_m, s8, omega_b, h, n_s, w0, wa, delta_z_1..4)`` for DES-Y1-like);
+            traceable, so the call can be ``jit``-ed and ``vmap``-ed over points.
         survey: The survey settings.
 
     Returns:
@@ -105,38 +201,35 @@ def spectrum_components(
 
     Raises:
         ImportError: Without jax-cosmo.
+        ValueError: If ``parameters`` does not have the survey's number of inputs.
 
     """
-    jc, cosmo, bins = _cosmology_and_bins(parameters, survey)
+    jc, cosmo, bins, values = _setup(parameters, survey)
     shear = jc.probes.WeakLensing(bins, sigma_e=survey.sigma_e)
-    shear_ia = jc.probes.WeakLensing(
-        bins, ia_bias=jc.bias.constant_linear_bias(1.0), sigma_e=survey.sigma_e
+    intrinsic = _jax_cosmo_classes()[1](
+        bins, ia_bias=_ia_bias(jc, survey, 1.0, values), sigma_e=survey.sigma_e
     )
     ell = jnp.asarray(survey.ell)
-    cl = jc.angular_cl.angular_cl(cosmo, ell, [shear, shear_ia])  # (36, num_ell)
+    cl = jc.angular_cl.angular_cl(
+        cosmo, ell, [shear, intrinsic], nonlinear_fn=_nonlinear_fn(jc, survey, values)
+    )  # (2n (2n + 1) / 2, num_ell): G_1..G_n, I_1..I_n
     n = survey.num_bins
-    tracers = 2 * n
     index = {}
-    for i in range(tracers):
-        for j in range(i, tracers):
+    for i in range(2 * n):
+        for j in range(i, 2 * n):
             index[(i, j)] = len(index)
 
     def c(a, b):
         return cl[index[(min(a, b), max(a, b))]]
 
-    gg, gi, ii = [], [], []
-    for i, j in survey.pairs:
-        g_g = c(i, j)
-        g_i = c(i, n + j) - g_g  # <G_i I_j>
-        i_g = c(j, n + i) - g_g  # <I_i G_j>
-        gg.append(g_g)
-        gi.append(g_i + i_g)
-        ii.append(c(n + i, n + j) - g_g - g_i - i_g)
+    gg = [c(i, j) for i, j in survey.pairs]
+    gi = [c(i, n + j) + c(n + i, j) for i, j in survey.pairs]  # <G_i I_j> + <I_i G_j>
+    ii = [c(n + i, n + j) for i, j in survey.pairs]
     return jnp.stack([jnp.stack(gg), jnp.stack(gi), jnp.stack(ii)])
 
 
 def spectra(
-    parameters: Float[ArrayLike, " 11"],
+    parameters: Float[ArrayLike, " num_inputs"],
     a_ia: float | Float[Array, ""],
     multiplicative_bias: Float[ArrayLike, " num_bins"],
     survey: ShearSurvey = DES_Y1_LIKE,
@@ -159,15 +252,17 @@ def spectra(
         ImportError: Without jax-cosmo.
 
     """
-    jc, cosmo, bins = _cosmology_and_bins(parameters, survey)
+    jc, cosmo, bins, values = _setup(parameters, survey)
     m = jnp.asarray(multiplicative_bias)
     probe = jc.probes.WeakLensing(
         bins,
-        ia_bias=jc.bias.constant_linear_bias(a_ia),
+        ia_bias=_ia_bias(jc, survey, a_ia, values),
         multiplicative_bias=[m[i] for i in range(survey.num_bins)],  # a list (jax 0.10)
         sigma_e=survey.sigma_e,
     )
-    return jc.angular_cl.angular_cl(cosmo, jnp.asarray(survey.ell), [probe])
+    return jc.angular_cl.angular_cl(
+        cosmo, jnp.asarray(survey.ell), [probe], nonlinear_fn=_nonlinear_fn(jc, survey, values)
+    )
 
 
 def gaussian_covariance(
@@ -210,3 +305,65 @@ def gaussian_covariance(
             covariance[a, :, b, :] = np.diag(block)
     size = len(pairs) * ell.size
     return covariance.reshape(size, size)
+
+
+def jax_cosmo_log_likelihood(
+    data: ShearData, survey: ShearSurvey = DES_Y1_LIKE
+) -> Callable[[Mapping[str, Array]], Float[Array, ""]]:
+    """The "true" log-likelihood: direct jax-cosmo spectra (:func:`spectra`), no emulator.
+
+    Args:
+        data: Data vector and covariance of the survey.
+        survey: The survey settings.
+
+    Returns:
+        ``log_likelihood_fn(parameters)`` of a mapping holding the names of
+        ``parameter_names(survey, "w0wacdm")`` (``w0``, ``wa`` may be omitted: LCDM),
+        traceable (``jit``, ``lax.map``); forward only.
+
+    Raises:
+        ImportError: Without jax-cosmo (when called).
+
+    """
+    from astrobayes.cosmology.gaussian import GaussianLikelihood
+
+    likelihood = GaussianLikelihood(data.data_vector, data.covariance, name="data.covariance")
+    inputs = emulator_names(survey)
+
+    def log_likelihood_fn(parameters: Mapping[str, Array]) -> Float[Array, ""]:
+        values = {"w0": -1.0, "wa": 0.0, **parameters}
+        theta = jnp.stack([jnp.asarray(values[n], dtype=float) for n in inputs])
+        m = jnp.stack([values[f"m_{i + 1}"] for i in range(survey.num_bins)])
+        return likelihood(spectra(theta, values["a_ia"], m, survey).reshape(-1))
+
+    return log_likelihood_fn
+
+
+def log_evidence_shift(delta_log_likelihood: Float[ArrayLike, " n"]) -> tuple[float, float]:
+    r"""The ln z shift of replacing the emulated likelihood by the true one, and its error.
+
+    Importance reweighting of posterior draws of the emulated model:
+    :math:`\ln z_{true} - \ln z_{emu} = \ln E_{post}[\exp(\ln L_{true} - \ln L_{emu})]`,
+    with the Monte Carlo error of the mean weight (delta method).
+
+    Args:
+        delta_log_likelihood: ``ln L_true - ln L_emu`` at independent posterior draws.
+
+    Returns:
+        ``(shift, error)``.
+
+    Example:
+        >>> shift, error = log_evidence_shift([0.0, 0.0, 0.0])
+        >>> float(shift), float(error)
+        (0.0, 0.0)
+
+    """
+    delta = np.asarray(delta_log_likelihood, dtype=np.float64).reshape(-1)
+    if delta.size < 2 or not np.all(np.isfinite(delta)):
+        raise ValueError(
+            f"delta_log_likelihood must hold >= 2 finite values; got {delta.size} values"
+        )
+    peak = delta.max()
+    weights = np.exp(delta - peak)
+    shift = float(np.log(weights.mean()) + peak)
+    return shift, float(weights.std() / weights.mean() / np.sqrt(delta.size))
