@@ -6,7 +6,7 @@ power spectrum against the target: band powers, skewness, kurtosis, Minkowski fu
 
 Usage: OMP_NUM_THREADS=1 python examples/sphere_lognormal_textures.py [--nside 64]
        [--num-samples 4] [--num-steps 300] [--out DIR]
-       [--power-spectrum-weight 1] [--start gaussian|white]
+       [--power-spectrum-weight 1] [--start gaussian|white] [--directions 1|3]
 (``--power-spectrum-weight 0 --start white`` is the loss and start before the C_ell term.)
 """
 
@@ -50,6 +50,9 @@ def main():
     parser.add_argument("--power-spectrum-weight", type=float, default=1.0)
     parser.add_argument("--start", choices=("gaussian", "white"), default="gaussian")
     parser.add_argument(
+        "--directions", type=int, choices=(1, 3), default=1, help="wavelet orientations N"
+    )
+    parser.add_argument(
         "--out", default=None, help="write samples.fits, validation.json and PNGs here"
     )
     args = parser.parse_args()
@@ -68,6 +71,7 @@ def main():
         dilation=args.dilation,
         power_spectrum_weight=args.power_spectrum_weight,
         start=args.start,
+        directions=args.directions,
     )
     result = generate_textures(sample_key, target, grid, config=config, progress_fn=progress)
     cpu = time.process_time() - cpu

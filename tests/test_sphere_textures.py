@@ -93,6 +93,10 @@ def test_texture_config_and_target_are_checked():
         TextureConfig(power_spectrum_weight=-1.0)
     with pytest.raises(ValueError, match="start"):
         TextureConfig(start="noise")
+    with pytest.raises(ValueError, match="directions must be one of"):
+        TextureConfig(directions=2)
+    with pytest.raises(ValueError, match="isotropic must be a bool"):
+        TextureConfig(isotropic=1)
     grid = SphereGrid(8, "healpix", nside=4)
     with pytest.raises(ValueError, match="target must have shape"):
         generate_textures(jax.random.key(0), jnp.zeros(10), grid)
@@ -177,3 +181,20 @@ def test_wmap_maps_read_with_the_mask(shared_data):
     )
     assert full > 3.0
     assert abs(pixel_moments(masked_values, grid)["skewness"]) < full / 3
+
+
+@pytest.mark.slow
+def test_directional_textures_match_more_statistics():
+    """directions=3 threads through: more statistics, and the loss falls from the start."""
+    grid = SphereGrid(8, "healpix", nside=4)
+    target = jnp.exp(gaussian_field(jax.random.key(5), jnp.asarray(_cl(8)), grid)[0])
+    config = TextureConfig(num_samples=1, num_steps=4, directions=3)
+    result = generate_textures(jax.random.key(6), target, grid, config=config)
+    axisymmetric = generate_textures(
+        jax.random.key(6), target, grid, config=TextureConfig(num_samples=1, num_steps=1)
+    )
+    num_scales, num_triples = 4, 20  # L = 8, dilation 2
+    assert result.num_statistics == axisymmetric.num_statistics + 2 * num_triples
+    assert result.samples.shape == (1, *grid.map_shape)
+    assert result.loss_history[-1] < result.loss_history[0]
+    assert (num_scales, len(axisymmetric.loss)) == (4, 1)

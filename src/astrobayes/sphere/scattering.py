@@ -20,9 +20,27 @@ where :math:`\langle\cdot\rangle` is the mean over the sphere. ``W_j`` and
 ``M_j \star \psi_j`` have no monopole, so these moments are covariances. :math:`S_3` and
 :math:`S_4` are computed from cross-spectra (Parseval), so the cost is one analysis of
 ``f`` plus ``J`` syntheses and ``J`` analyses, whatever the number of coefficients. The
-wavelets here are axisymmetric (:mod:`astrobayes.sphere.wavelets`), so every statistic is
-already rotation invariant: the isotropic reduction of the paper (an average over the
-orientations of directional wavelets) is the identity.
+axisymmetric wavelets (:func:`~astrobayes.sphere.wavelets.axisymmetric_filters`) make
+every statistic rotation invariant already: the isotropic reduction is then the identity.
+
+Directional wavelets (:func:`~astrobayes.sphere.wavelets.directional_filters`, ``N = 3``
+orientations :math:`\gamma_k`), as in Mousset et al. (s2scat): the first-layer maps
+:math:`W_{j,k}` and their moduli :math:`M_{j,k} = |W_{j,k}|` carry an orientation, and
+
+* :math:`S_1^{j,k} = \langle M_{j,k}\rangle`, :math:`S_2^{j,k} = \langle W_{j,k}^2\rangle`,
+* :math:`S_3^{j_1 j_2, k'} = N^{-1}\sum_k \langle W_{j_2,k} (M_{j_1,k'} \star
+  \psi_{j_2,k})\rangle`,
+* :math:`S_4^{j_1 j_2 j_3, k_1 k_2} = N^{-1}\sum_k \langle (M_{j_1,k_1} \star
+  \psi_{j_3,k})(M_{j_2,k_2} \star \psi_{j_3,k})\rangle`.
+
+The average over the second wavelet's orientation ``k`` is an integral over SO(3) (exact
+with ``N`` samples: the products hold ``|n - n'| <= 4`` only), under which the orders
+``n`` are orthogonal, so by :math:`\sum_n s_{\ell n}^2 = 1` these are the axisymmetric
+formulas with directional moduli (cross-spectra, Parseval): one analysis per modulus, no
+second-layer synthesis. The isotropic reduction (``isotropic=True``, the default) averages
+S1, S2 and S3 over orientation and S4 over the pairs with the same offset
+``k_2 - k_1 (mod N)`` (Cheng et al. 2023; s2scat's isotropic mode sums over all
+orientations instead), which leaves S4 with ``N`` offsets per triple.
 
 Normalisation: each statistic is divided by the reference power
 :math:`\sigma_j^2 = S_2^j` of a reference field (the target in generation; the field
@@ -44,7 +62,7 @@ import numpy as np
 from jaxtyping import Array, Float
 
 from astrobayes.sphere.transforms import SphereGrid, ell_m, forward, inverse
-from astrobayes.sphere.wavelets import WaveletFilters
+from astrobayes.sphere.wavelets import WaveletFilters, directional_maps_from_alm
 
 __all__ = [
     "ScatteringCovariance",
@@ -60,10 +78,13 @@ class ScatteringCovariance(NamedTuple):
     Attributes:
         mean: mean of the band-limited field, ``a_00 / sqrt(4 pi)``, shape ``(*batch,)``.
         variance: variance of the band-limited field (all ``ell >= 1``), ``(*batch,)``.
-        s1: ``(*batch, J)``.
-        s2: ``(*batch, J)``.
-        s3: ``(*batch, P3)`` over pairs ``j1 >= j2`` (order of :func:`_pairs`).
-        s4: ``(*batch, P4)`` over triples ``j1 >= j2 >= j3``.
+        s1: ``(*batch, J)``; ``(*batch, J, N)`` for directional, non-isotropic ones.
+        s2: ``(*batch, J)``; ``(*batch, J, N)`` likewise.
+        s3: ``(*batch, P3)`` over pairs ``j1 >= j2`` (order of :func:`_pairs`);
+            ``(*batch, P3, N)`` (modulus orientation) likewise.
+        s4: ``(*batch, P4)`` over triples ``j1 >= j2 >= j3``; directional:
+            ``(*batch, P4, N)`` (orientation offsets, isotropic) or
+            ``(*batch, P4, N, N)`` (orientation pairs).
     """
 
     mean: Array
@@ -101,14 +122,21 @@ def _cross_spectra(alm_a, alm_b, ells, ms, band_limit):
 
 
 def scattering_covariance(
-    f: Float[Array, "*batch *map"], grid: SphereGrid, filters: WaveletFilters
+    f: Float[Array, "*batch *map"],
+    grid: SphereGrid,
+    filters: WaveletFilters,
+    *,
+    isotropic: bool = True,
 ) -> ScatteringCovariance:
     """Scattering covariance statistics (unnormalised) of real maps.
 
     Args:
         f: maps with trailing shape ``grid.map_shape``; any leading batch axes.
         grid: the :class:`~astrobayes.sphere.SphereGrid`.
-        filters: axisymmetric wavelet filters for ``grid.band_limit``.
+        filters: wavelet filters for ``grid.band_limit``: axisymmetric, or directional
+            (:func:`~astrobayes.sphere.wavelets.directional_filters`, ``N = 3``).
+        isotropic: with directional filters, average over orientations (S1, S2, S3)
+            and over equal orientation offsets (S4); ignored for axisymmetric ones.
 
     Returns:
         :class:`ScatteringCovariance`; differentiable in ``f`` (``jax.grad`` works).
@@ -131,7 +159,11 @@ def scattering_covariance(
             f"filters must be built for band_limit {grid.band_limit}, "
             f"got profiles of length {filters.scaling.shape[0]}"
         )
-    return _scattering(jnp.asarray(f), grid=grid, filters=filters)
+    if not isinstance(isotropic, bool):
+        raise TypeError(f"isotropic must be a bool, got {type(isotropic).__name__}")
+    if filters.directions == 1:
+        return _scattering(jnp.asarray(f), grid=grid, filters=filters)
+    return _directional_scattering(jnp.asarray(f), grid=grid, filters=filters, isotropic=isotropic)
 
 
 @functools.partial(jax.jit, static_argnames=("grid", "filters"))
@@ -175,6 +207,65 @@ def _scattering(f, *, grid: SphereGrid, filters: WaveletFilters) -> ScatteringCo
     return ScatteringCovariance(mean=mean, variance=variance, s1=s1, s2=s2, s3=s3, s4=s4)
 
 
+@functools.partial(jax.jit, static_argnames=("grid", "filters", "isotropic"))
+def _directional_scattering(
+    f, *, grid: SphereGrid, filters: WaveletFilters, isotropic: bool
+) -> ScatteringCovariance:
+    ells, ms = ell_m(grid.band_limit)
+    weights = jnp.asarray(grid.pixel_weights())
+    map_axes = tuple(range(-len(grid.map_shape), 0))
+    num_scales, directions = filters.wavelets.shape[0], filters.directions
+    band_limit = grid.band_limit
+
+    alm = forward(f, grid)
+    mean = jnp.real(alm[..., 0]) / np.sqrt(4.0 * np.pi)
+    double = jnp.asarray(np.where(ms == 0, 1.0, 2.0) * (ells > 0))
+    variance = jnp.sum(double * jnp.abs(alm) ** 2, axis=-1) / (4.0 * np.pi)
+    wavelet_maps = directional_maps_from_alm(alm, grid, filters)  # (*b, J, N, *map)
+    modulus = jnp.abs(wavelet_maps)
+    s1 = jnp.sum(modulus * weights, axis=map_axes) / (4.0 * np.pi)  # (*b, J, N)
+    s2 = jnp.sum(wavelet_maps**2 * weights, axis=map_axes) / (4.0 * np.pi)
+    modulus_alm = forward(modulus, grid)  # (*b, J, N, nalm)
+
+    squared = jnp.asarray(filters.wavelets.T**2)  # (L, J)
+    # S3[a, b, k'] = sum_ell kappa_b^2 C_ell(f, M_{a,k'})  (second wavelet's orientation
+    # averaged: sum_n s_ln^2 = 1)
+    cross_f = _cross_spectra(alm[..., None, None, :], modulus_alm, ells, ms, band_limit)
+    table3 = jnp.moveaxis(cross_f @ squared, -2, -1)  # (*b, J_a, J_b, N)
+    pairs = _pairs(num_scales)
+    s3 = table3[..., pairs[:, 0], pairs[:, 1], :]  # (*b, P3, N)
+    # S4[a, b, c, k1, k2] = sum_ell kappa_c^2 C_ell(M_{a,k1}, M_{b,k2}), a >= b >= c:
+    # cross-spectra of every unordered pair of channels (scale, orientation)
+    channels = modulus_alm.reshape((*modulus_alm.shape[:-3], num_scales * directions, -1))
+    first, second = np.triu_indices(num_scales * directions)  # first <= second
+    cross_m = _cross_spectra(
+        channels[..., second, :], channels[..., first, :], ells, ms, band_limit
+    )  # (*b, P, L)
+    table4 = cross_m @ squared  # (*b, P, J_c)
+    position = {(int(a), int(b)): k for k, (b, a) in enumerate(zip(first, second, strict=True))}
+    triples = _triples(num_scales)
+    rows = np.zeros((len(triples), directions, directions), dtype=int)
+    for t, (a, b, _) in enumerate(triples):
+        for k1 in range(directions):
+            for k2 in range(directions):
+                x, y = a * directions + k1, b * directions + k2
+                rows[t, k1, k2] = position[(max(x, y), min(x, y))]
+    s4 = table4[..., rows, triples[:, 2][:, None, None]]  # (*b, P4, N, N)
+    if isotropic:
+        s1 = jnp.mean(s1, axis=-1)
+        s2 = jnp.mean(s2, axis=-1)
+        s3 = jnp.mean(s3, axis=-1)
+        k1 = np.arange(directions)[:, None]
+        offsets = (k1 + np.arange(directions)[None, :]) % directions  # [k1, delta] -> k2
+        s4 = jnp.mean(s4[..., k1, offsets], axis=-2)  # (*b, P4, N): offset delta
+    return ScatteringCovariance(mean=mean, variance=variance, s1=s1, s2=s2, s3=s3, s4=s4)
+
+
+def _divide(statistic, scale, extra: int):
+    """Divide along the statistic axis that precedes ``extra`` orientation axes."""
+    return statistic / scale.reshape(scale.shape + (1,) * extra)
+
+
 def normalise(
     statistics: ScatteringCovariance, reference: ScatteringCovariance
 ) -> ScatteringCovariance:
@@ -195,18 +286,22 @@ def normalise(
         >>> normalise(stats, stats).s2.tolist(), normalise(stats, stats).s1.tolist()
         ([1.0, 1.0], [0.5, 0.5])
     """
-    sigma = jnp.sqrt(reference.s2)
+    power = jnp.asarray(reference.s2)
+    if power.ndim == 2:  # per orientation: the band power is the orientation mean
+        power = jnp.mean(power, axis=-1)
+    sigma = jnp.sqrt(power)
     num_scales = sigma.shape[-1]
     pairs = _pairs(num_scales)
     triples = _triples(num_scales)
     std = jnp.sqrt(reference.variance)
+    extra = {name: jnp.ndim(getattr(reference, name)) - 1 for name in ("s1", "s2", "s3", "s4")}
     return ScatteringCovariance(
         mean=(statistics.mean - reference.mean) / std,
         variance=statistics.variance / reference.variance,
-        s1=statistics.s1 / sigma,
-        s2=statistics.s2 / sigma**2,
-        s3=statistics.s3 / (sigma[pairs[:, 0]] * sigma[pairs[:, 1]]),
-        s4=statistics.s4 / (sigma[triples[:, 0]] * sigma[triples[:, 1]]),
+        s1=_divide(statistics.s1, sigma, extra["s1"]),
+        s2=_divide(statistics.s2, sigma**2, extra["s2"]),
+        s3=_divide(statistics.s3, sigma[pairs[:, 0]] * sigma[pairs[:, 1]], extra["s3"]),
+        s4=_divide(statistics.s4, sigma[triples[:, 0]] * sigma[triples[:, 1]], extra["s4"]),
     )
 
 
@@ -218,12 +313,9 @@ def flatten_statistics(statistics: ScatteringCovariance) -> Float[Array, "*batch
         >>> flatten_statistics(stats).shape
         (10,)
     """
+    batch = jnp.shape(statistics.mean)
     parts = [
-        statistics.mean[..., None],
-        statistics.variance[..., None],
-        statistics.s1,
-        statistics.s2,
-        statistics.s3,
-        statistics.s4,
+        jnp.reshape(jnp.asarray(getattr(statistics, name)), (*batch, -1))
+        for name in ("mean", "variance", "s1", "s2", "s3", "s4")
     ]
-    return jnp.concatenate(jax.tree.map(jnp.asarray, parts), axis=-1)
+    return jnp.concatenate(parts, axis=-1)

@@ -41,7 +41,7 @@ from astrobayes.sphere.validation import (
     pixel_moments,
     power_spectrum,
 )
-from astrobayes.sphere.wavelets import axisymmetric_filters
+from astrobayes.sphere.wavelets import DIRECTIONS, axisymmetric_filters, directional_filters
 
 __all__ = [
     "TextureConfig",
@@ -85,6 +85,11 @@ class TextureConfig:
         start: ``"gaussian"``, a Gaussian field with exactly the target's ``C_ell``
             and random phases, or ``"white"``, band-limited white noise with the
             target's mean and variance.
+        directions: ``N`` of the wavelets: 1 (axisymmetric) or 3 (directional,
+            :func:`~astrobayes.sphere.wavelets.directional_filters`).
+        isotropic: with ``directions=3``, match the isotropic reduction of the
+            statistics (orientation averages; S4 per orientation offset) rather than
+            every orientation.
     """
 
     num_samples: int = 4
@@ -96,6 +101,8 @@ class TextureConfig:
     progress_every: int = 10
     power_spectrum_weight: float = 1.0
     start: str = "gaussian"
+    directions: int = 1
+    isotropic: bool = True
 
     def __post_init__(self) -> None:
         """Check counts and tolerances."""
@@ -119,6 +126,10 @@ class TextureConfig:
             )
         if self.start not in ("gaussian", "white"):
             raise ValueError(f"start must be 'gaussian' or 'white', got {self.start!r}")
+        if isinstance(self.directions, bool) or self.directions not in DIRECTIONS:
+            raise ValueError(f"directions must be one of {DIRECTIONS}, got {self.directions!r}")
+        if not isinstance(self.isotropic, bool):
+            raise ValueError(f"isotropic must be a bool, got {self.isotropic!r}")
 
 
 class TextureResult(NamedTuple):
@@ -223,10 +234,16 @@ def generate_textures(
     if not jnp.issubdtype(target.dtype, jnp.floating):
         target = target.astype(jnp.result_type(float))
     stats_grid = _statistics_grid(grid, config)
-    filters = axisymmetric_filters(
-        grid.band_limit, dilation=config.dilation, min_scale=config.min_scale
-    )
-    reference = scattering_covariance(target, stats_grid, filters)
+    if config.directions == 1:
+        filters = axisymmetric_filters(
+            grid.band_limit, dilation=config.dilation, min_scale=config.min_scale
+        )
+    else:
+        filters = directional_filters(
+            grid.band_limit, config.directions, dilation=config.dilation, min_scale=config.min_scale
+        )
+    isotropic = config.isotropic
+    reference = scattering_covariance(target, stats_grid, filters, isotropic=isotropic)
     goal = flatten_statistics(normalise(reference, reference))
 
     band_limit = grid.band_limit
@@ -239,7 +256,9 @@ def generate_textures(
     weight = config.power_spectrum_weight
 
     def per_sample_loss(x):
-        stats = normalise(scattering_covariance(x, stats_grid, filters), reference)
+        stats = normalise(
+            scattering_covariance(x, stats_grid, filters, isotropic=isotropic), reference
+        )
         loss = jnp.sum((flatten_statistics(stats) - goal) ** 2, axis=-1)
         if weight > 0 and kept.size:
             power = _power_per_ell(forward(x, stats_grid), band_limit)

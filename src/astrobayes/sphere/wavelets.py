@@ -41,7 +41,7 @@ import math
 
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Float
+from jaxtyping import Array, Complex, Float
 
 from astrobayes.sphere.transforms import SphereGrid, ell_m, forward, inverse
 
@@ -51,6 +51,7 @@ __all__ = [
     "axisymmetric_filters",
     "directional_analysis",
     "directional_filters",
+    "directional_maps_from_alm",
     "directional_synthesis",
     "orientations",
     "steer",
@@ -365,10 +366,28 @@ def directional_analysis(
     ells, _ = ell_m(grid.band_limit)
     alm = forward(f, grid)
     scaling = inverse(alm * jnp.asarray(filters.scaling[ells]), grid)
+    return scaling, directional_maps_from_alm(alm, grid, filters)
+
+
+def directional_maps_from_alm(
+    alm: Complex[Array, "*batch num_alm"], grid: SphereGrid, filters: WaveletFilters
+) -> Float[Array, "*batch num_scales directions *map"]:
+    """The wavelet maps of :func:`directional_analysis` from the map's coefficients.
+
+    For callers that already hold ``forward(f, grid)`` (the scattering statistics).
+
+    Examples:
+        >>> grid = SphereGrid(8, "gl")
+        >>> alm = forward(jnp.ones(grid.map_shape), grid)
+        >>> directional_maps_from_alm(alm, grid, directional_filters(8, 3)).shape
+        (4, 3, 8, 15)
+    """
+    _check_filters(filters, grid, axisymmetric=False)
+    ells, _ = ell_m(grid.band_limit)
     zero, two = _profiles(filters)
     spin0 = inverse(alm[..., None, :] * jnp.asarray(zero[:, ells]), grid)  # (*b, J, *map)
     if two is None:
-        return scaling, spin0[..., None, *(slice(None),) * len(grid.map_shape)]
+        return spin0[..., None, *(slice(None),) * len(grid.map_shape)]
     gradient = -alm[..., None, :] * jnp.asarray(two[:, ells])  # E; B = 0
     qu = inverse(jnp.stack([gradient, jnp.zeros_like(gradient)], axis=-2), grid, spin=2)
     gammas = orientations(filters.directions)
@@ -378,8 +397,7 @@ def directional_analysis(
     q = qu[..., 0, *(slice(None),) * len(grid.map_shape)]
     u = qu[..., 1, *(slice(None),) * len(grid.map_shape)]
     expand = (..., None, *(slice(None),) * len(grid.map_shape))
-    wavelets = spin0[expand] + 2.0 * (q[expand] * cos + u[expand] * sin)
-    return scaling, wavelets
+    return spin0[expand] + 2.0 * (q[expand] * cos + u[expand] * sin)
 
 
 def directional_synthesis(
