@@ -27,12 +27,31 @@ Configurations (``--configs``):
 * ``myula``: MYULA (:func:`astrobayes.imaging.mcmc.proximal_mcmc`) with the exact Gaussian
   prior as a smooth prior (``eps = 0``), one data set after another.
 
+Diffusion priors (:mod:`astrobayes.imaging.diffusion`, a VE schedule from
+``--diffusion-sigma-max`` down to ``sigma_min = sqrt(eps)``, the PnP rows' smoothing):
+
+* ``diffusion``: annealed Langevin with the exact noise-conditional score
+  ``-(C + sigma^2)^-1 x`` (``--diffusion-levels`` levels x ``--diffusion-steps`` steps),
+  then ``--warmup`` + ``--samples`` x ``--thinning`` steps at ``sigma_min``, ``--chains``
+  chains; likelihood variance ``sigma^2 + c sigma_t^2`` (``c = --diffusion-inflation``);
+* ``diffusion-oneshot``: the same annealing, but each of ``--oneshot-chains`` chains
+  gives one draw at the end (annealed Langevin as it is used in practice);
+* ``diffusion-sharpened``: negative control, 3 x the exact noise-conditional score;
+* ``dps``: diffusion posterior sampling (Chung et al. 2023) with the exact score,
+  ``--dps-levels`` levels from ``--diffusion-sigma-max`` to ``--dps-sigma-min``, guidance
+  ``--dps-guidance``, one draw per chain, ``--oneshot-chains`` chains;
+* ``diffusion-learned``: ``diffusion`` with a noise-conditional DnCNN trained by
+  :func:`astrobayes.imaging.diffusion.train_diffusion_prior` (denoising score matching
+  over the schedule through the shared training loop) on draws of the same prior.
+
 Peers: deepinv's PnP-ULA (torch) is not run here (see docs/imaging_priors.md).
 
 Run::
 
     OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python benchmarks/imaging_priors.py \\
         --configs pnp-ula,sharpened --num-truths 100
+    OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python benchmarks/imaging_priors.py \\
+        --configs diffusion,diffusion-sharpened,diffusion-oneshot,dps --num-truths 100
 """
 
 from __future__ import annotations
@@ -41,6 +60,7 @@ import argparse
 import math
 import time
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -56,7 +76,19 @@ from astrobayes.imaging.prior_calibration import (
     ula_stationary_covariance,
 )
 
-CONFIGS = ("pnp-ula", "pnp-mala", "learned", "sharpened", "myula")
+CONFIGS = (
+    "pnp-ula",
+    "pnp-mala",
+    "learned",
+    "sharpened",
+    "myula",
+    "diffusion",
+    "diffusion-oneshot",
+    "diffusion-sharpened",
+    "dps",
+    "diffusion-learned",
+)
+DIFFUSION_CONFIGS = CONFIGS[5:]
 
 
 def problem(size: int, fraction: float, sigma: float, seed: int):
@@ -67,20 +99,27 @@ def problem(size: int, fraction: float, sigma: float, seed: int):
     return fourier_mask_operator(mask), sigma, power_law_prior((size, size))
 
 
-def train_gaussian_denoiser(key, prior, epsilon, num_train, max_epochs, width, depth):
-    """DnCNN trained by 12a's denoising score matching on draws of the Gaussian prior."""
+def train_gaussian_denoiser(
+    key, prior, epsilon, num_train, max_epochs, width, depth, sigma_range=None
+):
+    """DnCNN trained by 12a's denoising score matching on draws of the Gaussian prior.
+
+    ``sigma_range``: the training noise range (default ``[0.7, 1.4] x sqrt(eps)``; a
+    diffusion prior passes its schedule's ``(sigma_min, sigma_max)``).
+    """
     from astrobayes._training import TrainingConfig
     from astrobayes.imaging.denoisers import DenoiserSettings, init_denoiser, train_denoiser
 
     noise_sd = math.sqrt(epsilon)
+    low, high = sigma_range or (0.7 * noise_sd, 1.4 * noise_sd)
     settings = DenoiserSettings(
         architecture="dncnn",
         width=width,
         depth=depth,
         use_bias=False,
         noise_input=True,
-        sigma_min=0.7 * noise_sd,
-        sigma_max=1.4 * noise_sd,
+        sigma_min=low,
+        sigma_max=high,
         padding_mode="CIRCULAR",
     )
     init_key, data_key, train_key = jax.random.split(key, 3)
@@ -90,6 +129,86 @@ def train_gaussian_denoiser(key, prior, epsilon, num_train, max_epochs, width, d
     return train_denoiser(
         train_key, denoiser, images[:num_train], images[num_train:], config=config
     )
+
+
+def diffusion_sampler(name, args, op, sigma, prior, likelihood_lipschitz):
+    """The sampler, its target's exact posterior (``None`` for DPS), last step, extras."""
+    from astrobayes.imaging.diffusion import (
+        NoiseSchedule,
+        diffusion_posterior_batch,
+        diffusion_score,
+    )
+    from astrobayes.imaging.prior_calibration import StationaryGaussianPrior
+
+    class ScaledScore(eqx.Module):
+        prior: StationaryGaussianPrior
+        factor: float
+
+        def __call__(self, x, sigma_t):
+            return self.factor * self.prior.noisy_score(x, sigma_t)
+
+    sigma_min = math.sqrt(args.epsilon)
+    inflation = args.diffusion_inflation
+    factor = 3.0 if name == "diffusion-sharpened" else 1.0
+    extra = {}
+    if name == "dps":
+        schedule = NoiseSchedule(args.dps_sigma_min, args.diffusion_sigma_max, args.dps_levels)
+    else:
+        schedule = NoiseSchedule(sigma_min, args.diffusion_sigma_max, args.diffusion_levels)
+    score = ScaledScore(prior=prior, factor=factor)
+    if name == "diffusion-learned":
+        start, cpu = time.perf_counter(), time.process_time()
+        denoiser, info = train_gaussian_denoiser(
+            jax.random.key(args.seed + 2),
+            prior,
+            args.epsilon,
+            args.train_images,
+            args.epochs,
+            args.learned_width,
+            args.learned_depth,
+            sigma_range=(schedule.sigma_min, schedule.sigma_max),
+        )
+        extra["training_wall_s"] = time.perf_counter() - start
+        extra["training_cpu_s"] = time.process_time() - cpu
+        extra["training_status"] = info.status.name
+        score = diffusion_score(denoiser)
+        probe = prior.sample(jax.random.key(7), 4)
+        errors = {}
+        for level in (schedule.sigma_min, 1.0, schedule.sigma_max):
+            noisy = probe + level * jax.random.normal(jax.random.key(8), probe.shape)
+            exact = jax.vmap(lambda x, s=level: prior.noisy_score(x, s))(noisy)
+            learned = score(noisy, level)
+            errors[f"{level:.3g}"] = float(
+                jnp.linalg.norm(learned - exact) / jnp.linalg.norm(exact)
+            )
+        extra["score_relative_error"] = errors
+    oneshot = name in ("diffusion-oneshot", "dps")
+    settings = dict(
+        method="dps" if name == "dps" else "langevin",
+        num_chains=args.oneshot_chains if oneshot else args.chains,
+        steps_per_level=args.diffusion_steps,
+        likelihood_inflation=inflation,
+        guidance=args.dps_guidance,
+    )
+    if name != "dps":
+        settings.update(
+            num_warmup=0 if oneshot else args.warmup,
+            num_samples=1 if oneshot else args.samples,
+            thinning=1 if oneshot else args.thinning,
+        )
+    if name == "diffusion-learned":
+        settings["num_chains"] = args.learned_chains
+
+    def sampler(key, data):
+        return diffusion_posterior_batch(key, op, data, sigma, score, schedule, **settings)
+
+    if name == "dps":
+        return sampler, None, float("nan"), extra
+    noise_sd = math.sqrt(sigma**2 + inflation * sigma_min**2)
+    model = prior.smoothed(sigma_min**2).scaled(factor)
+    step = 1.0 / (3 * (likelihood_lipschitz * sigma**2 / noise_sd**2 + 1.0 / sigma_min**2))
+    extra["final_step"] = step
+    return sampler, gaussian_posterior(op, noise_sd, model), step, extra
 
 
 def run(args):
@@ -159,7 +278,16 @@ def run(args):
             extra["score_lipschitz_estimate"] = score_lipschitz
             model, method, potential = smoothed, "ula", None
             num_truths, chains, samples = args.learned_truths, args.learned_chains, samples
-        if name == "myula":
+        if name in DIFFUSION_CONFIGS:
+            sampler, model_posterior, step, diffusion_extra = diffusion_sampler(
+                name, args, op, sigma, prior, likelihood_lipschitz
+            )
+            extra.update(diffusion_extra)
+            num_truths = args.learned_truths if name == "diffusion-learned" else num_truths
+            chains = args.learned_chains if name == "diffusion-learned" else chains
+            if name in ("diffusion-oneshot", "dps"):
+                chains, samples = args.oneshot_chains, 1
+        elif name == "myula":
             from astrobayes.imaging.mcmc import proximal_mcmc
             from astrobayes.imaging.posterior import imaging_posterior
 
@@ -225,8 +353,13 @@ def run(args):
             batch_size=args.batch_size,
         )
         wall, cpu = time.perf_counter() - start, time.process_time() - cpu
-        target = predicted_coverage(prior, op, sigma, model_posterior)
-        if name in ("pnp-mala",):
+        if model_posterior is None:  # DPS: no exact prediction
+            target = stationary = float("nan")
+        else:
+            target = predicted_coverage(prior, op, sigma, model_posterior)
+        if model_posterior is None:
+            pass
+        elif name in ("pnp-mala",):
             stationary = target  # Metropolis-adjusted: no discretisation bias
         else:
             stationary = predicted_coverage(
@@ -305,6 +438,14 @@ def main():
     parser.add_argument("--epochs", type=int, default=40)
     parser.add_argument("--learned-width", type=int, default=8)
     parser.add_argument("--learned-depth", type=int, default=4)
+    parser.add_argument("--diffusion-sigma-max", type=float, default=5.0)
+    parser.add_argument("--diffusion-levels", type=int, default=10)
+    parser.add_argument("--diffusion-steps", type=int, default=20)
+    parser.add_argument("--diffusion-inflation", type=float, default=1.0)
+    parser.add_argument("--oneshot-chains", type=int, default=100)
+    parser.add_argument("--dps-levels", type=int, default=200)
+    parser.add_argument("--dps-sigma-min", type=float, default=0.01)
+    parser.add_argument("--dps-guidance", type=float, default=1.0)
     parser.add_argument("--galaxy", action="store_true")
     parser.add_argument("--json", default=None)
     run(parser.parse_args())

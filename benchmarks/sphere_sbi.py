@@ -5,7 +5,8 @@ Issue 11 item 6. One process, one compression at a time (``--compressions``, def
 ``--num-simulations`` training maps and ``--num-tests`` held-out maps of the shifted
 lognormal field (``LognormalSimulator``: HEALPix ``--nside``, L = 2 nside, amplitude =
 variance of the Gaussian field in [0.1, 0.5], shift in [0.5, 1.5], pixel noise 0.1),
-trains NPE (scattering: on the normalised statistics; DISCO: the spherical CNN trained
+trains NPE (scattering: on the normalised statistics, through an MLP embedding of size
+``--summary-embedding-size`` trained with the flow; DISCO: the spherical CNN trained
 jointly with the flow), and checks expected coverage, TARP and SBC on the held-out maps,
 with the posterior shrunk by ``--shrink`` as the negative control. Prints, per
 compression: simulations, training CPU-s and epochs, the largest coverage deviation
@@ -31,7 +32,7 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
-from astrobayes.sbi import FlowConfig, SBITrainingConfig  # noqa: E402
+from astrobayes.sbi import FlowConfig, MLPEmbedding, SBITrainingConfig  # noqa: E402
 from astrobayes.sphere.inference import (  # noqa: E402
     DiscoEmbedding,
     LognormalSimulator,
@@ -75,7 +76,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--nside", type=int, default=16)
     parser.add_argument("--compressions", default="scattering,disco")
-    parser.add_argument("--num-simulations", type=int, default=4000)
+    parser.add_argument("--num-simulations", type=int, default=3000)
     parser.add_argument(
         "--disco-simulations",
         type=int,
@@ -86,7 +87,17 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--num-posterior-samples", type=int, default=500)
     parser.add_argument("--max-epochs", type=int, default=300)
     parser.add_argument("--disco-max-epochs", type=int, default=60)
-    parser.add_argument("--patience", type=int, default=20)
+    parser.add_argument("--patience", type=int, default=15)
+    parser.add_argument("--batch-size", type=int, default=200)
+    parser.add_argument(
+        "--summary-embedding-size",
+        type=int,
+        default=8,
+        help="MLP embedding of the scattering statistics, trained with NPE (0: none)",
+    )
+    parser.add_argument("--disco-batch-size", type=int, default=32)
+    parser.add_argument("--flow-layers", type=int, default=3)
+    parser.add_argument("--nn-width", type=int, default=32)
     parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument("--shrink", type=float, default=0.5)
     parser.add_argument("--seed", type=int, default=0)
@@ -95,7 +106,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
 
     simulator = LognormalSimulator(args.nside)
     prior = lognormal_prior()
-    flow = FlowConfig(flow_layers=4, nn_width=50, knots=8)
+    flow = FlowConfig(flow_layers=args.flow_layers, nn_width=args.nn_width, knots=8)
     key = jax.random.key(args.seed)
     rows = []
     for name in args.compressions.split(","):
@@ -106,15 +117,24 @@ def main(argv: list[str] | None = None) -> list[dict]:
             keys = jax.random.split(key_ref, 64)
             reference = jax.vmap(simulator, (0, None))(keys, fiducial)
             compression = ScatteringCompression(reference, simulator.grid)
-            num, epochs = args.num_simulations, args.max_epochs
+            summary = None
+            if args.summary_embedding_size:
+                summary = MLPEmbedding(
+                    key_net, compression.num_statistics, args.summary_embedding_size
+                )
+            num, epochs, batch = args.num_simulations, args.max_epochs, args.batch_size
         elif name == "disco":
             compression = DiscoEmbedding(key_net, args.nside)
+            summary = None
             num = args.disco_simulations or args.num_simulations
-            epochs = args.disco_max_epochs
+            epochs, batch = args.disco_max_epochs, args.disco_batch_size
         else:
             raise SystemExit(f"unknown compression {name!r}: use scattering, disco")
         training = SBITrainingConfig(
-            max_epochs=epochs, patience=args.patience, learning_rate=args.learning_rate
+            max_epochs=epochs,
+            patience=args.patience,
+            learning_rate=args.learning_rate,
+            batch_size=batch,
         )
         result = run_sky_sbi(
             key_run,
@@ -122,6 +142,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
             prior,
             compression,
             num_simulations=num,
+            summary_embedding=summary,
             num_tests=args.num_tests,
             num_posterior_samples=args.num_posterior_samples,
             flow_config=flow,

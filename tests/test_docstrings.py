@@ -31,6 +31,7 @@ _SLOW: dict[str, str] = {
     "astrobayes.interpret.symbolic": "compiles the batched expression fitter (~30 s CPU)",
     "astrobayes.interpret.vae": "trains a beta-VAE and compiles GMM-MI for the MI matrix",
     "astrobayes.sphere.textures": "compiles an L-BFGS texture synthesis (~15 s CPU)",
+    "astrobayes.sphere.inference": "trains NPE on simulated sky maps (~50 s wall here)",
     "astrobayes.physics.chemistry": "compiles the Kvaerno5 solve of the stiff network (~30 s)",
     "astrobayes.physics.pinn": "trains a PINN ensemble and compiles a Dopri8 solve",
     "astrobayes.physics.surrogates": "trains a DeepONet ensemble, compiles a diffrax latent ODE",

@@ -250,8 +250,7 @@ def test_trained_diffusion_prior_learns_the_gaussian_noisy_score():
     denoiser, info = train_diffusion_prior(
         jax.random.key(1), images[:1000], images[1000:], schedule, settings=settings, config=config
     )
-    untrained = init_denoiser(jax.random.key(1), settings.__class__(**{
-        **settings.__dict__, "sigma_min": 0.1, "sigma_max": 3.0}))  # fmt: skip
+    untrained = init_denoiser(jax.random.key(1), denoiser.settings)
     probe = jax.random.normal(jax.random.key(2), (16, 8, 8))
     for s in schedule.sigmas():
         noisy = probe * np.sqrt(1 + s**2)

@@ -14,6 +14,12 @@ MAP: ``weights = "radio" | "galaxy" | "PATH.eqx"``, ``score_sigma`` (the smoothi
 ``interval_lower.fits`` / ``interval_upper.fits`` (per-pixel central credible
 intervals), ``dirty.fits``, ``reconstruction.png`` and ``results.json`` (``snr_db`` of
 the posterior mean when a truth is given, R-hat / ESS, status, timings).
+
+``[prior] kind = "diffusion"`` uses a noise-conditional denoiser as a diffusion prior
+(``imaging.diffusion``: annealed Langevin over a VE noise schedule, ``[sampling] method =
+"diffusion"``): ``weights`` as above, ``sigma_min`` / ``sigma_max`` (default the
+denoiser's training range), ``levels``, ``steps_per_level``, ``likelihood_inflation``;
+the same ``[sampling]`` keys and outputs.
 """
 
 from __future__ import annotations
@@ -49,7 +55,10 @@ test_regions = [[28, 36, 28, 36], [2, 8, 2, 8]]
 
 
 DENOISER_KIND = "denoiser"
-SAMPLING_METHODS = ("pnp-ula",)
+DIFFUSION_KIND = "diffusion"
+SAMPLING_METHODS = ("pnp-ula", "diffusion")
+#: the sampling method each sampled prior kind runs
+KIND_METHODS = {DENOISER_KIND: "pnp-ula", DIFFUSION_KIND: "diffusion"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,6 +98,55 @@ class DenoiserPriorTable:
                 raise ValueError(f"prior.{name} must be a positive number; got {value!r}")
         if not isinstance(self.positivity, bool):
             raise TypeError(f"prior.positivity must be true or false; got {self.positivity!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class DiffusionPriorTable:
+    """``[prior]`` with ``kind = "diffusion"``: a noise-conditional denoiser as a diffusion prior.
+
+    Attributes:
+        kind: ``"diffusion"``.
+        weights: ``"radio"`` or ``"galaxy"`` (shipped, noise-conditional) or an ``.eqx`` file.
+        sigma_min: Last level of the VE schedule (image units); default the denoiser's
+            ``sigma_min``.
+        sigma_max: First level; default the denoiser's ``sigma_max``.
+        levels: Number of levels.
+        steps_per_level: Annealed Langevin steps per level.
+        likelihood_inflation: ``c`` in the likelihood variance ``sigma^2 + c sigma_t^2``.
+    """
+
+    kind: str = DIFFUSION_KIND
+    weights: str = "radio"
+    sigma_min: float | None = None
+    sigma_max: float | None = None
+    levels: int = 20
+    steps_per_level: int = 20
+    likelihood_inflation: float = 1.0
+
+    def __post_init__(self):
+        if self.kind != DIFFUSION_KIND:
+            raise ValueError(f"prior.kind must be {DIFFUSION_KIND!r} here; got {self.kind!r}")
+        if not isinstance(self.weights, str) or not self.weights:
+            raise ValueError(
+                f"prior.weights must be 'radio', 'galaxy' or a .eqx path; got {self.weights!r}"
+            )
+        for name in ("sigma_min", "sigma_max"):
+            value = getattr(self, name)
+            if value is not None and (
+                isinstance(value, bool)
+                or not isinstance(value, int | float)
+                or not (np.isfinite(value) and value > 0)
+            ):
+                raise ValueError(f"prior.{name} must be a positive number; got {value!r}")
+        for name, minimum in (("levels", 2), ("steps_per_level", 1)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+                raise ValueError(f"prior.{name} must be an integer >= {minimum}; got {value!r}")
+        value = self.likelihood_inflation
+        if isinstance(value, bool) or not (
+            isinstance(value, int | float) and np.isfinite(value) and value >= 0
+        ):
+            raise ValueError(f"prior.likelihood_inflation must be a number >= 0; got {value!r}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -150,7 +208,7 @@ class SamplingTable:
 class DenoiserRun:
     """The denoiser-prior settings of a config: ``[prior]`` and ``[sampling]``."""
 
-    prior: DenoiserPriorTable
+    prior: DenoiserPriorTable | DiffusionPriorTable
     sampling: SamplingTable
 
 
@@ -169,18 +227,27 @@ def split_denoiser_tables(document: dict, base: Path) -> tuple[dict, DenoiserRun
     document = dict(document)
     prior = document.get("prior", {})
     sampling = document.pop("sampling", None)
-    if not isinstance(prior, dict) or prior.get("kind") != DENOISER_KIND:
+    kind = prior.get("kind") if isinstance(prior, dict) else None
+    if kind not in KIND_METHODS:
         if sampling is not None:
             raise ValueError(
-                f"[sampling] is for [prior] kind = {DENOISER_KIND!r}; got kind "
-                f"{prior.get('kind', 'wavelets') if isinstance(prior, dict) else prior!r}"
+                f"[sampling] is for [prior] kind = {DENOISER_KIND!r} or {DIFFUSION_KIND!r}; "
+                f"got kind {prior.get('kind', 'wavelets') if isinstance(prior, dict) else prior!r}"
             )
         return document, None
-    table = from_mapping(DenoiserPriorTable, prior, table="prior")
+    table_class = DenoiserPriorTable if kind == DENOISER_KIND else DiffusionPriorTable
+    table = from_mapping(table_class, prior, table="prior")
     if table.weights not in ("radio", "galaxy"):
         table = dataclasses.replace(table, weights=str((base / table.weights).resolve()))
-    run = DenoiserRun(table, from_mapping(SamplingTable, sampling or {}, table="sampling"))
-    document["prior"] = {"positivity": table.positivity}
+    sampling = {"method": KIND_METHODS[kind], **(sampling or {})}
+    sampling_table = from_mapping(SamplingTable, sampling, table="sampling")
+    if sampling_table.method != KIND_METHODS[kind]:
+        raise ValueError(
+            f"sampling.method must be one of ({KIND_METHODS[kind]!r},) for [prior] kind = "
+            f"{kind!r}; got {sampling_table.method!r}"
+        )
+    run = DenoiserRun(table, sampling_table)
+    document["prior"] = {"positivity": getattr(table, "positivity", False)}
     return document, run
 
 
@@ -523,6 +590,130 @@ def _run_denoiser(denoiser_run, file_config, problem, out: Path, *, no_plots: bo
     return 0 if not result.status.is_failure else 1
 
 
+def _run_diffusion(diffusion_run, file_config, problem, out: Path, *, no_plots: bool) -> int:
+    """``[prior] kind = "diffusion"``: annealed Langevin with a noise-conditional denoiser."""
+    import time
+    from types import SimpleNamespace
+
+    import jax
+
+    from astrobayes.cli._figures import write_imaging_figures
+    from astrobayes.imaging.diffusion import NoiseSchedule, diffusion_posterior, diffusion_score
+    from astrobayes.imaging.map import snr_db
+    from astrobayes.io import write_json_atomic
+    from astrobayes.io.imaging_files import write_fits_image
+
+    table, sampling = diffusion_run.prior, diffusion_run.sampling
+    denoiser = load_denoiser_weights(table.weights)
+    settings = denoiser.settings
+    shape = tuple(problem.operator.image_shape)
+    if shape[0] % denoiser.size_multiple or shape[1] % denoiser.size_multiple:
+        raise ValueError(
+            f"prior.weights: the image shape {shape} does not fit the denoiser (sides must be "
+            f"multiples of {denoiser.size_multiple})"
+        )
+    if not settings.noise_input:
+        raise ValueError("prior.weights: a diffusion prior needs a noise-conditional denoiser")
+    sigma_min = settings.sigma_min if table.sigma_min is None else table.sigma_min
+    sigma_max = settings.sigma_max if table.sigma_max is None else table.sigma_max
+    for name, value in (("sigma_min", sigma_min), ("sigma_max", sigma_max)):
+        if not settings.sigma_min <= value <= settings.sigma_max:
+            raise ValueError(
+                f"prior.{name} must lie in the denoiser's training range "
+                f"[{settings.sigma_min}, {settings.sigma_max}]; got {value}"
+            )
+    if not sigma_min < sigma_max:
+        raise ValueError(f"prior.sigma_min must be < prior.sigma_max; got {sigma_min}, {sigma_max}")
+    schedule = NoiseSchedule(sigma_min, sigma_max, table.levels)
+    timings = {}
+    wall, cpu = time.perf_counter(), time.process_time()
+    dirty = problem.operator.adjoint(problem.visibilities)
+    result = diffusion_posterior(
+        jax.random.key(sampling.seed),
+        problem.operator,
+        problem.visibilities,
+        float(problem.sigma),
+        diffusion_score(denoiser),
+        schedule,
+        num_chains=sampling.chains,
+        steps_per_level=table.steps_per_level,
+        num_warmup=sampling.warmup,
+        num_samples=sampling.samples,
+        thinning=sampling.thinning,
+        step_fraction=sampling.step_fraction,
+        likelihood_inflation=table.likelihood_inflation,
+    )
+    draws = np.asarray(result.summaries).reshape(-1, shape[0] * shape[1])
+    tail = (1.0 - sampling.interval) / 2
+    if draws.shape[0] and np.all(np.isfinite(draws)):
+        lower, upper = np.quantile(draws, [tail, 1.0 - tail], axis=0)
+    else:
+        lower = upper = np.full(shape[0] * shape[1], np.nan)
+    lower, upper = lower.reshape(shape), upper.reshape(shape)
+    mean = np.asarray(result.mean)
+    timings["sampling_s"] = time.perf_counter() - wall
+    timings["sampling_cpu_s"] = time.process_time() - cpu
+    snr = (
+        None
+        if problem.truth is None or not np.all(np.isfinite(mean))
+        else snr_db(problem.truth, mean)
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    header = {"PRIOR": "diffusion", "SIGMIN": sigma_min, "SIGMAX": sigma_max}
+    write_fits_image(out / "posterior_mean.fits", mean, header=header)
+    write_fits_image(out / "posterior_std.fits", np.sqrt(np.asarray(result.variance)))
+    write_fits_image(out / "interval_lower.fits", lower, header={"PROB": sampling.interval})
+    write_fits_image(out / "interval_upper.fits", upper, header={"PROB": sampling.interval})
+    write_fits_image(out / "dirty.fits", np.asarray(dirty))
+    view = SimpleNamespace(
+        map_result=SimpleNamespace(image=mean), dirty=dirty, snr_db=snr, intervals=(), tests=()
+    )
+    figures = write_imaging_figures(
+        out, view, truth=problem.truth, prior="diffusion (annealed Langevin mean)",
+        no_plots=no_plots,
+    )  # fmt: skip
+    finite_rhat = np.asarray(result.rhat)[np.isfinite(result.rhat)]
+    finite_ess = np.asarray(result.ess)[np.isfinite(result.ess)]
+    inside = None
+    if problem.truth is not None and np.all(np.isfinite(lower)):
+        truth = np.asarray(problem.truth)
+        inside = float(np.mean((truth >= lower) & (truth <= upper)))
+    summary = {
+        "prior": DIFFUSION_KIND,
+        "weights": table.weights,
+        "denoiser": dataclasses.asdict(settings),
+        "schedule": dataclasses.asdict(schedule),
+        "steps_per_level": table.steps_per_level,
+        "likelihood_inflation": table.likelihood_inflation,
+        "sampling": dataclasses.asdict(sampling),
+        "status": result.status,
+        "snr_db": snr,
+        "interval": sampling.interval,
+        "interval_mean_width": float(np.mean(upper - lower)),
+        "truth_inside_interval_fraction": inside,
+        "rhat_max": float(finite_rhat.max()) if finite_rhat.size else None,
+        "rhat_median": float(np.median(finite_rhat)) if finite_rhat.size else None,
+        "ess_min": float(finite_ess.min()) if finite_ess.size else None,
+        "ess_median": float(np.median(finite_ess)) if finite_ess.size else None,
+        "step_sizes": [float(v) for v in result.step_sizes],
+        "num_score_evaluations_per_chain": result.num_score_evaluations,
+        "sigma": float(problem.sigma),
+        "num_visibilities": problem.operator.num_visibilities,
+        "observed_visibilities": file_config.data.is_observed,
+        "image_shape": list(shape),
+        "timings": timings,
+        "figures": [p.name for p in figures],
+    }
+    write_json_atomic(out / "results.json", summary)
+    snr_text = "" if snr is None else f", SNR of the posterior mean {snr:.2f} dB"
+    print(
+        f"astrobayes image: annealed Langevin with the {table.weights} diffusion prior "
+        f"({sampling.chains} chains x {sampling.samples} samples){snr_text}; max R-hat "
+        f"{summary['rhat_max']}; status {result.status.name.lower()}; wrote {out}/results.json"
+    )
+    return 0 if not result.status.is_failure else 1
+
+
 def run(args: argparse.Namespace) -> int:
     """Run the ``image`` command; return the exit code."""
     from astrobayes.imaging.pipeline import run_imaging
@@ -539,6 +730,11 @@ def run(args: argparse.Namespace) -> int:
             raise FileNotFoundError(f"config not found: {path}")
         text, base = path.read_text(), path.parent
     file_config, denoiser_run = load_run_config(text, base)
+    if denoiser_run is not None and isinstance(denoiser_run.prior, DiffusionPriorTable):
+        problem = read_problem(file_config.data)
+        return _run_diffusion(
+            denoiser_run, file_config, problem, Path(args.out), no_plots=args.no_plots
+        )
     if denoiser_run is not None:
         problem = read_problem(file_config.data)
         return _run_denoiser(

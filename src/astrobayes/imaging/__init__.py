@@ -23,6 +23,7 @@ map_estimate``:
 | ``networks`` | the one ``UNet`` and ``DnCNN`` of every learned imaging component |
 | ``denoisers``, ``galaxies`` | learned denoisers, their Tweedie score; GalSim training galaxies |
 | ``pnp`` | PnP-ULA / PnP-MALA posterior sampling with any score |
+| ``diffusion`` | diffusion priors (noise-conditional score, VE schedule); annealed Langevin and DPS |
 | ``prior_calibration`` | coverage harness on exact Gaussian posteriors |
 | ``unrolled`` | the unrolled physics-informed reconstruction network |
 

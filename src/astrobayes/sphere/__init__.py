@@ -12,6 +12,9 @@
 * :mod:`astrobayes.sphere.disco`: DISCO spherical convolutions on HEALPix (Ocampo, Price &
   McEwen 2023), a small spherical CNN, rotations through harmonic space and an
   equivariance measurement.
+* :mod:`astrobayes.sphere.inference`: simulation-based inference of field parameters
+  from maps (a shifted lognormal simulator, scattering-covariance and DISCO-CNN
+  compressions for NPE, calibration with an over-confident control).
 """
 
 from astrobayes.sphere.disco import (
@@ -25,6 +28,16 @@ from astrobayes.sphere.disco import (
     radial_basis_spectrum,
     random_rotations,
     rotate_map,
+)
+from astrobayes.sphere.inference import (
+    DiscoEmbedding,
+    LognormalSimulator,
+    ScatteringCompression,
+    SkySBIResult,
+    SkySBIStatus,
+    lognormal_prior,
+    overconfident_draws,
+    run_sky_sbi,
 )
 from astrobayes.sphere.scattering import (
     ScatteringCovariance,
@@ -71,9 +84,14 @@ __all__ = [
     "SAMPLINGS",
     "DiscoCNN",
     "DiscoConv",
+    "DiscoEmbedding",
+    "LognormalSimulator",
     "DiscoStencil",
     "Minkowski",
+    "ScatteringCompression",
     "ScatteringCovariance",
+    "SkySBIResult",
+    "SkySBIStatus",
     "SphereGrid",
     "TextureConfig",
     "TextureResult",
@@ -92,9 +110,11 @@ __all__ = [
     "gaussian_minkowski",
     "generate_textures",
     "inverse",
+    "lognormal_prior",
     "minkowski_functionals",
     "normalise",
     "num_alm",
+    "overconfident_draws",
     "pixel_moments",
     "pixel_scale",
     "planar_control_conv",
@@ -102,6 +122,7 @@ __all__ = [
     "radial_basis_spectrum",
     "random_rotations",
     "rotate_map",
+    "run_sky_sbi",
     "scattering_covariance",
     "validate_textures",
     "wavelet_analysis",
