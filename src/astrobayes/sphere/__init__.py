@@ -3,8 +3,9 @@
 * :mod:`astrobayes.sphere.transforms`: spherical harmonic transforms (spin 0 and 2) on
   exact grids (Gauss-Legendre, McEwen-Wiaux) and HEALPix, as JAX primitives over ducc0
   with exact transposes, or s2fft's pure-JAX path.
-* :mod:`astrobayes.sphere.wavelets`: scale-discretised axisymmetric wavelets (S2LET
-  tiling), filters built here.
+* :mod:`astrobayes.sphere.wavelets`: scale-discretised wavelets (S2LET tiling),
+  axisymmetric and directional steerable (``DIRECTIONS``; analysis, synthesis and
+  steering to any orientation), filters built here.
 * :mod:`astrobayes.sphere.scattering`: scattering covariances S1..S4 (Mousset et al. 2024).
 * :mod:`astrobayes.sphere.textures`: new maps from one target by microcanonical gradient
   descent on those statistics, and their validation
@@ -73,13 +74,21 @@ from astrobayes.sphere.validation import (
     power_spectrum,
 )
 from astrobayes.sphere.wavelets import (
+    DIRECTIONS,
     WaveletFilters,
     axisymmetric_filters,
+    directional_analysis,
+    directional_filters,
+    directional_maps_from_alm,
+    directional_synthesis,
+    orientations,
+    steer,
     wavelet_analysis,
     wavelet_synthesis,
 )
 
 __all__ = [
+    "DIRECTIONS",
     "METHODS",
     "SAMPLINGS",
     "DiscoCNN",
@@ -101,6 +110,10 @@ __all__ = [
     "axisymmetric_filters",
     "band_powers",
     "comparison_field",
+    "directional_analysis",
+    "directional_filters",
+    "directional_maps_from_alm",
+    "directional_synthesis",
     "disco_stencil",
     "ell_m",
     "equivariance_error",
@@ -114,6 +127,7 @@ __all__ = [
     "minkowski_functionals",
     "normalise",
     "num_alm",
+    "orientations",
     "overconfident_draws",
     "pixel_moments",
     "pixel_scale",
@@ -124,6 +138,7 @@ __all__ = [
     "rotate_map",
     "run_sky_sbi",
     "scattering_covariance",
+    "steer",
     "validate_textures",
     "wavelet_analysis",
     "wavelet_synthesis",
