@@ -44,14 +44,19 @@ Diffusion priors (:mod:`astrobayes.imaging.diffusion`, a VE schedule from
   :func:`astrobayes.imaging.diffusion.train_diffusion_prior` (denoising score matching
   over the schedule through the shared training loop) on draws of the same prior.
 
-Peers: deepinv's PnP-ULA (torch) is not run here (see docs/imaging_priors.md).
+``--fourier`` adds a per-Fourier-mode diagnostic (:class:`FourierRecorder`): the exact
+posterior is diagonal in the Fourier basis, so the draws' sd over the exact sd and the
+error of their mean are reported separately for the data-constrained modes and the
+prior-only ones (this is what shows where DPS loses its spread).
+
+Peers: deepinv's PnP-ULA and DPS (torch) are not run here (see docs/imaging_priors.md).
 
 Run::
 
     OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python benchmarks/imaging_priors.py \\
         --configs pnp-ula,sharpened --num-truths 100
     OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python benchmarks/imaging_priors.py \\
-        --configs diffusion,diffusion-sharpened,diffusion-oneshot,dps --num-truths 100
+        --configs diffusion,diffusion-sharpened,diffusion-oneshot,dps --num-truths 100 --fourier
 """
 
 from __future__ import annotations
@@ -211,6 +216,53 @@ def diffusion_sampler(name, args, op, sigma, prior, likelihood_lipschitz):
     return sampler, gaussian_posterior(op, noise_sd, model), step, extra
 
 
+class FourierRecorder:
+    """Wraps a harness sampler and accumulates per-Fourier-mode statistics of its draws.
+
+    The prior is stationary and the operator a masked FFT, so the exact posterior is
+    diagonal in the (orthonormal) Fourier basis: modes whose frequency ``k`` or ``-k`` is
+    measured are constrained by the data, the others keep the prior. For each data set
+    it records, per mode, the draws' sd over the exact posterior's sd and the error of
+    the draws' mean in exact-posterior sds, then averages them over the two groups.
+    """
+
+    def __init__(self, sampler, op, sigma, prior, exact):
+        self.sampler, self.exact = sampler, exact
+        shape = prior.image_shape
+        self.shape = shape
+        mask = np.asarray(op.mask(), bool)
+        mirrored = np.roll(np.flip(mask, axis=(0, 1)), 1, axis=(0, 1))  # mask[-k]
+        self.measured = (mask | mirrored).reshape(-1)
+        size = math.prod(shape)
+        basis = np.eye(size).reshape(size, *shape)
+        fourier = np.fft.fft2(basis, norm="ortho").reshape(size, size).T  # F[k, j]
+        cov = fourier @ exact.covariance @ fourier.conj().T
+        self.fourier = fourier
+        self.exact_sd = np.sqrt(np.real(np.diag(cov)))
+        self.ratios, self.errors = [], []
+
+    def __call__(self, key, data):
+        results = self.sampler(key, data)
+        for y, result in zip(np.asarray(data), results, strict=True):
+            draws = np.asarray(result.summaries, np.float64).reshape(-1, *self.shape)
+            modes = np.fft.fft2(draws, norm="ortho").reshape(draws.shape[0], -1)
+            mean = modes.mean(axis=0)
+            sd = np.sqrt(np.mean(np.abs(modes - mean) ** 2, axis=0) * len(modes) / (len(modes) - 1))
+            exact_mean = self.fourier @ self.exact.mean(y).reshape(-1)
+            self.ratios.append(sd / self.exact_sd)
+            self.errors.append(np.abs(mean - exact_mean) / self.exact_sd)
+        return results
+
+    def summary(self):
+        ratios, errors = np.array(self.ratios), np.array(self.errors)
+        out = {}
+        for name, group in (("measured", self.measured), ("unmeasured", ~self.measured)):
+            out[f"fourier_sd_ratio_{name}"] = float(ratios[:, group].mean())
+            out[f"fourier_mean_error_{name}"] = float(np.sqrt(np.mean(errors[:, group] ** 2)))
+            out[f"fourier_modes_{name}"] = int(group.sum())
+        return out
+
+
 def run(args):
     op, sigma, prior = problem(args.size, args.fraction, args.sigma, args.seed)
     epsilon = args.epsilon
@@ -341,6 +393,9 @@ def run(args):
 
             step = pnp_step_size(likelihood_lipschitz, score_lipschitz)
             model_posterior = gaussian_posterior(op, sigma, model)
+        recorder = None
+        if args.fourier:
+            recorder = sampler = FourierRecorder(sampler, op, sigma, prior, exact)
         start = time.perf_counter()
         cpu = time.process_time()
         result = calibrate_sampler(
@@ -353,6 +408,8 @@ def run(args):
             batch_size=args.batch_size,
         )
         wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+        if recorder is not None:
+            extra.update(recorder.summary())
         if model_posterior is None:  # DPS: no exact prediction
             target = stationary = float("nan")
         else:
@@ -446,6 +503,12 @@ def main():
     parser.add_argument("--dps-levels", type=int, default=200)
     parser.add_argument("--dps-sigma-min", type=float, default=0.01)
     parser.add_argument("--dps-guidance", type=float, default=1.0)
+    parser.add_argument(
+        "--fourier",
+        action="store_true",
+        help="also report, per Fourier mode (measured / unmeasured by the mask), the draws' "
+        "sd over the exact posterior's and the error of their mean (in exact sds)",
+    )
     parser.add_argument("--galaxy", action="store_true")
     parser.add_argument("--json", default=None)
     run(parser.parse_args())
