@@ -191,3 +191,51 @@ def test_pnp_ula_covers_on_the_gaussian_problem_and_the_sharpened_score_is_flagg
     assert bad.pixel_status is CalibrationStatus.OVERCONFIDENT
     assert bad.status.is_failure
     assert abs(bad.pixel_coverage - predicted) < 3 * bad.pixel_error + 0.01
+
+
+def test_benchmark_fourier_recorder_on_exact_draws_and_a_measured_mode_collapse():
+    """``benchmarks/imaging_priors.py --fourier``: exact draws give sd ratios 1 on both mode
+    groups; draws shrunk on the data-constrained modes only (DPS's failure) are seen there."""
+    import sys
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+    from imaging_priors import FourierRecorder
+
+    op, sigma, prior = _problem()
+    exact = gaussian_posterior(op, sigma, prior)
+    factor = np.linalg.cholesky(exact.covariance)
+    rng = np.random.default_rng(2)
+    truths = np.asarray(prior.sample(jax.random.key(3), 3), np.float64)
+    data = np.stack([np.asarray(op(jnp.asarray(x, jnp.float32))) for x in truths])
+
+    def sampler(shrink):
+        def run(key, visibilities):
+            del key
+            results = []
+            for y in np.asarray(visibilities):
+                mean = exact.mean(y).reshape(-1)
+                noise = (rng.normal(size=(4000, 64)) @ factor.T).reshape(-1, *SHAPE)
+                modes = np.fft.fft2(noise, norm="ortho") * np.where(
+                    recorder.measured, shrink, 1.0
+                ).reshape(SHAPE)
+                draws = mean + np.real(np.fft.ifft2(modes, norm="ortho")).reshape(-1, 64)
+                results.append(SimpleNamespace(summaries=draws.reshape(4, 1000, 64)))
+            return results
+
+        return run
+
+    for shrink, expected in ((1.0, 1.0), (0.3, 0.3)):
+        recorder = FourierRecorder(None, op, sigma, prior, exact)
+        recorder.sampler = sampler(shrink)
+        recorder(None, data)
+        summary = recorder.summary()
+        assert summary["fourier_modes_measured"] + summary["fourier_modes_unmeasured"] == 64
+        assert 0 < summary["fourier_modes_unmeasured"] < 64
+        # sd of a mode from 4000 draws: relative error ~1%; 3 data sets, averaged over modes
+        assert summary["fourier_sd_ratio_measured"] == pytest.approx(expected, abs=0.03)
+        assert summary["fourier_sd_ratio_unmeasured"] == pytest.approx(1.0, abs=0.03)
+        # mean error ~ 1 / sqrt(4000) = 0.016 exact sds
+        assert summary["fourier_mean_error_measured"] < 0.05
+        assert summary["fourier_mean_error_unmeasured"] < 0.05
