@@ -14,7 +14,13 @@ against the Monte Carlo tolerance (KS critical value at 1%), TARP deviation, the
 deviation and flags, and the mean posterior standard deviation of each parameter (and its
 ratio to the prior's).
 
-Run (about 25 CPU-minutes at nside 16 with the defaults)::
+The defaults are the settings of docs/sphere.md's results (measured 2026-12-03, single
+thread: scattering, 20 000 simulations, 95 CPU-s; DISCO, 12 000 simulations and 120
+epochs, 931 CPU-s; those rows come from one process per compression,
+``--compressions scattering`` and ``--compressions disco``: one process running both
+draws other keys for the second). With 3 000 scattering simulations the posterior was
+over-confident (coverage deviation 0.092 against a tolerance of 0.049). Run (about 17
+CPU-minutes at nside 16 with the defaults)::
 
     OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python benchmarks/sphere_sbi.py \
         --out /tmp/sphere_sbi.json
@@ -76,17 +82,17 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--nside", type=int, default=16)
     parser.add_argument("--compressions", default="scattering,disco")
-    parser.add_argument("--num-simulations", type=int, default=3000)
+    parser.add_argument("--num-simulations", type=int, default=20000)
     parser.add_argument(
         "--disco-simulations",
         type=int,
-        default=None,
-        help="training simulations of the DISCO run (default: --num-simulations)",
+        default=12000,
+        help="training simulations of the DISCO run (0: --num-simulations)",
     )
     parser.add_argument("--num-tests", type=int, default=1100)
     parser.add_argument("--num-posterior-samples", type=int, default=500)
     parser.add_argument("--max-epochs", type=int, default=300)
-    parser.add_argument("--disco-max-epochs", type=int, default=60)
+    parser.add_argument("--disco-max-epochs", type=int, default=120)
     parser.add_argument("--patience", type=int, default=15)
     parser.add_argument("--batch-size", type=int, default=200)
     parser.add_argument(
