@@ -1,29 +1,37 @@
-"""Cosmic shear at d = 14 and 16: astrobayes (NUTS + learned harmonic mean) vs nested samplers.
+"""Cosmic shear: astrobayes (NUTS + learned harmonic mean) vs nested samplers, LCDM vs w0waCDM.
 
-The same emulated DES-Y1-like likelihood and prior (``astrobayes.cosmology.shear``) through
+The same emulated likelihood and prior (``astrobayes.cosmology.shear``) of one survey
+(``--survey``: ``des_y1_like``, 14 and 16 parameters, or ``lsst_y1_like``, 28 and 30) through
 
 * astrobayes ``compare`` (NUTS + learned harmonic mean; wall time includes JIT compilation),
 * dynesty's default static ``NestedSampler`` (nlive 500),
 * BlackJAX nested slice sampling (``blackjax.nss``, 500 live points),
 
-for LCDM (14 parameters) and w0waCDM (16), in one process run. Prints ln z ± sigma of each,
-the pull of each peer against astrobayes in combined sigma, ln B (w0waCDM vs LCDM) of each,
-and wall-time ratios, raw and extrapolated to equal ln z accuracy (a nested sampler's
-sigma falls as nlive^-1/2 while its time grows as nlive). Peer runners: ``benchmarks/nested_peers.py``.
+for LCDM and w0waCDM, in one process run. Prints ln z ± sigma of each, wall and CPU
+seconds, the pull of each peer against astrobayes in combined sigma, ln B (w0waCDM vs LCDM)
+of each, and time ratios, raw and extrapolated to equal ln z accuracy (a nested sampler's
+sigma falls as nlive^-1/2 while its time grows as nlive). ``--long-nlive N`` also runs the
+peers with N live points, to measure rather than extrapolate. ``--check-draws N`` (needs
+jax-cosmo, the ``cosmo`` extra) compares the emulated ln L with the jax-cosmo one at N of
+astrobayes' posterior draws of each model and prints the ln z shift (importance
+reweighting). Peer runners: ``benchmarks/nested_peers.py``.
 
-Usage: .venv/bin/python benchmarks/shear_vs_nested.py [--nlive 500] [--num-samples 1000]
-       [--skip dynesty] [--skip blackjax]
+Usage: .venv/bin/python benchmarks/shear_vs_nested.py [--survey lsst_y1_like]
+       [--nlive 500] [--num-samples 1000] [--skip dynesty] [--skip blackjax]
+       [--long-nlive 2000] [--check-draws 100]
 Needs the bench extra (dynesty, blackjax).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import sys
 import time
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -31,68 +39,138 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from nested_peers import PeerResult, run_blackjax_ns, run_dynesty  # noqa: E402
 
 from astrobayes.comparison import compare  # noqa: E402
-from astrobayes.cosmology.shear import shear_models, shear_problems  # noqa: E402
-from astrobayes.io import des_y1_like_data, des_y1_like_emulator  # noqa: E402
+from astrobayes.cosmology.shear import (  # noqa: E402
+    make_shear_log_likelihood,
+    shear_models,
+    shear_problems,
+)
+from astrobayes.cosmology.shear_survey import SURVEYS  # noqa: E402
+from astrobayes.io import shipped_shear_data, shipped_shear_emulator  # noqa: E402
 from astrobayes.sampling import NUTSConfig  # noqa: E402
 
 
-def run_astrobayes(key, model, config) -> PeerResult:
-    """compare() on one model, timed end to end."""
-    start = time.perf_counter()
+def run_astrobayes(key, model, config):
+    """compare() on one model, timed end to end; returns (PeerResult, its ModelReport)."""
+    start, cpu = time.perf_counter(), time.process_time()
     result = compare(key, [model], sampling=config)
     report = result.models[model.name]
-    wall = time.perf_counter() - start
-    return PeerResult(
+    wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+    peer = PeerResult(
         f"astrobayes NUTS+LHM ({config.num_chains}x{config.num_samples})",
         report.log_evidence,
         report.log_evidence_std,
         wall,
         -1,  # gradient evaluations are not reported by run_nuts
+        cpu_s=cpu,
     )
+    return peer, report
+
+
+class JaxCosmoCheck:
+    """|Delta ln L| and the ln z shift at posterior draws (jax-cosmo forward, float32).
+
+    Both models' draws go through one compiled jax-cosmo program (LCDM draws get
+    ``w0 = -1``, ``wa = 0``), so jax-cosmo is compiled once.
+    """
+
+    def __init__(self, emulator, data, survey):
+        from astrobayes.cosmology.shear_jax_cosmo import jax_cosmo_log_likelihood
+
+        true_one = jax_cosmo_log_likelihood(data, survey)
+        self.true_fn = jax.jit(lambda batch: jax.lax.map(true_one, batch, batch_size=8))
+        self.emulated = jax.jit(jax.vmap(make_shear_log_likelihood(emulator, data, survey)))
+
+    def __call__(self, report, num_draws, seed):
+        from astrobayes.cosmology.shear_jax_cosmo import log_evidence_shift
+
+        flat = {k: np.asarray(v).reshape(-1) for k, v in report.posterior.items()}
+        size = next(iter(flat.values())).size
+        pick = np.random.default_rng(seed).choice(size, size=num_draws, replace=False)
+        draws = {"w0": np.full(num_draws, -1.0), "wa": np.zeros(num_draws)}
+        draws.update({k: v[pick] for k, v in flat.items()})
+        draws = {k: jnp.asarray(v, jnp.float32) for k, v in sorted(draws.items())}
+        start, cpu = time.perf_counter(), time.process_time()
+        true = np.asarray(self.true_fn(draws), np.float64)
+        wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+        delta = true - np.asarray(self.emulated(draws), np.float64)
+        shift, shift_std = log_evidence_shift(delta)
+        return (
+            f"|Delta ln L| median {np.median(np.abs(delta)):.3f}, 99% "
+            f"{np.percentile(np.abs(delta), 99):.3f}, max {np.abs(delta).max():.3f}; ln z "
+            f"shift {shift:+.3f} ± {shift_std:.3f} (sigma_ln z {report.log_evidence_std:.3f}); "
+            f"jax-cosmo {wall:.0f} s wall, {cpu:.0f} CPU-s for {num_draws} draws "
+            "(compilation included the first time)"
+        )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--survey", choices=sorted(SURVEYS), default="des_y1_like")
     parser.add_argument("--nlive", type=int, default=500)
+    parser.add_argument("--long-nlive", type=int, default=None)
     parser.add_argument("--num-chains", type=int, default=8)
     parser.add_argument("--num-warmup", type=int, default=500)
     parser.add_argument("--num-samples", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--check-draws", type=int, default=0)
+    parser.add_argument("--models", nargs="+", default=["lcdm", "w0wacdm"])
     parser.add_argument("--skip", action="append", default=[], choices=["dynesty", "blackjax"])
     args = parser.parse_args()
 
+    survey = SURVEYS[args.survey]
+    peers = [p for p in ("dynesty", "blackjax") if p not in args.skip]
+    for peer, module in (("dynesty", "dynesty"), ("blackjax", "blackjax")):
+        if peer in peers and importlib.util.find_spec(module) is None:
+            print(f"{module} is not installed (bench extra): skipping it")
+            peers.remove(peer)
+    if args.check_draws and importlib.util.find_spec("jax_cosmo") is None:
+        print("jax-cosmo is not installed (cosmo extra): skipping the check against it")
+        args.check_draws = 0
     config = NUTSConfig(args.num_chains, args.num_warmup, args.num_samples)
     key = jax.random.key(args.seed)
-    emulator, data = des_y1_like_emulator(), des_y1_like_data()
-    models = shear_models(emulator, data)
-    problems = shear_problems(emulator, data)
+    emulator, data = shipped_shear_emulator(args.survey), shipped_shear_data(args.survey)
+    models = shear_models(emulator, data, survey)
+    problems = shear_problems(emulator, data, survey)
+    check = JaxCosmoCheck(emulator, data, survey) if args.check_draws else None
     results: dict[str, dict[str, PeerResult]] = {}
     for index, (model, problem) in enumerate(zip(models, problems, strict=True)):
+        if problem.name not in args.models:
+            continue
         ndim = len(problem.names)
+        tag = f"[{args.survey} {problem.name}, d={ndim}]"
         model_key = jax.random.fold_in(key, index)
-        row = {"astrobayes": run_astrobayes(model_key, model, config)}
-        print(f"[{problem.name}, d={ndim}] {row['astrobayes']}", flush=True)
-        if "dynesty" not in args.skip:
-            row["dynesty"] = run_dynesty(
-                problem.log_likelihood_fn,
-                problem.prior_transform_fn,
-                ndim,
-                nlive=args.nlive,
-                seed=args.seed,
-            )
-            print(f"[{problem.name}, d={ndim}] {row['dynesty']}", flush=True)
-        if "blackjax" not in args.skip:
-            row["blackjax"] = run_blackjax_ns(
-                jax.random.fold_in(model_key, 1),
-                problem.log_likelihood_fn,
-                problem.prior_transform_fn,
-                ndim,
-                num_live=args.nlive,
-            )
-            print(f"[{problem.name}, d={ndim}] {row['blackjax']}", flush=True)
+        row = {}
+        row["astrobayes"], report = run_astrobayes(model_key, model, config)
+        print(f"{tag} {row['astrobayes']._replace(samples=None)}", flush=True)
+        if check is not None:
+            message = check(report, args.check_draws, args.seed)
+            print(f"{tag} emulator vs jax-cosmo: {message}", flush=True)
+        runs = [(args.nlive, "")]
+        if args.long_nlive:
+            runs.append((args.long_nlive, f"@{args.long_nlive}"))
+        for nlive, suffix in runs:
+            if "dynesty" in peers:
+                res = run_dynesty(
+                    problem.log_likelihood_fn,
+                    problem.prior_transform_fn,
+                    ndim,
+                    nlive=nlive,
+                    seed=args.seed,
+                )
+                row["dynesty" + suffix] = res._replace(samples=None, log_weights=None)
+                print(f"{tag} {row['dynesty' + suffix]}", flush=True)
+            if "blackjax" in peers:
+                row["blackjax" + suffix] = run_blackjax_ns(
+                    jax.random.fold_in(model_key, 1),
+                    problem.log_likelihood_fn,
+                    problem.prior_transform_fn,
+                    ndim,
+                    num_live=nlive,
+                )
+                print(f"{tag} {row['blackjax' + suffix]}", flush=True)
         results[problem.name] = row
 
-    print("\nln z ± sigma, wall time, likelihood calls (-1: not reported)")
+    print("\nln z ± sigma, wall s, CPU s, likelihood calls (-1: not reported)")
     for name, row in results.items():
         ours = row["astrobayes"]
         for peer, res in row.items():
@@ -104,19 +182,26 @@ def main() -> None:
                 equal = res.wall_s * (res.log_evidence_std / ours.log_evidence_std) ** 2
                 pull = (
                     f"pull {(res.log_evidence - ours.log_evidence) / combined:+.2f} sigma, "
-                    f"time ratio peer/astrobayes {res.wall_s / ours.wall_s:.2f} "
-                    f"(at equal sigma, extrapolated: {equal / ours.wall_s:.0f})"
+                    f"peer/astrobayes wall {res.wall_s / ours.wall_s:.2f}, "
+                    f"CPU {res.cpu_s / ours.cpu_s:.2f} "
+                    f"(wall at equal sigma, extrapolated: {equal / ours.wall_s:.0f})"
                 )
             print(
-                f"  {name:<8} {peer:<10} {res.log_evidence:9.2f} ± {res.log_evidence_std:.2f}  "
-                f"{res.wall_s:7.0f} s  {res.num_likelihood_calls:>9d}  {pull}"
+                f"  {name:<8} {peer:<16} {res.log_evidence:10.3f} ± {res.log_evidence_std:.3f}"
+                f"  {res.wall_s:7.0f} {res.cpu_s:7.0f}  {res.num_likelihood_calls:>9d}  {pull}"
             )
-    print("\nln B (w0wacdm vs lcdm) and total wall time")
-    for peer in results["lcdm"]:
-        a, b = results["w0wacdm"][peer], results["lcdm"][peer]
-        log_b = a.log_evidence - b.log_evidence
-        std = np.hypot(a.log_evidence_std, b.log_evidence_std)
-        print(f"  {peer:<10} ln B {log_b:+.2f} ± {std:.2f}   total {a.wall_s + b.wall_s:.0f} s")
+    if len(results) == 2:
+        print("\nln B (w0wacdm vs lcdm) and total wall / CPU seconds")
+        for peer in results["lcdm"]:
+            if peer not in results["w0wacdm"]:
+                continue
+            a, b = results["w0wacdm"][peer], results["lcdm"][peer]
+            log_b = a.log_evidence - b.log_evidence
+            std = np.hypot(a.log_evidence_std, b.log_evidence_std)
+            print(
+                f"  {peer:<16} ln B {log_b:+.3f} ± {std:.3f}   total {a.wall_s + b.wall_s:.0f} s "
+                f"wall, {a.cpu_s + b.cpu_s:.0f} CPU-s"
+            )
 
 
 if __name__ == "__main__":

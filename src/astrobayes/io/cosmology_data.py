@@ -1,9 +1,11 @@
 """Readers of cosmological data files: SN Ia compilations and the shipped shear data.
 
 The SN Ia readers parse the common public layouts into
-:class:`~astrobayes.cosmology.SNData`; :func:`des_y1_like_data` and
-:func:`des_y1_like_emulator` read the package data of the cosmic-shear analysis
-(``astrobayes/cosmology/shear_data/``) through :mod:`importlib.resources`. The numerical
+:class:`~astrobayes.cosmology.SNData`; :func:`shipped_shear_data` and
+:func:`shipped_shear_emulator` (and their shorthands :func:`des_y1_like_data`,
+:func:`des_y1_like_emulator`, :func:`lsst_y1_like_data`, :func:`lsst_y1_like_emulator`)
+read the package data of the cosmic-shear analyses (``astrobayes/cosmology/shear_data/``)
+through :mod:`importlib.resources`. The numerical
 core (:mod:`astrobayes.cosmology`) takes the arrays and Modules these return; it never
 reads a file itself.
 """
@@ -27,17 +29,20 @@ from astrobayes.io.emulators import load_emulator
 __all__ = [
     "des_y1_like_data",
     "des_y1_like_emulator",
+    "lsst_y1_like_data",
+    "lsst_y1_like_emulator",
     "read_des_sn5yr",
     "read_pantheon_binned",
     "read_pantheon_plus",
     "read_union3",
+    "shipped_shear_data",
+    "shipped_shear_emulator",
 ]
 
 PathLike = str | os.PathLike
 
 _SHEAR_DATA_PACKAGE = "astrobayes.cosmology.shear_data"
-_SHEAR_DATA_FILE = "des_y1_like.npz"
-_SHEAR_EMULATOR_FILE = "des_y1_like_emulator.eqx"
+_SHEAR_SURVEYS = ("des_y1_like", "lsst_y1_like")
 
 
 def _read_whitespace_table(path: Path, required: Sequence[str]) -> dict[str, np.ndarray]:
@@ -285,13 +290,74 @@ def read_des_sn5yr(path: PathLike, *, offset: float = 0.0) -> SNData:
 # ----------------------------------------------------------------------- shear package data
 
 
-def des_y1_like_data() -> ShearData:
-    """The shipped synthetic DES-Y1-like shear data vector (noiseless, at ``FIDUCIAL``).
+def _shear_file(survey: str, suffix: str):
+    if survey not in _SHEAR_SURVEYS:
+        raise ValueError(f"survey must be one of {_SHEAR_SURVEYS}; got {survey!r}")
+    return importlib.resources.files(_SHEAR_DATA_PACKAGE) / f"{survey}{suffix}"
 
-    Made by ``scripts/make_shear_training_set.py`` with a direct jax-cosmo call (flat LCDM,
+
+def shipped_shear_data(survey: str) -> ShearData:
+    """The shipped synthetic shear data vector of a survey (noiseless, at its fiducial).
+
+    Made by ``scripts/make_shear_training_set.py --survey NAME`` with a direct jax-cosmo
+    call at ``astrobayes.cosmology.shear_survey.fiducial(survey)`` (flat LCDM,
     ``omega_m = 0.3``, ``s8 = 0.8``, ``omega_b = 0.05``, ``h = 0.7``, ``n_s = 0.96``,
-    ``a_ia = 0.5``, no photo-z shift or shear calibration) and the Gaussian covariance with
-    shape noise.
+    ``a_ia = 0.5``, ``eta_ia = 0``, ``a_mod = 1``, no photo-z shift or shear calibration)
+    and the Gaussian covariance with shape noise.
+
+    Args:
+        survey: ``"des_y1_like"`` or ``"lsst_y1_like"``
+            (``astrobayes.cosmology.shear_survey.SURVEYS``).
+
+    Returns:
+        :class:`~astrobayes.cosmology.shear.ShearData` (``ell``, ``data_vector``,
+        ``covariance``).
+
+    Raises:
+        ValueError: For an unknown survey name.
+
+    Example:
+        >>> from astrobayes.io import shipped_shear_data
+        >>> shipped_shear_data("des_y1_like").data_vector.shape
+        (120,)
+
+    """
+    path = _shear_file(survey, ".npz")
+    with importlib.resources.as_file(path) as file, np.load(file, allow_pickle=False) as npz:
+        return ShearData(
+            ell=np.array(npz["ell"]),
+            data_vector=np.array(npz["data_vector"]),
+            covariance=np.array(npz["covariance"]),
+        )
+
+
+def shipped_shear_emulator(survey: str) -> Emulator:
+    """The shipped emulator of a survey's GG, GI, II shear spectra (positive outputs).
+
+    Inputs: ``astrobayes.cosmology.shear_survey.emulator_names(survey)``; outputs
+    ``[C_GG, -C_GI, C_II]``, each pair-major ``(num_pairs * num_ell,)``.
+
+    Args:
+        survey: ``"des_y1_like"`` or ``"lsst_y1_like"``.
+
+    Returns:
+        The :class:`~astrobayes.emulators.Emulator`.
+
+    Raises:
+        ValueError: For an unknown survey name.
+
+    Example:
+        >>> from astrobayes.io import shipped_shear_emulator
+        >>> shipped_shear_emulator("des_y1_like").num_parameters
+        11
+
+    """
+    with importlib.resources.as_file(_shear_file(survey, "_emulator.eqx")) as file:
+        return load_emulator(file)
+
+
+def des_y1_like_data() -> ShearData:
+    """The shipped synthetic DES-Y1-like shear data vector: ``shipped_shear_data("des_y1_like")``.
 
     Returns:
         :class:`~astrobayes.cosmology.shear.ShearData` (``ell``, ``data_vector``,
@@ -303,19 +369,11 @@ def des_y1_like_data() -> ShearData:
         (120,)
 
     """
-    path = importlib.resources.files(_SHEAR_DATA_PACKAGE) / _SHEAR_DATA_FILE
-    with importlib.resources.as_file(path) as file, np.load(file, allow_pickle=False) as npz:
-        return ShearData(
-            ell=np.array(npz["ell"]),
-            data_vector=np.array(npz["data_vector"]),
-            covariance=np.array(npz["covariance"]),
-        )
+    return shipped_shear_data("des_y1_like")
 
 
 def des_y1_like_emulator() -> Emulator:
-    """The shipped emulator of the GG, GI, II shear spectra (11 inputs, 360 positive outputs).
-
-    Outputs: ``[C_GG, -C_GI, C_II]``, each pair-major ``(num_pairs * num_ell,)``.
+    """The shipped DES-Y1-like emulator (11 inputs, 360 positive outputs).
 
     Returns:
         The :class:`~astrobayes.emulators.Emulator`.
@@ -326,6 +384,35 @@ def des_y1_like_emulator() -> Emulator:
         11
 
     """
-    path = importlib.resources.files(_SHEAR_DATA_PACKAGE) / _SHEAR_EMULATOR_FILE
-    with importlib.resources.as_file(path) as file:
-        return load_emulator(file)
+    return shipped_shear_emulator("des_y1_like")
+
+
+def lsst_y1_like_data() -> ShearData:
+    """The shipped synthetic LSST-Y1-like data vector: ``shipped_shear_data("lsst_y1_like")``.
+
+    Returns:
+        :class:`~astrobayes.cosmology.shear.ShearData` (660 band powers: 55 bin pairs x
+        12 multipoles).
+
+    Example:
+        >>> from astrobayes.io import lsst_y1_like_data
+        >>> lsst_y1_like_data().data_vector.shape
+        (660,)
+
+    """
+    return shipped_shear_data("lsst_y1_like")
+
+
+def lsst_y1_like_emulator() -> Emulator:
+    """The shipped LSST-Y1-like emulator (19 inputs, 1980 positive outputs).
+
+    Returns:
+        The :class:`~astrobayes.emulators.Emulator`.
+
+    Example:
+        >>> from astrobayes.io import lsst_y1_like_emulator
+        >>> lsst_y1_like_emulator().num_parameters
+        19
+
+    """
+    return shipped_shear_emulator("lsst_y1_like")
