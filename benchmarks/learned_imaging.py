@@ -268,7 +268,7 @@ def main() -> None:
 def problem_for(name, hours, kind, label):
     """Truth, operator, data, sigma for a full track or a held-out coverage."""
     if kind == "track":
-        return problem(name, hours, "study")
+        return problem(name, hours, "study")[:4]
     return HELDOUT[label](name)
 
 
