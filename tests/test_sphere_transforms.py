@@ -188,3 +188,23 @@ def test_empty_thread_variable_is_refused_by_name(monkeypatch):
         SphereGrid(8, "gl")
     monkeypatch.delenv("DUCC0_NUM_THREADS")
     assert SphereGrid(8, "gl").map_shape == (8, 15)  # control: a number is fine
+
+
+def test_pixel_weights_follow_the_float64_switch():
+    """Weights handed to JAX in float32 mode come back float64 once x64 is on.
+
+    JAX caches the device copy of a NumPy array by object, so a cached weights array
+    converted under float32 would stay float32 (the bug: 3e-9 errors in float64
+    scattering statistics in a long test session).
+    """
+    grid = SphereGrid(8, "gl")
+    previous = jax.config.jax_enable_x64
+    try:
+        jax.config.update("jax_enable_x64", False)
+        assert jnp.asarray(grid.pixel_weights()).dtype == jnp.float32
+        jax.config.update("jax_enable_x64", True)
+        assert jnp.asarray(grid.pixel_weights()).dtype == jnp.float64
+        theta, _ = grid.coordinates()
+        assert jnp.asarray(theta).dtype == jnp.float64
+    finally:
+        jax.config.update("jax_enable_x64", previous)

@@ -272,21 +272,33 @@ def test_directional_synthesis_is_the_adjoint_of_analysis():
     grid = SphereGrid(8, "gl")
     filters = directional_filters(8, 3)
     rng = np.random.default_rng(7)
-    weights = jnp.asarray(grid.pixel_weights())
-    f = jnp.asarray(rng.normal(size=grid.map_shape))
+    # The weights stay NumPy float64 and the inner products are taken in NumPy: a full
+    # sequential suite once turned jnp.asarray(weights) into float32 here (a 4e-9
+    # residual) while the transforms' outputs were float64.
+    weights = grid.pixel_weights()
+    f = rng.normal(size=grid.map_shape)
     num_scales = filters.wavelets.shape[0]
-    scaling = jnp.asarray(rng.normal(size=grid.map_shape))
-    wavelets = jnp.asarray(rng.normal(size=(num_scales, 3, *grid.map_shape)))
-    a_scaling, a_wavelets = directional_analysis(f, grid, filters)
-    left = jnp.sum(weights * a_scaling * scaling) + jnp.sum(weights * a_wavelets * wavelets) / 3
-    right = jnp.sum(weights * f * directional_synthesis(scaling, wavelets, grid, filters))
-    assert abs(float(left - right)) <= 1e-12 * float(jnp.abs(left))
-    # and JAX's own transpose of the analysis agrees (the primitives' adjoints)
-    _, vjp = jax.vjp(lambda x: directional_analysis(x, grid, filters), f)
-    (pulled,) = vjp((weights * scaling, weights * wavelets / 3))
-    np.testing.assert_allclose(
-        pulled / weights, directional_synthesis(scaling, wavelets, grid, filters), atol=1e-10
+    scaling = rng.normal(size=grid.map_shape)
+    wavelets = rng.normal(size=(num_scales, 3, *grid.map_shape))
+    a_scaling, a_wavelets = directional_analysis(jnp.asarray(f, jnp.float64), grid, filters)
+    synthesised = directional_synthesis(
+        jnp.asarray(scaling, jnp.float64), jnp.asarray(wavelets, jnp.float64), grid, filters
     )
+    outputs = [a_scaling, a_wavelets, synthesised]
+    assert all(x.dtype == jnp.float64 for x in outputs), [x.dtype for x in outputs]
+    a_scaling, a_wavelets, synthesised = (np.asarray(x) for x in outputs)
+    left = np.sum(weights * a_scaling * scaling) + np.sum(weights * a_wavelets * wavelets) / 3
+    right = np.sum(weights * f * synthesised)
+    assert abs(left - right) <= 1e-12 * abs(left)
+    # Negative control: dropping the 1/N of the orientation average breaks the identity.
+    wrong = np.sum(weights * a_scaling * scaling) + np.sum(weights * a_wavelets * wavelets)
+    assert abs(wrong - right) > 1e-3 * abs(left)
+    # and JAX's own transpose of the analysis agrees (the primitives' adjoints)
+    _, vjp = jax.vjp(lambda x: directional_analysis(x, grid, filters), jnp.asarray(f, jnp.float64))
+    (pulled,) = vjp(
+        (jnp.asarray(weights * scaling, jnp.float64), jnp.asarray(weights * wavelets / 3))
+    )
+    np.testing.assert_allclose(np.asarray(pulled) / weights, synthesised, atol=1e-10)
 
 
 def test_bad_directional_input_is_named():

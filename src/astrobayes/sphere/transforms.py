@@ -206,11 +206,15 @@ class SphereGrid:
 
         Exact for band-limited integrands on GL and MW grids; ``4 pi / N_pix`` on HEALPix.
         """
-        return _pixel_weights(self)
+        # A fresh array per call: JAX caches the device copy of a NumPy array by object,
+        # dtype included, so one cached object handed to jnp.asarray under float32 stays
+        # float32 after jax_enable_x64 is switched on (3e-9 errors in float64 statistics).
+        return _pixel_weights(self).copy()
 
     def coordinates(self) -> tuple[np.ndarray, np.ndarray]:
         """Colatitude ``theta`` and longitude ``phi`` (radians) of every pixel."""
-        return _coordinates(self)
+        theta, phi = _coordinates(self)
+        return theta.copy(), phi.copy()  # fresh arrays, as pixel_weights
 
 
 @cache
