@@ -470,30 +470,90 @@ def load_denoiser_weights(weights: str):
     return load_denoiser(weights)
 
 
-def _run_denoiser(denoiser_run, file_config, problem, out: Path, *, no_plots: bool) -> int:
-    """``[prior] kind = "denoiser"``: PnP-ULA with the denoiser's Tweedie score."""
-    import time
-    from types import SimpleNamespace
-
-    import jax
-    import jax.numpy as jnp
-
-    from astrobayes.cli._figures import write_imaging_figures
-    from astrobayes.imaging.denoisers import score_function
-    from astrobayes.imaging.map import snr_db
-    from astrobayes.imaging.pnp import pnp_ula, score_lipschitz_estimate
-    from astrobayes.io import write_json_atomic
-    from astrobayes.io.imaging_files import write_fits_image
-
-    table, sampling = denoiser_run.prior, denoiser_run.sampling
-    denoiser = load_denoiser_weights(table.weights)
-    settings = denoiser.settings
-    shape = tuple(problem.operator.image_shape)
+def _check_denoiser_fits(denoiser, shape: tuple[int, int]) -> None:
+    """``prior.weights``' network must tile the image (sides multiples of its stride)."""
     if shape[0] % denoiser.size_multiple or shape[1] % denoiser.size_multiple:
         raise ValueError(
             f"prior.weights: the image shape {shape} does not fit the denoiser (sides must be "
             f"multiples of {denoiser.size_multiple})"
         )
+
+
+def _write_sampled_posterior(
+    out: Path, result, problem, dirty, sampling, *, header: dict, label: str, no_plots: bool
+) -> dict:
+    """FITS, figures and the shared ``results.json`` entries of a sampled posterior.
+
+    ``result`` is a PnP-ULA or diffusion result (``summaries``, ``mean``, ``variance``,
+    ``rhat``, ``ess``); writes ``posterior_mean/std.fits``, ``interval_lower/upper.fits``
+    (central ``sampling.interval`` intervals of the kept draws), ``dirty.fits`` and the
+    figures; returns the SNR, interval and convergence entries of the summary.
+    """
+    from types import SimpleNamespace
+
+    from astrobayes.cli._figures import write_imaging_figures
+    from astrobayes.imaging.map import snr_db
+    from astrobayes.io.imaging_files import write_fits_image
+
+    shape = tuple(problem.operator.image_shape)
+    draws = np.asarray(result.summaries).reshape(-1, shape[0] * shape[1])
+    tail = (1.0 - sampling.interval) / 2
+    if draws.shape[0] and np.all(np.isfinite(draws)):
+        lower, upper = np.quantile(draws, [tail, 1.0 - tail], axis=0)
+    else:
+        lower = upper = np.full(shape[0] * shape[1], np.nan)
+    lower, upper = lower.reshape(shape), upper.reshape(shape)
+    mean = np.asarray(result.mean)
+    snr = (
+        None
+        if problem.truth is None or not np.all(np.isfinite(mean))
+        else snr_db(problem.truth, mean)
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    write_fits_image(out / "posterior_mean.fits", mean, header=header)
+    write_fits_image(out / "posterior_std.fits", np.sqrt(np.asarray(result.variance)))
+    write_fits_image(out / "interval_lower.fits", lower, header={"PROB": sampling.interval})
+    write_fits_image(out / "interval_upper.fits", upper, header={"PROB": sampling.interval})
+    write_fits_image(out / "dirty.fits", np.asarray(dirty))
+    view = SimpleNamespace(  # the figure writer's view of a MAP result
+        map_result=SimpleNamespace(image=mean), dirty=dirty, snr_db=snr, intervals=(), tests=()
+    )
+    figures = write_imaging_figures(out, view, truth=problem.truth, prior=label, no_plots=no_plots)
+    finite_rhat = np.asarray(result.rhat)[np.isfinite(result.rhat)]
+    finite_ess = np.asarray(result.ess)[np.isfinite(result.ess)]
+    inside = None
+    if problem.truth is not None and np.all(np.isfinite(lower)):
+        truth = np.asarray(problem.truth)
+        inside = float(np.mean((truth >= lower) & (truth <= upper)))
+    return {
+        "snr_db": snr,
+        "interval": sampling.interval,
+        "interval_mean_width": float(np.mean(upper - lower)),
+        "truth_inside_interval_fraction": inside,
+        "rhat_max": float(finite_rhat.max()) if finite_rhat.size else None,
+        "rhat_median": float(np.median(finite_rhat)) if finite_rhat.size else None,
+        "ess_min": float(finite_ess.min()) if finite_ess.size else None,
+        "ess_median": float(np.median(finite_ess)) if finite_ess.size else None,
+        "figures": [p.name for p in figures],
+    }
+
+
+def _run_denoiser(denoiser_run, file_config, problem, out: Path, *, no_plots: bool) -> int:
+    """``[prior] kind = "denoiser"``: PnP-ULA with the denoiser's Tweedie score."""
+    import time
+
+    import jax
+    import jax.numpy as jnp
+
+    from astrobayes.imaging.denoisers import score_function
+    from astrobayes.imaging.pnp import pnp_ula, score_lipschitz_estimate
+    from astrobayes.io import write_json_atomic
+
+    table, sampling = denoiser_run.prior, denoiser_run.sampling
+    denoiser = load_denoiser_weights(table.weights)
+    settings = denoiser.settings
+    shape = tuple(problem.operator.image_shape)
+    _check_denoiser_fits(denoiser, shape)
     if not settings.sigma_min <= table.score_sigma <= settings.sigma_max:
         raise ValueError(
             f"prior.score_sigma must lie in the denoiser's training range "
@@ -524,36 +584,18 @@ def _run_denoiser(denoiser_run, file_config, problem, out: Path, *, no_plots: bo
         step_fraction=sampling.step_fraction,
         loop="python",  # a convolutional score: one compiled step per iteration
     )
-    draws = np.asarray(result.summaries).reshape(-1, shape[0] * shape[1])
-    tail = (1.0 - sampling.interval) / 2
-    if draws.shape[0] and np.all(np.isfinite(draws)):
-        lower, upper = np.quantile(draws, [tail, 1.0 - tail], axis=0)
-    else:
-        lower = upper = np.full(shape[0] * shape[1], np.nan)
-    lower, upper = lower.reshape(shape), upper.reshape(shape)
-    mean = np.asarray(result.mean)
     timings["sampling_s"] = time.perf_counter() - wall
     timings["sampling_cpu_s"] = time.process_time() - cpu
-    snr = None if problem.truth is None else snr_db(problem.truth, mean)
-    out.mkdir(parents=True, exist_ok=True)
-    header = {"PRIOR": "denoiser", "EPSSIG": table.score_sigma}
-    write_fits_image(out / "posterior_mean.fits", mean, header=header)
-    write_fits_image(out / "posterior_std.fits", np.sqrt(np.asarray(result.variance)))
-    write_fits_image(out / "interval_lower.fits", lower, header={"PROB": sampling.interval})
-    write_fits_image(out / "interval_upper.fits", upper, header={"PROB": sampling.interval})
-    write_fits_image(out / "dirty.fits", np.asarray(dirty))
-    view = SimpleNamespace(  # the figure writer's view of a MAP result
-        map_result=SimpleNamespace(image=mean), dirty=dirty, snr_db=snr, intervals=(), tests=()
+    written = _write_sampled_posterior(
+        out,
+        result,
+        problem,
+        dirty,
+        sampling,
+        header={"PRIOR": "denoiser", "EPSSIG": table.score_sigma},
+        label="denoiser (PnP-ULA mean)",
+        no_plots=no_plots,
     )
-    figures = write_imaging_figures(
-        out, view, truth=problem.truth, prior="denoiser (PnP-ULA mean)", no_plots=no_plots
-    )
-    finite_rhat = np.asarray(result.rhat)[np.isfinite(result.rhat)]
-    finite_ess = np.asarray(result.ess)[np.isfinite(result.ess)]
-    inside = None
-    if problem.truth is not None and np.all(np.isfinite(lower)):
-        truth = np.asarray(problem.truth)
-        inside = float(np.mean((truth >= lower) & (truth <= upper)))
     summary = {
         "prior": DENOISER_KIND,
         "weights": table.weights,
@@ -561,14 +603,7 @@ def _run_denoiser(denoiser_run, file_config, problem, out: Path, *, no_plots: bo
         "score_sigma": table.score_sigma,
         "sampling": dataclasses.asdict(sampling),
         "status": result.status,
-        "snr_db": snr,
-        "interval": sampling.interval,
-        "interval_mean_width": float(np.mean(upper - lower)),
-        "truth_inside_interval_fraction": inside,
-        "rhat_max": float(finite_rhat.max()) if finite_rhat.size else None,
-        "rhat_median": float(np.median(finite_rhat)) if finite_rhat.size else None,
-        "ess_min": float(finite_ess.min()) if finite_ess.size else None,
-        "ess_median": float(np.median(finite_ess)) if finite_ess.size else None,
+        **written,
         "step_size": result.step_size,
         "score_lipschitz": result.score_lipschitz,
         "likelihood_lipschitz": result.likelihood_lipschitz,
@@ -578,9 +613,9 @@ def _run_denoiser(denoiser_run, file_config, problem, out: Path, *, no_plots: bo
         "observed_visibilities": file_config.data.is_observed,
         "image_shape": list(shape),
         "timings": timings,
-        "figures": [p.name for p in figures],
     }
     write_json_atomic(out / "results.json", summary)
+    snr = summary["snr_db"]
     snr_text = "" if snr is None else f", SNR of the posterior mean {snr:.2f} dB"
     print(
         f"astrobayes image: PnP-ULA with the {table.weights} denoiser ({sampling.chains} chains "
@@ -593,25 +628,17 @@ def _run_denoiser(denoiser_run, file_config, problem, out: Path, *, no_plots: bo
 def _run_diffusion(diffusion_run, file_config, problem, out: Path, *, no_plots: bool) -> int:
     """``[prior] kind = "diffusion"``: annealed Langevin with a noise-conditional denoiser."""
     import time
-    from types import SimpleNamespace
 
     import jax
 
-    from astrobayes.cli._figures import write_imaging_figures
     from astrobayes.imaging.diffusion import NoiseSchedule, diffusion_posterior, diffusion_score
-    from astrobayes.imaging.map import snr_db
     from astrobayes.io import write_json_atomic
-    from astrobayes.io.imaging_files import write_fits_image
 
     table, sampling = diffusion_run.prior, diffusion_run.sampling
     denoiser = load_denoiser_weights(table.weights)
     settings = denoiser.settings
     shape = tuple(problem.operator.image_shape)
-    if shape[0] % denoiser.size_multiple or shape[1] % denoiser.size_multiple:
-        raise ValueError(
-            f"prior.weights: the image shape {shape} does not fit the denoiser (sides must be "
-            f"multiples of {denoiser.size_multiple})"
-        )
+    _check_denoiser_fits(denoiser, shape)
     if not settings.noise_input:
         raise ValueError("prior.weights: a diffusion prior needs a noise-conditional denoiser")
     sigma_min = settings.sigma_min if table.sigma_min is None else table.sigma_min
@@ -643,41 +670,18 @@ def _run_diffusion(diffusion_run, file_config, problem, out: Path, *, no_plots: 
         step_fraction=sampling.step_fraction,
         likelihood_inflation=table.likelihood_inflation,
     )
-    draws = np.asarray(result.summaries).reshape(-1, shape[0] * shape[1])
-    tail = (1.0 - sampling.interval) / 2
-    if draws.shape[0] and np.all(np.isfinite(draws)):
-        lower, upper = np.quantile(draws, [tail, 1.0 - tail], axis=0)
-    else:
-        lower = upper = np.full(shape[0] * shape[1], np.nan)
-    lower, upper = lower.reshape(shape), upper.reshape(shape)
-    mean = np.asarray(result.mean)
     timings["sampling_s"] = time.perf_counter() - wall
     timings["sampling_cpu_s"] = time.process_time() - cpu
-    snr = (
-        None
-        if problem.truth is None or not np.all(np.isfinite(mean))
-        else snr_db(problem.truth, mean)
-    )
-    out.mkdir(parents=True, exist_ok=True)
-    header = {"PRIOR": "diffusion", "SIGMIN": sigma_min, "SIGMAX": sigma_max}
-    write_fits_image(out / "posterior_mean.fits", mean, header=header)
-    write_fits_image(out / "posterior_std.fits", np.sqrt(np.asarray(result.variance)))
-    write_fits_image(out / "interval_lower.fits", lower, header={"PROB": sampling.interval})
-    write_fits_image(out / "interval_upper.fits", upper, header={"PROB": sampling.interval})
-    write_fits_image(out / "dirty.fits", np.asarray(dirty))
-    view = SimpleNamespace(
-        map_result=SimpleNamespace(image=mean), dirty=dirty, snr_db=snr, intervals=(), tests=()
-    )
-    figures = write_imaging_figures(
-        out, view, truth=problem.truth, prior="diffusion (annealed Langevin mean)",
+    written = _write_sampled_posterior(
+        out,
+        result,
+        problem,
+        dirty,
+        sampling,
+        header={"PRIOR": "diffusion", "SIGMIN": sigma_min, "SIGMAX": sigma_max},
+        label="diffusion (annealed Langevin mean)",
         no_plots=no_plots,
-    )  # fmt: skip
-    finite_rhat = np.asarray(result.rhat)[np.isfinite(result.rhat)]
-    finite_ess = np.asarray(result.ess)[np.isfinite(result.ess)]
-    inside = None
-    if problem.truth is not None and np.all(np.isfinite(lower)):
-        truth = np.asarray(problem.truth)
-        inside = float(np.mean((truth >= lower) & (truth <= upper)))
+    )
     summary = {
         "prior": DIFFUSION_KIND,
         "weights": table.weights,
@@ -687,14 +691,7 @@ def _run_diffusion(diffusion_run, file_config, problem, out: Path, *, no_plots: 
         "likelihood_inflation": table.likelihood_inflation,
         "sampling": dataclasses.asdict(sampling),
         "status": result.status,
-        "snr_db": snr,
-        "interval": sampling.interval,
-        "interval_mean_width": float(np.mean(upper - lower)),
-        "truth_inside_interval_fraction": inside,
-        "rhat_max": float(finite_rhat.max()) if finite_rhat.size else None,
-        "rhat_median": float(np.median(finite_rhat)) if finite_rhat.size else None,
-        "ess_min": float(finite_ess.min()) if finite_ess.size else None,
-        "ess_median": float(np.median(finite_ess)) if finite_ess.size else None,
+        **written,
         "step_sizes": [float(v) for v in result.step_sizes],
         "num_score_evaluations_per_chain": result.num_score_evaluations,
         "sigma": float(problem.sigma),
@@ -702,9 +699,9 @@ def _run_diffusion(diffusion_run, file_config, problem, out: Path, *, no_plots: 
         "observed_visibilities": file_config.data.is_observed,
         "image_shape": list(shape),
         "timings": timings,
-        "figures": [p.name for p in figures],
     }
     write_json_atomic(out / "results.json", summary)
+    snr = summary["snr_db"]
     snr_text = "" if snr is None else f", SNR of the posterior mean {snr:.2f} dB"
     print(
         f"astrobayes image: annealed Langevin with the {table.weights} diffusion prior "
