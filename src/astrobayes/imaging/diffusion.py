@@ -90,6 +90,7 @@ from astrobayes.imaging.denoisers import (
     train_denoiser,
 )
 from astrobayes.imaging.operators import MeasurementOperator
+from astrobayes.imaging.pnp import checked_visibilities
 
 __all__ = [
     "METHODS",
@@ -650,16 +651,7 @@ def _diffusion(
         raise ValueError(f"initial_image must have shape {shape}; got {x0.shape}")
     if not bool(jnp.all(jnp.isfinite(x0))):
         raise ValueError("initial_image must be finite")
-    data = jnp.asarray(visibilities)
-    expected = (operator.num_visibilities,)
-    if (batch and (data.ndim != 2 or data.shape[1:] != expected)) or (
-        not batch and data.shape != expected
-    ):
-        wanted = f"(num_datasets, {expected[0]})" if batch else f"({expected[0]},)"
-        raise ValueError(f"visibilities must have shape {wanted}; got {data.shape}")
-    if not bool(jnp.all(jnp.isfinite(data))):
-        raise ValueError("visibilities must be finite")
-    data = data.astype(jnp.result_type(dtype, jnp.complex64))
+    data = checked_visibilities(operator, visibilities, batch=batch, dtype=dtype)
     if not batch:
         data = data[None]
     num_datasets = data.shape[0]

@@ -236,6 +236,31 @@ def _number(value, name):
     return value
 
 
+def checked_visibilities(operator, visibilities, *, batch: bool, dtype) -> Array:
+    """``visibilities`` as a complex array of the operator's size, or a clear ``ValueError``.
+
+    Args:
+        operator: the measurement operator (``num_visibilities``).
+        visibilities: ``(num_visibilities,)``, or ``(num_datasets, num_visibilities)``
+            with ``batch=True``.
+        batch: whether a leading data-set axis is expected.
+        dtype: the real dtype of the run; the result is its complex counterpart.
+
+    Returns:
+        The finite visibilities, cast to ``result_type(dtype, complex64)``.
+    """
+    data = jnp.asarray(visibilities)
+    expected = (operator.num_visibilities,)
+    if (batch and (data.ndim != 2 or data.shape[1:] != expected)) or (
+        not batch and data.shape != expected
+    ):
+        wanted = f"(num_datasets, {expected[0]})" if batch else f"({expected[0]},)"
+        raise ValueError(f"visibilities must have shape {wanted}; got {data.shape}")
+    if not bool(jnp.all(jnp.isfinite(data))):
+        raise ValueError("visibilities must be finite")
+    return data.astype(jnp.result_type(dtype, jnp.complex64))
+
+
 def pnp_ula(
     key: jax.Array,
     operator: MeasurementOperator,
@@ -477,16 +502,7 @@ def _pnp(
     x0 = jnp.asarray(initial_image, dtype)
     if x0.shape != operator.image_shape:
         raise ValueError(f"initial_image must have shape {operator.image_shape}; got {x0.shape}")
-    data = jnp.asarray(visibilities)
-    expected = (operator.num_visibilities,)
-    if (batch and (data.ndim != 2 or data.shape[1:] != expected)) or (
-        not batch and data.shape != expected
-    ):
-        wanted = f"(num_datasets, {expected[0]})" if batch else f"({expected[0]},)"
-        raise ValueError(f"visibilities must have shape {wanted}; got {data.shape}")
-    if not bool(jnp.all(jnp.isfinite(data))):
-        raise ValueError("visibilities must be finite")
-    data = data.astype(jnp.result_type(dtype, jnp.complex64))
+    data = checked_visibilities(operator, visibilities, batch=batch, dtype=dtype)
 
     norm = operator.norm_upper_bound()
     likelihood_lipschitz = norm**2 / sigma**2
@@ -502,7 +518,10 @@ def _pnp(
     step = step_fraction * bound if step_size is None else _number(step_size, "step_size")
     if divergence_bound is None:
         dirty = (
-            float(jnp.max(jnp.abs(operator.adjoint(data.reshape(-1, expected[0])[0])))) / norm**2
+            float(
+                jnp.max(jnp.abs(operator.adjoint(data.reshape(-1, operator.num_visibilities)[0])))
+            )
+            / norm**2
         )
         divergence_bound = 1e3 * (1.0 + float(jnp.max(jnp.abs(x0))) + dirty)
     divergence_bound = _number(divergence_bound, "divergence_bound")
