@@ -382,24 +382,12 @@ def test_log_evidence_shift_matches_the_lognormal_mean(key):
 
 
 def test_photo_z_bins_partition_the_parent_and_stay_positive_in_their_tails():
-    pytest.importorskip("jax_cosmo")
-    from astrobayes.cosmology.shear_jax_cosmo import _jax_cosmo_classes
+    jc = pytest.importorskip("jax_cosmo")
+    from astrobayes.cosmology.shear_jax_cosmo import _parent_bins
 
-    photo_z_bin = _jax_cosmo_classes()[0]
     survey = LSST_Y1_LIKE
     edges = survey.bin_edges
-    bins = [
-        photo_z_bin(
-            survey.smail_a,
-            survey.smail_b,
-            survey.smail_z0[0],
-            edges[i],
-            edges[i + 1],
-            survey.photo_z_scatter,
-            zmax=survey.zmax,
-        )
-        for i in range(survey.num_bins)
-    ]
+    bins = _parent_bins(jc, survey)  # the bins the spectra use, before photo-z shifts
     from jax.scipy.special import ndtr
 
     z = jnp.linspace(0.01, 3.4, 200)

@@ -112,7 +112,8 @@ def _jax_cosmo_classes():
     return PhotoZBin, IntrinsicAlignmentOnly
 
 
-def _redshift_bins(jc, survey: ShearSurvey, shifts):
+def _parent_bins(jc, survey: ShearSurvey) -> list:
+    """The survey's unshifted jax-cosmo redshift distributions, one per tomographic bin."""
     if survey.bin_edges:
         photo_z_bin = _jax_cosmo_classes()[0]
         edges = survey.bin_edges
@@ -140,11 +141,15 @@ def _redshift_bins(jc, survey: ShearSurvey, shifts):
             )
             for z0 in survey.smail_z0
         ]
+    return parents
+
+
+def _redshift_bins(jc, survey: ShearSurvey, shifts):
     return [
         jc.redshift.systematic_shift(
             parent, shift, gals_per_arcmin2=survey.galaxies_per_arcmin2, zmax=survey.zmax
         )
-        for parent, shift in zip(parents, shifts, strict=True)
+        for parent, shift in zip(_parent_bins(jc, survey), shifts, strict=True)
     ]
 
 
