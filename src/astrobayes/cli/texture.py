@@ -38,6 +38,13 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--num-samples", type=int, default=4, help="maps to draw (default 4)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--num-steps", type=int, default=300, help="L-BFGS steps (default 300)")
+    parser.add_argument(
+        "--moment-weight",
+        type=float,
+        default=0.0,
+        help="weight of the one-point term on pixel skewness and kurtosis (default 0: off; "
+        "when on, those moments are constrained and no longer an independent check)",
+    )
     parser.add_argument("--field", type=int, default=0, help="FITS column of the map (default 0)")
     parser.add_argument("--mask", default=None, help="HEALPix mask FITS (1 = keep), same nside")
     parser.add_argument("--unit", default=None, help="unit of the map (default: from the file)")
@@ -62,7 +69,9 @@ def run(args: argparse.Namespace) -> int:
         validate_textures,
     )
 
-    config = TextureConfig(num_samples=args.num_samples, num_steps=args.num_steps)
+    config = TextureConfig(
+        num_samples=args.num_samples, num_steps=args.num_steps, moment_weight=args.moment_weight
+    )
     mask = read_healpix_mask(args.mask) if args.mask else None
     target, nside, file_unit = read_healpix_map(args.target, field=args.field, mask=mask)
     unit = file_unit if args.unit is None else args.unit
