@@ -145,3 +145,52 @@ def test_sample_nuts_matches_run_nuts_and_the_target(key):
     assert run.status is SamplingStatus.OK
     # negative control: the wrong mean is detected at the same tolerance
     assert np.any(np.abs(run.samples.mean((0, 1)) - (np.asarray(mean) + 0.5)) > 4.5 * error)
+
+
+def test_sequential_chains_take_the_same_steps_as_vectorized_ones(key):
+    """Same keys and logic: the first steps agree to rounding (NUTS then amplifies it)."""
+    with pytest.raises(ValueError, match="chain_method must be one of"):
+        NUTSConfig(chain_method="parallel")
+    with pytest.raises(ValueError, match="chain_method must be one of"):
+        build_nuts_steps(_shifted_normal, chain_method="threads")
+    mean = jnp.array([1.0, -2.0, 0.5])
+    start = jax.random.normal(key, (3, 3))
+    stage, window_end = warmup_schedule(100)
+    on = np.ones(8, bool)
+    positions = {}
+    for method in ("vectorized", "sequential"):
+        steps = build_nuts_steps(_shifted_normal, chain_method=method)
+        state, adaptation = nuts_init(_shifted_normal, mean, start)
+        (_, adaptation), info = steps(
+            mean,
+            jax.random.split(key, 3),
+            state,
+            adaptation,
+            np.arange(8),
+            stage[:8],
+            window_end[:8],
+            on,
+            on,
+        )
+        positions[method] = np.asarray(info.position)
+    assert positions["sequential"].shape == (3, 8, 3)
+    np.testing.assert_allclose(positions["sequential"], positions["vectorized"], atol=1e-4)
+    # negative control: another key gives other steps
+    assert (
+        np.abs(
+            positions["sequential"]
+            - np.asarray(
+                steps(
+                    mean,
+                    jax.random.split(jax.random.key(9), 3),
+                    *nuts_init(_shifted_normal, mean, start),
+                    np.arange(8),
+                    stage[:8],
+                    window_end[:8],
+                    on,
+                    on,
+                )[1].position
+            )
+        ).max()
+        > 1e-2
+    )

@@ -188,8 +188,19 @@ def end_warmup(adaptation: NUTSAdaptation) -> NUTSAdaptation:
     )
 
 
-def _multi_chain_steps(logdensity_fn: LogDensityFn, target_acceptance_rate, dense_mass):
+#: How :func:`build_nuts_steps` runs its chains: ``"vectorized"`` (``vmap``: one batched
+#: program; each NUTS step costs the *longest* trajectory among the chains, because the
+#: tree-doubling loop runs until every chain's tree is done) or ``"sequential"``
+#: (``lax.map``: one chain after another; each costs its own trajectories).
+CHAIN_METHODS = ("vectorized", "sequential")
+
+
+def _multi_chain_steps(
+    logdensity_fn: LogDensityFn, target_acceptance_rate, dense_mass, chain_method="vectorized"
+):
     """The (not yet compiled) multi-chain step program; see :func:`build_nuts_steps`."""
+    if chain_method not in CHAIN_METHODS:
+        raise ValueError(f"chain_method must be one of {CHAIN_METHODS}; got {chain_method!r}")
     (_, mm_update, mm_final), (da_init, da_update, da_final) = _adaptation_fns(
         target_acceptance_rate, dense_mass
     )
@@ -247,7 +258,13 @@ def _multi_chain_steps(logdensity_fn: LogDensityFn, target_acceptance_rate, dens
         xs = (index, stage, window_end, adapting, active)
         return jax.lax.scan(body, (state, adaptation), xs)
 
-    return jax.vmap(one, in_axes=(None, 0, 0, 0, None, None, None, None, None))
+    if chain_method == "vectorized":
+        return jax.vmap(one, in_axes=(None, 0, 0, 0, None, None, None, None, None))
+
+    def sequential(params, chain_keys, state, adaptation, *schedule):
+        return jax.lax.map(lambda c: one(params, *c, *schedule), (chain_keys, state, adaptation))
+
+    return sequential
 
 
 def build_nuts_steps(
@@ -255,6 +272,7 @@ def build_nuts_steps(
     *,
     target_acceptance_rate: float = 0.8,
     dense_mass: bool = False,
+    chain_method: str = "vectorized",
 ) -> Callable:
     """One compiled program for warm-up and sampling of many chains: a scan of NUTS steps.
 
@@ -272,6 +290,9 @@ def build_nuts_steps(
         logdensity_fn: ``(params, theta) -> +log density``.
         target_acceptance_rate: Dual-averaging target.
         dense_mass: Adapt a dense inverse mass matrix.
+        chain_method: ``"vectorized"`` (default) or ``"sequential"``: see
+            :data:`CHAIN_METHODS`. The same keys, so the same chains up to rounding
+            (which NUTS trajectories amplify: the two agree in distribution, not bitwise).
 
     Returns:
         The jitted ``steps`` function.
@@ -290,7 +311,9 @@ def build_nuts_steps(
 
     """
     return jax.jit(
-        _multi_chain_steps(logdensity_fn, float(target_acceptance_rate), bool(dense_mass))
+        _multi_chain_steps(
+            logdensity_fn, float(target_acceptance_rate), bool(dense_mass), chain_method
+        )
     )
 
 

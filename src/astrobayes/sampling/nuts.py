@@ -35,6 +35,7 @@ from astrobayes._checks import as_float_array, check_key, check_positive_int
 from astrobayes._status import check
 from astrobayes._types import ProgressFn
 from astrobayes.sampling.kernel import (
+    CHAIN_METHODS,
     NUTSAdaptation,
     NUTSState,
     build_nuts_steps,
@@ -68,6 +69,10 @@ class NUTSConfig:
         target_acceptance_rate: Dual-averaging target.
         checkpoint_every: Draws per block between checkpoints.
         dense_mass: Adapt a dense (not diagonal) inverse mass matrix.
+        chain_method: ``"vectorized"`` (one batched program; every step costs the
+            longest trajectory among the chains) or ``"sequential"`` (chains one after
+            another, each at its own cost): see
+            :data:`~astrobayes.sampling.kernel.CHAIN_METHODS`.
 
     """
 
@@ -77,6 +82,7 @@ class NUTSConfig:
     target_acceptance_rate: float = 0.8
     checkpoint_every: int = 500
     dense_mass: bool = False
+    chain_method: str = "vectorized"
 
     def __post_init__(self):
         check_positive_int(self.num_chains, "num_chains")
@@ -86,6 +92,10 @@ class NUTSConfig:
         if not 0.0 < float(self.target_acceptance_rate) < 1.0:
             raise ValueError(
                 f"target_acceptance_rate must lie in (0, 1); got {self.target_acceptance_rate}"
+            )
+        if self.chain_method not in CHAIN_METHODS:
+            raise ValueError(
+                f"chain_method must be one of {CHAIN_METHODS}; got {self.chain_method!r}"
             )
 
 
@@ -162,6 +172,7 @@ def run_nuts(
         density,
         target_acceptance_rate=config.target_acceptance_rate,
         dense_mass=config.dense_mass,
+        chain_method=config.chain_method,
     )
     state, adaptation = _initial_state(density, config, positions)
     if saved is None:
@@ -233,6 +244,9 @@ def _warmup(key, steps_fn, state, adaptation, config: NUTSConfig, progress_fn) -
             None, chain_keys, state, adaptation, index, stage, window_end, active, active
         )
         if progress_fn is not None:
+            # JAX dispatches asynchronously: wait for the block, or the progress bar
+            # would report warm-up done while it still runs
+            jax.block_until_ready(state)
             progress_fn("warmup", int(min(begin + chunk, config.num_warmup)), config.num_warmup)
     dim = state.position.shape[-1]
     return _Run(
