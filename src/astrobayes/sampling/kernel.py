@@ -34,6 +34,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from blackjax.adaptation.mass_matrix import mass_matrix_adaptation
+from blackjax.adaptation.metric_estimators import fisher_score_diagonal_from_moments
 from blackjax.adaptation.staged_adaptation import build_schedule
 from blackjax.adaptation.step_size import dual_averaging_adaptation
 from jaxtyping import Array, Bool, Float, PRNGKeyArray
@@ -114,10 +115,35 @@ class NUTSDraws(NamedTuple):
     inverse_mass_matrix: Float[Array, "num_chains ..."]
 
 
-def _adaptation_fns(target_acceptance_rate: float, dense_mass: bool):
-    mm = mass_matrix_adaptation(not dense_mass)
+#: Estimators of the inverse mass matrix in each slow window: ``"welford"`` (Stan: the
+#: window's sample variance or covariance of the positions) or ``"fisher"`` (diagonal
+#: only: ``sqrt(Var[x] / Var[grad log p])`` per coordinate, which also uses the
+#: gradients, started from ``1 / |grad log p|`` at the initial point instead of the
+#: identity; nutpie's estimator and start, Seyboldt et al., as implemented in BlackJAX).
+MASS_MATRIX_ESTIMATORS = ("welford", "fisher")
+
+
+def _adaptation_fns(target_acceptance_rate: float, dense_mass: bool, estimator: str = "welford"):
+    """``(init, update(m, position, grad), final)`` of the metric, and dual averaging."""
+    if estimator not in MASS_MATRIX_ESTIMATORS:
+        raise ValueError(
+            f"mass_matrix_estimator must be one of {MASS_MATRIX_ESTIMATORS}; got {estimator!r}"
+        )
+    if estimator == "fisher" and dense_mass:
+        raise ValueError("mass_matrix_estimator='fisher' is diagonal only; set dense_mass=False")
     da = dual_averaging_adaptation(target_acceptance_rate)
-    return mm, da
+    if estimator == "welford":
+        init, update, final = mass_matrix_adaptation(not dense_mass)
+        return (init, lambda m, position, grad: update(m, position), final), da
+    init, update, reset = mass_matrix_adaptation(True, diagonal_estimator="fisher")
+
+    def final(m):
+        block = m.fisher_block
+        denom = jnp.maximum(block.count - 1.0, 1.0)
+        inverse = fisher_score_diagonal_from_moments(block.m2_x / denom, block.m2_g / denom)
+        return reset(m)._replace(inverse_mass_matrix=inverse.astype(m.inverse_mass_matrix.dtype))
+
+    return (init, update, final), da
 
 
 def nuts_init(
@@ -127,6 +153,7 @@ def nuts_init(
     *,
     target_acceptance_rate: float = 0.8,
     dense_mass: bool = False,
+    mass_matrix_estimator: str = "welford",
 ) -> tuple[NUTSState, NUTSAdaptation]:
     """Initial NUTS states and adaptation states of ``num_chains`` chains (pure).
 
@@ -136,17 +163,27 @@ def nuts_init(
         positions: Starting points, ``(num_chains, dim)``.
         target_acceptance_rate: Dual-averaging target.
         dense_mass: Adapt a dense (not diagonal) inverse mass matrix.
+        mass_matrix_estimator: One of :data:`MASS_MATRIX_ESTIMATORS`.
 
     Returns:
         ``(state, adaptation)``, each with a leading chain axis; step size 1 and an
         identity mass matrix.
 
     """
-    (mm_init, _, _), (da_init, _, _) = _adaptation_fns(target_acceptance_rate, dense_mass)
+    (mm_init, _, _), (da_init, _, _) = _adaptation_fns(
+        target_acceptance_rate, dense_mass, mass_matrix_estimator
+    )
     dim = positions.shape[1]
 
     def one(params, position):
-        mass_matrix = mm_init(dim)
+        state = blackjax.nuts.init(position, partial(logdensity_fn, params))
+        if mass_matrix_estimator == "fisher":
+            # nutpie's start: the metric 1 / |grad log p| at the initial point, clipped
+            # to nutpie's range, instead of the identity
+            scale = jnp.clip(1.0 / jnp.abs(state.logdensity_grad), 1e-20, 1e20)
+            mass_matrix = mm_init(dim, scale.astype(position.dtype))
+        else:
+            mass_matrix = mm_init(dim)
         step_size = jnp.asarray(1.0, position.dtype)
         adaptation = NUTSAdaptation(
             step_size_state=da_init(step_size),
@@ -154,7 +191,7 @@ def nuts_init(
             step_size=step_size,
             inverse_mass_matrix=mass_matrix.inverse_mass_matrix,
         )
-        return blackjax.nuts.init(position, partial(logdensity_fn, params)), adaptation
+        return state, adaptation
 
     return jax.vmap(one, in_axes=(None, 0))(params, positions)
 
@@ -196,13 +233,17 @@ CHAIN_METHODS = ("vectorized", "sequential")
 
 
 def _multi_chain_steps(
-    logdensity_fn: LogDensityFn, target_acceptance_rate, dense_mass, chain_method="vectorized"
+    logdensity_fn: LogDensityFn,
+    target_acceptance_rate,
+    dense_mass,
+    chain_method="vectorized",
+    mass_matrix_estimator="welford",
 ):
     """The (not yet compiled) multi-chain step program; see :func:`build_nuts_steps`."""
     if chain_method not in CHAIN_METHODS:
         raise ValueError(f"chain_method must be one of {CHAIN_METHODS}; got {chain_method!r}")
     (_, mm_update, mm_final), (da_init, da_update, da_final) = _adaptation_fns(
-        target_acceptance_rate, dense_mass
+        target_acceptance_rate, dense_mass, mass_matrix_estimator
     )
     kernel = blackjax.nuts.build_kernel()
 
@@ -235,7 +276,7 @@ def _multi_chain_steps(
             step_size_state = da_update(adaptation.step_size_state, info.acceptance_rate)
             mass_matrix = jax.lax.cond(
                 step_stage == 1,
-                lambda m: mm_update(m, new_state.position),
+                lambda m: mm_update(m, new_state.position, new_state.logdensity_grad),
                 lambda m: m,
                 adaptation.mass_matrix_state,
             )
@@ -273,6 +314,7 @@ def build_nuts_steps(
     target_acceptance_rate: float = 0.8,
     dense_mass: bool = False,
     chain_method: str = "vectorized",
+    mass_matrix_estimator: str = "welford",
 ) -> Callable:
     """One compiled program for warm-up and sampling of many chains: a scan of NUTS steps.
 
@@ -293,6 +335,7 @@ def build_nuts_steps(
         chain_method: ``"vectorized"`` (default) or ``"sequential"``: see
             :data:`CHAIN_METHODS`. The same keys, so the same chains up to rounding
             (which NUTS trajectories amplify: the two agree in distribution, not bitwise).
+        mass_matrix_estimator: One of :data:`MASS_MATRIX_ESTIMATORS`.
 
     Returns:
         The jitted ``steps`` function.
@@ -312,7 +355,11 @@ def build_nuts_steps(
     """
     return jax.jit(
         _multi_chain_steps(
-            logdensity_fn, float(target_acceptance_rate), bool(dense_mass), chain_method
+            logdensity_fn,
+            float(target_acceptance_rate),
+            bool(dense_mass),
+            chain_method,
+            mass_matrix_estimator,
         )
     )
 

@@ -36,6 +36,7 @@ from astrobayes._status import check
 from astrobayes._types import ProgressFn
 from astrobayes.sampling.kernel import (
     CHAIN_METHODS,
+    MASS_MATRIX_ESTIMATORS,
     NUTSAdaptation,
     NUTSState,
     build_nuts_steps,
@@ -73,6 +74,9 @@ class NUTSConfig:
             longest trajectory among the chains) or ``"sequential"`` (chains one after
             another, each at its own cost): see
             :data:`~astrobayes.sampling.kernel.CHAIN_METHODS`.
+        mass_matrix_estimator: ``"welford"`` (Stan's window variance) or ``"fisher"``
+            (diagonal, from positions and gradients: nutpie's estimator); see
+            :data:`~astrobayes.sampling.kernel.MASS_MATRIX_ESTIMATORS`.
 
     """
 
@@ -83,6 +87,7 @@ class NUTSConfig:
     checkpoint_every: int = 500
     dense_mass: bool = False
     chain_method: str = "vectorized"
+    mass_matrix_estimator: str = "welford"
 
     def __post_init__(self):
         check_positive_int(self.num_chains, "num_chains")
@@ -92,6 +97,15 @@ class NUTSConfig:
         if not 0.0 < float(self.target_acceptance_rate) < 1.0:
             raise ValueError(
                 f"target_acceptance_rate must lie in (0, 1); got {self.target_acceptance_rate}"
+            )
+        if self.mass_matrix_estimator not in MASS_MATRIX_ESTIMATORS:
+            raise ValueError(
+                "mass_matrix_estimator must be one of "
+                f"{MASS_MATRIX_ESTIMATORS}; got {self.mass_matrix_estimator!r}"
+            )
+        if self.mass_matrix_estimator == "fisher" and self.dense_mass:
+            raise ValueError(
+                "mass_matrix_estimator='fisher' is diagonal only; set dense_mass=False"
             )
         if self.chain_method not in CHAIN_METHODS:
             raise ValueError(
@@ -173,6 +187,7 @@ def run_nuts(
         target_acceptance_rate=config.target_acceptance_rate,
         dense_mass=config.dense_mass,
         chain_method=config.chain_method,
+        mass_matrix_estimator=config.mass_matrix_estimator,
     )
     state, adaptation = _initial_state(density, config, positions)
     if saved is None:
@@ -357,6 +372,7 @@ def _initial_state(density, config: NUTSConfig, positions):
             positions,
             target_acceptance_rate=config.target_acceptance_rate,
             dense_mass=config.dense_mass,
+            mass_matrix_estimator=config.mass_matrix_estimator,
         )
 
     state = jax.jit(init)(None, positions)
