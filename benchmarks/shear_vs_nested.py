@@ -133,6 +133,7 @@ def main() -> None:
     problems = shear_problems(emulator, data, survey)
     check = JaxCosmoCheck(emulator, data, survey) if args.check_draws else None
     results: dict[str, dict[str, PeerResult]] = {}
+    verdicts = {}  # astrobayes' status per model
     for index, (model, problem) in enumerate(zip(models, problems, strict=True)):
         if problem.name not in args.models:
             continue
@@ -141,7 +142,16 @@ def main() -> None:
         model_key = jax.random.fold_in(key, index)
         row = {}
         row["astrobayes"], report = run_astrobayes(model_key, model, config)
+        verdicts[problem.name] = report.status
         print(f"{tag} {row['astrobayes']._replace(samples=None)}", flush=True)
+        # the estimate's own verdict: a failure status (e.g. Pareto k > 0.7) means the
+        # ln z and its error bar above are not to be trusted, whatever the peers say
+        evidence = report.evidence
+        print(
+            f"{tag} astrobayes status {report.status.value!r}; evidence Pareto k "
+            f"{evidence.pareto_k:.2f}, temperature {evidence.temperature:g}",
+            flush=True,
+        )
         if check is not None:
             message = check(report, args.check_draws, args.seed)
             print(f"{tag} emulator vs jax-cosmo: {message}", flush=True)
@@ -186,9 +196,13 @@ def main() -> None:
                     f"CPU {res.cpu_s / ours.cpu_s:.2f} "
                     f"(wall at equal sigma, extrapolated: {equal / ours.wall_s:.0f})"
                 )
+            flag = ""
+            if peer == "astrobayes" and not verdicts[name].is_ok:
+                flag = f"  [{verdicts[name].name}: {verdicts[name].severity.name.lower()}]"
             print(
                 f"  {name:<8} {peer:<16} {res.log_evidence:10.3f} ± {res.log_evidence_std:.3f}"
                 f"  {res.wall_s:7.0f} {res.cpu_s:7.0f}  {res.num_likelihood_calls:>9d}  {pull}"
+                f"{flag}"
             )
     if len(results) == 2:
         print("\nln B (w0wacdm vs lcdm) and total wall / CPU seconds")
