@@ -97,7 +97,8 @@ def main(argv: list[str] | None = None) -> None:
                 f"  astrobayes   seed {seed}: {report.log_evidence:.3f} ± "
                 f"{report.log_evidence_std:.3f} (error {error:+.3f}, "
                 f"{error / report.log_evidence_std:+.1f} sigma), {wall:.0f} s wall, "
-                f"{cpu:.0f} CPU-s",
+                f"{cpu:.0f} CPU-s; status {report.status.name.lower()} (Pareto k "
+                f"{report.evidence.pareto_k:.2f})",
                 flush=True,
             )
             res = run_blackjax_ns(jax.random.key(100 + seed), log_likelihood, transform, args.dim)
