@@ -206,7 +206,9 @@ def main() -> None:
         ours = SimpleNamespace(
             models={
                 n: SimpleNamespace(
-                    log_evidence=m["log_evidence"], log_evidence_std=m["log_evidence_std"]
+                    log_evidence=m["log_evidence"],
+                    log_evidence_std=m["log_evidence_std"],
+                    status=m.get("status", "not recorded"),
                 )
                 for n, m in cold["results"]["models"].items()
             }
@@ -221,6 +223,13 @@ def main() -> None:
                 jax.random.key(args.seed), dark_energy_models(data), reference="lcdm", sampling=s
             )
         print(f"  {clock.wall:.1f} s wall, {clock.cpu:.1f} CPU-s")
+    # each ln z with its estimator's verdict (a failure status: not to be trusted)
+    print(
+        "  astrobayes status: "
+        + ", ".join(
+            f"{n} {getattr(r.status, 'name', r.status)}".lower() for n, r in ours.models.items()
+        )
+    )
 
     rng = np.random.default_rng(args.seed)
     refs, peer_results = {}, {p: {} for p in peers}
