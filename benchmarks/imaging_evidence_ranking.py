@@ -111,6 +111,18 @@ class PriorRow(NamedTuple):
     wall_seconds: float
 
 
+def _evidence_fields(evidence) -> dict:
+    """The :class:`PriorRow` fields that come from one nested-sampling evidence."""
+    return {
+        "log_evidence": evidence.log_evidence,
+        "log_evidence_error": evidence.log_evidence_error,
+        "information": evidence.nested.information,
+        "num_iterations": evidence.nested.num_iterations,
+        "acceptance_rate": evidence.nested.acceptance_rate,
+        "status": evidence.status.name,
+    }
+
+
 def denoiser_posterior_mean(denoiser: Denoiser, noisy, sigma: float, smoothing: float):
     """``E[x | z]`` under ``p_s = p_data * N(0, s^2)`` for ``z = x + N(0, sigma^2)`` (Tweedie).
 
@@ -177,12 +189,7 @@ def rank_one_image(
         summary_fn=lambda x: jnp.sum(x)[None],
     )
     rows["wavelets"] = PriorRow(
-        log_evidence=evidence.log_evidence,
-        log_evidence_error=evidence.log_evidence_error,
-        information=evidence.nested.information,
-        num_iterations=evidence.nested.num_iterations,
-        acceptance_rate=evidence.nested.acceptance_rate,
-        status=evidence.status.name,
+        **_evidence_fields(evidence),
         snr_mean_db=snr_db(truth, mcmc.mean),
         snr_map_db=snr_db(truth, chosen.map_result.image),
         mean_method=f"SK-ROCK {mcmc.status.name}, max R-hat(flux) {float(np.max(mcmc.rhat)):.3f}",
@@ -216,12 +223,7 @@ def rank_one_image(
             else f"denoiser s={fraction:g}sigma"
         )
         rows[name] = PriorRow(
-            log_evidence=evidence.log_evidence,
-            log_evidence_error=evidence.log_evidence_error,
-            information=evidence.nested.information,
-            num_iterations=evidence.nested.num_iterations,
-            acceptance_rate=evidence.nested.acceptance_rate,
-            status=evidence.status.name,
+            **_evidence_fields(evidence),
             snr_mean_db=snr_db(truth, mean),
             snr_map_db=float("nan"),  # no MAP for a prior known only through its score
             mean_method="Tweedie at tau = sqrt(sigma^2 + s^2), exact for pure denoising",
