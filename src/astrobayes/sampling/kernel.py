@@ -122,15 +122,31 @@ class NUTSDraws(NamedTuple):
 #: identity; nutpie's estimator and start, Seyboldt et al., as implemented in BlackJAX).
 MASS_MATRIX_ESTIMATORS = ("welford", "fisher")
 
+#: How :func:`build_nuts_steps` runs its chains: ``"vectorized"`` (``vmap``: one batched
+#: program; each NUTS step costs the *longest* trajectory among the chains, because the
+#: tree-doubling loop runs until every chain's tree is done) or ``"sequential"``
+#: (``lax.map``: one chain after another; each costs its own trajectories).
+CHAIN_METHODS = ("vectorized", "sequential")
+
+
+def check_nuts_options(
+    dense_mass: bool, chain_method: str = "vectorized", mass_matrix_estimator: str = "welford"
+) -> None:
+    """Raise ``ValueError`` naming the option when the NUTS settings do not go together."""
+    if chain_method not in CHAIN_METHODS:
+        raise ValueError(f"chain_method must be one of {CHAIN_METHODS}; got {chain_method!r}")
+    if mass_matrix_estimator not in MASS_MATRIX_ESTIMATORS:
+        raise ValueError(
+            f"mass_matrix_estimator must be one of {MASS_MATRIX_ESTIMATORS}; "
+            f"got {mass_matrix_estimator!r}"
+        )
+    if mass_matrix_estimator == "fisher" and dense_mass:
+        raise ValueError("mass_matrix_estimator='fisher' is diagonal only; set dense_mass=False")
+
 
 def _adaptation_fns(target_acceptance_rate: float, dense_mass: bool, estimator: str = "welford"):
     """``(init, update(m, position, grad), final)`` of the metric, and dual averaging."""
-    if estimator not in MASS_MATRIX_ESTIMATORS:
-        raise ValueError(
-            f"mass_matrix_estimator must be one of {MASS_MATRIX_ESTIMATORS}; got {estimator!r}"
-        )
-    if estimator == "fisher" and dense_mass:
-        raise ValueError("mass_matrix_estimator='fisher' is diagonal only; set dense_mass=False")
+    check_nuts_options(dense_mass, mass_matrix_estimator=estimator)
     da = dual_averaging_adaptation(target_acceptance_rate)
     if estimator == "welford":
         init, update, final = mass_matrix_adaptation(not dense_mass)
@@ -167,7 +183,7 @@ def nuts_init(
 
     Returns:
         ``(state, adaptation)``, each with a leading chain axis; step size 1 and an
-        identity mass matrix.
+        identity inverse mass matrix (``"fisher"``: ``1 / |grad log p|`` at each start).
 
     """
     (mm_init, _, _), (da_init, _, _) = _adaptation_fns(
@@ -225,13 +241,6 @@ def end_warmup(adaptation: NUTSAdaptation) -> NUTSAdaptation:
     )
 
 
-#: How :func:`build_nuts_steps` runs its chains: ``"vectorized"`` (``vmap``: one batched
-#: program; each NUTS step costs the *longest* trajectory among the chains, because the
-#: tree-doubling loop runs until every chain's tree is done) or ``"sequential"``
-#: (``lax.map``: one chain after another; each costs its own trajectories).
-CHAIN_METHODS = ("vectorized", "sequential")
-
-
 def _multi_chain_steps(
     logdensity_fn: LogDensityFn,
     target_acceptance_rate,
@@ -240,8 +249,7 @@ def _multi_chain_steps(
     mass_matrix_estimator="welford",
 ):
     """The (not yet compiled) multi-chain step program; see :func:`build_nuts_steps`."""
-    if chain_method not in CHAIN_METHODS:
-        raise ValueError(f"chain_method must be one of {CHAIN_METHODS}; got {chain_method!r}")
+    check_nuts_options(dense_mass, chain_method, mass_matrix_estimator)
     (_, mm_update, mm_final), (da_init, da_update, da_final) = _adaptation_fns(
         target_acceptance_rate, dense_mass, mass_matrix_estimator
     )

@@ -35,11 +35,10 @@ from astrobayes._checks import as_float_array, check_key, check_positive_int
 from astrobayes._status import check
 from astrobayes._types import ProgressFn
 from astrobayes.sampling.kernel import (
-    CHAIN_METHODS,
-    MASS_MATRIX_ESTIMATORS,
     NUTSAdaptation,
     NUTSState,
     build_nuts_steps,
+    check_nuts_options,
     end_warmup,
     nuts_init,
     warmup_schedule,
@@ -98,19 +97,7 @@ class NUTSConfig:
             raise ValueError(
                 f"target_acceptance_rate must lie in (0, 1); got {self.target_acceptance_rate}"
             )
-        if self.mass_matrix_estimator not in MASS_MATRIX_ESTIMATORS:
-            raise ValueError(
-                "mass_matrix_estimator must be one of "
-                f"{MASS_MATRIX_ESTIMATORS}; got {self.mass_matrix_estimator!r}"
-            )
-        if self.mass_matrix_estimator == "fisher" and self.dense_mass:
-            raise ValueError(
-                "mass_matrix_estimator='fisher' is diagonal only; set dense_mass=False"
-            )
-        if self.chain_method not in CHAIN_METHODS:
-            raise ValueError(
-                f"chain_method must be one of {CHAIN_METHODS}; got {self.chain_method!r}"
-            )
+        check_nuts_options(self.dense_mass, self.chain_method, self.mass_matrix_estimator)
 
 
 class _Run(NamedTuple):
