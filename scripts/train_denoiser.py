@@ -150,6 +150,13 @@ def held_out_report(denoiser, test: np.ndarray, seed: int, sigmas=REPORT_SIGMAS)
     return report
 
 
+def _initial_weights(name_or_file: str):
+    """A shipped denoiser by name (``galaxy``, ``radio``) or one from a weight file."""
+    if name_or_file in ("galaxy", "radio"):
+        return load_shipped_denoiser(name_or_file)[0]
+    return load_denoiser(Path(name_or_file))
+
+
 def main() -> None:
     """Train (or resume), then save the weights and the record."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -175,6 +182,14 @@ def main() -> None:
         "--force",
         action="store_true",
         help="--radio: write --out even if not better than the galaxy denoiser",
+    )
+    parser.add_argument(
+        "--init-weights",
+        default=None,
+        metavar="NAME_OR_FILE",
+        help="start from these weights ('galaxy', 'radio' or a .eqx file; same --widths and "
+        "sigma range) instead of a random network; --out is then written only when the new "
+        "denoiser beats them on the held-out test set at every report sigma",
     )
     parser.add_argument("--checkpoint", default="runs/denoiser_galaxy")
     parser.add_argument("--out", default="src/astrobayes/imaging/weights/denoiser_galaxy.eqx")
@@ -223,6 +238,11 @@ def main() -> None:
         if denoiser.settings != settings:
             sys.exit(f"{weights_file} has settings {denoiser.settings}, not {settings}")
         print(f"resuming after chunk {progress['chunks_done']}", flush=True)
+    elif args.init_weights is not None:
+        denoiser = _initial_weights(args.init_weights)
+        if denoiser.settings != settings:
+            sys.exit(f"--init-weights has settings {denoiser.settings}, not {settings}")
+        print(f"starting from {args.init_weights}", flush=True)
     else:
         denoiser = init_denoiser(jax.random.fold_in(key, 1), settings)
     for chunk in range(progress["chunks_done"], args.chunks):
@@ -292,6 +312,17 @@ def main() -> None:
         better = all(
             report[k]["denoised_snr_db"] > galaxy_report[k]["denoised_snr_db"] for k in report
         )
+    init_report = None
+    if args.init_weights is not None:  # fine-tuning must beat its starting point
+        init_report = held_out_report(_initial_weights(args.init_weights), test, args.seed, sigmas)
+        for sigma, row in init_report.items():
+            print(
+                f"held-out sigma {sigma}: starting weights {row['denoised_snr_db']:.2f} dB",
+                flush=True,
+            )
+        better = better and all(
+            report[k]["denoised_snr_db"] > init_report[k]["denoised_snr_db"] for k in report
+        )
     last = progress["history"][-1]
     record = {
         "name": "galaxy" if args.radio is None else "radio",
@@ -317,14 +348,25 @@ def main() -> None:
         "command": _command(args, data_record, images, test),
         "script": "scripts/train_denoiser.py",
     }
+    if init_report is not None:
+        record["init_weights"] = args.init_weights
+        if args.init_weights in ("galaxy", "radio"):  # how the starting weights were made
+            record["init_weights_record"] = {
+                k: v
+                for k, v in load_shipped_denoiser(args.init_weights)[1].items()
+                if k != "history"
+            }
+        record["held_out_test_init_weights"] = init_report
+        record["better_than_init_weights"] = better
     if galaxy_report is not None:
         record["held_out_test_galaxy_denoiser"] = galaxy_report
         record["better_than_galaxy_denoiser"] = better
         record["sigma_min_max"] = [args.sigma_min, args.sigma_max]
     if not (better or args.force):
         sys.exit(
-            f"not writing {args.out}: the radio denoiser is not better than the galaxy "
-            "denoiser on the held-out skies at every report sigma (--force writes it)"
+            f"not writing {args.out}: the new denoiser is not better than the galaxy "
+            "denoiser (and the --init-weights, if given) on the held-out skies at every "
+            "report sigma (--force writes it)"
         )
     save_denoiser(args.out, denoiser)
     write_json_atomic(Path(args.out).with_suffix(".json"), record)
@@ -338,6 +380,7 @@ def _command(args, data_record, images, test) -> str:
         f"--learning-rate {args.learning_rate} --batch-size {args.batch_size} "
         f"--epochs-per-chunk {args.epochs_per_chunk} --chunks {args.chunks} --seed {args.seed}"
         + ("" if args.images_per_chunk is None else f" --images-per-chunk {args.images_per_chunk}")
+        + ("" if args.init_weights is None else f" --init-weights {args.init_weights}")
     )
     if args.radio is not None:
         return (
