@@ -290,6 +290,42 @@ def test_too_wide_target_fails(key):
     assert str(info.value).startswith("ln z = ")
 
 
+@dataclass(frozen=True)
+class _ScaledSplineTarget(TargetFamily):
+    """An untrained spline flow with every parameter multiplied by ``scale``.
+
+    At ``scale = 1`` (flowjax's random initialisation) the float32 spline inverts to
+    rounding; from ``scale ~ 3`` its bins get so narrow and steep that the inverse no
+    longer undoes the forward map on a third or more of the draws.
+    """
+
+    scale: float = 1.0
+
+    def fit(self, key, z_train, w_train, z_valid, w_valid, progress_fn):
+        import equinox as eqx
+        import paramax
+        from flowjax.distributions import Normal
+
+        dim = z_train.shape[1]
+        flow = RQSplineFlow()._build(key, dim, Normal(jnp.zeros(dim)))
+        scaled = jax.tree_util.tree_map(
+            lambda a: a * self.scale if eqx.is_inexact_array(a) else a, flow.bijection
+        )
+        return paramax.unwrap(scaled), np.zeros(0)
+
+
+def test_non_invertible_flow_is_a_failure(key):
+    # The support check's own target draws go back through the inverse map: a flow that
+    # does not invert (extreme spline parameters in float32) is not a normalised density.
+    chains = _standard_normal_chains()
+    broken = estimate(key, chains, target=_ScaledSplineTarget(10.0))
+    assert EvidenceStatus.TARGET_NOT_INVERTIBLE in broken.messages
+    assert broken.status.is_failure
+    # negative control: the same flow at its initial scale inverts, and is not flagged
+    sound = estimate(key, chains, target=_ScaledSplineTarget(1.0))
+    assert EvidenceStatus.TARGET_NOT_INVERTIBLE not in sound.messages
+
+
 def test_evidence_status_severity_is_data_and_matches_the_message():
     for status in EvidenceStatus:
         prefix = status.value.split(":")[0]

@@ -24,7 +24,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import NamedTuple
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -49,6 +48,7 @@ from astrobayes.evidence.targets import (
     RQSplineFlow,
     TargetFamily,
     log_density_from_terms,
+    target_terms,
 )
 
 __all__ = ["DEFAULT_TEMPERATURES", "estimate"]
@@ -162,14 +162,14 @@ def estimate(
         num_train=num_train,
         # The flow is evaluated once per draw; every temperature reuses the base terms.
         infer_terms=[
-            _target_terms(fitted, infer.samples[c][infer.weights[c] > 0])
+            target_terms(fitted, infer.samples[c][infer.weights[c] > 0])
             for c in range(infer.num_chains)
         ],
     )
     if len(candidates) == 1:
         chosen = candidates[0]
     else:
-        valid_terms = _target_terms(fitted, theta_train[valid_idx])
+        valid_terms = target_terms(fitted, theta_train[valid_idx])
         chosen, scores = _choose_temperature(
             valid_terms, lp_train[valid_idx], w_train[valid_idx], candidates, dim
         )
@@ -237,28 +237,6 @@ def _thin(chains: Chains, max_samples: int) -> tuple[np.ndarray, np.ndarray, np.
     theta, lp, w = chains.flat()
     step = int(np.ceil(theta.shape[0] / max_samples))
     return theta[::step], lp[::step], w[::step]
-
-
-_CHUNK = 8192
-
-
-def _target_terms(fitted: FittedTarget, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(|u|^2, log det)`` at ``theta`` in float64, in fixed-size chunks (one compilation)."""
-    num = theta.shape[0]
-    if num == 0:
-        return np.zeros(0), np.zeros(0)
-    padded = np.concatenate([theta, np.repeat(theta[:1], (-num) % _CHUNK, axis=0)])
-    squared, log_det = [], []
-    for lo in range(0, padded.shape[0], _CHUNK):
-        sq, ld = _jitted_terms(fitted, jnp.asarray(padded[lo : lo + _CHUNK], jnp.float32))
-        squared.append(np.asarray(sq, np.float64))
-        log_det.append(np.asarray(ld, np.float64))
-    return np.concatenate(squared)[:num], np.concatenate(log_det)[:num]
-
-
-@eqx.filter_jit
-def _jitted_terms(fitted, theta):
-    return fitted.base_terms(theta)
 
 
 def _log_phi(terms: tuple[np.ndarray, np.ndarray], temperature: float, dim: int) -> np.ndarray:

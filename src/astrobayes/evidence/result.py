@@ -67,6 +67,13 @@ class EvidenceStatus(Status):
         "than the error bar allows; if the posterior has a bounded support (hard prior "
         "edges), the estimate is biased high: sample on an unconstrained space",
     )
+    TARGET_NOT_INVERTIBLE = (
+        Severity.FAILURE,
+        "failure: the fitted flow is not numerically invertible (its inverse misses the "
+        "base points of more than 1% of its own draws), so it is not a normalised density "
+        "and the estimate is biased by an unknown amount: refit with another seed or a "
+        "Gaussian target",
+    )
     TARGET_MASS_OUTSIDE = (
         Severity.WARNING,
         "warning: the target puts some mass outside the range of the posterior draws; if the "

@@ -48,6 +48,7 @@ __all__ = [
     "Whitening",
     "fit_whitening",
     "log_density_from_terms",
+    "target_terms",
 ]
 
 
@@ -132,6 +133,17 @@ class FittedTarget(eqx.Module):
 
     def sample(self, key: PRNGKeyArray, temperature: float, num: int) -> Float[Array, "num dim"]:
         """Draw ``num`` samples from the target concentrated by ``temperature``."""
+        return self.sample_with_base(key, temperature, num)[0]
+
+    def sample_with_base(
+        self, key: PRNGKeyArray, temperature: float, num: int
+    ) -> tuple[Float[Array, "num dim"], Float[Array, " num"]]:
+        """Draws as :meth:`sample`, and the squared norm ``|u|^2`` of each one's base point.
+
+        ``u`` (variance ``temperature``) is what :meth:`base_terms` recovers from the draw
+        through the inverse map (for flows: the first of its terms); the two agree when
+        the map is numerically invertible.
+        """
         dim = self.whitening.mean.shape[0]
         key_component, key_normal = jax.random.split(key)
         u = jnp.sqrt(temperature) * jax.random.normal(key_normal, (num, dim))
@@ -145,7 +157,44 @@ class FittedTarget(eqx.Module):
             z = u
         else:
             z = jax.vmap(self.bijection.transform)(u)
-        return self.whitening.mean + z @ self.whitening.cholesky.T
+        squared_norm = jnp.sum(u**2, axis=-1)
+        return self.whitening.mean + z @ self.whitening.cholesky.T, squared_norm
+
+
+_CHUNK = 8192
+
+
+def target_terms(fitted: FittedTarget, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:meth:`FittedTarget.base_terms` at ``theta``, in float64 NumPy, in fixed-size chunks.
+
+    Every call pads to chunks of 8192 draws, so one compiled program serves every number
+    of draws (the estimator's inference and validation draws, the support check's).
+
+    Example:
+        >>> import numpy as np
+        >>> from astrobayes.evidence.targets import GaussianTarget, FittedTarget, fit_whitening
+        >>> x = np.random.default_rng(0).normal(size=(100, 2))
+        >>> fitted = FittedTarget(fit_whitening(x, np.ones(100)), None, "gaussian")
+        >>> squared, log_det = target_terms(fitted, x[:3])
+        >>> squared.shape, log_det.dtype
+        ((3,), dtype('float64'))
+
+    """
+    num = theta.shape[0]
+    if num == 0:
+        return np.zeros(0), np.zeros(0)
+    padded = np.concatenate([theta, np.repeat(theta[:1], (-num) % _CHUNK, axis=0)])
+    squared, log_det = [], []
+    for lo in range(0, padded.shape[0], _CHUNK):
+        sq, ld = _jitted_terms(fitted, jnp.asarray(padded[lo : lo + _CHUNK], jnp.float32))
+        squared.append(np.asarray(sq, np.float64))
+        log_det.append(np.asarray(ld, np.float64))
+    return np.concatenate(squared)[:num], np.concatenate(log_det)[:num]
+
+
+@eqx.filter_jit
+def _jitted_terms(fitted, theta):
+    return fitted.base_terms(theta)
 
 
 def log_density_from_terms(squared_norm, log_det, temperature, dim: int):
