@@ -154,40 +154,41 @@ def sample_posterior(key, operator, data, sigma, denoiser, starts, args):
                     "likelihood_lipschitz": float(operator.norm_upper_bound() ** 2 / sigma**2),
                 }
             )
-        for i, (name, start) in enumerate(starts if args.sampler == "pnp" else []):
-            with Clock() as one:
-                result = pnp_ula(
-                    jax.random.fold_in(key, i),
-                    operator,
-                    data,
-                    sigma,
-                    score,
-                    jnp.asarray(start, jnp.float32),
-                    score_lipschitz=lipschitz,
-                    box=(0.0, None),
-                    num_chains=args.chains,
-                    num_samples=args.samples,
-                    num_warmup=args.warmup,
-                    thinning=args.thinning,
-                    summary_fn=record,
-                    loop="python",  # conv nets: one compiled step per iteration
+        else:
+            for i, (name, start) in enumerate(starts):
+                with Clock() as one:
+                    result = pnp_ula(
+                        jax.random.fold_in(key, i),
+                        operator,
+                        data,
+                        sigma,
+                        score,
+                        jnp.asarray(start, jnp.float32),
+                        score_lipschitz=lipschitz,
+                        box=(0.0, None),
+                        num_chains=args.chains,
+                        num_samples=args.samples,
+                        num_warmup=args.warmup,
+                        thinning=args.thinning,
+                        summary_fn=record,
+                        loop="python",  # conv nets: one compiled step per iteration
+                    )
+                    result.mean.block_until_ready()
+                print(
+                    f"  start {name}: {result.status.name}, {one.cpu:.0f} CPU-s, {one.wall:.0f} s",
+                    flush=True,
                 )
-                result.mean.block_until_ready()
-            print(
-                f"  start {name}: {result.status.name}, {one.cpu:.0f} CPU-s, {one.wall:.0f} s",
-                flush=True,
-            )
-            draws.append(np.asarray(result.summaries, np.float32))
-            runs.append(
-                {
-                    "start": name,
-                    "result": result,
-                    "wall_s": one.wall,
-                    "cpu_s": one.cpu,
-                    "step_size": result.step_size,
-                    "likelihood_lipschitz": result.likelihood_lipschitz,
-                }
-            )
+                draws.append(np.asarray(result.summaries, np.float32))
+                runs.append(
+                    {
+                        "start": name,
+                        "result": result,
+                        "wall_s": one.wall,
+                        "cpu_s": one.cpu,
+                        "step_size": result.step_size,
+                        "likelihood_lipschitz": result.likelihood_lipschitz,
+                    }
+                )
     shape = operator.image_shape
     size = shape[0] * shape[1]
     both = np.concatenate(draws)  # (chains, draws, 2 H*W): x, then D_eps(x)

@@ -45,7 +45,10 @@ def check_support(
     support, target mass outside it biases ``z`` high by the factor ``1 / (1 - mass)``. A
     target with thinner tails than a posterior of unbounded support puts almost no mass
     beyond the most extreme of ``n`` draws, so a clearly larger fraction flags a bounded
-    support (or too wide a target).
+    support (or too wide a target). The same draws go back through the flow's inverse
+    map: where more than 1% of them miss their base point, the flow is not numerically
+    invertible and :attr:`~astrobayes.evidence.EvidenceStatus.TARGET_NOT_INVERTIBLE` is
+    added.
     """
     if not np.isfinite(result.log_evidence):
         return result
