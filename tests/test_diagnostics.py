@@ -165,3 +165,22 @@ def test_effective_sample_size_matches_the_ar1_value():
     assert abs(ess / expected - 1) < 0.1
     iid = np.random.default_rng(3).standard_normal((chains, n, 1))
     assert effective_sample_size(iid)[0] > 5 * ess  # negative control: correlation costs draws
+
+
+def test_effective_sample_size_in_blocks_equals_one_pass(monkeypatch):
+    # Many dimensions (an image's pixels) go through the FFT in blocks of columns, so the
+    # working memory stays bounded; the blocks must not change a single value.
+    import astrobayes.diagnostics as diagnostics
+
+    draws = _ar1(np.random.default_rng(4), 0.5, (3, 7, 200)).transpose(0, 2, 1)  # 7 dims
+    whole = effective_sample_size(draws)
+    monkeypatch.setattr(diagnostics, "_ESS_BLOCK_ELEMENTS", 3 * 512 * 2)  # 2 columns a block
+    blocks = []
+    one_block = diagnostics._ess_columns
+    monkeypatch.setattr(
+        diagnostics, "_ess_columns", lambda x, size: blocks.append(x.shape[2]) or one_block(x, size)
+    )
+    blocked = effective_sample_size(draws)
+    assert blocks == [2, 2, 2, 1]  # the blocked path ran (FFT length 512 for 200 draws)
+    np.testing.assert_array_equal(blocked, whole)
+    assert effective_sample_size(draws[:, :, :0]).shape == (0,)

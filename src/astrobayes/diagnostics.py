@@ -223,6 +223,11 @@ def kish_effective_sample_size(weights, axis: int = -1):
     return float(np.sum(terms) ** 2 / denominator)
 
 
+#: Elements per block of dimensions in :func:`split_rhat` and :func:`effective_sample_size`
+#: (~128 MB of complex128 in the FFT): memory stays bounded for an image's pixels.
+_ESS_BLOCK_ELEMENTS = 2**23
+
+
 def split_rhat(samples: np.ndarray) -> np.ndarray:
     """Split R-hat (Gelman et al. 2013, BDA3 eq. 11.4) of each dimension.
 
@@ -245,7 +250,7 @@ def split_rhat(samples: np.ndarray) -> np.ndarray:
         True
 
     """
-    samples = np.asarray(samples, np.float64)
+    samples = np.asarray(samples)  # to float64 block by block (an image's draws are large)
     if samples.ndim != 3:
         raise ValueError(
             f"samples must have shape (num_chains, num_samples, dim); got {samples.shape}"
@@ -253,6 +258,20 @@ def split_rhat(samples: np.ndarray) -> np.ndarray:
     half = samples.shape[1] // 2
     if half < 2:
         return np.full(samples.shape[2], np.nan)
+    block = max(1, _ESS_BLOCK_ELEMENTS // (2 * samples.shape[0] * half))
+    if samples.shape[2] <= block:
+        return _rhat_columns(samples, half)
+    return np.concatenate(
+        [
+            _rhat_columns(samples[:, :, lo : lo + block], half)
+            for lo in range(0, samples.shape[2], block)
+        ]
+    )
+
+
+def _rhat_columns(samples: np.ndarray, half: int) -> np.ndarray:
+    """:func:`split_rhat` of a block of dimensions (``half`` draws per split chain)."""
+    samples = np.asarray(samples, np.float64)
     chains = np.concatenate([samples[:, :half], samples[:, half : 2 * half]], axis=0)
     n = chains.shape[1]
     chain_means = chains.mean(axis=1)
@@ -280,14 +299,28 @@ def effective_sample_size(samples: np.ndarray) -> np.ndarray:
         True
 
     """
-    samples = np.asarray(samples, np.float64)
+    samples = np.asarray(samples)  # to float64 block by block (an image's draws are large)
     if samples.ndim != 3:
         raise ValueError(
             f"samples must have shape (num_chains, num_samples, dim); got {samples.shape}"
         )
     num_chains, n, dim = samples.shape
-    centred = samples - samples.mean(axis=1, keepdims=True)
     size = 2 ** math.ceil(math.log2(2 * n))
+    # The FFT's working set is ~5 arrays of (num_chains, size, columns); in blocks of
+    # columns it stays near _ESS_BLOCK_ELEMENTS whatever dim is (an image's pixels).
+    block = max(1, _ESS_BLOCK_ELEMENTS // (num_chains * size))
+    if dim == 0:
+        return np.empty(0)
+    return np.concatenate(
+        [_ess_columns(samples[:, :, lo : lo + block], size) for lo in range(0, dim, block)]
+    )
+
+
+def _ess_columns(samples: np.ndarray, size: int) -> np.ndarray:
+    """:func:`effective_sample_size` of a block of dimensions (FFT length ``size``)."""
+    samples = np.asarray(samples, np.float64)
+    num_chains, n, dim = samples.shape
+    centred = samples - samples.mean(axis=1, keepdims=True)
     spectrum = np.fft.rfft(centred, n=size, axis=1)
     autocov = np.fft.irfft(np.abs(spectrum) ** 2, n=size, axis=1)[:, :n] / n
     chain_var = autocov[:, 0] * n / (n - 1)
@@ -297,16 +330,15 @@ def effective_sample_size(samples: np.ndarray) -> np.ndarray:
     var_plus = (n - 1) / n * within + between / n
     rho = 1 - (within - autocov.mean(axis=0)) / np.maximum(var_plus, 1e-300)
     rho[0] = 1.0
-    ess = np.empty(dim)
-    for d in range(dim):
-        r = rho[:, d]
-        pairs = r[: (n // 2) * 2].reshape(-1, 2).sum(axis=1)
-        positive = np.flatnonzero(pairs <= 0)
-        pairs = pairs[: positive[0]] if positive.size else pairs
-        pairs = np.minimum.accumulate(pairs)
-        tau = -1 + 2 * np.sum(pairs)
-        ess[d] = num_chains * n / max(tau, 1.0 / np.log10(max(num_chains * n, 10)))
-    return ess
+    # Geyer's initial monotone sequence, every column at once: sums of adjacent pairs up
+    # to (not including) the first non-positive one, made non-increasing
+    pairs = rho[: (n // 2) * 2].reshape(n // 2, 2, dim).sum(axis=1)
+    non_positive = pairs <= 0
+    first = np.where(non_positive.any(axis=0), non_positive.argmax(axis=0), n // 2)
+    kept = np.arange(n // 2)[:, None] < first[None, :]
+    monotone = np.minimum.accumulate(pairs, axis=0)
+    tau = -1 + 2 * np.sum(np.where(kept, monotone, 0.0), axis=0)
+    return num_chains * n / np.maximum(tau, 1.0 / np.log10(max(num_chains * n, 10)))
 
 
 def standardised_kurtosis(values: np.ndarray, weights: np.ndarray) -> float:
