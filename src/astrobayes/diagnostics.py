@@ -258,15 +258,7 @@ def split_rhat(samples: np.ndarray) -> np.ndarray:
     half = samples.shape[1] // 2
     if half < 2:
         return np.full(samples.shape[2], np.nan)
-    block = max(1, _ESS_BLOCK_ELEMENTS // (2 * samples.shape[0] * half))
-    if samples.shape[2] <= block:
-        return _rhat_columns(samples, half)
-    return np.concatenate(
-        [
-            _rhat_columns(samples[:, :, lo : lo + block], half)
-            for lo in range(0, samples.shape[2], block)
-        ]
-    )
+    return _by_column_blocks(lambda block: _rhat_columns(block, half), samples, 2 * half)
 
 
 def _rhat_columns(samples: np.ndarray, half: int) -> np.ndarray:
@@ -304,16 +296,22 @@ def effective_sample_size(samples: np.ndarray) -> np.ndarray:
         raise ValueError(
             f"samples must have shape (num_chains, num_samples, dim); got {samples.shape}"
         )
-    num_chains, n, dim = samples.shape
-    size = 2 ** math.ceil(math.log2(2 * n))
-    # The FFT's working set is ~5 arrays of (num_chains, size, columns); in blocks of
-    # columns it stays near _ESS_BLOCK_ELEMENTS whatever dim is (an image's pixels).
-    block = max(1, _ESS_BLOCK_ELEMENTS // (num_chains * size))
+    # The FFT's working set is ~5 arrays of (num_chains, size, columns) per block
+    size = 2 ** math.ceil(math.log2(2 * samples.shape[1]))
+    return _by_column_blocks(lambda block: _ess_columns(block, size), samples, size)
+
+
+def _by_column_blocks(fn, samples: np.ndarray, rows: int) -> np.ndarray:
+    """``fn`` on blocks of dimensions of ``samples``, concatenated: ``(dim,)``.
+
+    A block holds ``num_chains * rows * columns`` ~ :data:`_ESS_BLOCK_ELEMENTS` elements,
+    so the working memory stays bounded whatever ``dim`` is (an image's pixels).
+    """
+    dim = samples.shape[2]
     if dim == 0:
         return np.empty(0)
-    return np.concatenate(
-        [_ess_columns(samples[:, :, lo : lo + block], size) for lo in range(0, dim, block)]
-    )
+    block = max(1, _ESS_BLOCK_ELEMENTS // (samples.shape[0] * rows))
+    return np.concatenate([fn(samples[:, :, lo : lo + block]) for lo in range(0, dim, block)])
 
 
 def _ess_columns(samples: np.ndarray, size: int) -> np.ndarray:
