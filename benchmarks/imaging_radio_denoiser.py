@@ -17,10 +17,12 @@ the study's Fourier mask, ``y = FFT2(x, ortho)[mask]``, complex Gaussian noise a
 * or, with ``--sampler annealed``, annealed Langevin (``imaging.diffusion``: the same
   noise-conditional network as the score ``s(x, sigma)`` of a diffusion prior, Song &
   Ermon 2019; Jalal et al. 2021) from ``--sigma-max`` (the network's largest noise level)
-  down to the same smoothing over ``--levels`` levels of ``--steps-per-level`` steps, then
-  PnP-ULA there (``--warmup`` discarded, ``--samples`` kept): ``--chains`` independent
-  chains, each started from noise. The large scales that the mask leaves to the prior
-  mix at the high levels, where the steps are large; no positivity constraint.
+  down to the same smoothing over ``--levels`` levels of ``--steps-per-level`` steps
+  (likelihood variance ``sigma^2 + c sigma_t^2``, ``c = --inflation``), then PnP-ULA there
+  (``--warmup`` discarded, ``--samples`` kept; plain likelihood with the default
+  ``--final-inflation 0``): ``--chains`` independent chains, each started from noise. The
+  large scales that the mask leaves to the prior mix at the high levels, where the steps
+  are large; no positivity constraint.
 
 Printed: SNRs of the mean of the draws and of the mean of their Tweedie denoisings
 ``D_eps(x)`` (Rao-Blackwellised: ``E[x_clean | y] = E[D_eps(x) | y]``), per-pixel 90%
@@ -28,14 +30,15 @@ credible intervals (sample quantiles of the pooled draws:
 mean width, and the fraction of M31's pixels inside them -- one image, so an indication,
 not a calibrated coverage), split R-hat / ESS per pixel and on 8x8 super-pixel means
 (``astrobayes.diagnostics``), the sampler's status, CPU and wall seconds.
-``--skies K`` repeats the PnP-ULA part on K held-out simulated 256x256 skies (the test
+``--skies K`` repeats the sampling on K held-out simulated 256x256 skies (the test
 key stream of ``scripts/train_denoiser.py --radio``) with the same mask and ISNR, where
 per-pixel coverage of the 90% intervals is measured against the known truth.
 
     OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python benchmarks/imaging_radio_denoiser.py \\
         [--weights radio|galaxy|PATH] [--eps-sigma noise] [--chains 2] [--warmup 400] \\
         [--samples 100] [--thinning 4] [--skies 0] [--json out.json] \\
-        [--sampler annealed --levels 10 --steps-per-level 40 --sigma-max 0.1]
+        [--sampler annealed --levels 10 --steps-per-level 40 --sigma-max 0.1] \\
+        [--inflation 1] [--final-inflation 0] [--skies K --skies-only] [--images out.npz]
 
 Skips (exit 0, with a message) when ../shared/data/imaging is absent.
 """
@@ -64,7 +67,7 @@ from astrobayes.imaging.operators import (
 )
 from astrobayes.imaging.pipeline import ImagingConfig, run_imaging
 from astrobayes.imaging.pnp import pnp_ula, score_lipschitz_estimate
-from astrobayes.io import write_json_atomic
+from astrobayes.io import write_json_atomic, write_npz_atomic
 from astrobayes.io.denoiser_files import SHIPPED_DENOISERS, load_denoiser, load_shipped_denoiser
 from astrobayes.io.imaging_files import read_convex_ridge
 
@@ -139,6 +142,8 @@ def sample_posterior(key, operator, data, sigma, denoiser, starts, args):
                     num_samples=args.samples,
                     thinning=args.thinning,
                     score_lipschitz=lipschitz * eps_sigma**2,
+                    likelihood_inflation=args.inflation,
+                    final_likelihood_inflation=args.final_inflation,
                     summary_fn=record,
                 )
                 result.mean.block_until_ready()
@@ -150,7 +155,8 @@ def sample_posterior(key, operator, data, sigma, denoiser, starts, args):
                     "result": result,
                     "wall_s": one.wall,
                     "cpu_s": one.cpu,
-                    "step_size": float(result.step_sizes[-1]),
+                    "step_size": result.final_step_size,
+                    "final_noise_variance": result.final_noise_variance,
                     "likelihood_lipschitz": float(operator.norm_upper_bound() ** 2 / sigma**2),
                 }
             )
@@ -286,6 +292,19 @@ def main() -> int:
         "--sigma-max down to the smoothing, then PnP-ULA there (--warmup, --samples)",
     )
     parser.add_argument("--levels", type=int, default=10, help="annealed: noise levels")
+    parser.add_argument(
+        "--inflation",
+        type=float,
+        default=1.0,
+        help="annealed: c in the likelihood variance sigma^2 + c sigma_t^2 while annealing",
+    )
+    parser.add_argument(
+        "--final-inflation",
+        type=float,
+        default=0.0,
+        help="annealed: c for the chain at the smoothing after the annealing (0: PnP-ULA's "
+        "target, the plain likelihood)",
+    )
     parser.add_argument("--steps-per-level", type=int, default=40, help="annealed")
     parser.add_argument(
         "--sigma-max", type=float, default=0.1, help="annealed: first level (the network's max)"
@@ -297,7 +316,13 @@ def main() -> int:
     parser.add_argument("--lipschitz-iterations", type=int, default=10)
     parser.add_argument("--starts", nargs="+", default=["dirty", "crr"], choices=["dirty", "crr"])
     parser.add_argument("--skies", type=int, default=0, help="held-out simulated skies")
+    parser.add_argument(
+        "--skies-only", action="store_true", help="with --skies: the simulated skies, not M31"
+    )
     parser.add_argument("--json", default=None, help="write the numbers to this file")
+    parser.add_argument(
+        "--images", default=None, help="write the truth, CRR MAP, means and intervals (.npz)"
+    )
     args = parser.parse_args()
     if not DATA.is_dir():
         print(f"skipped: {DATA} is absent (the M31 image and the study's mask live there)")
@@ -320,6 +345,8 @@ def main() -> int:
             sky = np.asarray(random_sky(jax.random.fold_in(base, 10_000 + i), mask.shape))
             sky = (sky - sky.min()) / (sky.max() - sky.min())
             truths.append((f"sky{i}", sky, mask))
+    if args.skies and args.skies_only:
+        truths = truths[1:]
     crr = read_convex_ridge()
     for name, image, mask in truths:
         operator = fourier_mask_operator(mask)
@@ -345,6 +372,14 @@ def main() -> int:
             **describe(np.asarray(image), post),
         }
         results["images"].append(row)
+        if args.images:
+            write_npz_atomic(
+                Path(args.images).with_suffix(f".{name}.npz"),
+                truth=np.asarray(image),
+                crr_map=crr_map,
+                **{f"{part}_{k}": post[part][k] for part in ("x", "denoised")
+                   for k in ("mean", "lower", "upper")},
+            )  # fmt: skip
         print(
             f"{name}: dirty {row['dirty_snr_db']:.2f} dB | CRR MAP (trained) "
             f"{row['crr_map_snr_db']:.2f} dB ({row['crr_cpu_s']:.0f} CPU-s, "
@@ -369,6 +404,10 @@ def main() -> int:
                 f"{p['rhat_8x8_max']:.3f}, ESS min {p['ess_8x8_min']:.0f}",
                 flush=True,
             )
+    if args.json:
+        write_json_atomic(args.json, results)
+    if results["images"][0]["image"] != "M31":
+        return 0
     m31 = results["images"][0]
     for part in ("x", "denoised"):
         snr = m31[part]["mean_snr_db"]
@@ -378,8 +417,6 @@ def main() -> int:
             f"MAP {CRR_MAP_DOCUMENTED_DB} dB): {snr:.2f} vs {m31['crr_map_snr_db']:.2f} dB: "
             f"{verdict}"
         )
-    if args.json:
-        write_json_atomic(args.json, results)
     return 0
 
 

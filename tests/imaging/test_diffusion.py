@@ -22,6 +22,7 @@ from astrobayes.imaging.prior_calibration import (
     StationaryGaussianPrior,
     gaussian_posterior,
     power_law_prior,
+    ula_stationary_covariance,
 )
 
 SHAPE = (8, 8)
@@ -100,6 +101,53 @@ def test_annealed_langevin_mean_is_the_analytic_posterior_mean_and_sharpened_sco
     assert 0.9 < stats[1.0][1] < 1.15  # ULA's small variance inflation at this step
     assert stats[3.0][0] > 4.0
     assert stats[3.0][1] < 0.8
+
+
+def test_chain_after_the_annealing_targets_the_plain_likelihood_with_final_inflation_zero(key):
+    """``final_likelihood_inflation=0``: the continued chain is PnP-ULA's target.
+
+    The annealing keeps its widened likelihood (``c = 1``); after it the chain targets the
+    exact posterior of the smoothed prior with the *plain* likelihood variance ``s_y^2``:
+    its spread on the measured Fourier modes matches that posterior's, and its mean is the
+    posterior mean. Negative control: the widened target ``s_y^2 + sigma_min^2`` (the
+    default's; 12 times the variance at ``s_y = 0.03``) has a spread the draws miss.
+    """
+    op, sigma, prior, y = _problem(sigma=0.03)
+    smin = SCHEDULE.sigma_min
+    smoothed = prior.smoothed(smin**2)
+    targets = {
+        c: gaussian_posterior(op, float(np.sqrt(sigma**2 + c * smin**2)), smoothed) for c in (0, 1)
+    }
+    result = diffusion_posterior(
+        key, op, y, sigma, _score(prior), SCHEDULE, num_chains=32, steps_per_level=10,
+        num_warmup=100, num_samples=100, thinning=4, final_likelihood_inflation=0.0,
+    )  # fmt: skip
+    assert not result.status.is_failure
+    assert result.final_noise_variance == pytest.approx(sigma**2)
+    widened = diffusion_posterior(
+        key, op, y, sigma, _score(prior), SCHEDULE, num_chains=2, steps_per_level=2,
+        num_warmup=0, num_samples=4, thinning=1,
+    )  # fmt: skip
+    assert widened.final_noise_variance == pytest.approx(sigma**2 + smin**2)
+    assert result.final_step_size < widened.final_step_size
+    # the measured modes (real and imaginary parts of Phi x), where the two targets differ
+    basis = np.eye(64).reshape(64, *SHAPE)
+    phi = np.stack([np.asarray(op(b)) for b in basis], axis=1)  # (M, 64)
+    real = np.concatenate([phi.real, phi.imag])
+    draws = np.asarray(result.summaries, np.float64).reshape(-1, 64) @ real.T
+    # ULA's stationary law at the final step, on each target (its variance inflation
+    # 1 / (1 - delta q / 2) is ~1.2 on the data-dominated modes at this step)
+    laws = {c: ula_stationary_covariance(t, result.final_step_size) for c, t in targets.items()}
+    exact = {c: np.diag(real @ law @ real.T) for c, law in laws.items()}
+    kept = exact[0] > 1e-12  # e.g. the imaginary part of the zero frequency is 0
+    ratio = {c: np.mean(draws.var(axis=0)[kept] / v[kept]) for c, v in exact.items()}
+    # 3200 correlated draws per mode, ~60 modes: Monte Carlo error of the mean ratio ~0.01
+    assert 0.93 < ratio[0] < 1.07, ratio
+    assert ratio[1] < 0.5, ratio
+    chain_means = np.asarray(result.summaries, np.float64).mean(axis=1)
+    standard_error = chain_means.std(axis=0, ddof=1) / np.sqrt(32)
+    error = chain_means.mean(axis=0) - targets[0].mean(np.asarray(y))
+    assert np.mean((error / standard_error) ** 2) < 2.0  # t_31 over 64 pixels: E = 1.07
 
 
 def test_batch_equals_single_and_a_resumed_run_equals_an_uninterrupted_one(key):
@@ -186,6 +234,8 @@ def test_failures_non_finite_score_diverging_chain_and_too_large_step(key):
         (dict(num_chains=0), ValueError, "num_chains must be >= 1"),
         (dict(steps_per_level=2.5), TypeError, "steps_per_level must be an integer"),
         (dict(likelihood_inflation=-1.0), ValueError, "likelihood_inflation must be >= 0"),
+        (dict(final_likelihood_inflation=-1.0), ValueError, "final_likelihood_inflation must be"),
+        (dict(final_likelihood_inflation="0"), TypeError, "final_likelihood_inflation must be a"),
         (dict(step_fraction=0.0), ValueError, "step_fraction must be a positive"),
         (dict(initial_image=np.zeros((4, 4))), ValueError, "initial_image must have shape"),
         (dict(state=(0, 1)), TypeError, "state must be a DiffusionState"),

@@ -48,6 +48,8 @@ def test_cli_samples_with_a_diffusion_prior(tmp_path, capsys):
     assert results["schedule"] == {"sigma_min": 0.01, "sigma_max": 0.2, "num_levels": 3}
     assert results["sampling"]["method"] == "diffusion"
     assert results["num_score_evaluations_per_chain"] == 3 * 2 + 2 + 4
+    assert results["final_likelihood_inflation"] is None  # the annealing's c (1.0)
+    assert results["final_noise_variance"] > results["sigma"] ** 2
     mean = read_fits_image(out / "posterior_mean.fits")
     lower = read_fits_image(out / "interval_lower.fits")
     upper = read_fits_image(out / "interval_upper.fits")
@@ -71,6 +73,14 @@ def test_diffusion_config_errors(tmp_path, capsys):
         load_run_config(
             CONFIG.replace("levels = 3", "levels = 3\nlikelihood_inflation = -1.0"), tmp_path
         )
+    with pytest.raises(ValueError, match="prior.final_likelihood_inflation must be a number"):
+        load_run_config(
+            CONFIG.replace("levels = 3", "levels = 3\nfinal_likelihood_inflation = -1.0"), tmp_path
+        )
+    _, run = load_run_config(
+        CONFIG.replace("levels = 3", "levels = 3\nfinal_likelihood_inflation = 0.0"), tmp_path
+    )
+    assert run.prior.final_likelihood_inflation == 0.0
     # a schedule outside the denoiser's training range; a blind denoiser
     save_denoiser(tmp_path / "tiny.eqx", init_denoiser(jax.random.key(0), TINY))
     config = tmp_path / "run.toml"

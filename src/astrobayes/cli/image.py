@@ -18,8 +18,8 @@ the posterior mean when a truth is given, R-hat / ESS, status, timings).
 ``[prior] kind = "diffusion"`` uses a noise-conditional denoiser as a diffusion prior
 (``imaging.diffusion``: annealed Langevin over a VE noise schedule, ``[sampling] method =
 "diffusion"``): ``weights`` as above, ``sigma_min`` / ``sigma_max`` (default the
-denoiser's training range), ``levels``, ``steps_per_level``, ``likelihood_inflation``;
-the same ``[sampling]`` keys and outputs.
+denoiser's training range), ``levels``, ``steps_per_level``, ``likelihood_inflation``,
+``final_likelihood_inflation``; the same ``[sampling]`` keys and outputs.
 """
 
 from __future__ import annotations
@@ -112,7 +112,11 @@ class DiffusionPriorTable:
         sigma_max: First level; default the denoiser's ``sigma_max``.
         levels: Number of levels.
         steps_per_level: Annealed Langevin steps per level.
-        likelihood_inflation: ``c`` in the likelihood variance ``sigma^2 + c sigma_t^2``.
+        likelihood_inflation: ``c`` in the likelihood variance ``sigma^2 + c sigma_t^2``
+            during the annealing.
+        final_likelihood_inflation: ``c`` for the chain continued at ``sigma_min`` (the
+            warm-up and kept draws); default ``likelihood_inflation``; 0 makes that chain
+            PnP-ULA's target (the plain likelihood).
     """
 
     kind: str = DIFFUSION_KIND
@@ -122,6 +126,7 @@ class DiffusionPriorTable:
     levels: int = 20
     steps_per_level: int = 20
     likelihood_inflation: float = 1.0
+    final_likelihood_inflation: float | None = None
 
     def __post_init__(self):
         if self.kind != DIFFUSION_KIND:
@@ -142,11 +147,14 @@ class DiffusionPriorTable:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
                 raise ValueError(f"prior.{name} must be an integer >= {minimum}; got {value!r}")
-        value = self.likelihood_inflation
-        if isinstance(value, bool) or not (
-            isinstance(value, int | float) and np.isfinite(value) and value >= 0
-        ):
-            raise ValueError(f"prior.likelihood_inflation must be a number >= 0; got {value!r}")
+        for name in ("likelihood_inflation", "final_likelihood_inflation"):
+            value = getattr(self, name)
+            if value is None and name == "final_likelihood_inflation":
+                continue
+            if isinstance(value, bool) or not (
+                isinstance(value, int | float) and np.isfinite(value) and value >= 0
+            ):
+                raise ValueError(f"prior.{name} must be a number >= 0; got {value!r}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -669,6 +677,7 @@ def _run_diffusion(diffusion_run, file_config, problem, out: Path, *, no_plots: 
         thinning=sampling.thinning,
         step_fraction=sampling.step_fraction,
         likelihood_inflation=table.likelihood_inflation,
+        final_likelihood_inflation=table.final_likelihood_inflation,
     )
     timings["sampling_s"] = time.perf_counter() - wall
     timings["sampling_cpu_s"] = time.process_time() - cpu
@@ -689,10 +698,13 @@ def _run_diffusion(diffusion_run, file_config, problem, out: Path, *, no_plots: 
         "schedule": dataclasses.asdict(schedule),
         "steps_per_level": table.steps_per_level,
         "likelihood_inflation": table.likelihood_inflation,
+        "final_likelihood_inflation": table.final_likelihood_inflation,
         "sampling": dataclasses.asdict(sampling),
         "status": result.status,
         **written,
         "step_sizes": [float(v) for v in result.step_sizes],
+        "final_step_size": result.final_step_size,
+        "final_noise_variance": result.final_noise_variance,
         "num_score_evaluations_per_chain": result.num_score_evaluations,
         "sigma": float(problem.sigma),
         "num_visibilities": problem.operator.num_visibilities,

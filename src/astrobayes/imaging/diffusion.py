@@ -363,11 +363,15 @@ class DiffusionResult(NamedTuple):
         ess: Effective sample size of each summary dimension (the number of draws with
             < 4 draws per chain).
         sigmas: The noise levels, decreasing.
-        step_sizes: Langevin step of each level (``nan`` for DPS).
+        step_sizes: Langevin step of each level during the annealing (``nan`` for DPS).
         max_abs: Largest ``|x|`` each chain reached.
         num_score_evaluations: Score evaluations per chain.
         num_steps: Steps run (fewer than planned when the run was stopped).
         status: :class:`DiffusionStatus`.
+        final_step_size: Langevin step of the chain continued at ``sigma_min`` after the
+            annealing (``nan`` for DPS).
+        final_noise_variance: Likelihood variance ``s_y^2 + c_final sigma_min^2`` of
+            that chain (``nan`` for DPS).
     """
 
     summaries: Float[Array, "num_chains num_samples dim"]
@@ -381,6 +385,8 @@ class DiffusionResult(NamedTuple):
     num_score_evaluations: int
     num_steps: int
     status: DiffusionStatus
+    final_step_size: float = float("nan")
+    final_noise_variance: float = float("nan")
 
 
 def _flatten(x):
@@ -497,6 +503,7 @@ def diffusion_posterior(
     step_fraction: float = 1.0,
     score_lipschitz: float = 1.0,
     likelihood_inflation: float = 1.0,
+    final_likelihood_inflation: float | None = None,
     guidance: float = 1.0,
     initial_image: Float[Array, "height width"] | None = None,
     divergence_bound: float | None = None,
@@ -527,7 +534,13 @@ def diffusion_posterior(
         step_fraction: Fraction of the step bound ``1 / (3 Lip_t)``.
         score_lipschitz: ``L`` in the score's Lipschitz bound ``L / sigma^2``.
         likelihood_inflation: ``c`` in the likelihood variance ``s_y^2 + c sigma_t^2``
-            (``"langevin"``; 0 for the plain likelihood).
+            during the annealing (``"langevin"``; 0 for the plain likelihood).
+        final_likelihood_inflation: ``c`` for the chain continued at ``sigma_min`` after
+            the annealing (``num_warmup`` and the kept draws); default
+            ``likelihood_inflation``. With 0 that chain is PnP-ULA with
+            ``eps = sigma_min^2`` and the plain likelihood (Laumont et al. 2022), warm-started
+            by the annealing; with ``c > 0`` it targets the posterior with the likelihood
+            widened to ``s_y^2 + c sigma_min^2``.
         guidance: DPS's ``zeta`` (``"dps"``).
         initial_image: Mean of the initial chains (default zeros).
         divergence_bound: ``|x|`` beyond which a chain counts as diverged; default
@@ -566,7 +579,8 @@ def diffusion_posterior(
         num_chains=num_chains, steps_per_level=steps_per_level, num_warmup=num_warmup,
         num_samples=num_samples, thinning=thinning, step_fraction=step_fraction,
         score_lipschitz=score_lipschitz, likelihood_inflation=likelihood_inflation,
-        guidance=guidance, initial_image=initial_image, divergence_bound=divergence_bound,
+        final_likelihood_inflation=final_likelihood_inflation, guidance=guidance,
+        initial_image=initial_image, divergence_bound=divergence_bound,
         summary_fn=summary_fn, checkpoint_fn=checkpoint_fn, checkpoint_every=checkpoint_every,
         state=state, progress_fn=progress_fn, throw=throw, batch=False,
     )  # fmt: skip
@@ -610,7 +624,8 @@ def diffusion_posterior_batch(
 def _diffusion(
     key, operator, visibilities, sigma, score_fn, schedule, *, method="langevin", num_chains=4,
     steps_per_level=20, num_warmup=0, num_samples=None, thinning=10, step_fraction=1.0,
-    score_lipschitz=1.0, likelihood_inflation=1.0, guidance=1.0, initial_image=None,
+    score_lipschitz=1.0, likelihood_inflation=1.0, final_likelihood_inflation=None,
+    guidance=1.0, initial_image=None,
     divergence_bound=None, summary_fn=None, checkpoint_fn=None, checkpoint_every=1000,
     state=None, progress_fn=None, throw=False, batch=False,
 ):  # fmt: skip
@@ -644,6 +659,19 @@ def _diffusion(
         raise TypeError(f"likelihood_inflation must be a number; got {likelihood_inflation!r}")
     if likelihood_inflation < 0:
         raise ValueError(f"likelihood_inflation must be >= 0; got {likelihood_inflation}")
+    if final_likelihood_inflation is None:
+        final_likelihood_inflation = likelihood_inflation
+    if isinstance(final_likelihood_inflation, bool) or not (
+        isinstance(final_likelihood_inflation, int | float)
+        and math.isfinite(final_likelihood_inflation)
+    ):
+        raise TypeError(
+            f"final_likelihood_inflation must be a number; got {final_likelihood_inflation!r}"
+        )
+    if final_likelihood_inflation < 0:
+        raise ValueError(
+            f"final_likelihood_inflation must be >= 0; got {final_likelihood_inflation}"
+        )
     dtype = jnp.zeros(()).dtype
     shape = tuple(operator.image_shape)
     x0 = jnp.zeros(shape, dtype) if initial_image is None else jnp.asarray(initial_image, dtype)
@@ -670,6 +698,14 @@ def _diffusion(
         method, sigmas, steps_per_level, num_warmup, num_samples, thinning
     )
     total = level.size
+    # the chain continued at sigma_min after the annealing: its own likelihood variance
+    final = np.arange(total) >= (sigmas.size * steps_per_level if method == "langevin" else total)
+    final_var = sigma**2 + final_likelihood_inflation * sigmas[-1] ** 2
+    final_lipschitz = norm**2 / final_var + score_lipschitz / sigmas[-1] ** 2
+    if method == "langevin":
+        final_step = step_fraction / (3 * final_lipschitz)
+    else:
+        final_step = final_var = float("nan")
     if divergence_bound is None:
         dirty = float(jnp.max(jnp.abs(operator.adjoint(data[0])))) / norm**2
         divergence_bound = 1e3 * (1 + schedule.sigma_max + float(jnp.max(jnp.abs(x0))) + dirty)
@@ -760,12 +796,16 @@ def _diffusion(
                 num_score_evaluations=int(step_done),
                 num_steps=int(step_done),
                 status=dataset_status,
+                final_step_size=float(final_step),
+                final_noise_variance=float(final_var),
             )
             results.append(check(result, throw))
         return tuple(results) if batch else results[0]
 
     step_done = start
-    if method == "langevin" and np.any(step_sizes > 2 / lipschitz):
+    if method == "langevin" and (
+        np.any(step_sizes > 2 / lipschitz) or final_step > 2 / final_lipschitz
+    ):
         return make_results(DiffusionStatus.STEP_TOO_LARGE, xs)
     for probe in (schedule.sigma_max, schedule.sigma_min):
         value = score_fn(xs[0, 0], jnp.asarray(probe, dtype))
@@ -777,8 +817,10 @@ def _diffusion(
     np_dtype = np.dtype(dtype)
     sigma_arr = level_sigma.astype(np_dtype)
     next_arr = next_sigma.astype(np_dtype)
-    delta_arr = (step_sizes[level] if method == "langevin" else np.zeros(total)).astype(np_dtype)
-    var_arr = noise_vars[level].astype(np_dtype)
+    delta_arr = np.where(
+        final, final_step, step_sizes[level] if method == "langevin" else np.zeros(total)
+    ).astype(np_dtype)
+    var_arr = np.where(final, final_var, noise_vars[level]).astype(np_dtype)
     guidance_arr = np_dtype.type(guidance)
     level_end = np.append(level[1:] != level[:-1], True)
     stopped = None
