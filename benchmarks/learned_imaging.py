@@ -15,13 +15,21 @@ uv-coverages that training never drew. Per row: SNR, wall and CPU seconds, speed
 * ``wavelets`` (``--wavelets``): db8, 4 levels, positivity, Morozov's discrepancy
   principle (a strength search of several MAPs).
 
+With ``--hypothesis``, the MAP-based hypothesis test is evaluated at the network's image
+with the CRR posterior of the same data (``imaging.learned_uq.learned_hypothesis_test``:
+Pereyra's bound with ``U`` at the network's image, a conservative superset of the HPD
+region, so no MAP is needed) on three boxes chosen from the truth by a fixed rule: the
+brightest 16x16 box (true structure), the box whose mean is nearest 15% of that
+brightest box's mean at least 48 pixels away (faint true structure), and the darkest box
+(background: the test must not reject there).
+
 The speed-up is the MAP's CPU seconds over the network's (warm, and including setup and
 compilation). Baseline rows can be cached (``--cache FILE``) so a rerun with new weights
 does not redo the MAPs; the table says which rows came from the cache.
 
     OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python benchmarks/learned_imaging.py \\
         [--images M31 CYN] [--hours 1 2 4] [--robustness] [--wavelets] [--cache FILE]
-        [--weights FILE] [--out results.json]
+        [--weights FILE] [--out results.json] [--hypothesis]
 """
 
 from __future__ import annotations
@@ -50,7 +58,7 @@ def _since(start):
     return time.perf_counter() - start[0], time.process_time() - start[1]
 
 
-def run_network(network, op, data, truth) -> dict:
+def run_network(network, op, data, truth) -> tuple[dict, np.ndarray]:
     """The unrolled network on one problem: setup, first call, warm call."""
     start = _clock()
     normal = normal_operator_of(op)
@@ -74,7 +82,7 @@ def run_network(network, op, data, truth) -> dict:
         "first_cpu_s": first_cpu,
         "wall_s": warm_wall,
         "cpu_s": warm_cpu,
-    }
+    }, np.asarray(image)
 
 
 def run_map(prior, op, data, sigma, truth) -> dict:
@@ -101,6 +109,59 @@ def run_map(prior, op, data, sigma, truth) -> dict:
         "map_iterations": result.map_result.num_iterations,
         "status": result.status.name,
     }
+
+
+def hypothesis_boxes(truth: np.ndarray, size: int = 16) -> dict[str, tuple[int, int]]:
+    """Top-left corners of the structure, faint-structure and background boxes.
+
+    Boxes on a ``size // 2`` grid inside a ``size`` margin; "structure" has the largest
+    mean of the truth, "faint" the mean nearest 15% of that one among boxes whose centres
+    are at least ``3 size`` pixels from it, "background" the smallest maximum.
+    """
+    step, rows, cols = size // 2, truth.shape[0], truth.shape[1]
+    corners = [
+        (r, c)
+        for r in range(size, rows - 2 * size + 1, step)
+        for c in range(size, cols - 2 * size + 1, step)
+    ]
+    means = np.array([truth[r : r + size, c : c + size].mean() for r, c in corners])
+    peaks = np.array([truth[r : r + size, c : c + size].max() for r, c in corners])
+    bright = corners[int(np.argmax(means))]
+    far = np.array([np.hypot(r - bright[0], c - bright[1]) >= 3 * size for r, c in corners])
+    faint = corners[int(np.argmin(np.where(far, np.abs(means - 0.15 * means.max()), np.inf)))]
+    return {"structure": bright, "faint": faint, "background": corners[int(np.argmin(peaks))]}
+
+
+def run_hypothesis(op, data, sigma, truth, image, size: int = 16) -> list[dict]:
+    """The hypothesis test at the network's image with the CRR posterior (trained strength)."""
+    import jax.numpy as jnp
+
+    from astrobayes.imaging.learned_uq import learned_hypothesis_test
+    from astrobayes.imaging.pipeline import build_prior, initial_strength
+    from astrobayes.imaging.posterior import imaging_posterior
+
+    config = ImagingConfig(prior="crr", superpixel_sizes=(), strength_rule="trained")
+    crr = read_convex_ridge()
+    strength = initial_strength(config, op, data, crr=crr)
+    prior = build_prior(config, op.image_shape, strength, crr=crr)
+    posterior = imaging_posterior(op, data, sigma, prior, positivity=True)
+    out = []
+    for name, (r, c) in hypothesis_boxes(np.asarray(truth), size).items():
+        region = np.zeros(truth.shape, bool)
+        region[r : r + size, c : c + size] = True
+        result = learned_hypothesis_test(posterior, jnp.maximum(jnp.asarray(image), 0.0), region)
+        out.append(
+            {
+                "region": name,
+                "corner": [r, c],
+                "truth_mean": float(np.asarray(truth)[region].mean()),
+                "potential_image": result.potential_map,
+                "gamma": result.gamma_alpha,
+                "potential_surrogate": result.potential_surrogate,
+                "reject": bool(result.reject_null),
+            }
+        )
+    return out
 
 
 def coverages(args) -> list[tuple[str, int, str]]:
@@ -227,6 +288,9 @@ def main() -> None:
         "--conformal", type=int, default=0, help="skies per conformal calibration/test set"
     )
     parser.add_argument("--conformal-size", type=int, default=128)
+    parser.add_argument(
+        "--hypothesis", action="store_true", help="hypothesis tests at the network's image"
+    )
     args = parser.parse_args()
 
     weights = read_unrolled(args.weights)
@@ -244,8 +308,10 @@ def main() -> None:
     for name in args.images:
         for label, hours, kind in coverages(args):
             truth, op, data, sigma = problem_for(name, hours, kind, label)
-            net_row = run_network(network, op, data, truth)
+            net_row, image = run_network(network, op, data, truth)
             net_row.update(image=name, coverage=label)
+            if args.hypothesis:
+                net_row["hypothesis_tests"] = run_hypothesis(op, data, sigma, truth, image)
             rows.append(net_row)
             for method in methods:
                 key = f"{name}|{label}|{method}"
@@ -285,6 +351,13 @@ def report(rows, name, label) -> None:
         f"  {'unrolled':10s} {net['snr_db']:7.2f} {net['wall_s']:8.3f} {net['cpu_s']:8.3f}  "
         f"warm; setup {net['setup_cpu_s']:.2f} CPU s, first call {net['first_cpu_s']:.2f} CPU s"
     )
+    for test in net.get("hypothesis_tests", []):
+        verdict = "rejects 'artefact'" if test["reject"] else "does not reject"
+        print(
+            f"    hypothesis test, {test['region']:10s} box at {tuple(test['corner'])} "
+            f"(truth mean {test['truth_mean']:.3g}): U(x) {test['potential_image']:.4g}, "
+            f"gamma' {test['gamma']:.4g}, U(surrogate) {test['potential_surrogate']:.4g}: {verdict}"
+        )
     for row in here:
         if row["method"] == "unrolled":
             continue

@@ -37,6 +37,7 @@ import sys
 import time
 from pathlib import Path
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -162,6 +163,28 @@ def chunk_plan(sizes, pairs, epochs, *, final_chunks, learning_rate, final_learn
     ]
 
 
+def initialised_from(network: UnrolledNetwork, source: str) -> UnrolledNetwork:
+    """``network`` started from the network in ``source``.
+
+    The U-Nets and Tikhonov filters are copied, and the data-consistency weights when
+    both networks have that step.
+    """
+    start = read_unrolled(None if source == "shipped" else source).network
+    mine, theirs = network.settings, start.settings
+    if (mine.num_stages, mine.widths, mine.convs_per_level, mine.shared, mine.use_bias) != (
+        theirs.num_stages,
+        theirs.widths,
+        theirs.convs_per_level,
+        theirs.shared,
+        theirs.use_bias,
+    ):
+        raise SystemExit(f"--init-weights holds {theirs}; its U-Nets do not fit {mine}")
+    network = eqx.tree_at(lambda n: (n.stages, n.log_eps), network, (start.stages, start.log_eps))
+    if network.log_mu is not None and start.log_mu is not None:  # both have data consistency
+        network = eqx.tree_at(lambda n: n.log_mu, network, start.log_mu)
+    return network
+
+
 def load_state(checkpoint: Path):
     """``(network, state)`` of the last finished chunk, or ``(None, fresh state)``."""
     state_path = checkpoint / "state.json"
@@ -179,6 +202,19 @@ def main() -> None:
     parser.add_argument("--stages", type=int, default=4)
     parser.add_argument("--widths", type=int, nargs="+", default=[16, 32])
     parser.add_argument("--shared", action="store_true", help="one U-Net for all stages")
+    parser.add_argument(
+        "--dc-iterations",
+        type=int,
+        default=0,
+        help="conjugate-gradient steps of a data-consistency step after each stage (0: none)",
+    )
+    parser.add_argument("--initial-mu", type=float, default=1.0, help="its initial weight")
+    parser.add_argument(
+        "--init-weights",
+        default=None,
+        help="start from this network's U-Nets and filters ('shipped' = the shipped weights); "
+        "same stages and widths",
+    )
     parser.add_argument(
         "--sizes", type=int, nargs="+", default=[64] * 6 + [128] * 3, help="image side per chunk"
     )
@@ -222,11 +258,17 @@ def main() -> None:
     checkpoint = Path(args.checkpoint)
     checkpoint.mkdir(parents=True, exist_ok=True)
     settings = UnrolledSettings(
-        num_stages=args.stages, widths=tuple(args.widths), shared=args.shared
+        num_stages=args.stages,
+        widths=tuple(args.widths),
+        shared=args.shared,
+        dc_iterations=args.dc_iterations,
+        initial_mu=args.initial_mu,
     )
     network, state = load_state(checkpoint)
     if network is None:
         network = UnrolledNetwork(settings, key=jax.random.key(args.seed))
+        if args.init_weights:
+            network = initialised_from(network, args.init_weights)
     elif network.settings != settings:
         raise SystemExit(f"checkpoint holds {network.settings}, asked for {settings}")
     key = jax.random.key(args.seed + 1)

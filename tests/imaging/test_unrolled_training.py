@@ -53,6 +53,31 @@ def test_chunk_plan_expands_epochs_and_lowers_the_final_rate():
         )
 
 
+def test_init_weights_copy_the_unets_filters_and_data_consistency_weights(tmp_path):
+    """``--init-weights``: a trained file's leaves start a network with (or without) DC."""
+    import equinox as eqx
+
+    from astrobayes.io.unrolled_files import write_unrolled
+
+    script = _script()
+    settings = UnrolledSettings(num_stages=2, widths=(2, 4), dc_iterations=2, initial_mu=3.0)
+    source = UnrolledNetwork(settings, key=jax.random.key(1))
+    source = eqx.tree_at(lambda n: n.log_mu, source, source.log_mu + 0.5)
+    path, _ = write_unrolled(tmp_path / "source.eqx", source)
+    fresh = UnrolledNetwork(settings, key=jax.random.key(2))
+    started = script.initialised_from(fresh, str(path))
+    for mine, theirs in zip(jax.tree.leaves(started), jax.tree.leaves(source), strict=True):
+        np.testing.assert_array_equal(mine, theirs)
+    # a network without the step takes the U-Nets and filters of one with it
+    plain = UnrolledNetwork(UnrolledSettings(num_stages=2, widths=(2, 4)), key=jax.random.key(3))
+    started = script.initialised_from(plain, str(path))
+    assert started.log_mu is None
+    np.testing.assert_array_equal(started.log_eps, source.log_eps)
+    other = UnrolledNetwork(UnrolledSettings(num_stages=3, widths=(2, 4)), key=jax.random.key(4))
+    with pytest.raises(SystemExit, match="do not fit"):
+        script.initialised_from(other, str(path))
+
+
 @pytest.mark.slow
 def test_training_beats_the_untrained_network_on_held_out_pairs(shared_data):
     """A tiny network trained on 32x32 pairs gains SNR on pairs drawn from other keys.

@@ -14,8 +14,14 @@ iterative scheme: at stage ``k`` a small multi-resolution U-Net
   preconditioned step;
 * the dirty image ``d``,
 
-and returns an update, ``x_{k+1} = x_k + U_k(x_k, g_k, f_k, d)``. The start ``x_0`` is
-the Tikhonov-filtered dirty image; the output is ``max(x_K, 0)`` (positivity). Because
+and returns an update, ``z_k = x_k + U_k(x_k, g_k, f_k, d)``. With ``dc_iterations = 0``
+(the original architecture) ``x_{k+1} = z_k``; otherwise a data-consistency step
+follows each stage (Aggarwal, Mani & Jacob 2019, MoDL, arXiv:1712.02862):
+``x_{k+1} = argmin_x ||W^(1/2) (y - Phi x)||^2 / p + mu_k ||x - z_k||^2``, i.e.
+``(N / p + mu_k) x = d / p + mu_k z_k``, solved by ``dc_iterations`` conjugate-gradient
+steps from ``z_k`` (``mu_k`` learned per stage; gradients flow through the steps). The
+start ``x_0`` is the Tikhonov-filtered dirty image; the output is ``max(x_K, 0)``
+(positivity). Because
 ``N`` and ``d`` are *inputs*, the same weights serve any uv-coverage (Mars, Betcke &
 McEwen 2024): nothing about one coverage is baked into the weights.
 
@@ -78,6 +84,7 @@ __all__ = [
     "UnrolledNetwork",
     "UnrolledSettings",
     "check_image_shape",
+    "data_consistency",
     "normal_operator_of",
     "normalised_problem",
     "reconstruct",
@@ -101,6 +108,10 @@ class UnrolledSettings:
         shared: One U-Net for all stages (``True``) or one per stage.
         use_bias: Biases in the convolutions.
         initial_eps: Initial relative Tikhonov level ``eps`` of the filters.
+        dc_iterations: Conjugate-gradient steps of the data-consistency step after each
+            stage (0: no such step, the original architecture).
+        initial_mu: Initial weight ``mu_k`` of the stage's output in that step (in
+            units of the point-spread function's peak).
     """
 
     num_stages: int = 4
@@ -109,9 +120,15 @@ class UnrolledSettings:
     shared: bool = False
     use_bias: bool = True
     initial_eps: float = 0.05
+    dc_iterations: int = 0
+    initial_mu: float = 1.0
 
     def __post_init__(self):
         check_positive_int(self.num_stages, "num_stages")
+        check_positive_int(self.dc_iterations, "dc_iterations", minimum=0)
+        mu = self.initial_mu
+        if isinstance(mu, bool) or not (isinstance(mu, int | float) and 0 < mu < math.inf):
+            raise ValueError(f"initial_mu must be a positive finite number; got {mu!r}")
         check_positive_int(self.convs_per_level, "convs_per_level")
         widths = tuple(self.widths)
         if len(widths) < 2:
@@ -143,11 +160,14 @@ class UnrolledNetwork(eqx.Module):
     Attributes:
         stages: The U-Nets (one when ``settings.shared``, else ``num_stages``).
         log_eps: ``log eps_k`` of the Tikhonov filters: the start's, then each stage's.
+        log_mu: ``log mu_k`` of each stage's data-consistency step (``None`` when
+            ``settings.dc_iterations == 0``).
         settings: The architecture (static).
     """
 
     stages: tuple[UNet, ...]
     log_eps: Float[Array, " num_filters"]
+    log_mu: Float[Array, " num_stages"] | None
     settings: UnrolledSettings = eqx.field(static=True)
 
     def __init__(self, settings: UnrolledSettings, *, key: Array):
@@ -184,6 +204,11 @@ class UnrolledNetwork(eqx.Module):
             stages.append(net)
         self.stages = tuple(stages)
         self.log_eps = jnp.full((settings.num_stages + 1,), math.log(settings.initial_eps))
+        self.log_mu = (
+            jnp.full((settings.num_stages,), math.log(settings.initial_mu))
+            if settings.dc_iterations
+            else None
+        )
         self.settings = settings
 
     def stage(self, index: int) -> UNet:
@@ -202,7 +227,62 @@ class UnrolledNetwork(eqx.Module):
             filtered = _tikhonov(gradient, transfer, jnp.exp(self.log_eps[k + 1]) * peak)
             inputs = jnp.stack([x, gradient, filtered, dirty_unit])
             x = x + self.stage(k)(inputs)[0]
+            if self.log_mu is not None:
+                x = data_consistency(
+                    normal_unit, dirty_unit, x, jnp.exp(self.log_mu[k]), self.settings.dc_iterations
+                )
         return scale * jax.nn.relu(x)
+
+
+def data_consistency(
+    normal: NormalFn,
+    dirty: Float[Array, "height width"],
+    anchor: Float[Array, "height width"],
+    mu: Float[Array, ""],
+    iterations: int,
+) -> Float[Array, "height width"]:
+    """``argmin_x <x, N x> / 2 - <d, x> + mu ||x - z||^2 / 2`` by conjugate gradients.
+
+    Solves ``(N + mu I) x = d + mu z`` with ``iterations`` conjugate-gradient steps from
+    ``x = z`` (a fixed count, so the step is differentiable and compiles to a fixed
+    program). ``N`` must be symmetric positive semi-definite (a normal operator).
+
+    Args:
+        normal: ``N`` (image to image).
+        dirty: ``d``.
+        anchor: ``z``.
+        mu: ``mu > 0``.
+        iterations: Conjugate-gradient steps.
+
+    Returns:
+        The approximate solution.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> x = data_consistency(lambda v: 2.0 * v, jnp.ones((2, 2)), jnp.zeros((2, 2)), 1.0, 3)
+        >>> [round(float(v), 6) for v in x.reshape(-1)]  # (2 + 1) x = 1
+        [0.333333, 0.333333, 0.333333, 0.333333]
+    """
+    tiny = jnp.finfo(anchor.dtype).tiny
+
+    def apply(v):
+        return normal(v) + mu * v
+
+    x = anchor
+    residual = dirty + mu * anchor - apply(x)
+    direction = residual
+    power = jnp.sum(residual**2)
+    for _ in range(iterations):
+        image = apply(direction)
+        curvature = jnp.sum(direction * image)
+        alpha = jnp.where(curvature > tiny, power / jnp.maximum(curvature, tiny), 0.0)
+        x = x + alpha * direction
+        residual = residual - alpha * image
+        new_power = jnp.sum(residual**2)
+        beta = jnp.where(power > tiny, new_power / jnp.maximum(power, tiny), 0.0)
+        direction = residual + beta * direction
+        power = new_power
+    return x
 
 
 def normalised_problem(normal: NormalFn, dirty: Float[Array, "height width"]):
