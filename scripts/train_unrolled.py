@@ -167,22 +167,59 @@ def initialised_from(network: UnrolledNetwork, source: str) -> UnrolledNetwork:
     """``network`` started from the network in ``source``.
 
     The U-Nets and Tikhonov filters are copied, and the data-consistency weights when
-    both networks have that step.
+    both networks have that step. A network with more (unshared) stages than the source
+    grows it: the extra stages start with a zero output layer, so they add nothing
+    until trained, and their filter and data-consistency weights copy the source's
+    last ones.
     """
     start = read_unrolled(None if source == "shipped" else source).network
     mine, theirs = network.settings, start.settings
-    if (mine.num_stages, mine.widths, mine.convs_per_level, mine.shared, mine.use_bias) != (
-        theirs.num_stages,
+    same_unet = (mine.widths, mine.convs_per_level, mine.shared, mine.use_bias) == (
         theirs.widths,
         theirs.convs_per_level,
         theirs.shared,
         theirs.use_bias,
-    ):
+    )
+    grows = mine.num_stages >= theirs.num_stages and not mine.shared
+    if not same_unet or (mine.num_stages != theirs.num_stages and not grows):
         raise SystemExit(f"--init-weights holds {theirs}; its U-Nets do not fit {mine}")
-    network = eqx.tree_at(lambda n: (n.stages, n.log_eps), network, (start.stages, start.log_eps))
+    extra = mine.num_stages - theirs.num_stages
+
+    def silent(unet):
+        head = unet.head
+        zeros = [jnp.zeros_like(head.weight)] + (
+            [] if head.bias is None else [jnp.zeros_like(head.bias)]
+        )
+        where = (lambda h: (h.weight,)) if head.bias is None else (lambda h: (h.weight, h.bias))
+        return eqx.tree_at(lambda u: where(u.head), unet, tuple(zeros))
+
+    def extended(values):
+        return jnp.concatenate([values, jnp.repeat(values[-1:], extra)])
+
+    stages = tuple(start.stages) + tuple(silent(u) for u in network.stages[theirs.num_stages :])
+    network = eqx.tree_at(
+        lambda n: (n.stages, n.log_eps), network, (stages, extended(start.log_eps))
+    )
     if network.log_mu is not None and start.log_mu is not None:  # both have data consistency
-        network = eqx.tree_at(lambda n: n.log_mu, network, start.log_mu)
+        network = eqx.tree_at(lambda n: n.log_mu, network, extended(start.log_mu))
     return network
+
+
+def started_from(source: str | None) -> dict | None:
+    """The record of the weights ``--init-weights`` named (path, command, cost, lineage).
+
+    Returns:
+        ``None`` without ``--init-weights``; else the source's path and the entries of its
+        ``.json`` that say how it was made (its own ``started_from`` included, so the
+        whole lineage and its total training time stay on record).
+    """
+    if not source:
+        return None
+    weights = read_unrolled(None if source == "shipped" else source)
+    keep = ("command", "training_cpu_s", "training_wall_s", "final_validation_snr_db")
+    record = {"path": str(weights.path), **{k: weights.metadata.get(k) for k in keep}}
+    record["started_from"] = weights.metadata.get("started_from")
+    return record
 
 
 def load_state(checkpoint: Path):
@@ -354,6 +391,7 @@ def main() -> None:
             f"random arrays (random_array_coverage, fraction {args.array_fraction}); ISNR "
             f"uniform in {args.isnr_range} dB; M31 and Cygnus A never used"
         ),
+        started_from=started_from(args.init_weights),
         heldout_angles_rad=list(HELDOUT_ANGLES),
         heldout_array_seed=HELDOUT_ARRAY_SEED,
         training_cpu_s=state["cpu_s"],

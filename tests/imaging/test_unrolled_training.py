@@ -4,6 +4,7 @@ import sys
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -73,9 +74,27 @@ def test_init_weights_copy_the_unets_filters_and_data_consistency_weights(tmp_pa
     started = script.initialised_from(plain, str(path))
     assert started.log_mu is None
     np.testing.assert_array_equal(started.log_eps, source.log_eps)
-    other = UnrolledNetwork(UnrolledSettings(num_stages=3, widths=(2, 4)), key=jax.random.key(4))
-    with pytest.raises(SystemExit, match="do not fit"):
-        script.initialised_from(other, str(path))
+    # more stages: the source's stages first, the new ones silent (same image as before
+    # their training, up to the extra data-consistency steps, here none)
+    plain_source = UnrolledNetwork(
+        UnrolledSettings(num_stages=2, widths=(2, 4)), key=jax.random.key(5)
+    )
+    plain_path, _ = write_unrolled(tmp_path / "plain.eqx", plain_source)
+    deeper = UnrolledNetwork(UnrolledSettings(num_stages=3, widths=(2, 4)), key=jax.random.key(4))
+    grown = script.initialised_from(deeper, str(plain_path))
+    assert len(grown.stages) == 3
+    assert grown.log_eps.shape == (4,)
+    op_normal = lambda v: 0.5 * v + 0.5 * jnp.roll(v, 1, axis=0)  # noqa: E731
+    dirty = jnp.asarray(np.random.default_rng(0).random((8, 8)), jnp.float32)
+    np.testing.assert_allclose(grown(op_normal, dirty), plain_source(op_normal, dirty), rtol=1e-6)
+    assert not np.allclose(deeper(op_normal, dirty), plain_source(op_normal, dirty))  # control
+    shallower = UnrolledNetwork(
+        UnrolledSettings(num_stages=1, widths=(2, 4)), key=jax.random.key(6)
+    )
+    other = UnrolledNetwork(UnrolledSettings(num_stages=2, widths=(2, 8)), key=jax.random.key(7))
+    for bad in (shallower, other):
+        with pytest.raises(SystemExit, match="do not fit"):
+            script.initialised_from(bad, str(path))
 
 
 @pytest.mark.slow
