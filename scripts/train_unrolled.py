@@ -21,10 +21,15 @@ after the last finished chunk (the optimiser's moments restart with each chunk).
 image size can change between chunks (``--sizes``): the network is convolutional and
 its physics inputs are computed at whatever size it is given.
 
-Usage (the shipped weights; see docs/learned_imaging.md for the time it took):
+Usage:
 
     OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python scripts/train_unrolled.py \\
-        --checkpoint /tmp/unrolled_ckpt --out src/astrobayes/imaging/weights/unrolled_default.eqx
+        --checkpoint /tmp/unrolled_ckpt --out my_network.eqx [--dc-iterations 8]
+        [--init-weights shipped|FILE]
+
+The shipped weights were made by three runs, each started from the previous one's
+weights (``--init-weights``): their commands, times and losses are in the weights' JSON
+(``command``, ``history``, ``started_from``) and in docs/learned_imaging.md.
 """
 
 from __future__ import annotations
