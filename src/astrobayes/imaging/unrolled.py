@@ -246,6 +246,10 @@ def data_consistency(
     Solves ``(N + mu I) x = d + mu z`` with ``iterations`` conjugate-gradient steps from
     ``x = z`` (a fixed count, so the step is differentiable and compiles to a fixed
     program). ``N`` must be symmetric positive semi-definite (a normal operator).
+    ``jax.scipy.sparse.linalg.cg`` (used for the converged solve of
+    :func:`~astrobayes.imaging.learned_uq.tikhonov_reconstruction`) is not used here:
+    its gradient is the implicit one of an exact solve, while the stages are trained
+    through the truncated iterations that actually run.
 
     Args:
         normal: ``N`` (image to image).
