@@ -287,6 +287,12 @@ def test_data_consistency_solves_the_regularised_normal_equations():
     np.testing.assert_allclose(solved, exact, atol=1e-5)
     assert np.abs(np.asarray(data_consistency(normal, dirty, anchor, 0.5, 1)) - exact).max() > 1e-2
     np.testing.assert_array_equal(data_consistency(normal, dirty, anchor, 0.5, 0), anchor)
+    with pytest.raises(ValueError, match="iterations must be >= 0; got -1"):
+        data_consistency(normal, dirty, anchor, 0.5, -1)
+    with pytest.raises(TypeError, match="iterations must be an integer"):
+        data_consistency(normal, dirty, anchor, 0.5, 2.0)
+    with pytest.raises(ValueError, match=r"one shape; got \(4, 4\) and \(4, 3\)"):
+        data_consistency(normal, dirty, anchor[:, :3], 0.5, 2)
 
 
 def test_data_consistency_stages_fit_the_data_round_trip_and_stay_equivariant(tmp_path):

@@ -261,12 +261,23 @@ def data_consistency(
     Returns:
         The approximate solution.
 
+    Raises:
+        TypeError: If ``iterations`` is not an integer.
+        ValueError: If ``iterations < 0`` or ``dirty`` and ``anchor`` are not images of
+            one shape.
+
     Example:
         >>> import jax.numpy as jnp
         >>> x = data_consistency(lambda v: 2.0 * v, jnp.ones((2, 2)), jnp.zeros((2, 2)), 1.0, 3)
         >>> [round(float(v), 6) for v in x.reshape(-1)]  # (2 + 1) x = 1
         [0.333333, 0.333333, 0.333333, 0.333333]
     """
+    iterations = check_positive_int(iterations, "iterations", minimum=0)
+    if jnp.shape(dirty) != jnp.shape(anchor) or jnp.ndim(anchor) != 2:
+        raise ValueError(
+            f"dirty and anchor must be images of one shape; got {jnp.shape(dirty)} and "
+            f"{jnp.shape(anchor)}"
+        )
     tiny = jnp.finfo(anchor.dtype).tiny
 
     def apply(v):
