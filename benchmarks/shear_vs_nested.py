@@ -19,6 +19,7 @@ reweighting). Peer runners: ``benchmarks/nested_peers.py``.
 Usage: .venv/bin/python benchmarks/shear_vs_nested.py [--survey lsst_y1_like]
        [--nlive 500] [--num-samples 1000] [--skip dynesty] [--skip blackjax]
        [--long-nlive 2000] [--check-draws 100]
+       [--evidence-method bridge_sampling]
 Needs the bench extra (dynesty, blackjax).
 """
 
@@ -45,18 +46,20 @@ from astrobayes.cosmology.shear import (  # noqa: E402
     shear_problems,
 )
 from astrobayes.cosmology.shear_survey import SURVEYS  # noqa: E402
+from astrobayes.evidence import estimate  # noqa: E402
 from astrobayes.io import shipped_shear_data, shipped_shear_emulator  # noqa: E402
 from astrobayes.sampling import NUTSConfig  # noqa: E402
 
 
-def run_astrobayes(key, model, config):
+def run_astrobayes(key, model, config, evidence_method="learned_harmonic_mean"):
     """compare() on one model, timed end to end; returns (PeerResult, its ModelReport)."""
     start, cpu = time.perf_counter(), time.process_time()
-    result = compare(key, [model], sampling=config)
+    result = compare(key, [model], sampling=config, evidence_method=evidence_method)
     report = result.models[model.name]
     wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+    method = "LHM" if evidence_method == "learned_harmonic_mean" else "bridge"
     peer = PeerResult(
-        f"astrobayes NUTS+LHM ({config.num_chains}x{config.num_samples})",
+        f"astrobayes NUTS+{method} ({config.num_chains}x{config.num_samples})",
         report.log_evidence,
         report.log_evidence_std,
         wall,
@@ -115,6 +118,13 @@ def main() -> None:
     parser.add_argument("--check-draws", type=int, default=0)
     parser.add_argument("--models", nargs="+", default=["lcdm", "w0wacdm"])
     parser.add_argument("--skip", action="append", default=[], choices=["dynesty", "blackjax"])
+    parser.add_argument(
+        "--evidence-method",
+        choices=["learned_harmonic_mean", "bridge_sampling"],
+        default="learned_harmonic_mean",
+        help="astrobayes' evidence estimator; with bridge_sampling the learned harmonic "
+        "mean on the same chains is printed too",
+    )
     args = parser.parse_args()
 
     survey = SURVEYS[args.survey]
@@ -141,7 +151,7 @@ def main() -> None:
         tag = f"[{args.survey} {problem.name}, d={ndim}]"
         model_key = jax.random.fold_in(key, index)
         row = {}
-        row["astrobayes"], report = run_astrobayes(model_key, model, config)
+        row["astrobayes"], report = run_astrobayes(model_key, model, config, args.evidence_method)
         verdicts[problem.name] = report.status
         print(f"{tag} {row['astrobayes']._replace(samples=None)}", flush=True)
         # the estimate's own verdict: a failure status (e.g. Pareto k > 0.7) means the
@@ -152,6 +162,18 @@ def main() -> None:
             f"{evidence.pareto_k:.2f}, temperature {evidence.temperature:g}",
             flush=True,
         )
+        if args.evidence_method == "bridge_sampling":
+            # the learned harmonic mean on the same chains with the same evidence key
+            cpu = time.process_time()
+            evidence_key = jax.random.split(jax.random.fold_in(model_key, 0), 3)[2]
+            lhm = estimate(evidence_key, report.sampling.to_chains())
+            print(
+                f"{tag} same chains, learned harmonic mean: ln z {lhm.log_evidence:.3f} ± "
+                f"{lhm.log_evidence_std:.3f}, status {lhm.status.name.lower()} (Pareto k "
+                f"{lhm.pareto_k:.2f}, T {lhm.temperature:g}), "
+                f"{time.process_time() - cpu:.0f} CPU-s",
+                flush=True,
+            )
         if check is not None:
             message = check(report, args.check_draws, args.seed)
             print(f"{tag} emulator vs jax-cosmo: {message}", flush=True)

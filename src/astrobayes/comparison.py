@@ -41,6 +41,7 @@ from astrobayes.evidence import (
     BayesFactor,
     EvidenceResult,
     TargetFamily,
+    bridge_estimate,
     estimate,
     log_bayes_factor,
 )
@@ -71,6 +72,9 @@ __all__ = [
     "compare",
     "cross_check_evidence",
 ]
+
+#: Evidence estimators for NUTS and flow-MCMC chains (``compare(evidence_method=...)``).
+EVIDENCE_METHODS = ("learned_harmonic_mean", "bridge_sampling")
 
 #: Particles per pseudo-chain when SMC particles are handed to the learned harmonic mean.
 SMC_PARTICLES_PER_CHAIN = 100
@@ -176,7 +180,7 @@ class ModelReport(NamedTuple):
         ess_min: Smallest effective sample size over parameters.
         status: The worse of ``evidence.status`` and ``sampling.status`` (with SMC: of
             the SMC status and the evidence cross-check).
-        evidence_method: ``"learned_harmonic_mean"`` or ``"smc"``: where ``log_evidence``
+        evidence_method: ``"learned_harmonic_mean"``, ``"bridge_sampling"`` or ``"smc"``: where ``log_evidence``
             comes from.
     """
 
@@ -266,6 +270,7 @@ def compare(
     checkpoint_fn: Callable[[str], Checkpoint] | None = None,
     progress_fn_for: Callable[[str], ProgressFn] | None = None,
     num_workers: int | None = None,
+    evidence_method: str = "learned_harmonic_mean",
     throw: bool = False,
 ) -> ComparisonResult:
     """Sample each model with NUTS, estimate its evidence and compare to a reference.
@@ -292,6 +297,12 @@ def compare(
         num_workers: Models processed side by side in threads (compilation and XLA
             execution release the GIL); default ``min(len(models), os.cpu_count())``.
             Results do not depend on it: model ``i`` always uses ``fold_in(key, i)``.
+        evidence_method: ``"learned_harmonic_mean"`` (default: from the chains alone)
+            or ``"bridge_sampling"``: bridge sampling between the chains and the same
+            learned target (:func:`~astrobayes.evidence.bridge_estimate`), which also
+            evaluates the model at draws of the target; its terms are bounded, so it
+            keeps a finite variance where the harmonic mean's ratios are heavy-tailed (in
+            30 dimensions, docs/evidence.md). Not with SMC, which reports its own ``ln z``.
         throw: Raise :class:`~astrobayes.UnreliableResultError` (carrying the result)
             when the worst status of a model is a failure.
 
@@ -335,10 +346,26 @@ def compare(
         )
 
     num_workers = _check_workers(num_workers, len(models))
+    if evidence_method not in EVIDENCE_METHODS:
+        raise ValueError(
+            f"evidence_method must be one of {list(EVIDENCE_METHODS)}; got {evidence_method!r}"
+        )
+    if evidence_method == "bridge_sampling" and isinstance(sampling, SMCConfig):
+        raise ValueError(
+            'evidence_method = "bridge_sampling" needs NUTS or flow-MCMC chains; SMC reports its own '
+            "ln z (cross-checked by the harmonic mean)"
+        )
+    estimator = _harmonic if evidence_method == "learned_harmonic_mean" else _bridge
 
     def run_model(index: int, model: Model) -> ModelReport:
         return _run_model(
-            jax.random.fold_in(key, index), model, sampling, target, checkpoint_fn, progress_fn_for
+            jax.random.fold_in(key, index),
+            model,
+            sampling,
+            target,
+            checkpoint_fn,
+            progress_fn_for,
+            estimator,
         )
 
     if num_workers == 1:
@@ -357,7 +384,20 @@ def compare(
     return check(result, throw)
 
 
-def _run_model(key, model: Model, sampling, target, checkpoint_fn, progress_fn_for) -> ModelReport:
+def _harmonic(key, chains, density, target, progress_fn) -> EvidenceResult:
+    del density
+    return estimate(key, chains, target=target, progress_fn=progress_fn)
+
+
+def _bridge(key, chains, density, target, progress_fn) -> EvidenceResult:
+    return bridge_estimate(
+        key, chains, density.logdensity_fn, target=target, progress_fn=progress_fn
+    )
+
+
+def _run_model(
+    key, model: Model, sampling, target, checkpoint_fn, progress_fn_for, estimator=_harmonic
+) -> ModelReport:
     if isinstance(sampling, SMCConfig):
         return _run_model_smc(key, model, sampling, target, checkpoint_fn, progress_fn_for)
     init_key, nuts_key, evidence_key = jax.random.split(key, 3)
@@ -374,12 +414,13 @@ def _run_model(key, model: Model, sampling, target, checkpoint_fn, progress_fn_f
         checkpoint=ckpt,
         progress_fn=progress_fn,
     )
-    result = estimate(evidence_key, run.to_chains(), target=target, progress_fn=progress_fn)
+    result = estimator(evidence_key, run.to_chains(), density, target, progress_fn)
     return _report(
         model.name,
         density,
         run,
         result,
+        method=None if estimator is _harmonic else "bridge_sampling",
         log_evidence=(result.log_evidence, result.log_evidence_std),
         rhat_max=float(np.nanmax(run.rhat)),
         ess_min=float(np.nanmin(run.ess)),

@@ -410,6 +410,14 @@ def _method_lines(result) -> list[str]:
             "harmonic mean (McEwen et al. 2021, arXiv:2111.12720) on its final particles",
             "(the table's T, Pareto k and status are the cross-check's).",
         ]
+    if any(r.evidence_method == "bridge_sampling" for r in result.models.values()):
+        return [
+            "Evidences estimated by bridge sampling (Meng & Wong 1996; errors as in Gronau et",
+            f"al. 2017, arXiv:1703.05984) between {' and '.join(samplers)} chains on the",
+            "unconstrained space and a normalizing flow fitted to half of them (McEwen et al.",
+            "2021, arXiv:2111.12720), with the model evaluated at the flow's draws (the",
+            "table's T is the proposal's, its Pareto k that of the plain importance weights).",
+        ]
     return [
         "Evidences estimated with the learned harmonic mean (McEwen et al. 2021,",
         f"arXiv:2111.12720) from {' and '.join(samplers)} chains sampled on the unconstrained",
@@ -420,6 +428,8 @@ def _method_lines(result) -> list[str]:
 def _evidence_summary(config) -> str:
     if config.sampler_kind == "smc":
         return f"SMC, cross-checked by the learned harmonic mean ({config.evidence_target})"
+    if config.evidence_method == "bridge_sampling":
+        return f"bridge sampling with a learned proposal ({config.evidence_target})"
     return f"learned harmonic mean ({config.evidence_target})"
 
 

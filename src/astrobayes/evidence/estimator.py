@@ -124,6 +124,84 @@ def estimate(
     target, candidates, training_fraction = _check_inputs(
         key, chains, target, temperature, temperatures, training_fraction
     )
+    support_key = jax.random.split(key, 3)[2]
+    split = fit_target_on_chains(
+        key, chains, target, training_fraction, max_training_samples, progress_fn
+    )
+    fitted, infer, losses, dim = split.fitted, split.infer, split.losses, chains.dim
+    context = _Context(
+        fitted=fitted,
+        infer=infer,
+        messages=(EvidenceStatus.NON_FINITE,)
+        if losses.size and not np.all(np.isfinite(losses))
+        else (),
+        scores={},
+        losses=losses,
+        num_train=split.num_train,
+        # The flow is evaluated once per draw; every temperature reuses the base terms.
+        infer_terms=[
+            target_terms(fitted, infer.samples[c][infer.weights[c] > 0])
+            for c in range(infer.num_chains)
+        ],
+    )
+    if len(candidates) == 1:
+        chosen = candidates[0]
+    else:
+        valid_terms = target_terms(fitted, split.theta_valid)
+        chosen, scores = _choose_temperature(
+            valid_terms, split.lp_valid, split.w_valid, candidates, dim
+        )
+        context = context._replace(scores=scores)
+    result = _evaluate_or_retreat(context, chosen, candidates)
+    result = check_support(support_key, fitted, chains, result)
+    if split.num_training_draws < 20 * dim:
+        result = result.with_messages([EvidenceStatus.FEW_TRAINING_SAMPLES])
+    return check(result, throw, error=EvidenceUnreliableError)
+
+
+class TargetFit(NamedTuple):
+    """A target fitted on some chains, and the chains left to evaluate an estimator on.
+
+    Attributes:
+        fitted: The fitted target (whitening and bijection).
+        infer: The chains not used for training.
+        losses: Validation loss per training epoch (empty for closed-form targets).
+        num_train: Number of training chains.
+        num_training_draws: Training draws after thinning (fit and validation together).
+        theta_valid: Held-out draws of the training chains (never fitted on).
+        lp_valid: Their log posterior.
+        w_valid: Their weights.
+    """
+
+    fitted: FittedTarget
+    infer: Chains
+    losses: np.ndarray
+    num_train: int
+    num_training_draws: int
+    theta_valid: np.ndarray
+    lp_valid: np.ndarray
+    w_valid: np.ndarray
+
+
+def fit_target_on_chains(
+    key: PRNGKeyArray,
+    chains: Chains,
+    target: TargetFamily,
+    training_fraction: float,
+    max_training_samples: int,
+    progress_fn: ProgressFn | None = None,
+) -> TargetFit:
+    """Fit ``target`` on the first chains; the rest are returned for the estimator.
+
+    The first ``round(training_fraction * num_chains)`` chains (at least one, at most all
+    but one) are thinned to ``max_training_samples`` draws; 20% of those are held out to
+    stop training (and to choose a temperature), the others fit the whitening and the
+    target. Shared by :func:`estimate` and :func:`~astrobayes.evidence.bridge_estimate`.
+
+    Raises:
+        ValueError: On fewer training draws than ``dim + 2`` or a bad
+            ``max_training_samples``.
+    """
     max_training_samples = check_positive_int(
         max_training_samples, "max_training_samples", minimum=10
     )
@@ -139,9 +217,8 @@ def estimate(
             f"the training chains hold {theta_train.shape[0]} draws for dim = {dim}; need at "
             "least dim + 2 (fewer samples than dimensions cannot define a target)"
         )
-
-    fit_key, split_key, support_key = jax.random.split(key, 3)
-    # Hold out draws of the training chains to choose the temperature and stop training.
+    # The third key is left to the caller (estimate's support check).
+    fit_key, split_key, _ = jax.random.split(key, 3)
     order = np.asarray(jax.random.permutation(split_key, theta_train.shape[0]))
     num_valid = max(int(0.2 * theta_train.shape[0]), 1)
     valid_idx, fit_idx = order[:num_valid], order[num_valid:]
@@ -150,35 +227,16 @@ def estimate(
     bijection, losses = target.fit(
         fit_key, z_all[fit_idx], w_train[fit_idx], z_all[valid_idx], w_train[valid_idx], progress_fn
     )
-    fitted = FittedTarget(whitening, bijection, target.name)
-    context = _Context(
-        fitted=fitted,
+    return TargetFit(
+        fitted=FittedTarget(whitening, bijection, target.name),
         infer=infer,
-        messages=(EvidenceStatus.NON_FINITE,)
-        if losses.size and not np.all(np.isfinite(losses))
-        else (),
-        scores={},
-        losses=losses,
+        losses=np.asarray(losses),
         num_train=num_train,
-        # The flow is evaluated once per draw; every temperature reuses the base terms.
-        infer_terms=[
-            target_terms(fitted, infer.samples[c][infer.weights[c] > 0])
-            for c in range(infer.num_chains)
-        ],
+        num_training_draws=int(theta_train.shape[0]),
+        theta_valid=theta_train[valid_idx],
+        lp_valid=lp_train[valid_idx],
+        w_valid=w_train[valid_idx],
     )
-    if len(candidates) == 1:
-        chosen = candidates[0]
-    else:
-        valid_terms = target_terms(fitted, theta_train[valid_idx])
-        chosen, scores = _choose_temperature(
-            valid_terms, lp_train[valid_idx], w_train[valid_idx], candidates, dim
-        )
-        context = context._replace(scores=scores)
-    result = _evaluate_or_retreat(context, chosen, candidates)
-    result = check_support(support_key, fitted, chains, result)
-    if theta_train.shape[0] < 20 * dim:
-        result = result.with_messages([EvidenceStatus.FEW_TRAINING_SAMPLES])
-    return check(result, throw, error=EvidenceUnreliableError)
 
 
 def _check_inputs(key, chains, target, temperature, temperatures, training_fraction):

@@ -74,6 +74,17 @@ class EvidenceStatus(Status):
         "and the estimate is biased by an unknown amount: refit with another seed or a "
         "Gaussian target",
     )
+    LOW_OVERLAP = (
+        Severity.WARNING,
+        "warning: fewer than 1% of the proposal draws carry the importance weight (the "
+        "fitted target overlaps the posterior poorly); the bridge's error bar accounts for "
+        "it, but a better target or more draws would shrink it",
+    )
+    BRIDGE_NOT_CONVERGED = (
+        Severity.WARNING,
+        "warning: the bridge fixed-point iteration reached max_iterations before its "
+        "tolerance; ln z is the last iterate",
+    )
     TARGET_MASS_OUTSIDE = (
         Severity.WARNING,
         "warning: the target puts some mass outside the range of the posterior draws; if the "
@@ -108,6 +119,10 @@ class EvidenceResult(NamedTuple):
         training_losses: Validation loss per epoch of the flow (empty for Gaussian).
         target_mass_outside: Share of the target's draws outside the bounding box of
             the posterior draws (``nan`` when not measured).
+        method: ``"harmonic"`` (:func:`~astrobayes.evidence.estimate`) or ``"bridge"``
+            (:func:`~astrobayes.evidence.bridge_estimate`).
+        num_proposal_samples: Draws of the target at which the bridge evaluated the
+            density (0 for the harmonic mean).
 
     """
 
@@ -130,6 +145,8 @@ class EvidenceResult(NamedTuple):
     temperature_scores: dict
     training_losses: np.ndarray
     target_mass_outside: float = float("nan")
+    method: str = "harmonic"
+    num_proposal_samples: int = 0
 
     @property
     def evidence_summary(self) -> str:
@@ -166,6 +183,8 @@ class EvidenceResult(NamedTuple):
                     str(k): float(v) for k, v in self.temperature_scores.items()
                 },
                 "target_mass_outside": float(self.target_mass_outside),
+                "method": self.method,
+                "num_proposal_samples": int(self.num_proposal_samples),
             }
         )
 

@@ -25,7 +25,7 @@ from astrobayes.evidence.result import EvidenceResult, EvidenceStatus
 from astrobayes.evidence.targets import FittedTarget, target_terms
 from astrobayes.mixtures import GaussianMixture
 
-__all__ = ["check_support"]
+__all__ = ["check_support", "jitted_sample", "round_trip_failures"]
 
 _NUM_SUPPORT_DRAWS = 4096
 #: A draw fails the round trip when the base point recovered through the inverse map is
@@ -54,11 +54,11 @@ def check_support(
         return result
     theta, _, _ = chains.flat()
     lo, hi = theta.min(axis=0), theta.max(axis=0)
-    sampled, base_norm = _jitted_sample(
+    sampled, base_norm = jitted_sample(
         fitted, key, jnp.asarray(result.temperature, jnp.float32), _NUM_SUPPORT_DRAWS
     )
     draws = np.asarray(sampled, dtype=np.float64)
-    failures = _round_trip_failures(fitted, sampled, base_norm)
+    failures = round_trip_failures(fitted, sampled, base_norm)
     if failures > _MAX_ROUND_TRIP_FAILURES:
         result = result.with_messages([EvidenceStatus.TARGET_NOT_INVERTIBLE])
     outside = np.any((draws < lo) | (draws > hi), axis=1)
@@ -75,7 +75,7 @@ def check_support(
     return result.with_messages([EvidenceStatus.TARGET_MASS_OUTSIDE])
 
 
-def _round_trip_failures(fitted: FittedTarget, draws, base_norm) -> float:
+def round_trip_failures(fitted: FittedTarget, draws, base_norm) -> float:
     """Fraction of the target's own draws whose base point the inverse map misses.
 
     Flows only: the Gaussian target and mixtures are affine maps, exact to rounding.
@@ -89,5 +89,6 @@ def _round_trip_failures(fitted: FittedTarget, draws, base_norm) -> float:
 
 
 @eqx.filter_jit
-def _jitted_sample(fitted, key, temperature, num):
+def jitted_sample(fitted, key, temperature, num):
+    """:meth:`FittedTarget.sample_with_base`, compiled (one program per draw count)."""
     return fitted.sample_with_base(key, temperature, num)
