@@ -57,8 +57,15 @@ def run_dynesty(
     *,
     nlive: int = 500,
     seed: int = 0,
+    max_wall_s: float | None = None,
 ) -> PeerResult:
-    """dynesty's static ``NestedSampler`` with its defaults (``nlive`` live points)."""
+    """dynesty's static ``NestedSampler`` with its defaults (``nlive`` live points).
+
+    With ``max_wall_s`` the run stops after that many wall seconds if not done (its own
+    stopping rule, ``dlogz = 1e-3 (nlive - 1) + 0.01`` as in ``run_nested``, is otherwise
+    unchanged); an unfinished run is returned with ``ln z = nan`` and "UNFINISHED" in its
+    name, so its wall time is a lower bound on what the run would take.
+    """
     import dynesty
 
     start, cpu = time.perf_counter(), time.process_time()
@@ -71,7 +78,31 @@ def run_dynesty(
         nlive=nlive,
         rstate=np.random.default_rng(seed),
     )
-    sampler.run_nested(print_progress=False)
+    if max_wall_s is None:
+        sampler.run_nested(print_progress=False)
+    else:
+        for _ in sampler.sample(dlogz=1e-3 * (nlive - 1) + 0.01):
+            if time.perf_counter() - start > max_wall_s:
+                return PeerResult(
+                    f"dynesty static (nlive={nlive}) UNFINISHED after {max_wall_s:.0f} s",
+                    float("nan"),
+                    float("nan"),
+                    time.perf_counter() - start,
+                    int(sampler.ncall),
+                    None,
+                    None,
+                    time.process_time() - cpu,
+                )
+        for _ in sampler.add_live_points():
+            pass
+        # as run_nested does at the end: the integrals recomputed over the full run
+        from dynesty.utils import compute_integrals
+
+        run = sampler.saved_run
+        logwt, logz, logzvar, h = compute_integrals(logl=run["logl"], logvol=run["logvol"])
+        run["logwt"], run["logz"] = logwt.tolist(), logz.tolist()
+        run["logzvar"], run["h"] = logzvar.tolist(), h.tolist()
+        sampler.loglikelihood.finalize_history()
     res = sampler.results
     return PeerResult(
         f"dynesty static (nlive={nlive})",

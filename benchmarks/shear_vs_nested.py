@@ -119,6 +119,13 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=["lcdm", "w0wacdm"])
     parser.add_argument("--skip", action="append", default=[], choices=["dynesty", "blackjax"])
     parser.add_argument(
+        "--dynesty-max-seconds",
+        type=float,
+        default=None,
+        help="stop dynesty after this many wall seconds if unfinished (reported as a lower "
+        "bound on its time)",
+    )
+    parser.add_argument(
         "--evidence-method",
         choices=["learned_harmonic_mean", "bridge_sampling"],
         default="learned_harmonic_mean",
@@ -188,6 +195,7 @@ def main() -> None:
                     ndim,
                     nlive=nlive,
                     seed=args.seed,
+                    max_wall_s=args.dynesty_max_seconds,
                 )
                 row["dynesty" + suffix] = res._replace(samples=None, log_weights=None)
                 print(f"{tag} {row['dynesty' + suffix]}", flush=True)

@@ -17,32 +17,19 @@ from astrobayes.evidence import (
     estimate,
 )
 from astrobayes.evidence.bridge import solve_bridge
+from astrobayes.models.problems import skewed_gumbel
 
 LOG_Z = 5.0
 
 
 def _skewed_problem(dim: int, seed: int = 0):
-    """``x = A y`` with ``y_i ~ Gumbel(0, 1)`` (skewness 1.14) times ``z = e^5``.
-
-    The normalised density is known, so ``ln z = 5`` exactly and exact draws are cheap;
-    in 30 dimensions its one-sided marginals defeat targets fitted on a few thousand
-    draws (the learned harmonic mean's ratios are heavy-tailed there).
-    """
-    rng = np.random.default_rng(seed)
-    a = np.linalg.qr(rng.normal(size=(dim, dim)))[0] @ np.diag(np.exp(rng.uniform(-1, 1, dim)))
-    a_inv = jnp.asarray(np.linalg.inv(a), jnp.float32)
-    log_det = float(np.linalg.slogdet(a)[1])
-
-    def logdensity(x):
-        y = a_inv @ x
-        return LOG_Z - log_det + jnp.sum(-y - jnp.exp(-y))
+    """``(logdensity, draws(seed, chains, samples))`` of :func:`skewed_gumbel` (ln z = 5)."""
+    problem = skewed_gumbel(dim, log_evidence=LOG_Z, seed=seed)
 
     def draws(draw_seed: int, num_chains: int, num_samples: int) -> Chains:
-        y = np.random.default_rng(draw_seed).gumbel(size=(num_chains, num_samples, dim))
-        lp = LOG_Z - log_det + np.sum(-y - np.exp(-y), axis=-1)
-        return Chains(y @ a.T, lp)
+        return problem.sample_chains(jax.random.key(draw_seed), num_chains, num_samples)
 
-    return logdensity, draws
+    return problem.logdensity_fn, draws
 
 
 def test_bridge_finds_the_evidence_where_the_harmonic_mean_fails(key):

@@ -17,6 +17,7 @@ from astrobayes.models.problems import (
     normal_gamma,
     radiata_pine,
     rosenbrock,
+    skewed_gumbel,
 )
 
 __all__ = [
@@ -32,6 +33,7 @@ __all__ = [
     "prior_ranges",
     "radiata_pine",
     "rosenbrock",
+    "skewed_gumbel",
     "unconstrained_density",
     "unconstrained_prior",
 ]
