@@ -14,6 +14,7 @@ Prints, per problem and seed, each ln z ± sigma, its error against the exact va
 wall and CPU seconds (and likelihood calls of the nested sampler).
 
 Usage: .venv/bin/python benchmarks/known_evidence_d30.py [--seeds 0 1] [--dim 30]
+       [--evidence-method bridge_sampling] [--skip-nss]
 """
 
 from __future__ import annotations
@@ -77,6 +78,12 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--dim", type=int, default=30)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument(
+        "--evidence-method",
+        choices=["learned_harmonic_mean", "bridge_sampling"],
+        default="learned_harmonic_mean",
+    )
+    parser.add_argument("--skip-nss", action="store_true", help="astrobayes only")
     args = parser.parse_args(argv)
     config = NUTSConfig(num_chains=8, num_warmup=500, num_samples=1000)
     for name, problem, log_likelihood, prior, transform in problems(args.dim):
@@ -90,7 +97,12 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{name} (d = {args.dim}): exact ln z {exact:.3f}", flush=True)
         for seed in args.seeds:
             wall, cpu = time.perf_counter(), time.process_time()
-            report = compare(jax.random.key(seed), [model], sampling=config).models[name]
+            report = compare(
+                jax.random.key(seed),
+                [model],
+                sampling=config,
+                evidence_method=args.evidence_method,
+            ).models[name]
             wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
             error = report.log_evidence - exact
             print(
@@ -101,6 +113,8 @@ def main(argv: list[str] | None = None) -> None:
                 f"{report.evidence.pareto_k:.2f})",
                 flush=True,
             )
+            if args.skip_nss:
+                continue
             res = run_blackjax_ns(jax.random.key(100 + seed), log_likelihood, transform, args.dim)
             error = res.log_evidence - exact
             print(

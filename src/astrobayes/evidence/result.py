@@ -50,7 +50,9 @@ class EvidenceStatus(Status):
     TARGET_TOO_WIDE = (
         Severity.FAILURE,
         "failure: importance ratios have infinite variance (Pareto k > 0.7): the target "
-        "has fatter tails than the posterior, so the estimate cannot be trusted",
+        "has fatter tails than the posterior, so the estimate cannot be trusted; where the "
+        "log density can be evaluated, bridge sampling (bridge_estimate, or "
+        'evidence_method = "bridge_sampling") keeps a finite variance',
     )
     NON_FINITE = (
         Severity.FAILURE,
