@@ -41,13 +41,11 @@ from astrobayes._checks import check_fraction, check_key, check_positive_int
 from astrobayes._status import check
 from astrobayes._types import ProgressFn
 from astrobayes.chains import Chains
-from astrobayes.evidence.estimator import fit_target_on_chains
+from astrobayes.evidence.estimator import _Context, _result, fit_target_on_chains
 from astrobayes.evidence.result import (
     EvidenceResult,
     EvidenceStatus,
     EvidenceUnreliableError,
-    order_messages,
-    status_of,
 )
 from astrobayes.evidence.support import jitted_sample, round_trip_failures
 from astrobayes.evidence.targets import (
@@ -169,6 +167,8 @@ def bridge_estimate(
         fit_key, chains, target, training_fraction, max_training_samples, progress_fn
     )
     fitted, infer, dim = split.fitted, split.infer, chains.dim
+    # The harmonic mean's result builder, with the bridge's own fields.
+    context = _Context(fitted, infer, [], (), {}, split.losses, split.num_train)
     messages: list[EvidenceStatus] = []
     if split.losses.size and not np.all(np.isfinite(split.losses)):
         messages.append(EvidenceStatus.NON_FINITE)
@@ -185,6 +185,7 @@ def bridge_estimate(
 
     # Proposal side: independent draws of the fitted target and the density there.
     num_prop = max(num_post, 4096) if num_proposal is None else num_proposal
+    method_fields = {"method": "bridge", "num_proposal_samples": int(num_prop)}
     draws, base_norm = jitted_sample(
         fitted, proposal_key, jnp.asarray(temperature, jnp.float32), num_prop
     )
@@ -199,7 +200,13 @@ def bridge_estimate(
     l2 = prop_lp - prop_lq  # ln(p~/q), proposal draws
     if np.any(np.isnan(prop_lp)) or not all(np.all(np.isfinite(v)) for v in l1):
         return _result(
-            split, temperature, [EvidenceStatus.NON_FINITE, *messages], infer, num_post, num_prop
+            context,
+            temperature,
+            [EvidenceStatus.NON_FINITE, *messages],
+            per_chain_log_evidence=np.full(infer.num_chains, np.nan),
+            num_inference_samples=num_post,
+            effective_sample_size=0.0,
+            **method_fields,
         )
     # -inf at a proposal draw (outside a bounded support) is a zero density: allowed.
     l2 = np.where(np.isfinite(l2), l2, -np.inf)
@@ -250,12 +257,10 @@ def bridge_estimate(
         messages.append(EvidenceStatus.FEW_TRAINING_SAMPLES)
     return check(
         _result(
-            split,
+            context,
             temperature,
             messages,
-            infer,
-            num_post,
-            num_prop,
+            num_inference_samples=num_post,
             log_evidence=log_z,
             log_evidence_std=log_z_std,
             per_chain_log_evidence=per_chain,
@@ -263,6 +268,7 @@ def bridge_estimate(
             autocorrelation_time=float(max(taus)),
             pareto_k=diagnostics.pareto_tail_index(finite_l2),
             log_evidence_std_between_chains=between_std,
+            **method_fields,
         ),
         throw,
         error=EvidenceUnreliableError,
@@ -363,49 +369,3 @@ def _chains_disagree(per_chain, f1_scaled, weights, batch_lengths, prop_rel_var)
     mean = np.sum(per_chain / chain_errors**2) / np.sum(1 / chain_errors**2)
     chi2 = np.sum(((per_chain - mean) / chain_errors) ** 2)
     return between_std, bool(stats.chi2.sf(chi2, per_chain.size - 1) < 1e-3)
-
-
-def _result(
-    split,
-    temperature,
-    messages,
-    infer,
-    num_post,
-    num_prop,
-    *,
-    log_evidence=np.nan,
-    log_evidence_std=np.nan,
-    per_chain_log_evidence=None,
-    effective_sample_size=0.0,
-    autocorrelation_time=np.nan,
-    pareto_k=np.nan,
-    log_evidence_std_between_chains=np.nan,
-) -> EvidenceResult:
-    ordered = order_messages(messages)
-    per_chain = (
-        np.full(infer.num_chains, np.nan)
-        if per_chain_log_evidence is None
-        else np.asarray(per_chain_log_evidence)
-    )
-    return EvidenceResult(
-        log_evidence=float(log_evidence),
-        log_evidence_std=float(log_evidence_std),
-        status=status_of(ordered),
-        messages=ordered,
-        temperature=float(temperature),
-        target=split.fitted.kind,
-        per_chain_log_evidence=per_chain,
-        num_training_chains=int(split.num_train),
-        num_inference_chains=int(infer.num_chains),
-        num_inference_samples=int(num_post),
-        effective_sample_size=float(effective_sample_size),
-        autocorrelation_time=float(autocorrelation_time),
-        pareto_k=float(pareto_k),
-        kurtosis=float("nan"),
-        variance_of_variance=float("nan"),
-        log_evidence_std_between_chains=float(log_evidence_std_between_chains),
-        temperature_scores={},
-        training_losses=np.asarray(split.losses),
-        method="bridge",
-        num_proposal_samples=int(num_prop),
-    )

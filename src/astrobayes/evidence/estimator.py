@@ -445,7 +445,12 @@ def _result(
     kurtosis: float = np.nan,
     variance_of_variance: float = np.nan,
     log_evidence_std_between_chains: float = np.nan,
+    **method_fields,
 ) -> EvidenceResult:
+    """The :class:`EvidenceResult` of one evaluation.
+
+    ``method_fields`` are passed on (the bridge's ``method`` and ``num_proposal_samples``).
+    """
     ordered = order_messages(messages)
     return EvidenceResult(
         log_evidence=float(log_evidence),
@@ -466,4 +471,5 @@ def _result(
         log_evidence_std_between_chains=float(log_evidence_std_between_chains),
         temperature_scores=dict(context.scores),
         training_losses=np.asarray(context.losses),
+        **method_fields,
     )
