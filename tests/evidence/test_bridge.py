@@ -100,6 +100,24 @@ def test_nan_density_at_the_proposal_is_a_failure(key):
     assert np.isnan(result.log_evidence)
 
 
+def test_infinite_density_at_the_proposal_is_a_failure(key):
+    logdensity, draws = _skewed_problem(2)
+
+    def broken(x):
+        return jnp.where(x[0] > 0.5, jnp.inf, logdensity(x))
+
+    result = bridge_estimate(key, draws(0, 4, 500), broken, target=GaussianTarget())
+    assert result.status is EvidenceStatus.NON_FINITE
+    # negative control: -inf (a zero density, e.g. outside a bounded support) is allowed
+    outside = bridge_estimate(
+        key,
+        draws(0, 4, 500),
+        lambda x: jnp.where(x[0] > 2.0, -jnp.inf, logdensity(x)),
+        target=GaussianTarget(),
+    )
+    assert not outside.status.is_failure
+
+
 def test_capped_iterations_are_a_warning(key):
     logdensity, draws = _skewed_problem(2)
     result = bridge_estimate(

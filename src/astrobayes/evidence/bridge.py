@@ -198,7 +198,9 @@ def bridge_estimate(
 
     l1 = [lp - lq for lp, lq in zip(post_lp, post_lq, strict=True)]  # ln(p~/q), posterior draws
     l2 = prop_lp - prop_lq  # ln(p~/q), proposal draws
-    if np.any(np.isnan(prop_lp)) or not all(np.all(np.isfinite(v)) for v in l1):
+    # NaN or +inf anywhere, or no proposal draw with a positive density: no estimate.
+    bad_proposal = np.any(np.isnan(prop_lp) | (prop_lp == np.inf)) or not np.any(np.isfinite(l2))
+    if bad_proposal or not all(np.all(np.isfinite(v)) for v in l1):
         return _result(
             context,
             temperature,
