@@ -41,7 +41,13 @@ from astrobayes._checks import check_fraction, check_key, check_positive_int
 from astrobayes._status import check
 from astrobayes._types import ProgressFn
 from astrobayes.chains import Chains
-from astrobayes.evidence.estimator import _Context, _result, fit_target_on_chains
+from astrobayes.evidence.estimator import (
+    _Context,
+    _result,
+    batch_count_messages,
+    batch_lengths_of,
+    fit_target_on_chains,
+)
 from astrobayes.evidence.result import (
     EvidenceResult,
     EvidenceStatus,
@@ -222,11 +228,7 @@ def bridge_estimate(
     s1, s2 = _fractions(all_w, l2.size)
     f1 = [-np.logaddexp(np.log(s1) + v - log_z, np.log(s2)) for v in l1]
     f1_scaled = [np.exp(v) for v in f1]
-    taus = [diagnostics.integrated_autocorrelation_time(v) for v in f1_scaled]
-    batch_lengths = [
-        int(max(np.ceil(np.sqrt(v.size)), np.ceil(10.0 * tau)))
-        for v, tau in zip(f1_scaled, taus, strict=True)
-    ]
+    batch_lengths, taus = batch_lengths_of(f1_scaled)
     batches = diagnostics.weighted_batch_means(f1_scaled, post_w, batch_lengths)
     post_rel_var = (batches.std / batches.mean) ** 2
     f2 = np.exp(l2 - log_z - np.logaddexp(np.log(s1) + l2 - log_z, np.log(s2)))
@@ -249,10 +251,7 @@ def bridge_estimate(
     finite_l2 = l2[np.isfinite(l2)]
     ess = diagnostics.kish_effective_sample_size(np.exp(finite_l2 - finite_l2.max()))
     num_batches = batches.batch_means.size
-    if num_batches < 2 or not np.isfinite(log_z_std):
-        messages.append(EvidenceStatus.ERROR_UNDEFINED)
-    elif num_batches < 10:
-        messages.append(EvidenceStatus.UNSTABLE_ERROR)
+    messages += batch_count_messages(num_batches, log_z_std)
     if ess < 0.01 * num_prop:
         messages.append(EvidenceStatus.LOW_OVERLAP)
     if split.num_training_draws < 20 * dim:

@@ -347,11 +347,7 @@ def _evaluate(context: _Context, temperature: float) -> EvidenceResult:
         )
     shift = float(all_log_r.max())
     scaled = [np.exp(lr - shift) for lr in log_r_chains]
-    taus = [diagnostics.integrated_autocorrelation_time(s) for s in scaled]
-    batch_lengths = [
-        int(max(np.ceil(np.sqrt(s.size)), np.ceil(10.0 * tau)))
-        for s, tau in zip(scaled, taus, strict=True)
-    ]
+    batch_lengths, taus = batch_lengths_of(scaled)
     batches = diagnostics.weighted_batch_means(scaled, w_chains, batch_lengths)
     rho, rho_std = batches.mean, batches.std
     per_chain = np.array([np.sum(w * s) / np.sum(w) for s, w in zip(scaled, w_chains, strict=True)])
@@ -412,6 +408,29 @@ def _between_chains(scaled, w_chains, batch_lengths, per_chain, rho) -> tuple[fl
     return between_std, bool(stats.chi2.sf(chi2, len(per_chain) - 1) < 1e-3)
 
 
+def batch_lengths_of(series: list[np.ndarray]) -> tuple[list[int], list[float]]:
+    """Per chain: batch length for batch means (``>= sqrt(n)`` and ``>= 10 tau``), and ``tau``.
+
+    ``tau`` is the integrated autocorrelation time of the chain's terms; shared by the
+    harmonic mean and the bridge.
+    """
+    taus = [diagnostics.integrated_autocorrelation_time(s) for s in series]
+    lengths = [
+        int(max(np.ceil(np.sqrt(s.size)), np.ceil(10.0 * tau)))
+        for s, tau in zip(series, taus, strict=True)
+    ]
+    return lengths, taus
+
+
+def batch_count_messages(num_batches: int, log_evidence_std: float) -> list[EvidenceStatus]:
+    """No error bar below 2 batches (or a non-finite one), an unstable one below 10."""
+    if num_batches < 2 or not np.isfinite(log_evidence_std):
+        return [EvidenceStatus.ERROR_UNDEFINED]
+    if num_batches < 10:
+        return [EvidenceStatus.UNSTABLE_ERROR]
+    return []
+
+
 def _ratio_messages(k, num_batches, log_evidence_std, ess, num_samples, var_of_var):
     """Statuses from the tail, batch count, effective sample size and variance of variance."""
     messages = []
@@ -419,10 +438,7 @@ def _ratio_messages(k, num_batches, log_evidence_std, ess, num_samples, var_of_v
         messages.append(EvidenceStatus.TARGET_TOO_WIDE)
     elif np.isfinite(k) and k > 0.5:
         messages.append(EvidenceStatus.HEAVY_TAILED_RATIOS)
-    if num_batches < 2 or not np.isfinite(log_evidence_std):
-        messages.append(EvidenceStatus.ERROR_UNDEFINED)
-    elif num_batches < 10:
-        messages.append(EvidenceStatus.UNSTABLE_ERROR)
+    messages += batch_count_messages(num_batches, log_evidence_std)
     if ess < 0.01 * num_samples:
         messages.append(EvidenceStatus.LOW_EFFECTIVE_SAMPLE_SIZE)
     if np.isfinite(var_of_var) and var_of_var > 0.5:
