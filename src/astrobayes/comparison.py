@@ -73,9 +73,6 @@ __all__ = [
     "cross_check_evidence",
 ]
 
-#: Evidence estimators for NUTS and flow-MCMC chains (``compare(evidence_method=...)``).
-EVIDENCE_METHODS = ("learned_harmonic_mean", "bridge_sampling")
-
 #: Particles per pseudo-chain when SMC particles are handed to the learned harmonic mean.
 SMC_PARTICLES_PER_CHAIN = 100
 
@@ -180,8 +177,8 @@ class ModelReport(NamedTuple):
         ess_min: Smallest effective sample size over parameters.
         status: The worse of ``evidence.status`` and ``sampling.status`` (with SMC: of
             the SMC status and the evidence cross-check).
-        evidence_method: ``"learned_harmonic_mean"``, ``"bridge_sampling"`` or ``"smc"``: where ``log_evidence``
-            comes from.
+        evidence_method: ``"learned_harmonic_mean"``, ``"bridge_sampling"`` or ``"smc"``:
+            where ``log_evidence`` comes from.
     """
 
     name: str
@@ -355,7 +352,6 @@ def compare(
             'evidence_method = "bridge_sampling" needs NUTS or flow-MCMC chains; SMC reports its own '
             "ln z (cross-checked by the harmonic mean)"
         )
-    estimator = _harmonic if evidence_method == "learned_harmonic_mean" else _bridge
 
     def run_model(index: int, model: Model) -> ModelReport:
         return _run_model(
@@ -365,7 +361,7 @@ def compare(
             target,
             checkpoint_fn,
             progress_fn_for,
-            estimator,
+            evidence_method,
         )
 
     if num_workers == 1:
@@ -395,8 +391,20 @@ def _bridge(key, chains, density, target, progress_fn) -> EvidenceResult:
     )
 
 
+#: ``compare(evidence_method=...)`` -> ``(key, chains, density, target, progress_fn)``.
+_ESTIMATORS = {"learned_harmonic_mean": _harmonic, "bridge_sampling": _bridge}
+#: Evidence estimators for NUTS and flow-MCMC chains (``compare(evidence_method=...)``).
+EVIDENCE_METHODS = tuple(_ESTIMATORS)
+
+
 def _run_model(
-    key, model: Model, sampling, target, checkpoint_fn, progress_fn_for, estimator=_harmonic
+    key,
+    model: Model,
+    sampling,
+    target,
+    checkpoint_fn,
+    progress_fn_for,
+    evidence_method="learned_harmonic_mean",
 ) -> ModelReport:
     if isinstance(sampling, SMCConfig):
         return _run_model_smc(key, model, sampling, target, checkpoint_fn, progress_fn_for)
@@ -414,13 +422,14 @@ def _run_model(
         checkpoint=ckpt,
         progress_fn=progress_fn,
     )
+    estimator = _ESTIMATORS[evidence_method]
     result = estimator(evidence_key, run.to_chains(), density, target, progress_fn)
     return _report(
         model.name,
         density,
         run,
         result,
-        method=None if estimator is _harmonic else "bridge_sampling",
+        method=evidence_method,
         log_evidence=(result.log_evidence, result.log_evidence_std),
         rhat_max=float(np.nanmax(run.rhat)),
         ess_min=float(np.nanmin(run.ess)),

@@ -37,7 +37,7 @@ from jaxtyping import PRNGKeyArray
 from scipy import special, stats
 
 from astrobayes import diagnostics
-from astrobayes._checks import check_fraction, check_key, check_positive_int
+from astrobayes._checks import check_fraction, check_positive_int
 from astrobayes._status import check
 from astrobayes._types import ProgressFn
 from astrobayes.chains import Chains
@@ -46,6 +46,7 @@ from astrobayes.evidence.estimator import (
     _result,
     batch_count_messages,
     batch_lengths_of,
+    check_chains_and_target,
     fit_target_on_chains,
 )
 from astrobayes.evidence.result import (
@@ -53,9 +54,12 @@ from astrobayes.evidence.result import (
     EvidenceStatus,
     EvidenceUnreliableError,
 )
-from astrobayes.evidence.support import jitted_sample, round_trip_failures
+from astrobayes.evidence.support import (
+    MAX_ROUND_TRIP_FAILURES,
+    jitted_sample,
+    round_trip_failures,
+)
 from astrobayes.evidence.targets import (
-    RQSplineFlow,
     TargetFamily,
     log_density_from_terms,
     target_terms,
@@ -65,8 +69,6 @@ __all__ = ["bridge_estimate"]
 
 #: Log densities are evaluated in padded chunks of this many points (one compiled program).
 _CHUNK = 1024
-#: Fraction of failing round trips above which the target counts as not invertible.
-_MAX_ROUND_TRIP_FAILURES = 0.01
 
 
 def bridge_estimate(
@@ -141,27 +143,13 @@ def bridge_estimate(
         True
 
     """
-    check_key(key)
-    if not isinstance(chains, Chains):
-        raise TypeError(f"chains must be astrobayes.Chains; got {type(chains).__name__}")
+    target, training_fraction = check_chains_and_target(key, chains, target, training_fraction)
     if not callable(logdensity_fn):
         raise TypeError(
             f"logdensity_fn must be a callable theta -> log density; got "
             f"{type(logdensity_fn).__name__}"
         )
-    if chains.num_chains < 2:
-        raise ValueError(
-            "chains must hold at least 2 chains (some fit the target, the others enter the "
-            f"bridge); got {chains.num_chains}. Cut a long chain with chains.split_chains(4)"
-        )
-    target = RQSplineFlow() if target is None else target
-    if not isinstance(target, TargetFamily):
-        raise TypeError(
-            "target must be a TargetFamily (RQSplineFlow(), RealNVPFlow() or GaussianTarget()); "
-            f"got {type(target).__name__}"
-        )
     temperature = check_fraction(temperature, "temperature", high=2.0)
-    training_fraction = check_fraction(training_fraction, "training_fraction")
     max_iterations = check_positive_int(max_iterations, "max_iterations")
     if not (isinstance(tolerance, int | float) and tolerance > 0):
         raise ValueError(f"tolerance must be a positive number; got {tolerance!r}")
@@ -195,7 +183,7 @@ def bridge_estimate(
     draws, base_norm = jitted_sample(
         fitted, proposal_key, jnp.asarray(temperature, jnp.float32), num_prop
     )
-    if round_trip_failures(fitted, draws, base_norm) > _MAX_ROUND_TRIP_FAILURES:
+    if round_trip_failures(fitted, draws, base_norm) > MAX_ROUND_TRIP_FAILURES:
         messages.append(EvidenceStatus.TARGET_NOT_INVERTIBLE)
     draws = np.asarray(draws, np.float64)
     terms = target_terms(fitted, draws)
@@ -216,8 +204,7 @@ def bridge_estimate(
             effective_sample_size=0.0,
             **method_fields,
         )
-    # -inf at a proposal draw (outside a bounded support) is a zero density: allowed.
-    l2 = np.where(np.isfinite(l2), l2, -np.inf)
+    # What is left of l2 is finite or -inf: a zero density (outside a bounded support).
     all_l1, all_w = np.concatenate(l1), np.concatenate(post_w)
     log_z, iterations = solve_bridge(all_l1, all_w, l2, max_iterations, tolerance)
     if iterations >= max_iterations:

@@ -239,8 +239,11 @@ def fit_target_on_chains(
     )
 
 
-def _check_inputs(key, chains, target, temperature, temperatures, training_fraction):
-    """Validate :func:`estimate`'s arguments; return target, temperatures, fraction."""
+def check_chains_and_target(key, chains, target, training_fraction):
+    """Validate what every estimator fitting a target takes; return target and fraction.
+
+    Shared by :func:`estimate` and :func:`~astrobayes.evidence.bridge_estimate`.
+    """
     check_key(key)
     if not isinstance(chains, Chains):
         raise TypeError(f"chains must be astrobayes.Chains; got {type(chains).__name__}")
@@ -256,6 +259,12 @@ def _check_inputs(key, chains, target, temperature, temperatures, training_fract
             "target must be a TargetFamily (RQSplineFlow(), RealNVPFlow() or GaussianTarget()); "
             f"got {type(target).__name__}"
         )
+    return target, training_fraction
+
+
+def _check_inputs(key, chains, target, temperature, temperatures, training_fraction):
+    """Validate :func:`estimate`'s arguments; return target, temperatures, fraction."""
+    target, training_fraction = check_chains_and_target(key, chains, target, training_fraction)
     if temperature is not None:
         return target, (check_fraction(temperature, "temperature"),), training_fraction
     candidates = tuple(check_fraction(t, "temperatures[]") for t in temperatures)

@@ -25,7 +25,7 @@ from astrobayes.evidence.result import EvidenceResult, EvidenceStatus
 from astrobayes.evidence.targets import FittedTarget, target_terms
 from astrobayes.mixtures import GaussianMixture
 
-__all__ = ["check_support", "jitted_sample", "round_trip_failures"]
+__all__ = ["MAX_ROUND_TRIP_FAILURES", "check_support", "jitted_sample", "round_trip_failures"]
 
 _NUM_SUPPORT_DRAWS = 4096
 #: A draw fails the round trip when the base point recovered through the inverse map is
@@ -33,7 +33,7 @@ _NUM_SUPPORT_DRAWS = 4096
 #: are ~1e-6.
 _ROUND_TRIP_TOLERANCE = 1e-2
 #: Fraction of failing draws above which the target counts as not invertible.
-_MAX_ROUND_TRIP_FAILURES = 0.01
+MAX_ROUND_TRIP_FAILURES = 0.01
 
 
 def check_support(
@@ -59,7 +59,7 @@ def check_support(
     )
     draws = np.asarray(sampled, dtype=np.float64)
     failures = round_trip_failures(fitted, sampled, base_norm)
-    if failures > _MAX_ROUND_TRIP_FAILURES:
+    if failures > MAX_ROUND_TRIP_FAILURES:
         result = result.with_messages([EvidenceStatus.TARGET_NOT_INVERTIBLE])
     outside = np.any((draws < lo) | (draws > hi), axis=1)
     mass = float(outside.mean())
