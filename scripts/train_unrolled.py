@@ -25,7 +25,12 @@ Usage:
 
     OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python scripts/train_unrolled.py \\
         --checkpoint /tmp/unrolled_ckpt --out my_network.eqx [--dc-iterations 8]
-        [--init-weights shipped|FILE]
+        [--init-weights shipped|FILE] [--tracks DIR] [--max-wall-seconds S]
+
+``--tracks`` points at the MeerKAT tracks when ``../shared`` is not beside the checkout
+(e.g. a copy carried to another machine); ``--max-wall-seconds`` stops before a chunk that
+would end past the budget (judged by the last chunk's time) and writes ``--out`` from the
+chunks done, recording ``chunks_done`` and ``chunks_planned`` in the JSON.
 
 The shipped weights were made by three runs, each started from the previous one's
 weights (``--init-weights``): their commands, times and losses are in the weights' JSON
@@ -168,6 +173,15 @@ def chunk_plan(sizes, pairs, epochs, *, final_chunks, learning_rate, final_learn
     ]
 
 
+def out_of_time(elapsed: float, last_chunk: float, budget: float | None) -> bool:
+    """Whether a chunk started now would end past ``budget`` seconds (``--max-wall-seconds``).
+
+    The next chunk is assumed to take as long as the last one (``0`` before the first, so
+    the first chunk always runs); ``None`` means no budget.
+    """
+    return budget is not None and elapsed + last_chunk > budget
+
+
 def initialised_from(network: UnrolledNetwork, source: str) -> UnrolledNetwork:
     """``network`` started from the network in ``source``.
 
@@ -283,6 +297,16 @@ def main() -> None:
     parser.add_argument("--isnr-range", type=float, nargs=2, default=[20.0, 40.0])
     parser.add_argument("--pairs-per-coverage", type=int, default=4)
     parser.add_argument("--array-fraction", type=float, default=0.25)
+    parser.add_argument(
+        "--tracks", type=Path, default=TRACKS, help="folder of the MeerKAT 1/2/4 h uv tracks"
+    )
+    parser.add_argument(
+        "--max-wall-seconds",
+        type=float,
+        default=None,
+        help="stop before a chunk that would end past this many seconds of this run "
+        "(judged by the last chunk's time) and write --out from the chunks done",
+    )
     args = parser.parse_args()
     try:
         plan = chunk_plan(
@@ -296,7 +320,9 @@ def main() -> None:
     except ValueError as error:
         parser.error(str(error))
 
-    tracks = {h: read_uv_points(TRACKS / f"meerkat_simulation_{h}h_uv_only.npz") for h in (1, 2, 4)}
+    tracks = {
+        h: read_uv_points(args.tracks / f"meerkat_simulation_{h}h_uv_only.npz") for h in (1, 2, 4)
+    }
     checkpoint = Path(args.checkpoint)
     checkpoint.mkdir(parents=True, exist_ok=True)
     settings = UnrolledSettings(
@@ -315,7 +341,16 @@ def main() -> None:
         raise SystemExit(f"checkpoint holds {network.settings}, asked for {settings}")
     key = jax.random.key(args.seed + 1)
     num_chunks = len(plan)
+    run_start, last_wall = time.perf_counter(), 0.0
     for chunk in range(state["chunks_done"], num_chunks):
+        elapsed = time.perf_counter() - run_start
+        if out_of_time(elapsed, last_wall, args.max_wall_seconds):
+            print(
+                f"stopping before chunk {chunk + 1}/{num_chunks}: {elapsed:.0f} s spent, the "
+                f"last chunk took {last_wall:.0f} s, --max-wall-seconds {args.max_wall_seconds:g}",
+                flush=True,
+            )
+            break
         cpu0, wall0 = time.process_time(), time.perf_counter()
         chunk_key = jax.random.fold_in(key, chunk)
         size, num_pairs = plan[chunk]["size"], plan[chunk]["pairs"]
@@ -373,6 +408,7 @@ def main() -> None:
         state["chunks_done"] = chunk + 1
         state["cpu_s"] += entry["cpu_s"]
         state["wall_s"] += entry["wall_s"]
+        last_wall = entry["wall_s"]
         write_unrolled(checkpoint / "model.eqx", network)
         write_json_atomic(checkpoint / "state.json", state)
         print(
@@ -387,7 +423,7 @@ def main() -> None:
         network,
         script="scripts/train_unrolled.py",
         command=shlex.join(["python", "scripts/train_unrolled.py", *sys.argv[1:]]),
-        arguments=vars(args),
+        arguments={k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
         training_data=(
             "astrobayes.imaging.skies.random_sky skies; uv-coverages: random variants of the "
             "shared MeerKAT 1/2/4 h tracks (random_track_coverage: time window, flagged "
@@ -399,6 +435,9 @@ def main() -> None:
         started_from=started_from(args.init_weights),
         heldout_angles_rad=list(HELDOUT_ANGLES),
         heldout_array_seed=HELDOUT_ARRAY_SEED,
+        chunks_done=state["chunks_done"],
+        chunks_planned=num_chunks,
+        devices=[str(d) for d in jax.devices()],
         training_cpu_s=state["cpu_s"],
         training_wall_s=state["wall_s"],
         history=state["history"],

@@ -54,6 +54,14 @@ def test_chunk_plan_expands_epochs_and_lowers_the_final_rate():
         )
 
 
+def test_out_of_time_judges_the_next_chunk_by_the_last():
+    script = _script()
+    assert not script.out_of_time(0.0, 0.0, 10.0)  # the first chunk always runs
+    assert not script.out_of_time(4.0, 5.0, 10.0)
+    assert script.out_of_time(6.0, 5.0, 10.0)  # would end at 11 s
+    assert not script.out_of_time(1e9, 1e9, None)  # no budget
+
+
 def test_init_weights_copy_the_unets_filters_and_data_consistency_weights(tmp_path):
     """``--init-weights``: a trained file's leaves start a network with (or without) DC."""
     import equinox as eqx
