@@ -177,6 +177,10 @@ def test_compare_two_models_with_analytic_evidence(key, tmp_path):
     assert payload["models"]["far"]["sampling_status_message"] == (
         result.models["far"].sampling.status.value
     )
+    # NUTS' cost in density-and-gradient evaluations: one or more per transition
+    gradients = payload["models"]["far"]["num_gradient_evaluations"]
+    assert gradients == int(result.models["far"].sampling.num_gradient_evaluations.sum())
+    assert gradients >= 4 * (200 + 1000)
 
     # Run again: every model resumes from its finished checkpoint, same numbers.
     again = compare(
@@ -267,6 +271,7 @@ def test_compare_with_smc_reports_its_evidence_and_the_cross_check(key):
         assert summary["evidence_method"] == "smc"
         assert summary["smc"]["cross_check"] in ("ok", "disagree", "unchecked")
         assert summary["smc"]["num_logdensity_evaluations"] > 400
+        assert summary["num_gradient_evaluations"] is None  # SMC counts its own way
     json.loads(to_json(out.to_dict()))
 
 

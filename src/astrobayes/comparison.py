@@ -124,6 +124,12 @@ def cross_check_evidence(
     return EvidenceCrossCheck.OK
 
 
+def _gradient_evaluations(sampling) -> int | None:
+    """NUTS' density-and-gradient evaluations over all chains, or ``None`` where not counted."""
+    count = getattr(sampling, "num_gradient_evaluations", None)
+    return None if count is None else int(np.sum(count))
+
+
 class SMCSampling(NamedTuple):
     """An SMC run seen as chains: the particles split into pseudo-chains.
 
@@ -240,6 +246,7 @@ class ComparisonResult(NamedTuple):
                 "rhat_max": report.rhat_max,
                 "ess_min": report.ess_min,
                 "num_divergent": int(report.sampling.num_divergent.sum()),
+                "num_gradient_evaluations": _gradient_evaluations(report.sampling),
                 "evidence": report.evidence.to_dict(),
             }
             if isinstance(report.sampling, SMCSampling):

@@ -170,6 +170,9 @@ def test_checkpoint_resume_is_bitwise_identical(key, tmp_path):
     np.testing.assert_array_equal(resumed.step_size, uninterrupted.step_size)
     np.testing.assert_array_equal(resumed.num_divergent, uninterrupted.num_divergent)
     np.testing.assert_allclose(resumed.acceptance_rate, uninterrupted.acceptance_rate, rtol=1e-12)
+    np.testing.assert_array_equal(
+        resumed.num_gradient_evaluations, uninterrupted.num_gradient_evaluations
+    )
 
     # A finished checkpoint is returned as it is (nothing is sampled again) ...
     again = run_nuts(key, _logdensity, start, config=config, checkpoint=NpzCheckpoint(path))
@@ -183,6 +186,32 @@ def test_checkpoint_resume_is_bitwise_identical(key, tmp_path):
     other = NUTSConfig(num_chains=2, num_warmup=50, num_samples=200, checkpoint_every=50)
     with pytest.raises(ValueError, match="different run"):
         run_nuts(key, _logdensity, start, config=other, checkpoint=NpzCheckpoint(path))
+
+
+def test_gradient_evaluations_match_an_independent_count(key):
+    """The reported count equals the density calls seen by a callback (less the start's)."""
+    calls = []
+
+    def counted(x):
+        jax.debug.callback(lambda: calls.append(1))
+        return _logdensity(x)
+
+    counts = {}
+    for num_samples in (100, 200):
+        calls.clear()
+        config = NUTSConfig(
+            num_chains=1, num_warmup=100, num_samples=num_samples, chain_method="sequential"
+        )
+        result = run_nuts(key, counted, jnp.zeros((1, 2)), config=config)
+        reported = int(result.num_gradient_evaluations.sum())
+        counts[num_samples] = (len(calls), reported)
+        assert result.num_gradient_evaluations.shape == (1,)
+        # every leapfrog step evaluates the density once; the start adds a few calls
+        assert 0 <= len(calls) - reported <= 4
+        assert reported >= 100 + num_samples  # at least one step per transition
+    # the extra 100 draws: the same warm-up and first 100 draws, so the counts differ by
+    # exactly the extra steps (a count that left out the draws' steps would fail here)
+    assert counts[200][0] - counts[100][0] == counts[200][1] - counts[100][1] > 0
 
 
 @pytest.mark.slow

@@ -37,7 +37,7 @@ from blackjax.adaptation.mass_matrix import mass_matrix_adaptation
 from blackjax.adaptation.metric_estimators import fisher_score_diagonal_from_moments
 from blackjax.adaptation.staged_adaptation import build_schedule
 from blackjax.adaptation.step_size import dual_averaging_adaptation
-from jaxtyping import Array, Bool, Float, PRNGKeyArray
+from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
 from astrobayes._checks import check_key, check_positive_int
 
@@ -85,6 +85,8 @@ class NUTSStepInfo(NamedTuple):
         logdensity: Its log density.
         is_divergent: Divergent transition (``False`` on inactive steps).
         acceptance_rate: Mean Metropolis acceptance of the trajectory.
+        num_integration_steps: Leapfrog steps of the trajectory, each one evaluation of
+            the density and its gradient (inactive steps are computed too, and counted).
 
     """
 
@@ -92,6 +94,7 @@ class NUTSStepInfo(NamedTuple):
     logdensity: Float[Array, "num_chains num_steps"]
     is_divergent: Bool[Array, "num_chains num_steps"]
     acceptance_rate: Float[Array, "num_chains num_steps"]
+    num_integration_steps: Int[Array, "num_chains num_steps"]
 
 
 class NUTSDraws(NamedTuple):
@@ -302,6 +305,7 @@ def _multi_chain_steps(
                 logdensity=new_state.logdensity,
                 is_divergent=info.is_divergent & step_active,
                 acceptance_rate=info.acceptance_rate,
+                num_integration_steps=info.num_integration_steps,
             )
 
         xs = (index, stage, window_end, adapting, active)

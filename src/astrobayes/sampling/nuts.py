@@ -109,6 +109,7 @@ class _Run(NamedTuple):
     logdensity: np.ndarray
     num_divergent: np.ndarray
     acceptance_sum: np.ndarray
+    num_gradient_evaluations: np.ndarray | None  # None: resumed from a checkpoint without it
 
 
 def run_nuts(
@@ -200,6 +201,7 @@ def run_nuts(
         resumed_from=resumed,
         status=status,
         messages=messages,
+        num_gradient_evaluations=run.num_gradient_evaluations,
     )
     return check(result, throw)
 
@@ -234,6 +236,7 @@ def _warmup(key, steps_fn, state, adaptation, config: NUTSConfig, progress_fn) -
     chunk = min(_CHUNK, config.checkpoint_every)
     stages, window_ends = warmup_schedule(config.num_warmup)
     chain_keys = jax.random.split(key, config.num_chains)
+    gradients = np.zeros(config.num_chains, np.int64)
     if progress_fn is not None:
         progress_fn("warmup", 0, config.num_warmup)
     for begin in range(0, config.num_warmup, chunk):
@@ -242,9 +245,10 @@ def _warmup(key, steps_fn, state, adaptation, config: NUTSConfig, progress_fn) -
         row = np.minimum(index, config.num_warmup - 1)
         stage = np.where(active, stages[row], 0)
         window_end = active & window_ends[row]
-        (state, adaptation), _ = steps_fn(
+        (state, adaptation), info = steps_fn(
             None, chain_keys, state, adaptation, index, stage, window_end, active, active
         )
+        gradients = gradients + np.asarray(info.num_integration_steps).sum(axis=1)
         if progress_fn is not None:
             # JAX dispatches asynchronously: wait for the block, or the progress bar
             # would report warm-up done while it still runs
@@ -258,6 +262,7 @@ def _warmup(key, steps_fn, state, adaptation, config: NUTSConfig, progress_fn) -
         logdensity=np.zeros((config.num_chains, 0), np.float32),
         num_divergent=np.zeros(config.num_chains, np.int64),
         acceptance_sum=np.zeros(config.num_chains),
+        num_gradient_evaluations=gradients,
     )
 
 
@@ -282,6 +287,7 @@ def _resume(saved: dict[str, np.ndarray], template: NUTSAdaptation) -> _Run:
         logdensity=saved["logdensity"],
         num_divergent=saved["num_divergent"],
         acceptance_sum=saved["acceptance_sum"],
+        num_gradient_evaluations=saved.get("num_gradient_evaluations"),
     )
 
 
@@ -313,6 +319,9 @@ def _sample(key, steps_fn, run: _Run, config: NUTSConfig, checkpoint, fingerprin
             num_divergent=run.num_divergent + np.asarray(info.is_divergent)[:, :keep].sum(axis=1),
             acceptance_sum=run.acceptance_sum
             + np.asarray(info.acceptance_rate, np.float64)[:, :keep].sum(axis=1),
+            num_gradient_evaluations=None
+            if run.num_gradient_evaluations is None
+            else run.num_gradient_evaluations + np.asarray(info.num_integration_steps).sum(axis=1),
         )
         done = run.draws.shape[1]
         if checkpoint is not None and done == boundary:
@@ -383,6 +392,11 @@ def _save(checkpoint: Checkpoint, fingerprint: str, run: _Run) -> None:
             "logdensity": run.logdensity,
             "num_divergent": run.num_divergent,
             "acceptance_sum": run.acceptance_sum,
+            **(
+                {}
+                if run.num_gradient_evaluations is None
+                else {"num_gradient_evaluations": run.num_gradient_evaluations}
+            ),
         }
     )
 

@@ -89,6 +89,12 @@ class SamplingResult(NamedTuple):
         resumed_from: Draws per chain found in the checkpoint (0 for a fresh run).
         status: The most severe :class:`SamplingStatus`.
         messages: Every status raised (most severe first).
+        num_gradient_evaluations: Evaluations of the density and its gradient per chain
+            (NUTS leapfrog steps, warm-up included, with the padding steps of a last
+            partial block, which are computed too): the machine-independent cost to set
+            beside a nested sampler's likelihood calls. ``None`` where unknown (a sampler
+            that does not count them, or a run resumed from a checkpoint written before
+            the count existed).
 
     """
 
@@ -103,6 +109,7 @@ class SamplingResult(NamedTuple):
     resumed_from: int
     status: SamplingStatus
     messages: tuple[SamplingStatus, ...]
+    num_gradient_evaluations: np.ndarray | None = None
 
     def to_chains(self) -> Chains:
         """The draws as :class:`~astrobayes.chains.Chains` (log posterior = log density)."""
