@@ -380,25 +380,21 @@ def _initial_state(density, config: NUTSConfig, positions):
 
 
 def _save(checkpoint: Checkpoint, fingerprint: str, run: _Run) -> None:
-    checkpoint.save(
-        {
-            "fingerprint": np.asarray(fingerprint),
-            "position": np.asarray(run.state.position),
-            "state_logdensity": np.asarray(run.state.logdensity),
-            "state_grad": np.asarray(run.state.logdensity_grad),
-            "step_size": np.asarray(run.adaptation.step_size),
-            "inverse_mass_matrix": np.asarray(run.adaptation.inverse_mass_matrix),
-            "draws": run.draws,
-            "logdensity": run.logdensity,
-            "num_divergent": run.num_divergent,
-            "acceptance_sum": run.acceptance_sum,
-            **(
-                {}
-                if run.num_gradient_evaluations is None
-                else {"num_gradient_evaluations": run.num_gradient_evaluations}
-            ),
-        }
-    )
+    arrays = {
+        "fingerprint": np.asarray(fingerprint),
+        "position": np.asarray(run.state.position),
+        "state_logdensity": np.asarray(run.state.logdensity),
+        "state_grad": np.asarray(run.state.logdensity_grad),
+        "step_size": np.asarray(run.adaptation.step_size),
+        "inverse_mass_matrix": np.asarray(run.adaptation.inverse_mass_matrix),
+        "draws": run.draws,
+        "logdensity": run.logdensity,
+        "num_divergent": run.num_divergent,
+        "acceptance_sum": run.acceptance_sum,
+    }
+    if run.num_gradient_evaluations is not None:  # unknown after an older checkpoint
+        arrays["num_gradient_evaluations"] = run.num_gradient_evaluations
+    checkpoint.save(arrays)
 
 
 def _shard_chains(positions: jax.Array) -> jax.Array:

@@ -92,7 +92,8 @@ class SamplingResult(NamedTuple):
         num_gradient_evaluations: Evaluations of the density and its gradient per chain
             (NUTS leapfrog steps, warm-up included, with the padding steps of a last
             partial block, which are computed too): the machine-independent cost to set
-            beside a nested sampler's likelihood calls. ``None`` where unknown (a sampler
+            beside a nested sampler's likelihood calls. Vectorised chains pay for the
+            longest trajectory of each step, so their compute can exceed the sum. ``None`` where unknown (a sampler
             that does not count them, or a run resumed from a checkpoint written before
             the count existed).
 
