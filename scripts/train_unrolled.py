@@ -40,6 +40,7 @@ weights (``--init-weights``): their commands, times and losses are in the weight
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import shlex
@@ -60,6 +61,7 @@ from astrobayes.imaging.uv_coverage import (
     random_array_coverage,
     random_track_coverage,
     rotate_uv,
+    simulate_observations_direct,
     simulate_training_set,
 )
 from astrobayes.io import write_json_atomic
@@ -136,6 +138,55 @@ def draw_pairs(key, num, size, tracks, isnr_range, num_coverages, array_fraction
         jnp.asarray(pairs.truth, jnp.float32),
         jnp.asarray(pairs.backprojection, jnp.float32),
         jnp.asarray(spectra, jnp.float32),
+    )
+
+
+MAX_POINTS = 131_072
+"""Coverages padded to this many points for ``--simulator direct`` (one compiled shape;
+the 4 h track has 120,960 points, the largest random array 64,512)."""
+
+
+@functools.partial(jax.jit, static_argnums=1)
+def _sky_batch(keys, size):
+    """``random_sky`` for each key, one compiled program (eager ops compile one by one on a GPU)."""
+    return jax.vmap(lambda k: random_sky(k, (size, size)))(keys)
+
+
+def draw_pairs_direct(key, num, size, tracks, isnr_range, num_coverages, array_fraction):
+    """:func:`draw_pairs` by :func:`simulate_observations_direct` (one program, any device).
+
+    Coverages are drawn on the CPU (their sizes vary, which would compile anew on an
+    accelerator), padded to :data:`MAX_POINTS` and observed in one compiled call with
+    ``num // num_coverages`` skies each; the pairs are the same distribution as
+    :func:`draw_pairs` (other noise keys).
+    """
+    per = max(1, num // num_coverages)
+    num_coverages = -(-num // per)
+    key_sky, key_cov, key_obs = jax.random.split(key, 3)
+    key_isnr, key_noise = jax.random.split(key_obs)
+    with jax.default_device(jax.devices("cpu")[0]):
+        coverages = [
+            np.asarray(draw_coverage(jax.random.fold_in(key_cov, c), tracks, array_fraction))
+            for c in range(num_coverages)
+        ]
+    points = np.zeros((num_coverages, MAX_POINTS, 2), np.float32)
+    counts = np.array([len(p) for p in coverages])
+    if counts.max() > MAX_POINTS:
+        raise SystemExit(f"a coverage has {counts.max()} points, more than {MAX_POINTS}")
+    for c, p in enumerate(coverages):
+        points[c, : len(p)] = p
+    total = num_coverages * per
+    skies = _sky_batch(jax.random.split(key_sky, total), size)
+    low, high = isnr_range
+    isnr = low + (high - low) * np.asarray(jax.random.uniform(key_isnr, (num_coverages, per)))
+    dirty, spectrum, _ = simulate_observations_direct(
+        key_noise, skies.reshape(num_coverages, per, size, size), points, counts, isnr
+    )
+    spectra = jnp.repeat(spectrum, per, axis=0)
+    return (
+        jnp.asarray(skies[:num], jnp.float32),
+        jnp.asarray(dirty.reshape(total, size, size)[:num], jnp.float32),
+        jnp.asarray(spectra[:num], jnp.float32),
     )
 
 
@@ -301,6 +352,13 @@ def main() -> None:
         "--tracks", type=Path, default=TRACKS, help="folder of the MeerKAT 1/2/4 h uv tracks"
     )
     parser.add_argument(
+        "--simulator",
+        choices=("finufft", "direct"),
+        default="finufft",
+        help="how pairs are observed: jax-finufft on the CPU, or exact sums in one compiled "
+        "program (a GPU; jax-finufft has no GPU build here)",
+    )
+    parser.add_argument(
         "--max-wall-seconds",
         type=float,
         default=None,
@@ -355,7 +413,7 @@ def main() -> None:
         chunk_key = jax.random.fold_in(key, chunk)
         size, num_pairs = plan[chunk]["size"], plan[chunk]["pairs"]
         rate, epochs = plan[chunk]["learning_rate"], plan[chunk]["epochs"]
-        data = draw_pairs(
+        data = (draw_pairs_direct if args.simulator == "direct" else draw_pairs)(
             chunk_key,
             num_pairs,
             size,
