@@ -26,13 +26,19 @@ Usage:
     OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python scripts/train_unrolled.py \\
         --checkpoint /tmp/unrolled_ckpt --out my_network.eqx [--dc-iterations 8]
         [--init-weights shipped|FILE] [--tracks DIR] [--max-wall-seconds S]
+        [--simulator finufft|direct]
 
 ``--tracks`` points at the MeerKAT tracks when ``../shared`` is not beside the checkout
 (e.g. a copy carried to another machine); ``--max-wall-seconds`` stops before a chunk that
 would end past the budget (judged by the last chunk's time) and writes ``--out`` from the
 chunks done, recording ``chunks_done`` and ``chunks_planned`` in the JSON.
 
-The shipped weights were made by three runs, each started from the previous one's
+``--simulator direct`` observes the pairs by exact sums in one compiled program
+(:func:`astrobayes.imaging.uv_coverage.simulate_observations_direct`) instead of
+jax-finufft: for a GPU, where jax-finufft is not built; slow on a CPU.
+
+The shipped weights were made by four runs (the fourth on an NVIDIA H200 with
+``--simulator direct``), each started from the previous one's
 weights (``--init-weights``): their commands, times and losses are in the weights' JSON
 (``command``, ``history``, ``started_from``) and in docs/learned_imaging.md.
 """
@@ -148,15 +154,18 @@ the 4 h track has 120,960 points, the largest random array 64,512)."""
 
 @functools.partial(jax.jit, static_argnums=1)
 def _sky_batch(keys, size):
-    """``random_sky`` for each key, one compiled program (eager ops compile one by one on a GPU)."""
+    """``random_sky`` for each key, one compiled program.
+
+    Run on the CPU: on an H200 (JAX 0.11.2) this program did not compile in 95 s.
+    """
     return jax.vmap(lambda k: random_sky(k, (size, size)))(keys)
 
 
 def draw_pairs_direct(key, num, size, tracks, isnr_range, num_coverages, array_fraction):
     """:func:`draw_pairs` by :func:`simulate_observations_direct` (one program, any device).
 
-    Coverages are drawn on the CPU (their sizes vary, which would compile anew on an
-    accelerator), padded to :data:`MAX_POINTS` and observed in one compiled call with
+    Coverages and skies are drawn on the CPU (coverage sizes vary, which would compile
+    anew on an accelerator; the sky program compiles too slowly there), padded to :data:`MAX_POINTS` and observed in one compiled call with
     ``num // num_coverages`` skies each; the pairs are the same distribution as
     :func:`draw_pairs` (other noise keys).
     """
@@ -169,14 +178,15 @@ def draw_pairs_direct(key, num, size, tracks, isnr_range, num_coverages, array_f
             np.asarray(draw_coverage(jax.random.fold_in(key_cov, c), tracks, array_fraction))
             for c in range(num_coverages)
         ]
+        total = num_coverages * per
+        skies = _sky_batch(jax.random.split(key_sky, total), size)
+    skies = jax.device_put(skies, jax.devices()[0])
     points = np.zeros((num_coverages, MAX_POINTS, 2), np.float32)
     counts = np.array([len(p) for p in coverages])
     if counts.max() > MAX_POINTS:
         raise SystemExit(f"a coverage has {counts.max()} points, more than {MAX_POINTS}")
     for c, p in enumerate(coverages):
         points[c, : len(p)] = p
-    total = num_coverages * per
-    skies = _sky_batch(jax.random.split(key_sky, total), size)
     low, high = isnr_range
     isnr = low + (high - low) * np.asarray(jax.random.uniform(key_isnr, (num_coverages, per)))
     dirty, spectrum, _ = simulate_observations_direct(
