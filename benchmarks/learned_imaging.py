@@ -58,8 +58,13 @@ def _since(start):
     return time.perf_counter() - start[0], time.process_time() - start[1]
 
 
-def run_network(network, op, data, truth) -> tuple[dict, np.ndarray]:
-    """The unrolled network on one problem: setup, first call, warm call."""
+def run_network(network, op, data, truth, sigma) -> tuple[dict, np.ndarray]:
+    """The unrolled network on one problem: setup, first call, warm call.
+
+    Also the truth-free data check of ``run_unrolled_imaging``:
+    ``||y - Phi x||^2 / (2 M sigma^2)`` (``sigma`` per real/imaginary part; outside
+    ``[1/4, 4]`` is its ``RESIDUAL_FAR_FROM_NOISE`` warning).
+    """
     start = _clock()
     normal = normal_operator_of(op)
     dirty = op.adjoint(data)
@@ -82,6 +87,9 @@ def run_network(network, op, data, truth) -> tuple[dict, np.ndarray]:
         "first_cpu_s": first_cpu,
         "wall_s": warm_wall,
         "cpu_s": warm_cpu,
+        "discrepancy_ratio": float(
+            np.sum(np.abs(np.asarray(data - op(image))) ** 2) / (2 * data.shape[0] * sigma**2)
+        ),
     }, np.asarray(image)
 
 
@@ -308,7 +316,7 @@ def main() -> None:
     for name in args.images:
         for label, hours, kind in coverages(args):
             truth, op, data, sigma = problem_for(name, hours, kind, label)
-            net_row, image = run_network(network, op, data, truth)
+            net_row, image = run_network(network, op, data, truth, sigma)
             net_row.update(image=name, coverage=label)
             if args.hypothesis:
                 net_row["hypothesis_tests"] = run_hypothesis(op, data, sigma, truth, image)
@@ -349,7 +357,8 @@ def report(rows, name, label) -> None:
     total_cpu = net["setup_cpu_s"] + net["first_cpu_s"]
     print(
         f"  {'unrolled':10s} {net['snr_db']:7.2f} {net['wall_s']:8.3f} {net['cpu_s']:8.3f}  "
-        f"warm; setup {net['setup_cpu_s']:.2f} CPU s, first call {net['first_cpu_s']:.2f} CPU s"
+        f"warm; setup {net['setup_cpu_s']:.2f} CPU s, first call {net['first_cpu_s']:.2f} CPU s; "
+        f"||y - Phi x||^2 / (2 M sigma^2) = {net['discrepancy_ratio']:.2f}"
     )
     for test in net.get("hypothesis_tests", []):
         verdict = "rejects 'artefact'" if test["reject"] else "does not reject"
