@@ -165,9 +165,10 @@ def draw_pairs_direct(key, num, size, tracks, isnr_range, num_coverages, array_f
     """:func:`draw_pairs` by :func:`simulate_observations_direct` (one program, any device).
 
     Coverages and skies are drawn on the CPU (coverage sizes vary, which would compile
-    anew on an accelerator; the sky program compiles too slowly there), padded to :data:`MAX_POINTS` and observed in one compiled call with
-    ``num // num_coverages`` skies each; the pairs are the same distribution as
-    :func:`draw_pairs` (other noise keys).
+    anew on an accelerator; the sky program compiles too slowly there), padded to
+    :data:`MAX_POINTS` and observed in one compiled call with ``num // num_coverages``
+    skies each; the pairs are the same distribution as :func:`draw_pairs` (other noise
+    keys).
     """
     per = max(1, num // num_coverages)
     num_coverages = -(-num // per)

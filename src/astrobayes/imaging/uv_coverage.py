@@ -61,13 +61,13 @@ __all__ = [
     "MEERKAT_LATITUDE_DEG",
     "Observations",
     "TrainingSet",
+    "direct_toeplitz_spectrum",
     "earth_rotation_uv",
     "pixel_phases",
     "random_antenna_layout",
     "random_array_coverage",
     "random_track_coverage",
     "rotate_uv",
-    "direct_toeplitz_spectrum",
     "simulate_observations",
     "simulate_observations_direct",
     "simulate_training_set",
@@ -802,7 +802,7 @@ def _direct_type1(rows, cols, coefficients, shape):
     """``f[p, j, k] = sum_m c[p, m] exp(i ((j - H//2) rows_m + (k - W//2) cols_m))``.
 
     finufft's type-1 transform with ``iflag=+1`` and its centred mode order, as an exact
-    sum: two complex matrix products per batch (``(P M x H)^T (M x W)``) at full float32
+    sum: one batched complex matrix product (``(P, H, M) @ (M, W)``) at full float32
     matmul precision.
     """
     height, width = shape
@@ -835,6 +835,16 @@ def direct_toeplitz_spectrum(
 
     Returns:
         ``(2H, W + 1)`` real spectrum for :class:`~astrobayes.imaging.toeplitz.NormalOperator`.
+
+    References:
+        Fessler et al. 2005, IEEE Trans. Signal Process. 53, 3393 (the normal operator
+        of a NUFFT as a Toeplitz matrix, embedded in a 2x circulant).
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> s = direct_toeplitz_spectrum(jnp.array([[0.5, 1.0], [-2.0, 0.3]]), jnp.ones(2), (4, 6))
+        >>> s.shape, round(float(jnp.fft.irfft2(s, s=(8, 12))[0, 0]), 4)  # kappa(0) = sum w
+        ((8, 7), 2.0)
     """
     height, width = shape
     centred = _direct_type1(
@@ -862,6 +872,7 @@ def _simulate_direct(key, skies, points, num_points, isnr_db, split_complex):
         )
         clean = jax.vmap(normal.apply)(sky_batch)  # Phi^H Phi x, exactly (Toeplitz)
         power = jnp.sum(clean * sky_batch, axis=(1, 2))  # ||Phi x||^2 = <x, Phi^H Phi x>
+        # noise_sigma_from_isnr's convention, traced (tests check they agree)
         sigma = 10.0 ** (-isnr / 20.0) * jnp.sqrt(jnp.maximum(power, 0.0) / count)
         if split_complex:
             sigma = sigma / math.sqrt(2.0)
@@ -922,6 +933,10 @@ def simulate_observations_direct(
     Raises:
         ValueError: On bad shapes, non-finite inputs, points outside ``[-pi, pi]``, a
             bad count or a bad ISNR.
+
+    References:
+        Fessler et al. 2005, IEEE Trans. Signal Process. 53, 3393 (Toeplitz normal
+        operator); Mars et al. 2024, arXiv:2405.08958 (training with varying coverage).
 
     Example:
         >>> import jax, numpy as np
