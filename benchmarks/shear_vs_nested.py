@@ -57,7 +57,7 @@ def run_astrobayes(key, model, config, evidence_method="learned_harmonic_mean"):
     result = compare(key, [model], sampling=config, evidence_method=evidence_method)
     report = result.models[model.name]
     wall, cpu = time.perf_counter() - start, time.process_time() - cpu
-    gradients = getattr(report.sampling, "num_gradient_evaluations", None)
+    gradients = result.to_dict()["models"][model.name]["num_gradient_evaluations"]
     method = "LHM" if evidence_method == "learned_harmonic_mean" else "bridge"
     peer = PeerResult(
         f"astrobayes NUTS+{method} ({config.num_chains}x{config.num_samples})",
@@ -66,7 +66,7 @@ def run_astrobayes(key, model, config, evidence_method="learned_harmonic_mean"):
         wall,
         # NUTS' density-and-gradient evaluations (leapfrog steps, warm-up included): the
         # machine-independent cost beside the peers' likelihood calls
-        -1 if gradients is None else int(np.sum(gradients)),
+        -1 if gradients is None else gradients,
         cpu_s=cpu,
     )
     return peer, report

@@ -93,9 +93,9 @@ class SamplingResult(NamedTuple):
             (NUTS leapfrog steps, warm-up included, with the padding steps of a last
             partial block, which are computed too): the machine-independent cost to set
             beside a nested sampler's likelihood calls. Vectorised chains pay for the
-            longest trajectory of each step, so their compute can exceed the sum. ``None`` where unknown (a sampler
-            that does not count them, or a run resumed from a checkpoint written before
-            the count existed).
+            longest trajectory of each step, so their compute can exceed the sum.
+            ``None`` where unknown (a sampler that does not count them, or a run resumed
+            from a checkpoint written before the count existed).
 
     """
 
