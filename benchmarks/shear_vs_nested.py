@@ -19,7 +19,8 @@ reweighting). Peer runners: ``benchmarks/nested_peers.py``.
 Usage: .venv/bin/python benchmarks/shear_vs_nested.py [--survey lsst_y1_like]
        [--nlive 500] [--num-samples 1000] [--skip dynesty] [--skip blackjax]
        [--long-nlive 2000] [--check-draws 100]
-       [--evidence-method bridge_sampling]
+       [--evidence-method bridge_sampling] [--dense-mass]
+       [--mass-matrix-estimator fisher]
 Needs the bench extra (dynesty, blackjax).
 """
 
@@ -135,6 +136,17 @@ def main() -> None:
         help="astrobayes' evidence estimator; with bridge_sampling the learned harmonic "
         "mean on the same chains is printed too",
     )
+    parser.add_argument(
+        "--dense-mass",
+        action="store_true",
+        help="adapt a dense inverse mass matrix in astrobayes' NUTS (default: diagonal)",
+    )
+    parser.add_argument(
+        "--mass-matrix-estimator",
+        choices=["welford", "fisher"],
+        default="welford",
+        help="astrobayes' NUTS metric estimator (NUTSConfig.mass_matrix_estimator)",
+    )
     args = parser.parse_args()
 
     survey = SURVEYS[args.survey]
@@ -146,7 +158,13 @@ def main() -> None:
     if args.check_draws and importlib.util.find_spec("jax_cosmo") is None:
         print("jax-cosmo is not installed (cosmo extra): skipping the check against it")
         args.check_draws = 0
-    config = NUTSConfig(args.num_chains, args.num_warmup, args.num_samples)
+    config = NUTSConfig(
+        args.num_chains,
+        args.num_warmup,
+        args.num_samples,
+        dense_mass=args.dense_mass,
+        mass_matrix_estimator=args.mass_matrix_estimator,
+    )
     key = jax.random.key(args.seed)
     emulator, data = shipped_shear_emulator(args.survey), shipped_shear_data(args.survey)
     models = shear_models(emulator, data, survey)

@@ -26,7 +26,7 @@ Usage:
     OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python scripts/train_unrolled.py \\
         --checkpoint /tmp/unrolled_ckpt --out my_network.eqx [--dc-iterations 8]
         [--init-weights shipped|FILE] [--tracks DIR] [--max-wall-seconds S]
-        [--simulator finufft|direct]
+        [--simulator finufft|direct] [--prefetch]
 
 ``--tracks`` points at the MeerKAT tracks when ``../shared`` is not beside the checkout
 (e.g. a copy carried to another machine); ``--max-wall-seconds`` stops before a chunk that
@@ -35,7 +35,10 @@ chunks done, recording ``chunks_done`` and ``chunks_planned`` in the JSON.
 
 ``--simulator direct`` observes the pairs by exact sums in one compiled program
 (:func:`astrobayes.imaging.uv_coverage.simulate_observations_direct`) instead of
-jax-finufft: for a GPU, where jax-finufft is not built; slow on a CPU.
+jax-finufft: for a GPU, where jax-finufft is not built; slow on a CPU. With it,
+``--prefetch`` draws the next chunk's skies and coverages on the host CPU in a thread
+while the accelerator trains on this chunk (on the H200, drawing was about half of each
+chunk's wall time); the draws are the same with or without it.
 
 The shipped weights were made by four runs (the fourth on an NVIDIA H200 with
 ``--simulator direct``), each started from the previous one's
@@ -52,6 +55,7 @@ import math
 import shlex
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import equinox as eqx
@@ -161,27 +165,25 @@ def _sky_batch(keys, size):
     return jax.vmap(lambda k: random_sky(k, (size, size)))(keys)
 
 
-def draw_pairs_direct(key, num, size, tracks, isnr_range, num_coverages, array_fraction):
-    """:func:`draw_pairs` by :func:`simulate_observations_direct` (one program, any device).
+def draw_host_direct(key, num, size, tracks, isnr_range, num_coverages, array_fraction):
+    """The host-side half of :func:`draw_pairs_direct`: skies, padded coverages, ISNRs.
 
-    Coverages and skies are drawn on the CPU (coverage sizes vary, which would compile
-    anew on an accelerator; the sky program compiles too slowly there), padded to
-    :data:`MAX_POINTS` and observed in one compiled call with ``num // num_coverages``
-    skies each; the pairs are the same distribution as :func:`draw_pairs` (other noise
-    keys).
+    Runs on the CPU device whatever the default device (a ``jax.default_device``
+    context, which is per thread), so ``--prefetch`` can run it in a thread for the next
+    chunk while the accelerator trains on this one. Returns numpy arrays only.
     """
     per = max(1, num // num_coverages)
     num_coverages = -(-num // per)
     key_sky, key_cov, key_obs = jax.random.split(key, 3)
-    key_isnr, key_noise = jax.random.split(key_obs)
+    key_isnr, _ = jax.random.split(key_obs)
     with jax.default_device(jax.devices("cpu")[0]):
         coverages = [
             np.asarray(draw_coverage(jax.random.fold_in(key_cov, c), tracks, array_fraction))
             for c in range(num_coverages)
         ]
         total = num_coverages * per
-        skies = _sky_batch(jax.random.split(key_sky, total), size)
-    skies = jax.device_put(skies, jax.devices()[0])
+        skies = np.asarray(_sky_batch(jax.random.split(key_sky, total), size))
+        isnr_unit = np.asarray(jax.random.uniform(key_isnr, (num_coverages, per)))
     points = np.zeros((num_coverages, MAX_POINTS, 2), np.float32)
     counts = np.array([len(p) for p in coverages])
     if counts.max() > MAX_POINTS:
@@ -189,16 +191,47 @@ def draw_pairs_direct(key, num, size, tracks, isnr_range, num_coverages, array_f
     for c, p in enumerate(coverages):
         points[c, : len(p)] = p
     low, high = isnr_range
-    isnr = low + (high - low) * np.asarray(jax.random.uniform(key_isnr, (num_coverages, per)))
+    return {
+        "skies": skies,
+        "points": points,
+        "counts": counts,
+        "isnr": low + (high - low) * isnr_unit,
+    }
+
+
+def observe_direct(key, num, host):
+    """The device half of :func:`draw_pairs_direct`: observe ``host``'s skies (one program)."""
+    num_coverages, per = host["isnr"].shape
+    size = host["skies"].shape[-1]
+    _, _, key_obs = jax.random.split(key, 3)
+    _, key_noise = jax.random.split(key_obs)
+    skies = jax.device_put(host["skies"], jax.devices()[0])
     dirty, spectrum, _ = simulate_observations_direct(
-        key_noise, skies.reshape(num_coverages, per, size, size), points, counts, isnr
+        key_noise,
+        skies.reshape(num_coverages, per, size, size),
+        host["points"],
+        host["counts"],
+        host["isnr"],
     )
     spectra = jnp.repeat(spectrum, per, axis=0)
     return (
         jnp.asarray(skies[:num], jnp.float32),
-        jnp.asarray(dirty.reshape(total, size, size)[:num], jnp.float32),
+        jnp.asarray(dirty.reshape(num_coverages * per, size, size)[:num], jnp.float32),
         jnp.asarray(spectra[:num], jnp.float32),
     )
+
+
+def draw_pairs_direct(key, num, size, tracks, isnr_range, num_coverages, array_fraction):
+    """:func:`draw_pairs` by :func:`simulate_observations_direct` (one program, any device).
+
+    Coverages and skies are drawn on the CPU (coverage sizes vary, which would compile
+    anew on an accelerator; the sky program compiles too slowly there), padded to
+    :data:`MAX_POINTS` and observed in one compiled call with ``num // num_coverages``
+    skies each; the pairs are the same distribution as :func:`draw_pairs` (other noise
+    keys). The two halves are :func:`draw_host_direct` and :func:`observe_direct`.
+    """
+    host = draw_host_direct(key, num, size, tracks, isnr_range, num_coverages, array_fraction)
+    return observe_direct(key, num, host)
 
 
 def chunk_plan(sizes, pairs, epochs, *, final_chunks, learning_rate, final_learning_rate):
@@ -376,6 +409,12 @@ def main() -> None:
         help="stop before a chunk that would end past this many seconds of this run "
         "(judged by the last chunk's time) and write --out from the chunks done",
     )
+    parser.add_argument(
+        "--prefetch",
+        action="store_true",
+        help="with --simulator direct: draw the next chunk's skies and coverages on the host "
+        "CPU in a thread while this chunk trains (same draws; for an accelerator)",
+    )
     args = parser.parse_args()
     try:
         plan = chunk_plan(
@@ -410,6 +449,19 @@ def main() -> None:
         raise SystemExit(f"checkpoint holds {network.settings}, asked for {settings}")
     key = jax.random.key(args.seed + 1)
     num_chunks = len(plan)
+
+    def draw_arguments(chunk):
+        num = plan[chunk]["pairs"]
+        coverages = max(1, num // args.pairs_per_coverage)
+        return plan[chunk]["size"], tracks, args.isnr_range, coverages, args.array_fraction
+
+    def host_draws(chunk):
+        size, *rest = draw_arguments(chunk)
+        chunk_key = jax.random.fold_in(key, chunk)
+        return draw_host_direct(chunk_key, plan[chunk]["pairs"], size, *rest)
+
+    prefetched = None
+    pool = ThreadPoolExecutor(1) if args.prefetch and args.simulator == "direct" else None
     run_start, last_wall = time.perf_counter(), 0.0
     for chunk in range(state["chunks_done"], num_chunks):
         elapsed = time.perf_counter() - run_start
@@ -424,15 +476,16 @@ def main() -> None:
         chunk_key = jax.random.fold_in(key, chunk)
         size, num_pairs = plan[chunk]["size"], plan[chunk]["pairs"]
         rate, epochs = plan[chunk]["learning_rate"], plan[chunk]["epochs"]
-        data = (draw_pairs_direct if args.simulator == "direct" else draw_pairs)(
-            chunk_key,
-            num_pairs,
-            size,
-            tracks,
-            args.isnr_range,
-            max(1, num_pairs // args.pairs_per_coverage),
-            args.array_fraction,
-        )
+        if args.simulator == "direct":
+            # this chunk's host draws (prefetched while the last chunk trained, if asked),
+            # then the next chunk's in the background: the same draws either way
+            host = prefetched.result() if prefetched else host_draws(chunk)
+            prefetched = None
+            if pool is not None and chunk + 1 < num_chunks:
+                prefetched = pool.submit(host_draws, chunk + 1)
+            data = observe_direct(chunk_key, num_pairs, host)
+        else:
+            data = draw_pairs(chunk_key, num_pairs, size, *draw_arguments(chunk)[1:])
         jax.block_until_ready(data)
         data_s = time.process_time() - cpu0
         print(f"chunk {chunk + 1}: {num_pairs} pairs drawn, {data_s:.0f} CPU s", flush=True)
@@ -487,6 +540,8 @@ def main() -> None:
             "CPU min",
             flush=True,
         )
+    if pool is not None:
+        pool.shutdown(cancel_futures=True)
     write_unrolled(
         args.out,
         network,

@@ -135,6 +135,41 @@ def test_training_beats_the_untrained_network_on_held_out_pairs(shared_data):
     assert after > before + 1.0, (before, after)
 
 
+def _tracks(shared_data):
+    from astrobayes.io.imaging_files import read_uv_points
+
+    folder = shared_data / "imaging" / "meerkat_uv"
+    return {h: read_uv_points(folder / f"meerkat_simulation_{h}h_uv_only.npz") for h in (1, 2, 4)}
+
+
+def test_prefetched_host_draws_are_the_same_draws(shared_data):
+    """``--prefetch``: host draws made in a worker thread equal those of the main thread.
+
+    The worker thread has no ``jax.default_device`` context of its own; the draws must
+    not depend on it. Negative control: another chunk key gives other skies.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    script = _script()
+    tracks = _tracks(shared_data)
+    arguments = (6, 16, tracks, (20.0, 40.0), 2, 0.5)
+    here = script.draw_host_direct(jax.random.key(3), *arguments)
+    with ThreadPoolExecutor(1) as pool:
+        there = pool.submit(script.draw_host_direct, jax.random.key(3), *arguments).result()
+    assert here.keys() == there.keys()
+    for name in here:
+        np.testing.assert_array_equal(here[name], there[name], err_msg=name)
+    assert here["skies"].shape == (6, 16, 16)
+    assert here["isnr"].shape == (2, 3)
+    assert np.all((here["isnr"] >= 20.0) & (here["isnr"] <= 40.0))
+    other = script.draw_host_direct(jax.random.key(4), *arguments)
+    assert not np.allclose(other["skies"], here["skies"])
+    pairs = script.observe_direct(jax.random.key(3), 6, here)
+    reference = script.draw_pairs_direct(jax.random.key(3), *arguments)
+    for got, want in zip(pairs, reference, strict=True):
+        np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
+
+
 def test_direct_pairs_are_the_observation_model(shared_data):
     """``--simulator direct`` pairs: each dirty image is its own spectrum's ``Phi^H Phi x``.
 
@@ -144,14 +179,8 @@ def test_direct_pairs_are_the_observation_model(shared_data):
     """
     script = _script()
     from astrobayes.imaging.toeplitz import NormalOperator
-    from astrobayes.io.imaging_files import read_uv_points
 
-    tracks = {
-        h: read_uv_points(
-            shared_data / "imaging" / "meerkat_uv" / f"meerkat_simulation_{h}h_uv_only.npz"
-        )
-        for h in (1, 2, 4)
-    }
+    tracks = _tracks(shared_data)
     truth, dirty, spectra = script.draw_pairs_direct(
         jax.random.key(1), 6, 16, tracks, (150.0, 160.0), 2, 0.5
     )
