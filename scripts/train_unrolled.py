@@ -26,7 +26,7 @@ Usage:
     OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python scripts/train_unrolled.py \\
         --checkpoint /tmp/unrolled_ckpt --out my_network.eqx [--dc-iterations 8]
         [--init-weights shipped|FILE] [--tracks DIR] [--max-wall-seconds S]
-        [--simulator finufft|direct] [--prefetch]
+        [--simulator finufft|direct] [--prefetch] [--compile-cache DIR]
 
 ``--tracks`` points at the MeerKAT tracks when ``../shared`` is not beside the checkout
 (e.g. a copy carried to another machine); ``--max-wall-seconds`` stops before a chunk that
@@ -64,6 +64,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from astrobayes._training import TrainingConfig, fit, split_validation
+from astrobayes.compilation import enable_compilation_cache
 from astrobayes.imaging.skies import random_sky
 from astrobayes.imaging.toeplitz import NormalOperator
 from astrobayes.imaging.unrolled import UnrolledNetwork, UnrolledSettings
@@ -415,7 +416,16 @@ def main() -> None:
         help="with --simulator direct: draw the next chunk's skies and coverages on the host "
         "CPU in a thread while this chunk trains (same draws; for an accelerator)",
     )
+    parser.add_argument(
+        "--compile-cache",
+        type=Path,
+        default=None,
+        help="JAX's persistent compilation cache in this folder: a rerun (e.g. on a fresh "
+        "accelerator machine given the folder back) skips compiling the training programs",
+    )
     args = parser.parse_args()
+    if args.compile_cache is not None:
+        enable_compilation_cache(args.compile_cache)
     try:
         plan = chunk_plan(
             args.sizes,
