@@ -187,7 +187,8 @@ def main() -> None:
         evidence = report.evidence
         print(
             f"{tag} astrobayes status {report.status.value!r}; evidence Pareto k "
-            f"{evidence.pareto_k:.2f}, temperature {evidence.temperature:g}",
+            f"{evidence.pareto_k:.2f}, temperature {evidence.temperature:g}; max split R-hat "
+            f"{np.max(report.sampling.rhat):.4f}, min ESS {np.min(report.sampling.ess):.0f}",
             flush=True,
         )
         if args.evidence_method == "bridge_sampling":
