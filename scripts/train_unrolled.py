@@ -550,8 +550,6 @@ def main() -> None:
             "CPU min",
             flush=True,
         )
-    if pool is not None:
-        pool.shutdown(cancel_futures=True)
     write_unrolled(
         args.out,
         network,
@@ -579,6 +577,8 @@ def main() -> None:
         final_validation_loss=float(np.min(state["history"][-1]["validation_losses"])),
     )
     print(f"wrote {args.out}")
+    if pool is not None:  # after --out is written: a prefetch left running ends at exit
+        pool.shutdown(wait=False, cancel_futures=True)
 
 
 if __name__ == "__main__":
