@@ -166,6 +166,12 @@ def _sky_batch(keys, size):
     return jax.vmap(lambda k: random_sky(k, (size, size)))(keys)
 
 
+def _direct_keys(key):
+    """``(sky, coverage, ISNR, noise)`` keys of one chunk's direct draws."""
+    key_sky, key_cov, key_obs = jax.random.split(key, 3)
+    return key_sky, key_cov, *jax.random.split(key_obs)
+
+
 def draw_host_direct(key, num, size, tracks, isnr_range, num_coverages, array_fraction):
     """The host-side half of :func:`draw_pairs_direct`: skies, padded coverages, ISNRs.
 
@@ -175,8 +181,7 @@ def draw_host_direct(key, num, size, tracks, isnr_range, num_coverages, array_fr
     """
     per = max(1, num // num_coverages)
     num_coverages = -(-num // per)
-    key_sky, key_cov, key_obs = jax.random.split(key, 3)
-    key_isnr, _ = jax.random.split(key_obs)
+    key_sky, key_cov, key_isnr, _ = _direct_keys(key)
     with jax.default_device(jax.devices("cpu")[0]):
         coverages = [
             np.asarray(draw_coverage(jax.random.fold_in(key_cov, c), tracks, array_fraction))
@@ -204,8 +209,7 @@ def observe_direct(key, num, host):
     """The device half of :func:`draw_pairs_direct`: observe ``host``'s skies (one program)."""
     num_coverages, per = host["isnr"].shape
     size = host["skies"].shape[-1]
-    _, _, key_obs = jax.random.split(key, 3)
-    _, key_noise = jax.random.split(key_obs)
+    key_noise = _direct_keys(key)[3]
     skies = jax.device_put(host["skies"], jax.devices()[0])
     dirty, spectrum, _ = simulate_observations_direct(
         key_noise,
