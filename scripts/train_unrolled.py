@@ -465,14 +465,14 @@ def main() -> None:
     num_chunks = len(plan)
 
     def draw_arguments(chunk):
-        num = plan[chunk]["pairs"]
+        """``(key, num, size, tracks, isnr_range, num_coverages, array_fraction)``."""
+        num, size = plan[chunk]["pairs"], plan[chunk]["size"]
         coverages = max(1, num // args.pairs_per_coverage)
-        return plan[chunk]["size"], tracks, args.isnr_range, coverages, args.array_fraction
+        chunk_key = jax.random.fold_in(key, chunk)
+        return chunk_key, num, size, tracks, args.isnr_range, coverages, args.array_fraction
 
     def host_draws(chunk):
-        size, *rest = draw_arguments(chunk)
-        chunk_key = jax.random.fold_in(key, chunk)
-        return draw_host_direct(chunk_key, plan[chunk]["pairs"], size, *rest)
+        return draw_host_direct(*draw_arguments(chunk))
 
     prefetched = None
     pool = ThreadPoolExecutor(1) if args.prefetch and args.simulator == "direct" else None
@@ -499,7 +499,7 @@ def main() -> None:
                 prefetched = pool.submit(host_draws, chunk + 1)
             data = observe_direct(chunk_key, num_pairs, host)
         else:
-            data = draw_pairs(chunk_key, num_pairs, size, *draw_arguments(chunk)[1:])
+            data = draw_pairs(*draw_arguments(chunk))
         jax.block_until_ready(data)
         data_s = time.process_time() - cpu0
         print(f"chunk {chunk + 1}: {num_pairs} pairs drawn, {data_s:.0f} CPU s", flush=True)
