@@ -147,6 +147,12 @@ def main() -> None:
         default="welford",
         help="astrobayes' NUTS metric estimator (NUTSConfig.mass_matrix_estimator)",
     )
+    parser.add_argument(
+        "--pooled-metric",
+        action="store_true",
+        help="estimate the NUTS metric from all chains' warm-up windows together "
+        "(NUTSConfig.pooled_metric)",
+    )
     args = parser.parse_args()
 
     survey = SURVEYS[args.survey]
@@ -164,6 +170,7 @@ def main() -> None:
         args.num_samples,
         dense_mass=args.dense_mass,
         mass_matrix_estimator=args.mass_matrix_estimator,
+        pooled_metric=args.pooled_metric,
     )
     key = jax.random.key(args.seed)
     emulator, data = shipped_shear_emulator(args.survey), shipped_shear_data(args.survey)

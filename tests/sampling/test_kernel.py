@@ -213,3 +213,60 @@ def test_fisher_mass_matrix_estimator_recovers_a_badly_scaled_gaussian(key):
     tolerance = 4.5 / np.sqrt(2 * run.ess)
     assert np.all(np.abs(std - 1) < tolerance), (std, tolerance)
     assert np.any(np.abs(std / 1.25 - 1) > tolerance)  # negative control: 25% wider fails
+
+
+def test_pooled_metric_is_the_covariance_of_all_chains_window_draws(key):
+    """``pooled_metric``: every chain gets Stan's regularised covariance of all chains'
+    draws in the last slow window (checked exactly), and the draws still match the target."""
+    with pytest.raises(ValueError, match="pooled_metric=True needs"):
+        NUTSConfig(pooled_metric=True, chain_method="sequential")
+    with pytest.raises(ValueError, match="pooled_metric=True needs"):
+        build_nuts_steps(_shifted_normal, pooled_metric=True, mass_matrix_estimator="fisher")
+    chol = jnp.array([[1.0, 0.0, 0.0], [0.9, 0.5, 0.0], [-0.3, 0.2, 0.1]])
+
+    def correlated(params, x):
+        del params
+        return -0.5 * jnp.sum(jax.scipy.linalg.solve_triangular(chol, x, lower=True) ** 2)
+
+    num_chains, num_warmup = 4, 150
+    stage, window_end = warmup_schedule(num_warmup)
+    ends = np.flatnonzero(window_end)
+    last = np.arange(ends[-2] + 1, ends[-1] + 1) if len(ends) > 1 else np.flatnonzero(stage)
+    last = last[stage[last] == 1]
+    on = np.ones(num_warmup, bool)
+    start = 0.1 * jax.random.normal(key, (num_chains, 3))
+    metrics = {}
+    for pooled in (True, False):
+        steps = build_nuts_steps(correlated, dense_mass=True, pooled_metric=pooled)
+        state, adaptation = nuts_init(correlated, None, start, dense_mass=True)
+        (_, adaptation), info = steps(
+            None,
+            jax.random.split(key, num_chains),
+            state,
+            adaptation,
+            np.arange(num_warmup),
+            stage,
+            window_end,
+            on,
+            on,
+        )
+        metrics[pooled] = np.asarray(adaptation.inverse_mass_matrix, np.float64)
+        window = np.asarray(info.position, np.float64)[:, last]
+        draws = window.reshape(-1, 3) if pooled else window[0]
+        n = len(draws)
+        expected = n / (n + 5) * np.cov(draws.T) + 5 / (n + 5) * 1e-3 * np.eye(3)
+        np.testing.assert_allclose(metrics[pooled][0], expected, rtol=2e-4, atol=1e-6)
+    assert len(last) > 10
+    # one metric for every chain when pooled; four different ones otherwise (the control)
+    np.testing.assert_array_equal(metrics[True], np.broadcast_to(metrics[True][0], (4, 3, 3)))
+    assert np.abs(metrics[False] - metrics[False][:1]).max() > 1e-3
+    # the pooled dense metric's draws match the target's covariance (Monte Carlo error)
+    config = NUTSConfig(4, 200, 400, dense_mass=True, pooled_metric=True)
+    run = run_nuts(key, lambda x: correlated(None, x), start, config=config)
+    assert run.status is SamplingStatus.OK
+    truth = np.asarray(chol @ chol.T)
+    draws = run.samples.reshape(-1, 3)
+    # sd of a sample variance from n effective draws: sigma^2 sqrt(2 / n)
+    error = np.diag(truth) * np.sqrt(2.0 / run.ess)
+    assert np.all(np.abs(draws.var(0) - np.diag(truth)) < 4.5 * error)
+    assert np.any(np.abs(draws.var(0) - 1.5 * np.diag(truth)) > 4.5 * error)  # control

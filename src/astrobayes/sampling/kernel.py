@@ -133,7 +133,10 @@ CHAIN_METHODS = ("vectorized", "sequential")
 
 
 def check_nuts_options(
-    dense_mass: bool, chain_method: str = "vectorized", mass_matrix_estimator: str = "welford"
+    dense_mass: bool,
+    chain_method: str = "vectorized",
+    mass_matrix_estimator: str = "welford",
+    pooled_metric: bool = False,
 ) -> None:
     """Raise ``ValueError`` naming the option when the NUTS settings do not go together."""
     if chain_method not in CHAIN_METHODS:
@@ -145,6 +148,30 @@ def check_nuts_options(
         )
     if mass_matrix_estimator == "fisher" and dense_mass:
         raise ValueError("mass_matrix_estimator='fisher' is diagonal only; set dense_mass=False")
+    if pooled_metric and (chain_method != "vectorized" or mass_matrix_estimator != "welford"):
+        raise ValueError(
+            "pooled_metric=True needs chain_method='vectorized' and "
+            f"mass_matrix_estimator='welford'; got {chain_method!r} and {mass_matrix_estimator!r}"
+        )
+
+
+#: Name of the chain axis of the vectorized step program (for the pooled metric).
+_CHAINS = "chains"
+
+
+def _pool_welford(state):
+    """One Welford state from all chains' window states (Chan et al. 1979's pairwise merge).
+
+    Inside ``vmap(..., axis_name=_CHAINS)``: every chain gets the pooled count, mean and
+    sum of squared deviations, ``M2 = sum_c [M2_c + n_c (mean_c - mean)(mean_c - mean)^T]``.
+    """
+    count = jax.lax.psum(state.sample_size, _CHAINS)
+    weight = state.sample_size / jnp.maximum(count, 1)
+    mean = jax.lax.psum(weight * state.mean, _CHAINS)
+    shift = state.mean - mean
+    spread = shift * shift if state.m2.ndim == 1 else jnp.outer(shift, shift)
+    m2 = jax.lax.psum(state.m2 + state.sample_size * spread, _CHAINS)
+    return state._replace(mean=mean, m2=m2, sample_size=count)
 
 
 def _adaptation_fns(target_acceptance_rate: float, dense_mass: bool, estimator: str = "welford"):
@@ -250,16 +277,20 @@ def _multi_chain_steps(
     dense_mass,
     chain_method="vectorized",
     mass_matrix_estimator="welford",
+    pooled_metric=False,
 ):
     """The (not yet compiled) multi-chain step program; see :func:`build_nuts_steps`."""
-    check_nuts_options(dense_mass, chain_method, mass_matrix_estimator)
+    check_nuts_options(dense_mass, chain_method, mass_matrix_estimator, pooled_metric)
     (_, mm_update, mm_final), (da_init, da_update, da_final) = _adaptation_fns(
         target_acceptance_rate, dense_mass, mass_matrix_estimator
     )
     kernel = blackjax.nuts.build_kernel()
 
     def end_window(adaptation):
-        mass_matrix = mm_final(adaptation.mass_matrix_state)
+        mass_matrix = adaptation.mass_matrix_state
+        if pooled_metric:
+            mass_matrix = mass_matrix._replace(wc_state=_pool_welford(mass_matrix.wc_state))
+        mass_matrix = mm_final(mass_matrix)
         step_size_state = da_init(da_final(adaptation.step_size_state))
         return NUTSAdaptation(
             step_size_state=step_size_state,
@@ -312,7 +343,9 @@ def _multi_chain_steps(
         return jax.lax.scan(body, (state, adaptation), xs)
 
     if chain_method == "vectorized":
-        return jax.vmap(one, in_axes=(None, 0, 0, 0, None, None, None, None, None))
+        return jax.vmap(
+            one, in_axes=(None, 0, 0, 0, None, None, None, None, None), axis_name=_CHAINS
+        )
 
     def sequential(params, chain_keys, state, adaptation, *schedule):
         return jax.lax.map(lambda c: one(params, *c, *schedule), (chain_keys, state, adaptation))
@@ -327,6 +360,7 @@ def build_nuts_steps(
     dense_mass: bool = False,
     chain_method: str = "vectorized",
     mass_matrix_estimator: str = "welford",
+    pooled_metric: bool = False,
 ) -> Callable:
     """One compiled program for warm-up and sampling of many chains: a scan of NUTS steps.
 
@@ -348,6 +382,10 @@ def build_nuts_steps(
             :data:`CHAIN_METHODS`. The same keys, so the same chains up to rounding
             (which NUTS trajectories amplify: the two agree in distribution, not bitwise).
         mass_matrix_estimator: One of :data:`MASS_MATRIX_ESTIMATORS`.
+        pooled_metric: At each slow window's end, estimate one inverse mass matrix from
+            all chains' window draws together and give it to every chain (``"welford"``,
+            ``"vectorized"`` only). A dense metric then rests on ``num_chains`` times the
+            draws. The chains stay independent after warm-up, with one fixed kernel.
 
     Returns:
         The jitted ``steps`` function.
@@ -372,6 +410,7 @@ def build_nuts_steps(
             bool(dense_mass),
             chain_method,
             mass_matrix_estimator,
+            bool(pooled_metric),
         )
     )
 

@@ -76,6 +76,11 @@ class NUTSConfig:
         mass_matrix_estimator: ``"welford"`` (Stan's window variance) or ``"fisher"``
             (diagonal, from positions and gradients: nutpie's estimator); see
             :data:`~astrobayes.sampling.kernel.MASS_MATRIX_ESTIMATORS`.
+        pooled_metric: Estimate the inverse mass matrix at each warm-up window's end
+            from all chains' draws together, one metric for every chain (needs
+            ``chain_method="vectorized"`` and ``mass_matrix_estimator="welford"``). Meant
+            for ``dense_mass=True`` at tens of parameters, where one chain's window is
+            too few draws for a stable covariance.
 
     """
 
@@ -87,6 +92,7 @@ class NUTSConfig:
     dense_mass: bool = False
     chain_method: str = "vectorized"
     mass_matrix_estimator: str = "welford"
+    pooled_metric: bool = False
 
     def __post_init__(self):
         check_positive_int(self.num_chains, "num_chains")
@@ -97,7 +103,9 @@ class NUTSConfig:
             raise ValueError(
                 f"target_acceptance_rate must lie in (0, 1); got {self.target_acceptance_rate}"
             )
-        check_nuts_options(self.dense_mass, self.chain_method, self.mass_matrix_estimator)
+        check_nuts_options(
+            self.dense_mass, self.chain_method, self.mass_matrix_estimator, self.pooled_metric
+        )
 
 
 class _Run(NamedTuple):
@@ -176,6 +184,7 @@ def run_nuts(
         dense_mass=config.dense_mass,
         chain_method=config.chain_method,
         mass_matrix_estimator=config.mass_matrix_estimator,
+        pooled_metric=config.pooled_metric,
     )
     state, adaptation = _initial_state(density, config, positions)
     if saved is None:
