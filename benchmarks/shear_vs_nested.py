@@ -153,6 +153,12 @@ def main() -> None:
         help="estimate the NUTS metric from all chains' warm-up windows together "
         "(NUTSConfig.pooled_metric)",
     )
+    parser.add_argument(
+        "--initial-metric",
+        choices=["identity", "gradient"],
+        default="identity",
+        help="the NUTS metric before the first slow window (NUTSConfig.initial_metric)",
+    )
     args = parser.parse_args()
 
     survey = SURVEYS[args.survey]
@@ -171,6 +177,7 @@ def main() -> None:
         dense_mass=args.dense_mass,
         mass_matrix_estimator=args.mass_matrix_estimator,
         pooled_metric=args.pooled_metric,
+        initial_metric=args.initial_metric,
     )
     key = jax.random.key(args.seed)
     emulator, data = shipped_shear_emulator(args.survey), shipped_shear_data(args.survey)

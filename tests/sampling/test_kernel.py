@@ -270,3 +270,25 @@ def test_pooled_metric_is_the_covariance_of_all_chains_window_draws(key):
     error = np.diag(truth) * np.sqrt(2.0 / run.ess)
     assert np.all(np.abs(draws.var(0) - np.diag(truth)) < 4.5 * error)
     assert np.any(np.abs(draws.var(0) - 1.5 * np.diag(truth)) > 4.5 * error)  # control
+
+
+def test_gradient_initial_metric_is_nutpies_start(key):
+    """``initial_metric="gradient"``: ``1 / |grad log p|`` at each start (diagonal or dense)."""
+    with pytest.raises(ValueError, match="initial_metric must be one of"):
+        NUTSConfig(initial_metric="hessian")
+    scales = jnp.array([0.01, 1.0, 100.0])
+    start = 1.0 + jax.random.uniform(key, (2, 3))
+
+    def scaled(params, x):
+        del params
+        return -0.5 * jnp.sum((x / scales) ** 2)
+
+    expected = np.asarray(scales**2 / start)  # 1 / |grad| = sigma^2 / |x|
+    for dense in (False, True):
+        _, adaptation = nuts_init(scaled, None, start, dense_mass=dense, initial_metric="gradient")
+        imm = np.asarray(adaptation.inverse_mass_matrix)
+        diagonal = np.diagonal(imm, axis1=1, axis2=2) if dense else imm
+        np.testing.assert_allclose(diagonal, expected, rtol=1e-5)
+        # the default start is the identity (the control)
+        _, identity = nuts_init(scaled, None, start, dense_mass=dense)
+        assert np.allclose(np.asarray(identity.inverse_mass_matrix), np.eye(3) if dense else 1.0)

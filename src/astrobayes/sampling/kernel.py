@@ -125,6 +125,13 @@ class NUTSDraws(NamedTuple):
 #: identity; nutpie's estimator and start, Seyboldt et al., as implemented in BlackJAX).
 MASS_MATRIX_ESTIMATORS = ("welford", "fisher")
 
+#: The inverse mass matrix before the first slow window: ``"identity"`` (Stan) or
+#: ``"gradient"`` (nutpie's start, ``1 / |grad log p|`` per coordinate at each chain's
+#: initial point; always used by the ``"fisher"`` estimator). With parameters whose
+#: scales differ by orders of magnitude, the identity makes the first ~100 warm-up
+#: trajectories hit the maximum tree depth.
+INITIAL_METRICS = ("identity", "gradient")
+
 #: How :func:`build_nuts_steps` runs its chains: ``"vectorized"`` (``vmap``: one batched
 #: program; each NUTS step costs the *longest* trajectory among the chains, because the
 #: tree-doubling loop runs until every chain's tree is done) or ``"sequential"``
@@ -137,8 +144,11 @@ def check_nuts_options(
     chain_method: str = "vectorized",
     mass_matrix_estimator: str = "welford",
     pooled_metric: bool = False,
+    initial_metric: str = "identity",
 ) -> None:
     """Raise ``ValueError`` naming the option when the NUTS settings do not go together."""
+    if initial_metric not in INITIAL_METRICS:
+        raise ValueError(f"initial_metric must be one of {INITIAL_METRICS}; got {initial_metric!r}")
     if chain_method not in CHAIN_METHODS:
         raise ValueError(f"chain_method must be one of {CHAIN_METHODS}; got {chain_method!r}")
     if mass_matrix_estimator not in MASS_MATRIX_ESTIMATORS:
@@ -200,6 +210,7 @@ def nuts_init(
     target_acceptance_rate: float = 0.8,
     dense_mass: bool = False,
     mass_matrix_estimator: str = "welford",
+    initial_metric: str = "identity",
 ) -> tuple[NUTSState, NUTSAdaptation]:
     """Initial NUTS states and adaptation states of ``num_chains`` chains (pure).
 
@@ -210,12 +221,17 @@ def nuts_init(
         target_acceptance_rate: Dual-averaging target.
         dense_mass: Adapt a dense (not diagonal) inverse mass matrix.
         mass_matrix_estimator: One of :data:`MASS_MATRIX_ESTIMATORS`.
+        initial_metric: One of :data:`INITIAL_METRICS`.
 
     Returns:
         ``(state, adaptation)``, each with a leading chain axis; step size 1 and an
-        identity inverse mass matrix (``"fisher"``: ``1 / |grad log p|`` at each start).
+        identity inverse mass matrix (``"gradient"`` or ``"fisher"``: ``1 / |grad log
+        p|`` at each start, on the diagonal).
 
     """
+    check_nuts_options(
+        dense_mass, mass_matrix_estimator=mass_matrix_estimator, initial_metric=initial_metric
+    )
     (mm_init, _, _), (da_init, _, _) = _adaptation_fns(
         target_acceptance_rate, dense_mass, mass_matrix_estimator
     )
@@ -223,11 +239,12 @@ def nuts_init(
 
     def one(params, position):
         state = blackjax.nuts.init(position, partial(logdensity_fn, params))
-        if mass_matrix_estimator == "fisher":
+        if mass_matrix_estimator == "fisher" or initial_metric == "gradient":
             # nutpie's start: the metric 1 / |grad log p| at the initial point, clipped
             # to nutpie's range, instead of the identity
             scale = jnp.clip(1.0 / jnp.abs(state.logdensity_grad), 1e-20, 1e20)
-            mass_matrix = mm_init(dim, scale.astype(position.dtype))
+            scale = scale.astype(position.dtype)
+            mass_matrix = mm_init(dim, jnp.diag(scale) if dense_mass else scale)
         else:
             mass_matrix = mm_init(dim)
         step_size = jnp.asarray(1.0, position.dtype)

@@ -81,6 +81,9 @@ class NUTSConfig:
             ``chain_method="vectorized"`` and ``mass_matrix_estimator="welford"``). Meant
             for ``dense_mass=True`` at tens of parameters, where one chain's window is
             too few draws for a stable covariance.
+        initial_metric: The metric before the first slow window: ``"identity"``
+            (Stan) or ``"gradient"`` (nutpie's ``1 / |grad log p|`` at each start); see
+            :data:`~astrobayes.sampling.kernel.INITIAL_METRICS`.
 
     """
 
@@ -93,6 +96,7 @@ class NUTSConfig:
     chain_method: str = "vectorized"
     mass_matrix_estimator: str = "welford"
     pooled_metric: bool = False
+    initial_metric: str = "identity"
 
     def __post_init__(self):
         check_positive_int(self.num_chains, "num_chains")
@@ -104,7 +108,11 @@ class NUTSConfig:
                 f"target_acceptance_rate must lie in (0, 1); got {self.target_acceptance_rate}"
             )
         check_nuts_options(
-            self.dense_mass, self.chain_method, self.mass_matrix_estimator, self.pooled_metric
+            self.dense_mass,
+            self.chain_method,
+            self.mass_matrix_estimator,
+            self.pooled_metric,
+            self.initial_metric,
         )
 
 
@@ -378,6 +386,7 @@ def _initial_state(density, config: NUTSConfig, positions):
             target_acceptance_rate=config.target_acceptance_rate,
             dense_mass=config.dense_mass,
             mass_matrix_estimator=config.mass_matrix_estimator,
+            initial_metric=config.initial_metric,
         )
 
     state = jax.jit(init)(None, positions)
