@@ -127,9 +127,10 @@ MASS_MATRIX_ESTIMATORS = ("welford", "fisher")
 
 #: The inverse mass matrix before the first slow window: ``"identity"`` (Stan) or
 #: ``"gradient"`` (nutpie's start, ``1 / |grad log p|`` per coordinate at each chain's
-#: initial point; always used by the ``"fisher"`` estimator). With parameters whose
-#: scales differ by orders of magnitude, the identity makes the first ~100 warm-up
-#: trajectories hit the maximum tree depth.
+#: initial point; always used by the ``"fisher"`` estimator). Meant for parameters whose
+#: scales differ by orders of magnitude, where the identity makes early warm-up
+#: trajectories long; on the d = 30 shear posterior it saved only ~3% of the gradient
+#: evaluations (docs/cosmic_shear.md).
 INITIAL_METRICS = ("identity", "gradient")
 
 #: How :func:`build_nuts_steps` runs its chains: ``"vectorized"`` (``vmap``: one batched
