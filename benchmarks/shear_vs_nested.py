@@ -50,6 +50,7 @@ from astrobayes.cosmology.shear_survey import SURVEYS  # noqa: E402
 from astrobayes.evidence import estimate  # noqa: E402
 from astrobayes.io import shipped_shear_data, shipped_shear_emulator  # noqa: E402
 from astrobayes.sampling import NUTSConfig  # noqa: E402
+from astrobayes.sampling.kernel import INITIAL_METRICS, MASS_MATRIX_ESTIMATORS  # noqa: E402
 
 
 def run_astrobayes(key, model, config, evidence_method="learned_harmonic_mean"):
@@ -143,7 +144,7 @@ def main() -> None:
     )
     parser.add_argument(
         "--mass-matrix-estimator",
-        choices=["welford", "fisher"],
+        choices=MASS_MATRIX_ESTIMATORS,
         default="welford",
         help="astrobayes' NUTS metric estimator (NUTSConfig.mass_matrix_estimator)",
     )
@@ -155,7 +156,7 @@ def main() -> None:
     )
     parser.add_argument(
         "--initial-metric",
-        choices=["identity", "gradient"],
+        choices=INITIAL_METRICS,
         default="identity",
         help="the NUTS metric before the first slow window (NUTSConfig.initial_metric)",
     )
