@@ -8,11 +8,13 @@ import numpy as np
 import pytest
 
 from astrobayes._status import UnreliableResultError
+from astrobayes.io.checkpoint import NpzCheckpoint
 from astrobayes.sampling import (
     NUTSConfig,
     SamplingStatus,
     build_nuts_steps,
     nuts_init,
+    pathfinder_start,
     run_nuts,
     sample_nuts,
     sampling_diagnostics,
@@ -292,3 +294,165 @@ def test_gradient_initial_metric_is_nutpies_start(key):
         # the default start is the identity (the control)
         _, identity = nuts_init(scaled, None, start, dense_mass=dense)
         assert np.allclose(np.asarray(identity.inverse_mass_matrix), np.eye(3) if dense else 1.0)
+
+
+def test_scale_free_shrinkage_is_stans_weights_toward_each_variance(key):
+    """``metric_shrinkage="scale_free"``: ``n/(n+5) C + 5/(n+5) 1e-3 diag(C)`` at a window's
+    end (checked exactly, diagonal and dense); Stan's ``1e-3 I`` target is the control."""
+    with pytest.raises(ValueError, match="metric_shrinkage must be one of"):
+        NUTSConfig(metric_shrinkage="ledoit_wolf")
+    with pytest.raises(ValueError, match="needs mass_matrix_estimator='welford'"):
+        NUTSConfig(metric_shrinkage="scale_free", mass_matrix_estimator="fisher")
+    scales = np.array([1e-3, 1e-2, 1.0])
+
+    def scaled(params, x):
+        del params
+        return -0.5 * jnp.sum((x / scales) ** 2)
+
+    num_warmup = 100
+    stage, window_end = warmup_schedule(num_warmup)
+    window = np.flatnonzero(stage == 1)
+    on = np.ones(num_warmup, bool)
+    start = jnp.asarray(scales) * jax.random.normal(key, (2, 3))
+    for dense in (False, True):
+        metrics = {}
+        for shrinkage in ("scale_free", "stan"):
+            steps = build_nuts_steps(scaled, dense_mass=dense, metric_shrinkage=shrinkage)
+            state, adaptation = nuts_init(scaled, None, start, dense_mass=dense)
+            (_, adaptation), info = steps(
+                None, jax.random.split(key, 2), state, adaptation,
+                np.arange(num_warmup), stage, window_end, on, on,
+            )  # fmt: skip
+            metrics[shrinkage] = np.asarray(adaptation.inverse_mass_matrix, np.float64)[0]
+            draws = np.asarray(info.position, np.float64)[0, window]
+        n = len(draws)
+        covariance = np.cov(draws.T)
+        expected = n / (n + 5) * covariance + 5 / (n + 5) * 1e-3 * np.diag(np.diag(covariance))
+        if not dense:
+            expected = np.diag(expected)
+        np.testing.assert_allclose(metrics["scale_free"], expected, rtol=2e-4, atol=1e-12)
+        # Stan's target adds 5/(n+5) 1e-3 to every variance: ~100x the smallest one here
+        stan_variances = np.diagonal(metrics["stan"]) if dense else metrics["stan"]
+        assert stan_variances[0] > 10 * scales[0] ** 2
+        assert not np.allclose(metrics["stan"], expected, rtol=0.1)
+
+
+def test_scale_free_shrinkage_samples_parameters_of_very_different_scales(key):
+    """Scales 1e-3 to 10: the draws match the target's variances (Monte Carlo error), and
+    the adapted step size is several times Stan's shrinkage's on the same run."""
+    scales = np.array([1e-3, 1e-2, 1.0, 10.0])
+    start = jnp.asarray(scales) * jax.random.normal(key, (4, 4))
+    runs = {}
+    for shrinkage in ("scale_free", "stan"):
+        config = NUTSConfig(4, 200, 400, metric_shrinkage=shrinkage)
+        runs[shrinkage] = run_nuts(
+            key, lambda x: -0.5 * jnp.sum((x / scales) ** 2), start, config=config
+        )
+    run = runs["scale_free"]
+    assert run.status is SamplingStatus.OK
+    variance = run.samples.var(axis=(0, 1)) / scales**2
+    error = np.sqrt(2.0 / run.ess)  # relative sd of a sample variance from n draws
+    assert np.all(np.abs(variance - 1) < 4.5 * error), (variance, error)
+    assert np.any(np.abs(variance / 1.5 - 1) > 4.5 * error)  # control: 1.5x the variance
+    assert np.median(run.step_size) > 3 * np.median(runs["stan"].step_size)
+
+
+def _far_gaussian(params, x):
+    del params
+    chol = jnp.array([[1.0, 0.0, 0.0], [0.8, 0.6, 0.0], [0.1, -0.2, 0.05]])
+    return -0.5 * jnp.sum(jax.scipy.linalg.solve_triangular(chol, x - 3.0, lower=True) ** 2)
+
+
+def test_pathfinder_start_lands_in_the_typical_set_with_the_targets_scales(key):
+    """From points ~100 sd away, each chain starts inside the target's 99.99% region and
+    its metric is within a factor 3 of the target's variances (the far points: control)."""
+    far = 30.0 + jax.random.uniform(key, (3, 3))
+    start = pathfinder_start(key, _far_gaussian, None, far)
+    assert start.positions.shape == (3, 3)
+    assert start.inverse_mass_matrix.shape == (3, 3)
+    assert bool(start.succeeded.all())
+    assert np.all(np.asarray(start.num_iterations) > 0)
+    assert np.all(np.isfinite(np.asarray(start.elbo)))
+    # -2 log p above the mode is chi-square with 3 degrees of freedom: 99.99% at 21.1
+    chi2 = -2.0 * np.asarray(jax.vmap(lambda x: _far_gaussian(None, x))(start.positions))
+    assert np.all(chi2 < 21.1), chi2
+    far_chi2 = -2.0 * np.asarray(jax.vmap(lambda x: _far_gaussian(None, x))(far))
+    assert np.all(far_chi2 > 21.1)  # control: where they came from
+    chol = np.array([[1.0, 0.0, 0.0], [0.8, 0.6, 0.0], [0.1, -0.2, 0.05]])
+    variances = np.diag(chol @ chol.T)
+    ratio = np.asarray(start.inverse_mass_matrix) / variances
+    assert np.all((ratio > 1 / 3) & (ratio < 3)), ratio
+    dense = pathfinder_start(key, _far_gaussian, None, far, dense_mass=True)
+    assert dense.inverse_mass_matrix.shape == (3, 3, 3)
+    np.testing.assert_allclose(
+        np.diagonal(np.asarray(dense.inverse_mass_matrix), axis1=1, axis2=2),
+        np.asarray(start.inverse_mass_matrix),
+        rtol=1e-4,
+    )
+
+
+def test_pathfinder_start_keeps_the_point_where_it_fails(key):
+    """A NaN gradient at the start: the chain keeps its point and the identity metric."""
+
+    def nan_gradient(params, x):
+        del params  # sqrt has an infinite derivative at 0: 0 * inf is NaN
+        return -0.5 * jnp.sum(x**2) + 0.0 * jnp.sqrt(jnp.abs(x[0] - 1.0))
+
+    points = jnp.array([[1.0, 2.0], [1.0, -1.0]])
+    start = pathfinder_start(key, nan_gradient, None, points)
+    assert not bool(start.succeeded.any())
+    np.testing.assert_array_equal(np.asarray(start.positions), np.asarray(points))
+    np.testing.assert_array_equal(np.asarray(start.inverse_mass_matrix), 1.0)
+    assert np.all(np.asarray(start.elbo) == -np.inf)
+    with pytest.raises(ValueError, match="positions must have shape"):
+        pathfinder_start(key, nan_gradient, None, points[0])
+
+
+def test_pathfinder_initial_metric_samples_the_target_and_resumes_bitwise(key, tmp_path):
+    """``initial_metric="pathfinder"`` from far starts: the draws match the target (Monte
+    Carlo error, with a control), and a run killed after warm-up resumes bit for bit."""
+    with pytest.raises(ValueError, match="needs mass_matrix_estimator='welford'"):
+        NUTSConfig(initial_metric="pathfinder", mass_matrix_estimator="fisher")
+    with pytest.raises(ValueError, match="needs the inverse_mass_matrix"):
+        nuts_init(_far_gaussian, None, jnp.zeros((2, 3)), initial_metric="pathfinder")
+    with pytest.raises(ValueError, match="inverse_mass_matrix must have shape"):
+        nuts_init(_far_gaussian, None, jnp.zeros((2, 3)), inverse_mass_matrix=jnp.ones((2, 2)))
+    far = 30.0 + jax.random.uniform(key, (4, 3))
+    config = NUTSConfig(
+        4, 100, 300, dense_mass=True, initial_metric="pathfinder", checkpoint_every=100
+    )
+    stages = []
+    run = run_nuts(
+        key,
+        lambda x: _far_gaussian(None, x),
+        far,
+        config=config,
+        progress_fn=lambda stage, done, total: stages.append(stage),
+    )
+    assert stages[:2] == ["pathfinder", "pathfinder"]
+    assert "warmup" in stages
+    assert run.status is SamplingStatus.OK
+    chol = np.array([[1.0, 0.0, 0.0], [0.8, 0.6, 0.0], [0.1, -0.2, 0.05]])
+    sd = np.sqrt(np.diag(chol @ chol.T))
+    error = sd / np.sqrt(run.ess)  # Monte Carlo error of each mean
+    mean = run.samples.mean(axis=(0, 1))
+    assert np.all(np.abs(mean - 3.0) < 4.5 * error), (mean, error)
+    assert np.any(np.abs(mean - 3.0 - 0.2 * sd) > 4.5 * error)  # control: a 0.2 sd shift
+
+    class Killed(NpzCheckpoint):
+        saves = 0
+
+        def save(self, arrays):
+            super().save(arrays)
+            Killed.saves += 1
+            if Killed.saves == 2:  # after warm-up and the first 100 draws
+                raise KeyboardInterrupt
+
+    path = tmp_path / "run.npz"
+    with pytest.raises(KeyboardInterrupt):
+        run_nuts(key, lambda x: _far_gaussian(None, x), far, config=config, checkpoint=Killed(path))
+    resumed = run_nuts(
+        key, lambda x: _far_gaussian(None, x), far, config=config, checkpoint=NpzCheckpoint(path)
+    )
+    assert resumed.resumed_from == 100
+    np.testing.assert_array_equal(resumed.samples, run.samples)

@@ -61,6 +61,7 @@ class Progress:
     """
 
     _LABELS = {
+        "pathfinder": "Pathfinder start (compiling)",
         "warmup": "NUTS warm-up (compiling)",
         "sampling": "NUTS sampling",
         "training": "training flow",

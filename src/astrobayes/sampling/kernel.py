@@ -33,10 +33,11 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from blackjax.adaptation.mass_matrix import mass_matrix_adaptation
+from blackjax.adaptation.mass_matrix import mass_matrix_adaptation, welford_algorithm
 from blackjax.adaptation.metric_estimators import fisher_score_diagonal_from_moments
 from blackjax.adaptation.staged_adaptation import build_schedule
 from blackjax.adaptation.step_size import dual_averaging_adaptation
+from blackjax.optimizers.lbfgs import lbfgs_inverse_hessian_formula_1
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
 from astrobayes._checks import check_key, check_positive_int
@@ -46,9 +47,11 @@ __all__ = [
     "NUTSDraws",
     "NUTSState",
     "NUTSStepInfo",
+    "PathfinderStart",
     "build_nuts_steps",
     "end_warmup",
     "nuts_init",
+    "pathfinder_start",
     "sample_nuts",
     "warmup_schedule",
 ]
@@ -125,13 +128,27 @@ class NUTSDraws(NamedTuple):
 #: identity; nutpie's estimator and start, Seyboldt et al., as implemented in BlackJAX).
 MASS_MATRIX_ESTIMATORS = ("welford", "fisher")
 
-#: The inverse mass matrix before the first slow window: ``"identity"`` (Stan) or
+#: The inverse mass matrix before the first slow window: ``"identity"`` (Stan),
 #: ``"gradient"`` (nutpie's start, ``1 / |grad log p|`` per coordinate at each chain's
-#: initial point; always used by the ``"fisher"`` estimator). Meant for parameters whose
-#: scales differ by orders of magnitude, where the identity makes early warm-up
-#: trajectories long; on the d = 30 shear posterior it saved only ~3% of the gradient
-#: evaluations (docs/cosmic_shear.md).
-INITIAL_METRICS = ("identity", "gradient")
+#: initial point; always used by the ``"fisher"`` estimator) or ``"pathfinder"`` (each
+#: chain runs Pathfinder from its initial point, then *starts at a draw* from its
+#: approximation, with the approximation's covariance, diagonal or dense, as the metric:
+#: :func:`pathfinder_start`; Welford estimator only). ``"gradient"`` is meant for
+#: parameters whose scales differ by orders of magnitude, where the identity makes early
+#: warm-up trajectories long; on the d = 30 shear posterior it saved only ~3% of the
+#: gradient evaluations, while ``"pathfinder"`` removes the long trajectories of a start
+#: far from the typical set (docs/cosmic_shear.md).
+INITIAL_METRICS = ("identity", "gradient", "pathfinder")
+
+#: How each slow window's Welford covariance is regularised: ``"stan"`` (Stan and
+#: BlackJAX: ``n/(n+5) C + 5/(n+5) 1e-3 I``, shrinking toward a fixed ``1e-3`` variance)
+#: or ``"scale_free"`` (``n/(n+5) C + 5/(n+5) 1e-3 diag(C)``: the same weights, but
+#: toward a thousandth of each parameter's *own* window variance, so the result does
+#: not depend on the parameters' units). Stan's target assumes unit-scale parameters:
+#: one whose posterior variance is ``1e-5`` gets a metric inflated ~17x after a
+#: 25-draw window, so the step size must shrink for it. Shear calibrations and
+#: photo-z shifts (posterior sd ~0.005) are such parameters (docs/cosmic_shear.md).
+METRIC_SHRINKAGES = ("stan", "scale_free")
 
 #: How :func:`build_nuts_steps` runs its chains: ``"vectorized"`` (``vmap``: one batched
 #: program; each NUTS step costs the *longest* trajectory among the chains, because the
@@ -146,8 +163,13 @@ def check_nuts_options(
     mass_matrix_estimator: str = "welford",
     pooled_metric: bool = False,
     initial_metric: str = "identity",
+    metric_shrinkage: str = "stan",
 ) -> None:
     """Raise ``ValueError`` naming the option when the NUTS settings do not go together."""
+    if metric_shrinkage not in METRIC_SHRINKAGES:
+        raise ValueError(
+            f"metric_shrinkage must be one of {METRIC_SHRINKAGES}; got {metric_shrinkage!r}"
+        )
     if initial_metric not in INITIAL_METRICS:
         raise ValueError(f"initial_metric must be one of {INITIAL_METRICS}; got {initial_metric!r}")
     if chain_method not in CHAIN_METHODS:
@@ -156,6 +178,16 @@ def check_nuts_options(
         raise ValueError(
             f"mass_matrix_estimator must be one of {MASS_MATRIX_ESTIMATORS}; "
             f"got {mass_matrix_estimator!r}"
+        )
+    if mass_matrix_estimator == "fisher" and initial_metric == "pathfinder":
+        raise ValueError(
+            "initial_metric='pathfinder' needs mass_matrix_estimator='welford' (the 'fisher' "
+            "estimator always starts from 1 / |grad log p|)"
+        )
+    if mass_matrix_estimator == "fisher" and metric_shrinkage != "stan":
+        raise ValueError(
+            f"metric_shrinkage={metric_shrinkage!r} needs mass_matrix_estimator='welford' "
+            "(the 'fisher' estimator is not shrunk)"
         )
     if mass_matrix_estimator == "fisher" and dense_mass:
         raise ValueError("mass_matrix_estimator='fisher' is diagonal only; set dense_mass=False")
@@ -185,12 +217,19 @@ def _pool_welford(state):
     return state._replace(mean=mean, m2=m2, sample_size=count)
 
 
-def _adaptation_fns(target_acceptance_rate: float, dense_mass: bool, estimator: str = "welford"):
+def _adaptation_fns(
+    target_acceptance_rate: float,
+    dense_mass: bool,
+    estimator: str = "welford",
+    shrinkage: str = "stan",
+):
     """``(init, update(m, position, grad), final)`` of the metric, and dual averaging."""
-    check_nuts_options(dense_mass, mass_matrix_estimator=estimator)
+    check_nuts_options(dense_mass, mass_matrix_estimator=estimator, metric_shrinkage=shrinkage)
     da = dual_averaging_adaptation(target_acceptance_rate)
     if estimator == "welford":
         init, update, final = mass_matrix_adaptation(not dense_mass)
+        if shrinkage == "scale_free":
+            final = _scale_free_final(dense_mass)
         return (init, lambda m, position, grad: update(m, position), final), da
     init, update, reset = mass_matrix_adaptation(True, diagonal_estimator="fisher")
 
@@ -203,6 +242,28 @@ def _adaptation_fns(target_acceptance_rate: float, dense_mass: bool, estimator: 
     return (init, update, final), da
 
 
+def _scale_free_final(dense_mass: bool):
+    """Window end with Stan's weights but the target ``1e-3 diag(C)`` (see METRIC_SHRINKAGES)."""
+    wc_init, _, wc_final = welford_algorithm(not dense_mass)
+
+    def final(m):
+        covariance, count, _ = wc_final(m.wc_state)
+        variances = jnp.diag(covariance) if dense_mass else covariance
+        # a chain stuck for a whole window has zero variance: keep its previous scale
+        previous = jnp.diag(m.inverse_mass_matrix) if dense_mass else m.inverse_mass_matrix
+        variances = jnp.where(variances > 0, variances, previous)
+        data, target = count / (count + 5.0), 5.0 / (count + 5.0) * 1e-3
+        if dense_mass:
+            inverse = data * covariance + target * jnp.diag(variances)
+            inverse = jnp.where(jnp.all(jnp.diag(covariance) > 0), inverse, jnp.diag(variances))
+        else:
+            inverse = jnp.where(covariance > 0, data * covariance, variances) + target * variances
+        inverse = inverse.astype(m.inverse_mass_matrix.dtype)
+        return m._replace(inverse_mass_matrix=inverse, wc_state=wc_init(variances.shape[0]))
+
+    return final
+
+
 def nuts_init(
     logdensity_fn: LogDensityFn,
     params: Any,
@@ -212,6 +273,7 @@ def nuts_init(
     dense_mass: bool = False,
     mass_matrix_estimator: str = "welford",
     initial_metric: str = "identity",
+    inverse_mass_matrix: Float[Array, "num_chains ..."] | None = None,
 ) -> tuple[NUTSState, NUTSAdaptation]:
     """Initial NUTS states and adaptation states of ``num_chains`` chains (pure).
 
@@ -222,12 +284,21 @@ def nuts_init(
         target_acceptance_rate: Dual-averaging target.
         dense_mass: Adapt a dense (not diagonal) inverse mass matrix.
         mass_matrix_estimator: One of :data:`MASS_MATRIX_ESTIMATORS`.
-        initial_metric: One of :data:`INITIAL_METRICS`.
+        initial_metric: One of :data:`INITIAL_METRICS`. ``"pathfinder"`` needs
+            ``inverse_mass_matrix`` (from :func:`pathfinder_start`, whose positions are
+            the ``positions`` to pass here).
+        inverse_mass_matrix: Each chain's initial inverse mass matrix, ``(num_chains,
+            dim)`` or ``(num_chains, dim, dim)`` as ``dense_mass``; overrides
+            ``initial_metric``'s own start.
 
     Returns:
         ``(state, adaptation)``, each with a leading chain axis; step size 1 and an
         identity inverse mass matrix (``"gradient"`` or ``"fisher"``: ``1 / |grad log
-        p|`` at each start, on the diagonal).
+        p|`` at each start, on the diagonal; ``inverse_mass_matrix`` where given).
+
+    Raises:
+        ValueError: If the options do not go together, or ``inverse_mass_matrix`` has
+            the wrong shape.
 
     """
     check_nuts_options(
@@ -236,11 +307,28 @@ def nuts_init(
     (mm_init, _, _), (da_init, _, _) = _adaptation_fns(
         target_acceptance_rate, dense_mass, mass_matrix_estimator
     )
-    dim = positions.shape[1]
+    num_chains, dim = positions.shape
+    if inverse_mass_matrix is None and initial_metric == "pathfinder":
+        raise ValueError(
+            "initial_metric='pathfinder' needs the inverse_mass_matrix (and positions) "
+            "returned by pathfinder_start"
+        )
+    if inverse_mass_matrix is not None:
+        expected = (num_chains, dim, dim) if dense_mass else (num_chains, dim)
+        if jnp.shape(inverse_mass_matrix) != expected:
+            raise ValueError(
+                f"inverse_mass_matrix must have shape {expected} (dense_mass={dense_mass}); "
+                f"got {jnp.shape(inverse_mass_matrix)}"
+            )
+        matrices = jnp.asarray(inverse_mass_matrix, positions.dtype)
+    else:
+        matrices = jnp.zeros((num_chains,), positions.dtype)  # unused placeholder
 
-    def one(params, position):
+    def one(params, position, matrix):
         state = blackjax.nuts.init(position, partial(logdensity_fn, params))
-        if mass_matrix_estimator == "fisher" or initial_metric == "gradient":
+        if inverse_mass_matrix is not None:
+            mass_matrix = mm_init(dim, matrix)
+        elif mass_matrix_estimator == "fisher" or initial_metric == "gradient":
             # nutpie's start: the metric 1 / |grad log p| at the initial point, clipped
             # to nutpie's range, instead of the identity
             scale = jnp.clip(1.0 / jnp.abs(state.logdensity_grad), 1e-20, 1e20)
@@ -257,7 +345,128 @@ def nuts_init(
         )
         return state, adaptation
 
-    return jax.vmap(one, in_axes=(None, 0))(params, positions)
+    return jax.vmap(one, in_axes=(None, 0, 0))(params, positions, matrices)
+
+
+class PathfinderStart(NamedTuple):
+    """Output of :func:`pathfinder_start`, one row per chain.
+
+    Attributes:
+        positions: Where each chain starts: a draw from its Pathfinder approximation,
+            or its given point where Pathfinder failed.
+        inverse_mass_matrix: The approximation's covariance (its diagonal unless
+            ``dense_mass``); the identity where Pathfinder failed.
+        elbo: The selected approximation's ELBO estimate (``-inf`` where it failed).
+        num_iterations: L-BFGS steps that moved the point.
+        succeeded: Whether the chain's Pathfinder gave a finite ELBO, a finite start
+            and a positive definite metric.
+
+    """
+
+    positions: Float[Array, "num_chains dim"]
+    inverse_mass_matrix: Float[Array, "num_chains ..."]
+    elbo: Float[Array, " num_chains"]
+    num_iterations: Int[Array, " num_chains"]
+    succeeded: Bool[Array, " num_chains"]
+
+
+#: Pathfinder's L-BFGS iterations and Monte Carlo draws per ELBO estimate (per chain).
+PATHFINDER_MAXITER = 100
+PATHFINDER_NUM_ELBO_SAMPLES = 50
+
+
+def pathfinder_start(
+    key: PRNGKeyArray,
+    logdensity_fn: LogDensityFn,
+    params: Any,
+    positions: Float[Array, "num_chains dim"],
+    *,
+    dense_mass: bool = False,
+    maxiter: int = PATHFINDER_MAXITER,
+    num_elbo_samples: int = PATHFINDER_NUM_ELBO_SAMPLES,
+) -> PathfinderStart:
+    """Each chain's start and metric from single-path Pathfinder (pure).
+
+    From each chain's point, L-BFGS climbs the log density; along its path Pathfinder
+    forms Gaussian approximations from the L-BFGS inverse Hessian and keeps the one of
+    largest ELBO. The chain then starts at one draw from that Gaussian, with its
+    covariance as the inverse mass matrix: a start in the typical set and a metric of
+    the right scales, where a start drawn from the prior at tens of parameters would
+    spend the first warm-up window on maximum-depth trajectories. The warm-up windows
+    then refine the metric as usual. Uses BlackJAX's Pathfinder; chains run one after
+    another (``lax.map``), since the line searches of a batch would wait for the
+    slowest chain. A chain whose Pathfinder fails keeps its point and the identity.
+
+    References:
+        Zhang, Carpenter, Gelman & Vehtari (2022), arXiv:2108.03782 (Pathfinder);
+        Cabezas et al. (2024), arXiv:2402.10797 (BlackJAX).
+
+    Args:
+        key: JAX PRNG key (chain ``c`` uses ``split(key, num_chains)[c]``).
+        logdensity_fn: ``(params, theta) -> +log density``.
+        params: PyTree of density parameters (``None`` for none).
+        positions: Points to start L-BFGS from, ``(num_chains, dim)``.
+        dense_mass: Return the dense covariance, not its diagonal.
+        maxiter: L-BFGS iterations at most.
+        num_elbo_samples: Draws per ELBO estimate along the path.
+
+    Returns:
+        :class:`PathfinderStart`.
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> def logdensity(params, x):
+        ...     return -0.5 * jnp.sum((x / jnp.array([1.0, 10.0])) ** 2)
+        >>> start = pathfinder_start(jax.random.key(0), logdensity, None, jnp.ones((2, 2)))
+        >>> start.positions.shape, bool(start.succeeded.all())
+        ((2, 2), True)
+
+    """
+    check_key(key)
+    maxiter = check_positive_int(maxiter, "maxiter")
+    num_elbo_samples = check_positive_int(num_elbo_samples, "num_elbo_samples")
+    positions = jnp.asarray(positions)
+    if positions.ndim != 2:
+        raise ValueError(f"positions must have shape (num_chains, dim); got {positions.shape}")
+    dim = positions.shape[1]
+
+    def one(args):
+        chain_key, position = args
+        approximate_key, draw_key = jax.random.split(chain_key)
+        density = partial(logdensity_fn, params)
+        state, info = blackjax.vi.pathfinder.approximate(
+            approximate_key, density, position, num_elbo_samples, maxiter=maxiter
+        )
+        draw, _ = blackjax.vi.pathfinder.sample(draw_key, state)
+        covariance = lbfgs_inverse_hessian_formula_1(state.alpha, state.beta, state.gamma)
+        variances = jnp.diag(covariance)
+        succeeded = (
+            jnp.isfinite(state.elbo)
+            & jnp.all(jnp.isfinite(draw))
+            & jnp.isfinite(density(draw))
+            & jnp.all(jnp.isfinite(covariance))
+            & jnp.all(variances > 0)
+        )
+        if dense_mass:
+            succeeded = succeeded & jnp.all(jnp.isfinite(jnp.linalg.cholesky(covariance)))
+            metric = jnp.where(succeeded, covariance, jnp.eye(dim, dtype=covariance.dtype))
+        else:
+            metric = jnp.where(succeeded, variances, jnp.ones(dim, variances.dtype))
+        start = jnp.where(succeeded, draw, position).astype(position.dtype)
+        # steps that moved the point (after convergence the path repeats its last point)
+        path = info.path.position
+        iterations = jnp.sum(jnp.any(path[1:] != path[:-1], axis=1))
+        return start, metric.astype(position.dtype), state.elbo, iterations, succeeded
+
+    keys = jax.random.split(key, positions.shape[0])
+    starts, metrics, elbo, iterations, succeeded = jax.lax.map(one, (keys, positions))
+    return PathfinderStart(
+        positions=starts,
+        inverse_mass_matrix=metrics,
+        elbo=jnp.where(succeeded, elbo, -jnp.inf),
+        num_iterations=iterations.astype(jnp.int32),
+        succeeded=succeeded,
+    )
 
 
 def warmup_schedule(num_warmup: int) -> tuple[np.ndarray, np.ndarray]:
@@ -296,11 +505,18 @@ def _multi_chain_steps(
     chain_method="vectorized",
     mass_matrix_estimator="welford",
     pooled_metric=False,
+    metric_shrinkage="stan",
 ):
     """The (not yet compiled) multi-chain step program; see :func:`build_nuts_steps`."""
-    check_nuts_options(dense_mass, chain_method, mass_matrix_estimator, pooled_metric)
+    check_nuts_options(
+        dense_mass,
+        chain_method,
+        mass_matrix_estimator,
+        pooled_metric,
+        metric_shrinkage=metric_shrinkage,
+    )
     (_, mm_update, mm_final), (da_init, da_update, da_final) = _adaptation_fns(
-        target_acceptance_rate, dense_mass, mass_matrix_estimator
+        target_acceptance_rate, dense_mass, mass_matrix_estimator, metric_shrinkage
     )
     kernel = blackjax.nuts.build_kernel()
 
@@ -379,6 +595,7 @@ def build_nuts_steps(
     chain_method: str = "vectorized",
     mass_matrix_estimator: str = "welford",
     pooled_metric: bool = False,
+    metric_shrinkage: str = "stan",
 ) -> Callable:
     """One compiled program for warm-up and sampling of many chains: a scan of NUTS steps.
 
@@ -404,6 +621,7 @@ def build_nuts_steps(
             all chains' window draws together and give it to every chain (``"welford"``,
             ``"vectorized"`` only). A dense metric then rests on ``num_chains`` times the
             draws. The chains stay independent after warm-up, with one fixed kernel.
+        metric_shrinkage: One of :data:`METRIC_SHRINKAGES` (``"welford"`` only).
 
     Returns:
         The jitted ``steps`` function.
@@ -429,6 +647,7 @@ def build_nuts_steps(
             chain_method,
             mass_matrix_estimator,
             bool(pooled_metric),
+            metric_shrinkage,
         )
     )
 

@@ -24,6 +24,7 @@ import hashlib
 import weakref
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from functools import partial
 from typing import NamedTuple, Protocol
 
 import jax
@@ -41,6 +42,7 @@ from astrobayes.sampling.kernel import (
     check_nuts_options,
     end_warmup,
     nuts_init,
+    pathfinder_start,
     warmup_schedule,
 )
 from astrobayes.sampling.result import SamplingResult, sampling_diagnostics
@@ -82,8 +84,15 @@ class NUTSConfig:
             for ``dense_mass=True`` at tens of parameters, where one chain's window is
             too few draws for a stable covariance.
         initial_metric: The metric before the first slow window: ``"identity"``
-            (Stan) or ``"gradient"`` (nutpie's ``1 / |grad log p|`` at each start); see
+            (Stan), ``"gradient"`` (nutpie's ``1 / |grad log p|`` at each start) or
+            ``"pathfinder"`` (each chain runs Pathfinder from its initial position and
+            starts at a draw from the approximation, with its covariance as the metric;
+            for starts far from the posterior at tens of parameters); see
             :data:`~astrobayes.sampling.kernel.INITIAL_METRICS`.
+        metric_shrinkage: How each window's covariance is regularised: ``"stan"``
+            (toward ``1e-3`` times the identity) or ``"scale_free"`` (toward ``1e-3``
+            times each parameter's own variance, for parameters far from unit scale);
+            see :data:`~astrobayes.sampling.kernel.METRIC_SHRINKAGES`.
 
     """
 
@@ -97,6 +106,7 @@ class NUTSConfig:
     mass_matrix_estimator: str = "welford"
     pooled_metric: bool = False
     initial_metric: str = "identity"
+    metric_shrinkage: str = "stan"
 
     def __post_init__(self):
         check_positive_int(self.num_chains, "num_chains")
@@ -113,6 +123,7 @@ class NUTSConfig:
             self.mass_matrix_estimator,
             self.pooled_metric,
             self.initial_metric,
+            self.metric_shrinkage,
         )
 
 
@@ -149,7 +160,8 @@ def run_nuts(
         names: Parameter names (``dim`` strings).
         checkpoint: Optional store for resumable runs.
         progress_fn: Called as ``progress_fn(stage, done, total)`` with stage
-            ``"warmup"`` or ``"sampling"``.
+            ``"pathfinder"`` (``initial_metric="pathfinder"`` only), ``"warmup"`` or
+            ``"sampling"``.
         throw: Raise :class:`~astrobayes.UnreliableResultError` (carrying the result)
             on a failure status (non-finite draws, R-hat > 1.1) instead of returning it.
 
@@ -193,9 +205,12 @@ def run_nuts(
         chain_method=config.chain_method,
         mass_matrix_estimator=config.mass_matrix_estimator,
         pooled_metric=config.pooled_metric,
+        metric_shrinkage=config.metric_shrinkage,
     )
     state, adaptation = _initial_state(density, config, positions)
     if saved is None:
+        if config.initial_metric == "pathfinder":
+            state, adaptation = _pathfinder_state(key, density, config, positions, progress_fn)
         run = _warmup(warmup_key, steps_fn, state, adaptation, config, progress_fn)
         if checkpoint is not None:
             _save(checkpoint, fingerprint, run)
@@ -377,8 +392,31 @@ def batched_logdensity(logdensity_fn: Callable[[jax.Array], jax.Array]) -> Calla
 _CHUNK = 100
 
 
-def _initial_state(density, config: NUTSConfig, positions):
-    def init(params, positions):
+#: ``fold_in`` constant of the Pathfinder start's key (apart from the warm-up's and the
+#: sampling's keys, which come from ``split(key)``).
+_PATHFINDER_STREAM = 0x7F4A7C15
+
+
+def _pathfinder_state(key, density, config: NUTSConfig, positions, progress_fn):
+    """Initial states at each chain's Pathfinder draw, with its covariance as metric."""
+    if progress_fn is not None:
+        progress_fn("pathfinder", 0, config.num_chains)
+    start_fn = jax.jit(partial(pathfinder_start, dense_mass=config.dense_mass), static_argnums=1)
+    start = start_fn(jax.random.fold_in(key, _PATHFINDER_STREAM), density, None, positions)
+    if progress_fn is not None:
+        jax.block_until_ready(start)
+        progress_fn("pathfinder", config.num_chains, config.num_chains)
+    positions = _shard_chains(start.positions)
+    return _initial_state(density, config, positions, start.inverse_mass_matrix)
+
+
+def _initial_state(density, config: NUTSConfig, positions, inverse_mass_matrix=None):
+    """NUTS and adaptation states; ``"pathfinder"`` without its matrix: the identity."""
+    initial_metric = config.initial_metric
+    if initial_metric == "pathfinder" and inverse_mass_matrix is None:
+        initial_metric = "identity"  # a template only (for a resumed run's types)
+
+    def init(params, positions, inverse_mass_matrix):
         return nuts_init(
             density,
             params,
@@ -386,10 +424,11 @@ def _initial_state(density, config: NUTSConfig, positions):
             target_acceptance_rate=config.target_acceptance_rate,
             dense_mass=config.dense_mass,
             mass_matrix_estimator=config.mass_matrix_estimator,
-            initial_metric=config.initial_metric,
+            initial_metric=initial_metric,
+            inverse_mass_matrix=inverse_mass_matrix,
         )
 
-    state = jax.jit(init)(None, positions)
+    state = jax.jit(init)(None, positions, inverse_mass_matrix)
     # Concrete, strongly typed leaves: the compiled steps program sees the same types on
     # its first call as on every later one (weak types would trigger a recompilation).
     return jax.tree_util.tree_map(
