@@ -50,7 +50,11 @@ from astrobayes.cosmology.shear_survey import SURVEYS  # noqa: E402
 from astrobayes.evidence import estimate  # noqa: E402
 from astrobayes.io import shipped_shear_data, shipped_shear_emulator  # noqa: E402
 from astrobayes.sampling import NUTSConfig  # noqa: E402
-from astrobayes.sampling.kernel import INITIAL_METRICS, MASS_MATRIX_ESTIMATORS  # noqa: E402
+from astrobayes.sampling.kernel import (  # noqa: E402
+    INITIAL_METRICS,
+    MASS_MATRIX_ESTIMATORS,
+    METRIC_SHRINKAGES,
+)
 
 
 def run_astrobayes(key, model, config, evidence_method="learned_harmonic_mean"):
@@ -160,6 +164,12 @@ def main() -> None:
         default="identity",
         help="the NUTS metric before the first slow window (NUTSConfig.initial_metric)",
     )
+    parser.add_argument(
+        "--metric-shrinkage",
+        choices=METRIC_SHRINKAGES,
+        default="stan",
+        help="how each warm-up window's covariance is regularised (NUTSConfig.metric_shrinkage)",
+    )
     args = parser.parse_args()
 
     survey = SURVEYS[args.survey]
@@ -179,6 +189,7 @@ def main() -> None:
         mass_matrix_estimator=args.mass_matrix_estimator,
         pooled_metric=args.pooled_metric,
         initial_metric=args.initial_metric,
+        metric_shrinkage=args.metric_shrinkage,
     )
     key = jax.random.key(args.seed)
     emulator, data = shipped_shear_emulator(args.survey), shipped_shear_data(args.survey)

@@ -389,6 +389,21 @@ def test_pathfinder_start_lands_in_the_typical_set_with_the_targets_scales(key):
         np.asarray(start.inverse_mass_matrix),
         rtol=1e-4,
     )
+    # pooled: every chain gets the equal-weight mixture's covariance, mean_c S_c + cov_c(m_c)
+    # (paths stopped after 2 L-BFGS steps, so that their approximations differ)
+    short = pathfinder_start(key, _far_gaussian, None, far, dense_mass=True, maxiter=2)
+    covariances = np.asarray(short.inverse_mass_matrix, np.float64)
+    means = np.asarray(short.means, np.float64)
+    expected = covariances.mean(0) + np.cov(means.T, bias=True)
+    for dense_mass in (True, False):
+        pooled = pathfinder_start(
+            key, _far_gaussian, None, far, dense_mass=dense_mass, pooled=True, maxiter=2
+        )
+        metric = np.asarray(pooled.inverse_mass_matrix, np.float64)
+        for chain in range(3):
+            want = expected if dense_mass else np.diag(expected)
+            np.testing.assert_allclose(metric[chain], want, rtol=1e-3, atol=1e-7)
+    assert not np.allclose(covariances[0], expected, rtol=1e-3)  # control: one path's own
 
 
 def test_pathfinder_start_keeps_the_point_where_it_fails(key):

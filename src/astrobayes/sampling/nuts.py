@@ -87,7 +87,9 @@ class NUTSConfig:
             (Stan), ``"gradient"`` (nutpie's ``1 / |grad log p|`` at each start) or
             ``"pathfinder"`` (each chain runs Pathfinder from its initial position and
             starts at a draw from the approximation, with its covariance as the metric;
-            for starts far from the posterior at tens of parameters); see
+            for starts far from the posterior at tens of parameters; with
+            ``pooled_metric``, every chain gets the mixture covariance of all chains'
+            approximations); see
             :data:`~astrobayes.sampling.kernel.INITIAL_METRICS`.
         metric_shrinkage: How each window's covariance is regularised: ``"stan"``
             (toward ``1e-3`` times the identity) or ``"scale_free"`` (toward ``1e-3``
@@ -401,7 +403,10 @@ def _pathfinder_state(key, density, config: NUTSConfig, positions, progress_fn):
     """Initial states at each chain's Pathfinder draw, with its covariance as metric."""
     if progress_fn is not None:
         progress_fn("pathfinder", 0, config.num_chains)
-    start_fn = jax.jit(partial(pathfinder_start, dense_mass=config.dense_mass), static_argnums=1)
+    start_fn = jax.jit(
+        partial(pathfinder_start, dense_mass=config.dense_mass, pooled=config.pooled_metric),
+        static_argnums=1,
+    )
     start = start_fn(jax.random.fold_in(key, _PATHFINDER_STREAM), density, None, positions)
     if progress_fn is not None:
         jax.block_until_ready(start)
