@@ -136,8 +136,10 @@ MASS_MATRIX_ESTIMATORS = ("welford", "fisher")
 #: :func:`pathfinder_start`; Welford estimator only). ``"gradient"`` is meant for
 #: parameters whose scales differ by orders of magnitude, where the identity makes early
 #: warm-up trajectories long; on the d = 30 shear posterior it saved only ~3% of the
-#: gradient evaluations, while ``"pathfinder"`` removes the long trajectories of a start
-#: far from the typical set (docs/cosmic_shear.md).
+#: gradient evaluations. ``"pathfinder"`` moves starts far from the posterior into its
+#: typical set: there it cut warm-up from 503 s to 267 s, but cost 80-105 s itself (mostly
+#: compilation), and its metric was too narrow in the weakly constrained directions
+#: (docs/cosmic_shear.md).
 INITIAL_METRICS = ("identity", "gradient", "pathfinder")
 
 #: How each slow window's Welford covariance is regularised: ``"stan"`` (Stan and
@@ -147,7 +149,9 @@ INITIAL_METRICS = ("identity", "gradient", "pathfinder")
 #: not depend on the parameters' units). Stan's target assumes unit-scale parameters:
 #: one whose posterior variance is ``1e-5`` gets a metric inflated ~17x after a
 #: 25-draw window, so the step size must shrink for it. Shear calibrations and
-#: photo-z shifts (posterior sd ~0.005) are such parameters (docs/cosmic_shear.md).
+#: photo-z shifts (posterior sd ~0.005) are such parameters, but on the d = 30 shear
+#: posterior the step size stayed where it was: there the correlations set it
+#: (docs/cosmic_shear.md).
 METRIC_SHRINKAGES = ("stan", "scale_free")
 
 #: How :func:`build_nuts_steps` runs its chains: ``"vectorized"`` (``vmap``: one batched
