@@ -209,10 +209,11 @@ def run_nuts(
         pooled_metric=config.pooled_metric,
         metric_shrinkage=config.metric_shrinkage,
     )
-    state, adaptation = _initial_state(density, config, positions)
+    if saved is None and config.initial_metric == "pathfinder":
+        state, adaptation = _pathfinder_state(key, density, config, positions, progress_fn)
+    else:
+        state, adaptation = _initial_state(density, config, positions)
     if saved is None:
-        if config.initial_metric == "pathfinder":
-            state, adaptation = _pathfinder_state(key, density, config, positions, progress_fn)
         run = _warmup(warmup_key, steps_fn, state, adaptation, config, progress_fn)
         if checkpoint is not None:
             _save(checkpoint, fingerprint, run)
