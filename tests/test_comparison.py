@@ -89,9 +89,39 @@ def test_compare_validation(key):
     with pytest.raises(ValueError, match="num_workers must be a positive integer or None; got 0"):
         compare(key, [a], num_workers=0)
     with pytest.raises(
-        TypeError, match="sampling must be a NUTSConfig, a FlowMCMCConfig or an SMCConfig; got dict"
+        TypeError, match="sampling must be a NUTSConfig, a FlowMCMCConfig, an SMCConfig or a"
     ):
+        compare(key, [a], sampling=[NUTSConfig()])
+    with pytest.raises(TypeError, match=r"sampling\['num_chains'\] must be a NUTSConfig"):
         compare(key, [a], sampling={"num_chains": 4})
+    with pytest.raises(
+        ValueError, match=r"one entry per model: expected keys \['a'\]; got \['b'\]"
+    ):
+        compare(key, [a], sampling={"b": NUTSConfig()})
+    with pytest.raises(ValueError, match="needs NUTS or flow-MCMC chains"):
+        compare(key, [a], sampling={"a": SMCConfig()}, evidence_method="bridge_sampling")
+
+
+def test_compare_takes_settings_per_model(key):
+    # Each model runs with its own entry of the mapping: bit for bit what it gets when
+    # those settings are given to all models (model i keeps fold_in(key, i)). Control:
+    # the other model's settings give other draws.
+    models = [_model("a", 0.0), _model("b", 1.0)]
+    small = NUTSConfig(num_chains=2, num_warmup=30, num_samples=60, checkpoint_every=60)
+    dense = NUTSConfig(
+        num_chains=2, num_warmup=40, num_samples=80, checkpoint_every=80, dense_mass=True
+    )
+    mixed = compare(
+        key, models, sampling={"b": dense, "a": small}, target=GaussianTarget(), num_workers=1
+    )
+    assert mixed.models["a"].sampling.samples.shape[:2] == (2, 60)
+    assert mixed.models["b"].sampling.samples.shape[:2] == (2, 80)
+    alone = compare(key, models, sampling=dense, target=GaussianTarget(), num_workers=1)
+    np.testing.assert_array_equal(
+        mixed.models["b"].sampling.samples, alone.models["b"].sampling.samples
+    )
+    assert mixed.models["b"].log_evidence == alone.models["b"].log_evidence
+    assert alone.models["a"].sampling.samples.shape[:2] == (2, 80)  # control: not a's own
 
 
 def test_compare_with_bridge_sampling_finds_the_analytic_evidence(key):

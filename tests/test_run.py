@@ -496,6 +496,54 @@ def test_sampler_kind_and_flow_mcmc_table_are_checked_by_name():
         run_config_from_mapping({**base, "sampler_kind": "flow_mcmc", "flow_mcmc": {"chains": 8}})
 
 
+def test_a_model_sampler_table_overrides_only_its_keys(monkeypatch):
+    # [models.NAME.sampler] holds the keys that differ from [sampler]; the rest are the
+    # run's. run_comparison hands compare one setting per model; models without a table
+    # keep their checkpoint names (fingerprints), a model with one gets a new name.
+    import astrobayes.runconfig as runconfig
+    from astrobayes.cli.run import _model_fingerprint
+
+    two = {
+        "a": _mapping(prior="uniform", low=0, high=1)["models"]["m"],
+        "b": _mapping(prior="normal", loc=0, scale=1)["models"]["m"],
+    }
+    run_table = {"num_chains": 2, "num_warmup": 100}
+    plain = run_config_from_mapping({"models": two, "sampler": run_table})
+    own = {**two, "b": {**two["b"], "sampler": {"dense_mass": True, "num_warmup": 300}}}
+    config = run_config_from_mapping({"models": own, "sampler": run_table})
+    assert config.models["a"].sampler is None
+    assert config.models["b"].sampler == NUTSConfig(num_chains=2, num_warmup=300, dense_mass=True)
+    assert config.sampling("a") == config.sampling() == NUTSConfig(num_chains=2, num_warmup=100)
+    assert config.sampling("b").dense_mass
+    assert _model_fingerprint(config, "a") == _model_fingerprint(plain, "a")
+    assert _model_fingerprint(config, "b") != _model_fingerprint(plain, "b")
+
+    seen = {}
+    monkeypatch.setattr(runconfig, "compare", lambda key, models, **kw: seen.update(kw))
+    models = [
+        build_model(n, config.models[n], log_likelihood_fn=lambda p: -0.5 * p["a"] ** 2)
+        for n in ("a", "b")
+    ]
+    run_comparison(jax.random.key(0), config, models)
+    assert seen["sampling"] == {"a": config.sampling(), "b": config.models["b"].sampler}
+    run_comparison(jax.random.key(0), plain, models)
+    assert seen["sampling"] == plain.sampling()  # control: one setting for all
+    with pytest.raises(ValueError, match="one Model per entry of config.models"):
+        run_comparison(jax.random.key(0), config, models[:1])
+
+    with pytest.raises(ValueError, match=r"unknown key 'dense' in \[models.b.sampler\]"):
+        run_config_from_mapping({"models": {**two, "b": {**two["b"], "sampler": {"dense": 1}}}})
+    with pytest.raises(TypeError, match=r"\[models.b.sampler\] must be a table"):
+        run_config_from_mapping({"models": {**two, "b": {**two["b"], "sampler": 3}}})
+    with pytest.raises(
+        ValueError,
+        match=r"per-model \[models.NAME.sampler\] tables are NUTS settings; got them for \['b'\]",
+    ):
+        run_config_from_mapping({"models": own, "sampler_kind": "smc"})
+    with pytest.raises(ValueError, match=r"model must be one of \['a', 'b'\]; got 'c'"):
+        config.sampling("c")
+
+
 def test_smc_table_is_checked_by_name():
     base = _mapping(prior="uniform", low=0, high=1)
     config = run_config_from_mapping({**base, "sampler_kind": "smc", "smc": {"num_particles": 400}})

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import NamedTuple
 
 import jax
@@ -269,7 +269,11 @@ def compare(
     models: Sequence[Model],
     *,
     reference: str | None = None,
-    sampling: NUTSConfig | FlowMCMCConfig | SMCConfig | None = None,
+    sampling: NUTSConfig
+    | FlowMCMCConfig
+    | SMCConfig
+    | Mapping[str, NUTSConfig | FlowMCMCConfig | SMCConfig]
+    | None = None,
     target: TargetFamily | None = None,
     checkpoint_fn: Callable[[str], Checkpoint] | None = None,
     progress_fn_for: Callable[[str], ProgressFn] | None = None,
@@ -291,7 +295,10 @@ def compare(
             :class:`~astrobayes.sampling.SMCConfig`: preconditioned tempered SMC from
             prior draws, whose own ``ln z`` is reported and cross-checked by the learned
             harmonic mean on the particles (split into pseudo-chains of
-            ``SMC_PARTICLES_PER_CHAIN``); checkpointed after every temperature.
+            ``SMC_PARTICLES_PER_CHAIN``); checkpointed after every temperature. Or a
+            mapping ``{name: settings}`` with one entry per model, for models that need
+            different settings (a 2-parameter model and a 30-parameter one rarely want
+            the same warm-up or metric).
         target: Importance target family for the evidence (default RQ-spline flow).
         checkpoint_fn: ``name -> Checkpoint`` for resumable sampling.
         progress_fn_for: ``name -> progress_fn``: the progress callback of one model,
@@ -342,19 +349,16 @@ def compare(
     reference = names[0] if reference is None else reference
     if reference not in names:
         raise ValueError(f"reference must be one of {names}; got {reference!r}")
-    sampling = NUTSConfig() if sampling is None else sampling
-    if not isinstance(sampling, NUTSConfig | FlowMCMCConfig | SMCConfig):
-        raise TypeError(
-            "sampling must be a NUTSConfig, a FlowMCMCConfig or an SMCConfig; got "
-            f"{type(sampling).__name__}"
-        )
+    settings = _settings_per_model(sampling, names)
 
     num_workers = _check_workers(num_workers, len(models))
     if evidence_method not in EVIDENCE_METHODS:
         raise ValueError(
             f"evidence_method must be one of {list(EVIDENCE_METHODS)}; got {evidence_method!r}"
         )
-    if evidence_method == "bridge_sampling" and isinstance(sampling, SMCConfig):
+    if evidence_method == "bridge_sampling" and any(
+        isinstance(s, SMCConfig) for s in settings.values()
+    ):
         raise ValueError(
             'evidence_method = "bridge_sampling" needs NUTS or flow-MCMC chains; SMC reports its own '
             "ln z (cross-checked by the harmonic mean)"
@@ -364,7 +368,7 @@ def compare(
         return _run_model(
             jax.random.fold_in(key, index),
             model,
-            sampling,
+            settings[model.name],
             target,
             checkpoint_fn,
             progress_fn_for,
@@ -385,6 +389,30 @@ def compare(
         status=worst(report.status for report in reports.values()),
     )
     return check(result, throw)
+
+
+def _settings_per_model(sampling, names: list[str]) -> dict:
+    """``{name: settings}`` from one setting for all models or a mapping with one per model."""
+    kinds = NUTSConfig | FlowMCMCConfig | SMCConfig
+    if sampling is None or isinstance(sampling, kinds):
+        return dict.fromkeys(names, NUTSConfig() if sampling is None else sampling)
+    if not isinstance(sampling, Mapping):
+        raise TypeError(
+            "sampling must be a NUTSConfig, a FlowMCMCConfig, an SMCConfig or a mapping "
+            f"{{model name: one of those}}; got {type(sampling).__name__}"
+        )
+    for name, setting in sampling.items():
+        if not isinstance(setting, kinds):
+            raise TypeError(
+                f"sampling[{name!r}] must be a NUTSConfig, a FlowMCMCConfig or an SMCConfig; "
+                f"got {type(setting).__name__}"
+            )
+    if set(sampling) != set(names):
+        raise ValueError(
+            f"sampling as a mapping needs one entry per model: expected keys {names}; got "
+            f"{list(sampling)}"
+        )
+    return {name: sampling[name] for name in names}
 
 
 def _harmonic(key, chains, density, target, progress_fn) -> EvidenceResult:

@@ -192,6 +192,10 @@ class ModelSpec:
         data: ``{name: path}`` of data arrays (``.npy``, ``.npz``, or text read with
             ``numpy.loadtxt``), relative to the config file; passed to the function as
             ``data = {name: array}``.
+        sampler: This model's own NUTS settings (``None``: the run's ``[sampler]``). In
+            TOML a ``[models.NAME.sampler]`` table holds only the keys that differ from
+            the run's ``[sampler]`` table, e.g. ``dense_mass = true`` for a model with
+            correlated parameters; NUTS runs only.
 
     """
 
@@ -200,6 +204,7 @@ class ModelSpec:
     model: str | None = None
     parameters: Mapping[str, ParameterSpec] = field(default_factory=dict)
     data: Mapping[str, str] = field(default_factory=dict)
+    sampler: NUTSConfig | None = None
 
     def __post_init__(self):
         given = {
@@ -234,6 +239,11 @@ class ModelSpec:
             isinstance(v, str) for v in self.data.values()
         ):
             raise TypeError(f"data must be a table of name = 'path'; got {self.data!r}")
+        if self.sampler is not None and not isinstance(self.sampler, NUTSConfig):
+            raise TypeError(
+                f"sampler must be a NUTSConfig (or None for the run's); got "
+                f"{type(self.sampler).__name__}"
+            )
 
 
 @dataclass(frozen=True)
@@ -294,6 +304,12 @@ class RunConfig:
             raise ValueError(
                 f"sampler_kind must be one of {list(SAMPLER_KINDS)}; got {self.sampler_kind!r}"
             )
+        own = [name for name, spec in self.models.items() if spec.sampler is not None]
+        if own and self.sampler_kind != "nuts":
+            raise ValueError(
+                f"per-model [models.NAME.sampler] tables are NUTS settings; got them for "
+                f"{own} with sampler_kind = {self.sampler_kind!r}"
+            )
         for kind in ("flow_mcmc", "smc"):
             if getattr(self, kind) is not None and self.sampler_kind != kind:
                 raise ValueError(
@@ -328,8 +344,17 @@ class RunConfig:
         """The evidence target family named by ``evidence_target``."""
         return EVIDENCE_TARGETS[self.evidence_target]()
 
-    def sampling(self) -> NUTSConfig | FlowMCMCConfig | SMCConfig:
-        """The settings of the sampler named by ``sampler_kind`` (what ``compare`` gets)."""
+    def sampling(self, model: str | None = None) -> NUTSConfig | FlowMCMCConfig | SMCConfig:
+        """The settings of the sampler named by ``sampler_kind`` (what ``compare`` gets).
+
+        Args:
+            model: A model's name: its own ``sampler`` when it has one.
+
+        """
+        if model is not None and model not in self.models:
+            raise ValueError(f"model must be one of {list(self.models)}; got {model!r}")
+        if model is not None and self.models[model].sampler is not None:
+            return self.models[model].sampler
         if self.sampler_kind == "flow_mcmc":
             return FlowMCMCConfig() if self.flow_mcmc is None else self.flow_mcmc
         if self.sampler_kind == "smc":
@@ -394,6 +419,16 @@ def run_config_from_mapping(table: Mapping[str, Any]) -> RunConfig:
             )
         rest = dict(model_table)
         rest["parameters"] = parameters
+        if "sampler" in model_table:  # only the keys that differ from the run's [sampler]
+            own = model_table["sampler"]
+            if not isinstance(own, Mapping):
+                raise TypeError(f"[{where}.sampler] must be a table; got {type(own).__name__}")
+            run_table = table.get("sampler", {})
+            merged = {**(run_table if isinstance(run_table, Mapping) else {}), **own}
+            rest["sampler"] = _named(
+                f"{where}.sampler",
+                lambda m=merged, w=f"{where}.sampler": from_mapping(NUTSConfig, m, table=w),
+            )
         models[name] = _named(where, lambda r=rest, w=where: from_mapping(ModelSpec, r, table=w))
     rest = dict(table)
     rest["models"] = models
@@ -533,11 +568,21 @@ def run_comparison(
             'jax.config.update("jax_enable_x64", True) before building the models '
             "(astrobayes run does this for x64 = true)"
         )
+    models = list(models)
+    sampling = config.sampling()
+    if any(spec.sampler is not None for spec in config.models.values()):
+        if len(models) != len(config.models):
+            raise ValueError(
+                f"models must hold one Model per entry of config.models "
+                f"({len(config.models)}, in order) when a model has its own sampler; got "
+                f"{len(models)}"
+            )
+        sampling = {m.name: config.sampling(n) for m, n in zip(models, config.models, strict=True)}
     return compare(
         key,
         models,
         reference=config.reference,
-        sampling=config.sampling(),
+        sampling=sampling,
         target=config.target(),
         evidence_method=config.evidence_method,
         checkpoint_fn=checkpoint_fn,

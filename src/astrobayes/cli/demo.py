@@ -138,7 +138,11 @@ def _toml(table: dict) -> str:
     lines += [f"{k} = {value(v)}" for k, v in table.items() if not isinstance(v, dict)]
     lines += ["", "[sampler]"] + [f"{k} = {value(v)}" for k, v in table["sampler"].items()]
     for name, model in table["models"].items():
-        lines += ["", f"[models.{name}]"] + [f"{k} = {value(v)}" for k, v in model.items()]
+        flat = {k: v for k, v in model.items() if not isinstance(v, dict)}
+        lines += ["", f"[models.{name}]"] + [f"{k} = {value(v)}" for k, v in flat.items()]
+        if "sampler" in model:  # this model's own settings
+            own = model["sampler"].items()
+            lines += ["", f"[models.{name}.sampler]"] + [f"{k} = {value(v)}" for k, v in own]
     return "\n".join(lines) + "\n"
 
 

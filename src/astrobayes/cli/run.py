@@ -448,9 +448,10 @@ def _sampler_summary(config) -> str:
             f"training + {sampling.num_loops_production} production loops of "
             f"{sampling.num_local_steps} MALA + {sampling.num_global_steps} flow steps)"
         )
+    own = [name for name, spec in config.models.items() if spec.sampler is not None]
     return (
         f"NUTS: {sampling.num_chains} chains x ({sampling.num_warmup} warm-up + "
-        f"{sampling.num_samples} draws)"
+        f"{sampling.num_samples} draws)" + (f" (own settings: {', '.join(own)})" if own else "")
     )
 
 
@@ -462,7 +463,9 @@ def _model_fingerprint(config, name: str) -> str:
     are not seen: remove ``DIR/checkpoints`` (or use a new ``--out``) after changing them.
     """
     spec = dataclasses.asdict(config.models[name])
-    settings = {"model": spec, "sampler": dataclasses.asdict(config.sampler), "x64": config.x64}
+    own = spec.pop("sampler")  # a model's own settings replace the run's (same names otherwise)
+    sampler = dataclasses.asdict(config.sampler) if own is None else own
+    settings = {"model": spec, "sampler": sampler, "x64": config.x64}
     if config.sampler_kind != "nuts":  # NUTS runs keep the names they had before
         settings[config.sampler_kind] = dataclasses.asdict(config.sampling())
     text = json.dumps(settings, sort_keys=True, default=str)
