@@ -47,7 +47,7 @@ from scipy import special, stats
 from scipy.integrate import trapezoid
 from timing import Stopwatch
 
-from astrobayes.cli.demo import DEMO_SAMPLING
+from astrobayes.cli.demo import DEMO_MODEL_SAMPLERS, DEMO_SAMPLING, demo_sampling
 from astrobayes.comparison import compare
 from astrobayes.cosmology import desi_dr2_bao, make_bao_log_likelihood
 from astrobayes.cosmology.dark_energy import W0WA_PRIOR_AREA, dark_energy_models
@@ -216,11 +216,15 @@ def main() -> None:
     else:
         print(
             f"astrobayes: compare() with the demo's NUTS settings ({s.num_chains} chains x "
-            f"({s.num_warmup} + {s.num_samples})), JIT compilation included"
+            f"({s.num_warmup} + {s.num_samples}); own settings {DEMO_MODEL_SAMPLERS}), JIT "
+            "compilation included"
         )
         with clock():
             ours = compare(
-                jax.random.key(args.seed), dark_energy_models(data), reference="lcdm", sampling=s
+                jax.random.key(args.seed),
+                dark_energy_models(data),
+                reference="lcdm",
+                sampling=demo_sampling(),
             )
         print(f"  {clock.wall:.1f} s wall, {clock.cpu:.1f} CPU-s")
     # each ln z with its estimator's verdict (a failure status: not to be trusted)

@@ -201,3 +201,19 @@ def test_module_entry_point_is_importable():
 
     assert callable(module.main)
     assert jax.__version__  # the CLI runs on jax; keep the import used
+
+
+def test_demo_config_gives_each_model_its_settings_and_its_toml_reads_back():
+    # The demo's models run with demo_sampling(): the TOML written to DIR/demo.toml reads
+    # back to the same config (so `astrobayes run DIR/demo.toml` reproduces the demo).
+    import tomllib
+
+    from astrobayes.cli.demo import DEMO_SAMPLING, _toml, demo_config, demo_sampling
+    from astrobayes.runconfig import run_config_from_mapping
+
+    table = demo_config(3)
+    config = run_config_from_mapping(table)
+    assert {n: config.sampling(n) for n in config.models} == demo_sampling()
+    assert config.sampling("w0wacdm") == DEMO_SAMPLING
+    assert config.sampling("lcdm") != DEMO_SAMPLING  # its own dense metric
+    assert run_config_from_mapping(tomllib.loads(_toml(table))) == config
