@@ -23,8 +23,8 @@ from astrobayes.sampling import NUTSConfig
 DEMO_SAMPLING = NUTSConfig(num_chains=8, num_warmup=400, num_samples=1500, checkpoint_every=500)
 
 #: Each model's own ``[models.NAME.sampler]`` keys (the rest are :data:`DEMO_SAMPLING`'s).
-#: Measured 2026-12-05 (seed 0, one core, compilation included, ``runs`` of
-#: ``run_nuts`` with the demo's keys): a dense metric with chains run one after another
+#: Measured 2026-12-05 with ``run_nuts`` and the demo's keys (seed 0, one core,
+#: compilation included; docs/scale.md): a dense metric with chains run one after another
 #: took lcdm's NUTS from 16.0 to 10.7 CPU-s (min ESS 2113 -> 8946) and wcdm's from 25.4 to
 #: 12.5 (ESS 3642 -> 6506), all R-hat <= 1.0012 and no divergences. w0wacdm keeps the run's
 #: settings: dense gave divergences (6, and 26 run sequentially), and sequential diagonal
@@ -36,7 +36,14 @@ DEMO_MODEL_SAMPLERS = {
 
 
 def demo_sampling() -> dict[str, NUTSConfig]:
-    """``{name: NUTSConfig}``: the settings each demo model runs with (for ``compare``)."""
+    """``{name: NUTSConfig}``: the settings each demo model runs with (for ``compare``).
+
+    Example:
+        >>> settings = demo_sampling()
+        >>> settings["lcdm"].dense_mass, settings["w0wacdm"] == DEMO_SAMPLING
+        (True, True)
+
+    """
     return {
         name: dataclasses.replace(DEMO_SAMPLING, **DEMO_MODEL_SAMPLERS.get(name, {}))
         for name in ("lcdm", "wcdm", "w0wacdm")
