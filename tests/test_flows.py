@@ -101,6 +101,24 @@ def test_jit_built_flow_equals_eager_flowjax_build():
     )
 
 
+def test_flow_programs_hold_no_host_callback_so_the_compilation_cache_keeps_them():
+    """JAX never persists a program with a host callback; the flow's programs have none.
+
+    Control: flowjax's constructor traced whole (its ``Permute`` check is an
+    ``equinox.error_if``) holds one, so the text test can fail.
+    """
+    kwargs = _build_kwargs()
+    key = jax.random.key(13)
+    layer_keys = jax.random.split(key, kwargs["flow_layers"])
+    texts = [
+        _flows._layer_permutations.lower(layer_keys, 3).as_text(),
+        _flows._autoregressive_layers.lower(layer_keys, 3, **kwargs).as_text(),
+    ]
+    for text in texts:
+        assert "callback" not in text
+    assert "callback" in _flows._traced_flowjax_flow.lower(key, **kwargs).as_text()
+
+
 def test_unexpected_structure_falls_back_to_the_eager_build(monkeypatch):
     """A leaked closure that is not flowjax's constructor is never patched over."""
 

@@ -29,8 +29,17 @@ import equinox as eqx
 import flowjax.flows
 import jax
 import jax.numpy as jnp
+import numpy as np
 import paramax
-from flowjax.bijections import AbstractBijection, RationalQuadraticSpline
+from flowjax.bijections import (
+    AbstractBijection,
+    Chain,
+    Invert,
+    MaskedAutoregressive,
+    Permute,
+    RationalQuadraticSpline,
+    Scan,
+)
 from flowjax.distributions import AbstractDistribution, Transformed
 from flowjax.utils import get_ravelled_pytree_constructor
 from jaxtyping import Array, PRNGKeyArray
@@ -198,8 +207,10 @@ def masked_autoregressive_flow(
 
     Built eagerly, flowjax's constructor runs a few hundred small operations, each compiled
     on first use: 6.6 CPU-s for a 5-layer, 10-dimensional flow on this project's CPU,
-    paid again for every new shape. Under ``jit`` the same initialisation is one program
-    (4.7 CPU-s cold, milliseconds once cached), but the flow's layers keep a closure,
+    paid again for every new shape. Under ``jit`` the same initialisation is compiled
+    (4.7 CPU-s cold, milliseconds once in the persistent cache; for ``dim >= 3`` the
+    permutations and their checks are kept out of the compiled programs, which would
+    otherwise never be cached: see ``_jitted_flow``), but the flow's layers keep a closure,
     built by flowjax from the transformer's initial parameters, that captured tracers.
     Those closures are replaced by the same closure built here from the concrete
     ``transformer``; the returned flow equals the eagerly built one (same key, same
@@ -254,9 +265,57 @@ class _UnexpectedStructure(Exception):
     pass
 
 
-@eqx.filter_jit
 def _jitted_flow(key, **kwargs):
+    """Build flowjax's flow, its arrays computed by compiled programs that the cache can keep.
+
+    For ``dim >= 3`` flowjax draws each layer's permutation inside the program, and
+    :class:`~flowjax.bijections.Permute` checks it with ``equinox.error_if``: a host
+    callback, and JAX never writes a program with a host callback to the persistent
+    compilation cache, so that program compiled again in every process (~4 CPU-s per
+    flow shape, measured 2026-12-05). Here the permutations (the same draws from the same
+    keys) come out of one program, the autoregressive layers out of another, and the
+    ``Permute`` layers are built from the concrete permutations, where the check runs at
+    once and leaves nothing in a program. ``dim <= 2`` has no ``Permute`` (flowjax flips).
+    """
+    dim = kwargs["base_dist"].shape[-1]
+    if dim < 3:
+        return _traced_flowjax_flow(key, **kwargs)
+    layer_keys = jax.random.split(key, kwargs["flow_layers"])
+    permutations = np.asarray(_layer_permutations(layer_keys, dim))
+    autoregressive = _autoregressive_layers(layer_keys, dim, **kwargs)
+    permute = [Permute(permutation) for permutation in permutations]
+    stacked = jax.tree_util.tree_map(
+        lambda *leaves: jnp.stack(leaves), *(eqx.filter(p, eqx.is_array) for p in permute)
+    )  # batched along the layers, as eqx.filter_vmap returns them
+    permute = eqx.combine(stacked, eqx.filter(permute[0], eqx.is_array, inverse=True))
+    layers = Chain([autoregressive, permute]).merge_chains()
+    return Transformed(kwargs["base_dist"], Invert(Scan(layers)))
+
+
+@eqx.filter_jit
+def _traced_flowjax_flow(key, **kwargs):
     return flowjax.flows.masked_autoregressive_flow(key, **kwargs)
+
+
+@partial(jax.jit, static_argnums=1)
+def _layer_permutations(layer_keys, dim: int):
+    """Each layer's permutation, drawn as flowjax's ``masked_autoregressive_flow`` draws it."""
+
+    def draw(layer_key):
+        return jax.random.permutation(jax.random.split(layer_key)[1], jnp.arange(dim))
+
+    return jax.vmap(draw)(layer_keys)
+
+
+@eqx.filter_jit
+def _autoregressive_layers(layer_keys, dim: int, *, base_dist, flow_layers, **kwargs):
+    """Each layer's :class:`~flowjax.bijections.MaskedAutoregressive`, as flowjax draws it."""
+    del base_dist, flow_layers
+
+    def make(layer_key):
+        return MaskedAutoregressive(key=jax.random.split(layer_key)[0], dim=dim, **kwargs)
+
+    return eqx.filter_vmap(make)(layer_keys)
 
 
 @functools.lru_cache(maxsize=64)
