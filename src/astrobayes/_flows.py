@@ -266,29 +266,21 @@ class _UnexpectedStructure(Exception):
 
 
 def _jitted_flow(key, **kwargs):
-    """Build flowjax's flow, its arrays computed by compiled programs that the cache can keep.
+    """Build flowjax's flow, its arrays computed by a compiled program that the cache can keep.
 
     For ``dim >= 3`` flowjax draws each layer's permutation inside the program, and
     :class:`~flowjax.bijections.Permute` checks it with ``equinox.error_if``: a host
     callback, and JAX never writes a program with a host callback to the persistent
-    compilation cache, so that program compiled again in every process (~4 CPU-s per
-    flow shape, measured 2026-12-05). Here the permutations (the same draws from the same
-    keys) come out of one program, the autoregressive layers out of another, and the
-    ``Permute`` layers are built from the concrete permutations, where the check runs at
-    once and leaves nothing in a program. ``dim <= 2`` has no ``Permute`` (flowjax flips).
+    compilation cache, so that program compiled again in every process (~6 CPU-s per
+    flow shape, measured 2026-12-05). Here the program draws the same permutations from
+    the same keys and puts them into a ``Permute`` built once per dimension outside it
+    (from ``arange``, where the check runs at once and leaves nothing in a program).
+    ``dim <= 2`` has no ``Permute`` (flowjax flips).
     """
     dim = kwargs["base_dist"].shape[-1]
     if dim < 3:
         return _traced_flowjax_flow(key, **kwargs)
-    layer_keys = jax.random.split(key, kwargs["flow_layers"])
-    permutations = np.asarray(_layer_permutations(layer_keys, dim))
-    autoregressive = _autoregressive_layers(layer_keys, dim, **kwargs)
-    permute = [Permute(permutation) for permutation in permutations]
-    stacked = jax.tree_util.tree_map(
-        lambda *leaves: jnp.stack(leaves), *(eqx.filter(p, eqx.is_array) for p in permute)
-    )  # batched along the layers, as eqx.filter_vmap returns them
-    permute = eqx.combine(stacked, eqx.filter(permute[0], eqx.is_array, inverse=True))
-    layers = Chain([autoregressive, permute]).merge_chains()
+    layers = _flow_layers(key, _identity_permute(dim), **kwargs)
     return Transformed(kwargs["base_dist"], Invert(Scan(layers)))
 
 
@@ -297,25 +289,29 @@ def _traced_flowjax_flow(key, **kwargs):
     return flowjax.flows.masked_autoregressive_flow(key, **kwargs)
 
 
-@partial(jax.jit, static_argnums=1)
-def _layer_permutations(layer_keys, dim: int):
-    """Each layer's permutation, drawn as flowjax's ``masked_autoregressive_flow`` draws it."""
-
-    def draw(layer_key):
-        return jax.random.permutation(jax.random.split(layer_key)[1], jnp.arange(dim))
-
-    return jax.vmap(draw)(layer_keys)
+@functools.lru_cache(maxsize=64)
+def _identity_permute(dim: int) -> Permute:
+    return Permute(np.arange(dim))
 
 
 @eqx.filter_jit
-def _autoregressive_layers(layer_keys, dim: int, *, base_dist, flow_layers, **kwargs):
-    """Each layer's :class:`~flowjax.bijections.MaskedAutoregressive`, as flowjax draws it."""
-    del base_dist, flow_layers
+def _flow_layers(key, identity: Permute, *, base_dist, flow_layers, **kwargs):
+    """Build flowjax's layers (autoregressive bijection, then permutation), drawn as it draws them."""
+    (dim,) = identity.shape
 
-    def make(layer_key):
-        return MaskedAutoregressive(key=jax.random.split(layer_key)[0], dim=dim, **kwargs)
+    def make_layer(layer_key):
+        bijection_key, permutation_key = jax.random.split(layer_key)
+        bijection = MaskedAutoregressive(key=bijection_key, dim=dim, **kwargs)
+        permutation = jax.random.permutation(permutation_key, jnp.arange(dim))
+        permute = eqx.tree_at(
+            lambda p: (p.permutation, p.inverse_permutation),
+            identity,
+            ((permutation,), (jnp.argsort(permutation),)),
+        )
+        return Chain([bijection, permute]).merge_chains()
 
-    return eqx.filter_vmap(make)(layer_keys)
+    del base_dist
+    return eqx.filter_vmap(make_layer)(jax.random.split(key, flow_layers))
 
 
 @functools.lru_cache(maxsize=64)
