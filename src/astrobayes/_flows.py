@@ -209,8 +209,8 @@ def masked_autoregressive_flow(
     on first use: 6.6 CPU-s for a 5-layer, 10-dimensional flow on this project's CPU,
     paid again for every new shape. Under ``jit`` the same initialisation is compiled
     (4.7 CPU-s cold, milliseconds once in the persistent cache; for ``dim >= 3`` the
-    permutations and their checks are kept out of the compiled programs, which would
-    otherwise never be cached: see ``_jitted_flow``), but the flow's layers keep a closure,
+    permutation check is kept out of the compiled program, which would otherwise never
+    be cached: see ``_jitted_flow``), but the flow's layers keep a closure,
     built by flowjax from the transformer's initial parameters, that captured tracers.
     Those closures are replaced by the same closure built here from the concrete
     ``transformer``; the returned flow equals the eagerly built one (same key, same
@@ -271,7 +271,7 @@ def _jitted_flow(key, **kwargs):
     For ``dim >= 3`` flowjax draws each layer's permutation inside the program, and
     :class:`~flowjax.bijections.Permute` checks it with ``equinox.error_if``: a host
     callback, and JAX never writes a program with a host callback to the persistent
-    compilation cache, so that program compiled again in every process (~6 CPU-s per
+    compilation cache, so that program compiled again in every process (6-8 CPU-s per
     flow shape, measured 2026-12-05). Here the program draws the same permutations from
     the same keys and puts them into a ``Permute`` built once per dimension outside it
     (from ``arange``, where the check runs at once and leaves nothing in a program).
