@@ -208,7 +208,7 @@ def masked_autoregressive_flow(
     Built eagerly, flowjax's constructor runs a few hundred small operations, each compiled
     on first use: 6.6 CPU-s for a 5-layer, 10-dimensional flow on this project's CPU,
     paid again for every new shape. Under ``jit`` the same initialisation is compiled
-    (4.7 CPU-s cold, milliseconds once in the persistent cache; for ``dim >= 3`` the
+    (4.7 CPU-s cold; ~1 CPU-s of tracing once in the persistent cache; for ``dim >= 3`` the
     permutation check is kept out of the compiled program, which would otherwise never
     be cached: see ``_jitted_flow``), but the flow's layers keep a closure,
     built by flowjax from the transformer's initial parameters, that captured tracers.
