@@ -8,7 +8,19 @@ from pathlib import Path
 import jax
 import pytest
 
+from astrobayes.compilation import CACHE_ENVIRONMENT_VARIABLE
+
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+# The command line turns JAX's persistent compilation cache on by default, in the user's
+# ~/.cache: without this, the first CLI test of a worker would switch it on half-way
+# through the run, write every later program of that worker into the user's folder, and
+# make the suite's time depend on earlier runs. Tests run with no persistent cache; the
+# tests of the cache itself set their own folder. (A cache private to each run, shared by
+# the workers, was measured and gave nothing: 311 s against 296 s on the sampling,
+# evidence, flow and run tests.)
+os.environ[CACHE_ENVIRONMENT_VARIABLE] = ""
 
 
 @pytest.fixture

@@ -64,10 +64,11 @@ def enable_compilation_cache(
 
     Example:
         >>> import tempfile
+        >>> before = jax.config.jax_compilation_cache_dir
         >>> folder = enable_compilation_cache(tempfile.mkdtemp())
         >>> jax.config.jax_compilation_cache_dir == str(folder)
         True
-        >>> jax.config.update("jax_compilation_cache_dir", None)  # off again
+        >>> jax.config.update("jax_compilation_cache_dir", before)  # as it was
 
     """
     if directory is None:

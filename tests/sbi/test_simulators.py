@@ -14,6 +14,7 @@ from astrobayes.sbi import (
     run_simulations,
     simulate_for_prior,
 )
+from campaign_simulators import noisy
 
 
 def jax_simulate(key, theta):
@@ -62,10 +63,17 @@ def test_python_simulator_counts_raised(key):
 
 
 def test_python_simulator_process_pool(key):
-    theta = np.zeros((4, 2))
-    result = run_simulations(key, PythonSimulator(python_simulate, max_workers=2), theta)
-    assert result.x.shape == (4, 2)
-    assert result.status is SimulationStatus.SUCCESS
+    # a simulator from a NumPy-only module: the spawned workers import it, not JAX
+    theta = np.array([[0.0, 0.0], [1.0, 2.0], [11.0, 0.0], [-1.0, 0.5]])
+    result = run_simulations(key, PythonSimulator(noisy, max_workers=2), theta)
+    assert result.x.shape == (3, 2)
+    assert result.num_raised == 1
+    assert "outside the simulator's range" in result.failure_examples[0]
+    assert result.status is SimulationStatus.SOME_FAILED
+    # the same seeds in one thread give the same outputs
+    with ThreadPoolExecutor(1) as pool:
+        again = run_simulations(key, PythonSimulator(noisy, executor=pool), theta)
+    np.testing.assert_array_equal(result.x, again.x)
 
 
 def test_all_failed_status(key):

@@ -330,7 +330,9 @@ def generate_textures(
         updates, state = optimiser.update(grad, state, x, value=value, grad=grad, value_fn=loss_fn)
         return optax.apply_updates(x, updates), state, value
 
-    state = optimiser.init(x)
+    # optax's fresh state holds weak-typed scalars (line-search info) that come back
+    # strongly typed from the first step: without the cast `step` compiles twice
+    state = jax.tree.map(lambda a: jnp.asarray(a, dtype=a.dtype), optimiser.init(x))
     history = []
     status = TextureStatus.NOT_CONVERGED
     for index in range(config.num_steps):
