@@ -25,7 +25,7 @@ test: $(STAMP)
 	$(PY) -m pytest -n 2 -q
 
 test-all: $(STAMP)
-	$(PY) -m pytest -n 2 -q -m "slow or not slow"
+	ASTROBAYES_TEST_XLA_OPTIMIZE=1 $(PY) -m pytest -n 2 -q -m "slow or not slow"
 
 $(BENCH_STAMP): $(STAMP)
 	$(PY) -m pip install --quiet -e ".[bench]"
