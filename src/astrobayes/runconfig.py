@@ -696,13 +696,26 @@ def _log_terms(model: Model, flat: dict[str, jax.Array]):
         return handlers.trace(substituted).get_trace(*model.model_args, **dict(model.model_kwargs))
 
     first = {k: v[0] for k, v in flat.items()}
+    latent: list[str] = []
+
+    def latent_sites(values):
+        latent.extend(
+            name
+            for name, site in trace_of(values).items()
+            if site["type"] == "sample" and not site["is_observed"]
+        )
+        return jnp.zeros(())
+
+    # the site names only: an abstract trace runs nothing (an eager one compiles and runs
+    # every operation of the model once: measured 5.6 -> 1.9 CPU-s for posterior_table of
+    # w0wacdm on 12,000 draws in a fresh process)
+    jax.eval_shape(latent_sites, first)
     edges = prior_ranges(model)
     ranges: dict[str, tuple[float | None, float | None]] = {}
-    for site_name, site in trace_of(first).items():
-        if site["type"] == "sample" and not site["is_observed"]:
-            if site_name not in flat:
-                raise ValueError(f"the draws miss the model's latent site {site_name!r}")
-            ranges[site_name] = edges.get(site_name, (None, None))
+    for site_name in latent:
+        if site_name not in flat:
+            raise ValueError(f"the draws miss the model's latent site {site_name!r}")
+        ranges[site_name] = edges.get(site_name, (None, None))
 
     def terms(values):
         log_likelihood = jnp.zeros(())
