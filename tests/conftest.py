@@ -25,8 +25,8 @@ os.environ[CACHE_ENVIRONMENT_VARIABLE] = ""
 # The fast suite is dominated by compiling many small programs once each, not by running
 # them: XLA's optimisation passes are switched off for it (JAX's own
 # ``jax_disable_most_optimizations``; measured on the sampling, evidence, flow and run
-# tests: 314 -> 227 s wall, 601 -> 431 CPU-s, the same 117 passes). Results are the same
-# computations; only their compiled speed differs. ``make test-all`` sets
+# tests: 314 -> 227 s wall, 601 -> 431 CPU-s, the same 117 passes). The programs compute
+# the same things (results may differ in the last bits); their compiled speed differs. ``make test-all`` sets
 # ASTROBAYES_TEST_XLA_OPTIMIZE=1 and runs everything with the optimised programs users get.
 if os.environ.get("ASTROBAYES_TEST_XLA_OPTIMIZE") != "1":
     os.environ["JAX_DISABLE_MOST_OPTIMIZATIONS"] = "1"  # subprocesses of the tests
