@@ -280,8 +280,9 @@ def _jitted_flow(key, **kwargs):
     dim = kwargs["base_dist"].shape[-1]
     if dim < 3:
         return _traced_flowjax_flow(key, **kwargs)
+    base_dist = kwargs.pop("base_dist")
     layers = _flow_layers(key, _identity_permute(dim), **kwargs)
-    return Transformed(kwargs["base_dist"], Invert(Scan(layers)))
+    return Transformed(base_dist, Invert(Scan(layers)))
 
 
 @eqx.filter_jit
@@ -295,7 +296,7 @@ def _identity_permute(dim: int) -> Permute:
 
 
 @eqx.filter_jit
-def _flow_layers(key, identity: Permute, *, base_dist, flow_layers, **kwargs):
+def _flow_layers(key, identity: Permute, *, flow_layers, **kwargs):
     """Build flowjax's layers (autoregressive bijection, then permutation), drawn as it draws them."""
     (dim,) = identity.shape
 
@@ -310,7 +311,6 @@ def _flow_layers(key, identity: Permute, *, base_dist, flow_layers, **kwargs):
         )
         return Chain([bijection, permute]).merge_chains()
 
-    del base_dist
     return eqx.filter_vmap(make_layer)(jax.random.split(key, flow_layers))
 
 
