@@ -45,6 +45,8 @@ from flowjax.utils import get_ravelled_pytree_constructor
 from jaxtyping import Array, PRNGKeyArray
 from paramax import Parameterize
 
+from astrobayes.compilation import RUN_ONCE_COMPILER_OPTIONS
+
 __all__ = [
     "DenseRationalQuadraticSpline",
     "masked_autoregressive_flow",
@@ -285,7 +287,7 @@ def _jitted_flow(key, **kwargs):
     return Transformed(base_dist, Invert(Scan(layers)))
 
 
-@eqx.filter_jit
+@eqx.filter_jit(compiler_options=RUN_ONCE_COMPILER_OPTIONS)
 def _traced_flowjax_flow(key, **kwargs):
     return flowjax.flows.masked_autoregressive_flow(key, **kwargs)
 
@@ -295,7 +297,7 @@ def _identity_permute(dim: int) -> Permute:
     return Permute(np.arange(dim))
 
 
-@eqx.filter_jit
+@eqx.filter_jit(compiler_options=RUN_ONCE_COMPILER_OPTIONS)
 def _flow_layers(key, identity: Permute, *, flow_layers, **kwargs):
     """Build flowjax's layers (autoregressive bijection, then permutation), drawn as it draws them."""
     (dim,) = identity.shape

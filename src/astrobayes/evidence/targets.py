@@ -186,7 +186,8 @@ def target_terms(fitted: FittedTarget, theta: np.ndarray) -> tuple[np.ndarray, n
     padded = np.concatenate([theta, np.repeat(theta[:1], (-num) % _CHUNK, axis=0)])
     squared, log_det = [], []
     for lo in range(0, padded.shape[0], _CHUNK):
-        sq, ld = _jitted_terms(fitted, jnp.asarray(padded[lo : lo + _CHUNK], jnp.float32))
+        chunk = np.asarray(padded[lo : lo + _CHUNK], np.float32)  # cast on the host
+        sq, ld = _jitted_terms(fitted, jnp.asarray(chunk))
         squared.append(np.asarray(sq, np.float64))
         log_det.append(np.asarray(ld, np.float64))
     return np.concatenate(squared)[:num], np.concatenate(log_det)[:num]
@@ -464,13 +465,14 @@ class _FlowFamily(TargetFamily):
         dim = z_train.shape[1]
         flow = self._build(init_key, dim, Normal(jnp.zeros(dim)))
         flow = shrink_final_layers(flow)
+        # cast on the host: a cast on the device compiles a program per shape
         train = (
-            jnp.asarray(z_train, jnp.float32),
-            jnp.asarray(w_train / w_train.mean(), jnp.float32),
+            jnp.asarray(np.asarray(z_train, np.float32)),
+            jnp.asarray(np.asarray(w_train / w_train.mean(), np.float32)),
         )
         validation = (
-            jnp.asarray(z_valid, jnp.float32),
-            jnp.asarray(w_valid / w_valid.sum(), jnp.float32),
+            jnp.asarray(np.asarray(z_valid, np.float32)),
+            jnp.asarray(np.asarray(w_valid / w_valid.sum(), np.float32)),
         )
         trained, info = fit(
             train_key,

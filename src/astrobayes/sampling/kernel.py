@@ -445,7 +445,18 @@ def pathfinder_start(
     positions = jnp.asarray(positions)
     if positions.ndim != 2:
         raise ValueError(f"positions must have shape (num_chains, dim); got {positions.shape}")
-    dim = positions.shape[1]
+    paths = _pathfinder_paths(key, logdensity_fn, params, positions, maxiter, num_elbo_samples)
+    return _pathfinder_result(positions, *paths, dense_mass=dense_mass, pooled=pooled)
+
+
+@partial(jax.jit, static_argnums=(1, 4, 5))
+def _pathfinder_paths(key, logdensity_fn, params, positions, maxiter, num_elbo_samples):
+    """Each chain's Pathfinder, one after another (``lax.map``).
+
+    Module level, with the density and settings static: calls with the same density,
+    shapes and settings (a resumed run, the diagonal and dense variants) share one
+    compiled program, where a closure built per call compiled it again every time.
+    """
 
     def one(args):
         chain_key, position = args
@@ -457,26 +468,43 @@ def pathfinder_start(
         draw, _ = blackjax.vi.pathfinder.sample(draw_key, state)
         covariance = lbfgs_inverse_hessian_formula_1(state.alpha, state.beta, state.gamma)
         variances = jnp.diag(covariance)
-        succeeded = (
+        finite = (
             jnp.isfinite(state.elbo)
             & jnp.all(jnp.isfinite(draw))
             & jnp.isfinite(density(draw))
             & jnp.all(jnp.isfinite(covariance))
             & jnp.all(variances > 0)
         )
-        if dense_mass:
-            succeeded = succeeded & jnp.all(jnp.isfinite(jnp.linalg.cholesky(covariance)))
-        start = jnp.where(succeeded, draw, position).astype(position.dtype)
+        factorises = jnp.all(jnp.isfinite(jnp.linalg.cholesky(covariance)))
         # the approximation's mean: one Newton step from the selected point
         mean = state.position + covariance @ state.grad_position
         # steps that moved the point (after convergence the path repeats its last point)
         path = info.path.position
         iterations = jnp.sum(jnp.any(path[1:] != path[:-1], axis=1))
-        return start, covariance, mean, state.elbo, iterations, succeeded
+        return draw, covariance, mean, state.elbo, iterations, finite, factorises
 
     keys = jax.random.split(key, positions.shape[0])
-    starts, covariances, means, elbo, iterations, succeeded = jax.lax.map(one, (keys, positions))
-    identity = jnp.eye(dim, dtype=covariances.dtype)
+    return jax.lax.map(one, (keys, positions))
+
+
+@partial(jax.jit, static_argnames=("dense_mass", "pooled"))
+def _pathfinder_result(
+    positions,
+    draws,
+    covariances,
+    means,
+    elbo,
+    iterations,
+    finite,
+    factorises,
+    *,
+    dense_mass,
+    pooled,
+) -> PathfinderStart:
+    """Starts and metrics from the paths (a chain that failed keeps its point and the identity)."""
+    succeeded = finite & factorises if dense_mass else finite
+    starts = jnp.where(succeeded[:, None], draws, positions).astype(positions.dtype)
+    identity = jnp.eye(positions.shape[1], dtype=covariances.dtype)
     if pooled:
         weight = succeeded / jnp.maximum(jnp.sum(succeeded), 1)
         mean = jnp.einsum("c,cd->d", weight, jnp.where(succeeded[:, None], means, 0.0))

@@ -24,7 +24,6 @@ import hashlib
 import weakref
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from functools import partial
 from typing import NamedTuple, Protocol
 
 import jax
@@ -35,6 +34,7 @@ from jaxtyping import Array, Float, PRNGKeyArray
 from astrobayes._checks import as_float_array, check_key, check_positive_int
 from astrobayes._status import check
 from astrobayes._types import ProgressFn
+from astrobayes.compilation import RUN_ONCE_COMPILER_OPTIONS
 from astrobayes.sampling.kernel import (
     NUTSAdaptation,
     NUTSState,
@@ -404,11 +404,14 @@ def _pathfinder_state(key, density, config: NUTSConfig, positions, progress_fn):
     """Initial states at each chain's Pathfinder draw, with its covariance as metric."""
     if progress_fn is not None:
         progress_fn("pathfinder", 0, config.num_chains)
-    start_fn = jax.jit(
-        partial(pathfinder_start, dense_mass=config.dense_mass, pooled=config.pooled_metric),
-        static_argnums=1,
+    start = pathfinder_start(
+        jax.random.fold_in(key, _PATHFINDER_STREAM),
+        density,
+        None,
+        positions,
+        dense_mass=config.dense_mass,
+        pooled=config.pooled_metric,
     )
-    start = start_fn(jax.random.fold_in(key, _PATHFINDER_STREAM), density, None, positions)
     if progress_fn is not None:
         jax.block_until_ready(start)
         progress_fn("pathfinder", config.num_chains, config.num_chains)
@@ -434,7 +437,10 @@ def _initial_state(density, config: NUTSConfig, positions, inverse_mass_matrix=N
             inverse_mass_matrix=inverse_mass_matrix,
         )
 
-    state = jax.jit(init)(None, positions, inverse_mass_matrix)
+    # run once per chain set: compiled without XLA's backend optimisation (cheaper to build)
+    state = jax.jit(init, compiler_options=RUN_ONCE_COMPILER_OPTIONS)(
+        None, positions, inverse_mass_matrix
+    )
     # Concrete, strongly typed leaves: the compiled steps program sees the same types on
     # its first call as on every later one (weak types would trigger a recompilation).
     return jax.tree_util.tree_map(
