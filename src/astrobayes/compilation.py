@@ -7,7 +7,9 @@ to disk the first time and read back by every later process that builds the same
 (same shapes, dtypes, JAX version and backend). The command line turns it on by default
 (``--no-compile-cache`` to turn it off); library users call
 :func:`enable_compilation_cache` once, before their first computation. This module only
-sets JAX options; JAX reads and writes the cache files.
+sets JAX options; JAX reads and writes the cache files. It also holds
+:data:`RUN_ONCE_COMPILER_OPTIONS`, with which the library compiles programs that run once
+per process (a flow's initial weights, NUTS's initial states) more cheaply.
 
 References:
     JAX documentation, "Persistent compilation cache"

@@ -406,6 +406,27 @@ def test_pathfinder_start_lands_in_the_typical_set_with_the_targets_scales(key):
     assert not np.allclose(covariances[0], expected, rtol=1e-3)  # control: one path's own
 
 
+def test_pathfinder_paths_compile_once_for_equal_settings(key):
+    """Diagonal, dense and pooled starts with the same density, shapes and L-BFGS settings
+    run one compiled path program; another ``maxiter`` builds a second (control)."""
+    from astrobayes.sampling import kernel
+
+    def density(params, x):
+        del params
+        return -0.5 * jnp.sum((x - 1.0) ** 2)
+
+    points = jnp.zeros((2, 2))
+    before = kernel._pathfinder_paths._cache_size()
+    for dense_mass, pooled in ((False, False), (True, False), (True, True)):
+        start = pathfinder_start(
+            key, density, None, points, dense_mass=dense_mass, pooled=pooled, maxiter=5
+        )
+        assert bool(start.succeeded.all())
+    assert kernel._pathfinder_paths._cache_size() == before + 1
+    pathfinder_start(key, density, None, points, maxiter=6)
+    assert kernel._pathfinder_paths._cache_size() == before + 2
+
+
 def test_pathfinder_start_keeps_the_point_where_it_fails(key):
     """A NaN gradient at the start: the chain keeps its point and the identity metric."""
 
