@@ -19,7 +19,10 @@ References:
 from __future__ import annotations
 
 import os
+import weakref
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import jax
 
@@ -28,6 +31,7 @@ __all__ = [
     "RUN_ONCE_COMPILER_OPTIONS",
     "default_cache_directory",
     "enable_compilation_cache",
+    "program_per_function",
 ]
 
 RUN_ONCE_COMPILER_OPTIONS = {
@@ -108,3 +112,52 @@ def enable_compilation_cache(
     jax.config.update("jax_persistent_cache_min_compile_time_secs", float(min_compile_time_secs))
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
     return folder
+
+
+def program_per_function(
+    programs: weakref.WeakKeyDictionary,
+    fn: Callable,
+    build: Callable[[Callable[[], Callable]], Any],
+) -> Any:
+    """The program built for ``fn``, built once while ``fn`` lives and dropped with it.
+
+    ``build`` receives a zero-argument callable that returns ``fn`` (a weak reference),
+    and should not hold ``fn`` itself: a program that held it would keep its own key, and
+    the function with everything it closes over (data, emulator weights), alive for the
+    rest of the process. ``fn`` is alive whenever the program runs, because its caller
+    holds it. A function that cannot be weakly referenced or hashed gets a program built
+    for this call only.
+
+    Args:
+        programs: The cache, one per kind of program.
+        fn: The function the program is built for.
+        build: ``build(get_fn) -> program``, e.g. a ``jax.jit`` of a function that calls
+            ``get_fn()``.
+
+    Returns:
+        The program.
+
+    Example:
+        >>> import gc, weakref, jax, jax.numpy as jnp
+        >>> programs = weakref.WeakKeyDictionary()
+        >>> def build(get_fn):
+        ...     return jax.jit(jax.vmap(lambda x: get_fn()(x)))
+        >>> def square(x):
+        ...     return x**2
+        >>> program = program_per_function(programs, square, build)
+        >>> program is program_per_function(programs, square, build)
+        True
+        >>> program(jnp.arange(3.0)).tolist()
+        [0.0, 1.0, 4.0]
+        >>> del square, program; _ = gc.collect()
+        >>> len(programs)
+        0
+
+    """
+    try:
+        program = programs.get(fn)
+    except TypeError:  # not weakly referenceable, or not hashable
+        return build(lambda: fn)
+    if program is None:
+        program = programs[fn] = build(weakref.ref(fn))
+    return program

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import gc
+import weakref
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -408,7 +411,8 @@ def test_pathfinder_start_lands_in_the_typical_set_with_the_targets_scales(key):
 
 def test_pathfinder_paths_compile_once_for_equal_settings(key):
     """Diagonal, dense and pooled starts with the same density, shapes and L-BFGS settings
-    run one compiled path program; another ``maxiter`` builds a second (control)."""
+    run one compiled path program; another ``maxiter`` builds a second (control); the
+    program is dropped with the density."""
     from astrobayes.sampling import kernel
 
     def density(params, x):
@@ -416,15 +420,20 @@ def test_pathfinder_paths_compile_once_for_equal_settings(key):
         return -0.5 * jnp.sum((x - 1.0) ** 2)
 
     points = jnp.zeros((2, 2))
-    before = kernel._pathfinder_paths._cache_size()
     for dense_mass, pooled in ((False, False), (True, False), (True, True)):
         start = pathfinder_start(
             key, density, None, points, dense_mass=dense_mass, pooled=pooled, maxiter=5
         )
         assert bool(start.succeeded.all())
-    assert kernel._pathfinder_paths._cache_size() == before + 1
+    program = kernel._PATH_PROGRAMS[density]
+    assert program._cache_size() == 1
     pathfinder_start(key, density, None, points, maxiter=6)
-    assert kernel._pathfinder_paths._cache_size() == before + 2
+    assert program._cache_size() == 2
+    # the program does not keep the density alive
+    alive = weakref.ref(density)
+    del density, program
+    gc.collect()
+    assert alive() is None
 
 
 def test_pathfinder_start_keeps_the_point_where_it_fails(key):

@@ -222,3 +222,28 @@ def test_same_key_same_draws(key):
     np.testing.assert_array_equal(a.samples, b.samples)
     c = run_nuts(jax.random.fold_in(key, 1), _logdensity, jnp.zeros((2, 2)), config=config)
     assert not np.array_equal(a.samples, c.samples)
+
+
+def test_batched_logdensity_is_built_once_and_dropped_with_its_density():
+    """One compiled ``jit(vmap)`` per live density (model set-up and the start check share
+    it); it does not keep the density, and what the density holds, alive."""
+    import gc
+    import weakref
+
+    from astrobayes.sampling.nuts import _BATCHED, batched_logdensity
+
+    data = jnp.array([1.0, 2.0])
+
+    def density(x):
+        return -0.5 * jnp.sum((x - data) ** 2)
+
+    batched = batched_logdensity(density)
+    assert batched is batched_logdensity(density)
+    np.testing.assert_allclose(np.asarray(batched(jnp.zeros((3, 2)))), -2.5)
+    assert batched_logdensity(lambda x: -jnp.sum(x)) is not batched  # control: another density
+    alive = weakref.ref(density)
+    count = len(_BATCHED)
+    del density, batched
+    gc.collect()
+    assert alive() is None
+    assert len(_BATCHED) < count

@@ -24,6 +24,7 @@ References:
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 from functools import partial
 from typing import Any, NamedTuple
@@ -41,6 +42,7 @@ from blackjax.optimizers.lbfgs import lbfgs_inverse_hessian_formula_1
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
 from astrobayes._checks import check_key, check_positive_int
+from astrobayes.compilation import program_per_function
 
 __all__ = [
     "NUTSAdaptation",
@@ -445,46 +447,59 @@ def pathfinder_start(
     positions = jnp.asarray(positions)
     if positions.ndim != 2:
         raise ValueError(f"positions must have shape (num_chains, dim); got {positions.shape}")
-    paths = _pathfinder_paths(key, logdensity_fn, params, positions, maxiter, num_elbo_samples)
-    return _pathfinder_result(positions, *paths, dense_mass=dense_mass, pooled=pooled)
+    paths = program_per_function(_PATH_PROGRAMS, logdensity_fn, _pathfinder_paths)
+    draws = paths(key, params, positions, maxiter, num_elbo_samples)
+    return _pathfinder_result(positions, *draws, dense_mass=dense_mass, pooled=pooled)
 
 
-@partial(jax.jit, static_argnums=(1, 4, 5))
-def _pathfinder_paths(key, logdensity_fn, params, positions, maxiter, num_elbo_samples):
-    """Each chain's Pathfinder, one after another (``lax.map``).
+#: The Pathfinder path program per density (see :func:`_pathfinder_paths`).
+_PATH_PROGRAMS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
-    Module level, with the density and settings static: calls with the same density,
-    shapes and settings (a resumed run, the diagonal and dense variants) share one
-    compiled program, where a closure built per call compiled it again every time.
+
+def _pathfinder_paths(get_logdensity_fn):
+    """The program running each chain's Pathfinder, one after another (``lax.map``).
+
+    One per density (:func:`~astrobayes.compilation.program_per_function`), with the
+    settings static: calls with the same density, shapes and settings (the diagonal,
+    dense and pooled variants; repeated starts) share one compiled program, where a
+    closure built per call compiled it again every time.
     """
 
-    def one(args):
-        chain_key, position = args
-        approximate_key, draw_key = jax.random.split(chain_key)
-        density = partial(logdensity_fn, params)
-        state, info = blackjax.vi.pathfinder.approximate(
-            approximate_key, density, position, num_elbo_samples, maxiter=maxiter
+    @partial(jax.jit, static_argnums=(3, 4))
+    def paths(key, params, positions, maxiter, num_elbo_samples):
+        return jax.lax.map(
+            partial(_one_path, get_logdensity_fn(), params, maxiter, num_elbo_samples),
+            (jax.random.split(key, positions.shape[0]), positions),
         )
-        draw, _ = blackjax.vi.pathfinder.sample(draw_key, state)
-        covariance = lbfgs_inverse_hessian_formula_1(state.alpha, state.beta, state.gamma)
-        variances = jnp.diag(covariance)
-        finite = (
-            jnp.isfinite(state.elbo)
-            & jnp.all(jnp.isfinite(draw))
-            & jnp.isfinite(density(draw))
-            & jnp.all(jnp.isfinite(covariance))
-            & jnp.all(variances > 0)
-        )
-        factorises = jnp.all(jnp.isfinite(jnp.linalg.cholesky(covariance)))
-        # the approximation's mean: one Newton step from the selected point
-        mean = state.position + covariance @ state.grad_position
-        # steps that moved the point (after convergence the path repeats its last point)
-        path = info.path.position
-        iterations = jnp.sum(jnp.any(path[1:] != path[:-1], axis=1))
-        return draw, covariance, mean, state.elbo, iterations, finite, factorises
 
-    keys = jax.random.split(key, positions.shape[0])
-    return jax.lax.map(one, (keys, positions))
+    return paths
+
+
+def _one_path(logdensity_fn, params, maxiter, num_elbo_samples, args):
+    """One chain's Pathfinder: its draw, covariance, mean, ELBO, steps and checks."""
+    chain_key, position = args
+    approximate_key, draw_key = jax.random.split(chain_key)
+    density = partial(logdensity_fn, params)
+    state, info = blackjax.vi.pathfinder.approximate(
+        approximate_key, density, position, num_elbo_samples, maxiter=maxiter
+    )
+    draw, _ = blackjax.vi.pathfinder.sample(draw_key, state)
+    covariance = lbfgs_inverse_hessian_formula_1(state.alpha, state.beta, state.gamma)
+    variances = jnp.diag(covariance)
+    finite = (
+        jnp.isfinite(state.elbo)
+        & jnp.all(jnp.isfinite(draw))
+        & jnp.isfinite(density(draw))
+        & jnp.all(jnp.isfinite(covariance))
+        & jnp.all(variances > 0)
+    )
+    factorises = jnp.all(jnp.isfinite(jnp.linalg.cholesky(covariance)))
+    # the approximation's mean: one Newton step from the selected point
+    mean = state.position + covariance @ state.grad_position
+    # steps that moved the point (after convergence the path repeats its last point)
+    path = info.path.position
+    iterations = jnp.sum(jnp.any(path[1:] != path[:-1], axis=1))
+    return draw, covariance, mean, state.elbo, iterations, finite, factorises
 
 
 @partial(jax.jit, static_argnames=("dense_mass", "pooled"))

@@ -34,7 +34,7 @@ from jaxtyping import Array, Float, PRNGKeyArray
 from astrobayes._checks import as_float_array, check_key, check_positive_int
 from astrobayes._status import check
 from astrobayes._types import ProgressFn
-from astrobayes.compilation import RUN_ONCE_COMPILER_OPTIONS
+from astrobayes.compilation import RUN_ONCE_COMPILER_OPTIONS, program_per_function
 from astrobayes.sampling.kernel import (
     NUTSAdaptation,
     NUTSState,
@@ -375,7 +375,8 @@ def batched_logdensity(logdensity_fn: Callable[[jax.Array], jax.Array]) -> Calla
 
     Model set-up (initial points) and :func:`run_nuts` (its finiteness check) evaluate the
     same density on the same batch shape; a fresh ``jit(vmap(...))`` wrapper in each would
-    compile it twice.
+    compile it twice. The program is dropped with the function (it held the function
+    before, so every density of the process stayed alive).
 
     Example:
         >>> import jax.numpy as jnp
@@ -385,10 +386,9 @@ def batched_logdensity(logdensity_fn: Callable[[jax.Array], jax.Array]) -> Calla
         (3,)
 
     """
-    batched = _BATCHED.get(logdensity_fn)
-    if batched is None:
-        batched = _BATCHED[logdensity_fn] = jax.jit(jax.vmap(logdensity_fn))
-    return batched
+    return program_per_function(
+        _BATCHED, logdensity_fn, lambda get_fn: jax.jit(jax.vmap(lambda x: get_fn()(x)))
+    )
 
 
 #: Steps per call of the compiled program (its scan length).
