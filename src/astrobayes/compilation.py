@@ -136,6 +136,10 @@ def program_per_function(
     Returns:
         The program.
 
+    Raises:
+        TypeError: If ``programs`` is not a ``weakref.WeakKeyDictionary`` or ``fn`` or
+            ``build`` is not callable.
+
     Example:
         >>> import gc, weakref, jax, jax.numpy as jnp
         >>> programs = weakref.WeakKeyDictionary()
@@ -153,6 +157,13 @@ def program_per_function(
         0
 
     """
+    if not isinstance(programs, weakref.WeakKeyDictionary):
+        raise TypeError(
+            f"programs must be a weakref.WeakKeyDictionary; got {type(programs).__name__}"
+        )
+    for name, value in (("fn", fn), ("build", build)):
+        if not callable(value):
+            raise TypeError(f"{name} must be callable; got {type(value).__name__}")
     try:
         program = programs.get(fn)
     except TypeError:  # not weakly referenceable, or not hashable
