@@ -59,6 +59,7 @@ from astrobayes.sampling import (
     SamplingResult,
     SMCConfig,
     SMCResult,
+    batched_logdensity,
     run_flow_mcmc,
     run_nuts,
     run_smc,
@@ -519,7 +520,7 @@ def _run_model_smc(
     per_chain = result.samples.shape[0] // num_chains
     particles = result.samples[: num_chains * per_chain]
     log_density = np.asarray(
-        jax.jit(jax.vmap(density.logdensity_fn))(jax.numpy.asarray(particles, jax.numpy.float32)),
+        batched_logdensity(density.logdensity_fn)(jax.numpy.asarray(particles, jax.numpy.float32)),
         np.float64,
     )
     dim = particles.shape[1]

@@ -41,9 +41,10 @@ RUN_ONCE_COMPILER_OPTIONS = {
 """XLA options for programs that run once per process (``jax.jit(..., compiler_options=)``).
 
 Building a flow's initial weights or a sampler's initial states runs a compiled program
-once, on little data; XLA's backend optimisation then costs more than it saves. These are the two options of JAX's ``jax_disable_most_optimizations``
-switch, applied to one program instead of the whole process (the result can differ from
-the optimised program's in the last bits, as between any two compilers). A flow's
+once, on little data; XLA's backend optimisation then costs more than it saves. These
+are the two options of JAX's ``jax_disable_most_optimizations`` switch, applied to one
+program instead of the whole process (the result can differ from the optimised
+program's in the last bits, as between any two compilers). A flow's
 initial weights at d = 4: 6.0 -> 2.5 CPU-s to compile (2026-12-05, this project's CPU
 machine). Programs that run many times (NUTS steps, training epochs) keep the defaults.
 The options are part of the program's persistent-cache key.
