@@ -81,6 +81,8 @@ def test_mixture_mi_is_differentiable():
     assert abs(gradient - analytic) < 0.1 * analytic
 
 
+# slow (~13 s): the fast suite checks the estimator against the analytic Gaussian MI
+@pytest.mark.slow
 def test_mixture_mi_matches_quadrature_on_a_two_mode_mixture():
     import jax.numpy as jnp
 

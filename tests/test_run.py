@@ -614,6 +614,9 @@ def test_run_with_flow_mcmc_matches_the_analytic_evidence(tmp_path):
     assert (out / "chains" / "line.txt").exists() or any((out / "chains").glob("line*.txt"))
 
 
+# slow (~13 s): bridge sampling through compare() is checked against the analytic
+# evidence in the fast suite (test_comparison); this is the same through a run config
+@pytest.mark.slow
 def test_run_with_bridge_sampling_matches_the_analytic_evidence(tmp_path):
     """``evidence_method = "bridge_sampling"`` from the CLI: ln z of both models vs analytic,
     the method recorded in results.json and named in report.md."""

@@ -35,6 +35,7 @@ def _bimodal_chains(rng, num_chains=8, num_samples=1000) -> Chains:
     return Chains(x, LOG_Z + np.logaddexp(*terms))
 
 
+@pytest.mark.usefixtures("optimized_xla")  # 24 EM fits: running, not compiling
 def test_mixture_target_error_covers_the_truth_on_a_bimodal_posterior():
     # Over repeats the fraction with |est - truth| <= sigma must be near 68.3%, within
     # max(0.12, 2 binomial standard deviations); every pull within 4.5 sigma.

@@ -156,6 +156,9 @@ def test_wavelet_prior_draws_are_exact_laplace(key):
     assert abs(coefficients.mean() - 0.1) > 4 * error
 
 
+# slow (~13 s): the fast suite checks the same sampler exactly in the Gaussian limit
+# (test_preconditioned_crr_draws_match_the_gaussian_limit)
+@pytest.mark.slow
 def test_crr_prior_draws_run_and_have_gaussian_mean(key):
     prior = ConvexRidgePrior(1000.0, load_convex_ridge().normalised())
     draws = sample_prior(key, prior, (8, 8), 64, mean_scale=2.0, num_steps=60)

@@ -299,6 +299,9 @@ def test_gradient_initial_metric_is_nutpies_start(key):
         assert np.allclose(np.asarray(identity.inverse_mass_matrix), np.eye(3) if dense else 1.0)
 
 
+# slow: compiles four NUTS warm-up programs; the behaviour (draws of parameters 1e-3 to 10
+# apart match their variances) is checked in the fast suite by the test below
+@pytest.mark.slow
 def test_scale_free_shrinkage_is_stans_weights_toward_each_variance(key):
     """``metric_shrinkage="scale_free"``: ``n/(n+5) C + 5/(n+5) 1e-3 diag(C)`` at a window's
     end (checked exactly, diagonal and dense); Stan's ``1e-3 I`` target is the control."""
