@@ -138,6 +138,9 @@ def test_gold2017_table_and_covariance():
     assert "1703.10538" in data.reference
 
 
+# slow (~9 s: three likelihoods through eager x64 growth solves); the fast suite checks the
+# solves against integrals and scipy and the likelihood through NumPyro
+@pytest.mark.slow
 def test_alcock_paczynski_correction_is_identity_at_the_fiducial():
     data = gold2017_fsigma8()
     uniform = data._replace(omega_m_fiducial=np.full(18, 0.3))

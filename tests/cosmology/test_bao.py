@@ -130,11 +130,12 @@ def test_factory_jit_vmap_grad():
     with jax.enable_x64(True):
         fn64 = make_bao_log_likelihood(data, ("omega_m", "h_rd", "w0", "wa"))
         theta = jnp.array([0.31, 100.0, -0.8, -0.6])
-        gradient = jax.grad(fn64)(theta)
+        gradient = jax.jit(jax.grad(fn64))(theta)
+        value = jax.jit(fn64)  # one program for the 8 evaluations (eager: ~0.5 s each)
         step = 1e-6
         for k in range(4):
             e = jnp.zeros(4).at[k].set(step * max(1.0, abs(float(theta[k]))))
-            finite = (fn64(theta + e) - fn64(theta - e)) / (2 * e[k])
+            finite = (value(theta + e) - value(theta - e)) / (2 * e[k])
             np.testing.assert_allclose(gradient[k], finite, rtol=1e-5)
 
 

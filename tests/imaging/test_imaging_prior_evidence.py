@@ -268,6 +268,7 @@ def test_gather_free_crr_matches_the_prior(key):
     )
 
 
+@pytest.mark.usefixtures("optimized_xla")  # 200 chains x 400 steps: 9.9 -> 6.2 s
 def test_preconditioned_crr_draws_match_the_gaussian_limit(key):
     """Equal spline slopes s and small images: psi_c(t) = s t^2 / 2 on the knots, so the
     prior is Gaussian with Fourier variances 1 / (strength s sum_c |h_c^(w)|^2)."""
