@@ -52,6 +52,9 @@ _SLOW: dict[str, str] = {
     "astrobayes.sphere.wavelets": "compiles directional wavelet transforms (~6 s)",
     "astrobayes.bayesnn.calibration": "compiles calibration metrics and a recalibration fit (~6 s)",
     "astrobayes.interpret.saliency": "compiles saliency gradients of a network (~5 s)",
+    "astrobayes.imaging.wavelets": "compiles wavelet transforms and their adjoints (~4 s)",
+    "astrobayes.bayesnn.methods": "trains a two-member deep ensemble (~4 s)",
+    "astrobayes.cosmology.background": "evaluates distances eagerly, op by op (~4 s)",
 }
 
 
