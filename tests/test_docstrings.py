@@ -42,7 +42,7 @@ _SLOW: dict[str, str] = {
     "astrobayes.imaging.denoisers": "compiles five small denoisers and a training epoch (~15 s)",
     "astrobayes.imaging.skies": "compiles five sky generators (~10 s CPU; tested in test_skies)",
     "astrobayes.imaging.uv_coverage": "compiles padded NUFFTs and Toeplitz kernels (~6 s CPU)",
-    # measured in the fast suite (2026-12-05, -n 2): over 5 s each; each module's own
+    # measured in the fast suite (2026-12-05, -n 2): over 3.5 s each; each module's own
     # test file checks the same functions
     "astrobayes.imaging.prior_evidence": "compiles CRR-prior evidence programs (~16 s)",
     "astrobayes.io.surrogates": "saves and reloads an ensemble, loads the shipped one (~7 s)",
@@ -52,7 +52,7 @@ _SLOW: dict[str, str] = {
     "astrobayes.sphere.wavelets": "compiles directional wavelet transforms (~6 s)",
     "astrobayes.bayesnn.calibration": "compiles calibration metrics and a recalibration fit (~6 s)",
     "astrobayes.interpret.saliency": "compiles saliency gradients of a network (~5 s)",
-    "astrobayes.imaging.wavelets": "compiles wavelet transforms and their adjoints (~4 s)",
+    "astrobayes.imaging.wavelets": "runs wavelet transforms and their inverses (~4 s)",
     "astrobayes.bayesnn.methods": "trains a two-member deep ensemble (~4 s)",
     "astrobayes.cosmology.background": "evaluates distances eagerly, op by op (~4 s)",
 }
