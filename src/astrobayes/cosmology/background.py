@@ -23,7 +23,11 @@ fixed-order Gauss-Legendre quadrature (64 nodes) in :math:`u = \ln(1+z')`, where
 integrand :math:`e^u / E(e^u - 1)` is smooth and slowly varying from :math:`z=0` to
 recombination. Against adaptive quadrature the relative error is below 1e-12 in float64
 for :math:`0 < z < 1100`; in float32 it is at the float32 rounding level (a few 1e-7), so
-float64 is **not** required for distances. (Likelihoods with many data points and
+float64 is **not** required for distances. The BAO and supernova likelihoods evaluate
+distances at their data vectors' fixed redshifts with one running sum of 6-point
+Gauss-Legendre panels (at most 0.1 wide in :math:`u`) between consecutive distinct
+redshifts: equal to the 64-node rule to float64 rounding (tested), with 90 nodes for
+DESI DR2's 13 values instead of 832. (Likelihoods with many data points and
 evidence computations are more comfortable in float64; the library never switches
 ``jax_enable_x64`` itself.)
 
@@ -65,6 +69,15 @@ _GL_NODES, _GL_WEIGHTS = np.polynomial.legendre.leggauss(_NUM_NODES)
 # Map from [-1, 1] to [0, 1]: x = (t + 1) / 2, weight / 2.
 _UNIT_NODES = tuple(float(x) for x in 0.5 * (_GL_NODES + 1.0))
 _UNIT_WEIGHTS = tuple(float(w) for w in 0.5 * _GL_WEIGHTS)
+# Panel quadrature for data vectors (_transverse_dimensionless_at_data): each panel of
+# width <= _PANEL_WIDTH in ln(1+z) gets a _PANEL_NODES-point Gauss-Legendre rule. The
+# integrand's derivatives in u grow at most like 3^k (matter) to 6^k (w = 1 dark energy)
+# here, so the rule's error, ~ (width/2)^12 f^(12) / 12!-scale, is below float64 rounding.
+_PANEL_NODES = 6
+_PANEL_WIDTH = 0.1
+_PANEL_GL_NODES, _PANEL_GL_WEIGHTS = np.polynomial.legendre.leggauss(_PANEL_NODES)
+_PANEL_UNIT_NODES = 0.5 * (_PANEL_GL_NODES + 1.0)
+_PANEL_UNIT_WEIGHTS = 0.5 * _PANEL_GL_WEIGHTS
 # Below this |omega_k * chi^2| the curvature correction uses its Taylor series.
 _CURVATURE_SERIES_THRESHOLD = 1e-2
 
@@ -127,21 +140,22 @@ class Cosmology(eqx.Module):
         return 1.0 - self.omega_m - self.omega_k - self.omega_r
 
 
-def _dark_energy_scaling(cosmology: Cosmology, one_plus_z: Array) -> Array:
+def _dark_energy_scaling(cosmology: Cosmology, one_plus_z: Array, log_one_plus_z=None) -> Array:
     r""":math:`\rho_{DE}(z)/\rho_{DE}(0)` for CPL: (1+z)^{3(1+w0+wa)} exp(-3 wa z/(1+z))."""
-    exponent = 3.0 * (1.0 + cosmology.w0 + cosmology.wa) * jnp.log(one_plus_z)
+    log_x = jnp.log(one_plus_z) if log_one_plus_z is None else log_one_plus_z
+    exponent = 3.0 * (1.0 + cosmology.w0 + cosmology.wa) * log_x
     exponent = exponent - 3.0 * cosmology.wa * (one_plus_z - 1.0) / one_plus_z
     return jnp.exp(exponent)
 
 
-def _e_of_one_plus_z(cosmology: Cosmology, one_plus_z: Array) -> Array:
+def _e_of_one_plus_z(cosmology: Cosmology, one_plus_z: Array, log_one_plus_z=None) -> Array:
     x = one_plus_z
     x2 = x * x
     e2 = (
         cosmology.omega_r * x2 * x2
         + cosmology.omega_m * x2 * x
         + cosmology.omega_k * x2
-        + cosmology.omega_de * _dark_energy_scaling(cosmology, x)
+        + cosmology.omega_de * _dark_energy_scaling(cosmology, x, log_one_plus_z)
     )
     return jnp.sqrt(e2)
 
@@ -214,6 +228,67 @@ def _comoving_dimensionless(cosmology: Cosmology, z: Array) -> Array:
     one_plus_z = jnp.exp(u)
     integrand = one_plus_z / _e_of_one_plus_z(cosmology, one_plus_z)
     return upper * jnp.sum(weights * integrand, axis=-1)
+
+
+def _panel_quadrature(redshifts: np.ndarray):
+    """Nodes and weights in ``u = ln(1+z)`` whose running sums give chi at ``redshifts``.
+
+    ``[0, ln(1 + max z)]`` is cut at every distinct redshift and, where a gap is wider
+    than :data:`_PANEL_WIDTH`, at equal steps in between; each panel gets a
+    :data:`_PANEL_NODES`-point Gauss-Legendre rule. Returns ``(one_plus_z, u, weights,
+    panel_of_node, panel_of_redshift)`` as NumPy arrays (float64): the integral over panel
+    ``k`` is the sum of ``weights * f(u)`` over its nodes, and ``chi(redshifts[i])`` the
+    cumulative sum of panels ``0 .. panel_of_redshift[i]``.
+    """
+    edges = [0.0]
+    for target in np.unique(np.log1p(redshifts)):
+        gap = target - edges[-1]
+        if gap <= 0.0:
+            continue
+        steps = max(1, math.ceil(gap / _PANEL_WIDTH))
+        edges.extend(edges[-1] + gap * np.arange(1, steps) / steps)
+        edges.append(float(target))
+    edges = np.asarray(edges)
+    lower, width = edges[:-1, None], np.diff(edges)[:, None]
+    u = (lower + width * _PANEL_UNIT_NODES).ravel()
+    weights = (width * _PANEL_UNIT_WEIGHTS).ravel()
+    panel_of_node = np.repeat(np.arange(len(edges) - 1), len(_PANEL_UNIT_NODES))
+    # Each redshift ends the panel whose upper edge is its ln(1+z) (z = 0: no panel, -1).
+    panel_of_redshift = np.searchsorted(edges, np.log1p(redshifts)) - 1
+    return np.exp(u), u, weights, panel_of_node, panel_of_redshift
+
+
+def _transverse_dimensionless_at_data(cosmology: Cosmology, redshifts) -> Array:
+    r""":math:`D_M H_0/c` at a data vector's redshifts, by one pass of panel quadrature.
+
+    Equal to :func:`_transverse_dimensionless` (to float rounding; tested against it) but
+    cheaper for data vectors: repeated redshifts are computed once, and the running sum
+    over panels between consecutive redshifts uses :data:`_PANEL_NODES` nodes per panel
+    (a few hundred nodes for DESI's 13 BAO values, 832 with 64 per value; ~10 per
+    supernova instead of 64). The nodes depend only on the redshifts, so they are
+    constants of the traced program, and ``(1+z)`` and ``ln(1+z)`` at them are not
+    recomputed. Traced redshifts (inside ``jit``/``vmap`` over the data) take the
+    per-redshift rule.
+    """
+    if isinstance(redshifts, jax.core.Tracer):
+        return _transverse_dimensionless(cosmology, redshifts)
+    z = np.asarray(redshifts, dtype=np.float64)
+    if z.size == 0 or not np.all(np.isfinite(z)) or np.any(z < 0.0) or not np.any(z > 0.0):
+        return _transverse_dimensionless(cosmology, jnp.asarray(redshifts))
+    one_plus_z, u, weights, panel_of_node, panel_of_redshift = _panel_quadrature(z.ravel())
+    dtype = jnp.result_type(float)
+    integrand = jnp.asarray(one_plus_z, dtype) / _e_of_one_plus_z(
+        cosmology, jnp.asarray(one_plus_z, dtype), jnp.asarray(u, dtype)
+    )
+    panels = jax.ops.segment_sum(
+        jnp.asarray(weights, dtype) * integrand,
+        panel_of_node,
+        num_segments=int(panel_of_node[-1]) + 1,
+        indices_are_sorted=True,
+    )
+    running = jnp.concatenate([jnp.zeros(1, dtype), jnp.cumsum(panels)])
+    chi = running[panel_of_redshift + 1].reshape(z.shape)
+    return chi * _curvature_factor(jnp.asarray(cosmology.omega_k), chi)
 
 
 def _curvature_factor(omega_k: Array, chi: Array) -> Array:

@@ -22,7 +22,11 @@ import numpy as np
 from jax.scipy.special import log_ndtr
 from jaxtyping import Array, ArrayLike, Float
 
-from astrobayes.cosmology.background import Cosmology, _transverse_dimensionless, efunc
+from astrobayes.cosmology.background import (
+    Cosmology,
+    _transverse_dimensionless_at_data,
+    efunc,
+)
 from astrobayes.cosmology.bao_ratios import _distance_unit_over_rd
 from astrobayes.cosmology.data import BAOData, SNData
 
@@ -70,8 +74,8 @@ def bao_predictions(
 
     """
     unit = _distance_unit_over_rd(cosmology, rd, h_rd)
+    dm = _transverse_dimensionless_at_data(cosmology, data.redshifts)
     z = jnp.asarray(data.redshifts)
-    dm = _transverse_dimensionless(cosmology, z)
     dh = 1.0 / efunc(cosmology, z)
     quantities = np.asarray(data.quantities)
     prediction = jnp.where(quantities == "DM_over_rs", dm, dh)
@@ -179,7 +183,7 @@ def sn_distance_moduli(cosmology: Cosmology, data: SNData) -> Float[Array, " n"]
         >>> moduli = sn_distance_moduli(Cosmology(), data)
 
     """
-    dm = _transverse_dimensionless(cosmology, jnp.asarray(data.redshifts))
+    dm = _transverse_dimensionless_at_data(cosmology, data.redshifts)
     return 5.0 * jnp.log10((1.0 + jnp.asarray(data.heliocentric_redshifts)) * dm)
 
 
