@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -122,11 +124,14 @@ def test_python_epoch_loop_matches_the_scanned_epoch(key):
     python = TrainingConfig(
         learning_rate=0.05, batch_size=50, max_epochs=6, patience=6, epoch_loop="python"
     )
+    # The scanned epoch compiled by XLA's elemental CPU emitter: the same program again.
+    elemental = dataclasses.replace(scan, cpu_emitter="elemental")
     a, info_a = fit(key, _line(), _mse, train, valid, config=scan)
-    b, info_b = fit(key, _line(), _mse, train, valid, config=python)
-    np.testing.assert_allclose(float(a.slope), float(b.slope), rtol=1e-5)
-    np.testing.assert_allclose(info_a.validation_losses, info_b.validation_losses, rtol=1e-5)
-    np.testing.assert_allclose(info_a.train_losses, info_b.train_losses, rtol=1e-5)
+    for other in (python, elemental):
+        b, info_b = fit(key, _line(), _mse, train, valid, config=other)
+        np.testing.assert_allclose(float(a.slope), float(b.slope), rtol=1e-5)
+        np.testing.assert_allclose(info_a.validation_losses, info_b.validation_losses, rtol=1e-5)
+        np.testing.assert_allclose(info_a.train_losses, info_b.train_losses, rtol=1e-5)
     # Negative control: another key gives another model.
     c, _ = fit(jax.random.fold_in(key, 3), _line(), _mse, train, valid, config=python)
     assert abs(float(c.slope) - float(b.slope)) > 1e-4
@@ -136,6 +141,7 @@ def test_python_epoch_loop_matches_the_scanned_epoch(key):
     ("kwargs", "match"),
     [
         ({"epoch_loop": "while"}, "epoch_loop must be 'scan' or 'python'; got 'while'"),
+        ({"cpu_emitter": "llvm"}, "cpu_emitter must be 'fusion' or 'elemental'; got 'llvm'"),
         ({"learning_rate": 0}, "learning_rate must be a positive number; got 0"),
         ({"batch_size": 0}, "batch_size"),
         ({"patience": -1}, "patience"),

@@ -21,8 +21,9 @@ import numpy as np
 from jaxtyping import PRNGKeyArray
 
 from astrobayes.chains import Chains
+from astrobayes.compilation import SMALL_NETWORK_COMPILER_OPTIONS
 from astrobayes.evidence.result import EvidenceResult, EvidenceStatus
-from astrobayes.evidence.targets import FittedTarget, target_terms
+from astrobayes.evidence.targets import FittedTarget, is_small_network, target_terms
 from astrobayes.mixtures import GaussianMixture
 
 __all__ = ["MAX_ROUND_TRIP_FAILURES", "check_support", "jitted_sample", "round_trip_failures"]
@@ -88,7 +89,19 @@ def round_trip_failures(fitted: FittedTarget, draws, base_norm) -> float:
     return float(np.mean(~(error <= _ROUND_TRIP_TOLERANCE)))
 
 
-@eqx.filter_jit
-def jitted_sample(fitted, key, temperature, num):
-    """:meth:`FittedTarget.sample_with_base`, compiled (one program per draw count)."""
+def _sample(fitted, key, temperature, num):
     return fitted.sample_with_base(key, temperature, num)
+
+
+_jitted_sample = eqx.filter_jit(_sample)
+_jitted_sample_small = eqx.filter_jit(_sample, compiler_options=SMALL_NETWORK_COMPILER_OPTIONS)
+
+
+def jitted_sample(fitted, key, temperature, num):
+    """:meth:`FittedTarget.sample_with_base`, compiled (one program per draw count).
+
+    With the small-network compiler options up to 16 dimensions
+    (:func:`~astrobayes.evidence.targets.is_small_network`).
+    """
+    small = is_small_network(int(fitted.whitening.mean.shape[0]))
+    return (_jitted_sample_small if small else _jitted_sample)(fitted, key, temperature, num)

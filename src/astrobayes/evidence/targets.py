@@ -35,6 +35,7 @@ from astrobayes._checks import check_positive_int
 from astrobayes._flows import shrink_final_layers
 from astrobayes._training import TrainingConfig, fit
 from astrobayes._types import ProgressFn
+from astrobayes.compilation import SMALL_NETWORK_COMPILER_OPTIONS, SMALL_NETWORK_MAX_DIM
 from astrobayes.mixtures import GaussianMixture, fit_em, mixture_log_density
 
 __all__ = [
@@ -185,17 +186,31 @@ def target_terms(fitted: FittedTarget, theta: np.ndarray) -> tuple[np.ndarray, n
         return np.zeros(0), np.zeros(0)
     padded = np.concatenate([theta, np.repeat(theta[:1], (-num) % _CHUNK, axis=0)])
     squared, log_det = [], []
+    program = _jitted_terms_small if is_small_network(theta.shape[1]) else _jitted_terms
     for lo in range(0, padded.shape[0], _CHUNK):
         chunk = np.asarray(padded[lo : lo + _CHUNK], np.float32)  # cast on the host
-        sq, ld = _jitted_terms(fitted, jnp.asarray(chunk))
+        sq, ld = program(fitted, jnp.asarray(chunk))
         squared.append(np.asarray(sq, np.float64))
         log_det.append(np.asarray(ld, np.float64))
     return np.concatenate(squared)[:num], np.concatenate(log_det)[:num]
 
 
-@eqx.filter_jit
-def _jitted_terms(fitted, theta):
+def _terms(fitted, theta):
     return fitted.base_terms(theta)
+
+
+def is_small_network(dim: int) -> bool:
+    """Whether a ``dim``-dimensional target's programs take the small-network options.
+
+    :data:`~astrobayes.compilation.SMALL_NETWORK_COMPILER_OPTIONS` up to
+    :data:`~astrobayes.compilation.SMALL_NETWORK_MAX_DIM` dimensions (training,
+    evaluation and sampling alike).
+    """
+    return dim <= SMALL_NETWORK_MAX_DIM
+
+
+_jitted_terms = eqx.filter_jit(_terms)
+_jitted_terms_small = eqx.filter_jit(_terms, compiler_options=SMALL_NETWORK_COMPILER_OPTIONS)
 
 
 def log_density_from_terms(squared_norm, log_det, temperature, dim: int):
@@ -439,14 +454,16 @@ class _FlowFamily(TargetFamily):
     def _build(self, key: PRNGKeyArray, dim: int):  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def training_config(self) -> TrainingConfig:
-        """The :class:`~astrobayes._training.TrainingConfig` of the flow's training.
+    def training_config(self, dim: int) -> TrainingConfig:
+        """The :class:`~astrobayes._training.TrainingConfig` of a ``dim``-dimensional flow.
 
         Clip the global gradient norm at 5, AdamW (``weight_decay``) with a cosine decay
         to 5% of ``learning_rate`` over all steps, early stopping after ``patience``
-        epochs without a validation improvement larger than ``1e-4``.
+        epochs without a validation improvement larger than ``1e-4``; XLA's elemental
+        CPU emitter up to 16 dimensions (:func:`is_small_network`).
         """
         return TrainingConfig(
+            cpu_emitter="elemental" if is_small_network(dim) else "fusion",
             learning_rate=self.learning_rate,
             batch_size=self.batch_size,
             max_epochs=self.max_epochs,
@@ -480,7 +497,7 @@ class _FlowFamily(TargetFamily):
             _weighted_negative_log_likelihood,
             train,
             validation,
-            config=self.training_config(),
+            config=self.training_config(dim),
             is_leaf=lambda leaf: isinstance(leaf, paramax.NonTrainable),
             progress_fn=progress_fn,
         )
