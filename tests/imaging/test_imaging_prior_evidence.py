@@ -309,3 +309,59 @@ def test_prior_evidence_failure_status_and_throw(key):
         compare_priors(key, {"a": post, "b": post}, num_repeats=1, throw=True, **options)
     assert error.value.result.status is PriorEvidenceStatus.NESTED_FAILED  # the worst run
     assert error.value.result.names == ("a", "b")
+
+
+def test_repeated_evidence_runs_reuse_the_compiled_loop_of_their_own_posterior(key, monkeypatch):
+    """A posterior's nested-sampling loop is compiled once and dropped with the posterior.
+
+    Repeats on one posterior give the same numbers (same key, bit for bit); a second
+    posterior of the same shapes but other data gets its own program, whose result
+    equals that of a fresh compile (a third, equal posterior object). Negative control:
+    a cache keyed on the settings alone hands the second posterior the first one's
+    program, and its result then differs from the fresh compile's.
+    """
+    import gc
+
+    from astrobayes.imaging import prior_evidence
+
+    op = fourier_mask_operator(_half_plane_mask(8, 0.5, 0))
+    prior = WaveletSparsityPrior(1.0, WaveletTransform(1, 1))
+    options = {"num_live": 10, "num_mcmc_steps": 2, "num_delete": 5, "initial_step": 0.05}
+
+    def keys_of(posterior):
+        return [k for k in prior_evidence._LOOP_PROGRAMS if k[0] == id(posterior)]
+
+    image = jax.random.normal(jax.random.key(5), (8, 8))
+    first = imaging_posterior(op, op(image), 0.1, prior)
+    a = prior_log_evidence(key, first, **options)
+    (first_key,) = keys_of(first)
+    program = prior_evidence._LOOP_PROGRAMS[first_key]
+    b = prior_log_evidence(key, first, **options)
+    assert keys_of(first) == [first_key]
+    assert prior_evidence._LOOP_PROGRAMS[first_key] is program  # reused, not rebuilt
+    assert a.log_evidence == b.log_evidence
+    np.testing.assert_array_equal(a.nested.dead_log_likelihoods, b.nested.dead_log_likelihoods)
+
+    second = imaging_posterior(op, op(3.0 * image), 0.1, prior)
+    c = prior_log_evidence(key, second, **options)
+    (second_key,) = keys_of(second)
+    fresh = prior_log_evidence(key, imaging_posterior(op, op(3.0 * image), 0.1, prior), **options)
+    assert c.log_evidence == fresh.log_evidence
+    assert abs(c.log_evidence - a.log_evidence) > 1.0
+
+    del first, second, program
+    gc.collect()
+    assert first_key not in prior_evidence._LOOP_PROGRAMS
+    assert second_key not in prior_evidence._LOOP_PROGRAMS
+
+    shared: dict = {}
+
+    def keyed_on_settings_only(owner, program_key, build):
+        if program_key not in shared:
+            shared[program_key] = build()
+        return shared[program_key]
+
+    monkeypatch.setattr(prior_evidence, "_loop_program", keyed_on_settings_only)
+    prior_log_evidence(key, imaging_posterior(op, op(image), 0.1, prior), **options)
+    wrong = prior_log_evidence(key, imaging_posterior(op, op(3.0 * image), 0.1, prior), **options)
+    assert wrong.log_evidence != fresh.log_evidence

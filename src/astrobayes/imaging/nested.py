@@ -75,7 +75,9 @@ __all__ = [
     "NestedStatus",
     "ball_projection",
     "nested_finalise",
+    "nested_loop_program",
     "proximal_nested_sampling",
+    "run_nested_program",
 ]
 
 
@@ -298,7 +300,6 @@ def proximal_nested_sampling(
         remainder_fraction=remainder_fraction,
         num_delete=num_delete,
     )
-    state = nested_init(key, live, log_likelihood_fn, settings)
     step = build_nested_step(
         log_likelihood_fn,
         prior_potential_fn,
@@ -308,8 +309,43 @@ def proximal_nested_sampling(
         subspace_projection_fn=subspace_projection_fn,
         smoothing=smoothing,
     )
-    state = jax.jit(
-        lambda s: jax.lax.while_loop(lambda s: nested_is_running(s, settings), step, s)
-    )(state)
+    return run_nested_program(
+        key,
+        live,
+        log_likelihood_fn,
+        settings,
+        nested_loop_program(step, settings),
+        log_likelihood_offset=log_likelihood_offset,
+        throw=throw,
+    )
+
+
+def nested_loop_program(step: Callable, settings) -> Callable:
+    """``state -> state``: ``while nested_is_running: step`` as one compiled program.
+
+    A caller that runs the same ``step`` (the same functions, data and settings) several
+    times can keep the program and pass it to :func:`run_nested_program` again, which
+    then skips tracing and compiling (e.g. the repeats of
+    :func:`~astrobayes.imaging.prior_evidence.compare_priors`).
+    """
+    return jax.jit(lambda s: jax.lax.while_loop(lambda s: nested_is_running(s, settings), step, s))
+
+
+def run_nested_program(
+    key: jax.Array,
+    live: np.ndarray,
+    log_likelihood_fn: Callable,
+    settings,
+    program: Callable,
+    *,
+    log_likelihood_offset: float,
+    throw: bool,
+) -> NestedResult:
+    """Initialise the live points, run ``program`` (:func:`nested_loop_program`), finalise.
+
+    The driver's last three steps, for validated ``live`` points and ``settings``.
+    """
+    state = nested_init(key, live, log_likelihood_fn, settings)
+    state = program(state)
     result = nested_finalise(state, settings, log_likelihood_offset=log_likelihood_offset)
     return check(result, throw)

@@ -34,6 +34,7 @@ References:
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Callable, Mapping
 from typing import NamedTuple
 
@@ -45,8 +46,8 @@ from jaxtyping import Array, ArrayLike, Complex, Float
 from astrobayes._checks import check_key, check_positive_int, check_positive_number
 from astrobayes._status import Severity, Status, check, worst
 from astrobayes.imaging.constraints import gaussian_log_likelihood_constant
-from astrobayes.imaging.nested import NestedResult, proximal_nested_sampling
-from astrobayes.imaging.nested_kernel import check_nested_settings
+from astrobayes.imaging.nested import NestedResult, nested_loop_program, run_nested_program
+from astrobayes.imaging.nested_kernel import build_nested_step, check_nested_settings
 from astrobayes.imaging.operators import MeasurementOperator
 from astrobayes.imaging.posterior import ImagingPosterior
 from astrobayes.imaging.prior_sampling import (
@@ -199,6 +200,8 @@ def prior_log_evidence(
         lambda image: prior_value_and_grad(image)[1],
         samples.images,
         settings,
+        program_owner=posterior,
+        program_key=(float(mean_scale), settings),
     )
     status = _evidence_status(nested, samples)
     result = PriorEvidenceResult(
@@ -211,16 +214,50 @@ def prior_log_evidence(
     return check(result, throw)
 
 
+#: Compiled nested-sampling loops of :func:`prior_log_evidence`, by ``(id(posterior),
+#: mean_scale, settings)``; an entry goes when its posterior does (``weakref.finalize``).
+#: The loop's functions close over the posterior's operator, data and prior only, and an
+#: :class:`ImagingPosterior` is immutable, so a later call on the same posterior with the
+#: same settings runs the same program: ``compare_priors(num_repeats=R)`` compiles once per
+#: prior instead of ``R`` times.
+_LOOP_PROGRAMS: dict[tuple, Callable] = {}
+
+
+def _loop_program(owner, key: tuple, build: Callable[[], Callable]) -> Callable:
+    full_key = (id(owner), *key)
+    program = _LOOP_PROGRAMS.get(full_key)
+    if program is None:
+        program = _LOOP_PROGRAMS[full_key] = build()
+        weakref.finalize(owner, _LOOP_PROGRAMS.pop, full_key, None)
+    return program
+
+
 def _run_nested(
-    key, operator, constraint, sigma, prior_potential, prior_gradient, live_images, settings
+    key,
+    operator,
+    constraint,
+    sigma,
+    prior_potential,
+    prior_gradient,
+    live_images,
+    settings,
+    *,
+    program_owner=None,
+    program_key: tuple = (),
 ) -> NestedResult:
     """Proximal nested sampling of the Gaussian likelihood of ``operator`` on images.
 
     ``prior_potential`` (``image -> -ln p``, or ``None`` for a score-only prior) and
     ``prior_gradient`` (``image -> grad(-ln p)``) act on ``(H, W)`` images; the sampler
-    works on flattened vectors.
+    works on flattened vectors. With ``program_owner`` (an immutable object that
+    determines every function passed here, with ``program_key`` the rest), the compiled
+    loop is kept for later calls (:data:`_LOOP_PROGRAMS`).
     """
     live_images = np.asarray(live_images)
+    if live_images.ndim != 3 or not np.all(np.isfinite(live_images)):
+        raise ValueError(
+            f"the live points must be finite images (N, H, W); got shape {live_images.shape}"
+        )
     shape = live_images.shape[1:]
 
     def unflatten(fn):
@@ -232,22 +269,34 @@ def _run_nested(
     def flat_measured(v):
         return constraint.measured_projection_fn(v.reshape(shape)).reshape(v.shape)
 
-    return proximal_nested_sampling(
+    flat_log_likelihood = unflatten(constraint.log_likelihood_fn)
+
+    def build():
+        step = build_nested_step(
+            flat_log_likelihood,
+            unflatten(prior_potential),
+            flat_projection,
+            settings,
+            prior_gradient_fn=lambda v: prior_gradient(v.reshape(shape)).reshape(v.shape),
+            subspace_projection_fn=flat_measured
+            if constraint.num_measured < math.prod(shape)
+            else None,
+        )
+        return nested_loop_program(step, settings)
+
+    program = (
+        build()
+        if program_owner is None
+        else _loop_program(program_owner, (*program_key, shape), build)
+    )
+    return run_nested_program(
         key,
-        unflatten(constraint.log_likelihood_fn),
-        unflatten(prior_potential),
-        flat_projection,
         live_images.reshape(live_images.shape[0], -1),
+        flat_log_likelihood,
+        settings,
+        program,
         log_likelihood_offset=gaussian_log_likelihood_constant(operator.num_visibilities, sigma),
-        prior_gradient_fn=lambda v: prior_gradient(v.reshape(shape)).reshape(v.shape),
-        subspace_projection_fn=flat_measured
-        if constraint.num_measured < math.prod(shape)
-        else None,
-        num_mcmc_steps=settings.num_mcmc_steps,
-        initial_step=settings.initial_step,
-        max_iterations=settings.max_iterations,
-        remainder_fraction=settings.remainder_fraction,
-        num_delete=settings.num_delete,
+        throw=False,
     )
 
 
