@@ -59,10 +59,11 @@ XLA's CPU backend emits fused loops through its MLIR "fusion emitters" by defaul
 selects its older elemental emitter, which compiles a small flow's training epoch,
 evaluation and sampling faster, at the same run time. Measured 2026-12-05 on this
 project's 2-core CPU machine, the learned harmonic mean on exact draws (8 x 1500), with
-no persistent cache, the whole process's XLA set one way and then the other: first call
-(compilation included) d = 2 17.96 -> 15.72 CPU-s, d = 4 22.1 -> 18.3, d = 10 28.1 ->
-25.0; a second call (compiled) within +-0.1 CPU-s. At d = 30 it gained nothing (37.9 ->
-38.5 CPU-s, second call 12.2 -> 13.0), so it is used up to :data:`SMALL_NETWORK_MAX_DIM`
+no persistent cache, first call (compilation included): d = 4 22.1 -> 18.9 CPU-s with
+the three programs set (18.3 with the whole process set); with the training epoch alone
+set, d = 2 17.96 -> 15.72 and d = 10 28.1 -> 25.0. A second call (compiled) moved by
++-0.1 CPU-s. At d = 30 (training epoch set) it gained nothing (37.9 -> 38.5 CPU-s,
+second call 12.2 -> 13.0), so it is used up to :data:`SMALL_NETWORK_MAX_DIM`
 dimensions. Only the CPU backend reads it; it is part of the persistent-cache key.
 """
 
