@@ -327,6 +327,23 @@ def nested_loop_program(step: Callable, settings) -> Callable:
     times can keep the program and pass it to :func:`run_nested_program` again, which
     then skips tracing and compiling (e.g. the repeats of
     :func:`~astrobayes.imaging.prior_evidence.compare_priors`).
+
+    Example:
+        >>> from astrobayes.imaging.nested_kernel import build_nested_step, check_nested_settings
+        >>> y = jnp.zeros(2)
+        >>> def log_likelihood(x):
+        ...     return -jnp.sum((x - y) ** 2) / 2
+        >>> settings = check_nested_settings(20, num_mcmc_steps=5, initial_step=0.1)
+        >>> step = build_nested_step(
+        ...     log_likelihood, lambda x: jnp.sum(x**2) / 2, ball_projection(y, 1.0), settings)
+        >>> program = nested_loop_program(step, settings)
+        >>> live = np.asarray(jax.random.normal(jax.random.key(1), (20, 2)))
+        >>> runs = [  # one compilation, two runs
+        ...     run_nested_program(jax.random.key(k), live, log_likelihood, settings, program,
+        ...                        log_likelihood_offset=0.0, throw=False)
+        ...     for k in range(2)]
+        >>> [run.status.name for run in runs]
+        ['CONVERGED', 'CONVERGED']
     """
     return jax.jit(lambda s: jax.lax.while_loop(lambda s: nested_is_running(s, settings), step, s))
 
