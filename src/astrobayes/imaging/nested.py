@@ -74,6 +74,7 @@ __all__ = [
     "NestedResult",
     "NestedStatus",
     "ball_projection",
+    "check_live_points",
     "nested_finalise",
     "nested_loop_program",
     "proximal_nested_sampling",
@@ -287,11 +288,7 @@ def proximal_nested_sampling(
             "prior_gradient_fn is required when prior_potential_fn is None (a prior known "
             "only through its score: pass x -> -score(x))"
         )
-    live = np.asarray(initial_live_points)
-    if live.ndim != 2 or live.shape[0] < 2:
-        raise ValueError(f"initial_live_points must have shape (N >= 2, d); got {live.shape}")
-    if not np.all(np.isfinite(live)):
-        raise ValueError("initial_live_points must be finite")
+    live = check_live_points(initial_live_points)
     settings = check_nested_settings(
         live.shape[0],
         num_mcmc_steps=num_mcmc_steps,
@@ -318,6 +315,16 @@ def proximal_nested_sampling(
         log_likelihood_offset=log_likelihood_offset,
         throw=throw,
     )
+
+
+def check_live_points(initial_live_points) -> np.ndarray:
+    """``initial_live_points`` as a finite ``(N >= 2, d)`` NumPy array, else ``ValueError``."""
+    live = np.asarray(initial_live_points)
+    if live.ndim != 2 or live.shape[0] < 2:
+        raise ValueError(f"initial_live_points must have shape (N >= 2, d); got {live.shape}")
+    if not np.all(np.isfinite(live)):
+        raise ValueError("initial_live_points must be finite")
+    return live
 
 
 def nested_loop_program(step: Callable, settings) -> Callable:
@@ -360,7 +367,8 @@ def run_nested_program(
 ) -> NestedResult:
     """Initialise the live points, run ``program`` (:func:`nested_loop_program`), finalise.
 
-    The driver's last three steps, for validated ``live`` points and ``settings``.
+    The driver's last three steps, for ``live`` points checked by
+    :func:`check_live_points` and validated ``settings``.
     """
     state = nested_init(key, live, log_likelihood_fn, settings)
     state = program(state)

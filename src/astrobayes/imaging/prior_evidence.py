@@ -46,7 +46,12 @@ from jaxtyping import Array, ArrayLike, Complex, Float
 from astrobayes._checks import check_key, check_positive_int, check_positive_number
 from astrobayes._status import Severity, Status, check, worst
 from astrobayes.imaging.constraints import gaussian_log_likelihood_constant
-from astrobayes.imaging.nested import NestedResult, nested_loop_program, run_nested_program
+from astrobayes.imaging.nested import (
+    NestedResult,
+    check_live_points,
+    nested_loop_program,
+    run_nested_program,
+)
 from astrobayes.imaging.nested_kernel import build_nested_step, check_nested_settings
 from astrobayes.imaging.operators import MeasurementOperator
 from astrobayes.imaging.posterior import ImagingPosterior
@@ -254,11 +259,8 @@ def _run_nested(
     loop is kept for later calls (:data:`_LOOP_PROGRAMS`).
     """
     live_images = np.asarray(live_images)
-    if live_images.ndim != 3 or not np.all(np.isfinite(live_images)):
-        raise ValueError(
-            f"the live points must be finite images (N, H, W); got shape {live_images.shape}"
-        )
     shape = live_images.shape[1:]
+    live = check_live_points(live_images.reshape(live_images.shape[0], -1))
 
     def unflatten(fn):
         return None if fn is None else (lambda v: fn(v.reshape(shape)))
@@ -291,7 +293,7 @@ def _run_nested(
     )
     return run_nested_program(
         key,
-        live_images.reshape(live_images.shape[0], -1),
+        live,
         flat_log_likelihood,
         settings,
         program,
