@@ -10,7 +10,14 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from astrobayes.compilation import RUN_ONCE_COMPILER_OPTIONS, program_per_function
+from astrobayes.compilation import (
+    RUN_ONCE_COMPILER_OPTIONS,
+    SMALL_NETWORK_COMPILER_OPTIONS,
+    TINY_NETWORK_COMPILER_OPTIONS,
+    compiled_with_options,
+    network_compiler_options,
+    program_per_function,
+)
 
 
 def _build(get_fn):
@@ -80,3 +87,47 @@ def test_run_once_options_compile_the_same_function_to_the_same_values():
     default = np.asarray(jax.jit(f)(x))
     np.testing.assert_allclose(light, default, rtol=1e-5, atol=1e-6)
     assert not np.allclose(light, np.asarray(jax.jit(lambda x: 1.001 * f(x))(x)), rtol=1e-5)
+
+
+def _flow_like(x):
+    return jnp.sum(jnp.tanh(x @ x.T) * jnp.exp(-x[:, :1]), axis=1)
+
+
+def test_network_options_by_dimension_match_the_flow_training_config():
+    """The flows' training epoch takes the same options as their evaluation and sampling."""
+    from astrobayes.evidence.targets import RQSplineFlow
+
+    expected = {
+        1: TINY_NETWORK_COMPILER_OPTIONS,
+        4: TINY_NETWORK_COMPILER_OPTIONS,
+        5: SMALL_NETWORK_COMPILER_OPTIONS,
+        16: SMALL_NETWORK_COMPILER_OPTIONS,
+        17: {},
+    }
+    for dim, options in expected.items():
+        assert network_compiler_options(dim) == options
+        assert RQSplineFlow().training_config(dim).compiler_options() == options
+    with pytest.raises(ValueError, match="dim must be positive; got 0"):
+        network_compiler_options(0)
+    with pytest.raises(TypeError, match="dim must be an int; got float 2.0"):
+        network_compiler_options(2.0)
+
+
+def test_compiled_with_options_keeps_one_program_per_options_with_equal_values():
+    """Each option set gives its own program, kept; values agree to float32 rounding, and
+    a wrong function does not (control)."""
+    x = jax.random.normal(jax.random.key(1), (16, 8))
+    programs = [compiled_with_options(_flow_like, network_compiler_options(d)) for d in (2, 8, 30)]
+    assert len({id(p) for p in programs}) == 3
+    assert programs[0] is compiled_with_options(_flow_like, dict(TINY_NETWORK_COMPILER_OPTIONS))
+    assert programs[2] is compiled_with_options(_flow_like, None)
+    values = [np.asarray(p(x)) for p in programs]
+    for v in values[:2]:
+        np.testing.assert_allclose(v, values[2], rtol=1e-5, atol=1e-6)
+    assert not np.allclose(values[0], 1.001 * values[2], rtol=1e-5)
+    with pytest.raises(TypeError, match="fn must be callable; got int"):
+        compiled_with_options(3)
+    with pytest.raises(TypeError, match="options must be a dict or None; got list"):
+        compiled_with_options(_flow_like, [("a", 1)])
+    with pytest.raises(TypeError, match="options must map option names to hashable values"):
+        compiled_with_options(_flow_like, {"a": [1]})

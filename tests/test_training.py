@@ -124,10 +124,12 @@ def test_python_epoch_loop_matches_the_scanned_epoch(key):
     python = TrainingConfig(
         learning_rate=0.05, batch_size=50, max_epochs=6, patience=6, epoch_loop="python"
     )
-    # The scanned epoch compiled by XLA's elemental CPU emitter: the same program again.
+    # The scanned epoch compiled by XLA's elemental CPU emitter, and with LLVM's level 1
+    # on top (the tiny evidence flows' options): the same program again.
     elemental = dataclasses.replace(scan, cpu_emitter="elemental")
+    level_1 = dataclasses.replace(elemental, cpu_optimization_level=1)
     a, info_a = fit(key, _line(), _mse, train, valid, config=scan)
-    for other in (python, elemental):
+    for other in (python, elemental, level_1):
         b, info_b = fit(key, _line(), _mse, train, valid, config=other)
         np.testing.assert_allclose(float(a.slope), float(b.slope), rtol=1e-5)
         np.testing.assert_allclose(info_a.validation_losses, info_b.validation_losses, rtol=1e-5)
@@ -142,6 +144,8 @@ def test_python_epoch_loop_matches_the_scanned_epoch(key):
     [
         ({"epoch_loop": "while"}, "epoch_loop must be 'scan' or 'python'; got 'while'"),
         ({"cpu_emitter": "llvm"}, "cpu_emitter must be 'fusion' or 'elemental'; got 'llvm'"),
+        ({"cpu_optimization_level": 4}, "cpu_optimization_level must be None or an int from 0"),
+        ({"cpu_optimization_level": True}, "cpu_optimization_level must be None or an int"),
         ({"learning_rate": 0}, "learning_rate must be a positive number; got 0"),
         ({"batch_size": 0}, "batch_size"),
         ({"patience": -1}, "patience"),

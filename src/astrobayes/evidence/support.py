@@ -15,15 +15,14 @@ normalised, and ``z`` is biased by an unknown amount.
 
 from __future__ import annotations
 
-import equinox as eqx
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import PRNGKeyArray
 
 from astrobayes.chains import Chains
-from astrobayes.compilation import SMALL_NETWORK_COMPILER_OPTIONS
+from astrobayes.compilation import compiled_with_options, network_compiler_options
 from astrobayes.evidence.result import EvidenceResult, EvidenceStatus
-from astrobayes.evidence.targets import FittedTarget, is_small_network, target_terms
+from astrobayes.evidence.targets import FittedTarget, target_terms
 from astrobayes.mixtures import GaussianMixture
 
 __all__ = ["MAX_ROUND_TRIP_FAILURES", "check_support", "jitted_sample", "round_trip_failures"]
@@ -93,15 +92,11 @@ def _sample(fitted, key, temperature, num):
     return fitted.sample_with_base(key, temperature, num)
 
 
-_jitted_sample = eqx.filter_jit(_sample)
-_jitted_sample_small = eqx.filter_jit(_sample, compiler_options=SMALL_NETWORK_COMPILER_OPTIONS)
-
-
 def jitted_sample(fitted, key, temperature, num):
     """:meth:`FittedTarget.sample_with_base`, compiled (one program per draw count).
 
-    With the small-network compiler options up to 16 dimensions
-    (:func:`~astrobayes.evidence.targets.is_small_network`).
+    With the options of :func:`astrobayes.compilation.network_compiler_options` for the
+    flow's dimension.
     """
-    small = is_small_network(int(fitted.whitening.mean.shape[0]))
-    return (_jitted_sample_small if small else _jitted_sample)(fitted, key, temperature, num)
+    options = network_compiler_options(int(fitted.whitening.mean.shape[0]))
+    return compiled_with_options(_sample, options)(fitted, key, temperature, num)

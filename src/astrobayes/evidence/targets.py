@@ -35,7 +35,12 @@ from astrobayes._checks import check_positive_int
 from astrobayes._flows import shrink_final_layers
 from astrobayes._training import TrainingConfig, fit
 from astrobayes._types import ProgressFn
-from astrobayes.compilation import SMALL_NETWORK_COMPILER_OPTIONS, SMALL_NETWORK_MAX_DIM
+from astrobayes.compilation import (
+    SMALL_NETWORK_MAX_DIM,
+    TINY_NETWORK_MAX_DIM,
+    compiled_with_options,
+    network_compiler_options,
+)
 from astrobayes.mixtures import GaussianMixture, fit_em, mixture_log_density
 
 __all__ = [
@@ -186,7 +191,7 @@ def target_terms(fitted: FittedTarget, theta: np.ndarray) -> tuple[np.ndarray, n
         return np.zeros(0), np.zeros(0)
     padded = np.concatenate([theta, np.repeat(theta[:1], (-num) % _CHUNK, axis=0)])
     squared, log_det = [], []
-    program = _jitted_terms_small if is_small_network(theta.shape[1]) else _jitted_terms
+    program = compiled_with_options(_terms, network_compiler_options(int(theta.shape[1])))
     for lo in range(0, padded.shape[0], _CHUNK):
         chunk = np.asarray(padded[lo : lo + _CHUNK], np.float32)  # cast on the host
         sq, ld = program(fitted, jnp.asarray(chunk))
@@ -197,20 +202,6 @@ def target_terms(fitted: FittedTarget, theta: np.ndarray) -> tuple[np.ndarray, n
 
 def _terms(fitted, theta):
     return fitted.base_terms(theta)
-
-
-def is_small_network(dim: int) -> bool:
-    """Whether a ``dim``-dimensional target's programs take the small-network options.
-
-    :data:`~astrobayes.compilation.SMALL_NETWORK_COMPILER_OPTIONS` up to
-    :data:`~astrobayes.compilation.SMALL_NETWORK_MAX_DIM` dimensions (training,
-    evaluation and sampling alike).
-    """
-    return dim <= SMALL_NETWORK_MAX_DIM
-
-
-_jitted_terms = eqx.filter_jit(_terms)
-_jitted_terms_small = eqx.filter_jit(_terms, compiler_options=SMALL_NETWORK_COMPILER_OPTIONS)
 
 
 def log_density_from_terms(squared_norm, log_det, temperature, dim: int):
@@ -460,10 +451,13 @@ class _FlowFamily(TargetFamily):
         Clip the global gradient norm at 5, AdamW (``weight_decay``) with a cosine decay
         to 5% of ``learning_rate`` over all steps, early stopping after ``patience``
         epochs without a validation improvement larger than ``1e-4``; XLA's elemental
-        CPU emitter up to 16 dimensions (:func:`is_small_network`).
+        CPU emitter up to 16 dimensions and LLVM's optimisation level 1 up to 4 (the
+        options of :func:`astrobayes.compilation.network_compiler_options`, as for the
+        flow's evaluation and sampling).
         """
         return TrainingConfig(
-            cpu_emitter="elemental" if is_small_network(dim) else "fusion",
+            cpu_emitter="elemental" if dim <= SMALL_NETWORK_MAX_DIM else "fusion",
+            cpu_optimization_level=1 if dim <= TINY_NETWORK_MAX_DIM else None,
             learning_rate=self.learning_rate,
             batch_size=self.batch_size,
             max_epochs=self.max_epochs,
