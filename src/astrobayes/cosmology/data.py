@@ -264,6 +264,12 @@ class SNData(eqx.Module):
     Attributes:
         redshifts, heliocentric_redshifts, magnitudes: float64 NumPy arrays (read-only).
         whitening: :math:`L^{-1}`, :math:`C = LL^T`.
+        whitening_diagonal: The diagonal of ``whitening`` when the covariance is
+            diagonal (catalogues without systematic covariance, e.g. Pantheon+ or DES-Y5
+            with statistical errors only), else ``None``. The likelihood then whitens
+            by an elementwise product instead of a dense ``(n, n)`` product: the same
+            numbers, without reading ``n**2`` zeros per evaluation (Pantheon+'s 1590
+            SNe: value and gradient 1.14 ms -> see docs/cosmology.md).
         log_normalisation: :math:`-\tfrac12\ln\det(2\pi C)`.
         reference_offset: Generalised-least-squares mean of ``magnitudes``
             (subtracted internally for float32 accuracy).
@@ -283,6 +289,7 @@ class SNData(eqx.Module):
     heliocentric_redshifts: np.ndarray
     magnitudes: np.ndarray
     whitening: np.ndarray
+    whitening_diagonal: np.ndarray | None
     log_normalisation: float
     reference_offset: float
     ones_precision: float
@@ -322,6 +329,9 @@ class SNData(eqx.Module):
         self.heliocentric_redshifts = _readonly(heliocentric)
         self.magnitudes = _readonly(magnitudes)
         self.whitening = gaussian.whitening
+        diagonal = np.diag(gaussian.whitening)
+        is_diagonal = not np.any(gaussian.whitening - np.diag(diagonal))
+        self.whitening_diagonal = _readonly(diagonal.copy()) if is_diagonal else None
         self.log_normalisation = gaussian.log_normalisation
         self.reference_offset = offset
         self.ones_precision = ones_precision

@@ -234,10 +234,14 @@ def sn_log_likelihood_from_moduli(
 
     """
     bounds = _check_offset_bounds(offset_bounds)
-    whitening = jnp.asarray(data.whitening)
     residual = jnp.asarray(data.magnitudes) - data.reference_offset - jnp.asarray(moduli)
-    white_residual = whitening @ residual
-    white_ones = jnp.sum(whitening, axis=1)
+    if data.whitening_diagonal is not None:  # the same numbers, without the zeros
+        white_ones = jnp.asarray(data.whitening_diagonal)
+        white_residual = white_ones * residual
+    else:
+        whitening = jnp.asarray(data.whitening)
+        white_residual = whitening @ residual
+        white_ones = jnp.sum(whitening, axis=1)
     precision = data.ones_precision
     offset_hat = jnp.dot(white_ones, white_residual) / precision
     white_centred = white_residual - offset_hat * white_ones
