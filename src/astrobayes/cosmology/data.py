@@ -269,7 +269,8 @@ class SNData(eqx.Module):
             with statistical errors only), else ``None``. The likelihood then whitens
             by an elementwise product instead of a dense ``(n, n)`` product: the same
             numbers, without reading ``n**2`` zeros per evaluation (Pantheon+'s 1590
-            SNe: value and gradient 1.14 ms -> see docs/cosmology.md).
+            SNe, jitted value and gradient on one core: 1.52 ms -> 0.23 ms; see
+            docs/cosmology.md).
         log_normalisation: :math:`-\tfrac12\ln\det(2\pi C)`.
         reference_offset: Generalised-least-squares mean of ``magnitudes``
             (subtracted internally for float32 accuracy).
