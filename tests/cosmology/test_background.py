@@ -232,9 +232,10 @@ def test_panel_quadrature_at_data_redshifts_equals_the_per_redshift_rule(monkeyp
 
     Both are exact to float64 rounding on these cosmologies (checked once against
     scipy's adaptive ``quad`` at 1e-13: 1.9e-15 and 7.9e-16). Repeated and unsorted
-    redshifts (DESI's 13 values at 7 redshifts; a supernova-like set) and the redshift
-    0 must come back in the data's order. Negative control: a one-node (midpoint) rule
-    on 0.5-wide panels must miss by far more than the tolerance.
+    redshifts (DESI's 13 values at 7 redshifts; supernova-like sets, one with the narrow
+    gaps of a catalogue) and the redshift 0 must come back in the data's order. Negative
+    controls: a midpoint rule on the narrow panels, and a one-node (midpoint) rule on
+    0.5-wide panels, must miss by far more than the tolerance.
     """
     from astrobayes.cosmology import background
 
@@ -245,6 +246,8 @@ def test_panel_quadrature_at_data_redshifts_equals_the_per_redshift_rule(monkeyp
         ),
         rng.uniform(0.01, 2.3, 300),
         np.array([1.5, 0.0, 0.2, 1e-5, 4.0]),
+        # catalogue-like: most gaps narrower than 1e-3 in ln(1+z) (2- and 3-node panels)
+        np.concatenate([rng.uniform(0.01, 0.1, 1000), rng.uniform(0.1, 2.3, 1500)]),
     ]
 
     cosmologies = jax.tree.map(lambda *leaves: jnp.asarray(leaves), *_data_cosmologies())
@@ -267,6 +270,11 @@ def test_panel_quadrature_at_data_redshifts_equals_the_per_redshift_rule(monkeyp
 
     with jax.enable_x64(True):
         assert worst_error() < 1e-13
+        # Control of the narrow panels' rules: a midpoint in each must miss.
+        midpoint = {n: (np.full(n, 0.5), np.full(n, 1.0 / n)) for n in (2, 3)}
+        with monkeypatch.context() as patch:
+            patch.setattr(background, "_NARROW_PANEL_UNIT_RULES", midpoint)
+            assert worst_error() > 1e-11
         monkeypatch.setattr(background, "_PANEL_WIDTH", 0.5)
         monkeypatch.setattr(background, "_PANEL_UNIT_NODES", np.array([0.5]))
         monkeypatch.setattr(background, "_PANEL_UNIT_WEIGHTS", np.array([1.0]))

@@ -78,6 +78,15 @@ _PANEL_WIDTH = 0.1
 _PANEL_GL_NODES, _PANEL_GL_WEIGHTS = np.polynomial.legendre.leggauss(_PANEL_NODES)
 _PANEL_UNIT_NODES = 0.5 * (_PANEL_GL_NODES + 1.0)
 _PANEL_UNIT_WEIGHTS = 0.5 * _PANEL_GL_WEIGHTS
+# Narrow panels (the gaps between a supernova catalogue's redshifts, median ~2e-4 in
+# ln(1+z)) take fewer nodes: (largest width, nodes). The integrand is analytic within
+# ~1 of the real u axis (E(z) vanishes only at complex u, Im u ~ pi/3), so an n-point
+# rule on a panel of width h errs by ~h (h/4)^(2n) relative: < 1e-17 for these pairs.
+_NARROW_PANEL_RULES = ((1e-3, 2), (1e-2, 3))
+_NARROW_PANEL_UNIT_RULES = {
+    nodes: (0.5 * (x + 1.0), 0.5 * w)
+    for nodes, (x, w) in ((n, np.polynomial.legendre.leggauss(n)) for _, n in _NARROW_PANEL_RULES)
+}
 # Below this |omega_k * chi^2| the curvature correction uses its Taylor series.
 _CURVATURE_SERIES_THRESHOLD = 1e-2
 
@@ -235,7 +244,8 @@ def _panel_quadrature(redshifts: np.ndarray):
 
     ``[0, ln(1 + max z)]`` is cut at every distinct redshift and, where a gap is wider
     than :data:`_PANEL_WIDTH`, at equal steps in between; each panel gets a
-    :data:`_PANEL_NODES`-point Gauss-Legendre rule. Returns ``(one_plus_z, u, weights,
+    :data:`_PANEL_NODES`-point Gauss-Legendre rule, or fewer points where it is narrow
+    (:data:`_NARROW_PANEL_RULES`). Returns ``(one_plus_z, u, weights,
     panel_of_node, panel_of_redshift)`` as NumPy arrays (float64): the integral over panel
     ``k`` is the sum of ``weights * f(u)`` over its nodes, and ``chi(redshifts[i])`` the
     cumulative sum of panels ``0 .. panel_of_redshift[i]``.
@@ -249,10 +259,26 @@ def _panel_quadrature(redshifts: np.ndarray):
         edges.extend(edges[-1] + gap * np.arange(1, steps) / steps)
         edges.append(float(target))
     edges = np.asarray(edges)
-    lower, width = edges[:-1, None], np.diff(edges)[:, None]
-    u = (lower + width * _PANEL_UNIT_NODES).ravel()
-    weights = (width * _PANEL_UNIT_WEIGHTS).ravel()
-    panel_of_node = np.repeat(np.arange(len(edges) - 1), len(_PANEL_UNIT_NODES))
+    lower, width = edges[:-1], np.diff(edges)
+    rules = {len(_PANEL_UNIT_NODES): (_PANEL_UNIT_NODES, _PANEL_UNIT_WEIGHTS)}
+    rules.update(_NARROW_PANEL_UNIT_RULES)
+    nodes_of_panel = np.full(width.size, len(_PANEL_UNIT_NODES))
+    for largest, nodes in sorted(_NARROW_PANEL_RULES, reverse=True):  # narrowest last
+        nodes_of_panel[width <= largest] = nodes
+    parts = []
+    for nodes in np.unique(nodes_of_panel):
+        panels = np.flatnonzero(nodes_of_panel == nodes)
+        unit_nodes, unit_weights = rules[int(nodes)]
+        parts.append(
+            (
+                (lower[panels, None] + width[panels, None] * unit_nodes).ravel(),
+                (width[panels, None] * unit_weights).ravel(),
+                np.repeat(panels, nodes),
+            )
+        )
+    u, weights, panel_of_node = (np.concatenate(p) for p in zip(*parts, strict=True))
+    order = np.argsort(panel_of_node, kind="stable")  # panel by panel, for the running sum
+    u, weights, panel_of_node = u[order], weights[order], panel_of_node[order]
     # Each redshift ends the panel whose upper edge is its ln(1+z) (z = 0: no panel, -1).
     panel_of_redshift = np.searchsorted(edges, np.log1p(redshifts)) - 1
     return np.exp(u), u, weights, panel_of_node, panel_of_redshift
@@ -263,9 +289,9 @@ def _transverse_dimensionless_at_data(cosmology: Cosmology, redshifts) -> Array:
 
     Equal to :func:`_transverse_dimensionless` (to float rounding; tested against it) but
     cheaper for data vectors: repeated redshifts are computed once, and the running sum
-    over panels between consecutive redshifts uses :data:`_PANEL_NODES` nodes per panel
-    (90 nodes for DESI DR2's 13 BAO values instead of 832; about 6 per supernova instead
-    of 64). The nodes depend only on the redshifts, so they are constants of the traced
+    over panels between consecutive redshifts uses :data:`_PANEL_NODES` nodes per panel,
+    fewer on narrow ones (90 nodes for DESI DR2's 13 BAO values instead of 832; 3,034
+    for Pantheon+'s 1590 supernovae instead of 101,760). The nodes depend only on the redshifts, so they are constants of the traced
     program, and ``(1+z)`` and ``ln(1+z)`` at them are not recomputed. Traced redshifts
     (inside ``jit``/``vmap`` over the data) take the per-redshift rule.
 
