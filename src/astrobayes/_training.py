@@ -47,7 +47,11 @@ from jaxtyping import Array, PRNGKeyArray
 from astrobayes._checks import check_fraction, check_key, check_positive_int
 from astrobayes._status import Severity, Status
 from astrobayes._types import ProgressFn
-from astrobayes.compilation import SMALL_NETWORK_COMPILER_OPTIONS, compiled_with_options
+from astrobayes.compilation import (
+    RUN_ONCE_COMPILER_OPTIONS,
+    SMALL_NETWORK_COMPILER_OPTIONS,
+    compiled_with_options,
+)
 
 __all__ = [
     "LossFn",
@@ -335,7 +339,7 @@ def fit(
     num_batches = max(num_train // batch_size, 1)
     optimizer = _optimizer(config, num_batches)
     params, static = eqx.partition(model, filter_spec, is_leaf=is_leaf)
-    opt_state = optimizer.init(params)
+    opt_state = _initial_optimizer_state(optimizer, params)
     best, best_loss, best_epoch = params, np.inf, -1
     train_losses: list[float] = []
     validation_losses: list[float] = []
@@ -373,6 +377,12 @@ def fit(
         status=status,
     )
     return eqx.combine(best, static), info
+
+
+@eqx.filter_jit(compiler_options=RUN_ONCE_COMPILER_OPTIONS)
+def _initial_optimizer_state(optimizer, params):
+    """``optimizer.init(params)`` as one compiled program (eagerly: one per leaf and op)."""
+    return optimizer.init(params)
 
 
 @functools.lru_cache(maxsize=128)

@@ -24,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import NamedTuple
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -223,7 +224,7 @@ def fit_target_on_chains(
     num_valid = max(int(0.2 * theta_train.shape[0]), 1)
     valid_idx, fit_idx = order[:num_valid], order[num_valid:]
     whitening = target.make_whitening(theta_train[fit_idx], w_train[fit_idx])
-    z_all = np.asarray(whitening(jnp.asarray(theta_train)))
+    z_all = np.asarray(_whiten(whitening, jnp.asarray(theta_train)))
     bijection, losses = target.fit(
         fit_key, z_all[fit_idx], w_train[fit_idx], z_all[valid_idx], w_train[valid_idx], progress_fn
     )
@@ -498,3 +499,9 @@ def _result(
         training_losses=np.asarray(context.losses),
         **method_fields,
     )
+
+
+@eqx.filter_jit
+def _whiten(whitening, theta):
+    """``whitening(theta)`` as one compiled program per shape (eagerly: four)."""
+    return whitening(theta)

@@ -21,6 +21,7 @@ References:
 from __future__ import annotations
 
 import abc
+import functools
 from dataclasses import dataclass
 
 import equinox as eqx
@@ -36,6 +37,7 @@ from astrobayes._flows import shrink_final_layers
 from astrobayes._training import TrainingConfig, fit
 from astrobayes._types import ProgressFn
 from astrobayes.compilation import (
+    RUN_ONCE_COMPILER_OPTIONS,
     SMALL_NETWORK_MAX_DIM,
     TINY_NETWORK_MAX_DIM,
     compiled_with_options,
@@ -470,11 +472,9 @@ class _FlowFamily(TargetFamily):
         )
 
     def fit(self, key, z_train, w_train, z_valid, w_valid, progress_fn):  # noqa: D102
-        from flowjax.distributions import Normal
-
         init_key, train_key = jax.random.split(key)
         dim = z_train.shape[1]
-        flow = self._build(init_key, dim, Normal(jnp.zeros(dim)))
+        flow = self._build(init_key, dim, _standard_normal(dim))
         flow = shrink_final_layers(flow)
         # cast on the host: a cast on the device compiles a program per shape
         train = (
@@ -495,7 +495,26 @@ class _FlowFamily(TargetFamily):
             is_leaf=lambda leaf: isinstance(leaf, paramax.NonTrainable),
             progress_fn=progress_fn,
         )
-        return paramax.unwrap(trained).bijection, info.validation_losses
+        return _unwrapped_bijection(trained), info.validation_losses
+
+
+@functools.lru_cache(maxsize=64)
+def _standard_normal(dim: int):
+    """The flows' standard normal base (flowjax) in ``dim`` dimensions, in one program.
+
+    Built eagerly, its construction compiles ~8 single-operation programs.
+    """
+    from flowjax.distributions import Normal
+
+    return eqx.filter_jit(
+        lambda: Normal(jnp.zeros(dim)), compiler_options=RUN_ONCE_COMPILER_OPTIONS
+    )()
+
+
+@eqx.filter_jit(compiler_options=RUN_ONCE_COMPILER_OPTIONS)
+def _unwrapped_bijection(flow):
+    """The trained flow's bijection with its ``paramax`` wrappers applied, in one program."""
+    return paramax.unwrap(flow).bijection
 
 
 def _weighted_negative_log_likelihood(flow, batch, key):
