@@ -53,6 +53,7 @@ from astrobayes.sampling import NUTSConfig  # noqa: E402
 from astrobayes.sampling.kernel import (  # noqa: E402
     INITIAL_METRICS,
     MASS_MATRIX_ESTIMATORS,
+    MAX_TREE_DEPTH,
     METRIC_SHRINKAGES,
 )
 
@@ -170,6 +171,18 @@ def main() -> None:
         default="stan",
         help="how each warm-up window's covariance is regularised (NUTSConfig.metric_shrinkage)",
     )
+    parser.add_argument(
+        "--pooled-step-size",
+        action="store_true",
+        help="adapt one step size for all chains from their mean acceptance "
+        "(NUTSConfig.pooled_step_size)",
+    )
+    parser.add_argument(
+        "--max-tree-depth",
+        type=int,
+        default=MAX_TREE_DEPTH,
+        help="at most 2**depth - 1 leapfrog steps per NUTS transition (NUTSConfig.max_tree_depth)",
+    )
     args = parser.parse_args()
 
     survey = SURVEYS[args.survey]
@@ -190,6 +203,8 @@ def main() -> None:
         pooled_metric=args.pooled_metric,
         initial_metric=args.initial_metric,
         metric_shrinkage=args.metric_shrinkage,
+        pooled_step_size=args.pooled_step_size,
+        max_tree_depth=args.max_tree_depth,
     )
     key = jax.random.key(args.seed)
     emulator, data = shipped_shear_emulator(args.survey), shipped_shear_data(args.survey)

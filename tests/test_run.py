@@ -640,3 +640,19 @@ def test_run_with_bridge_sampling_matches_the_analytic_evidence(tmp_path):
             truth,
         )
     assert "bridge sampling (Meng & Wong 1996" in (out / "report.md").read_text()
+
+
+def test_documented_sampler_table_names_every_nuts_setting():
+    """docs/run.md's ``[sampler]`` table lists exactly NUTSConfig's fields, and its
+    values make a valid NUTSConfig (a new field must be documented there)."""
+    import dataclasses
+    import tomllib
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "run.md").read_text()
+    block = text.split("\n[sampler]", 1)[1].split("\n\n", 1)[0]
+    table = tomllib.loads(block.split("\n", 1)[1])
+    fields = {field.name for field in dataclasses.fields(NUTSConfig)}
+    assert set(table) == fields, set(table) ^ fields
+    assert NUTSConfig(**table) == NUTSConfig(**table)
+    with pytest.raises(ValueError, match="max_tree_depth"):  # control: a bad value fails
+        NUTSConfig(**{**table, "max_tree_depth": 0})

@@ -277,6 +277,79 @@ def test_pooled_metric_is_the_covariance_of_all_chains_window_draws(key):
     assert np.any(np.abs(draws.var(0) - 1.5 * np.diag(truth)) > 4.5 * error)  # control
 
 
+def test_pooled_step_size_is_dual_averaging_on_the_chains_mean_acceptance(key):
+    """``pooled_step_size``: every chain's step size is dual averaging fed the chains' mean
+    acceptance rate (replayed here with BlackJAX's dual averaging), so the chains share one;
+    without it each chain has its own (the control); and the draws match the target."""
+    from blackjax.adaptation.step_size import dual_averaging_adaptation
+
+    with pytest.raises(ValueError, match="pooled_step_size=True needs chain_method='vectorized'"):
+        NUTSConfig(pooled_step_size=True, chain_method="sequential")
+    scales = jnp.array([0.1, 1.0, 3.0])
+
+    def scaled(params, x):
+        del params
+        return -0.5 * jnp.sum((x / scales) ** 2)
+
+    num_chains, num_steps = 4, 40
+    start = jax.random.normal(key, (num_chains, 3))
+    # fast-window adaptation only (stage 0, no window end): the step size alone moves
+    schedule = (np.arange(num_steps), np.zeros(num_steps, np.int32))
+    on, off = np.ones(num_steps, bool), np.zeros(num_steps, bool)
+    step_sizes = {}
+    for pooled in (True, False):
+        steps = build_nuts_steps(scaled, pooled_step_size=pooled)
+        state, adaptation = nuts_init(scaled, None, start)
+        (_, adaptation), info = steps(
+            None, jax.random.split(key, num_chains), state, adaptation, *schedule, off, on, on
+        )
+        step_sizes[pooled] = np.asarray(adaptation.step_size, np.float64)
+        if pooled:
+            da_init, da_update, _ = dual_averaging_adaptation(0.8)
+            replay = da_init(jnp.float32(1.0))
+            for rate in np.asarray(info.acceptance_rate).mean(axis=0):
+                replay = da_update(replay, jnp.float32(rate))
+            expected = float(np.exp(replay.log_step_size))
+            np.testing.assert_allclose(step_sizes[True], expected, rtol=1e-4)
+    np.testing.assert_array_equal(step_sizes[True], step_sizes[True][0])
+    assert np.ptp(step_sizes[False]) > 1e-3 * step_sizes[False].mean()  # control
+    config = NUTSConfig(4, 200, 500, pooled_metric=True, pooled_step_size=True)
+    run = run_nuts(key, lambda x: scaled(None, x), start, config=config)
+    assert run.status is SamplingStatus.OK
+    np.testing.assert_array_equal(run.step_size, run.step_size[0])
+    std = run.samples.std(axis=(0, 1)) / np.asarray(scales)
+    tolerance = 4.5 / np.sqrt(2 * run.ess)  # relative error of an sd from n effective draws
+    assert np.all(np.abs(std - 1) < tolerance), (std, tolerance)
+    assert np.any(np.abs(std / 1.25 - 1) > tolerance)  # negative control: 25% wider fails
+
+
+def test_max_tree_depth_caps_the_trajectories(key):
+    """``max_tree_depth``: no transition takes more than ``2**depth - 1`` leapfrog steps,
+    where the default's do (a badly scaled target with the identity metric, no adaptation)."""
+    for bad in (0, 11, True, 8.0, "8"):
+        with pytest.raises(ValueError, match="max_tree_depth must be an integer in"):
+            NUTSConfig(max_tree_depth=bad)
+    scales = jnp.array([0.01, 1.0])
+
+    def scaled(params, x):
+        del params
+        return -0.5 * jnp.sum((x / scales) ** 2)
+
+    num_steps = 20
+    schedule = (np.arange(num_steps), np.zeros(num_steps, np.int32))
+    on, off = np.ones(num_steps, bool), np.zeros(num_steps, bool)
+    start = jnp.array([[0.0, 1.0], [0.0, -1.0]])
+    most = {}
+    for depth in (3, 10):
+        steps = build_nuts_steps(scaled, max_tree_depth=depth)
+        state, adaptation = nuts_init(scaled, None, start)
+        adaptation = adaptation._replace(step_size=jnp.full(2, 0.005, jnp.float32))
+        _, info = steps(None, jax.random.split(key, 2), state, adaptation, *schedule, off, off, on)
+        most[depth] = int(np.asarray(info.num_integration_steps).max())
+    assert most[3] == 2**3 - 1
+    assert most[10] > 2**3 - 1  # control: the default goes further
+
+
 def test_gradient_initial_metric_is_nutpies_start(key):
     """``initial_metric="gradient"``: ``1 / |grad log p|`` at each start (diagonal or dense)."""
     with pytest.raises(ValueError, match="initial_metric must be one of"):

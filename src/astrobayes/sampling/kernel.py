@@ -163,6 +163,11 @@ METRIC_SHRINKAGES = ("stan", "scale_free")
 CHAIN_METHODS = ("vectorized", "sequential")
 
 
+#: Stan's and BlackJAX's largest NUTS tree depth: at most ``2**10 - 1`` leapfrog steps
+#: per transition (``NUTSConfig.max_tree_depth`` may lower it, never raise it).
+MAX_TREE_DEPTH = 10
+
+
 def check_nuts_options(
     dense_mass: bool,
     chain_method: str = "vectorized",
@@ -170,8 +175,22 @@ def check_nuts_options(
     pooled_metric: bool = False,
     initial_metric: str = "identity",
     metric_shrinkage: str = "stan",
+    pooled_step_size: bool = False,
+    max_tree_depth: int = MAX_TREE_DEPTH,
 ) -> None:
     """Raise ``ValueError`` naming the option when the NUTS settings do not go together."""
+    if (
+        isinstance(max_tree_depth, bool)
+        or not isinstance(max_tree_depth, int | np.integer)
+        or not 1 <= max_tree_depth <= MAX_TREE_DEPTH
+    ):
+        raise ValueError(
+            f"max_tree_depth must be an integer in [1, {MAX_TREE_DEPTH}]; got {max_tree_depth!r}"
+        )
+    if pooled_step_size and chain_method != "vectorized":
+        raise ValueError(
+            f"pooled_step_size=True needs chain_method='vectorized'; got {chain_method!r}"
+        )
     if metric_shrinkage not in METRIC_SHRINKAGES:
         raise ValueError(
             f"metric_shrinkage must be one of {METRIC_SHRINKAGES}; got {metric_shrinkage!r}"
@@ -580,6 +599,8 @@ def _multi_chain_steps(
     mass_matrix_estimator="welford",
     pooled_metric=False,
     metric_shrinkage="stan",
+    pooled_step_size=False,
+    max_tree_depth=MAX_TREE_DEPTH,
 ):
     """The (not yet compiled) multi-chain step program; see :func:`build_nuts_steps`."""
     check_nuts_options(
@@ -588,6 +609,8 @@ def _multi_chain_steps(
         mass_matrix_estimator,
         pooled_metric,
         metric_shrinkage=metric_shrinkage,
+        pooled_step_size=pooled_step_size,
+        max_tree_depth=max_tree_depth,
     )
     (_, mm_update, mm_final), (da_init, da_update, da_final) = _adaptation_fns(
         target_acceptance_rate, dense_mass, mass_matrix_estimator, metric_shrinkage
@@ -622,8 +645,14 @@ def _multi_chain_steps(
                 density,
                 adaptation.step_size,
                 adaptation.inverse_mass_matrix,
+                max_num_doublings=max_tree_depth,
             )
-            step_size_state = da_update(adaptation.step_size_state, info.acceptance_rate)
+            acceptance = info.acceptance_rate
+            if pooled_step_size:
+                # every chain's dual averaging sees the chains' mean acceptance, so all
+                # chains keep one step size (they start from the same one)
+                acceptance = jax.lax.pmean(acceptance, _CHAINS)
+            step_size_state = da_update(adaptation.step_size_state, acceptance)
             mass_matrix = jax.lax.cond(
                 step_stage == 1,
                 lambda m: mm_update(m, new_state.position, new_state.logdensity_grad),
@@ -670,6 +699,8 @@ def build_nuts_steps(
     mass_matrix_estimator: str = "welford",
     pooled_metric: bool = False,
     metric_shrinkage: str = "stan",
+    pooled_step_size: bool = False,
+    max_tree_depth: int = MAX_TREE_DEPTH,
 ) -> Callable:
     """One compiled program for warm-up and sampling of many chains: a scan of NUTS steps.
 
@@ -696,6 +727,12 @@ def build_nuts_steps(
             ``"vectorized"`` only). A dense metric then rests on ``num_chains`` times the
             draws. The chains stay independent after warm-up, with one fixed kernel.
         metric_shrinkage: One of :data:`METRIC_SHRINKAGES` (``"welford"`` only).
+        pooled_step_size: Adapt one step size for all chains: dual averaging is fed the
+            chains' mean acceptance rate (``"vectorized"`` only). A vectorized step costs
+            the longest trajectory among the chains, and chains whose step sizes drift
+            apart during warm-up pay for the smallest one.
+        max_tree_depth: At most ``2**max_tree_depth - 1`` leapfrog steps per
+            transition (1 to :data:`MAX_TREE_DEPTH`).
 
     Returns:
         The jitted ``steps`` function.
@@ -722,6 +759,8 @@ def build_nuts_steps(
             mass_matrix_estimator,
             bool(pooled_metric),
             metric_shrinkage,
+            bool(pooled_step_size),
+            max_tree_depth,
         )
     )
 

@@ -36,6 +36,7 @@ from astrobayes._status import check
 from astrobayes._types import ProgressFn
 from astrobayes.compilation import RUN_ONCE_COMPILER_OPTIONS, program_per_function
 from astrobayes.sampling.kernel import (
+    MAX_TREE_DEPTH,
     NUTSAdaptation,
     NUTSState,
     build_nuts_steps,
@@ -95,6 +96,12 @@ class NUTSConfig:
             (toward ``1e-3`` times the identity) or ``"scale_free"`` (toward ``1e-3``
             times each parameter's own variance, for parameters far from unit scale);
             see :data:`~astrobayes.sampling.kernel.METRIC_SHRINKAGES`.
+        pooled_step_size: Adapt one step size for all chains, from their mean acceptance
+            rate (needs ``chain_method="vectorized"``). A vectorized step costs the
+            longest trajectory among the chains, so chains whose warm-up step sizes drift
+            apart all wait for the smallest.
+        max_tree_depth: At most ``2**max_tree_depth - 1`` leapfrog steps per transition
+            (Stan's ``max_treedepth``; 1 to 10, default 10).
 
     """
 
@@ -109,6 +116,8 @@ class NUTSConfig:
     pooled_metric: bool = False
     initial_metric: str = "identity"
     metric_shrinkage: str = "stan"
+    pooled_step_size: bool = False
+    max_tree_depth: int = MAX_TREE_DEPTH
 
     def __post_init__(self):
         check_positive_int(self.num_chains, "num_chains")
@@ -126,6 +135,8 @@ class NUTSConfig:
             self.pooled_metric,
             self.initial_metric,
             self.metric_shrinkage,
+            self.pooled_step_size,
+            self.max_tree_depth,
         )
 
 
@@ -208,6 +219,8 @@ def run_nuts(
         mass_matrix_estimator=config.mass_matrix_estimator,
         pooled_metric=config.pooled_metric,
         metric_shrinkage=config.metric_shrinkage,
+        pooled_step_size=config.pooled_step_size,
+        max_tree_depth=config.max_tree_depth,
     )
     if saved is None and config.initial_metric == "pathfinder":
         state, adaptation = _pathfinder_state(key, density, config, positions, progress_fn)
