@@ -313,7 +313,7 @@ def test_pooled_step_size_is_dual_averaging_on_the_chains_mean_acceptance(key):
             np.testing.assert_allclose(step_sizes[True], expected, rtol=1e-4)
     np.testing.assert_array_equal(step_sizes[True], step_sizes[True][0])
     assert np.ptp(step_sizes[False]) > 1e-3 * step_sizes[False].mean()  # control
-    config = NUTSConfig(4, 200, 500, pooled_metric=True, pooled_step_size=True)
+    config = NUTSConfig(4, 150, 300, pooled_metric=True, pooled_step_size=True)
     run = run_nuts(key, lambda x: scaled(None, x), start, config=config)
     assert run.status is SamplingStatus.OK
     np.testing.assert_array_equal(run.step_size, run.step_size[0])
