@@ -232,6 +232,15 @@ def main() -> None:
             f"{np.max(report.sampling.rhat):.4f}, min ESS {np.min(report.sampling.ess):.0f}",
             flush=True,
         )
+        computed = getattr(report.sampling, "num_computed_evaluations", None)
+        counted = getattr(report.sampling, "num_gradient_evaluations", None)
+        if computed is not None and counted is not None:
+            # the vectorized program runs every chain as long as the longest trajectory
+            print(
+                f"{tag} astrobayes NUTS evaluations computed (all chains, vectorized): "
+                f"{computed}, {computed / max(int(np.sum(counted)), 1):.2f}x the per-chain sum",
+                flush=True,
+            )
         if args.evidence_method == "bridge_sampling":
             # the learned harmonic mean on the same chains with the same evidence key
             cpu = time.process_time()

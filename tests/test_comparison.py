@@ -211,6 +211,8 @@ def test_compare_two_models_with_analytic_evidence(key, tmp_path):
     gradients = payload["models"]["far"]["num_gradient_evaluations"]
     assert gradients == int(result.models["far"].sampling.num_gradient_evaluations.sum())
     assert gradients >= 4 * (200 + 1000)
+    computed = payload["models"]["far"]["num_computed_evaluations"]
+    assert computed == result.models["far"].sampling.num_computed_evaluations >= gradients
 
     # Run again: every model resumes from its finished checkpoint, same numbers.
     again = compare(

@@ -248,6 +248,9 @@ class ComparisonResult(NamedTuple):
                 "ess_min": report.ess_min,
                 "num_divergent": int(report.sampling.num_divergent.sum()),
                 "num_gradient_evaluations": _gradient_evaluations(report.sampling),
+                "num_computed_evaluations": getattr(
+                    report.sampling, "num_computed_evaluations", None
+                ),
                 "evidence": report.evidence.to_dict(),
             }
             if isinstance(report.sampling, SMCSampling):

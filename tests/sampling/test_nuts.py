@@ -173,6 +173,7 @@ def test_checkpoint_resume_is_bitwise_identical(key, tmp_path):
     np.testing.assert_array_equal(
         resumed.num_gradient_evaluations, uninterrupted.num_gradient_evaluations
     )
+    assert resumed.num_computed_evaluations == uninterrupted.num_computed_evaluations
 
     # A finished checkpoint is returned as it is (nothing is sampled again) ...
     again = run_nuts(key, _logdensity, start, config=config, checkpoint=NpzCheckpoint(path))
@@ -212,6 +213,33 @@ def test_gradient_evaluations_match_an_independent_count(key):
     # the extra 100 draws: the same warm-up and first 100 draws, so the counts differ by
     # exactly the extra steps (a count that left out the draws' steps would fail here)
     assert counts[200][0] - counts[100][0] == counts[200][1] - counts[100][1] > 0
+
+
+def test_computed_evaluations_count_every_lane_of_the_vectorized_program(key):
+    """Vectorized chains: the computed count is the batched density calls that a callback
+    sees (one per lane per batched leapfrog step) to within 10%: a lower bound, as the
+    batched loop runs each doubling to the longest chain's end; it exceeds the per-chain
+    sum when trajectories differ. Sequential chains: the per-chain sum, as counted."""
+    calls = []
+    scales = jnp.array([0.05, 3.0])
+
+    def counted(x):
+        jax.debug.callback(lambda: calls.append(1))
+        return -0.5 * jnp.sum((x / scales) ** 2)
+
+    for method in ("vectorized", "sequential"):
+        calls.clear()
+        config = NUTSConfig(num_chains=3, num_warmup=60, num_samples=60, chain_method=method)
+        result = run_nuts(key, counted, jnp.zeros((3, 2)), config=config)
+        per_chain = int(result.num_gradient_evaluations.sum())
+        computed = result.num_computed_evaluations
+        if method == "vectorized":
+            # a batched call is one callback; every chain's lane computes it
+            assert computed <= 3 * len(calls) <= 1.1 * computed
+            assert computed > per_chain  # the chains' trajectories differ in length
+        else:
+            assert computed == per_chain
+            assert 0 <= len(calls) - computed <= 4 * 3  # the start adds a few calls per chain
 
 
 @pytest.mark.slow

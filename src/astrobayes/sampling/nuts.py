@@ -150,6 +150,19 @@ class _Run(NamedTuple):
     num_divergent: np.ndarray
     acceptance_sum: np.ndarray
     num_gradient_evaluations: np.ndarray | None  # None: resumed from a checkpoint without it
+    num_computed_evaluations: int | None  # the same; see SamplingResult
+
+
+def _computed(info, config: NUTSConfig) -> int:
+    """Leapfrog steps the program computed in one block (see SamplingResult).
+
+    A vectorized step lasts (at least) as long as its longest trajectory, for every chain;
+    sequential chains pay their own.
+    """
+    steps = np.asarray(info.num_integration_steps, np.int64)
+    if config.chain_method == "vectorized":
+        return int(steps.max(axis=0).sum()) * config.num_chains
+    return int(steps.sum())
 
 
 def run_nuts(
@@ -250,6 +263,7 @@ def run_nuts(
         status=status,
         messages=messages,
         num_gradient_evaluations=run.num_gradient_evaluations,
+        num_computed_evaluations=run.num_computed_evaluations,
     )
     return check(result, throw)
 
@@ -285,6 +299,7 @@ def _warmup(key, steps_fn, state, adaptation, config: NUTSConfig, progress_fn) -
     stages, window_ends = warmup_schedule(config.num_warmup)
     chain_keys = jax.random.split(key, config.num_chains)
     gradients = np.zeros(config.num_chains, np.int64)
+    computed = 0
     if progress_fn is not None:
         progress_fn("warmup", 0, config.num_warmup)
     for begin in range(0, config.num_warmup, chunk):
@@ -297,6 +312,7 @@ def _warmup(key, steps_fn, state, adaptation, config: NUTSConfig, progress_fn) -
             None, chain_keys, state, adaptation, index, stage, window_end, active, active
         )
         gradients = gradients + np.asarray(info.num_integration_steps).sum(axis=1)
+        computed += _computed(info, config)
         if progress_fn is not None:
             # JAX dispatches asynchronously: wait for the block, or the progress bar
             # would report warm-up done while it still runs
@@ -311,6 +327,7 @@ def _warmup(key, steps_fn, state, adaptation, config: NUTSConfig, progress_fn) -
         num_divergent=np.zeros(config.num_chains, np.int64),
         acceptance_sum=np.zeros(config.num_chains),
         num_gradient_evaluations=gradients,
+        num_computed_evaluations=computed,
     )
 
 
@@ -336,6 +353,9 @@ def _resume(saved: dict[str, np.ndarray], template: NUTSAdaptation) -> _Run:
         num_divergent=saved["num_divergent"],
         acceptance_sum=saved["acceptance_sum"],
         num_gradient_evaluations=saved.get("num_gradient_evaluations"),
+        num_computed_evaluations=(
+            int(saved["num_computed_evaluations"]) if "num_computed_evaluations" in saved else None
+        ),
     )
 
 
@@ -370,6 +390,9 @@ def _sample(key, steps_fn, run: _Run, config: NUTSConfig, checkpoint, fingerprin
             num_gradient_evaluations=None
             if run.num_gradient_evaluations is None
             else run.num_gradient_evaluations + np.asarray(info.num_integration_steps).sum(axis=1),
+            num_computed_evaluations=None
+            if run.num_computed_evaluations is None
+            else run.num_computed_evaluations + _computed(info, config),
         )
         done = run.draws.shape[1]
         if checkpoint is not None and done == boundary:
@@ -476,6 +499,8 @@ def _save(checkpoint: Checkpoint, fingerprint: str, run: _Run) -> None:
     }
     if run.num_gradient_evaluations is not None:  # unknown after an older checkpoint
         arrays["num_gradient_evaluations"] = run.num_gradient_evaluations
+    if run.num_computed_evaluations is not None:
+        arrays["num_computed_evaluations"] = np.asarray(run.num_computed_evaluations, np.int64)
     checkpoint.save(arrays)
 
 
