@@ -21,11 +21,14 @@ demo: $(STAMP)
 figures: $(STAMP)
 	$(PY) scripts/render_figures.py --out astrobayes-figures
 
+# --dist loadfile: each test file runs on one worker, so its module fixtures (trained
+# estimators, a resumed run) and the programs its tests share compile once, not on both
+# workers (measured on 210 tests: 265 -> 210 s wall, 485 -> 386 CPU-s).
 test: $(STAMP)
-	$(PY) -m pytest -n 2 -q
+	$(PY) -m pytest -n 2 --dist loadfile -q
 
 test-all: $(STAMP)
-	ASTROBAYES_TEST_XLA_OPTIMIZE=1 $(PY) -m pytest -n 2 -q -m "slow or not slow"
+	ASTROBAYES_TEST_XLA_OPTIMIZE=1 $(PY) -m pytest -n 2 --dist loadfile -q -m "slow or not slow"
 
 $(BENCH_STAMP): $(STAMP)
 	$(PY) -m pip install --quiet -e ".[bench]"
