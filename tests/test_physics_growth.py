@@ -170,10 +170,14 @@ def test_growth_models_evaluate_through_numpyro():
     from numpyro.infer.util import log_density
 
     lcdm, w0wa = growth_models()
+
+    def density(model):  # jitted, as a sampler runs it (eagerly: 2.4x the time here)
+        return jax.jit(lambda params: log_density(model.numpyro_model, (), {}, params)[0])
+
     with jax.enable_x64(True):
-        value, _ = log_density(lcdm.numpyro_model, (), {}, {"omega_m": 0.3, "sigma8": 0.75})
+        value = density(lcdm)({"omega_m": 0.3, "sigma8": 0.75})
         params = {"omega_m": 0.3, "sigma8": 0.75, "w0": -1.0, "wa": 0.0}
-        value_w, _ = log_density(w0wa.numpyro_model, (), {}, params)
+        value_w = density(w0wa)(params)
     assert np.isfinite(float(value))
     # Same likelihood at the ΛCDM point; the prior differs by log(1 * 1.5).
     np.testing.assert_allclose(float(value - value_w), np.log(1.0 * 1.5), rtol=1e-4)
