@@ -153,16 +153,16 @@ class _Run(NamedTuple):
     num_computed_evaluations: int | None  # the same; see SamplingResult
 
 
-def _computed(info, config: NUTSConfig) -> int:
-    """Leapfrog steps the program computed in one block (see SamplingResult).
+def _evaluations(info, config: NUTSConfig) -> tuple[np.ndarray, int]:
+    """One block's leapfrog steps: per chain, and what the program computed (SamplingResult).
 
     A vectorized step lasts (at least) as long as its longest trajectory, for every chain;
     sequential chains pay their own.
     """
     steps = np.asarray(info.num_integration_steps, np.int64)
     if config.chain_method == "vectorized":
-        return int(steps.max(axis=0).sum()) * config.num_chains
-    return int(steps.sum())
+        return steps.sum(axis=1), int(steps.max(axis=0).sum()) * config.num_chains
+    return steps.sum(axis=1), int(steps.sum())
 
 
 def run_nuts(
@@ -311,8 +311,9 @@ def _warmup(key, steps_fn, state, adaptation, config: NUTSConfig, progress_fn) -
         (state, adaptation), info = steps_fn(
             None, chain_keys, state, adaptation, index, stage, window_end, active, active
         )
-        gradients = gradients + np.asarray(info.num_integration_steps).sum(axis=1)
-        computed += _computed(info, config)
+        per_chain, block = _evaluations(info, config)
+        gradients = gradients + per_chain
+        computed += block
         if progress_fn is not None:
             # JAX dispatches asynchronously: wait for the block, or the progress bar
             # would report warm-up done while it still runs
@@ -377,6 +378,7 @@ def _sample(key, steps_fn, run: _Run, config: NUTSConfig, checkpoint, fingerprin
         (state, adaptation), info = steps_fn(
             None, chain_keys, run.state, run.adaptation, index, no_stage, no_adapt, no_adapt, active
         )
+        per_chain, block = _evaluations(info, config)
         run = _Run(
             state=state,
             adaptation=adaptation,
@@ -389,10 +391,10 @@ def _sample(key, steps_fn, run: _Run, config: NUTSConfig, checkpoint, fingerprin
             + np.asarray(info.acceptance_rate, np.float64)[:, :keep].sum(axis=1),
             num_gradient_evaluations=None
             if run.num_gradient_evaluations is None
-            else run.num_gradient_evaluations + np.asarray(info.num_integration_steps).sum(axis=1),
+            else run.num_gradient_evaluations + per_chain,
             num_computed_evaluations=None
             if run.num_computed_evaluations is None
-            else run.num_computed_evaluations + _computed(info, config),
+            else run.num_computed_evaluations + block,
         )
         done = run.draws.shape[1]
         if checkpoint is not None and done == boundary:
