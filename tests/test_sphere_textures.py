@@ -20,6 +20,7 @@ from astrobayes.sphere import (
     power_spectrum,
     validate_textures,
 )
+from astrobayes.sphere.textures import _texture_program
 
 pytestmark = pytest.mark.usefixtures("global_x64")
 
@@ -113,6 +114,7 @@ def test_moment_term_pulls_the_pixel_kurtosis_to_the_target():
     target = jnp.exp(1.2 * g / jnp.std(g))
     truth = pixel_moments(np.asarray(target), grid)
     gaps = {}
+    misses = _texture_program.cache_info().misses
     for weight in (0.0, 10.0):
         config = TextureConfig(num_samples=2, num_steps=40, moment_weight=weight)
         result = generate_textures(jax.random.key(6), target, grid, config=config)
@@ -122,6 +124,10 @@ def test_moment_term_pulls_the_pixel_kurtosis_to_the_target():
             assert all(abs(m["skewness"] / truth["skewness"] - 1) < 0.1 for m in moments)
     assert gaps[10.0] < 0.1, gaps
     assert gaps[0.0] > 2 * gaps[10.0], gaps  # the term is what closes it
+    # the target and the weights are data of one cached program: the second call
+    # (another weight, the moment term on) compiled no new step
+    assert _texture_program.cache_info().misses - misses <= 1
+    assert _texture_program(grid, 1, 2.0, 0, True, 1, True).step._cache_size() == 1
 
 
 @pytest.mark.slow

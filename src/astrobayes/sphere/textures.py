@@ -20,7 +20,9 @@ pixel skewness and kurtosis, and the three Minkowski functionals.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
+from collections.abc import Callable
 from typing import NamedTuple
 
 import jax
@@ -32,6 +34,7 @@ from jaxtyping import Array, Float
 from astrobayes._status import Severity, Status, check
 from astrobayes._types import Key, ProgressFn
 from astrobayes.sphere.scattering import (
+    ScatteringCovariance,
     flatten_statistics,
     normalise,
     scattering_covariance,
@@ -206,10 +209,86 @@ def _standardised_moments(x, weights):
     return third, fourth
 
 
-def _statistics_grid(grid: SphereGrid, config: TextureConfig) -> SphereGrid:
-    if grid.sampling != "healpix":
-        return grid
-    return dataclasses.replace(grid, iterations=config.analysis_iterations)
+class _TextureData(NamedTuple):
+    """What the loss needs of one target: arguments of the cached texture program."""
+
+    reference: ScatteringCovariance
+    goal: Array
+    target_power: Array  # per ell; 1 where ``keep`` is 0
+    keep: Array  # 1.0 at the degrees the power-spectrum term averages over
+    area: Array
+    target_m3: Array
+    target_m4: Array
+    power_weight: Array
+    moment_weight: Array
+
+
+class _TextureProgram(NamedTuple):
+    stats_grid: SphereGrid
+    statistics: Callable
+    step: Callable
+    per_sample_loss: Callable
+
+
+_OPTIMISER = optax.lbfgs()
+
+
+@functools.lru_cache(maxsize=16)
+def _texture_program(
+    grid: SphereGrid,
+    directions: int,
+    dilation: float,
+    min_scale: int,
+    isotropic: bool,
+    analysis_iterations: int,
+    power_term: bool,
+) -> _TextureProgram:
+    """The compiled statistics, L-BFGS step and loss for one grid and set of wavelets.
+
+    The target enters as data (:class:`_TextureData`), so later calls on the same grid
+    and settings, with any target, weights and sample count of the same shape, reuse the
+    compiled programs instead of tracing and compiling a new closure each time.
+    """
+    stats_grid = (
+        dataclasses.replace(grid, iterations=analysis_iterations)
+        if grid.sampling == "healpix"
+        else grid
+    )
+    if directions == 1:
+        filters = axisymmetric_filters(grid.band_limit, dilation=dilation, min_scale=min_scale)
+    else:
+        filters = directional_filters(
+            grid.band_limit, directions, dilation=dilation, min_scale=min_scale
+        )
+    band_limit = grid.band_limit
+
+    def statistics(x):
+        return scattering_covariance(x, stats_grid, filters, isotropic=isotropic)
+
+    def per_sample_loss(x, data: _TextureData):
+        stats = normalise(statistics(x), data.reference)
+        loss = jnp.sum((flatten_statistics(stats) - data.goal) ** 2, axis=-1)
+        if power_term:
+            ratio = _power_per_ell(forward(x, stats_grid), band_limit) / data.target_power
+            mean = jnp.sum(data.keep * (ratio - 1.0) ** 2, axis=-1) / jnp.maximum(
+                jnp.sum(data.keep), 1.0
+            )
+            loss = loss + data.power_weight * mean
+        m3, m4 = _standardised_moments(x, data.area)
+        return loss + data.moment_weight * (
+            (m3 - data.target_m3) ** 2 / (1.0 + data.target_m3**2)
+            + ((m4 - data.target_m4) / data.target_m4) ** 2
+        )
+
+    def step(x, state, data: _TextureData):
+        def loss_fn(y):
+            return jnp.sum(per_sample_loss(y, data))
+
+        value, grad = optax.value_and_grad_from_state(loss_fn)(x, state=state)
+        updates, state = _OPTIMISER.update(grad, state, x, value=value, grad=grad, value_fn=loss_fn)
+        return optax.apply_updates(x, updates), state, value
+
+    return _TextureProgram(stats_grid, jax.jit(statistics), jax.jit(step), jax.jit(per_sample_loss))
 
 
 def generate_textures(
@@ -257,17 +336,17 @@ def generate_textures(
         raise ValueError("target has non-finite pixels (NaN or inf); mask or fill them first")
     if not jnp.issubdtype(target.dtype, jnp.floating):
         target = target.astype(jnp.result_type(float))
-    stats_grid = _statistics_grid(grid, config)
-    if config.directions == 1:
-        filters = axisymmetric_filters(
-            grid.band_limit, dilation=config.dilation, min_scale=config.min_scale
-        )
-    else:
-        filters = directional_filters(
-            grid.band_limit, config.directions, dilation=config.dilation, min_scale=config.min_scale
-        )
-    isotropic = config.isotropic
-    reference = scattering_covariance(target, stats_grid, filters, isotropic=isotropic)
+    program = _texture_program(
+        grid,
+        config.directions,
+        config.dilation,
+        config.min_scale,
+        config.isotropic,
+        config.analysis_iterations,
+        config.power_spectrum_weight > 0,
+    )
+    stats_grid = program.stats_grid
+    reference = program.statistics(target)
     goal = flatten_statistics(normalise(reference, reference))
 
     band_limit = grid.band_limit
@@ -276,29 +355,22 @@ def generate_textures(
     # may have none at some ell); the monopole is the mean term already
     keep = np.asarray(target_power) > 1e-12 * float(jnp.max(target_power))
     keep[0] = False
-    kept = jnp.asarray(np.flatnonzero(keep))
-    weight = config.power_spectrum_weight
     area = jnp.asarray(grid.pixel_weights() / (4 * np.pi), target.dtype)
-    target_m3, target_m4 = _standardised_moments(target, area)
-
-    def per_sample_loss(x):
-        stats = normalise(
-            scattering_covariance(x, stats_grid, filters, isotropic=isotropic), reference
-        )
-        loss = jnp.sum((flatten_statistics(stats) - goal) ** 2, axis=-1)
-        if weight > 0 and kept.size:
-            power = _power_per_ell(forward(x, stats_grid), band_limit)
-            ratio = power[..., kept] / target_power[kept]
-            loss = loss + weight * jnp.mean((ratio - 1.0) ** 2, axis=-1)
-        if config.moment_weight > 0:
-            m3, m4 = _standardised_moments(x, area)
-            loss = loss + config.moment_weight * (
-                (m3 - target_m3) ** 2 / (1.0 + target_m3**2) + ((m4 - target_m4) / target_m4) ** 2
-            )
-        return loss
-
-    def loss_fn(x):
-        return jnp.sum(per_sample_loss(x))
+    if config.moment_weight > 0:
+        target_m3, target_m4 = _standardised_moments(target, area)
+    else:  # the term is weighted by 0: neutral target moments keep it (and its gradient) finite
+        target_m3, target_m4 = jnp.zeros((), target.dtype), jnp.ones((), target.dtype)
+    data = _TextureData(
+        reference=reference,
+        goal=goal,
+        target_power=jnp.where(jnp.asarray(keep), target_power, 1.0),
+        keep=jnp.asarray(keep, target.dtype),
+        area=area,
+        target_m3=target_m3,
+        target_m4=target_m4,
+        power_weight=jnp.asarray(config.power_spectrum_weight if keep.any() else 0.0, target.dtype),
+        moment_weight=jnp.asarray(config.moment_weight, target.dtype),
+    )
 
     # Band-limited white noise: the loss only sees ell < L and its gradient is
     # band-limited, so any power above L in the start would stay for good.
@@ -321,22 +393,13 @@ def generate_textures(
         noise = noise - jnp.mean(noise, axis=axes, keepdims=True)
         noise = noise / jnp.std(noise, axis=axes, keepdims=True)
         x = jnp.mean(target) + jnp.std(target) * noise
-    optimiser = optax.lbfgs()
-    value_and_grad = optax.value_and_grad_from_state(loss_fn)
-
-    @jax.jit
-    def step(x, state):
-        value, grad = value_and_grad(x, state=state)
-        updates, state = optimiser.update(grad, state, x, value=value, grad=grad, value_fn=loss_fn)
-        return optax.apply_updates(x, updates), state, value
-
     # optax's fresh state holds weak-typed scalars (line-search info) that come back
     # strongly typed from the first step: without the cast `step` compiles twice
-    state = jax.tree.map(lambda a: jnp.asarray(a, dtype=a.dtype), optimiser.init(x))
+    state = jax.tree.map(lambda a: jnp.asarray(a, dtype=a.dtype), _OPTIMISER.init(x))
     history = []
     status = TextureStatus.NOT_CONVERGED
     for index in range(config.num_steps):
-        x, state, value = step(x, state)
+        x, state, value = program.step(x, state, data)
         value = float(value)
         history.append(value)
         if not np.isfinite(value):
@@ -348,7 +411,7 @@ def generate_textures(
             progress_fn("texture", index + 1, config.num_steps)
         if value < config.loss_tolerance * 1e-2:
             break
-    final = np.asarray(jax.jit(per_sample_loss)(x))
+    final = np.asarray(program.per_sample_loss(x, data))
     if status is not TextureStatus.NON_FINITE:
         if not np.all(np.isfinite(final)):
             status = TextureStatus.NON_FINITE
