@@ -77,3 +77,19 @@ def test_bad_input_gets_a_clear_error(tmp_path, capsys):
     healpy.write_map(mask, np.ones(12 * 8**2), dtype=np.float64)
     _expect_error(["texture", str(good), "--mask", str(mask)], "mask has 768 pixels", capsys)
     _expect_error(["texture", str(tmp_path / "missing.fits")], "no such HEALPix FITS file", capsys)
+
+
+def test_progress_bar_names_its_stage_once_and_counts_from_its_first_report(capsys):
+    from astrobayes.cli._common import ProgressBar
+
+    bar = ProgressBar("texture")
+    bar("texture", 10, 30)  # the first report comes after 10 steps (and a compilation)
+    assert (bar.bar.initial, bar.bar.n) == (10, 10)
+    bar("texture", 30, 30)
+    bar.close()
+    err = capsys.readouterr().err
+    assert "texture:" in err and "texture: texture" not in err
+    bar = ProgressBar("evidence")
+    bar("training", 1, 3)
+    bar.close()
+    assert "evidence: training flow" in capsys.readouterr().err

@@ -123,9 +123,13 @@ class ProgressBar:
         if self.bar is None or stage != self.stage:
             self.close()
             self.stage = stage
+            name = self.labels.get(stage, stage)
+            # `initial`: the rate counts only the work done after the bar opened (the
+            # first report can come after a compilation, with work already done)
             self.bar = tqdm(
                 total=total,
-                desc=f"{self.label}: {self.labels.get(stage, stage)}",
+                initial=done,
+                desc=self.label if name == self.label else f"{self.label}: {name}",
                 unit="epoch" if stage == "training" else "step",
                 file=sys.stderr,
                 disable=self.disable,
