@@ -208,3 +208,37 @@ def test_pixel_weights_follow_the_float64_switch():
         assert jnp.asarray(theta).dtype == jnp.float64
     finally:
         jax.config.update("jax_enable_x64", previous)
+
+
+def test_an_eager_transform_compiles_one_program_per_shape():
+    """``forward``/``inverse`` called outside ``jit`` compile one program for a new shape
+    (their array operations one by one would compile ~5), and none when called again."""
+    grid = SphereGrid(6, "gl")
+    compiled = []
+
+    def listener(event, duration, **kwargs):
+        if event.endswith("backend_compile_duration"):
+            compiled.append(kwargs.get("fun_name"))
+
+    jax.monitoring.register_event_duration_secs_listener(listener)
+    try:
+        maps = jnp.ones((3, *grid.map_shape))  # a batch shape no other test uses
+        jax.block_until_ready(maps)
+        compiled.clear()
+        alm = forward(maps, grid)
+        assert len(compiled) == 1, compiled
+        forward(maps, grid)
+        assert len(compiled) == 1, compiled
+        compiled.clear()
+        inverse(alm, grid)
+        assert len(compiled) == 1, compiled
+        # the primitive applied to concrete arrays runs ducc0 directly: nothing compiled
+        from astrobayes.sphere.transforms import _PRIMITIVES
+
+        x = jax.block_until_ready(maps[:, None])
+        compiled.clear()
+        pairs = _PRIMITIVES["analysis"].bind(x, grid=grid, spin=0)
+        assert compiled == [], compiled
+        np.testing.assert_allclose(pairs[..., 0, 0, :], jnp.real(alm), atol=1e-5)
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listener)

@@ -264,8 +264,8 @@ class ScatteringCompression(eqx.Module):
         >>> keys = jax.random.split(jax.random.key(0), 3)
         >>> maps = jax.vmap(simulator, (0, None))(keys, jnp.array([0.3, 1.0]))
         >>> compression = ScatteringCompression(maps, simulator.grid)
-        >>> compression(maps).shape
-        (3, 30)
+        >>> compression(maps).shape  # 4 scales: 1 + 1 + 4 + 4 + 10 (S3) + 20 (S4)
+        (3, 40)
     """
 
     grid: SphereGrid = eqx.field(static=True)

@@ -33,6 +33,7 @@ Sampling schemes:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 from functools import cache
 from typing import Literal
@@ -469,11 +470,27 @@ def _make_impl(kind: str):
     return impl
 
 
+def _make_eager_impl(kind: str):
+    """The primitive applied to concrete arrays: ducc0 on the host, nothing to compile.
+
+    (Bound eagerly, a primitive's impl would otherwise wrap ``pure_callback`` in a program
+    compiled for every new shape: ~40 ms each. Under ``jit`` the lowering below is used.)
+    """
+    host = _HOST[kind]
+
+    def impl(x, *, grid, spin):
+        # device_put, not jnp.asarray: in this JAX, jnp.asarray of a NumPy array compiles
+        # a small program (``stage``) for every new shape
+        return jax.device_put(np.asarray(host(np.asarray(x), grid, spin), dtype=x.dtype))
+
+    return impl
+
+
 _PRIMITIVES: dict[str, Primitive] = {}
 for _kind in _HOST:
     _prim = Primitive(f"astrobayes_sphere_{_kind}")
     _impl = _make_impl(_kind)
-    _prim.def_impl(_impl)
+    _prim.def_impl(_make_eager_impl(_kind))
     _prim.def_abstract_eval(
         lambda x, *, grid, spin, _k=_kind: jax.core.ShapedArray(
             _out_shape(_k, x.shape, grid, spin), x.dtype
@@ -554,6 +571,15 @@ def forward(
         if spin != 0:
             raise ValueError("method='jax' supports spin 0 only; use method='ducc' for spin 2")
         return _s2fft_forward(f, grid)
+    return _forward(f, grid, spin)
+
+
+@functools.partial(jax.jit, static_argnums=(1, 2))
+def _forward(f, grid: SphereGrid, spin: int):
+    """:func:`forward` after its checks: one program per shape, grid and spin.
+
+    Called eagerly, its few array operations would each compile on their own.
+    """
     x = jnp.expand_dims(f, -1 - len(grid.map_shape)) if spin == 0 else f
     pairs = _PRIMITIVES["analysis"].bind(x, grid=grid, spin=spin)
     alm = jax.lax.complex(pairs[..., 0, :], pairs[..., 1, :])
@@ -602,6 +628,12 @@ def inverse(
         if spin != 0:
             raise ValueError("method='jax' supports spin 0 only; use method='ducc' for spin 2")
         return _s2fft_inverse(alm, grid)
+    return _inverse(alm, grid, spin)
+
+
+@functools.partial(jax.jit, static_argnums=(1, 2))
+def _inverse(alm, grid: SphereGrid, spin: int):
+    """:func:`inverse` after its checks (one program per shape, grid and spin)."""
     x = alm[..., None, :] if spin == 0 else alm
     pairs = jnp.stack([jnp.real(x), jnp.imag(x)], axis=-2)
     maps = _PRIMITIVES["synthesis"].bind(pairs, grid=grid, spin=spin)
