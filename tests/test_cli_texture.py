@@ -88,7 +88,8 @@ def test_progress_bar_names_its_stage_once_and_counts_from_its_first_report(caps
     bar("texture", 30, 30)
     bar.close()
     err = capsys.readouterr().err
-    assert "texture:" in err and "texture: texture" not in err
+    assert "texture:" in err
+    assert "texture: texture" not in err
     bar = ProgressBar("evidence")
     bar("training", 1, 3)
     bar.close()
