@@ -98,6 +98,26 @@ def test_non_finite_loss_is_a_failure_and_keeps_the_best_finite_epoch(key):
     assert 0.0 < float(model.slope) <= 1.0
 
 
+@pytest.mark.parametrize("epoch_loop", ["scan", "python"])
+def test_non_finite_parameters_behind_a_finite_loss_are_a_failure(key, epoch_loop):
+    """A loss that maps NaN parameters to a finite value (a ``jnp.where`` guard, as in the
+    GP's Matern kernel) must not pass them off as trained: NaN slope -> NON_FINITE."""
+    x, y = _data(key)
+    train, valid = split_validation(key, (x, y), 0.25)
+
+    def guarded(model, batch, k):  # an infinite gradient once the slope passes 1
+        loss = _mse(model, batch, k) + jnp.sqrt(jnp.maximum(model.slope - 1.0, 0.0))
+        return jnp.where(jnp.isnan(model.slope), 0.0, loss)
+
+    config = TrainingConfig(
+        learning_rate=0.05, batch_size=50, max_epochs=200, epoch_loop=epoch_loop
+    )
+    model, info = fit(key, _line(), guarded, train, valid, config=config)
+    assert info.status is TrainingStatus.NON_FINITE, info.status
+    assert np.all(np.isfinite(info.validation_losses[:-1]))
+    assert np.isfinite(float(model.slope))  # the last finite parameters were kept
+
+
 def test_stochastic_losses_get_fresh_keys_per_step(key):
     x, y = _data(key, num=40)
     keys = []

@@ -81,8 +81,8 @@ class TrainingStatus(Status):
     )
     NON_FINITE = (
         Severity.FAILURE,
-        "failure: the validation loss became non-finite (training diverged); the "
-        "parameters of the best finite epoch were kept",
+        "failure: the validation loss or a parameter became non-finite (training "
+        "diverged); the parameters of the best finite epoch were kept",
     )
 
 
@@ -430,7 +430,21 @@ def _epoch(params, state, key, train, validation, static, loss_fn, optimizer, ba
 
     (params, state), losses = jax.lax.scan(step, (params, state), (batches, step_keys))
     validation_loss = loss_fn(eqx.combine(params, static), validation, jax.random.fold_in(key, 2))
-    return params, state, losses.mean(), validation_loss
+    return params, state, losses.mean(), _nan_unless_finite(validation_loss, params)
+
+
+def _nan_unless_finite(loss, params):
+    """``loss``, or NaN where a parameter is not finite.
+
+    A loss can hide non-finite parameters (a ``jnp.where`` guard maps them to a finite
+    value): the GP emulator's Matern kernel gave a finite loss with a NaN length scale.
+    NaN sends :func:`fit` to ``NON_FINITE`` with the last finite parameters kept.
+    """
+    leaves = [leaf for leaf in jax.tree.leaves(params) if eqx.is_inexact_array(leaf)]
+    if not leaves:
+        return loss
+    finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(leaf)) for leaf in leaves]))
+    return jnp.where(finite, loss, jnp.nan)
 
 
 _jit_epoch_batches = eqx.filter_jit(_epoch_batches)
@@ -439,7 +453,8 @@ _jit_train_step = eqx.filter_jit(_train_step)
 
 @eqx.filter_jit
 def _validation_loss(params, static, loss_fn, validation, key):
-    return loss_fn(eqx.combine(params, static), validation, jax.random.fold_in(key, 2))
+    loss = loss_fn(eqx.combine(params, static), validation, jax.random.fold_in(key, 2))
+    return _nan_unless_finite(loss, params)
 
 
 def _run_epoch_stepwise(

@@ -294,7 +294,7 @@ def enumerate_expressions(
     Examples:
         >>> trees = enumerate_expressions(3, ("+", "*"))
         >>> [t for t in trees if t[0] == "*"]
-        [('*', ('a',), ('x',)), ('*', ('x',), ('x',))]
+        [('*', ('x',), ('x',)), ('*', ('a',), ('x',))]
     """
     SymbolicConfig(max_complexity=max_complexity, operators=tuple(operators))
     binary = tuple(name for name in operators if name in BINARY_OPERATORS)
@@ -749,7 +749,7 @@ def unique_expressions(
         >>> trees, n = unique_expressions(np.linspace(1, 2, 5),
         ...                               config=SymbolicConfig(max_complexity=3, operators=("*",)))
         >>> trees, n
-        ([('x',), ('a',), ('*', ('a',), ('x',)), ('*', ('x',), ('x',))], 4)
+        ([('x',), ('a',), ('*', ('x',), ('x',)), ('*', ('a',), ('x',))], 4)
     """
     config = SymbolicConfig() if config is None else config
     x_array = as_float_array(x, "x", ndim=1)
@@ -811,8 +811,8 @@ def symbolic_regression(
         >>> config = SymbolicConfig(max_complexity=3, operators=("+", "*"), num_starts=2)
         >>> result = symbolic_regression(jax.random.key(1), x, y, jnp.full(20, 0.01),
         ...                              config=config)
-        >>> result.equations[0].expression
-        'a0*x'
+        >>> result.equations[0].expression  # x + x: no parameter, so no Occam penalty
+        '2*x'
     """
     config = SymbolicConfig() if config is None else config
     if not isinstance(config, SymbolicConfig):
