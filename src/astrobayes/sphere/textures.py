@@ -246,8 +246,9 @@ def _texture_program(
     """The compiled statistics, L-BFGS step and loss for one grid and set of wavelets.
 
     The target enters as data (:class:`_TextureData`), so later calls on the same grid
-    and settings, with any target, weights and sample count of the same shape, reuse the
-    compiled programs instead of tracing and compiling a new closure each time.
+    and settings, with any target and weights, reuse the compiled programs instead of
+    tracing and compiling a new closure each time (another ``num_samples`` is another
+    shape: one more compilation of the same program).
     """
     stats_grid = (
         dataclasses.replace(grid, iterations=analysis_iterations)
