@@ -268,7 +268,13 @@ def split_validation(
             f"need at least 2 training points after holding out {num_validation} for "
             f"validation; got {num} points in total"
         )
-    order = jax.random.permutation(key, num)
+    return _split(key, data, num_train)
+
+
+@functools.partial(jax.jit, static_argnums=2)
+def _split(key, data, num_train):
+    """One program per set of shapes (eagerly, each gather and slice compiled on its own)."""
+    order = jax.random.permutation(key, data[0].shape[0])
     train = tuple(a[order[:num_train]] for a in data)
     validation = tuple(a[order[num_train:]] for a in data)
     return train, validation
