@@ -20,7 +20,7 @@ from astrobayes.sphere import (
     power_spectrum,
     validate_textures,
 )
-from astrobayes.sphere.textures import _texture_program
+from astrobayes.sphere.textures import _program_for, _texture_program
 
 pytestmark = pytest.mark.usefixtures("global_x64")
 
@@ -127,7 +127,7 @@ def test_moment_term_pulls_the_pixel_kurtosis_to_the_target():
     # the target and the weights are data of one cached program: the second call
     # (another weight, the moment term on) compiled no new step
     assert _texture_program.cache_info().misses - misses <= 1
-    assert _texture_program(grid, 1, 2.0, 0, True, 1, True).step._cache_size() == 1
+    assert _program_for(grid, config).step._cache_size() == 1
 
 
 @pytest.mark.slow

@@ -292,6 +292,19 @@ def _texture_program(
     return _TextureProgram(stats_grid, jax.jit(statistics), jax.jit(step), jax.jit(per_sample_loss))
 
 
+def _program_for(grid: SphereGrid, config: TextureConfig) -> _TextureProgram:
+    """The cached :func:`_texture_program` of ``config``'s settings that shape the loss."""
+    return _texture_program(
+        grid,
+        config.directions,
+        config.dilation,
+        config.min_scale,
+        config.isotropic,
+        config.analysis_iterations,
+        config.power_spectrum_weight > 0,
+    )
+
+
 def generate_textures(
     key: Key,
     target: Float[Array, " *map"],
@@ -337,15 +350,7 @@ def generate_textures(
         raise ValueError("target has non-finite pixels (NaN or inf); mask or fill them first")
     if not jnp.issubdtype(target.dtype, jnp.floating):
         target = target.astype(jnp.result_type(float))
-    program = _texture_program(
-        grid,
-        config.directions,
-        config.dilation,
-        config.min_scale,
-        config.isotropic,
-        config.analysis_iterations,
-        config.power_spectrum_weight > 0,
-    )
+    program = _program_for(grid, config)
     stats_grid = program.stats_grid
     reference = program.statistics(target)
     goal = flatten_statistics(normalise(reference, reference))

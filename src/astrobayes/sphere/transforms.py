@@ -33,9 +33,8 @@ Sampling schemes:
 from __future__ import annotations
 
 import dataclasses
-import functools
 import os
-from functools import cache
+from functools import cache, partial
 from typing import Literal
 
 import jax
@@ -574,7 +573,7 @@ def forward(
     return _forward(f, grid, spin)
 
 
-@functools.partial(jax.jit, static_argnums=(1, 2))
+@partial(jax.jit, static_argnums=(1, 2))
 def _forward(f, grid: SphereGrid, spin: int):
     """:func:`forward` after its checks: one program per shape, grid and spin.
 
@@ -631,7 +630,7 @@ def inverse(
     return _inverse(alm, grid, spin)
 
 
-@functools.partial(jax.jit, static_argnums=(1, 2))
+@partial(jax.jit, static_argnums=(1, 2))
 def _inverse(alm, grid: SphereGrid, spin: int):
     """:func:`inverse` after its checks (one program per shape, grid and spin)."""
     x = alm[..., None, :] if spin == 0 else alm
