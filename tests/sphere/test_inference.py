@@ -159,9 +159,10 @@ def test_calibrated_and_the_overconfident_control_is_flagged(key):
     # 1% for 600 tests, 0.066) and the same posterior shrunk 2x must be flagged
     # over-confident by expected coverage, TARP and SBC. 20 000 simulations, as
     # docs/sphere.md found necessary: with 3 000 this test never passed (deviation 0.135 at
-    # ca17989 where it was written, 0.112 at HEAD; over-confident, as the docs' 3 000 rows
-    # are). Measured 2026-12-06 with key(0): 3 000 -> 0.132, NOT_CALIBRATED; 20 000 ->
-    # 0.055, OK, control 0.66.
+    # ca17989 where it was written, 0.112 at 7579791 and f9496b0's parent; over-confident,
+    # as the docs' 3 000 rows are). Measured 2026-12-06 with this test's settings but the
+    # reference maps drawn from key(0), not this test's key: 3 000 -> 0.132,
+    # NOT_CALIBRATED; 20 000 -> 0.055, OK, control 0.66.
     simulator = LognormalSimulator(8)
     prior = lognormal_prior()
     reference = jax.vmap(simulator, (0, None))(jax.random.split(key, 32), jnp.array([0.3, 1.0]))
