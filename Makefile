@@ -26,11 +26,15 @@ figures: $(STAMP)
 # workers. Measured 2026-12-06 on the 210 tests of eight files with such fixtures: 265 ->
 # 210 s wall, 485 -> 386 CPU-s; on the whole suite, with that session's other test
 # changes, 630 -> 620 s in one A/B (within this machine's run-to-run noise).
+# --max-worker-restart=0: when a worker process dies (a segfault), the run stops and names
+# the test it died in. With a restart, pytest-xdist 3.8's loadfile scheduler can hand the
+# new worker only finished files and wait forever (pytest-xdist issues #784, #1378): the
+# slow suite hung that way after each of three XLA-compile segfaults on 2026-12-06.
 test: $(STAMP)
-	$(PY) -m pytest -n 2 --dist loadfile -q
+	$(PY) -m pytest -n 2 --dist loadfile --max-worker-restart=0 -q
 
 test-all: $(STAMP)
-	ASTROBAYES_TEST_XLA_OPTIMIZE=1 $(PY) -m pytest -n 2 --dist loadfile -q -m "slow or not slow"
+	ASTROBAYES_TEST_XLA_OPTIMIZE=1 $(PY) -m pytest -n 2 --dist loadfile --max-worker-restart=0 -q -m "slow or not slow"
 
 $(BENCH_STAMP): $(STAMP)
 	$(PY) -m pip install --quiet -e ".[bench]"

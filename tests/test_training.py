@@ -118,21 +118,26 @@ def test_non_finite_parameters_behind_a_finite_loss_are_a_failure(key, epoch_loo
     assert np.isfinite(float(model.slope))  # the last finite parameters were kept
 
 
-def test_stochastic_losses_get_fresh_keys_per_step(key):
+def test_stochastic_losses_get_fresh_keys_per_step_and_fixed_validation_draws(key):
     x, y = _data(key, num=40)
     keys = []
 
     def record(model, batch, k):
-        keys.append(jax.random.key_data(k))
+        keys.append(tuple(np.asarray(jax.random.key_data(k)).tolist()))
         return _mse(model, batch, k)
 
-    # eager check of the per-step keys: they differ between steps and epochs
+    # eager: each epoch calls the loss for its 3 steps, then once for validation
     config = TrainingConfig(batch_size=10, max_epochs=2, patience=5)
     train, valid = split_validation(key, (x, y), 0.25)
     with jax.disable_jit():
         fit(key, _line(), record, train, valid, config=config)
-    data = {tuple(np.asarray(k).tolist()) for k in keys}
-    assert len(data) == len(keys)  # 3 steps + 1 validation per epoch, all distinct
+    assert len(keys) == 8
+    steps, validation = keys[0:3] + keys[4:7], {keys[3], keys[7]}
+    assert len(set(steps)) == 6  # fresh draws for every step of every epoch
+    # one validation key for the whole fit (common random numbers across epochs), not
+    # one of the steps' keys
+    assert len(validation) == 1
+    assert not validation & set(steps)
 
 
 def test_python_epoch_loop_matches_the_scanned_epoch(key):

@@ -86,6 +86,41 @@ def test_rejects_bad_input(key):
         lognormal_logdensity(make_problem(4), np.zeros((2, 4, 4)), 0.0)
 
 
+def _mean_field_elbo(mean, variance, centre, precision):
+    """Analytic ELBO of ``N(mean, diag(variance))`` against ``exp(-(x-c)^T P (x-c) / 2)``
+    and the standard deviation of its per-draw terms ``log p(x) + H[q]``, ``x ~ q``:
+    ``Var = d^T P S P d + tr((S^1/2 P S^1/2)^2) / 2`` with ``d = mean - c``, ``S = diag(variance)``."""
+    d = mean - centre
+    entropy = 0.5 * np.sum(np.log(2 * np.pi * np.e * variance))
+    elbo = -0.5 * (d @ precision @ d + np.sum(np.diag(precision) * variance)) + entropy
+    root = np.sqrt(variance)
+    a = root[:, None] * precision * root[None, :]
+    std = np.sqrt(d @ precision @ (variance * (precision @ d)) + 0.5 * np.trace(a @ a))
+    return elbo, std
+
+
+def test_reported_elbo_is_the_fitted_familys_within_its_monte_carlo_error(key):
+    """``VIResult.elbo`` against the analytic ELBO of the returned mean-field Gaussian on a
+    correlated Gaussian target, within 3 of its reported errors; the reported error against
+    the analytic per-draw standard deviation over sqrt(num_elbo_draws) (its sampling error
+    at 4096 draws is ~3%). Negative control: the untrained family's analytic ELBO is many
+    errors away, so a result that ignored the fit would fail."""
+    cov = np.array([[1.0, 0.8, 0.3], [0.8, 1.0, 0.5], [0.3, 0.5, 1.0]])
+    precision, centre = np.linalg.inv(cov), np.array([1.0, -1.0, 0.5])
+    p, c = jnp.asarray(precision, jnp.float32), jnp.asarray(centre, jnp.float32)
+    q = MeanFieldGaussian.init(jnp.zeros(3))
+    result = fit_variational(key, lambda x: -0.5 * (x - c) @ p @ (x - c), q, config=FAST)
+    fitted = result.family
+    mean = np.asarray(fitted.mean, np.float64)
+    variance = np.asarray(fitted.variance(), np.float64)
+    truth, term_std = _mean_field_elbo(mean, variance, centre, precision)
+    assert abs(result.elbo - truth) < 3 * result.elbo_error, (result.elbo, truth)
+    expected_error = term_std / np.sqrt(FAST.num_elbo_draws)
+    assert abs(result.elbo_error / expected_error - 1) < 0.15, (result.elbo_error, expected_error)
+    untrained, _ = _mean_field_elbo(np.zeros(3), np.ones(3), centre, precision)
+    assert abs(result.elbo - untrained) > 10 * result.elbo_error
+
+
 def test_flow_log_prob_is_the_change_of_variables_density(key):
     """log q from the sampling pass equals log N(u) - log|det dtheta/du| by autodiff, and the
     inverse-direction log_prob; negative control: dropping the flow's Jacobian is wrong."""

@@ -11,8 +11,12 @@ loss a failure, never silent.
 
 Randomness: epoch ``e`` uses the key ``k_e`` of the chain ``key -> (key, k_e)`` of
 ``jax.random.split``; the minibatch order is ``permutation(k_e)``, per-step loss keys
-(for stochastic losses) come from ``fold_in(k_e, 1)`` and the validation key is
-``fold_in(k_e, 2)``. Same key, same model.
+(for stochastic losses) come from ``fold_in(k_e, 1)``. The validation key is one key for
+the whole fit, ``fold_in(key, 2)``: a stochastic validation loss (noise levels of a
+denoising loss, a VAE's or an ELBO's draws) is evaluated on the same draws after every
+epoch, so early stopping and the choice of the best epoch compare parameters, not
+Monte Carlo noise (common random numbers). With a fresh key per epoch, the best epoch
+was partly the luckiest draw. Same key, same model.
 
 Example:
     >>> import equinox as eqx, jax, jax.numpy as jnp
@@ -347,6 +351,7 @@ def fit(
     params, static = eqx.partition(model, filter_spec, is_leaf=is_leaf)
     opt_state = _initial_optimizer_state(optimizer, params)
     best, best_loss, best_epoch = params, np.inf, -1
+    validation_key = jax.random.fold_in(key, 2)  # the epochs' keys are fold_in(., 0 or 1)
     train_losses: list[float] = []
     validation_losses: list[float] = []
     status = TrainingStatus.MAX_EPOCHS
@@ -357,7 +362,16 @@ def fit(
         else:
             run = compiled_with_options(_epoch, config.compiler_options())
         params, opt_state, train_loss, validation_loss = run(
-            params, opt_state, epoch_key, train, validation, static, loss_fn, optimizer, batch_size
+            params,
+            opt_state,
+            epoch_key,
+            validation_key,
+            train,
+            validation,
+            static,
+            loss_fn,
+            optimizer,
+            batch_size,
         )
         validation_loss = float(validation_loss)
         train_losses.append(float(train_loss))
@@ -418,8 +432,10 @@ def _train_step(params, opt_state, batch, key, static, loss_fn, optimizer):
     return eqx.apply_updates(params, updates), opt_state, loss
 
 
-def _epoch(params, state, key, train, validation, static, loss_fn, optimizer, batch_size):
-    """One epoch of minibatch steps, then the validation loss.
+def _epoch(
+    params, state, key, validation_key, train, validation, static, loss_fn, optimizer, batch_size
+):
+    """One epoch of minibatch steps, then the validation loss (drawn with ``validation_key``).
 
     Compiled (:func:`~astrobayes.compilation.compiled_with_options`, one program per set
     of the config's XLA options) once per (model structure, loss function, optimizer, batch
@@ -435,7 +451,7 @@ def _epoch(params, state, key, train, validation, static, loss_fn, optimizer, ba
         return (p, opt_state), loss
 
     (params, state), losses = jax.lax.scan(step, (params, state), (batches, step_keys))
-    validation_loss = loss_fn(eqx.combine(params, static), validation, jax.random.fold_in(key, 2))
+    validation_loss = loss_fn(eqx.combine(params, static), validation, validation_key)
     return params, state, losses.mean(), _nan_unless_finite(validation_loss, params)
 
 
@@ -458,13 +474,13 @@ _jit_train_step = eqx.filter_jit(_train_step)
 
 
 @eqx.filter_jit
-def _validation_loss(params, static, loss_fn, validation, key):
-    loss = loss_fn(eqx.combine(params, static), validation, jax.random.fold_in(key, 2))
+def _validation_loss(params, static, loss_fn, validation, validation_key):
+    loss = loss_fn(eqx.combine(params, static), validation, validation_key)
     return _nan_unless_finite(loss, params)
 
 
 def _run_epoch_stepwise(
-    params, state, key, train, validation, static, loss_fn, optimizer, batch_size
+    params, state, key, validation_key, train, validation, static, loss_fn, optimizer, batch_size
 ):
     """:func:`_epoch` with one compiled call per minibatch (``epoch_loop="python"``)."""
     batches, step_keys = _jit_epoch_batches(key, train, batch_size)
@@ -476,4 +492,5 @@ def _run_epoch_stepwise(
         )
         losses.append(loss)
     train_loss = jnp.mean(jnp.stack(losses))
-    return params, state, train_loss, _validation_loss(params, static, loss_fn, validation, key)
+    validation_loss = _validation_loss(params, static, loss_fn, validation, validation_key)
+    return params, state, train_loss, validation_loss

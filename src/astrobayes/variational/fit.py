@@ -3,8 +3,11 @@
 The ELBO ``E_q[log p(theta)] + H[q]`` is estimated with reparameterised draws. It trains
 through :func:`astrobayes._training.fit` with the Monte Carlo draw index as "data": a
 training batch of ``num_draws`` indices is one ELBO estimate from ``num_draws`` draws,
-and the validation set (``num_validation_draws`` indices) is a more precise estimate that
-drives early stopping and the choice of the best epoch.
+and the validation set (``num_validation_draws`` indices, the same draws after every
+epoch) is a more precise estimate that drives early stopping and the choice of the best
+epoch. The reported ELBO is estimated afresh, on ``num_elbo_draws`` draws that played no
+part in the choice, with its Monte Carlo standard error: the best of many validation
+estimates would be biased upwards by the choice.
 """
 
 from __future__ import annotations
@@ -51,6 +54,8 @@ class VIConfig:
         patience: Epochs without improvement before stopping.
         num_moment_draws: Draws that estimate the mean and standard deviations of a
             family without analytic moments (:class:`FlowFamily`).
+        num_elbo_draws: Fresh draws that estimate the fitted family's ELBO and its
+            Monte Carlo error (:attr:`VIResult.elbo`, :attr:`VIResult.elbo_error`).
 
     """
 
@@ -61,6 +66,7 @@ class VIConfig:
     max_epochs: int = 60
     patience: int = 60
     num_moment_draws: int = 4096
+    num_elbo_draws: int = 4096
 
     def __post_init__(self) -> None:
         for name in (
@@ -70,6 +76,7 @@ class VIConfig:
             "max_epochs",
             "patience",
             "num_moment_draws",
+            "num_elbo_draws",
         ):
             check_positive_int(getattr(self, name), name)
         if not (isinstance(self.learning_rate, int | float) and self.learning_rate > 0):
@@ -83,7 +90,11 @@ class VIResult(NamedTuple):
         family: The fitted variational family (its ``mean`` and ``variance()``).
         mean: Posterior mean of ``q``, ``(dim,)`` (estimated from draws for a flow).
         std: Marginal standard deviations of ``q``, ``(dim,)`` (likewise).
-        elbo: The last validation ELBO (nats).
+        elbo: ELBO of the fitted family (nats): the mean over ``num_elbo_draws`` fresh
+            draws, independent of the draws that trained it and chose its epoch; NaN if a
+            term is not finite.
+        elbo_error: Monte Carlo standard error of ``elbo`` (standard deviation of the
+            per-draw terms over the square root of their number).
         training: :class:`~astrobayes._training.TrainingInfo`.
         status: :class:`VIStatus`.
         messages: Every status raised.
@@ -94,6 +105,7 @@ class VIResult(NamedTuple):
     mean: Float[np.ndarray, " dim"]
     std: Float[np.ndarray, " dim"]
     elbo: float
+    elbo_error: float
     training: TrainingInfo
     status: VIStatus
     messages: tuple[VIStatus, ...]
@@ -186,18 +198,31 @@ def fit_variational(
         mean, variance = fitted.mean, fitted.variance()
     else:
         mean, variance = fitted.moments(moment_key, config.num_moment_draws)
+
+    @eqx.filter_jit
+    def elbo_terms(q, draw_key):
+        if analytic:
+            return batched(q.sample(draw_key, config.num_elbo_draws)) + q.entropy()
+        draws, log_q = q.sample_and_log_prob(draw_key, config.num_elbo_draws)
+        return batched(draws) - log_q
+
+    # fold_in(key, 2): the split above gave fold_in(key, 0) and fold_in(key, 1)
+    terms = np.asarray(elbo_terms(fitted, jax.random.fold_in(key, 2)), np.float64)
+    finite_terms = bool(np.all(np.isfinite(terms)))
+    elbo = float(terms.mean()) if finite_terms else float("nan")
+    elbo_error = float(terms.std(ddof=1) / np.sqrt(terms.size)) if finite_terms else float("nan")
     messages = []
-    if info.status is TrainingStatus.NON_FINITE:
+    if info.status is TrainingStatus.NON_FINITE or not finite_terms:
         messages.append(VIStatus.NON_FINITE)
     elif info.status is TrainingStatus.MAX_EPOCHS and info.best_epoch == info.num_epochs - 1:
         messages.append(VIStatus.NOT_CONVERGED)  # the last epoch was still the best
     ordered = by_severity(messages)
-    finite = info.validation_losses[np.isfinite(info.validation_losses)]
     result = VIResult(
         family=fitted,
         mean=np.asarray(mean, np.float64),
         std=np.sqrt(np.asarray(variance, np.float64)),
-        elbo=float(-finite.min()) if finite.size else float("nan"),
+        elbo=elbo,
+        elbo_error=elbo_error,
         training=info,
         status=ordered[0] if ordered else VIStatus.OK,
         messages=ordered,
