@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 from pathlib import Path
 
@@ -41,6 +42,45 @@ if os.environ.get("ASTROBAYES_TEST_XLA_OPTIMIZE") != "1":
     _flags = os.environ.get("XLA_FLAGS", "")
     if "xla_cpu_use_fusion_emitters" not in _flags:
         os.environ["XLA_FLAGS"] = f"{_flags} --xla_cpu_use_fusion_emitters=false".strip()
+
+
+def _memory_mappings() -> int:
+    """Memory mappings of this process (lines of /proc/self/maps; 0 where there is none)."""
+    try:
+        with open("/proc/self/maps", "rb") as maps:
+            return sum(1 for _ in maps)
+    except OSError:
+        return 0
+
+
+def _mapping_limit() -> int:
+    try:
+        return int(Path("/proc/sys/vm/max_map_count").read_text())
+    except (OSError, ValueError):
+        return 65530  # Linux's default
+
+
+_MAPPING_LIMIT = _mapping_limit()
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _release_compiled_programs():
+    """After a test file, drop JAX's compiled programs if they crowd the mapping limit.
+
+    Every program XLA's CPU backend compiles lives in its own memory mappings (3 per small
+    program, measured), and JAX's caches keep the programs of module-level functions for
+    the life of the process. A slow-suite worker reached Linux's ``vm.max_map_count``
+    (65530 mappings, ~21,000 live programs): the next compile's ``mmap`` failed, and XLA's
+    error path died of a segmentation fault in the C++ unwinder. That was the
+    slow-suite crash of 2026-12-06, in whichever test compiled next (the core file had
+    65,529 mapped segments). ``jax.clear_caches()`` frees them (200 programs of three
+    functions: 2463 -> 94 mappings); done only past half the limit, so files that share
+    programs on one worker still share them. (jax-ml/jax#27201 is the same failure.)
+    """
+    yield
+    if _memory_mappings() > _MAPPING_LIMIT // 2:
+        jax.clear_caches()
+        gc.collect()
 
 
 @pytest.fixture

@@ -164,9 +164,17 @@ def _scale_last(flow, factor):
 
 @pytest.mark.slow
 def test_flow_elbo_reaches_the_analytic_evidence(key):
-    """On a correlated Gaussian target with known log Z, the fitted flow's ELBO equals log Z
-    within its Monte Carlo error (the ELBO is exact only if q = p); negative control: the
-    mean-field optimum's ELBO sits below log Z by its analytic KL gap."""
+    """On a correlated Gaussian target with known log Z, the fitted flow's reported ELBO
+    equals log Z within 3 of its Monte Carlo errors plus 0.01 nats for the fit (an affine
+    flow can represent this posterior exactly, but a finite fit leaves KL(q || p) > 0);
+    negative control: the mean-field optimum's ELBO sits below log Z by its analytic KL gap.
+
+    Measured 2026-12-06 (stop 50), log Z - ELBO over 6 keys: 12 epochs with 256 validation
+    draws (the settings before), 0.017-0.053 (0.016-0.045 with the validation draws
+    renewed every epoch): this test's bound failed for most keys. The 256-draw validation
+    estimate picks its best epoch within its own noise (~0.01 nats) and stops the fit
+    early; with 2048 validation draws and 40 epochs, 0.0045-0.0124 (errors ~0.002).
+    """
     dim = 3
     cov = np.array([[1.0, 0.8, 0.3], [0.8, 1.0, 0.5], [0.3, 0.5, 1.0]])
     precision = np.linalg.inv(cov)
@@ -177,12 +185,12 @@ def test_flow_elbo_reaches_the_analytic_evidence(key):
     def logdensity(x):
         return -0.5 * (x - m) @ p @ (x - m)
 
-    config = VIConfig(num_draws=16, steps_per_epoch=50, max_epochs=12, patience=12)
+    config = VIConfig(
+        num_draws=16, steps_per_epoch=50, max_epochs=40, patience=40, num_validation_draws=2048
+    )
     q = FlowFamily.init(key, jnp.zeros(dim), flow_layers=1, nn_width=8)
-    fitted = fit_variational(jax.random.fold_in(key, 1), logdensity, q, config=config).family
-    draws, log_q = fitted.sample_and_log_prob(jax.random.fold_in(key, 2), 4000)
-    terms = np.asarray(jax.vmap(logdensity)(draws) - log_q, np.float64)
-    elbo, error = terms.mean(), terms.std(ddof=1) / np.sqrt(terms.size)
+    result = fit_variational(jax.random.fold_in(key, 1), logdensity, q, config=config)
+    elbo, error = result.elbo, result.elbo_error
     assert log_z - elbo < 3 * error + 0.01  # a bound: the ELBO never exceeds log Z
     assert elbo - log_z < 3 * error
     # negative control: mean-field's best ELBO is log Z - KL, KL analytic and large here
