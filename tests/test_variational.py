@@ -80,6 +80,8 @@ def test_rejects_bad_input(key):
         fit_variational(key, lambda x: -jnp.sum(x**2), object())
     with pytest.raises(ValueError, match="num_draws"):
         VIConfig(num_draws=0)
+    with pytest.raises(ValueError, match="num_elbo_draws must be at least 2"):
+        VIConfig(num_elbo_draws=1)
     with pytest.raises(ValueError, match="mean must be a vector"):
         FlowFamily.init(key, jnp.zeros(1))
     with pytest.raises(ValueError, match="shift must be positive"):

@@ -79,6 +79,11 @@ class VIConfig:
             "num_elbo_draws",
         ):
             check_positive_int(getattr(self, name), name)
+        if self.num_elbo_draws < 2:
+            raise ValueError(
+                f"num_elbo_draws must be at least 2 (its error is a sample standard "
+                f"deviation); got {self.num_elbo_draws}"
+            )
         if not (isinstance(self.learning_rate, int | float) and self.learning_rate > 0):
             raise ValueError(f"learning_rate must be positive; got {self.learning_rate!r}")
 
