@@ -83,6 +83,26 @@ def _release_compiled_programs():
         gc.collect()
 
 
+@pytest.fixture(autouse=True)
+def _x64_flag_restored():
+    """Fail a test that leaves ``jax_enable_x64`` changed (and restore it).
+
+    The flag is process-wide: ``astrobayes texture`` (and ``run`` with ``x64 = true``)
+    turn it on for their process, and a test calling them in-process once left it on for
+    the rest of its worker, so a later float32 test failed in ``make test-all`` only. Tests
+    that need float64 take the ``global_x64`` fixture, which restores it.
+    """
+    before = jax.config.jax_enable_x64
+    yield
+    after = jax.config.jax_enable_x64
+    if after != before:
+        jax.config.update("jax_enable_x64", before)
+        pytest.fail(
+            f"the test left jax_enable_x64 = {after} (it was {before}); take the global_x64 "
+            "fixture, which restores it"
+        )
+
+
 @pytest.fixture
 def key():
     """A fresh JAX PRNG key (tests never share keys implicitly)."""

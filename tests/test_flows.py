@@ -84,7 +84,12 @@ def _assert_same_flow(a, b):
     leaves_b = jax.tree_util.tree_leaves(eqx.filter(b, eqx.is_array))
     assert len(leaves_a) == len(leaves_b) > 0
     for x, y in zip(leaves_a, leaves_b, strict=True):
-        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+        # Bitwise equal under the fast suite's flags. Under `make test-all`'s optimised
+        # programs, the eager build's ops are optimised while the jit build compiles with
+        # RUN_ONCE_COMPILER_OPTIONS: the last bits may differ (measured 2026-12-06: at most
+        # 3.0e-8 absolute on weights up to ~0.5; key 12's network weights differ from key
+        # 11's by up to 0.7).
+        np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-5, atol=1e-7)
     z = jnp.array([[0.3, -1.2, 2.0], [0.0, 0.5, -0.5]])
     c = jnp.array([[1.0, -1.0], [0.2, 0.1]])
     np.testing.assert_allclose(a.log_prob(z, c), b.log_prob(z, c), rtol=1e-6)

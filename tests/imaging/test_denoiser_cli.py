@@ -60,6 +60,20 @@ def test_cli_samples_with_a_denoiser_prior(tmp_path, capsys):
     assert "PnP-ULA" in capsys.readouterr().out
 
 
+def test_cli_runs_with_jax_in_float64(tmp_path, global_x64):
+    """With ``jax_enable_x64`` on (as many cosmology sessions set it), the float32 denoiser
+    took float64 images into its convolutions and the Lipschitz estimate float64 tangents:
+    the command failed with a dtype error from lax (found 2026-12-06 when another test
+    left x64 on). The network now runs in its weights' dtype."""
+    save_denoiser(tmp_path / "tiny.eqx", init_denoiser(jax.random.key(0), TINY))
+    config = tmp_path / "run.toml"
+    config.write_text(CONFIG)
+    code = main(["image", str(config), "--out", str(tmp_path / "out"), "--no-plots"])
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert code == (1 if results["status"] in ("not_finite", "diverged") else 0)
+    assert np.isfinite(results["snr_db"])
+
+
 def test_denoiser_config_errors(tmp_path, capsys):
     base = tmp_path
     table, run = load_run_config(CONFIG, base)

@@ -51,6 +51,22 @@ def test_score_is_tweedie_of_the_denoiser_for_single_images_and_batches(tiny):
     np.testing.assert_allclose(batch[2], tiny(images[2], 0.2), atol=1e-5)
 
 
+def test_float64_images_run_through_the_float32_network(tiny, global_x64):
+    """Under ``jax_enable_x64`` a float64 image gives a float64 output equal to the float32
+    image's to float32 rounding (the network runs in its weights' dtype); negative
+    control: a float32 network fed float64 straight into its convolution raises."""
+    image = np.asarray(jax.random.normal(jax.random.key(1), (8, 8)), np.float32)
+    out64 = tiny(jnp.asarray(image, jnp.float64), 0.1)
+    out32 = tiny(jnp.asarray(image, jnp.float32), 0.1)
+    assert out64.dtype == jnp.float64
+    assert out32.dtype == jnp.float32
+    np.testing.assert_allclose(np.asarray(out64), np.asarray(out32), rtol=1e-6, atol=1e-6)
+    image64 = jnp.asarray(image, jnp.float64)
+    channels = jnp.stack([image64] * (2 if tiny.settings.noise_input else 1))
+    with pytest.raises(TypeError, match="same dtypes"):
+        tiny.network(channels)
+
+
 def test_loss_of_the_identity_denoiser_is_one_within_monte_carlo_error(tiny):
     identity = _zero_network(tiny)
     images = jnp.zeros((64, 8, 8))

@@ -187,11 +187,16 @@ class Denoiser(eqx.Module):
         return 2.0 * (jnp.log(sigma) - low) / (high - low) - 1.0
 
     def _single(self, image: Array, sigma: Array) -> Array:
+        # The network runs in its weights' dtype (float32 as shipped), whatever the image's:
+        # with jax_enable_x64 on, float64 images reached the convolutions with float32
+        # kernels and lax raised. The residual is added back in the image's dtype.
+        weights = jax.tree.leaves(eqx.filter(self.network, eqx.is_inexact_array))
+        x = image.astype(weights[0].dtype) if weights else image
         if self.settings.noise_input:
-            channel = jnp.full_like(image, self._noise_channel(sigma))
-            residual = self.network(jnp.stack([image, channel]))[0]
-            return image - sigma * residual
-        return image - self.network(image[None])[0]
+            channel = jnp.full_like(x, self._noise_channel(sigma))
+            residual = self.network(jnp.stack([x, channel]))[0]
+            return image - (sigma * residual).astype(image.dtype)
+        return image - self.network(x[None])[0].astype(image.dtype)
 
     def __call__(
         self, image: Float[Array, "*batch height width"], sigma: float | Float[Array, "*batch"]

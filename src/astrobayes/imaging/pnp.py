@@ -103,8 +103,10 @@ def score_lipschitz_estimate(
         _, jvp = jax.linearize(score_fn, image)
         transpose = jax.linear_transpose(jvp, image)
 
-        def normal(v, jvp=jvp, transpose=transpose):
-            return transpose(jvp(v))[0]
+        def normal(v, jvp=jvp, transpose=transpose, dtype=image.dtype):
+            # operator_norm iterates in JAX's default float (float64 under x64); the
+            # linearisation takes tangents in the image's dtype
+            return transpose(jvp(v.astype(dtype)))[0].astype(v.dtype)
 
         norm = operator_norm(normal, shape, num_iterations=num_iterations, tolerance=1e-5).norm
         if not np.isfinite(norm):
