@@ -31,6 +31,7 @@ from jaxtyping import Array, Float
 
 from astrobayes._checks import as_float_array, check_finite
 from astrobayes._status import Severity, Status
+from astrobayes._types import parameter_dtype
 
 __all__ = ["BNNStatus", "PredictiveMixture", "Predictive"]
 
@@ -193,8 +194,9 @@ class Predictive(NamedTuple):
                 f"{x.shape}"
             )
         check_finite(x, "inputs")
-        dtype = jax.tree.leaves(eqx.filter(self.networks, eqx.is_inexact_array))[0].dtype
-        x = jnp.asarray((x - self.input_mean) / self.input_scale, dtype=dtype)
+        x = jnp.asarray(
+            (x - self.input_mean) / self.input_scale, dtype=parameter_dtype(self.networks)
+        )
         means, scales = _predict(self.networks, x)
         return PredictiveMixture(
             means=self.target_mean + self.target_scale * means,

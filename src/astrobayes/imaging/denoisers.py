@@ -60,7 +60,7 @@ from jaxtyping import Array, Float, PRNGKeyArray
 from astrobayes._checks import check_key, check_positive_int
 from astrobayes._status import Severity, Status, check
 from astrobayes._training import TrainingConfig, TrainingInfo, fit
-from astrobayes._types import ProgressFn
+from astrobayes._types import ProgressFn, parameter_dtype
 from astrobayes.imaging.networks import DnCNN, UNet
 
 __all__ = [
@@ -190,8 +190,7 @@ class Denoiser(eqx.Module):
         # The network runs in its weights' dtype (float32 as shipped), whatever the image's:
         # with jax_enable_x64 on, float64 images reached the convolutions with float32
         # kernels and lax raised. The residual is added back in the image's dtype.
-        weights = jax.tree.leaves(eqx.filter(self.network, eqx.is_inexact_array))
-        x = image.astype(weights[0].dtype) if weights else image
+        x = image.astype(parameter_dtype(self.network))
         if self.settings.noise_input:
             channel = jnp.full_like(x, self._noise_channel(sigma))
             residual = self.network(jnp.stack([x, channel]))[0]

@@ -25,6 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from astrobayes._types import parameter_dtype
 from astrobayes.io._eqx_files import read_eqx_header, write_eqx_with_header
 from astrobayes.physics.surrogates import (
     NUM_FEATURES,
@@ -95,7 +96,7 @@ def save_surrogate_ensemble(
         raise TypeError(f"members must be a Surrogate; got {type(members).__name__}")
     if not isinstance(config, SurrogateConfig):
         raise TypeError(f"config must be a SurrogateConfig; got {type(config).__name__}")
-    dtype = str(jax.tree_util.tree_leaves(eqx.filter(members, eqx.is_inexact_array))[0].dtype)
+    dtype = str(parameter_dtype(members))
     header = {
         "format": _FORMAT,
         "version": _VERSION,
