@@ -235,6 +235,26 @@ def test_shipped_weights_load_with_their_recorded_architecture():
         assert np.all(np.isfinite(np.asarray(leaf)))
 
 
+def test_shipped_weights_load_and_reconstruct_under_x64(global_x64):
+    """With ``jax_enable_x64`` on, the float32 shipped weights load (the skeleton takes the
+    file's dtype) and a float64 dirty image reconstructs through them, equal to the float32
+    image's reconstruction to float32 rounding. Found 2026-12-06: the load raised
+    ("Deserialised leaf ... has changed dtype") and the U-Net's convolutions refused
+    float64 inputs."""
+    network = read_unrolled().network
+    assert {
+        np.asarray(leaf).dtype
+        for leaf in jax.tree.leaves(eqx.filter(network.stages, eqx.is_inexact_array))
+    } == {np.dtype(np.float32)}
+    op, _, dirty = _mask_problem(size=32)
+    dirty32 = jnp.asarray(dirty, jnp.float32)
+    image32 = np.asarray(reconstruct(network, lambda x: op.normal(x.astype(jnp.float32)), dirty32))
+    image64 = np.asarray(reconstruct(network, op.normal, jnp.asarray(dirty32, jnp.float64)))
+    assert image64.dtype == np.float64
+    assert np.all(np.isfinite(image64))
+    np.testing.assert_allclose(image64, image32, rtol=1e-3, atol=1e-4 * image32.max())
+
+
 SHIPPED_CONFIG = """
 [data]
 truth = "demo"

@@ -71,6 +71,7 @@ from jaxtyping import Array, Complex, Float
 
 from astrobayes._checks import check_key, check_positive_int
 from astrobayes._status import Severity, Status, check
+from astrobayes._types import parameter_dtype
 from astrobayes.imaging.map import snr_db
 from astrobayes.imaging.networks import UNet
 from astrobayes.imaging.nufft import NufftOperator
@@ -220,13 +221,16 @@ class UnrolledNetwork(eqx.Module):
     ) -> Float[Array, "height width"]:
         """Reconstruct from ``N`` and ``d`` (no validation; see :func:`reconstruct`)."""
         normal_unit, dirty_unit, scale, transfer = normalised_problem(normal, dirty)
+        # the U-Nets run in their weights' dtype (float32 as shipped) also when the image
+        # is float64 (jax_enable_x64); their output is added back in the image's dtype
+        dtype = parameter_dtype(self.stages)
         peak = jnp.max(jnp.abs(transfer))
         x = _tikhonov(dirty_unit, transfer, jnp.exp(self.log_eps[0]) * peak)
         for k in range(self.settings.num_stages):
             gradient = normal_unit(x) - dirty_unit
             filtered = _tikhonov(gradient, transfer, jnp.exp(self.log_eps[k + 1]) * peak)
             inputs = jnp.stack([x, gradient, filtered, dirty_unit])
-            x = x + self.stage(k)(inputs)[0]
+            x = x + self.stage(k)(inputs.astype(dtype))[0].astype(x.dtype)
             if self.log_mu is not None:
                 x = data_consistency(
                     normal_unit, dirty_unit, x, jnp.exp(self.log_mu[k]), self.settings.dc_iterations

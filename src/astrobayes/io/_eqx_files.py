@@ -13,10 +13,27 @@ from pathlib import Path
 from typing import IO, Any
 
 import equinox as eqx
+import jax
+import jax.numpy as jnp
 
 from astrobayes.io.writers import write_atomic
 
-__all__ = ["read_eqx_header", "write_eqx_with_header"]
+__all__ = ["read_eqx_header", "skeleton_in_saved_dtype", "write_eqx_with_header"]
+
+
+def skeleton_in_saved_dtype(skeleton: Any, header: dict) -> Any:
+    """``skeleton`` with its floating-point leaves in the file's dtype, before reading into it.
+
+    ``header["dtype"]`` (``"float32"`` for files that do not record one). A skeleton built
+    while ``jax_enable_x64`` is on has float64 leaves, and equinox refuses to read float32
+    weights into them; float64 weights are read as float32 when x64 is off.
+    """
+    dtype = jnp.dtype(header.get("dtype", "float32"))
+    if dtype == jnp.float64 and not jax.config.jax_enable_x64:
+        dtype = jnp.dtype(jnp.float32)
+    return jax.tree_util.tree_map(
+        lambda a: a.astype(dtype) if eqx.is_inexact_array(a) else a, skeleton
+    )
 
 
 def write_eqx_with_header(path: str | Path, header: dict, tree: Any) -> Path:

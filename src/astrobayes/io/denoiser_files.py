@@ -26,10 +26,14 @@ from typing import Any
 
 import equinox as eqx
 import jax
-import jax.numpy as jnp
 
+from astrobayes._types import parameter_dtype
 from astrobayes.imaging.denoisers import Denoiser, DenoiserSettings, init_denoiser
-from astrobayes.io._eqx_files import read_eqx_header, write_eqx_with_header
+from astrobayes.io._eqx_files import (
+    read_eqx_header,
+    skeleton_in_saved_dtype,
+    write_eqx_with_header,
+)
 
 __all__ = ["SHIPPED_DENOISERS", "load_denoiser", "load_shipped_denoiser", "save_denoiser"]
 
@@ -66,11 +70,10 @@ def save_denoiser(path: str | os.PathLike, denoiser: Denoiser) -> Path:
     """
     if not isinstance(denoiser, Denoiser):
         raise TypeError(f"denoiser must be a Denoiser; got {type(denoiser).__name__}")
-    leaves = jax.tree_util.tree_leaves(eqx.filter(denoiser, eqx.is_inexact_array))
     header = {
         "format": _FORMAT,
         "version": _VERSION,
-        "dtype": str(leaves[0].dtype),
+        "dtype": str(parameter_dtype(denoiser)),
         "settings": dataclasses.asdict(denoiser.settings),
     }
     return write_eqx_with_header(path, header, denoiser)
@@ -116,12 +119,7 @@ def load_denoiser(path: str | os.PathLike) -> Denoiser:
         )
         settings = _settings_from_header(path, header.get("settings"))
         skeleton = init_denoiser(jax.random.key(0), settings)  # every leaf overwritten below
-        dtype = jnp.dtype(header.get("dtype", "float32"))
-        if dtype == jnp.float64 and not jax.config.jax_enable_x64:
-            dtype = jnp.dtype(jnp.float32)
-        skeleton = jax.tree_util.tree_map(
-            lambda a: a.astype(dtype) if eqx.is_inexact_array(a) else a, skeleton
-        )
+        skeleton = skeleton_in_saved_dtype(skeleton, header)
         try:
             denoiser = eqx.tree_deserialise_leaves(handle, skeleton)
         except Exception as error:  # equinox/numpy raise several types on bad payloads

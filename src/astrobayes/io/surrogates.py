@@ -26,7 +26,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from astrobayes._types import parameter_dtype
-from astrobayes.io._eqx_files import read_eqx_header, write_eqx_with_header
+from astrobayes.io._eqx_files import (
+    read_eqx_header,
+    skeleton_in_saved_dtype,
+    write_eqx_with_header,
+)
 from astrobayes.physics.surrogates import (
     NUM_FEATURES,
     NUM_OUTPUTS,
@@ -141,12 +145,7 @@ def load_surrogate_ensemble(path: str | os.PathLike) -> tuple[Surrogate, Surroga
             jax.random.key(0), config, zeros, float(header["start"])
         )  # placeholder weights, all overwritten below
         # the saved dtype (float32 unless recorded otherwise), whatever jax_enable_x64 says
-        dtype = jnp.dtype(header.get("dtype", "float32"))
-        if dtype == jnp.float64 and not jax.config.jax_enable_x64:
-            dtype = jnp.dtype(jnp.float32)
-        skeleton = jax.tree_util.tree_map(
-            lambda a: a.astype(dtype) if eqx.is_inexact_array(a) else a, skeleton
-        )
+        skeleton = skeleton_in_saved_dtype(skeleton, header)
         try:
             return eqx.tree_deserialise_leaves(handle, skeleton), config
         except Exception as error:  # equinox/numpy raise several types on bad payloads

@@ -24,8 +24,13 @@ from typing import Any, NamedTuple
 import equinox as eqx
 import jax
 
+from astrobayes._types import parameter_dtype
 from astrobayes.imaging.unrolled import UnrolledNetwork, UnrolledSettings
-from astrobayes.io._eqx_files import read_eqx_header, write_eqx_with_header
+from astrobayes.io._eqx_files import (
+    read_eqx_header,
+    skeleton_in_saved_dtype,
+    write_eqx_with_header,
+)
 from astrobayes.io.writers import write_json_atomic
 
 __all__ = [
@@ -97,7 +102,14 @@ def write_unrolled(
         raise ValueError(f"path must end in .eqx; got {path}")
     settings = _settings_dict(network.settings)
     eqx_path = write_eqx_with_header(
-        path, {"format": _FORMAT, "version": _VERSION, "settings": settings}, network
+        path,
+        {
+            "format": _FORMAT,
+            "version": _VERSION,
+            "settings": settings,
+            "dtype": str(parameter_dtype(network)),
+        },
+        network,
     )
     json_path = write_json_atomic(
         path.with_suffix(".json"), {"format": _FORMAT, "settings": settings, **metadata}
@@ -142,6 +154,7 @@ def read_unrolled(path: str | os.PathLike | None = None) -> UnrolledWeights:
         except (KeyError, TypeError, ValueError) as error:
             raise ValueError(f"{path}: invalid network settings in the header ({error})") from None
         skeleton = UnrolledNetwork(settings, key=jax.random.key(0))  # overwritten below
+        skeleton = skeleton_in_saved_dtype(skeleton, header)
         try:
             network = eqx.tree_deserialise_leaves(handle, skeleton)
         except Exception as error:  # equinox/numpy raise several types on bad payloads

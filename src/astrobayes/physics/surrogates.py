@@ -821,7 +821,9 @@ def _rollout_all(members, initial, log_dt, floor_dex: float):
 
     def one(member, state):
         def step(carry, dt):
-            out = member.step(carry, dt)
+            # in the carry's dtype: a member built under jax_enable_x64 has float64 layers
+            # beside its float32 standardiser, and scan needs one carry type
+            out = member.step(carry, dt).astype(carry.dtype)
             return jnp.concatenate([jnp.maximum(out, lower), carry[NUM_OUTPUTS:]]), out
 
         return jax.lax.scan(step, state, log_dt)[1]
