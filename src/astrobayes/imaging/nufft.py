@@ -105,10 +105,14 @@ class NufftOperator(MeasurementOperator):
         """Type-1 NUFFT with the opposite sign; real part."""
         from jax_finufft import nufft1
 
-        real_dtype = jnp.real(visibilities).dtype
+        # one precision for the points and the source: with jax_enable_x64 on, the
+        # float64 weights made complex64 visibilities complex128 beside float32 points
+        # and jax_finufft refused the mix
+        complex_dtype = jnp.promote_types(jnp.asarray(visibilities).dtype, jnp.complex64)
+        real_dtype = jnp.finfo(complex_dtype).dtype
         values = nufft1(
             self.shape,
-            (self.sqrt_weights * visibilities),
+            (self.sqrt_weights * visibilities).astype(complex_dtype),
             self.points_rows.astype(real_dtype),
             self.points_cols.astype(real_dtype),
             iflag=1,
