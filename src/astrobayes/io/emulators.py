@@ -17,7 +17,11 @@ import jax
 import jax.numpy as jnp
 
 from astrobayes.emulators.network import Emulator
-from astrobayes.io._eqx_files import read_eqx_header, write_eqx_with_header
+from astrobayes.io._eqx_files import (
+    read_eqx_header,
+    skeleton_in_saved_dtype,
+    write_eqx_with_header,
+)
 
 __all__ = ["load_emulator", "save_emulator"]
 
@@ -112,7 +116,7 @@ def load_emulator(path: str | os.PathLike) -> Emulator:
             activation=header["activation"],
             log_outputs=bool(header["log_outputs"]),
         )
-        skeleton = jax.tree_util.tree_map(lambda leaf: leaf.astype(dtype), skeleton)
+        skeleton = skeleton_in_saved_dtype(skeleton, header)
         try:
             return eqx.tree_deserialise_leaves(handle, skeleton)
         except Exception as error:  # equinox/numpy raise several types on bad payloads
