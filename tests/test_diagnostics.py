@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from types import SimpleNamespace
 
 import jax
@@ -165,6 +166,27 @@ def test_effective_sample_size_matches_the_ar1_value():
     assert abs(ess / expected - 1) < 0.1
     iid = np.random.default_rng(3).standard_normal((chains, n, 1))
     assert effective_sample_size(iid)[0] > 5 * ess  # negative control: correlation costs draws
+
+
+def test_rhat_and_ess_are_scale_free_and_survive_huge_finite_draws():
+    """R-hat and ESS of draws scaled by 2**600 are bit for bit those of the draws; scaled by
+    1e200 (a chain blowing up in float64) they agree to rounding, with no overflow warning.
+    Negative control: NumPy's own variance of those draws overflows."""
+    rng = np.random.default_rng(7)
+    scales = np.array([1e-3, 1.0, 50.0])
+    draws = _ar1(rng, 0.6, (4, 3, 400)).transpose(0, 2, 1) * scales
+    draws[1] += 2.0 * scales  # one chain off: R-hat well above 1 in every column
+    rhat, ess = split_rhat(draws), effective_sample_size(draws)
+    assert np.all(rhat > 1.05)
+    np.testing.assert_array_equal(split_rhat(draws * 2.0**600), rhat)
+    np.testing.assert_array_equal(effective_sample_size(draws * 2.0**600), ess)
+    huge = draws * 1e200
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        np.testing.assert_allclose(split_rhat(huge), rhat, rtol=1e-12)
+        np.testing.assert_allclose(effective_sample_size(huge), ess, rtol=1e-12)
+    with pytest.warns(RuntimeWarning, match="overflow"):
+        np.var(huge, axis=1)
 
 
 def test_effective_sample_size_in_blocks_equals_one_pass(monkeypatch):

@@ -263,7 +263,7 @@ def split_rhat(samples: np.ndarray) -> np.ndarray:
 
 def _rhat_columns(samples: np.ndarray, half: int) -> np.ndarray:
     """:func:`split_rhat` of a block of dimensions (``half`` draws per split chain)."""
-    samples = np.asarray(samples, np.float64)
+    samples = _power_of_two_scaled(np.asarray(samples, np.float64))
     chains = np.concatenate([samples[:, :half], samples[:, half : 2 * half]], axis=0)
     n = chains.shape[1]
     chain_means = chains.mean(axis=1)
@@ -301,6 +301,21 @@ def effective_sample_size(samples: np.ndarray) -> np.ndarray:
     return _by_column_blocks(lambda block: _ess_columns(block, size), samples, size)
 
 
+def _power_of_two_scaled(samples: np.ndarray) -> np.ndarray:
+    """Each column of ``(chains, draws, columns)`` divided by a power of two near its peak.
+
+    R-hat and ESS do not depend on a column's scale, and a power-of-two scaling is exact in
+    floating point, so they come out bit for bit the same; but finite draws of ~1e200 (a
+    chain blowing up in float64) no longer overflow their variances (which gave NumPy
+    overflow warnings and ``nan``). Columns whose peak is 0 or not finite are left as
+    they are.
+    """
+    peak = np.max(np.abs(samples), axis=(0, 1)) if samples.size else np.ones(samples.shape[2])
+    usable = np.isfinite(peak) & (peak > 0)
+    _, exponent = np.frexp(np.where(usable, peak, 1.0))
+    return np.ldexp(samples, np.where(usable, -exponent, 0))
+
+
 def _by_column_blocks(fn, samples: np.ndarray, rows: int) -> np.ndarray:
     """``fn`` on blocks of dimensions of ``samples``, concatenated: ``(dim,)``.
 
@@ -316,7 +331,7 @@ def _by_column_blocks(fn, samples: np.ndarray, rows: int) -> np.ndarray:
 
 def _ess_columns(samples: np.ndarray, size: int) -> np.ndarray:
     """:func:`effective_sample_size` of a block of dimensions (FFT length ``size``)."""
-    samples = np.asarray(samples, np.float64)
+    samples = _power_of_two_scaled(np.asarray(samples, np.float64))
     num_chains, n, dim = samples.shape
     centred = samples - samples.mean(axis=1, keepdims=True)
     spectrum = np.fft.rfft(centred, n=size, axis=1)

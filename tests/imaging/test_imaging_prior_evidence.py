@@ -111,6 +111,15 @@ def _laplace_denoising_problem(key, size, order, levels, strength, sigma):
     return op, y, psi, _laplace_log_evidence(y, size, psi, strength, sigma)
 
 
+def test_likelihood_constant_is_finite_for_tiny_sigma():
+    """-M ln(2 pi sigma^2), also where sigma^2 underflows (it raised a math domain error)."""
+    for sigma in (0.3, 1.0, 7.0):
+        expected = -5 * math.log(2 * math.pi * sigma**2)
+        assert gaussian_log_likelihood_constant(5, sigma) == pytest.approx(expected, rel=1e-14)
+    tiny = gaussian_log_likelihood_constant(5, 1e-200)
+    assert tiny == pytest.approx(-5 * (math.log(2 * math.pi) - 400 * math.log(10)), rel=1e-14)
+
+
 def test_mask_projection_is_exact():
     size, sigma = 8, 0.1
     rng = np.random.default_rng(0)
@@ -297,7 +306,9 @@ def test_prior_evidence_failure_status_and_throw(key):
     """Overflowing data make every likelihood -inf: nested sampling fails, and says so."""
     op = fourier_mask_operator(_half_plane_mask(8, 0.5, 0))
     y = jnp.full(op.num_visibilities, 1e30, jnp.complex64)
-    post = imaging_posterior(op, y, 1e-30, WaveletSparsityPrior(1.0, WaveletTransform(1, 1)))
+    # (y / sigma)^2 overflows in the session's float type (JAX_ENABLE_X64=1: float64)
+    sigma = 1e-30 if jnp.result_type(float) == jnp.float32 else 1e-200
+    post = imaging_posterior(op, y, sigma, WaveletSparsityPrior(1.0, WaveletTransform(1, 1)))
     options = {"num_live": 6, "num_mcmc_steps": 2, "max_iterations": 12, "initial_step": 0.1}
     result = prior_log_evidence(key, post, **options)
     assert result.status is PriorEvidenceStatus.NESTED_FAILED

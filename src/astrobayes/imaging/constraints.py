@@ -45,8 +45,16 @@ class MaskConstraint(NamedTuple):
 
 
 def gaussian_log_likelihood_constant(num_visibilities: int, sigma: float) -> float:
-    """``-M ln(2 pi sigma^2)``: the normalisation of ``M`` complex Gaussian residuals."""
-    return -num_visibilities * math.log(2.0 * math.pi * sigma**2)
+    """``-M ln(2 pi sigma^2)``: the normalisation of ``M`` complex Gaussian residuals.
+
+    Computed as ``-M (ln 2 pi + 2 ln sigma)``, finite for any positive ``sigma`` (``sigma**2``
+    underflows to 0 below ~1e-162, where ``ln`` of it failed).
+
+    Example:
+        >>> round(gaussian_log_likelihood_constant(10, 1e-200) / 1e4, 4)
+        0.9192
+    """
+    return -num_visibilities * (math.log(2.0 * math.pi) + 2.0 * math.log(sigma))
 
 
 def mask_constraint(
