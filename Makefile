@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.bench-installed
 
-.PHONY: demo test test-all bench lint clean venv figures
+.PHONY: demo test test-x64 test-all bench lint clean venv figures
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,14 @@ figures: $(STAMP)
 # slow suite hung that way after each of three XLA-compile segfaults on 2026-12-06.
 test: $(STAMP)
 	$(PY) -m pytest -n 2 --dist loadfile --max-worker-restart=0 -q
+
+# The fast suite again in a float64 session (JAX_ENABLE_X64=1, as many cosmology codes
+# run): every public function must work there too. The first such runs (2026-12-06)
+# found library bugs the float32 suite could not: the unrolled network's reader, surrogate
+# roll-outs, the NUFFT adjoint, R-hat of blown-up chains, the imaging likelihood's
+# constant at tiny sigma. CI runs it after `make test`.
+test-x64: $(STAMP)
+	JAX_ENABLE_X64=1 $(PY) -m pytest -n 2 --dist loadfile --max-worker-restart=0 -q
 
 test-all: $(STAMP)
 	ASTROBAYES_TEST_XLA_OPTIMIZE=1 $(PY) -m pytest -n 2 --dist loadfile --max-worker-restart=0 -q -m "slow or not slow"

@@ -83,7 +83,7 @@ def test_cooling_sign_and_compton_heating():
 
 
 def test_solve_network_refuses_float32():
-    with pytest.raises(ValueError, match="float64"):
+    with jax.enable_x64(False), pytest.raises(ValueError, match="float64"):
         solve_network(initial_state(0.1, 0.0, 1e4), jnp.array([1.0]), density=1.0)
 
 

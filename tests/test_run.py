@@ -359,9 +359,11 @@ def _x64_config():
 
 def test_x64_needs_jax_in_float64():
     config, spec = _x64_config()
-    model = build_model("big", spec, log_likelihood_fn=_big_likelihood)
-    with pytest.raises(ValueError, match="jax_enable_x64"):
-        run_comparison(jax.random.key(0), config, [model])
+    # float32 even in a float64 session (JAX_ENABLE_X64=1); thread-local, restored after
+    with jax.enable_x64(False):
+        model = build_model("big", spec, log_likelihood_fn=_big_likelihood)
+        with pytest.raises(ValueError, match="jax_enable_x64"):
+            run_comparison(jax.random.key(0), config, [model])
 
 
 @pytest.mark.slow

@@ -144,9 +144,10 @@ def test_flow_log_prob_is_the_change_of_variables_density(key):
     np.testing.assert_allclose(np.asarray(log_prob(theta)), expected, atol=1e-3)
     draws, log_q = q.sample_and_log_prob(jax.random.fold_in(key, 2), 3)
     np.testing.assert_allclose(np.asarray(log_q), np.asarray(log_prob(draws)), atol=1e-3)
-    # negative control: without the flow layers' Jacobian the density is off by >> 1e-3
+    # negative control: without the flow layers' Jacobian the density misses the tolerance
+    # above tenfold (0.4 in float32, 0.02 in float64: the initial weights differ)
     scale_only = np.asarray(base - jnp.sum(q.log_scale))
-    assert np.max(np.abs(scale_only - expected)) > 0.1
+    assert np.max(np.abs(scale_only - expected)) > 10 * 1e-3
 
 
 def _scale_last(flow, factor):

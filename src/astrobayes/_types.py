@@ -28,8 +28,8 @@ def parameter_dtype(model: Any) -> np.dtype:
         ValueError: If ``model`` holds no floating-point array.
 
     Example:
-        >>> import equinox as eqx, jax
-        >>> parameter_dtype(eqx.nn.Linear(2, 3, key=jax.random.key(0)))
+        >>> import equinox as eqx, jax, jax.numpy as jnp
+        >>> parameter_dtype(eqx.nn.Linear(2, 3, key=jax.random.key(0), dtype=jnp.float32))
         dtype('float32')
 
     """

@@ -125,7 +125,10 @@ def test_max_epochs_is_a_warning_and_progress_is_reported(key):
 
 def test_diverged_training_is_a_failure_and_throw_raises(key):
     x = design(jax.random.key(5), [[0.0, 3.0]], 64)
-    options = dict(hidden=(16,), num_epochs=5, batch_size=8, learning_rate=1e30)
+    # a step that overflows the session's float type (in float64, 1e30 left the losses
+    # finite, ~1e121; in float32 a 1e200 constant breaks JAX's lowering)
+    rate = 1e30 if jnp.result_type(float) == jnp.float32 else 1e200
+    options = dict(hidden=(16,), num_epochs=5, batch_size=8, learning_rate=rate)
     _, info = train_emulator(key, x, np.sin(x), **options)
     assert info.status is TrainingStatus.NON_FINITE
     with pytest.raises(UnreliableResultError, match="NON_FINITE") as caught:

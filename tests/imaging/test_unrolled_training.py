@@ -94,7 +94,9 @@ def test_init_weights_copy_the_unets_filters_and_data_consistency_weights(tmp_pa
     assert grown.log_eps.shape == (4,)
     op_normal = lambda v: 0.5 * v + 0.5 * jnp.roll(v, 1, axis=0)  # noqa: E731
     dirty = jnp.asarray(np.random.default_rng(0).random((8, 8)), jnp.float32)
-    np.testing.assert_allclose(grown(op_normal, dirty), plain_source(op_normal, dirty), rtol=1e-6)
+    # float32 images; under JAX_ENABLE_X64 the silent stage is built in float64 and the sum
+    # rounds differently (1.8e-6 relative seen)
+    np.testing.assert_allclose(grown(op_normal, dirty), plain_source(op_normal, dirty), rtol=1e-5)
     assert not np.allclose(deeper(op_normal, dirty), plain_source(op_normal, dirty))  # control
     shallower = UnrolledNetwork(
         UnrolledSettings(num_stages=1, widths=(2, 4)), key=jax.random.key(6)

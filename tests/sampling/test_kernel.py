@@ -343,7 +343,7 @@ def test_max_tree_depth_caps_the_trajectories(key):
     for depth in (3, 10):
         steps = build_nuts_steps(scaled, max_tree_depth=depth)
         state, adaptation = nuts_init(scaled, None, start)
-        adaptation = adaptation._replace(step_size=jnp.full(2, 0.005, jnp.float32))
+        adaptation = adaptation._replace(step_size=jnp.full(2, 0.005))
         _, info = steps(None, jax.random.split(key, 2), state, adaptation, *schedule, off, off, on)
         most[depth] = int(np.asarray(info.num_integration_steps).max())
     assert most[3] == 2**3 - 1

@@ -608,7 +608,8 @@ def inverse(
 
     Examples:
         >>> grid = SphereGrid(4, "mw")
-        >>> alm = jnp.zeros(num_alm(4), jnp.complex64).at[0].set(np.sqrt(4 * np.pi))
+        >>> a00 = np.complex64(np.sqrt(4 * np.pi))
+        >>> alm = jnp.zeros(num_alm(4), jnp.complex64).at[0].set(a00)
         >>> np.allclose(inverse(alm, grid), 1.0, atol=1e-6)  # a_00 = sqrt(4 pi): f = 1
         True
     """
