@@ -54,7 +54,12 @@ from astrobayes.interpret import (
     reconstruction_rms,
     train_profile_vae,
 )
-from astrobayes.io import save_figure_atomic, write_atomic, write_json_atomic
+from astrobayes.io import (
+    save_figure_atomic,
+    software_provenance,
+    write_atomic,
+    write_json_atomic,
+)
 
 
 def parse() -> argparse.Namespace:
@@ -265,6 +270,7 @@ def main() -> None:
             "control_ica_max": float(np.max(c_summary["ica_mi_estimate"][:, 2]))
             if c_ica_mi is not None else None,
         }  # fmt: skip
+    results["provenance"] = software_provenance()
     write_json_atomic(out / "results.json", results)
     print(json.dumps({k: results[k] for k in ("chosen_beta",)}))
     print("test rms", test_summary["rms"], "off-diagonal", test_summary["off_diagonal_ratio"],

@@ -32,7 +32,7 @@ import jax
 import numpy as np
 
 from astrobayes._training import TrainingConfig
-from astrobayes.io import write_json_atomic
+from astrobayes.io import software_provenance, write_json_atomic
 from astrobayes.io.surrogates import load_surrogate_ensemble, save_surrogate_ensemble
 from astrobayes.physics.surrogates import (
     OUTPUT_NAMES,
@@ -249,6 +249,7 @@ def main() -> None:
                     "wall_s": wall,
                     "cpu_s": cpu,
                     "command": vars(args) | {"data": str(args.data), "out": str(args.out)},
+                    "provenance": software_provenance(),
                 },
             )
             print(

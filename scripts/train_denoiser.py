@@ -55,7 +55,7 @@ import numpy as np
 from astrobayes._training import TrainingConfig, split_validation
 from astrobayes.imaging.denoisers import DenoiserSettings, init_denoiser, train_denoiser
 from astrobayes.imaging.map import snr_db
-from astrobayes.io import write_atomic, write_json_atomic
+from astrobayes.io import software_provenance, write_atomic, write_json_atomic
 from astrobayes.io.denoiser_files import load_denoiser, load_shipped_denoiser, save_denoiser
 
 REPORT_SIGMAS = (0.02, 0.05, 0.1)
@@ -347,6 +347,7 @@ def main() -> None:
         "held_out_test": report,
         "command": _command(args, data_record, images, test),
         "script": "scripts/train_denoiser.py",
+        "provenance": software_provenance(),
     }
     if init_report is not None:
         record["init_weights"] = args.init_weights

@@ -75,7 +75,7 @@ from astrobayes.imaging.uv_coverage import (
     simulate_observations_direct,
     simulate_training_set,
 )
-from astrobayes.io import write_json_atomic
+from astrobayes.io import software_provenance, write_json_atomic
 from astrobayes.io.imaging_files import read_uv_points
 from astrobayes.io.unrolled_files import read_unrolled, write_unrolled
 
@@ -573,6 +573,7 @@ def main() -> None:
         heldout_array_seed=HELDOUT_ARRAY_SEED,
         chunks_done=state["chunks_done"],
         chunks_planned=num_chunks,
+        provenance=software_provenance(),
         devices=[str(d) for d in jax.devices()],
         training_cpu_s=state["cpu_s"],
         training_wall_s=state["wall_s"],

@@ -20,6 +20,7 @@ import numpy as np
 import numpyro.distributions as dist
 import pytest
 
+import astrobayes
 from astrobayes.cli.main import main
 from astrobayes.runconfig import (
     ModelSpec,
@@ -246,6 +247,8 @@ def test_run_gives_the_numbers_of_compare_in_python_after_a_resume(resumed_run, 
         target=GaussianTarget(),
     )
     results = json.loads((out / "results.json").read_text())
+    assert results["provenance"]["astrobayes"] == astrobayes.__version__
+    assert results["provenance"]["packages"]["jax"] == jax.__version__
     for name, report in expected.models.items():
         got = results["models"][name]
         # bitwise: the resumed CLI run and the uninterrupted Python call agree exactly

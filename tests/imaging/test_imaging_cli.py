@@ -45,7 +45,7 @@ def test_cli_runs_config_and_writes_outputs(tmp_path):
     out = tmp_path / "out"
     assert main(["image", str(config), "--out", str(out)]) == 0
     results = _strict_json((out / "results.json").read_text())
-    for key in ("snr_db", "gamma_alpha", "map_potential", "timings"):
+    for key in ("snr_db", "gamma_alpha", "map_potential", "timings", "provenance"):
         assert key in results
     assert results["status"] == "converged"
     assert results["map_status_message"].startswith("converged")

@@ -2,6 +2,7 @@ import json
 import pickle
 import sys
 
+import jax
 import numpy as np
 import pytest
 
@@ -165,6 +166,7 @@ def test_cli_end_to_end(tmp_path):
         assert list(posterior["names"]) == ["a", "b"]
     diagnostics = json.loads((out / "diagnostics.json").read_text(), parse_constant=_refuse)
     assert len(diagnostics["rounds"]) == 2
+    assert diagnostics["provenance"]["packages"]["jax"] == jax.__version__
     assert 0 < diagnostics["rounds"][1]["acceptance_rate"] <= 1
     assert "expected_coverage" in diagnostics["calibration"]
     assert (out / "coverage.png").exists()

@@ -423,7 +423,7 @@ def _run_unrolled(config, file_config, problem, out: Path, *, no_plots: bool) ->
 
     from astrobayes.cli._figures import write_imaging_figures
     from astrobayes.imaging.unrolled import run_unrolled_imaging
-    from astrobayes.io import write_json_atomic
+    from astrobayes.io import software_provenance, write_json_atomic
     from astrobayes.io.imaging_files import write_fits_image
     from astrobayes.io.unrolled_files import read_unrolled
 
@@ -459,6 +459,7 @@ def _run_unrolled(config, file_config, problem, out: Path, *, no_plots: bool) ->
         "timings": result.timings,
         "figures": [p.name for p in figures],
     }
+    summary["provenance"] = software_provenance()
     write_json_atomic(out / "results.json", summary)
     snr = "" if result.snr_db is None else f", SNR {result.snr_db:.2f} dB"
     print(
@@ -555,7 +556,7 @@ def _run_denoiser(denoiser_run, file_config, problem, out: Path, *, no_plots: bo
 
     from astrobayes.imaging.denoisers import score_function
     from astrobayes.imaging.pnp import pnp_ula, score_lipschitz_estimate
-    from astrobayes.io import write_json_atomic
+    from astrobayes.io import software_provenance, write_json_atomic
 
     table, sampling = denoiser_run.prior, denoiser_run.sampling
     denoiser = load_denoiser_weights(table.weights)
@@ -622,6 +623,7 @@ def _run_denoiser(denoiser_run, file_config, problem, out: Path, *, no_plots: bo
         "image_shape": list(shape),
         "timings": timings,
     }
+    summary["provenance"] = software_provenance()
     write_json_atomic(out / "results.json", summary)
     snr = summary["snr_db"]
     snr_text = "" if snr is None else f", SNR of the posterior mean {snr:.2f} dB"
@@ -640,7 +642,7 @@ def _run_diffusion(diffusion_run, file_config, problem, out: Path, *, no_plots: 
     import jax
 
     from astrobayes.imaging.diffusion import NoiseSchedule, diffusion_posterior, diffusion_score
-    from astrobayes.io import write_json_atomic
+    from astrobayes.io import software_provenance, write_json_atomic
 
     table, sampling = diffusion_run.prior, diffusion_run.sampling
     denoiser = load_denoiser_weights(table.weights)
@@ -712,6 +714,7 @@ def _run_diffusion(diffusion_run, file_config, problem, out: Path, *, no_plots: 
         "image_shape": list(shape),
         "timings": timings,
     }
+    summary["provenance"] = software_provenance()
     write_json_atomic(out / "results.json", summary)
     snr = summary["snr_db"]
     snr_text = "" if snr is None else f", SNR of the posterior mean {snr:.2f} dB"
@@ -726,7 +729,7 @@ def _run_diffusion(diffusion_run, file_config, problem, out: Path, *, no_plots: 
 def run(args: argparse.Namespace) -> int:
     """Run the ``image`` command; return the exit code."""
     from astrobayes.imaging.pipeline import run_imaging
-    from astrobayes.io import write_json_atomic
+    from astrobayes.io import software_provenance, write_json_atomic
     from astrobayes.io.imaging_files import read_convex_ridge
 
     if args.demo == (args.config is not None):
@@ -761,6 +764,7 @@ def run(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     figures = _write_outputs(out, config, problem, result, no_plots=args.no_plots)
     summary = _summary(config, problem, result, figures, is_observed=file_config.data.is_observed)
+    summary["provenance"] = software_provenance()
     write_json_atomic(out / "results.json", summary)
     snr = "" if result.snr_db is None else f", SNR {result.snr_db:.2f} dB"
     gamma = "n/a" if result.hpd is None else f"{result.hpd.gamma_alpha:.6g}"

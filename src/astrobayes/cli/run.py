@@ -158,7 +158,12 @@ def execute(
         # Asked for by the user (x64 = true): float64 for the whole process.
         jax.config.update("jax_enable_x64", True)
     from astrobayes.cli._figures import figures_markdown, write_comparison_figures
-    from astrobayes.io import NpzCheckpoint, write_json_atomic, write_text_atomic
+    from astrobayes.io import (
+        NpzCheckpoint,
+        software_provenance,
+        write_json_atomic,
+        write_text_atomic,
+    )
     from astrobayes.runconfig import run_comparison
 
     models, derived_fns = resolve_models(config, base)
@@ -210,6 +215,7 @@ def execute(
     )
     if after_comparison is not None:
         after_comparison(payload)
+    payload["provenance"] = software_provenance()
     write_json_atomic(out / "results.json", payload)
     report = format_report(title, result, table, payload) + figures_markdown(figures, out)
     write_text_atomic(out / "report.md", report)

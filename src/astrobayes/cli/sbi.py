@@ -230,7 +230,7 @@ def _run(args, config, config_path: Path, function, executor) -> int:
     import jax
 
     from astrobayes._status import by_severity, worst
-    from astrobayes.io import write_json_atomic, write_npz_atomic
+    from astrobayes.io import software_provenance, write_json_atomic, write_npz_atomic
     from astrobayes.io.simulations import SimulationStore
     from astrobayes.sbi import PythonSimulator, build_simulator, run_sbi
 
@@ -258,6 +258,7 @@ def _run(args, config, config_path: Path, function, executor) -> int:
     if config.num_validation > 0:
         report, draws, diagnostics["calibration"] = _calibration(keys, config, result, simulator)
         statuses += [report.status, draws.status]
+    diagnostics["provenance"] = software_provenance()
     write_json_atomic(out / "diagnostics.json", diagnostics)
     from astrobayes.cli._figures import write_sbi_figures
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from astrobayes.cli._common import ProgressBar
 from astrobayes.interpret import DEFAULT_OPERATORS, SymbolicConfig, symbolic_regression
-from astrobayes.io import save_figure_atomic, write_json_atomic
+from astrobayes.io import save_figure_atomic, software_provenance, write_json_atomic
 from astrobayes.io.tables import read_csv_columns
 
 __all__ = ["add_parser", "run"]
@@ -111,6 +111,7 @@ def run(args: argparse.Namespace) -> int:
             "num_valid": len(result.equations),
             "num_basis": result.num_basis,
             "status": result.status,
+            "provenance": software_provenance(),
         },
     )
     if result.equations:

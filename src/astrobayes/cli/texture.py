@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     import jax
 
     from astrobayes.cli._common import ProgressBar
-    from astrobayes.io import save_figure_atomic, write_json_atomic
+    from astrobayes.io import save_figure_atomic, software_provenance, write_json_atomic
     from astrobayes.io.healpix import read_healpix_map, read_healpix_mask, write_healpix_maps
     from astrobayes.plots.sphere import texture_maps_figure, texture_statistics_figure
     from astrobayes.sphere import (
@@ -100,6 +100,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
     )
     write_healpix_maps(out / "samples.fits", samples, unit=unit)
+    report["provenance"] = software_provenance()
     write_json_atomic(out / "validation.json", report)
     written = ["samples.fits", "validation.json"]
     if not args.no_plots:

@@ -62,6 +62,7 @@ __all__ = [
     "save_surrogate_ensemble",
     "shipped_shear_data",
     "shipped_shear_emulator",
+    "software_provenance",
     "to_json",
     "to_jsonable",
     "write_atomic",
@@ -112,6 +113,7 @@ _LAZY = {
     "read_data_arrays": "astrobayes.io.run_files",
     "write_arviz_netcdf": "astrobayes.io.run_files",
     "write_posterior_npz": "astrobayes.io.run_files",
+    "software_provenance": "astrobayes.io.provenance",
 }
 
 
