@@ -155,6 +155,22 @@ def global_x64():
 
 
 @pytest.fixture
+def global_x32():
+    """float32 through JAX's global flag for a test, restored afterwards.
+
+    For tests that reproduce a float32 record (shipped weights' held-out scores, a
+    training run's outcome) also when the suite runs in a float64 session
+    (``make test-x64``, ``JAX_ENABLE_X64=1``): JAX draws other random numbers in float64.
+    """
+    previous = jax.config.jax_enable_x64
+    jax.config.update("jax_enable_x64", False)
+    try:
+        yield
+    finally:
+        jax.config.update("jax_enable_x64", previous)
+
+
+@pytest.fixture
 def shared_data():
     """Path to ../shared/data; skips the test when it is absent."""
     if not SHARED_DATA.is_dir():

@@ -308,7 +308,7 @@ def test_ica_rotation_rejects_bad_input():
 
 
 @pytest.mark.slow
-def test_ive_finds_three_latents_and_the_control_loses_accretion():
+def test_ive_finds_three_latents_and_the_control_loses_accretion(global_x32):
     """The measured run of ``scripts/interpret_train_ive.py`` at β = 4 (~3 CPU-minutes).
 
     Same keys as the script (seed 0, β = 4 is entry 2 of its sweep). Raw β-VAE latents:

@@ -318,7 +318,8 @@ def test_non_invertible_flow_is_a_failure(key):
     # The support check's own target draws go back through the inverse map: a flow that
     # does not invert (extreme spline parameters in float32) is not a normalised density.
     chains = _standard_normal_chains()
-    broken = estimate(key, chains, target=_ScaledSplineTarget(10.0))
+    with jax.enable_x64(False):  # float32 even in a float64 session (JAX_ENABLE_X64=1)
+        broken = estimate(key, chains, target=_ScaledSplineTarget(10.0))
     assert EvidenceStatus.TARGET_NOT_INVERTIBLE in broken.messages
     assert broken.status.is_failure
     # negative control: the same flow at its initial scale inverts, and is not flagged

@@ -193,7 +193,7 @@ def test_files_round_trip_and_reject_mismatched_weights(tiny, tmp_path):
 
 
 @pytest.mark.slow
-def test_shipped_galaxy_denoiser_reproduces_its_held_out_record():
+def test_shipped_galaxy_denoiser_reproduces_its_held_out_record(global_x32):
     """The shipped weights give the held-out SNRs recorded by scripts/train_denoiser.py."""
     pytest.importorskip("galsim")
     from astrobayes.imaging.galaxies import GalaxySettings, galaxy_images

@@ -7,7 +7,7 @@ import pytest
 
 
 @pytest.mark.slow
-def test_shipped_radio_denoiser_reproduces_its_held_out_record():
+def test_shipped_radio_denoiser_reproduces_its_held_out_record(global_x32):
     """Held-out simulated skies (test key stream) give the recorded SNRs, above the galaxy's."""
     from astrobayes.imaging.map import snr_db
     from astrobayes.imaging.skies import random_sky

@@ -143,7 +143,8 @@ def test_sample_nuts_matches_run_nuts_and_the_target(key):
     config = NUTSConfig(num_chains=4, num_warmup=200, num_samples=500, checkpoint_every=500)
     run = run_nuts(key, lambda x: _shifted_normal(mean, x), start, config=config)
     # one program in one call or in blocks of 100 steps: the same draws
-    np.testing.assert_array_equal(np.asarray(draws.samples), run.samples.astype(np.float32))
+    samples = np.asarray(draws.samples)  # float32, or float64 in a float64 session
+    np.testing.assert_array_equal(samples, run.samples.astype(samples.dtype))
     np.testing.assert_array_equal(np.asarray(draws.is_divergent).sum(1), run.num_divergent)
     error = 1.0 / np.sqrt(run.ess)
     assert np.all(np.abs(run.samples.mean((0, 1)) - np.asarray(mean)) < 4.5 * error)

@@ -42,7 +42,10 @@ def test_npe_gaussian_linear_coverage_and_c2st(key):
         k_report, draws.theta_true, draws.samples, draws.log_prob_true, draws.log_prob_samples
     )
     print(f"coverage max deviation {report.coverage.max_deviation:.3f}, flags {report.flags}")
-    assert report.coverage.max_deviation <= 0.05
+    # the bound from the Monte Carlo error of 500 test points: the Dvoretzky-Kiefer-Wolfowitz
+    # inequality, P(max deviation > eps) <= 2 exp(-2 n eps^2) = 1% (0.05 was below the
+    # ~0.061 a calibrated posterior reaches at 95%; a float64 session's draws gave 0.060)
+    assert report.coverage.max_deviation <= np.sqrt(np.log(2 / 0.01) / (2 * 500))
     x_obs = test.x[0]
     samples = sample_posterior(k_obs, npe, x_obs, 2000).samples
     score = c2st(k_c2st, samples, analytic_draws(k_obs, x_obs, 2000)).accuracy

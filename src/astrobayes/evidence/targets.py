@@ -35,7 +35,7 @@ from scipy import special
 from astrobayes._checks import check_positive_int
 from astrobayes._flows import shrink_final_layers
 from astrobayes._training import TrainingConfig, fit
-from astrobayes._types import ProgressFn
+from astrobayes._types import ProgressFn, parameter_dtype
 from astrobayes.compilation import (
     RUN_ONCE_COMPILER_OPTIONS,
     SMALL_NETWORK_MAX_DIM,
@@ -194,8 +194,11 @@ def target_terms(fitted: FittedTarget, theta: np.ndarray) -> tuple[np.ndarray, n
     padded = np.concatenate([theta, np.repeat(theta[:1], (-num) % _CHUNK, axis=0)])
     squared, log_det = [], []
     program = compiled_with_options(_terms, network_compiler_options(int(theta.shape[1])))
+    # float32, or the bijection's own dtype: a flow built in a float64 session (a
+    # pretrained flow-MCMC proposal) must not get float32 draws (its layers' scan refuses)
+    dtype = np.float32 if fitted.bijection is None else parameter_dtype(fitted.bijection)
     for lo in range(0, padded.shape[0], _CHUNK):
-        chunk = np.asarray(padded[lo : lo + _CHUNK], np.float32)  # cast on the host
+        chunk = np.asarray(padded[lo : lo + _CHUNK], dtype)  # cast on the host
         sq, ld = program(fitted, jnp.asarray(chunk))
         squared.append(np.asarray(sq, np.float64))
         log_det.append(np.asarray(ld, np.float64))

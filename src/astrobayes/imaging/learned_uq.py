@@ -541,8 +541,9 @@ def tikhonov_reconstruction(
         0.5
 
     """
+    dtype = backprojection.dtype  # the normal operator answers in its spectrum's dtype
     solution, _ = jax.scipy.sparse.linalg.cg(
-        lambda v: normal(v) + strength * v,
+        lambda v: (normal(v) + strength * v).astype(dtype),
         backprojection,
         maxiter=num_iterations,
         tol=1e-10,

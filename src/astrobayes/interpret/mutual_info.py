@@ -411,10 +411,10 @@ def mutual_information(
         Piras et al. (2023), arXiv:2211.00024.
 
     Examples:
-        >>> import jax
-        >>> k1, k2 = jax.random.split(jax.random.key(0))
-        >>> x = jax.random.normal(k1, (400,))
-        >>> y = 0.9 * x + jax.random.normal(k2, (400,)) * (1 - 0.81) ** 0.5
+        >>> import jax, numpy as np
+        >>> rng = np.random.default_rng(0)  # the same data in float32 and float64 sessions
+        >>> x = rng.normal(size=400)
+        >>> y = 0.9 * x + rng.normal(size=400) * (1 - 0.81) ** 0.5
         >>> small = MIConfig(max_components=2, num_bootstrap=10,
         ...                  num_mc_samples=2000)
         >>> r = mutual_information(jax.random.key(1), x, y, config=small)

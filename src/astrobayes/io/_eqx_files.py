@@ -31,9 +31,27 @@ def skeleton_in_saved_dtype(skeleton: Any, header: dict) -> Any:
     dtype = jnp.dtype(header.get("dtype", "float32"))
     if dtype == jnp.float64 and not jax.config.jax_enable_x64:
         dtype = jnp.dtype(jnp.float32)
-    return jax.tree_util.tree_map(
-        lambda a: a.astype(dtype) if eqx.is_inexact_array(a) else a, skeleton
-    )
+    return _floats_as(skeleton, dtype)
+
+
+def _floats_as(tree: Any, dtype) -> Any:
+    """``tree`` with its floating-point array leaves cast to ``dtype``."""
+    return jax.tree_util.tree_map(lambda a: a.astype(dtype) if eqx.is_inexact_array(a) else a, tree)
+
+
+def in_one_float_dtype(tree: Any) -> tuple[Any, str]:
+    """``tree`` with every floating-point leaf in the widest of their dtypes, and its name.
+
+    For writers whose file records one dtype: a model built while ``jax_enable_x64`` is on
+    can hold float64 layers beside float32 arrays made elsewhere (a standardiser from
+    NumPy float32 data), and :func:`skeleton_in_saved_dtype` reads every leaf in the one
+    recorded dtype. Widening is exact.
+    """
+    leaves = jax.tree_util.tree_leaves(eqx.filter(tree, eqx.is_inexact_array))
+    if not leaves:
+        raise ValueError("the model holds no floating-point array")
+    dtype = jnp.result_type(*leaves)
+    return _floats_as(tree, dtype), str(jnp.dtype(dtype))
 
 
 def write_eqx_with_header(path: str | Path, header: dict, tree: Any) -> Path:

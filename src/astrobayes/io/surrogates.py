@@ -25,8 +25,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from astrobayes._types import parameter_dtype
 from astrobayes.io._eqx_files import (
+    in_one_float_dtype,
     read_eqx_header,
     skeleton_in_saved_dtype,
     write_eqx_with_header,
@@ -100,7 +100,7 @@ def save_surrogate_ensemble(
         raise TypeError(f"members must be a Surrogate; got {type(members).__name__}")
     if not isinstance(config, SurrogateConfig):
         raise TypeError(f"config must be a SurrogateConfig; got {type(config).__name__}")
-    dtype = str(parameter_dtype(members))
+    members, dtype = in_one_float_dtype(members)
     header = {
         "format": _FORMAT,
         "version": _VERSION,

@@ -293,7 +293,9 @@ def run_flow_mcmc(
     names = tuple(f"p{i}" for i in range(dim)) if names is None else tuple(names)
     if len(names) != dim:
         raise ValueError(f"names must hold dim = {dim} names; got {len(names)}")
-    positions = jnp.asarray(positions, jnp.float32)
+    # float32, or float64 where the user enabled jax_enable_x64 (never flipped here)
+    dtype = jnp.result_type(float)
+    positions = jnp.asarray(positions, dtype)
     logdensity, grad = jax.vmap(jax.value_and_grad(logdensity_fn))(positions)
     if not bool(jnp.all(jnp.isfinite(logdensity))):
         bad = int(np.flatnonzero(~np.isfinite(np.asarray(logdensity)))[0])
@@ -319,7 +321,7 @@ def run_flow_mcmc(
         clip_max_norm=5.0,
     )
     # a proposal of the right structure, so that a checkpoint's flow can be put back in it
-    template = FlowProposal(flow, jnp.zeros(dim, jnp.float32), jnp.ones(dim, jnp.float32))
+    template = FlowProposal(flow, jnp.zeros(dim, dtype), jnp.ones(dim, dtype))
     fingerprint = _fingerprint(key, positions, config, names)
     saved = checkpoint.load() if checkpoint is not None else None
     if saved is not None:
@@ -336,14 +338,14 @@ def run_flow_mcmc(
             positions,
             logdensity,
             grad,
-            jnp.full(num_chains, np.log(config.initial_step_size), jnp.float32),
+            jnp.full(num_chains, np.log(config.initial_step_size), dtype),
         )
         key, burnin_key = jax.random.split(key)
         state, burnin_draws, _, _ = _local_block(
             burnin_key,
             logdensity_fn,
             state,
-            jnp.ones(dim, jnp.float32),
+            jnp.ones(dim, dtype),
             config.num_burnin_steps,
             jnp.asarray(True),
         )
@@ -351,18 +353,18 @@ def run_flow_mcmc(
         run = _Progress(
             loop=0,
             key=key,
-            state=_keep_step_length(state, jnp.ones(dim, jnp.float32), inverse_mass),
+            state=_keep_step_length(state, jnp.ones(dim, dtype), inverse_mass),
             inverse_mass=inverse_mass,
-            buffer=np.zeros((0, dim), np.float32),
+            buffer=np.zeros((0, dim), dtype),
             proposal=None,
             training=None,
             num_evaluations=num_chains * (1 + config.num_burnin_steps),
             failed=False,
-            samples=np.zeros((num_chains, 0, dim), np.float32),
-            logdensity=np.zeros((num_chains, 0), np.float32),
+            samples=np.zeros((num_chains, 0, dim), dtype),
+            logdensity=np.zeros((num_chains, 0), dtype),
             local_accepted=np.zeros(num_chains),
             global_accepted=np.zeros(num_chains),
-            log_weights=np.zeros(0, np.float32),
+            log_weights=np.zeros(0, dtype),
         )
         if checkpoint is not None:
             _save(checkpoint, fingerprint, run)
@@ -592,7 +594,7 @@ def _preconditioner(draws) -> Array:
     mode's, and the median ignores the few chains that jumped between modes.
     """
     within = np.var(np.asarray(draws, np.float64), axis=1)
-    return jnp.asarray(np.clip(np.median(within, axis=0), 1e-8, None), jnp.float32)
+    return jnp.asarray(np.clip(np.median(within, axis=0), 1e-8, None), jnp.result_type(float))
 
 
 def _importance_evidence(log_w: np.ndarray) -> tuple[float, float, float]:

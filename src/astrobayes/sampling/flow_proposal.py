@@ -67,8 +67,8 @@ def fit_flow_proposal(
         The fitted :class:`FlowProposal` and its :class:`~astrobayes._training.TrainingInfo`.
     """
     if proposal is None:
-        mean = jnp.asarray(buffer.mean(axis=0), jnp.float32)
-        scale = jnp.asarray(np.clip(buffer.std(axis=0), 1e-6, None), jnp.float32)
+        mean = jnp.asarray(buffer.mean(axis=0), jnp.result_type(float))
+        scale = jnp.asarray(np.clip(buffer.std(axis=0), 1e-6, None), jnp.result_type(float))
     else:  # keep the coordinates fixed so that the warm start stays meaningful
         mean, scale = proposal.mean, proposal.scale
     split_key, train_key = jax.random.split(key)

@@ -417,7 +417,8 @@ def run_smc(
         resumed_from = len(run.temperatures) - 1
     else:
         log_likelihood = jax.jit(jax.vmap(log_likelihood_fn))
-        theta = jnp.asarray(particles, jnp.float32)
+        # float32, or float64 where the user enabled jax_enable_x64 (never flipped here)
+        theta = jnp.asarray(particles, jnp.result_type(float))
         ell = np.asarray(log_likelihood(theta), np.float64)
         ell = np.where(np.isnan(ell), -np.inf, ell)
         if not np.any(np.isfinite(ell)):
@@ -512,9 +513,9 @@ def _one_temperature(run: _SMCState, flow, log_likelihood_fn, log_prior_fn, conf
             precon,
             log_likelihood_fn,
             log_prior_fn,
-            jnp.float32(beta),
+            jnp.asarray(beta, jnp.result_type(float)),
             b,
-            jnp.float32(step_size),
+            jnp.asarray(step_size, jnp.result_type(float)),
             config.num_mcmc_steps,
         )
         taken += config.num_mcmc_steps
@@ -571,7 +572,8 @@ def _save(checkpoint: Checkpoint, fingerprint: str, run: _SMCState) -> None:
 def _restore(saved: dict[str, np.ndarray], flow, dim: int) -> _SMCState:
     proposal = None
     if flow is not None and "proposal_0" in saved:
-        template = FlowProposal(flow, jnp.zeros(dim, jnp.float32), jnp.ones(dim, jnp.float32))
+        dtype = jnp.result_type(float)  # the session's: float64 with jax_enable_x64
+        template = FlowProposal(flow, jnp.zeros(dim, dtype), jnp.ones(dim, dtype))
         proposal = restore_proposal(saved, template)
     return _SMCState(
         key=jax.random.wrap_key_data(jnp.asarray(saved["key"])),

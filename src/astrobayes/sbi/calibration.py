@@ -112,8 +112,8 @@ def calibration_draws(
         raise ValueError(
             f"x must have len(theta_true) = {theta_true.shape[0]} rows; got {x.shape[0]}"
         )
-    x = jnp.asarray(x.reshape(x.shape[0], *estimator.x_shift.shape), jnp.float32)
-    theta_j = jnp.asarray(theta_true, jnp.float32)
+    x = jnp.asarray(x.reshape(x.shape[0], *estimator.x_shift.shape), jnp.result_type(float))
+    theta_j = jnp.asarray(theta_true, jnp.result_type(float))
     key_draw, key_proposal = jax.random.split(key)
     keys = jax.random.split(key_draw, theta_true.shape[0])
     log_true = eqx.filter_jit(

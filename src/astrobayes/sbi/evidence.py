@@ -110,7 +110,7 @@ def nle_evidence(
     for member in members:
         if x_obs.size != member.x_shift.size:
             raise ValueError(f"x_obs must have {member.x_shift.size} values; got {x_obs.size}")
-    x_obs = jnp.asarray(x_obs, jnp.float32)
+    x_obs = jnp.asarray(x_obs, jnp.result_type(float))
     results = [
         _one_evidence(k, m, x_obs, num_samples_per_chain, mcmc_config, estimate_kwargs)
         for k, m in zip(jax.random.split(key, len(members)), members, strict=True)

@@ -233,9 +233,9 @@ def local_likelihood_check(
         for a in _latents_and_draws(
             nle,
             key,
-            jnp.asarray(theta, jnp.float32),
-            jnp.asarray(x, jnp.float32),
-            jnp.asarray(x_obs, jnp.float32),
+            jnp.asarray(theta, jnp.result_type(float)),
+            jnp.asarray(x, jnp.result_type(float)),
+            jnp.asarray(x_obs, jnp.result_type(float)),
         )
     )
     # Per component: paired sign test of "beyond x_obs" (simulator vs flow).

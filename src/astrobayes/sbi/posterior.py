@@ -338,7 +338,7 @@ def _flow_mcmc_posterior(
     # Evenly spaced in chain-major order: every chain gives num_samples / num_chains draws
     # (+-1), spread over its production steps.
     index = np.round(np.linspace(0, num_chains * num_steps - 1, num_samples)).astype(int)
-    flat_u = jnp.asarray(run.samples.reshape(-1, dim)[index], jnp.float32)
+    flat_u = jnp.asarray(run.samples.reshape(-1, dim)[index], jnp.result_type(float))
     log_post = run.logdensity.reshape(-1)[index] - np.asarray(
         prior.log_abs_det_jacobian(flat_u), np.float64
     )
@@ -375,7 +375,7 @@ def _preconditioned_smc_posterior(
         names=prior.names,
     )
     # The particles are shuffled at every resampling: the first num_samples are a random subset.
-    u = jnp.asarray(run.samples[:num_samples], jnp.float32)
+    u = jnp.asarray(run.samples[:num_samples], jnp.result_type(float))
     log_post = run.log_likelihood[:num_samples] + np.asarray(
         prior.log_prob_unconstrained(u) - prior.log_abs_det_jacobian(u), np.float64
     )
@@ -408,7 +408,7 @@ def _check_observation(estimator: AbstractEstimator, x_obs: Any) -> Array:
         )
     if not np.all(np.isfinite(x_obs)):
         raise ValueError("x_obs must be finite")
-    return jnp.asarray(x_obs.reshape(estimator.x_shift.shape), jnp.float32)
+    return jnp.asarray(x_obs.reshape(estimator.x_shift.shape), jnp.result_type(float))
 
 
 def sample_posterior(

@@ -78,8 +78,8 @@ class Prior(eqx.Module):
         names = tuple(str(n) for n in names)
         if len(names) != low.size:
             raise ValueError(f"names must hold {low.size} names; got {len(names)}")
-        self.low = jnp.asarray(low, dtype=jnp.float32)
-        self.high = jnp.asarray(high, dtype=jnp.float32)
+        self.low = jnp.asarray(low, dtype=jnp.result_type(float))
+        self.high = jnp.asarray(high, dtype=jnp.result_type(float))
         self.is_bounded = is_bounded
         self.names = names
 

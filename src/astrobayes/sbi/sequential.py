@@ -148,12 +148,12 @@ def truncate_prior(
     """
     check_key(key)
     epsilon = check_fraction(epsilon, "epsilon")
-    x_obs = jnp.asarray(x_obs, jnp.float32).reshape(estimator.x_shift.shape)
+    x_obs = jnp.asarray(x_obs, jnp.result_type(float)).reshape(estimator.x_shift.shape)
     log_post = np.asarray(estimator.log_posterior(jnp.asarray(posterior_samples), x_obs))
     log_post = log_post[np.isfinite(log_post)]
     if log_post.size == 0:
         raise ValueError("no posterior sample has a finite log posterior")
-    threshold = jnp.asarray(np.quantile(log_post, epsilon), jnp.float32)
+    threshold = jnp.asarray(np.quantile(log_post, epsilon), jnp.result_type(float))
     theta = prior.sample(key, num_acceptance_draws)
     inside = np.asarray(estimator.log_posterior(theta, x_obs) > threshold)
     acceptance = max(float(inside.mean()), 1.0 / num_acceptance_draws)

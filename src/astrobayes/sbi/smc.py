@@ -173,7 +173,13 @@ def tempered_smc(
         sweeps = num_final_moves if beta >= 1.0 else num_moves
         if sweeps > 0:
             u, log_l, rate = _de_sweeps(
-                key_move, estimator, x_obs, u, log_l, jnp.float32(beta), jnp.int32(sweeps)
+                key_move,
+                estimator,
+                x_obs,
+                u,
+                log_l,
+                jnp.asarray(beta, jnp.result_type(float)),
+                jnp.int32(sweeps),
             )
             acceptance.append(float(rate))
         betas.append(beta)

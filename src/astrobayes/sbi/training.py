@@ -66,7 +66,7 @@ def _moments(a: np.ndarray) -> tuple[Array, Array]:
     shift = a.mean(axis=0)
     scale = a.std(axis=0)
     scale = np.where(scale > 1e-8 * (1.0 + np.abs(shift)), scale, 1.0)
-    return jnp.asarray(shift, jnp.float32), jnp.asarray(scale, jnp.float32)
+    return jnp.asarray(shift, jnp.result_type(float)), jnp.asarray(scale, jnp.result_type(float))
 
 
 def _check_training_data(prior: Prior, theta, x) -> tuple[np.ndarray, np.ndarray]:
@@ -110,7 +110,10 @@ class _TrainingSet(NamedTuple):
 
 
 def _training_set(prior: Prior, theta, x, *, flatten: bool = False) -> _TrainingSet:
-    """Validate ``(theta, x)`` and map them to unconstrained ``u`` and float32 data."""
+    """Validate ``(theta, x)``; map them to unconstrained ``u`` and data.
+
+    Both in the session's float type: float32, or float64 with ``jax_enable_x64``.
+    """
     theta, x = _check_training_data(prior, theta, x)
     if flatten:
         x = x.reshape(x.shape[0], -1)
@@ -118,8 +121,8 @@ def _training_set(prior: Prior, theta, x, *, flatten: bool = False) -> _Training
     u_shift, u_scale = _moments(u)
     x_shift, x_scale = _moments(x)
     return _TrainingSet(
-        u=jnp.asarray(u, jnp.float32),
-        x=jnp.asarray(x, jnp.float32),
+        u=jnp.asarray(u, jnp.result_type(float)),
+        x=jnp.asarray(x, jnp.result_type(float)),
         u_shift=u_shift,
         u_scale=u_scale,
         x_shift=x_shift,
