@@ -146,12 +146,7 @@ def global_x64():
     The global flag, not the thread-local ``jax.enable_x64()`` context: JAX may run a host
     callback (the ducc0 transforms) on another thread, which does not see the context.
     """
-    previous = jax.config.jax_enable_x64
-    jax.config.update("jax_enable_x64", True)
-    try:
-        yield
-    finally:
-        jax.config.update("jax_enable_x64", previous)
+    yield from _global_x64_flag(True)
 
 
 @pytest.fixture
@@ -162,8 +157,13 @@ def global_x32():
     training run's outcome) also when the suite runs in a float64 session
     (``make test-x64``, ``JAX_ENABLE_X64=1``): JAX draws other random numbers in float64.
     """
+    yield from _global_x64_flag(False)
+
+
+def _global_x64_flag(value: bool):
+    """Set ``jax_enable_x64`` to ``value`` for the body of a fixture; restore it after."""
     previous = jax.config.jax_enable_x64
-    jax.config.update("jax_enable_x64", False)
+    jax.config.update("jax_enable_x64", value)
     try:
         yield
     finally:
