@@ -45,7 +45,20 @@ def test_npe_gaussian_linear_coverage_and_c2st(key):
     # the bound from the Monte Carlo error of 500 test points: the Dvoretzky-Kiefer-Wolfowitz
     # inequality, P(max deviation > eps) <= 2 exp(-2 n eps^2) = 1% (0.05 was below the
     # ~0.061 a calibrated posterior reaches at 95%; a float64 session's draws gave 0.060)
-    assert report.coverage.max_deviation <= np.sqrt(np.log(2 / 0.01) / (2 * 500))
+    bound = np.sqrt(np.log(2 / 0.01) / (2 * 500))
+    assert report.coverage.max_deviation <= bound
+    # negative control: the analytic posterior made 10% too narrow (over-confident), on
+    # the same test points and as many draws, misses the same bound
+    variance = 1.0 / (1.0 / PRIOR_VAR + 1.0 / NOISE_VAR)
+    mean = variance * np.asarray(test.x) / NOISE_VAR  # the analytic posterior mean
+    narrow = 0.9**2 * variance
+    rng = np.random.default_rng(0)
+    wrong = mean[:, None, :] + np.sqrt(narrow) * rng.standard_normal((500, 300, DIM))
+    log_wrong = -0.5 * np.sum((wrong - mean[:, None, :]) ** 2, axis=-1) / narrow
+    log_true = -0.5 * np.sum((np.asarray(test.theta) - mean) ** 2, axis=-1) / narrow
+    control = calibration_report(k_report, np.asarray(test.theta), wrong, log_true, log_wrong)
+    print(f"over-confident control: max deviation {control.coverage.max_deviation:.3f}")
+    assert control.coverage.max_deviation > bound
     x_obs = test.x[0]
     samples = sample_posterior(k_obs, npe, x_obs, 2000).samples
     score = c2st(k_c2st, samples, analytic_draws(k_obs, x_obs, 2000)).accuracy
