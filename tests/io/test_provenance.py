@@ -66,3 +66,6 @@ def test_commit_is_the_checkout_head_and_modified_follows_git_status():
 def test_a_folder_outside_git_has_no_commit(tmp_path):
     # negative control: no repository, no commit (and no error)
     assert source_commit(tmp_path) == {"commit": None, "modified": None}
+    assert source_commit(str(tmp_path)) == {"commit": None, "modified": None}
+    with pytest.raises(TypeError, match="package_dir must be a path; got int"):
+        source_commit(3)

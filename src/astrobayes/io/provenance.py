@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime
 import functools
 import importlib.metadata
+import os
 import platform
 import subprocess
 import sys
@@ -100,11 +101,16 @@ def source_commit(package_dir: str | Path | None = None) -> dict[str, Any]:
     Returns:
         ``{"commit": 40-hex string or None, "modified": bool or None}``.
 
+    Raises:
+        TypeError: If ``package_dir`` is not a path.
+
     Example:
         >>> sorted(source_commit())
         ['commit', 'modified']
 
     """
+    if package_dir is not None and not isinstance(package_dir, (str, os.PathLike)):
+        raise TypeError(f"package_dir must be a path; got {type(package_dir).__name__}")
     folder = _PACKAGE_DIR if package_dir is None else Path(package_dir)
     commit = _git(folder, "rev-parse", "HEAD")
     if commit is None or len(commit) != 40:
