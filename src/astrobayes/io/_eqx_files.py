@@ -39,12 +39,12 @@ def _floats_as(tree: Any, dtype) -> Any:
     return jax.tree_util.tree_map(lambda a: a.astype(dtype) if eqx.is_inexact_array(a) else a, tree)
 
 
-def in_one_float_dtype(tree: Any) -> tuple[Any, str]:
+def _in_one_float_dtype(tree: Any) -> tuple[Any, str]:
     """``tree`` with every floating-point leaf in the widest of their dtypes, and its name.
 
-    For writers whose file records one dtype: a model built while ``jax_enable_x64`` is on
-    can hold float64 layers beside float32 arrays made elsewhere (a standardiser from
-    NumPy float32 data), and :func:`skeleton_in_saved_dtype` reads every leaf in the one
+    A model built while ``jax_enable_x64`` is on can hold float64 layers beside float32
+    arrays made elsewhere (a standardiser from NumPy float32 data, a network grown from
+    float32 weights), and :func:`skeleton_in_saved_dtype` reads every leaf in the one
     recorded dtype. Widening is exact.
     """
     leaves = jax.tree_util.tree_leaves(eqx.filter(tree, eqx.is_inexact_array))
@@ -55,8 +55,13 @@ def in_one_float_dtype(tree: Any) -> tuple[Any, str]:
 
 
 def write_eqx_with_header(path: str | Path, header: dict, tree: Any) -> Path:
-    """Write ``header`` as one JSON line, then the leaves of ``tree``, atomically."""
-    line = json.dumps(header, sort_keys=True).encode("utf-8") + b"\n"
+    """Write ``header`` as one JSON line, then the leaves of ``tree``, atomically.
+
+    The leaves are written in one floating-point dtype, the widest of the tree's, recorded
+    as ``header["dtype"]`` for :func:`skeleton_in_saved_dtype`.
+    """
+    tree, dtype = _in_one_float_dtype(tree)
+    line = json.dumps({**header, "dtype": dtype}, sort_keys=True).encode("utf-8") + b"\n"
 
     def write(handle) -> None:
         handle.write(line)

@@ -27,7 +27,6 @@ from typing import Any
 import equinox as eqx
 import jax
 
-from astrobayes._types import parameter_dtype
 from astrobayes.imaging.denoisers import Denoiser, DenoiserSettings, init_denoiser
 from astrobayes.io._eqx_files import (
     read_eqx_header,
@@ -73,7 +72,6 @@ def save_denoiser(path: str | os.PathLike, denoiser: Denoiser) -> Path:
     header = {
         "format": _FORMAT,
         "version": _VERSION,
-        "dtype": str(parameter_dtype(denoiser)),
         "settings": dataclasses.asdict(denoiser.settings),
     }
     return write_eqx_with_header(path, header, denoiser)

@@ -39,7 +39,6 @@ def _header(emulator: Emulator) -> dict:
         "hidden": list(emulator.hidden),
         "activation": emulator.activation,
         "log_outputs": emulator.log_outputs,
-        "dtype": str(emulator.input_shift.dtype),
     }
 
 

@@ -26,7 +26,6 @@ import jax.numpy as jnp
 import numpy as np
 
 from astrobayes.io._eqx_files import (
-    in_one_float_dtype,
     read_eqx_header,
     skeleton_in_saved_dtype,
     write_eqx_with_header,
@@ -100,12 +99,10 @@ def save_surrogate_ensemble(
         raise TypeError(f"members must be a Surrogate; got {type(members).__name__}")
     if not isinstance(config, SurrogateConfig):
         raise TypeError(f"config must be a SurrogateConfig; got {type(config).__name__}")
-    members, dtype = in_one_float_dtype(members)
     header = {
         "format": _FORMAT,
         "version": _VERSION,
         "start": getattr(members, "start", 0.0),
-        "dtype": dtype,
     }
     header.update({name: getattr(config, name) for name in _FIELDS})
     return write_eqx_with_header(path, header, members)

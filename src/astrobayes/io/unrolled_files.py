@@ -24,7 +24,6 @@ from typing import Any, NamedTuple
 import equinox as eqx
 import jax
 
-from astrobayes._types import parameter_dtype
 from astrobayes.imaging.unrolled import UnrolledNetwork, UnrolledSettings
 from astrobayes.io._eqx_files import (
     read_eqx_header,
@@ -107,7 +106,6 @@ def write_unrolled(
             "format": _FORMAT,
             "version": _VERSION,
             "settings": settings,
-            "dtype": str(parameter_dtype(network)),
         },
         network,
     )
