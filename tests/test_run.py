@@ -4,6 +4,7 @@ chain files read by GetDist / ArviZ / ``read_chains``, resume after an interrupt
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import json
 import os
 import re
@@ -119,6 +120,17 @@ def _mapping(**parameter):
             "reference must be one of",
         ),
         (
+            {
+                "models": {
+                    "m": {
+                        "likelihood": "a:b",
+                        "parameters": {"sigma 8": {"prior": "normal", "loc": 0, "scale": 1}},
+                    }
+                }
+            },
+            r"\[models.m\]: parameter names must be GetDist parameter names .*got \['sigma 8'\]",
+        ),
+        (
             {**_mapping(prior="normal", loc=0, scale=1), "sampler": {"num_chain": 2}},
             r"unknown key 'num_chain' in \[sampler\]",
         ),
@@ -176,6 +188,47 @@ def test_unknown_function_and_missing_data_are_named(tmp_path, capsys):
     assert "data file 'points'" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        # a derived parameter's function that reads a name the model lacks
+        (
+            ('return params["a"] + params["b"] + params.get("c", 0.0)', 'return params["d"]'),
+            r"\[models.line.parameters.y1\]: its code raised KeyError when traced on a prior "
+            r"draw: 'd' \(params holds \['a', 'b', 'sigma'\]",
+        ),
+        # ... or returns a vector
+        (
+            (
+                'return params["a"] + params["b"] + params.get("c", 0.0)',
+                'return jnp.stack([params["a"], params["b"]])',
+            ),
+            r"\[models.line.parameters.y1\] \(function 'likelihoods:y_at_one'\) must return one number; got an array of shape \(2,\)",
+        ),
+        # the second model's likelihood returning a vector: refused before the first
+        # model is sampled (compare traces every model first; no checkpoint is written)
+        (
+            (
+                'params["c"] * x**2, params["sigma"])',
+                'params["c"] * x**2, params["sigma"]) * jnp.ones(2)',
+            ),
+            r"the log-likelihood of model 'parabola' must return one number; got an array of "
+            r"shape \(2,\)",
+        ),
+    ],
+)
+def test_users_code_errors_are_named_before_any_sampling(tmp_path, capsys, edit, message):
+    path = _write_config(tmp_path, SMALL_SAMPLER)
+    module = tmp_path / "likelihoods.py"
+    text = module.read_text()
+    assert text.count(edit[0]) == 1
+    module.write_text(text.replace(*edit))
+    out = tmp_path / "out"
+    assert main(["run", str(path), "--out", str(out), "--no-progress", "--no-compile-cache"]) == 2
+    assert re.search(message, capsys.readouterr().err)
+    assert not (out / "checkpoints").exists()  # refused before any model was sampled
+
+
 # ------------------------------------------------------------------ the worked example
 
 
@@ -224,11 +277,10 @@ def test_run_gives_the_numbers_of_compare_in_python_after_a_resume(resumed_run, 
     from astrobayes.models import Model
 
     folder, out = resumed_run
-    sys.path.insert(0, str(folder))
-    try:
-        likelihoods = importlib.import_module("likelihoods")
-    finally:
-        sys.path.remove(str(folder))
+    # this run's own module, whatever other tests imported under the name "likelihoods"
+    spec = importlib.util.spec_from_file_location("run_likelihoods", folder / "likelihoods.py")
+    likelihoods = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(likelihoods)
     data = {"points": jnp.asarray(np.loadtxt(folder / "data.txt"))}
     prior = dist.Normal(0.0, 2.0)
     line = Model.from_priors(

@@ -6,6 +6,7 @@ Every public entry point validates its input eagerly, outside ``jit``, and raise
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -16,8 +17,12 @@ __all__ = [
     "check_finite",
     "check_fraction",
     "check_key",
+    "check_parameter_names",
     "check_positive_int",
     "check_positive_number",
+    "scalar_output",
+    "user_code_error",
+    "UserFunctionOutputError",
 ]
 
 
@@ -115,3 +120,110 @@ def check_key(key: Any, name: str = "key") -> None:
     if np.shape(key) == (2,) and np.issubdtype(dtype, np.unsignedinteger):
         return
     raise TypeError(f"{name} must be a JAX PRNG key (jax.random.key(seed)); got dtype {dtype}")
+
+
+PARAMETER_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\[\]]*$")
+"""A parameter name every chain format reads back: GetDist's ``.paramnames`` is
+whitespace-separated and marks derived parameters with a trailing ``*``."""
+
+
+def check_parameter_names(names: Sequence[str], name: str) -> None:
+    """Refuse parameter names that chain files cannot hold (spaces, ``*``, empty, repeats).
+
+    Args:
+        names: The parameter names.
+        name: Argument name used in error messages.
+
+    Raises:
+        ValueError: If there is no name, a name repeats, or a name is not a letter or
+            ``_`` followed by letters, digits, ``_ . [ ]``.
+
+    """
+    names = list(names)
+    if not names:
+        raise ValueError(f"{name} must hold at least one parameter name; got none")
+    if len(set(names)) != len(names):
+        raise ValueError(f"{name} must be distinct; got {names}")
+    bad = [n for n in names if not isinstance(n, str) or not PARAMETER_NAME.match(n)]
+    if bad:
+        raise ValueError(
+            f"{name} must be GetDist parameter names (a letter or _, then letters, digits, "
+            f"_ . [ ]; no spaces); got {bad}"
+        )
+
+
+class UserFunctionOutputError(ValueError):
+    """A user's function (a log-likelihood, a derived parameter) returned the wrong thing."""
+
+
+def scalar_output(value: Any, what: str):
+    """``value`` as a real JAX scalar, or a clear error naming ``what`` returned it.
+
+    Checked on abstract values while JAX traces, so it costs nothing at run time.
+    ``numpyro.factor`` would silently sum an array: a function that returns per-point
+    terms, or a vector by mistake, is refused here rather than summed.
+
+    Args:
+        value: What the user's function returned.
+        what: Its description in the error, e.g. ``"the log-likelihood of model 'm'"``.
+
+    Returns:
+        ``value`` as a JAX array of shape ``()``.
+
+    Raises:
+        UserFunctionOutputError: (a ``ValueError``) if ``value`` is not a real number of
+            shape ``()``.
+
+    """
+    import jax.numpy as jnp
+
+    try:
+        array = jnp.asarray(value)
+    except TypeError:
+        raise UserFunctionOutputError(
+            f"{what} must return one number (a JAX scalar); got {type(value).__name__}"
+        ) from None
+    if array.shape != ():
+        raise UserFunctionOutputError(
+            f"{what} must return one number; got an array of shape {array.shape} (a "
+            "total of per-point terms is jnp.sum(terms); a size-1 array's number is x[0])"
+        )
+    if not (jnp.issubdtype(array.dtype, jnp.floating) or jnp.issubdtype(array.dtype, jnp.integer)):
+        raise UserFunctionOutputError(f"{what} must return a real number; got dtype {array.dtype}")
+    return array
+
+
+def user_code_error(where: str, error: Exception, names: Sequence[str] | None = None) -> ValueError:
+    """A one-line error for an exception a user's function raised while JAX traced it.
+
+    Args:
+        where: Whose code it was, e.g. ``"model 'm'"``.
+        error: The exception (chain it: ``raise user_code_error(...) from error``).
+        names: The parameter names the code was given, when known (said for a
+            ``KeyError``).
+
+    Returns:
+        A ``ValueError`` naming ``where``, the exception and, for the common mistakes
+        (Python control flow on traced values, a missing parameter name), the remedy.
+
+    """
+    import jax
+
+    hint = ""
+    if isinstance(error, jax.errors.ConcretizationTypeError):
+        hint = (
+            " (the code is traced by JAX, so parameter values are abstract: use jnp.where "
+            "or jax.lax.cond instead of Python if/while on them, and jnp functions instead "
+            "of float(), math or NumPy)"
+        )
+    elif isinstance(error, KeyError):
+        hint = (
+            f" (params holds {list(names)}: does the code read another name?)"
+            if names is not None
+            else " (does the code read a parameter name the model does not define?)"
+        )
+    message = str(error).split("\n")[0]
+    return ValueError(
+        f"{where}: its code raised {type(error).__name__} when traced on a prior draw: "
+        f"{message}{hint}"
+    )

@@ -47,6 +47,7 @@ from astrobayes.evidence import (
 )
 from astrobayes.models.model import (
     Model,
+    check_model,
     constrained_samples,
     unconstrained_density,
     unconstrained_prior,
@@ -367,6 +368,9 @@ def compare(
             'evidence_method = "bridge_sampling" needs NUTS or flow-MCMC chains; SMC reports its own '
             "ln z (cross-checked by the harmonic mean)"
         )
+
+    for model in models:  # every model's code, traced before any is sampled
+        check_model(model)
 
     def run_model(index: int, model: Model) -> ModelReport:
         return _run_model(

@@ -35,7 +35,12 @@ import numpyro.distributions as dist
 from jaxtyping import PRNGKeyArray
 from numpyro import handlers
 
-from astrobayes._checks import check_key
+from astrobayes._checks import (
+    check_key,
+    check_parameter_names,
+    scalar_output,
+    user_code_error,
+)
 from astrobayes._config import from_mapping
 from astrobayes._types import ProgressFn
 from astrobayes.comparison import EVIDENCE_METHODS, ComparisonResult, compare
@@ -52,6 +57,7 @@ __all__ = [
     "SAMPLER_KINDS",
     "RunConfig",
     "build_model",
+    "check_derived_functions",
     "posterior_table",
     "run_comparison",
     "run_config_from_mapping",
@@ -232,6 +238,8 @@ class ModelSpec:
                     f"{key} defines its own priors: remove the parameters table "
                     f"(got {sorted(self.parameters)})"
                 )
+        if self.parameters:
+            check_parameter_names(list(self.parameters), "parameter names")
         for name, spec in self.parameters.items():
             if not isinstance(spec, ParameterSpec):
                 raise TypeError(f"parameters[{name!r}] must be a ParameterSpec; got {spec!r}")
@@ -621,6 +629,60 @@ class PosteriorTable(NamedTuple):
         return self.log_likelihood + self.log_prior
 
 
+def check_derived_functions(
+    model_name: str,
+    spec: ModelSpec,
+    derived_fns: Mapping[str, Callable[[dict[str, jax.Array]], jax.Array]],
+) -> None:
+    """Trace each derived parameter's function once, abstractly, before any sampling.
+
+    Each function gets ``params`` as the likelihood does (the sampled and fixed values
+    by name, as abstract scalars: nothing is evaluated) and must return one real number.
+
+    Args:
+        model_name: The model's name (for errors).
+        spec: Its spec (the derived parameters and fixed values).
+        derived_fns: ``{name: f(params)}`` for the spec's derived parameters.
+
+    Raises:
+        ValueError: If a derived parameter has no function, a function raises while
+            traced (named, with the exception), or returns anything but one real number.
+
+    Example:
+        >>> spec = ModelSpec(likelihood="m:f", parameters={
+        ...     "a": ParameterSpec("normal", loc=0.0, scale=1.0),
+        ...     "y": ParameterSpec("derived", function="m:g")})
+        >>> check_derived_functions("m", spec, {"y": lambda p: 2 * p["a"]})
+        >>> try:
+        ...     check_derived_functions("m", spec, {"y": lambda p: p["b"]})
+        ... except ValueError as error:
+        ...     print(error)
+        [models.m.parameters.y]: its code raised KeyError when traced on a prior draw: 'b' (params holds ['a']: does the code read another name?)
+
+    """
+    float_type = jnp.result_type(float)
+    params = {
+        k: jax.ShapeDtypeStruct((), float_type)
+        for k, p in spec.parameters.items()
+        if p.is_sampled or p.prior == "fixed"
+    }
+    for name, p in spec.parameters.items():
+        if p.prior != "derived":
+            continue
+        if name not in derived_fns:
+            raise ValueError(f"derived parameter {name!r} needs its function in derived_fns")
+        where = f"[models.{model_name}.parameters.{name}]"
+
+        def value(params, fn=derived_fns[name], where=where, reference=p.function):
+            try:
+                out = fn(dict(params))
+            except Exception as error:  # the user's code: say whose
+                raise user_code_error(where, error, list(params)) from error
+            return scalar_output(out, f"{where} (function {reference!r})")
+
+        jax.eval_shape(value, params)
+
+
 def posterior_table(
     model: Model,
     posterior: Mapping[str, np.ndarray],
@@ -665,9 +727,9 @@ def posterior_table(
     fixed = {k: p.value for k, p in spec_parameters.items() if p.prior == "fixed"}
     derived_names = [k for k, p in spec_parameters.items() if p.prior == "derived"]
     columns = {k: np.asarray(posterior[k], np.float64) for k in names}
+    if spec is not None:
+        check_derived_functions(model.name, spec, derived_fns)
     for name in derived_names:
-        if name not in derived_fns:
-            raise ValueError(f"derived parameter {name!r} needs its function in derived_fns")
         fn = derived_fns[name]
         values = jax.jit(jax.vmap(lambda p, fn=fn: fn({**p, **fixed})))(flat)
         columns[name] = np.asarray(values, np.float64).reshape(shape)

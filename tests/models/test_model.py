@@ -125,6 +125,49 @@ def test_model_validation(key):
         unconstrained_density(key, model, 0)
 
 
+def _python_if(p):
+    return -1.0 if p["x"] > 0 else -2.0
+
+
+@pytest.mark.parametrize(
+    ("log_likelihood_fn", "message"),
+    [
+        # numpyro.factor would sum these silently: refused, with the shape
+        (
+            lambda p: -0.5 * p["x"] ** 2 * jnp.ones(3),
+            r"must return one number; got an array of shape \(3,\)",
+        ),
+        (lambda p: jnp.atleast_1d(-0.5 * p["x"] ** 2), r"shape \(1,\)"),
+        (lambda p: "ln L", r"must return one number \(a JAX scalar\); got str"),
+        (lambda p: jnp.complex64(1.0) * p["x"], "must return a real number; got dtype complex"),
+        # errors of the user's own code: named, one line, with the remedy
+        (_python_if, "model 'm': its code raised TracerBoolConversionError.*use jnp.where"),
+        (lambda p: p["y"], "model 'm': its code raised KeyError when traced on a prior draw: 'y'"),
+    ],
+)
+def test_a_log_likelihood_that_is_not_one_traceable_number_is_named(
+    key, log_likelihood_fn, message
+):
+    model = Model.from_priors("m", log_likelihood_fn, {"x": dist.Normal(0, 1)})
+    with pytest.raises(ValueError, match=message):
+        unconstrained_density(key, model, 2)
+
+
+def test_a_scalar_log_likelihood_of_any_real_dtype_passes(key):
+    # the negative control of the test above: scalars (float, int, a 0-d array) pass
+    for fn in (
+        lambda p: -0.5 * p["x"] ** 2,
+        lambda p: jnp.int32(3),
+        lambda p: jnp.sum(p["x"] * jnp.ones(3)),
+    ):
+        density = unconstrained_density(
+            key, Model.from_priors("m", fn, {"x": dist.Normal(0, 1)}), 2
+        )
+        assert np.isfinite(
+            np.asarray(jax.vmap(density.logdensity_fn)(density.initial_positions))
+        ).all()
+
+
 def test_model_without_latent_parameter_is_refused(key):
     def numpyro_model():
         numpyro.sample("y", dist.Normal(0.0, 1.0), obs=0.3)

@@ -233,7 +233,7 @@ def execute(
 def resolve_models(config, base: Path):
     """``({name: Model}, {name: {derived: fn}})``: import the user's functions, read data."""
     from astrobayes.io.run_files import read_data_arrays
-    from astrobayes.runconfig import build_model
+    from astrobayes.runconfig import build_model, check_derived_functions
 
     models, derived_fns = {}, {}
     for name, spec in config.models.items():
@@ -263,6 +263,7 @@ def resolve_models(config, base: Path):
             for parameter, p in spec.parameters.items()
             if p.prior == "derived"
         }
+        check_derived_functions(name, spec, derived_fns[name])
     return models, derived_fns
 
 
@@ -270,8 +271,10 @@ def import_function(reference: str, base: Path, where: str):
     """The function ``module:function``; the config's folder is searched first."""
     module_name, function_name = (part.strip() for part in reference.split(":"))
     folder = str(Path(base).resolve())
-    if folder not in sys.path:
-        sys.path.insert(0, folder)
+    if folder in sys.path:
+        sys.path.remove(folder)
+    sys.path.insert(0, folder)  # the config's folder first, even if already on the path
+    _forget_module_of_another_folder(module_name, Path(folder))
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as error:
@@ -288,6 +291,24 @@ def import_function(reference: str, base: Path, where: str):
             f"has no function {function_name!r}"
         )
     return function
+
+
+def _forget_module_of_another_folder(module_name: str, folder: Path) -> None:
+    """Drop ``module_name`` from ``sys.modules`` if imported from elsewhere than ``folder``.
+
+    Two configs in one process (a notebook, the tests), each beside its own
+    ``likelihoods.py``, must each get their own module, not the first one imported.
+    """
+    top = module_name.split(".")[0]
+    local = [folder / f"{top}.py", folder / top / "__init__.py"]
+    cached = sys.modules.get(top)
+    if cached is None or not any(path.is_file() for path in local):
+        return
+    cached_file = getattr(cached, "__file__", None)
+    if cached_file is not None and Path(cached_file).resolve() in [p.resolve() for p in local]:
+        return
+    for name in [n for n in sys.modules if n == top or n.startswith(top + ".")]:
+        del sys.modules[name]
 
 
 def write_chain_files(folder: Path, config, models, result, derived_fns) -> dict[str, list[Path]]:

@@ -31,12 +31,11 @@ from pathlib import Path
 
 import numpy as np
 
+from astrobayes._checks import check_parameter_names
 from astrobayes.chains import Chains
 from astrobayes.io.writers import write_atomic
 
 __all__ = ["write_getdist_chains"]
-
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\[\]]*$")
 
 
 def write_getdist_chains(
@@ -217,15 +216,7 @@ def _choose(names, available: tuple[str, ...]) -> tuple[str, ...]:
 
 
 def _check_names(names: tuple[str, ...]) -> None:
-    if not names:
-        raise ValueError("names must hold at least one parameter name; got none")
-    if len(set(names)) != len(names):
-        raise ValueError(f"names must be distinct; got {list(names)}")
-    bad = [n for n in names if not _NAME.match(n)]
-    if bad:
-        raise ValueError(
-            f"names must be GetDist parameter names (letters, digits, _ . [ ], no spaces); got {bad}"
-        )
+    check_parameter_names(names, "names")
 
 
 def _check_draws(draws: np.ndarray) -> None:

@@ -28,13 +28,20 @@ from numpyro.infer.util import constrain_fn as numpyro_constrain_fn
 from numpyro.infer.util import potential_energy
 from numpyro.infer.util import unconstrain_fn as numpyro_unconstrain_fn
 
-from astrobayes._checks import check_key, check_positive_int
+from astrobayes._checks import (
+    UserFunctionOutputError,
+    check_key,
+    check_positive_int,
+    scalar_output,
+    user_code_error,
+)
 from astrobayes.sampling import batched_logdensity
 
 __all__ = [
     "Model",
     "UnconstrainedDensity",
     "UnconstrainedPrior",
+    "check_model",
     "constrained_samples",
     "prior_ranges",
     "unconstrained_density",
@@ -144,7 +151,10 @@ class Model:
                 values[key] = numpyro.sample(key, distribution)
             if log_prior_correction_fn is not None:
                 numpyro.factor("log_prior_correction", log_prior_correction_fn(values))
-            numpyro.factor("log_likelihood", log_likelihood_fn(values))
+            numpyro.factor(
+                "log_likelihood",
+                scalar_output(log_likelihood_fn(values), f"the log-likelihood of model {name!r}"),
+            )
 
         return cls(name, numpyro_model, labels=dict(labels or {}))
 
@@ -338,7 +348,15 @@ def _visit_abstract_trace(model: Model, visit: Callable[[dict], None]) -> None:
         seeded = handlers.substitute(
             handlers.seed(model.numpyro_model, key), substitute_fn=init_to_uniform
         )
-        visit(handlers.trace(seeded).get_trace(*model.model_args, **dict(model.model_kwargs)))
+        try:
+            model_trace = handlers.trace(seeded).get_trace(
+                *model.model_args, **dict(model.model_kwargs)
+            )
+        except UserFunctionOutputError:
+            raise
+        except Exception as error:  # the user's code: say whose, and what JAX needs
+            raise user_code_error(f"model {model.name!r}", error) from error
+        visit(model_trace)
         return 0
 
     with _NUMPYRO_LOCK:
@@ -355,6 +373,39 @@ def _observed_sites(model: Model) -> frozenset[str]:
         ),
     )
     return frozenset(found)
+
+
+def check_model(model: Model) -> None:
+    """Trace a model once, abstractly, and refuse it early if it cannot be sampled.
+
+    Nothing is evaluated (``jax.eval_shape``), so this costs a trace, not a likelihood
+    call. :func:`astrobayes.comparison.compare` checks every model this way before it
+    samples any, so a mistake in the last model's code stops a run before the first
+    model has sampled for hours.
+
+    Args:
+        model: The model.
+
+    Raises:
+        TypeError: If ``model`` is not a :class:`Model`.
+        ValueError: Naming the model, if a prior is improper or discrete, there is no
+            latent parameter, a log-likelihood (:meth:`Model.from_priors`) returns
+            anything but one real number, or the model's code raises while traced
+            (the exception and, for the common JAX mistakes, the remedy).
+
+    Example:
+        >>> import numpyro.distributions as dist
+        >>> check_model(Model.from_priors("m", lambda p: -p["x"] ** 2, {"x": dist.Normal(0, 1)}))
+        >>> try:
+        ...     check_model(Model.from_priors("v", lambda p: -p["x"] * jnp.ones(2), {"x": dist.Normal(0, 1)}))
+        ... except ValueError as error:
+        ...     print(error)
+        the log-likelihood of model 'v' must return one number; got an array of shape (2,) (a total of per-point terms is jnp.sum(terms); a size-1 array's number is x[0])
+
+    """
+    if not isinstance(model, Model):
+        raise TypeError(f"model must be astrobayes.models.Model; got {type(model).__name__}")
+    _latent_shapes(model)
 
 
 def _latent_shapes(model: Model) -> dict[str, tuple[int, ...]]:
