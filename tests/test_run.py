@@ -194,8 +194,8 @@ def test_unknown_function_and_missing_data_are_named(tmp_path, capsys):
         # a derived parameter's function that reads a name the model lacks
         (
             ('return params["a"] + params["b"] + params.get("c", 0.0)', 'return params["d"]'),
-            r"\[models.line.parameters.y1\]: its code raised KeyError when traced on a prior "
-            r"draw: 'd' \(params holds \['a', 'b', 'sigma'\]",
+            r"\[models.line.parameters.y1\]: its code raised KeyError when JAX traced it: "
+            r"'d' \(params holds \['a', 'b', 'sigma'\]",
         ),
         # ... or returns a vector
         (

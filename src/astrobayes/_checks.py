@@ -224,6 +224,5 @@ def user_code_error(where: str, error: Exception, names: Sequence[str] | None = 
         )
     message = str(error).split("\n")[0]
     return ValueError(
-        f"{where}: its code raised {type(error).__name__} when traced on a prior draw: "
-        f"{message}{hint}"
+        f"{where}: its code raised {type(error).__name__} when JAX traced it: {message}{hint}"
     )

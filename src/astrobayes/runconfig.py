@@ -657,7 +657,7 @@ def check_derived_functions(
         ...     check_derived_functions("m", spec, {"y": lambda p: p["b"]})
         ... except ValueError as error:
         ...     print(error)
-        [models.m.parameters.y]: its code raised KeyError when traced on a prior draw: 'b' (params holds ['a']: does the code read another name?)
+        [models.m.parameters.y]: its code raised KeyError when JAX traced it: 'b' (params holds ['a']: does the code read another name?)
 
     """
     float_type = jnp.result_type(float)

@@ -142,7 +142,7 @@ def _python_if(p):
         (lambda p: jnp.complex64(1.0) * p["x"], "must return a real number; got dtype complex"),
         # errors of the user's own code: named, one line, with the remedy
         (_python_if, "model 'm': its code raised TracerBoolConversionError.*use jnp.where"),
-        (lambda p: p["y"], "model 'm': its code raised KeyError when traced on a prior draw: 'y'"),
+        (lambda p: p["y"], "model 'm': its code raised KeyError when JAX traced it: 'y'"),
     ],
 )
 def test_a_log_likelihood_that_is_not_one_traceable_number_is_named(

@@ -1,5 +1,6 @@
 import json
 import pickle
+import re
 import sys
 
 import jax
@@ -133,6 +134,45 @@ def test_cli_small_run_writes_strict_json(tmp_path, capsys):
     assert diagnostics["posterior_status"] == "success"
     assert diagnostics["calibration"]["num_tests"] == 10
     assert "training reached max_epochs" in capsys.readouterr().err
+
+
+BROKEN_SIMULATORS = """
+import jax.numpy as jnp
+
+def python_if(key, theta):
+    if theta[0] > 0:
+        return theta
+    return -theta
+
+def four_values(key, theta):
+    return jnp.zeros(4) + theta[0]
+"""
+
+
+@pytest.mark.parametrize(
+    ("function", "message"),
+    [
+        (
+            "python_if",
+            "simulator 'broken:python_if': its code raised TracerBoolConversionError when JAX "
+            "traced it: .* use jnp.where",
+        ),
+        (
+            "four_values",
+            r"x_obs has 2 values but simulator 'broken:four_values' returns shape \(4,\)",
+        ),
+    ],
+)
+def test_cli_names_a_broken_jax_simulator_before_simulating(tmp_path, capsys, function, message):
+    (tmp_path / "broken.py").write_text(BROKEN_SIMULATORS)
+    (tmp_path / "config.toml").write_text(
+        f'simulator = "broken:{function}"\nnum_simulations = 60\nx_obs = [0.1, -0.2]\n'
+        "[prior]\na = { uniform = [-1.0, 1.0] }\nb = { uniform = [-1.0, 1.0] }\n"
+    )
+    out = tmp_path / "out"
+    assert main(["sbi", str(tmp_path / "config.toml"), "--out", str(out), "--no-plots"]) == 2
+    assert re.search(message, capsys.readouterr().err)
+    assert not list(out.glob("simulations/*.npz"))  # refused before any simulation
 
 
 def test_cli_reports_bad_config(tmp_path, capsys):

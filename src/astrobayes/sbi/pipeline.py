@@ -358,7 +358,26 @@ def run_sbi(
     if not np.all(np.isfinite(x_obs)):
         raise ValueError("x_obs must be finite")
     prior = config.build_prior()
+    function = getattr(simulator, "simulate_fn", simulator)
+    # the config's "module:function" when it is the function run (the CLI loads it)
+    name = (
+        f"simulator {config.simulator!r}"
+        if simulator is None
+        or getattr(function, "__name__", None) == config.simulator.split(":")[-1]
+        else f"simulator {getattr(function, '__name__', type(function).__name__)!r}"
+    )
     simulator = build_simulator(config) if simulator is None else simulator
+    if isinstance(simulator, JaxSimulator) or (
+        callable(simulator) and not isinstance(simulator, PythonSimulator)
+    ):
+        # one abstract trace: a mistake in the simulator's code, or an output that cannot
+        # match x_obs, stops the run before any simulation is spent
+        jax_simulator = (
+            simulator if isinstance(simulator, JaxSimulator) else JaxSimulator(simulator)
+        )
+        shape = jax_simulator.output_shape(prior.dim, name)
+        if x_obs.size != int(np.prod(shape)):
+            raise ValueError(f"x_obs has {x_obs.size} values but {name} returns shape {shape}")
     proposal: Prior | TruncatedPrior = prior
     thetas, xs, rounds, infos, examples, failed = [], [], [], [], [], []
     keys = jax.random.split(key, config.num_rounds + 1)

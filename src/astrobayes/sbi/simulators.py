@@ -28,7 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from astrobayes._checks import as_float_array, check_key, check_positive_int
+from astrobayes._checks import as_float_array, check_key, check_positive_int, user_code_error
 from astrobayes._status import Severity, Status, check
 from astrobayes._workers import call_safely
 from astrobayes.sbi.executors import Executor, ProcessExecutor
@@ -230,6 +230,35 @@ class JaxSimulator(eqx.Module):
 
     simulate_fn: Callable = eqx.field(static=True)
     batch_size: int = eqx.field(static=True, default=1024)
+
+    def output_shape(self, dim: int, name: str = "the simulator") -> tuple[int, ...]:
+        """The shape of one simulation, from one abstract trace (nothing is simulated).
+
+        Args:
+            dim: Number of parameters.
+            name: The simulator in error messages (e.g. ``"simulator 'sim:run'"``).
+
+        Returns:
+            The shape of ``simulate_fn(key, theta)`` for a ``(dim,)`` ``theta``.
+
+        Raises:
+            ValueError: Naming ``name``, if its code raises while JAX traces it (with the
+                remedy for Python control flow on traced values) or it returns anything
+                but one real array.
+
+        Example:
+            >>> JaxSimulator(lambda key, theta: theta[0] + jax.random.normal(key, (5,))).output_shape(2)
+            (5,)
+
+        """
+        theta = jax.ShapeDtypeStruct((check_positive_int(dim, "dim"),), jnp.result_type(float))
+        try:
+            out = jax.eval_shape(self.simulate_fn, jax.random.key(0), theta)
+        except Exception as error:  # the user's code: say whose, and what JAX needs
+            raise user_code_error(name, error) from error
+        if not isinstance(out, jax.ShapeDtypeStruct) or not jnp.issubdtype(out.dtype, jnp.number):
+            raise ValueError(f"{name} must return one real array; got {out}")
+        return tuple(out.shape)
 
     def __call__(self, key: PRNGKeyArray, theta: Float[Array, "n dim"]) -> tuple[np.ndarray, list]:
         """Simulate every row of ``theta``; returns ``(x, errors)`` with ``errors`` empty."""
