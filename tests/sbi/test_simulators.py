@@ -46,6 +46,36 @@ def test_jax_simulator_excludes_nan_and_streams_chunks(key, tmp_path):
     assert all(r == "non-finite output" for r in stored.failure_reasons)
 
 
+def test_progress_is_reported_after_every_chunk_and_changes_nothing(key):
+    prior = Prior.uniform([-1.0, -1.0], [1.0, 1.0])
+    calls = []
+    result = simulate_for_prior(
+        key, prior, jax_simulate, 250, chunk_size=100, progress_fn=lambda *a: calls.append(a)
+    )
+    assert calls == [
+        ("simulations", 100, 250),
+        ("simulations", 200, 250),
+        ("simulations", 250, 250),
+    ]
+    quiet = simulate_for_prior(key, prior, jax_simulate, 250, chunk_size=100)
+    np.testing.assert_array_equal(result.x, quiet.x)
+
+
+def test_a_broken_jax_simulator_is_named_at_its_first_trace():
+    from astrobayes.sbi import JaxSimulator
+
+    def python_if(key, theta):
+        return theta if theta[0] > 0 else -theta
+
+    with pytest.raises(
+        ValueError, match="simulator 'f': its code raised TracerBoolConversionError"
+    ):
+        JaxSimulator(python_if).output_shape(2, "simulator 'f'")
+    with pytest.raises(ValueError, match="must return one real array"):
+        JaxSimulator(lambda key, theta: {"x": theta}).output_shape(2)
+    assert JaxSimulator(jax_simulate).output_shape(3) == (3,)  # the negative control
+
+
 def test_same_key_same_simulations(key):
     prior = Prior.uniform([-1.0], [1.0])
     a = simulate_for_prior(key, prior, jax_simulate, 20)

@@ -112,10 +112,17 @@ class ProgressBar:
     One bar per stage: a new stage closes the previous bar and opens its own.
     """
 
-    def __init__(self, label: str, disable: bool = False, labels: dict[str, str] | None = None):
+    def __init__(
+        self,
+        label: str,
+        disable: bool = False,
+        labels: dict[str, str] | None = None,
+        units: dict[str, str] | None = None,
+    ):
         self.label = label
         self.disable = disable
         self.labels = {"training": "training flow"} if labels is None else labels
+        self.units = {"training": "epoch"} if units is None else units
         self.bar = None
         self.stage = None
 
@@ -130,7 +137,7 @@ class ProgressBar:
                 total=total,
                 initial=done,
                 desc=self.label if name == self.label else f"{self.label}: {name}",
-                unit="epoch" if stage == "training" else "step",
+                unit=self.units.get(stage, "step"),
                 file=sys.stderr,
                 disable=self.disable,
                 leave=False,

@@ -39,6 +39,9 @@ def add_parser(subparsers) -> None:
     parser.add_argument("config", help="TOML configuration file")
     parser.add_argument("--out", default="sbi_out", help="output directory (default: sbi_out)")
     parser.add_argument("--no-plots", action="store_true", help="skip the plots")
+    parser.add_argument(
+        "--no-progress", action="store_true", help="no progress bars (simulations, training)"
+    )
     parser.set_defaults(func=run)
 
 
@@ -194,13 +197,21 @@ def _diagnostics(config, result) -> dict:
     }
 
 
-def _calibration(keys, config, result, simulator):
+def _calibration(keys, config, result, simulator, progress_fn=None):
     """Calibration draws and report on fresh simulations from the last proposal."""
     from astrobayes.sbi import calibration_draws, simulate_for_prior
     from astrobayes.validation import calibration_report, report_to_dict
 
     key_test, key_draws, key_report = keys
-    test = simulate_for_prior(key_test, result.proposal, simulator, config.num_validation)
+    test = simulate_for_prior(
+        key_test,
+        result.proposal,
+        simulator,
+        config.num_validation,
+        progress_fn=None
+        if progress_fn is None
+        else lambda stage, done, total: progress_fn(f"calibration {stage}", done, total),
+    )
     draws = calibration_draws(key_draws, result.estimator, test.theta, test.x)
     report = calibration_report(
         key_report, draws.theta_true, draws.samples, draws.log_prob_true, draws.log_prob_samples
@@ -230,6 +241,7 @@ def _run(args, config, config_path: Path, function, executor) -> int:
     import jax
 
     from astrobayes._status import by_severity, worst
+    from astrobayes.cli._common import ProgressBar
     from astrobayes.io import software_provenance, write_json_atomic, write_npz_atomic
     from astrobayes.io.simulations import SimulationStore
     from astrobayes.sbi import PythonSimulator, build_simulator, run_sbi
@@ -243,7 +255,22 @@ def _run(args, config, config_path: Path, function, executor) -> int:
     out.mkdir(parents=True, exist_ok=True)
     store = SimulationStore(out / "simulations")
     key_run, *keys = jax.random.split(jax.random.key(config.seed), 4)
-    result = run_sbi(key_run, config, x_obs, simulator=simulator, sink=store)
+    bar = ProgressBar(
+        "sbi",
+        disable=args.no_progress,
+        labels={"training": f"training {config.method.upper()}"},
+        units={
+            "training": "epoch",
+            "simulations": "simulation",
+            "calibration simulations": "simulation",
+        },
+    )
+    try:
+        result = run_sbi(key_run, config, x_obs, simulator=simulator, sink=store, progress_fn=bar)
+        if config.num_validation > 0:
+            calibration = _calibration(keys, config, result, simulator, bar)
+    finally:
+        bar.close()
     posterior = result.posterior
     write_npz_atomic(
         out / "posterior.npz", samples=posterior.samples, names=np.asarray(posterior.names)
@@ -256,7 +283,7 @@ def _run(args, config, config_path: Path, function, executor) -> int:
     ]
     report = None
     if config.num_validation > 0:
-        report, draws, diagnostics["calibration"] = _calibration(keys, config, result, simulator)
+        report, draws, diagnostics["calibration"] = calibration
         statuses += [report.status, draws.status]
     diagnostics["provenance"] = software_provenance()
     write_json_atomic(out / "diagnostics.json", diagnostics)

@@ -163,7 +163,10 @@ def _log_volume(
             raise ValueError(
                 f"the prior range of sampled parameter {name!r} in {source} is ({lo}, {hi}); a flat "
                 "prior needs finite bounds. Pass prior_bounds={name: (lo, hi), ...} or "
-                "log_prior_volume"
+                "log_prior_volume (command line: --prior-bounds NAME=LO,HI or "
+                "--log-prior-volume). A prior that is not flat cannot be given this way: read "
+                "a file that carries ln prior per draw instead, such as the .npz or ArviZ .nc "
+                "that astrobayes run writes beside its GetDist chains"
             )
         if not hi > lo:
             raise ValueError(

@@ -22,6 +22,7 @@ from astrobayes._checks import as_float_array, check_key, check_positive_int
 from astrobayes._config import from_mapping
 from astrobayes._status import Status, check, worst
 from astrobayes._training import TrainingInfo
+from astrobayes._types import ProgressFn
 from astrobayes.sbi.embeddings import CNN1dEmbedding, CNN2dEmbedding, MLPEmbedding
 from astrobayes.sbi.estimators import AbstractEstimator, FlowConfig
 from astrobayes.sbi.likelihood_check import LikelihoodCheckResult, local_likelihood_check
@@ -313,10 +314,14 @@ def build_simulator(
     return JaxSimulator(function)
 
 
-def _train(key, config: SBIConfig, prior: Prior, theta, x, embedding_key):
+def _train(key, config: SBIConfig, prior: Prior, theta, x, embedding_key, progress_fn=None):
     """Train the configured estimator on every simulation so far."""
     embedding = _embedding(embedding_key, config, x.shape[1:])
-    common = {"flow_config": config.flow, "training_config": config.training}
+    common = {
+        "flow_config": config.flow,
+        "training_config": config.training,
+        "progress_fn": progress_fn,
+    }
     if config.method == "npe":
         return train_npe(key, prior, theta, x, embedding=embedding, **common)
     if config.method == "nle":
@@ -331,6 +336,7 @@ def run_sbi(
     *,
     simulator: Any = None,
     sink: SimulationSink | None = None,
+    progress_fn: ProgressFn | None = None,
     throw: bool = False,
 ) -> SBIResult:
     """Simulate, train and sample the posterior for one observation.
@@ -342,6 +348,9 @@ def run_sbi(
         simulator: Overrides ``config.simulator`` (a function or simulator object).
         sink: Store receiving every chunk of simulations (with ``with_round`` when it
             has one, so chunks are labelled by round).
+        progress_fn: Called as ``progress_fn(stage, done, total)`` with stage
+            ``"simulations"`` after each chunk and ``"training"`` after each epoch, round
+            after round (the CLI's progress bars).
         throw: Raise :class:`astrobayes._status.UnreliableResultError` (carrying the
             result) when the run's status is a failure.
 
@@ -385,7 +394,12 @@ def run_sbi(
         k_sim, k_train, k_post, k_trunc, k_emb = jax.random.split(keys[round_index], 5)
         round_sink = sink.with_round(round_index) if hasattr(sink, "with_round") else sink
         sims = simulate_for_prior(
-            k_sim, proposal, simulator, config.num_simulations, sink=round_sink
+            k_sim,
+            proposal,
+            simulator,
+            config.num_simulations,
+            sink=round_sink,
+            progress_fn=progress_fn,
         )
         examples.extend(sims.failure_examples)
         failed.append(sims.failed_theta)
@@ -401,7 +415,7 @@ def run_sbi(
             raise ValueError(
                 f"x_obs has {x_obs.size} values but the simulator returns shape {x_all.shape[1:]}"
             )
-        estimator, info = _train(k_train, config, prior, theta_all, x_all, k_emb)
+        estimator, info = _train(k_train, config, prior, theta_all, x_all, k_emb, progress_fn)
         x_obs_shaped = x_obs.reshape(x_all.shape[1:])
         last = round_index == config.num_rounds - 1
         num_draws = (

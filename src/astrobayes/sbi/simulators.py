@@ -30,6 +30,7 @@ from jaxtyping import Array, Float, PRNGKeyArray
 
 from astrobayes._checks import as_float_array, check_key, check_positive_int, user_code_error
 from astrobayes._status import Severity, Status, check
+from astrobayes._types import ProgressFn
 from astrobayes._workers import call_safely
 from astrobayes.sbi.executors import Executor, ProcessExecutor
 
@@ -355,6 +356,7 @@ def run_simulations(
     *,
     chunk_size: int = 1000,
     sink: SimulationSink | None = None,
+    progress_fn: ProgressFn | None = None,
     throw: bool = False,
 ) -> SimulationResult:
     """Simulate data for given parameters, chunk by chunk, excluding failures.
@@ -366,6 +368,8 @@ def run_simulations(
         theta: Parameters, ``(num_simulations, dim)``.
         chunk_size: Simulations per chunk handed to ``sink``.
         sink: Optional store receiving each chunk as it arrives.
+        progress_fn: Called as ``progress_fn("simulations", done, total)`` after each
+            chunk (the CLI's progress bar).
         throw: Raise :class:`astrobayes._status.UnreliableResultError` (carrying the
             result) when every simulation failed.
 
@@ -407,6 +411,8 @@ def run_simulations(
         valid_theta.append(chunk[ok])
         valid_x.append(x[ok])
         failed_theta.append(chunk[~ok])
+        if progress_fn is not None:
+            progress_fn("simulations", start + chunk.shape[0], theta.shape[0])
     theta_out = np.concatenate(valid_theta, axis=0)
     x_out = np.concatenate(valid_x, axis=0)
     num_failed = num_non_finite + num_raised
@@ -439,6 +445,7 @@ def simulate_for_prior(
     *,
     chunk_size: int = 1000,
     sink: SimulationSink | None = None,
+    progress_fn: ProgressFn | None = None,
     throw: bool = False,
 ) -> SimulationResult:
     """Draw ``num_simulations`` parameters from ``prior`` (anything with ``sample(key, n)``) and simulate.
@@ -450,6 +457,7 @@ def simulate_for_prior(
         num_simulations: Number of draws.
         chunk_size: Simulations per chunk.
         sink: Optional store for each chunk.
+        progress_fn: See :func:`run_simulations`.
         throw: Raise :class:`astrobayes._status.UnreliableResultError` (carrying the
             result) when every simulation failed.
 
@@ -475,5 +483,11 @@ def simulate_for_prior(
     key_prior, key_simulate = jax.random.split(key)
     theta = np.asarray(prior.sample(key_prior, num_simulations), dtype=float)
     return run_simulations(
-        key_simulate, simulator, theta, chunk_size=chunk_size, sink=sink, throw=throw
+        key_simulate,
+        simulator,
+        theta,
+        chunk_size=chunk_size,
+        sink=sink,
+        progress_fn=progress_fn,
+        throw=throw,
     )
