@@ -229,6 +229,35 @@ def test_users_code_errors_are_named_before_any_sampling(tmp_path, capsys, edit,
     assert not (out / "checkpoints").exists()  # refused before any model was sampled
 
 
+def test_edited_data_or_likelihood_module_starts_afresh_instead_of_resuming(tmp_path, capsys):
+    # The checkpoint name carries a digest of the model's source files and data arrays:
+    # a rerun of the same files resumes (the negative control), an edited data file or
+    # likelihood module does not resume the old chains.
+    sampler = {"num_chains": 2, "num_warmup": 20, "num_samples": 20, "checkpoint_every": 20}
+    path = _write_config(tmp_path, sampler)
+    argv = ["run", str(path), "--out", str(tmp_path / "out"), "--no-progress", "--no-plots"]
+
+    def run_and_checkpoints():
+        # 1: too few draws for an error bar (a failure status); the chains are written
+        assert main(argv + ["--no-compile-cache"]) in (0, 1)
+        printed = capsys.readouterr().out
+        names = sorted(p.name for p in (tmp_path / "out" / "checkpoints").glob("*.npz"))
+        return "resumed from checkpoints" in printed, names
+
+    resumed, first = run_and_checkpoints()
+    assert not resumed and len(first) == 2
+    resumed, again = run_and_checkpoints()
+    assert resumed and again == first  # same files: resumed, same checkpoint names
+    data = tmp_path / "data.txt"
+    data.write_text(data.read_text().replace("-0.761242", "-0.761243", 1))
+    resumed, after_data = run_and_checkpoints()
+    assert not resumed and len(set(after_data) - set(first)) == 2  # both models read it
+    module = tmp_path / "likelihoods.py"
+    module.write_text(module.read_text() + "\n# an edit\n")
+    resumed, after_code = run_and_checkpoints()
+    assert not resumed and len(set(after_code) - set(after_data)) == 2
+
+
 # ------------------------------------------------------------------ the worked example
 
 

@@ -17,6 +17,7 @@ import argparse
 import dataclasses
 import hashlib
 import importlib
+import inspect
 import json
 import sys
 import threading
@@ -24,6 +25,7 @@ import time
 import tomllib
 from pathlib import Path
 
+import numpy as np
 from tqdm.auto import tqdm
 
 
@@ -166,7 +168,7 @@ def execute(
     )
     from astrobayes.runconfig import run_comparison
 
-    models, derived_fns = resolve_models(config, base)
+    models, derived_fns, digests = resolve_models(config, base)
     out.mkdir(parents=True, exist_ok=True)
     print(title)
     print(
@@ -174,7 +176,7 @@ def execute(
         f"evidence: {_evidence_summary(config)}; "
         f"{'float64' if config.x64 else 'float32'}\n"
     )
-    fingerprints = {name: _model_fingerprint(config, name) for name in models}
+    fingerprints = {name: _model_fingerprint(config, name, digests[name]) for name in models}
     start = time.perf_counter()
     progress = Progress(no_progress)
     try:
@@ -231,32 +233,41 @@ def execute(
 
 
 def resolve_models(config, base: Path):
-    """``({name: Model}, {name: {derived: fn}})``: import the user's functions, read data."""
+    """Import the user's functions and read the data.
+
+    Returns:
+        ``({name: Model}, {name: {derived: fn}}, {name: digest})``: the digest is a
+        SHA-256 of the source files of the model's functions and of its data arrays
+        (part of its checkpoint name, so that an edited likelihood module or data file
+        starts afresh instead of resuming chains of the old one).
+
+    """
     from astrobayes.io.run_files import read_data_arrays
     from astrobayes.runconfig import build_model, check_derived_functions
 
-    models, derived_fns = {}, {}
+    models, derived_fns, digests = {}, {}, {}
     for name, spec in config.models.items():
         data = read_data_arrays(spec.data, base) if spec.data else None
+        functions = []
         if spec.model is not None:
             factory = import_function(spec.model, base, f"models.{name}.model")
+            functions.append(factory)
             model = factory(data) if data is not None else factory()
             models[name] = build_model(name, spec, model=model)
         else:
+            likelihood = (
+                None
+                if spec.likelihood is None
+                else import_function(spec.likelihood, base, f"models.{name}.likelihood")
+            )
+            numpyro_model = (
+                None
+                if spec.numpyro_model is None
+                else import_function(spec.numpyro_model, base, f"models.{name}.numpyro_model")
+            )
+            functions += [f for f in (likelihood, numpyro_model) if f is not None]
             models[name] = build_model(
-                name,
-                spec,
-                log_likelihood_fn=(
-                    None
-                    if spec.likelihood is None
-                    else import_function(spec.likelihood, base, f"models.{name}.likelihood")
-                ),
-                numpyro_model=(
-                    None
-                    if spec.numpyro_model is None
-                    else import_function(spec.numpyro_model, base, f"models.{name}.numpyro_model")
-                ),
-                data=data,
+                name, spec, log_likelihood_fn=likelihood, numpyro_model=numpyro_model, data=data
             )
         derived_fns[name] = {
             parameter: import_function(p.function, base, f"models.{name}.parameters.{parameter}")
@@ -264,7 +275,32 @@ def resolve_models(config, base: Path):
             if p.prior == "derived"
         }
         check_derived_functions(name, spec, derived_fns[name])
-    return models, derived_fns
+        digests[name] = _code_and_data_digest(functions + list(derived_fns[name].values()), data)
+    return models, derived_fns, digests
+
+
+def _code_and_data_digest(functions, data) -> str:
+    """SHA-256 of the functions' source files and of the data arrays (names, shapes, bytes).
+
+    A file's bytes, not its functions' text: an edit anywhere in the module counts. Modules
+    it imports in turn are not read (documented in docs/run.md).
+    """
+    digest = hashlib.sha256()
+    files = {inspect.getsourcefile(f) for f in functions if _has_source_file(f)}
+    for file in sorted(files):
+        digest.update(file.encode() + b"\0" + Path(file).read_bytes())
+    for key in sorted(data or {}):
+        array = np.ascontiguousarray(data[key])
+        digest.update(f"{key}:{array.dtype.str}:{array.shape}".encode() + array.tobytes())
+    return digest.hexdigest()
+
+
+def _has_source_file(function) -> bool:
+    try:
+        file = inspect.getsourcefile(function)
+    except TypeError:  # a builtin or C function
+        return False
+    return file is not None and Path(file).is_file()
 
 
 def import_function(reference: str, base: Path, where: str):
@@ -482,17 +518,19 @@ def _sampler_summary(config) -> str:
     )
 
 
-def _model_fingerprint(config, name: str) -> str:
+def _model_fingerprint(config, name: str, contents: str = "") -> str:
     """Short hash of one model's spec and the sampler settings (checkpoint file names).
 
     A changed prior, likelihood name, data path or sampler setting writes to a new
-    checkpoint instead of resuming a different run. Edits inside the user's functions
-    are not seen: remove ``DIR/checkpoints`` (or use a new ``--out``) after changing them.
+    checkpoint instead of resuming a different run; so does changed ``contents`` (the
+    digest of the model's source files and data arrays from :func:`resolve_models`).
     """
     spec = dataclasses.asdict(config.models[name])
     own = spec.pop("sampler")  # a model's own settings replace the run's (same names otherwise)
     sampler = dataclasses.asdict(config.sampler) if own is None else own
     settings = {"model": spec, "sampler": sampler, "x64": config.x64}
+    if contents:
+        settings["contents"] = contents
     if config.sampler_kind != "nuts":  # NUTS runs keep the names they had before
         settings[config.sampler_kind] = dataclasses.asdict(config.sampling())
     text = json.dumps(settings, sort_keys=True, default=str)
