@@ -245,17 +245,21 @@ def test_edited_data_or_likelihood_module_starts_afresh_instead_of_resuming(tmp_
         return "resumed from checkpoints" in printed, names
 
     resumed, first = run_and_checkpoints()
-    assert not resumed and len(first) == 2
+    assert not resumed
+    assert len(first) == 2
     resumed, again = run_and_checkpoints()
-    assert resumed and again == first  # same files: resumed, same checkpoint names
+    assert resumed
+    assert again == first
     data = tmp_path / "data.txt"
     data.write_text(data.read_text().replace("-0.761242", "-0.761243", 1))
     resumed, after_data = run_and_checkpoints()
-    assert not resumed and len(set(after_data) - set(first)) == 2  # both models read it
+    assert not resumed
+    assert len(set(after_data) - set(first)) == 2
     module = tmp_path / "likelihoods.py"
     module.write_text(module.read_text() + "\n# an edit\n")
     resumed, after_code = run_and_checkpoints()
-    assert not resumed and len(set(after_code) - set(after_data)) == 2
+    assert not resumed
+    assert len(set(after_code) - set(after_data)) == 2
 
 
 # ------------------------------------------------------------------ the worked example

@@ -32,3 +32,19 @@ def test_subcommand_module_without_add_parser_fails_loudly():
 def test_no_command_prints_help_and_returns_2(capsys):
     assert cli_main.main([]) == 2
     assert "COMMAND" in capsys.readouterr().out
+
+
+def test_version_names_astrobayes_its_commit_and_the_numerical_stack(capsys):
+    import jax
+
+    import astrobayes
+    from astrobayes.io import software_provenance
+
+    with pytest.raises(SystemExit) as exit_info:
+        cli_main.main(["--version"])
+    assert exit_info.value.code == 0
+    printed = capsys.readouterr().out
+    assert printed.startswith(f"astrobayes {astrobayes.__version__} (")
+    assert f"jax {jax.__version__}" in printed
+    commit = (software_provenance()["source"] or {}).get("commit")
+    assert (f"commit {commit[:12]}" if commit else "installed package") in printed

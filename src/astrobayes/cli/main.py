@@ -37,6 +37,11 @@ def build_parser(commands: tuple[str, ...] = COMMANDS) -> argparse.ArgumentParse
         description="Fast, trustworthy Bayesian inference for astrophysics.",
     )
     parser.add_argument(
+        "--version",
+        action=_VersionAction,
+        help="print the versions of astrobayes and its numerical stack, and exit",
+    )
+    parser.add_argument(
         "--no-compile-cache",
         action="store_true",
         help="do not use the persistent JAX compilation cache (~/.cache/astrobayes/jax)",
@@ -58,6 +63,33 @@ def build_parser(commands: tuple[str, ...] = COMMANDS) -> argparse.ArgumentParse
             raise ImportError(f"subcommand module {module_name} defines no add_parser(subparsers)")
         add_parser(subparsers)
     return parser
+
+
+class _VersionAction(argparse.Action):
+    """``--version``: astrobayes, its source commit and the numerical stack (asked lazily)."""
+
+    def __init__(
+        self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, help=None
+    ):
+        super().__init__(option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from astrobayes.io import software_provenance
+
+        record = software_provenance()
+        source = record["source"]
+        where = (
+            f"commit {source['commit'][:12]}{' (modified)' if source['modified'] else ''}"
+            if source and source.get("commit")
+            else "installed package"
+        )
+        packages = ", ".join(f"{k} {v}" for k, v in record["packages"].items() if v)
+        print(
+            f"astrobayes {record['astrobayes']} ({where})\n"
+            f"Python {record['python']} on {record['platform']}; JAX backend "
+            f"{record['jax_backend']}\n{packages}"
+        )
+        parser.exit()
 
 
 def _enable_compilation_cache(args: argparse.Namespace) -> None:
