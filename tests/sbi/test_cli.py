@@ -134,6 +134,20 @@ def test_cli_small_run_writes_strict_json(tmp_path, capsys):
     assert diagnostics["posterior_status"] == "success"
     assert diagnostics["calibration"]["num_tests"] == 10
     assert "training reached max_epochs" in capsys.readouterr().err
+    # the posterior as GetDist chains with the prior's edges, read back by GetDist
+    from getdist import loadMCSamples
+
+    with np.load(out / "posterior.npz") as archive:
+        samples, names = archive["samples"], list(archive["names"])
+    assert (out / "chains" / "posterior.ranges").read_text().splitlines() == [
+        "a\t-1.0\t1.0",
+        "b\t-1.0\t1.0",
+    ]
+    loaded = loadMCSamples(str(out / "chains" / "posterior"))
+    assert [p.name for p in loaded.paramNames.names] == names
+    np.testing.assert_allclose(
+        loaded.getMeans()[:2], samples.astype(np.float64).mean(axis=0), rtol=1e-12
+    )
 
 
 BROKEN_SIMULATORS = """
@@ -210,6 +224,12 @@ def test_cli_end_to_end(tmp_path):
     assert 0 < diagnostics["rounds"][1]["acceptance_rate"] <= 1
     assert "expected_coverage" in diagnostics["calibration"]
     assert (out / "coverage.png").exists()
+    assert (out / "triangle.png").exists()
+    # b is normal: an open range; a uniform on [-1, 1]
+    assert (out / "chains" / "posterior.ranges").read_text().splitlines() == [
+        "a\t-1.0\t1.0",
+        "b\tN\tN",
+    ]
     assert len(list((out / "simulations").glob("chunk_*.npz"))) == 2
 
 

@@ -329,32 +329,53 @@ def write_imaging_figures(
 
 
 def write_sbi_figures(
-    out_dir: str | os.PathLike[str], report, names, *, no_plots: bool = False
+    out_dir: str | os.PathLike[str],
+    report,
+    names,
+    *,
+    samples=None,
+    ranges: Mapping[str, tuple[float | None, float | None]] | None = None,
+    no_plots: bool = False,
 ) -> list[Path]:
-    """Write the calibration figures of ``astrobayes sbi``: coverage and SBC rank histograms.
+    """Write the figures of ``astrobayes sbi``: the posterior, coverage and SBC ranks.
 
     Args:
         out_dir: Output directory (must exist).
         report: A :class:`~astrobayes.validation.CalibrationReport`, or ``None`` (nothing
-            was checked: no figure).
+            was checked: no calibration figure).
         names: Parameter names.
+        samples: Posterior draws ``(num_samples, dim)`` for ``triangle.png`` (``None``:
+            no triangle plot).
+        ranges: ``{name: (low, high)}`` hard prior edges, drawn in the triangle plot.
         no_plots: Write nothing.
 
     Returns:
-        The paths written (``coverage.png``, ``sbc_ranks.png``).
+        The paths written (``triangle.png``, ``coverage.png``, ``sbc_ranks.png``).
 
     """
     from astrobayes.io import save_figure_atomic
     from astrobayes.plots.style import figure_style
     from astrobayes.plots.validation import plot_coverage, plot_rank_histograms
 
-    if no_plots or report is None:
+    if no_plots:
         return []
     out = Path(out_dir)
+    written = []
+    if samples is not None:
+        import numpy as np
+
+        from astrobayes.plots.triangle import to_mcsamples, triangle_plot
+
+        draws = np.asarray(samples, np.float64)
+        mc = to_mcsamples(draws[None], names=list(names), ranges=ranges, label="posterior")
+        figure = triangle_plot(mc, title=f"SBI posterior of x_obs ({draws.shape[0]} draws)")
+        written.append(save_figure_atomic(out / "triangle.png", figure))
+    if report is None:
+        return written
     with figure_style():
         coverage = plot_coverage(report)
         ranks = plot_rank_histograms(report.sbc, list(names))
-    return [
+    return written + [
         save_figure_atomic(out / "coverage.png", coverage),
         save_figure_atomic(out / "sbc_ranks.png", ranks),
     ]

@@ -242,7 +242,12 @@ def _run(args, config, config_path: Path, function, executor) -> int:
 
     from astrobayes._status import by_severity, worst
     from astrobayes.cli._common import ProgressBar
-    from astrobayes.io import software_provenance, write_json_atomic, write_npz_atomic
+    from astrobayes.io import (
+        software_provenance,
+        write_getdist_chains,
+        write_json_atomic,
+        write_npz_atomic,
+    )
     from astrobayes.io.simulations import SimulationStore
     from astrobayes.sbi import PythonSimulator, build_simulator, run_sbi
 
@@ -289,7 +294,33 @@ def _run(args, config, config_path: Path, function, executor) -> int:
     write_json_atomic(out / "diagnostics.json", diagnostics)
     from astrobayes.cli._figures import write_sbi_figures
 
-    write_sbi_figures(out, report, posterior.names, no_plots=args.no_plots)
+    # GetDist chains of the posterior (one chain, unit weights), with the prior's edges
+    prior = config.build_prior()
+    ranges = {
+        name: (float(lo), float(hi))
+        for name, lo, hi, bounded in zip(
+            posterior.names,
+            np.asarray(prior.low),
+            np.asarray(prior.high),
+            prior.is_bounded,
+            strict=True,
+        )
+        if bounded
+    }
+    draws = np.asarray(posterior.samples, np.float64)
+    if np.all(np.isfinite(draws)):  # a failed sampler's non-finite draws: npz only
+        (out / "chains").mkdir(exist_ok=True)
+        write_getdist_chains(
+            out / "chains" / "posterior", draws[None], list(posterior.names), ranges=ranges
+        )
+    write_sbi_figures(
+        out,
+        report,
+        posterior.names,
+        samples=posterior.samples,
+        ranges=ranges,
+        no_plots=args.no_plots,
+    )
     if report is None:
         verdict = "not checked (num_validation = 0)"
     elif report.is_calibrated:
@@ -298,7 +329,8 @@ def _run(args, config, config_path: Path, function, executor) -> int:
         verdict = "FLAGGED: " + "; ".join(report.flags)
     print(
         f"astrobayes sbi: {posterior.samples.shape[0]} posterior samples of {list(posterior.names)} "
-        f"written to {out / 'posterior.npz'}; status {result.status.name.lower()}; "
+        f"written to {out / 'posterior.npz'} and {out / 'chains'} (GetDist); status "
+        f"{result.status.name.lower()}; "
         f"calibration {verdict}"
     )
     for status in by_severity(statuses):
