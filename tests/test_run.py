@@ -396,6 +396,10 @@ def test_chain_files_load_in_getdist_arviz_and_read_chains(resumed_run):
     report = (out / "report.md").read_text()
     assert "## Diagnostics" in report
     assert "chains/parabola.nc" in report
+    software = report.split("## Software", 1)[1]
+    assert f"astrobayes {astrobayes.__version__} (" in software
+    precision = "float64" if jax.config.jax_enable_x64 else "float32"
+    assert f"JAX {jax.__version__} on cpu, {precision}" in software
 
 
 def test_posterior_table_splits_likelihood_and_prior():

@@ -447,6 +447,25 @@ def format_report(title: str, result, table: str, payload: dict) -> str:
             f"{c['truth']:.4f} | {c['pull']:.2f} |"
             for c in checks
         ]
+    record = payload.get("provenance")
+    if record:
+        source = record.get("source") or {}
+        commit = source.get("commit")
+        where = (
+            f"commit {commit[:12]}{' with local modifications' if source.get('modified') else ''}"
+            if commit
+            else "an installed package"
+        )
+        packages = record.get("packages", {})
+        lines += [
+            "",
+            "## Software",
+            "",
+            f"astrobayes {record.get('astrobayes')} ({where}); JAX {packages.get('jax')} on "
+            f"{record.get('jax_backend')}, {'float64' if record.get('x64') else 'float32'}; "
+            f"Python {record.get('python')}; {record.get('created_utc')} (everything in "
+            "`results.json`, \"provenance\").",
+        ]
     return "\n".join(lines) + "\n\n"
 
 
