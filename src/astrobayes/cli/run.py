@@ -464,7 +464,7 @@ def format_report(title: str, result, table: str, payload: dict) -> str:
             f"astrobayes {record.get('astrobayes')} ({where}); JAX {packages.get('jax')} on "
             f"{record.get('jax_backend')}, {'float64' if record.get('x64') else 'float32'}; "
             f"Python {record.get('python')}; {record.get('created_utc')} (everything in "
-            "`results.json`, \"provenance\").",
+            '`results.json`, "provenance").',
         ]
     return "\n".join(lines) + "\n\n"
 
