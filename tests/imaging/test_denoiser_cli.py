@@ -57,7 +57,9 @@ def test_cli_samples_with_a_denoiser_prior(tmp_path, capsys):
     assert np.all(std >= 0)
     assert np.mean((mean >= lower) & (mean <= upper)) > 0.5
     assert (out / "dirty.fits").is_file()
-    assert "PnP-ULA" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert "PnP-ULA" in captured.out
+    assert "image: PnP-ULA" in captured.err  # the progress bar (off with --no-progress)
 
 
 def test_cli_runs_with_jax_in_float64(tmp_path, global_x64):

@@ -56,7 +56,9 @@ def test_cli_samples_with_a_diffusion_prior(tmp_path, capsys):
     assert mean.shape == lower.shape == upper.shape == (64, 64)
     assert np.all(lower <= upper)
     assert np.isfinite(results["snr_db"])
-    assert "diffusion prior" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert "diffusion prior" in captured.out
+    assert "image: annealed Langevin" in captured.err  # the progress bar
 
 
 def test_diffusion_config_errors(tmp_path, capsys):

@@ -39,3 +39,19 @@ def test_python_loop_reproduces_the_scan_chains(method):
     assert not np.allclose(other.summaries, scan.summaries)
     with pytest.raises(ValueError, match="loop must be 'scan' or 'python'"):
         pnp_ula(*args, loop="fori", **kwargs)
+
+
+@pytest.mark.parametrize("loop", ["python", "scan"])
+def test_progress_counts_every_iteration_and_changes_nothing(loop):
+    op = fourier_mask_operator(np.ones((4, 4), dtype=bool))
+    args = (jax.random.key(3), op, op(np.ones((4, 4))), 0.5, lambda x: -x, np.zeros((4, 4)))
+    kwargs = dict(score_lipschitz=1.0, num_chains=2, num_samples=4, num_warmup=5, thinning=2)
+    calls = []
+    reported = pnp_ula(*args, loop=loop, progress_fn=lambda *a: calls.append(a), **kwargs)
+    total = 2 * (3 + 4)  # thinning x (ceil(5 / 2) warm-up blocks + 4 kept samples)
+    if loop == "python":  # after every block of `thinning` iterations
+        assert calls == [("sampling", 2 * (b + 1), total) for b in range(7)]
+    else:  # one compiled program: reported when it is done
+        assert calls == [("sampling", total, total)]
+    quiet = pnp_ula(*args, loop=loop, **kwargs)
+    np.testing.assert_array_equal(reported.summaries, quiet.summaries)

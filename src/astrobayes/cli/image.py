@@ -271,6 +271,9 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--out", default="imaging_output", help="output folder")
     parser.add_argument("--demo", action="store_true", help="run the built-in offline demo")
     parser.add_argument("--no-plots", action="store_true", help="write no figures")
+    parser.add_argument(
+        "--no-progress", action="store_true", help="no progress bar (posterior sampling)"
+    )
     parser.set_defaults(func=run)
 
 
@@ -547,7 +550,21 @@ def _write_sampled_posterior(
     }
 
 
-def _run_denoiser(denoiser_run, file_config, problem, out: Path, *, no_plots: bool) -> int:
+def _sampling_bar(no_progress: bool):
+    """The progress bar of the sampled-posterior priors (PnP-ULA, annealed Langevin)."""
+    from astrobayes.cli._common import ProgressBar
+
+    return ProgressBar(
+        "image",
+        disable=no_progress,
+        labels={"sampling": "PnP-ULA", "diffusion": "annealed Langevin"},
+        units={"sampling": "iteration", "diffusion": "step"},
+    )
+
+
+def _run_denoiser(
+    denoiser_run, file_config, problem, out: Path, *, no_plots: bool, no_progress: bool = False
+) -> int:
     """``[prior] kind = "denoiser"``: PnP-ULA with the denoiser's Tweedie score."""
     import time
 
@@ -576,23 +593,28 @@ def _run_denoiser(denoiser_run, file_config, problem, out: Path, *, no_plots: bo
     lipschitz = score_lipschitz_estimate(
         score, start[None], num_iterations=sampling.lipschitz_iterations
     )
-    result = pnp_ula(
-        jax.random.key(sampling.seed),
-        problem.operator,
-        problem.visibilities,
-        float(problem.sigma),
-        score,
-        start,
-        score_lipschitz=lipschitz,
-        alpha=table.alpha,
-        box=(0.0, None) if table.positivity else None,
-        num_chains=sampling.chains,
-        num_samples=sampling.samples,
-        num_warmup=sampling.warmup,
-        thinning=sampling.thinning,
-        step_fraction=sampling.step_fraction,
-        loop="python",  # a convolutional score: one compiled step per iteration
-    )
+    bar = _sampling_bar(no_progress)
+    try:
+        result = pnp_ula(
+            jax.random.key(sampling.seed),
+            problem.operator,
+            problem.visibilities,
+            float(problem.sigma),
+            score,
+            start,
+            score_lipschitz=lipschitz,
+            alpha=table.alpha,
+            box=(0.0, None) if table.positivity else None,
+            num_chains=sampling.chains,
+            num_samples=sampling.samples,
+            num_warmup=sampling.warmup,
+            thinning=sampling.thinning,
+            step_fraction=sampling.step_fraction,
+            loop="python",  # a convolutional score: one compiled step per iteration
+            progress_fn=bar,
+        )
+    finally:
+        bar.close()
     timings["sampling_s"] = time.perf_counter() - wall
     timings["sampling_cpu_s"] = time.process_time() - cpu
     written = _write_sampled_posterior(
@@ -635,7 +657,9 @@ def _run_denoiser(denoiser_run, file_config, problem, out: Path, *, no_plots: bo
     return 0 if not result.status.is_failure else 1
 
 
-def _run_diffusion(diffusion_run, file_config, problem, out: Path, *, no_plots: bool) -> int:
+def _run_diffusion(
+    diffusion_run, file_config, problem, out: Path, *, no_plots: bool, no_progress: bool = False
+) -> int:
     """``[prior] kind = "diffusion"``: annealed Langevin with a noise-conditional denoiser."""
     import time
 
@@ -665,22 +689,27 @@ def _run_diffusion(diffusion_run, file_config, problem, out: Path, *, no_plots: 
     timings = {}
     wall, cpu = time.perf_counter(), time.process_time()
     dirty = problem.operator.adjoint(problem.visibilities)
-    result = diffusion_posterior(
-        jax.random.key(sampling.seed),
-        problem.operator,
-        problem.visibilities,
-        float(problem.sigma),
-        diffusion_score(denoiser),
-        schedule,
-        num_chains=sampling.chains,
-        steps_per_level=table.steps_per_level,
-        num_warmup=sampling.warmup,
-        num_samples=sampling.samples,
-        thinning=sampling.thinning,
-        step_fraction=sampling.step_fraction,
-        likelihood_inflation=table.likelihood_inflation,
-        final_likelihood_inflation=table.final_likelihood_inflation,
-    )
+    bar = _sampling_bar(no_progress)
+    try:
+        result = diffusion_posterior(
+            jax.random.key(sampling.seed),
+            problem.operator,
+            problem.visibilities,
+            float(problem.sigma),
+            diffusion_score(denoiser),
+            schedule,
+            num_chains=sampling.chains,
+            steps_per_level=table.steps_per_level,
+            num_warmup=sampling.warmup,
+            num_samples=sampling.samples,
+            thinning=sampling.thinning,
+            step_fraction=sampling.step_fraction,
+            likelihood_inflation=table.likelihood_inflation,
+            final_likelihood_inflation=table.final_likelihood_inflation,
+            progress_fn=bar,
+        )
+    finally:
+        bar.close()
     timings["sampling_s"] = time.perf_counter() - wall
     timings["sampling_cpu_s"] = time.process_time() - cpu
     written = _write_sampled_posterior(
@@ -745,12 +774,22 @@ def run(args: argparse.Namespace) -> int:
     if denoiser_run is not None and isinstance(denoiser_run.prior, DiffusionPriorTable):
         problem = read_problem(file_config.data)
         return _run_diffusion(
-            denoiser_run, file_config, problem, Path(args.out), no_plots=args.no_plots
+            denoiser_run,
+            file_config,
+            problem,
+            Path(args.out),
+            no_plots=args.no_plots,
+            no_progress=args.no_progress,
         )
     if denoiser_run is not None:
         problem = read_problem(file_config.data)
         return _run_denoiser(
-            denoiser_run, file_config, problem, Path(args.out), no_plots=args.no_plots
+            denoiser_run,
+            file_config,
+            problem,
+            Path(args.out),
+            no_plots=args.no_plots,
+            no_progress=args.no_progress,
         )
     config = file_config.imaging_config()
     problem = read_problem(file_config.data)

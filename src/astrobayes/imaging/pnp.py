@@ -48,6 +48,7 @@ from jaxtyping import Array, Complex, Float
 
 from astrobayes._checks import check_key, check_positive_int
 from astrobayes._status import Severity, Status, check
+from astrobayes._types import ProgressFn
 from astrobayes.diagnostics import effective_sample_size, split_rhat
 from astrobayes.imaging.operator_norm import operator_norm
 from astrobayes.imaging.operators import MeasurementOperator
@@ -286,6 +287,7 @@ def pnp_ula(
     divergence_bound: float | None = None,
     summary_fn: Callable[[Float[Array, "height width"]], Float[Array, " dim"]] | None = None,
     loop: str = "scan",
+    progress_fn: ProgressFn | None = None,
     throw: bool = False,
 ) -> PnPResult:
     """Sample ``p(x | y) ∝ p(y | x) p_eps(x)^alpha`` with PnP-ULA (or PnP-MALA), several chains.
@@ -326,6 +328,9 @@ def pnp_ula(
             chains (same random numbers), much faster on a CPU for a convolutional
             score (a learned denoiser), where XLA runs convolutions in a ``scan`` body
             slowly.
+        progress_fn: Called as ``progress_fn("sampling", done, total)`` in iterations
+            of all chains: after every ``thinning`` iterations with ``loop="python"``,
+            once at the end with ``"scan"`` (one compiled program).
         throw: Raise :class:`~astrobayes._status.UnreliableResultError` (carrying the
             result) on a failure status.
 
@@ -371,6 +376,7 @@ def pnp_ula(
         divergence_bound=divergence_bound,
         summary_fn=summary_fn,
         loop=loop,
+        progress_fn=progress_fn,
         throw=throw,
         batch=False,
     )
@@ -399,6 +405,7 @@ def pnp_ula_batch(
     divergence_bound: float | None = None,
     summary_fn: Callable[[Float[Array, "height width"]], Float[Array, " dim"]] | None = None,
     loop: str = "scan",
+    progress_fn: ProgressFn | None = None,
     throw: bool = False,
 ) -> tuple[PnPResult, ...]:
     """:func:`pnp_ula` on several data sets at once (one compiled program, ``vmap`` over them).
@@ -449,6 +456,7 @@ def pnp_ula_batch(
         divergence_bound=divergence_bound,
         summary_fn=summary_fn,
         loop=loop,
+        progress_fn=progress_fn,
         throw=throw,
         batch=True,
     )
@@ -477,6 +485,7 @@ def _pnp(
     divergence_bound: float | None = None,
     summary_fn: Callable[[Float[Array, "height width"]], Float[Array, " dim"]] | None = None,
     loop: str = "scan",
+    progress_fn: ProgressFn | None = None,
     throw: bool = False,
     batch: bool = False,
 ):
@@ -568,8 +577,7 @@ def _pnp(
         )
     else:
         keys, data = jax.random.split(key, num_chains)[None], data[None]
-    run = _run_datasets if loop == "scan" else _run_datasets_python
-    outputs = run(
+    arguments = (
         keys,
         x0,
         operator,
@@ -581,6 +589,14 @@ def _pnp(
         summary_fn,
         settings,
     )
+    total = data.shape[0] * settings.thinning * (-(-num_warmup // thinning) + num_samples)
+    if loop == "scan":
+        outputs = _run_datasets(*arguments)
+        if progress_fn is not None:
+            jax.block_until_ready(outputs)
+            progress_fn("sampling", total, total)
+    else:
+        outputs = _run_datasets_python(*arguments, progress_fn=progress_fn)
     results = []
     for index in range(data.shape[0]):
         summaries, means, variances, max_abs, accepted = (o[index] for o in outputs)
@@ -758,7 +774,17 @@ def _python_loop_record(state, xs, accepted, keep, summary_fn):
 
 
 def _run_datasets_python(
-    keys, x0, operator, data, sigma, step, score_fn, potential_fn, summary_fn, settings
+    keys,
+    x0,
+    operator,
+    data,
+    sigma,
+    step,
+    score_fn,
+    potential_fn,
+    summary_fn,
+    settings,
+    progress_fn=None,
 ):
     """:func:`_run_datasets` with one compiled call per step, looped in Python.
 
@@ -769,8 +795,9 @@ def _run_datasets_python(
     """
     num_warmup_blocks = -(-settings.num_warmup // settings.thinning)
     num_blocks = num_warmup_blocks + settings.num_samples
+    total = len(data) * num_blocks * settings.thinning
     outputs = []
-    for chain_keys, y in zip(keys, data, strict=True):
+    for dataset, (chain_keys, y) in enumerate(zip(keys, data, strict=True)):
         num_chains = chain_keys.shape[0]
         xs = jnp.broadcast_to(x0, (num_chains, *x0.shape))
         zeros = jnp.zeros_like(xs)
@@ -805,6 +832,9 @@ def _run_datasets_python(
             state, summary = _python_loop_record(state, xs, accepted, keep, summary_fn)
             if keep:
                 summaries.append(summary)
+            if progress_fn is not None:
+                done = (dataset * num_blocks + block + 1) * settings.thinning
+                progress_fn("sampling", done, total)
         mean, m2, count, total, largest = state
         rate = total / (settings.thinning * settings.num_samples)
         outputs.append((jnp.stack(summaries, axis=1), mean, m2 / (count - 1), largest, rate))
