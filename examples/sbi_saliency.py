@@ -132,8 +132,10 @@ def run(args) -> None:
     names = PRIOR.names
 
     # Maps to explain: the mock observation at THETA_TRUE and draws from the prior.
-    thetas = np.asarray(simulate_for_prior(k_maps, PRIOR, simulate, args.num_maps - 1).theta)
-    thetas = np.vstack([THETA_TRUE, thetas])
+    thetas = np.asarray(THETA_TRUE)[None]
+    if args.num_maps > 1:
+        drawn = simulate_for_prior(k_maps, PRIOR, simulate, args.num_maps - 1).theta
+        thetas = np.vstack([thetas, np.asarray(drawn)])
     map_keys = jax.random.split(k_obs, args.num_maps)
     parts = [components(k, jnp.asarray(t)) for k, t in zip(map_keys, thetas, strict=True)]
     x, kappa, noise = (np.stack(p) for p in zip(*parts, strict=True))
@@ -216,7 +218,9 @@ if __name__ == "__main__":
     parser.add_argument("--num-simulations", type=int, default=1500)
     parser.add_argument("--num-tests", type=int, default=50)
     parser.add_argument("--max-epochs", type=int, default=60)
-    parser.add_argument("--num-maps", type=int, default=8, help="maps explained")
+    parser.add_argument(
+        "--num-maps", type=int, default=8, help="maps explained (the mock observation first)"
+    )
     parser.add_argument("--flow-draws", type=int, default=128, help="draws per posterior mean")
     parser.add_argument("--ig-steps", type=int, default=32)
     parser.add_argument("--seed", type=int, default=0)
