@@ -206,3 +206,29 @@ def test_effective_sample_size_in_blocks_equals_one_pass(monkeypatch):
     assert blocks == [2, 2, 2, 1]  # the blocked path ran (FFT length 512 for 200 draws)
     np.testing.assert_array_equal(blocked, whole)
     assert effective_sample_size(draws[:, :, :0]).shape == (0,)
+
+
+def test_prior_edge_density_reads_a_posterior_cut_by_the_prior():
+    from astrobayes.diagnostics import prior_edge_density
+
+    rng = np.random.default_rng(0)
+    n = 12_000
+    # posterior = prior (uniform): highest density at both edges. 20 bins of ~600 draws:
+    # the largest of 20 Poisson(600) counts is ~650, so the ratio is ~0.92 +- 0.04.
+    at_low, at_high = prior_edge_density(rng.uniform(0.0, 1.0, n), 0.0, 1.0)
+    assert at_low > 0.8
+    assert at_high > 0.8
+    # a half-normal against its edge: the edge bin is the peak
+    assert prior_edge_density(np.abs(rng.normal(size=n)), 0.0, None)[0] == 1.0
+    # negative controls: a posterior well inside, and a narrow one near (6 sigma), not at,
+    # the edge; an open side is nan
+    assert prior_edge_density(rng.normal(0.5, 0.05, n), 0.0, 1.0) == (0.0, 0.0)
+    at_low, at_high = prior_edge_density(rng.normal(0.03, 0.005, n), 0.0, None)
+    assert at_low == 0.0
+    assert np.isnan(at_high)
+    with pytest.raises(ValueError, match="outside the prior's low edge 0.0: 1 do"):
+        prior_edge_density(np.array([-0.1, 0.5]), 0.0, 1.0)
+    with pytest.raises(ValueError, match="non-empty array of finite numbers"):
+        prior_edge_density(np.array([np.nan]), 0.0, 1.0)
+    with pytest.raises(ValueError, match="num_bins must be an integer >= 2; got 1"):
+        prior_edge_density(np.array([0.5]), 0.0, 1.0, num_bins=1)

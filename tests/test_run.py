@@ -262,6 +262,41 @@ def test_edited_data_or_likelihood_module_starts_afresh_instead_of_resuming(tmp_
     assert len(set(after_code) - set(after_data)) == 2
 
 
+EDGE_MODULE = """
+def toward_minus_one(params):
+    return -0.5 * ((params["a"] + 1.0) / 0.5) ** 2
+"""
+
+
+def test_a_posterior_cut_by_its_prior_edge_is_reported(tmp_path, capsys):
+    # Likelihood N(-1, 0.5^2) in a: under a ~ U(0, 1) the posterior is cut at a = 0
+    # (density highest there); under a ~ U(-5, 5) it falls off inside (the control).
+    (tmp_path / "edge.py").write_text(EDGE_MODULE)
+    (tmp_path / "config.toml").write_text(
+        "[sampler]\nnum_chains = 2\nnum_warmup = 200\nnum_samples = 500\n"
+        '[models.cut]\nlikelihood = "edge:toward_minus_one"\n'
+        '[models.cut.parameters]\na = { prior = "uniform", low = 0.0, high = 1.0 }\n'
+        '[models.inside]\nlikelihood = "edge:toward_minus_one"\n'
+        '[models.inside.parameters]\na = { prior = "uniform", low = -5.0, high = 5.0 }\n'
+    )
+    out = tmp_path / "out"
+    argv = ["run", str(tmp_path / "config.toml"), "--out", str(out), "--no-progress", "--no-plots"]
+    assert main([*argv, "--no-compile-cache"]) in (0, 1)
+    printed = capsys.readouterr().out
+    edges = json.loads((out / "results.json").read_text())["prior_edges"]
+    assert edges["cut"]["a"]["low"] > 0.8
+    # exp(-8) of the peak's density at a = 1: a stray draw of ~65 per bin at most
+    assert edges["cut"]["a"]["high"] < 0.1
+    assert edges["inside"]["a"]["low"] < 0.1
+    assert edges["inside"]["a"]["high"] < 0.1
+    report = (out / "report.md").read_text()
+    assert "## Posteriors cut by a prior edge" in report
+    assert "| cut | a | low |" in report
+    assert "| inside | a |" not in report.split("## Posteriors cut by a prior edge")[1]
+    assert "note: cut: the posterior of a is cut by its prior's low edge" in printed
+    assert "note: inside" not in printed
+
+
 # ------------------------------------------------------------------ the worked example
 
 

@@ -200,8 +200,15 @@ def execute(
     if resumed:
         print(f"resumed from checkpoints in {out / 'checkpoints'}: {', '.join(resumed)}")
 
-    chain_files = write_chain_files(out / "chains", config, models, result, derived_fns)
+    chain_files, edges = write_chain_files(out / "chains", config, models, result, derived_fns)
+    for name, parameter, side, ratio in _cut_by_prior_edges(edges):
+        print(
+            f"note: {name}: the posterior of {parameter} is cut by its prior's {side} edge "
+            f"(density there {ratio:.2f} of its peak): ln z depends on where that edge is "
+            "(report.md)"
+        )
     payload = result.to_dict()
+    payload["prior_edges"] = edges
     payload["settings"] = {
         "config": _config_dict(config),
         "seed": config.seed,
@@ -347,14 +354,23 @@ def _forget_module_of_another_folder(module_name: str, folder: Path) -> None:
         del sys.modules[name]
 
 
-def write_chain_files(folder: Path, config, models, result, derived_fns) -> dict[str, list[Path]]:
-    """GetDist text chains, ``.npz`` and ArviZ netCDF of every model; ``{name: paths}``."""
+def write_chain_files(folder: Path, config, models, result, derived_fns):
+    """GetDist text chains, ``.npz`` and ArviZ netCDF of every model.
+
+    Returns:
+        ``({name: paths}, {name: {parameter: {"low": r, "high": r}}})``: the files, and
+        for every sampled parameter with a hard prior edge the posterior's density at
+        each edge over its peak (:func:`astrobayes.diagnostics.prior_edge_density`;
+        ``None`` for an open side).
+
+    """
+    from astrobayes.diagnostics import prior_edge_density
     from astrobayes.io import write_getdist_chains
     from astrobayes.io.run_files import write_arviz_netcdf, write_posterior_npz
     from astrobayes.runconfig import posterior_table
 
     folder.mkdir(parents=True, exist_ok=True)
-    written = {}
+    written, edges = {}, {}
     for name, report in result.models.items():
         table = posterior_table(
             models[name],
@@ -376,7 +392,15 @@ def write_chain_files(folder: Path, config, models, result, derived_fns) -> dict
         paths.append(write_posterior_npz(folder / f"{name}.npz", table))
         paths.append(write_arviz_netcdf(folder / f"{name}.nc", table))
         written[name] = paths
-    return written
+        edges[name] = {}
+        for parameter, (low, high) in table.ranges.items():
+            column = table.samples[..., table.names.index(parameter)]
+            at_low, at_high = prior_edge_density(column, low, high)
+            edges[name][parameter] = {
+                "low": None if np.isnan(at_low) else at_low,
+                "high": None if np.isnan(at_high) else at_high,
+            }
+    return written, edges
 
 
 def format_table(result) -> str:
@@ -401,6 +425,22 @@ def format_table(result) -> str:
         if not report.sampling.status.is_ok:
             rows.append(f"{'':<9} {_sampler_name(report)}: {report.sampling.status.value}")
     return "\n".join(rows)
+
+
+#: Density at a prior edge over the peak from which ``report.md`` lists a posterior as
+#: cut by the prior (a marginal with half its peak density at the edge).
+PRIOR_EDGE_THRESHOLD = 0.5
+
+
+def _cut_by_prior_edges(edges: dict) -> list[tuple[str, str, str, float]]:
+    """``(model, parameter, side, ratio)`` of every edge at or above the threshold."""
+    return [
+        (name, parameter, side, ratio)
+        for name, parameters in edges.items()
+        for parameter, sides in parameters.items()
+        for side, ratio in sides.items()
+        if ratio is not None and ratio >= PRIOR_EDGE_THRESHOLD
+    ]
 
 
 def format_report(title: str, result, table: str, payload: dict) -> str:
@@ -447,6 +487,21 @@ def format_report(title: str, result, table: str, payload: dict) -> str:
             f"{c['truth']:.4f} | {c['pull']:.2f} |"
             for c in checks
         ]
+    cut = _cut_by_prior_edges(payload.get("prior_edges", {}))
+    if cut:
+        lines += [
+            "",
+            "## Posteriors cut by a prior edge",
+            "",
+            "Density at the edge over the marginal's peak "
+            "(`astrobayes.diagnostics.prior_edge_density`; 1: highest at the edge). There the "
+            "prior, not the data, shapes the marginal, and ln z (so ln B) depends on where the "
+            "edge is put.",
+            "",
+            "| model | parameter | edge | density at edge / peak |",
+            "|---|---|---|---|",
+        ]
+        lines += [f"| {n} | {p} | {side} | {r:.2f} |" for n, p, side, r in cut]
     record = payload.get("provenance")
     if record:
         source = record.get("source") or {}
