@@ -262,6 +262,20 @@ def test_edited_data_or_likelihood_module_starts_afresh_instead_of_resuming(tmp_
     assert len(set(after_code) - set(after_data)) == 2
 
 
+def test_non_finite_data_is_named_before_the_likelihood_fails(tmp_path, capsys):
+    path = _write_config(tmp_path, SMALL_SAMPLER)
+    data = tmp_path / "data.txt"
+    data.write_text(data.read_text().replace("-0.761242", "nan", 1))
+    assert main(["run", str(path), "--out", str(tmp_path / "out"), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert (
+        "warning: models.line.data 'points' (data.txt) holds 1 non-finite value(s) (the first "
+        "at index (0, 1))" in err
+    )
+    assert "cannot find a valid initial point" in err
+    assert "common causes: NaN or inf in the data" in err
+
+
 EDGE_MODULE = """
 def toward_minus_one(params):
     return -0.5 * ((params["a"] + 1.0) / 0.5) ** 2

@@ -255,6 +255,16 @@ def resolve_models(config, base: Path):
     models, derived_fns, digests = {}, {}, {}
     for name, spec in config.models.items():
         data = read_data_arrays(spec.data, base) if spec.data else None
+        for key, array in (data or {}).items():
+            bad = ~np.isfinite(array)
+            if bad.any():
+                first = tuple(int(i) for i in np.argwhere(bad)[0])
+                print(
+                    f"warning: models.{name}.data {key!r} ({spec.data[key]}) holds "
+                    f"{int(bad.sum())} non-finite value(s) (the first at index {first}); a "
+                    "likelihood that does not mask them is NaN everywhere",
+                    file=sys.stderr,
+                )
         functions = []
         if spec.model is not None:
             factory = import_function(spec.model, base, f"models.{name}.model")

@@ -457,7 +457,9 @@ def _initial_positions(key, logdensity_fn, num_chains: int, dim: int, name: str)
     raise ValueError(
         f"model {name!r}: cannot find a valid initial point: the log density was not finite "
         f"at {_MAX_INIT_ATTEMPTS} uniform draws in (-2, 2)^{dim} (unconstrained) for "
-        f"{int(missing.sum())} of {num_chains} chains"
+        f"{int(missing.sum())} of {num_chains} chains (common causes: NaN or inf in the "
+        "data, a log of a negative number or a division by zero in the likelihood, or a "
+        "likelihood that is -inf except in a tiny region)"
     )
 
 
