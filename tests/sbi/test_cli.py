@@ -189,6 +189,55 @@ def test_cli_names_a_broken_jax_simulator_before_simulating(tmp_path, capsys, fu
     assert not list(out.glob("simulations/*.npz"))  # refused before any simulation
 
 
+def test_cli_killed_mid_simulation_resumes_to_the_uninterrupted_posterior(
+    tmp_path, capsys, monkeypatch
+):
+    from astrobayes.io.simulations import SimulationStore
+
+    (tmp_path / "my_sim.py").write_text(SIMULATOR_FILE)
+    config = tmp_path / "config.toml"
+    config.write_text(
+        'simulator = "my_sim:simulate"\nnum_simulations = 2500\nx_obs = [0.1, -0.2]\n'
+        "num_posterior_samples = 50\nnum_validation = 0\n"
+        "[prior]\na = { uniform = [-1.0, 1.0] }\nb = { uniform = [-1.0, 1.0] }\n"
+        "[training]\nmax_epochs = 2\n"
+        "[flow]\nflow_layers = 1\nnn_width = 8\nnn_depth = 1\nknots = 0\n"
+    )
+    argv = ["sbi", str(config), "--no-plots", "--no-progress"]
+    assert main([*argv, "--out", str(tmp_path / "whole")]) in (0, 1)
+    append = SimulationStore.append
+
+    def append_then_kill(self, *args, **kwargs):
+        path = append(self, *args, **kwargs)
+        if kwargs.get("chunk") == 1:  # killed after the second of three chunks
+            raise _Killed
+        return path
+
+    out = tmp_path / "killed"
+    with monkeypatch.context() as patch:
+        patch.setattr(SimulationStore, "append", append_then_kill)
+        with pytest.raises(_Killed):
+            main([*argv, "--out", str(out)])
+    assert len(list((out / "simulations").glob("chunk_*.npz"))) == 2
+    capsys.readouterr()
+    assert main([*argv, "--out", str(out)]) in (0, 1)
+    assert "resuming: 2 chunk(s) of simulations" in capsys.readouterr().out
+    assert len(list((out / "simulations").glob("chunk_*.npz"))) == 3
+    with (
+        np.load(tmp_path / "whole" / "posterior.npz") as whole,
+        np.load(out / "posterior.npz") as resumed,
+    ):
+        np.testing.assert_array_equal(resumed["samples"], whole["samples"])
+    # another configuration in the same folder is refused, not mixed in
+    config.write_text(config.read_text().replace("x_obs = [0.1, -0.2]", "x_obs = [0.2, -0.2]"))
+    assert main([*argv, "--out", str(out)]) == 2
+    assert "holds the simulations of another run" in capsys.readouterr().err
+
+
+class _Killed(Exception):
+    """Stands in for a SIGKILL."""
+
+
 def test_cli_reports_bad_config(tmp_path, capsys):
     path = tmp_path / "bad.toml"
     path.write_text(

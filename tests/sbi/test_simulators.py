@@ -76,6 +76,50 @@ def test_a_broken_jax_simulator_is_named_at_its_first_trace():
     assert JaxSimulator(jax_simulate).output_shape(3) == (3,)  # the negative control
 
 
+class _Kill(Exception):
+    """Stands in for a SIGKILL after a chunk was written."""
+
+
+def test_a_killed_simulation_run_resumes_with_the_same_arrays(key, tmp_path):
+    prior = Prior.uniform([-1.0, -1.0], [1.0, 1.0])
+    whole = simulate_for_prior(key, prior, jax_simulate, 250, chunk_size=100)
+    store = SimulationStore(tmp_path / "sims")
+    append = store.append
+
+    def append_then_kill(*args, **kwargs):
+        path = append(*args, **kwargs)
+        if kwargs.get("chunk") == 1:
+            raise _Kill
+        return path
+
+    store.append = append_then_kill
+    with pytest.raises(_Kill):
+        simulate_for_prior(key, prior, jax_simulate, 250, chunk_size=100, sink=store)
+    resumed = simulate_for_prior(
+        key, prior, jax_simulate, 250, chunk_size=100, sink=SimulationStore(tmp_path / "sims")
+    )
+    assert resumed.num_resumed == 200  # chunks 0 and 1 read back, chunk 2 simulated
+    for name in ("theta", "x", "failed_theta"):
+        np.testing.assert_array_equal(getattr(resumed, name), getattr(whole, name))
+    assert resumed.num_non_finite == whole.num_non_finite > 0
+    assert resumed.failure_examples == whole.failure_examples
+    assert SimulationStore(tmp_path / "sims").load().num_chunks == 3  # nothing twice
+    # negative controls: another key is refused, not mixed in; so is another identity
+    with pytest.raises(ValueError, match="holds other simulations than this run's round 0"):
+        simulate_for_prior(
+            jax.random.key(99),
+            prior,
+            jax_simulate,
+            250,
+            chunk_size=100,
+            sink=SimulationStore(tmp_path / "sims"),
+        )
+    SimulationStore(tmp_path / "named", identity="run-a")
+    SimulationStore(tmp_path / "named", identity="run-a")  # the same run: fine
+    with pytest.raises(ValueError, match="holds the simulations of another run"):
+        SimulationStore(tmp_path / "named", identity="run-b")
+
+
 def test_same_key_same_simulations(key):
     prior = Prior.uniform([-1.0], [1.0])
     a = simulate_for_prior(key, prior, jax_simulate, 20)

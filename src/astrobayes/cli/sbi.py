@@ -237,6 +237,33 @@ def run(args: argparse.Namespace) -> int:
             executor.shutdown()
 
 
+def _run_identity(config, x_obs, function) -> str:
+    """SHA-256 (16 hex digits) of what the run's simulations depend on.
+
+    The configuration (but not where simulations run: ``max_workers``), the observation
+    (later rounds simulate near it) and the simulator's source file: a killed run
+    resumes its own simulations only.
+    """
+    import dataclasses
+    import hashlib
+    import inspect
+    import json
+
+    settings = dataclasses.asdict(config)
+    settings.pop("max_workers", None)
+    digest = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode())
+    digest.update(np.ascontiguousarray(x_obs, np.float64).tobytes())
+    path = getattr(function, "path", None)  # a FileFunction
+    if path is None:
+        try:
+            path = inspect.getsourcefile(function)
+        except TypeError:  # a builtin or a callable object
+            path = None
+    if path is not None and Path(path).is_file():
+        digest.update(Path(path).read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def _run(args, config, config_path: Path, function, executor) -> int:
     import jax
 
@@ -258,7 +285,13 @@ def _run(args, config, config_path: Path, function, executor) -> int:
     x_obs = _observation(config, config_path.parent)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    store = SimulationStore(out / "simulations")
+    store = SimulationStore(out / "simulations", identity=_run_identity(config, x_obs, function))
+    stored = sorted((out / "simulations").glob("chunk_r*_c*.npz"))
+    if stored:
+        print(
+            f"astrobayes sbi: resuming: {len(stored)} chunk(s) of simulations already in "
+            f"{out / 'simulations'} are read back, not simulated again"
+        )
     key_run, *keys = jax.random.split(jax.random.key(config.seed), 4)
     bar = ProgressBar(
         "sbi",

@@ -1,22 +1,30 @@
 """Simulations on disk: one ``.npz`` chunk per batch, appended as they arrive.
 
-A :class:`SimulationStore` is a directory of files ``chunk_000000.npz``,
-``chunk_000001.npz``, ... each holding ``theta`` (valid parameters), ``x`` (their
-data), ``failed_theta`` (parameters whose simulation failed), ``failure_reasons`` and a
-``round`` index. Each chunk is written to a temporary file and renamed, so a crash
-leaves only whole chunks; a new round or a retraining reloads everything with
-:meth:`SimulationStore.load`.
+A :class:`SimulationStore` is a directory of chunk files, each holding ``theta`` (valid
+parameters), ``x`` (their data), ``failed_theta`` (parameters whose simulation failed),
+``failure_reasons`` and a ``round`` index. Each chunk is written to a temporary file and
+renamed, so a crash leaves only whole chunks; :meth:`SimulationStore.load` reads them all.
+
+Chunks appended with their place in a campaign (``chunk=``, ``fingerprint=``, as
+:func:`astrobayes.sbi.run_simulations` does) are named ``chunk_r<round>_c<chunk>.npz``
+and can be resumed: :meth:`SimulationStore.stored_chunk` returns a stored chunk whose
+fingerprint (of its parameters and PRNG key) matches, so a killed run started again
+simulates only what is missing and gets the uninterrupted run's arrays. A store made
+with an ``identity`` (``astrobayes sbi`` passes a digest of its configuration, the
+observation and the simulator's source) refuses to resume another run's simulations.
+Chunks appended without a place are numbered ``chunk_<n>.npz`` and never resumed.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 
-from astrobayes.io.writers import write_npz_atomic
+from astrobayes.io.writers import write_json_atomic, write_npz_atomic
 
 __all__ = ["SimulationStore", "StoredSimulations"]
 
@@ -48,6 +56,12 @@ class SimulationStore:
     Args:
         directory: Where the chunks live; created when missing.
         round_index: Round label written with every chunk appended through this object.
+        identity: What run the simulations belong to (any string, e.g. a digest of the
+            configuration); recorded in ``manifest.json`` on first use, and a store
+            holding another identity is refused. ``None``: not checked.
+
+    Raises:
+        ValueError: If ``identity`` differs from the one the directory records.
 
     Example:
         >>> import tempfile, numpy as np
@@ -58,14 +72,65 @@ class SimulationStore:
 
     """
 
-    def __init__(self, directory: str | os.PathLike, round_index: int = 0):
+    def __init__(
+        self, directory: str | os.PathLike, round_index: int = 0, identity: str | None = None
+    ):
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self.round_index = int(round_index)
+        if identity is not None:
+            manifest = self.directory / "manifest.json"
+            if manifest.is_file():
+                stored = json.loads(manifest.read_text()).get("identity")
+                if stored != identity:
+                    raise ValueError(
+                        f"{self.directory} holds the simulations of another run (identity "
+                        f"{stored!r}, this run {identity!r}): use another output folder, or "
+                        "remove it to simulate afresh"
+                    )
+            else:
+                write_json_atomic(manifest, {"identity": identity})
 
     def with_round(self, round_index: int) -> SimulationStore:
         """Return the same directory, labelling new chunks with ``round_index``."""
         return SimulationStore(self.directory, round_index)
+
+    def _placed_path(self, chunk: int) -> Path:
+        return self.directory / f"chunk_r{self.round_index:03d}_c{int(chunk):06d}.npz"
+
+    def stored_chunk(
+        self, chunk: int, fingerprint: str
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]] | None:
+        """Chunk ``chunk`` of this round, if stored: ``(theta, x, failed_theta, reasons)``.
+
+        Args:
+            chunk: The chunk's place in the round.
+            fingerprint: What the caller would simulate there (its parameters and key).
+
+        Returns:
+            The stored arrays, or ``None`` when the chunk is not stored.
+
+        Raises:
+            ValueError: If the stored chunk has another fingerprint (other parameters or
+                keys: another run's simulations).
+
+        """
+        path = self._placed_path(chunk)
+        if not path.is_file():
+            return None
+        with np.load(path) as stored:
+            if str(stored["fingerprint"]) != fingerprint:
+                raise ValueError(
+                    f"{path} holds other simulations than this run's round "
+                    f"{self.round_index}, chunk {chunk} (other parameters or keys): use "
+                    "another output folder, or remove it to simulate afresh"
+                )
+            return (
+                stored["theta"],
+                stored["x"],
+                stored["failed_theta"],
+                [str(r) for r in stored["failure_reasons"]],
+            )
 
     def _chunk_paths(self) -> list[Path]:
         return sorted(self.directory.glob("chunk_*.npz"))
@@ -76,6 +141,9 @@ class SimulationStore:
         x: np.ndarray,
         failed_theta: np.ndarray | None = None,
         failure_reasons: list[str] | None = None,
+        *,
+        chunk: int | None = None,
+        fingerprint: str | None = None,
     ) -> Path:
         """Write one chunk atomically and return its path.
 
@@ -84,6 +152,10 @@ class SimulationStore:
             x: Their data, ``(n, *data_shape)``.
             failed_theta: Parameters of failed draws, ``(m, dim)``.
             failure_reasons: ``m`` messages.
+            chunk: The chunk's place in its round, with ``fingerprint``: the chunk is
+                written as ``chunk_r<round>_c<chunk>.npz`` (replacing a copy) and can be
+                resumed (:meth:`stored_chunk`). ``None``: the next number.
+            fingerprint: Of the chunk's parameters and key (with ``chunk``).
 
         Raises:
             ValueError: If ``theta`` and ``x`` disagree in length, or the failures do.
@@ -105,17 +177,22 @@ class SimulationStore:
             raise ValueError(
                 f"failure_reasons must hold one message per failed draw ({failed.shape[0]}); got {len(reasons)}"
             )
-        paths = self._chunk_paths()
-        index = int(paths[-1].stem.split("_")[1]) + 1 if paths else 0
-        path = self.directory / f"chunk_{index:06d}.npz"
-        return write_npz_atomic(
-            path,
-            theta=theta,
-            x=x,
-            failed_theta=failed.reshape(-1, theta.shape[1]),
-            failure_reasons=np.asarray(reasons, dtype=str),
-            round=np.asarray(self.round_index),
-        )
+        if (chunk is None) != (fingerprint is None):
+            raise ValueError("chunk and fingerprint go together; got one of them")
+        arrays = {
+            "theta": theta,
+            "x": x,
+            "failed_theta": failed.reshape(-1, theta.shape[1]),
+            "failure_reasons": np.asarray(reasons, dtype=str),
+            "round": np.asarray(self.round_index),
+        }
+        if chunk is not None:
+            return write_npz_atomic(
+                self._placed_path(chunk), **arrays, fingerprint=np.asarray(fingerprint)
+            )
+        numbered = [p for p in self._chunk_paths() if p.stem.split("_")[1].isdigit()]
+        index = int(numbered[-1].stem.split("_")[1]) + 1 if numbered else 0
+        return write_npz_atomic(self.directory / f"chunk_{index:06d}.npz", **arrays)
 
     def load(self) -> StoredSimulations:
         """Read every chunk (in order) into one :class:`StoredSimulations`.

@@ -19,6 +19,7 @@ raised are counted, reported in :class:`SimulationResult` and excluded.
 from __future__ import annotations
 
 import concurrent.futures
+import hashlib
 from collections.abc import Callable
 from typing import Any, NamedTuple, Protocol
 
@@ -189,6 +190,8 @@ class SimulationResult(NamedTuple):
         failure_examples: Up to five messages describing failures.
         failed_theta: Parameters whose simulation failed, ``(num_failed, dim)``.
         status: A :class:`SimulationStatus`.
+        num_resumed: Draws read back from the sink's stored chunks (a resumed run)
+            instead of simulated.
 
     """
 
@@ -200,6 +203,7 @@ class SimulationResult(NamedTuple):
     failure_examples: tuple[str, ...]
     failed_theta: np.ndarray
     status: SimulationStatus
+    num_resumed: int = 0
 
     @property
     def num_failed(self) -> int:
@@ -367,7 +371,11 @@ def run_simulations(
             ``simulate(key, theta) -> x``.
         theta: Parameters, ``(num_simulations, dim)``.
         chunk_size: Simulations per chunk handed to ``sink``.
-        sink: Optional store receiving each chunk as it arrives.
+        sink: Optional store receiving each chunk as it arrives. A sink with
+            ``stored_chunk(chunk, fingerprint)`` (:class:`astrobayes.io.SimulationStore`)
+            is resumable: a chunk it already holds for the same parameters and key is
+            read back instead of simulated again (the same arrays), and new chunks are
+            appended with their place (``chunk=``, ``fingerprint=``).
         progress_fn: Called as ``progress_fn("simulations", done, total)`` after each
             chunk (the CLI's progress bar).
         throw: Raise :class:`astrobayes._status.UnreliableResultError` (carrying the
@@ -389,28 +397,39 @@ def run_simulations(
         raise ValueError("theta must be finite")
     chunk_size = check_positive_int(chunk_size, "chunk_size")
     valid_theta, valid_x, failed_theta, examples = [], [], [], []
-    num_non_finite = num_raised = 0
+    num_non_finite = num_raised = num_resumed = 0
     keys = jax.random.split(key, max(1, -(-theta.shape[0] // chunk_size)))
+    resumable = sink is not None and hasattr(sink, "stored_chunk")
     for index, start in enumerate(range(0, theta.shape[0], chunk_size)):
         chunk = theta[start : start + chunk_size]
-        x, errors = simulator(keys[index], chunk)
-        x = np.asarray(x, dtype=float)
-        raised = np.array([e is not None for e in errors])
-        finite = np.all(np.isfinite(x.reshape(x.shape[0], -1)), axis=1)
-        ok = finite & ~raised
-        num_raised += int(raised.sum())
-        num_non_finite += int((~finite & ~raised).sum())
-        reasons = []
-        for i in np.flatnonzero(~ok):
-            reason = errors[i] if errors[i] is not None else "non-finite output"
-            reasons.append(reason)
-            if len(examples) < 5:
-                examples.append(f"theta={chunk[i].tolist()}: {reason}")
-        if sink is not None:
-            sink.append(chunk[ok], x[ok], chunk[~ok], reasons)
-        valid_theta.append(chunk[ok])
-        valid_x.append(x[ok])
-        failed_theta.append(chunk[~ok])
+        fingerprint = _chunk_fingerprint(keys[index], chunk) if resumable else None
+        stored = sink.stored_chunk(index, fingerprint) if resumable else None
+        if stored is not None:  # simulated before a kill: the same arrays, not again
+            good, x_good, bad, reasons = stored
+            num_resumed += chunk.shape[0]
+        else:
+            x, errors = simulator(keys[index], chunk)
+            x = np.asarray(x, dtype=float)
+            raised = np.array([e is not None for e in errors])
+            finite = np.all(np.isfinite(x.reshape(x.shape[0], -1)), axis=1)
+            ok = finite & ~raised
+            good, x_good, bad = chunk[ok], x[ok], chunk[~ok]
+            reasons = [
+                errors[i] if errors[i] is not None else NON_FINITE_REASON
+                for i in np.flatnonzero(~ok)
+            ]
+            if resumable:
+                sink.append(good, x_good, bad, reasons, chunk=index, fingerprint=fingerprint)
+            elif sink is not None:
+                sink.append(good, x_good, bad, reasons)
+        non_finite = sum(r == NON_FINITE_REASON for r in reasons)
+        num_non_finite += non_finite
+        num_raised += len(reasons) - non_finite
+        examples += [f"theta={t.tolist()}: {r}" for t, r in zip(bad, reasons, strict=True)]
+        examples = examples[:5]
+        valid_theta.append(good)
+        valid_x.append(x_good)
+        failed_theta.append(bad)
         if progress_fn is not None:
             progress_fn("simulations", start + chunk.shape[0], theta.shape[0])
     theta_out = np.concatenate(valid_theta, axis=0)
@@ -433,8 +452,20 @@ def run_simulations(
         failure_examples=tuple(examples),
         failed_theta=np.concatenate(failed_theta, axis=0),
         status=status,
+        num_resumed=num_resumed,
     )
     return check(result, throw)
+
+
+NON_FINITE_REASON = "non-finite output"
+"""The failure reason of a simulation that returned NaN or inf (others: the exception)."""
+
+
+def _chunk_fingerprint(key, chunk: np.ndarray) -> str:
+    """SHA-256 of a chunk's PRNG key and parameters: what identifies its simulations."""
+    digest = hashlib.sha256(np.asarray(jax.random.key_data(key)).tobytes())
+    digest.update(np.ascontiguousarray(chunk, np.float64).tobytes())
+    return digest.hexdigest()
 
 
 def simulate_for_prior(
