@@ -619,6 +619,52 @@ def test_numpyro_model_and_model_factory_specs():
         build_model("mine", ModelSpec(model="m:g"), model=object())
 
 
+def test_a_numpyro_model_with_a_vector_site_and_a_factor_likelihood(tmp_path):
+    # Until 2026-12-06 a vector site was dropped from the report (no posterior summary)
+    # and posterior_table refused the draws ("no (num_chains, num_samples) site"), so
+    # `astrobayes run` failed after sampling; and a numpyro.factor likelihood not named
+    # "log_likelihood" was counted as prior (ln L = 0 in the chain files).
+    import numpyro
+
+    from astrobayes.comparison import compare
+    from astrobayes.models import Model
+
+    def numpyro_model():
+        x = numpyro.sample("x", dist.Normal(0.0, 1.0).expand([3]).to_event(1))
+        numpyro.factor("lik", -0.5 * jnp.sum((x - 1.0) ** 2))
+
+    model = Model("v", numpyro_model)
+    result = compare(
+        jax.random.key(0),
+        [model],
+        sampling=NUTSConfig(num_chains=2, num_warmup=100, num_samples=200),
+    )
+    report = result.models["v"]
+    assert list(report.posterior) == ["x[0]", "x[1]", "x[2]"]
+    for i in range(3):  # posterior N(1/2, 1/2) per element
+        assert abs(report.posterior_mean[f"x[{i}]"] - 0.5) < 5 * np.sqrt(0.5 / report.ess_min)
+    table = posterior_table(model, report.posterior, spec=ModelSpec(numpyro_model="m:f"))
+    assert table.names == ("x[0]", "x[1]", "x[2]")
+    assert not any(table.is_derived)
+    x = table.samples
+    np.testing.assert_allclose(
+        table.log_likelihood, -0.5 * ((x - 1.0) ** 2).sum(-1), rtol=1e-5, atol=1e-6
+    )
+    np.testing.assert_allclose(
+        table.log_prior, dist.Normal(0.0, 1.0).log_prob(x).sum(-1), rtol=1e-5, atol=1e-6
+    )
+    # the prior correction of Model.from_priors stays in the prior (negative control)
+    corrected = Model.from_priors(
+        "c",
+        lambda p: -0.5 * p["a"] ** 2,
+        {"a": dist.Uniform(-1.0, 1.0)},
+        log_prior_correction_fn=lambda p: jnp.log(2.0),
+    )
+    split = posterior_table(corrected, {"a": np.array([[0.5]])})
+    np.testing.assert_allclose(split.log_likelihood, [[-0.125]], rtol=1e-6)
+    np.testing.assert_allclose(split.log_prior, [[np.log(0.5) + np.log(2.0)]], rtol=1e-6)
+
+
 # ------------------------------------------------------------------------- flow MCMC
 
 

@@ -480,12 +480,30 @@ def _run_model(
     )
 
 
+def _scalar_columns(posterior: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """``{name: (num_chains, num_samples)}``: a vector site ``x`` becomes ``x[0]``, ``x[1]``...
+
+    The elements in C order, named as :attr:`UnconstrainedDensity.names` names them (until
+    2026-12-06 vector sites were dropped: a NumPyro model with a vector parameter had no
+    posterior summary and no chain files).
+    """
+    columns = {}
+    for name, draws in posterior.items():
+        draws = np.asarray(draws)
+        if draws.ndim == 2:
+            columns[name] = draws
+            continue
+        flat = draws.reshape(*draws.shape[:2], -1)
+        for i in range(flat.shape[-1]):
+            columns[f"{name}[{i}]"] = flat[..., i]
+    return columns
+
+
 def _report(
     name, density, run, evidence, *, log_evidence, rhat_max, ess_min, status, method=None
 ) -> ModelReport:
     """A model's report: its draws mapped back to the original space and summarised."""
-    posterior = constrained_samples(density, run.samples)
-    posterior = {k: v for k, v in posterior.items() if v.ndim == 2}
+    posterior = _scalar_columns(constrained_samples(density, run.samples))
     extra = {} if method is None else {"evidence_method": method}
     return ModelReport(
         name=name,

@@ -758,11 +758,11 @@ def _log_terms(model: Model, flat: dict[str, jax.Array]):
         return handlers.trace(substituted).get_trace(*model.model_args, **dict(model.model_kwargs))
 
     first = {k: v[0] for k, v in flat.items()}
-    latent: list[str] = []
+    latent: dict[str, tuple[int, ...]] = {}
 
     def latent_sites(values):
-        latent.extend(
-            name
+        latent.update(
+            (name, tuple(jnp.shape(site["value"])))
             for name, site in trace_of(values).items()
             if site["type"] == "sample" and not site["is_observed"]
         )
@@ -774,10 +774,17 @@ def _log_terms(model: Model, flat: dict[str, jax.Array]):
     jax.eval_shape(latent_sites, first)
     edges = prior_ranges(model)
     ranges: dict[str, tuple[float | None, float | None]] = {}
-    for site_name in latent:
+    flat = dict(flat)
+    for site_name, shape in latent.items():
+        if shape:  # a vector site, drawn as the columns name[0], name[1], ... (C order)
+            elements = [f"{site_name}[{i}]" for i in range(int(np.prod(shape)))]
+            if site_name not in flat and elements and all(e in flat for e in elements):
+                flat[site_name] = jnp.stack([flat[e] for e in elements], -1).reshape(-1, *shape)
+            ranges.update((e, (None, None)) for e in elements)  # per-element edges: not read
+        else:
+            ranges[site_name] = edges.get(site_name, (None, None))
         if site_name not in flat:
             raise ValueError(f"the draws miss the model's latent site {site_name!r}")
-        ranges[site_name] = edges.get(site_name, (None, None))
 
     def terms(values):
         log_likelihood = jnp.zeros(())
@@ -787,7 +794,11 @@ def _log_terms(model: Model, flat: dict[str, jax.Array]):
                 continue
             term = jnp.sum(site["fn"].log_prob(site["value"]))
             is_factor = isinstance(site["fn"], dist.distribution.Unit)
-            if site["is_observed"] and (not is_factor or site_name == "log_likelihood"):
+            # observed sites and factors are the likelihood, except the prior correction
+            # of Model.from_priors (until 2026-12-06 every factor but one named
+            # "log_likelihood" was counted as prior: a NumPyro model's own
+            # numpyro.factor likelihood gave ln L = 0 in the chain files)
+            if site["is_observed"] and not (is_factor and site_name == "log_prior_correction"):
                 log_likelihood = log_likelihood + term
             else:
                 log_prior = log_prior + term
