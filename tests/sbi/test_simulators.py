@@ -136,6 +136,19 @@ def test_python_simulator_counts_raised(key):
     assert "RuntimeError: solver diverged" in result.failure_examples[0]
 
 
+def test_a_chunk_whose_every_simulation_raised_is_dropped_cleanly(key):
+    # the first chunk's simulations all raise, so its empty output has no data shape;
+    # until 2026-12-06 concatenating it with the next chunk's outputs raised
+    theta = np.array([[-0.9, 0.0], [-0.95, 0.0], [0.0, 0.0], [0.5, 0.5]])
+    with ThreadPoolExecutor(2) as pool:
+        result = run_simulations(
+            key, PythonSimulator(python_simulate, executor=pool), theta, chunk_size=2
+        )
+    assert result.x.shape == (2, 2)
+    assert result.num_raised == 2
+    np.testing.assert_array_equal(result.theta, theta[2:])
+
+
 def test_python_simulator_process_pool(key):
     # a simulator from a NumPy-only module: the spawned workers import it, not JAX
     theta = np.array([[0.0, 0.0], [1.0, 2.0], [11.0, 0.0], [-1.0, 0.5]])

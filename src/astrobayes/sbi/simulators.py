@@ -433,7 +433,8 @@ def run_simulations(
         if progress_fn is not None:
             progress_fn("simulations", start + chunk.shape[0], theta.shape[0])
     theta_out = np.concatenate(valid_theta, axis=0)
-    x_out = np.concatenate(valid_x, axis=0)
+    # a chunk whose every simulation raised has no output shape to give its empty x
+    x_out = np.concatenate([x for x in valid_x if x.shape[0]] or valid_x, axis=0)
     num_failed = num_non_finite + num_raised
     if num_failed == theta.shape[0]:
         status = SimulationStatus.ALL_FAILED
