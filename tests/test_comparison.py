@@ -122,6 +122,20 @@ def test_compare_takes_settings_per_model(key):
     )
     assert mixed.models["b"].log_evidence == alone.models["b"].log_evidence
     assert alone.models["a"].sampling.samples.shape[:2] == (2, 80)  # control: not a's own
+    # print(result): the table astrobayes run prints, one row per model
+    text = str(mixed)
+    assert text == mixed.summary()
+    assert text.splitlines()[0].split()[:4] == ["model", "ln", "z", "ln"]
+    row = next(line for line in text.splitlines() if line.startswith("b "))
+    assert f"{mixed.models['b'].log_evidence:.3f} ± {mixed.models['b'].log_evidence_std:.3f}" in row
+    names = sorted(mixed.models["b"].posterior_mean)
+    assert f"{names[0]} = " in row
+    assert f"... ({len(names)} more)" in mixed.summary(max_parameters=0)
+    evidence = mixed.models["b"].evidence
+    assert str(evidence) == evidence.summary()
+    assert str(evidence).startswith(
+        f"ln z = {evidence.log_evidence:.4f} ± {evidence.log_evidence_std:.4f}\nstatus: "
+    )
 
 
 def test_compare_with_bridge_sampling_finds_the_analytic_evidence(key):

@@ -73,6 +73,7 @@ __all__ = [
     "SMCSampling",
     "compare",
     "cross_check_evidence",
+    "sampler_name",
 ]
 
 #: Particles per pseudo-chain when SMC particles are handed to the learned harmonic mean.
@@ -203,6 +204,13 @@ class ModelReport(NamedTuple):
     evidence_method: str = "learned_harmonic_mean"
 
 
+def sampler_name(report: ModelReport) -> str:
+    """``"NUTS"``, ``"flow MCMC"`` or ``"SMC"``: the sampler of a model's report."""
+    if isinstance(report.sampling, SMCSampling):
+        return "SMC"
+    return "flow MCMC" if isinstance(report.sampling, FlowMCMCResult) else "NUTS"
+
+
 class ComparisonResult(NamedTuple):
     """Result of :func:`compare`.
 
@@ -217,6 +225,50 @@ class ComparisonResult(NamedTuple):
     reference: str
     bayes_factors: dict[str, BayesFactor]
     status: Status
+
+    def summary(self, max_parameters: int = 6) -> str:
+        """The comparison as a text table (what ``astrobayes run`` prints).
+
+        One row per model: ln z ± σ, ln B ± σ against the reference, the Jeffreys
+        reading (Trotta 2008, arXiv:0803.4089) and posterior mean ± std of up to
+        ``max_parameters`` parameters; then any status that is not ``ok``.
+        ``print(result)`` prints the same.
+
+        Args:
+            max_parameters: Parameters shown per model (the rest are counted).
+
+        Returns:
+            The table.
+
+        """
+        reference = self.reference
+        rows = [
+            f"{'model':<9} {'ln z':>17} {'ln B vs ' + reference:>17}  "
+            f"{'Jeffreys (Trotta 2008)':<32} posterior mean ± std"
+        ]
+        for name, report in self.models.items():
+            bf = self.bayes_factors[name]
+            names = sorted(report.posterior_mean)
+            params = ", ".join(
+                f"{k} = {report.posterior_mean[k]:.3f} ± {report.posterior_std[k]:.3f}"
+                for k in names[:max_parameters]
+            )
+            if len(names) > max_parameters:
+                params += f", ... ({len(names) - max_parameters} more)"
+            rows.append(
+                f"{name:<9} {report.log_evidence:>8.3f} ± {report.log_evidence_std:<6.3f} "
+                f"{bf.log_bayes_factor:>8.3f} ± {bf.log_bayes_factor_std:<6.3f}  "
+                f"{bf.reading:<32} {params}"
+            )
+            if not report.evidence.status.is_ok:
+                label = "cross-check" if report.evidence_method == "smc" else "status"
+                rows.append(f"{'':<9} {label}: {report.evidence.status.value}")
+            if not report.sampling.status.is_ok:
+                rows.append(f"{'':<9} {sampler_name(report)}: {report.sampling.status.value}")
+        return "\n".join(rows)
+
+    def __str__(self) -> str:
+        return self.summary()
 
     def to_dict(self) -> dict:
         """Summary of plain values (``models.<name>.log_evidence`` etc.).

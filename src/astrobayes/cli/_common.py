@@ -166,19 +166,5 @@ def estimate_with_progress(key, chains, args, label: str):
 
 
 def format_result(result) -> str:
-    """Human-readable block for an evidence result."""
-    lines = [
-        f"ln z = {result.log_evidence:.4f} ± {result.log_evidence_std:.4f}",
-        f"status: {result.status.value}",
-    ]
-    lines += [f"  also: {m.value}" for m in result.messages[1:]]
-    lines += [
-        f"target: {result.target}, temperature T = {result.temperature} (base variance scale)",
-        f"chains: {result.num_training_chains} training, {result.num_inference_chains} inference "
-        f"({result.num_inference_samples} draws)",
-        f"effective sample size: {result.effective_sample_size:.0f}; autocorrelation time "
-        f"{result.autocorrelation_time:.1f}; Pareto k {result.pareto_k:.2f}; kurtosis "
-        f"{result.kurtosis:.2f}; variance of variance {result.variance_of_variance:.3g}",
-        f"between-chain error: {result.log_evidence_std_between_chains:.4f}",
-    ]
-    return "\n".join(lines)
+    """Human-readable block for an evidence result (:meth:`EvidenceResult.summary`)."""
+    return result.summary()

@@ -193,7 +193,7 @@ def execute(
         progress.close()
     elapsed = time.perf_counter() - start
 
-    table = format_table(result)
+    table = result.summary()
     print(table)
     print(f"\n(time: {elapsed:.0f} s)")
     resumed = [n for n, r in result.models.items() if r.sampling.resumed_from]
@@ -413,30 +413,6 @@ def write_chain_files(folder: Path, config, models, result, derived_fns):
     return written, edges
 
 
-def format_table(result) -> str:
-    """Text table: ln z, ln B against the reference, Jeffreys reading, posterior summary."""
-    reference = result.reference
-    rows = [
-        f"{'model':<9} {'ln z':>17} {'ln B vs ' + reference:>17}  {'Jeffreys (Trotta 2008)':<32} posterior mean ± std"
-    ]
-    for name, report in result.models.items():
-        bf = result.bayes_factors[name]
-        params = ", ".join(
-            f"{k} = {report.posterior_mean[k]:.3f} ± {report.posterior_std[k]:.3f}"
-            for k in sorted(report.posterior_mean)
-        )
-        rows.append(
-            f"{name:<9} {report.log_evidence:>8.3f} ± {report.log_evidence_std:<6.3f} "
-            f"{bf.log_bayes_factor:>8.3f} ± {bf.log_bayes_factor_std:<6.3f}  {bf.reading:<32} {params}"
-        )
-        if not report.evidence.status.is_ok:
-            label = "cross-check" if report.evidence_method == "smc" else "status"
-            rows.append(f"{'':<9} {label}: {report.evidence.status.value}")
-        if not report.sampling.status.is_ok:
-            rows.append(f"{'':<9} {_sampler_name(report)}: {report.sampling.status.value}")
-    return "\n".join(rows)
-
-
 #: Density at a prior edge over the peak from which ``report.md`` lists a posterior as
 #: cut by the prior (a marginal with half its peak density at the edge).
 PRIOR_EDGE_THRESHOLD = 0.5
@@ -539,18 +515,11 @@ def _config_dict(config) -> dict:
     return json.loads(json.dumps(dataclasses.asdict(config), default=str))
 
 
-def _sampler_name(report) -> str:
-    from astrobayes.comparison import SMCSampling
-    from astrobayes.sampling import FlowMCMCResult
-
-    if isinstance(report.sampling, SMCSampling):
-        return "SMC"
-    return "flow MCMC" if isinstance(report.sampling, FlowMCMCResult) else "NUTS"
-
-
 def _method_lines(result) -> list[str]:
     """How the evidences were computed (the first lines of ``report.md``)."""
-    samplers = sorted({_sampler_name(r) for r in result.models.values()})
+    from astrobayes.comparison import sampler_name
+
+    samplers = sorted({sampler_name(r) for r in result.models.values()})
     if samplers == ["SMC"]:
         return [
             "Evidences from preconditioned, adaptively tempered SMC (Karamanis et al. 2022,",

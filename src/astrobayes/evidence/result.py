@@ -155,6 +155,30 @@ class EvidenceResult(NamedTuple):
         """``ln z = a +/- b`` as text."""
         return f"ln z = {self.log_evidence:.4f} +/- {self.log_evidence_std:.4f}"
 
+    def summary(self) -> str:
+        """The result as a few lines of text (what ``astrobayes evidence`` prints).
+
+        ``print(result)`` prints the same.
+        """
+        lines = [
+            f"ln z = {self.log_evidence:.4f} ± {self.log_evidence_std:.4f}",
+            f"status: {self.status.value}",
+        ]
+        lines += [f"  also: {m.value}" for m in self.messages[1:]]
+        lines += [
+            f"target: {self.target}, temperature T = {self.temperature} (base variance scale)",
+            f"chains: {self.num_training_chains} training, {self.num_inference_chains} "
+            f"inference ({self.num_inference_samples} draws)",
+            f"effective sample size: {self.effective_sample_size:.0f}; autocorrelation time "
+            f"{self.autocorrelation_time:.1f}; Pareto k {self.pareto_k:.2f}; kurtosis "
+            f"{self.kurtosis:.2f}; variance of variance {self.variance_of_variance:.3g}",
+            f"between-chain error: {self.log_evidence_std_between_chains:.4f}",
+        ]
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.summary()
+
     def with_messages(self, messages: Iterable[EvidenceStatus]) -> EvidenceResult:
         """A copy with ``messages`` added (ordered by severity) and the status updated."""
         ordered = order_messages([*self.messages, *messages])
