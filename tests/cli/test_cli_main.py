@@ -48,3 +48,16 @@ def test_version_names_astrobayes_its_commit_and_the_numerical_stack(capsys):
     assert f"jax {jax.__version__}" in printed
     commit = (software_provenance()["source"] or {}).get("commit")
     assert (f"commit {commit[:12]}" if commit else "installed package") in printed
+
+
+def test_ctrl_c_is_one_line_and_exit_code_130(capsys, monkeypatch):
+    import astrobayes.cli.evidence as evidence
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(evidence, "run", interrupted)
+    assert cli_main.main(["evidence", "chains.npz"]) == 130
+    err = capsys.readouterr().err
+    assert err.startswith("astrobayes evidence: interrupted.")
+    assert "Traceback" not in err

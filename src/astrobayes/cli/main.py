@@ -121,6 +121,14 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, TypeError, FileNotFoundError) as error:
         print(f"astrobayes {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C: one line, not a traceback through JAX's threads
+        print(
+            f"astrobayes {args.command}: interrupted. Files are written atomically; "
+            "run, demo and sbi started again with the same --out resume from what they "
+            "saved (checkpoints, simulation chunks).",
+            file=sys.stderr,
+        )
+        return 130
 
 
 if __name__ == "__main__":  # pragma: no cover
