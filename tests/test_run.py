@@ -262,6 +262,25 @@ def test_edited_data_or_likelihood_module_starts_afresh_instead_of_resuming(tmp_
     assert len(set(after_code) - set(after_data)) == 2
 
 
+def test_check_traces_every_model_and_writes_nothing(tmp_path, capsys):
+    path = _write_config(tmp_path, SMALL_SAMPLER)
+    assert main(["run", str(path), "--check"]) == 0
+    printed = capsys.readouterr().out
+    assert "line: 2 sampled parameter(s): a, b; derived: y1; data: points = data.txt" in printed
+    assert "parabola: 3 sampled parameter(s): a, b, c" in printed
+    assert printed.rstrip().endswith("config OK: nothing was sampled or written")
+    assert not (tmp_path / "config-run").exists()
+    # the same refusal as a run (negative control): a likelihood returning a vector. The
+    # module is edited in place after it was imported in this process (a notebook
+    # re-running a config): it is imported afresh, the code the checkpoint names hash
+    module = tmp_path / "likelihoods.py"
+    module.write_text(
+        module.read_text().replace("-0.5 * jnp.sum(residual**2)", "-0.5 * residual**2")
+    )
+    assert main(["run", str(path), "--check"]) == 2
+    assert "must return one number; got an array of shape (20,)" in capsys.readouterr().err
+
+
 def test_non_finite_data_is_named_before_the_likelihood_fails(tmp_path, capsys):
     path = _write_config(tmp_path, SMALL_SAMPLER)
     data = tmp_path / "data.txt"

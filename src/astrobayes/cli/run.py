@@ -42,6 +42,12 @@ def add_parser(subparsers) -> None:
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.add_argument("--no-plots", action="store_true", help="write no figures")
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="check the config, the data and every model's code (one abstract trace each), "
+        "print what would run, and stop: nothing is sampled or written",
+    )
     add_compile_cache_option(parser)
     parser.set_defaults(func=run)
 
@@ -125,6 +131,8 @@ def run(args: argparse.Namespace) -> int:
         except tomllib.TOMLDecodeError as error:
             raise ValueError(f"{config_path}: not valid TOML: {error}") from None
     config = run_config_from_mapping(table)
+    if getattr(args, "check", False):
+        return check_config(config, base=config_path.parent, title=str(config_path))
     out = Path(args.out) if args.out else config_path.parent / f"{config_path.stem}-run"
     return execute(
         config,
@@ -134,6 +142,47 @@ def run(args: argparse.Namespace) -> int:
         no_progress=args.no_progress,
         figure_options={"reference": {}, "no_plots": args.no_plots},
     )
+
+
+def check_config(config, *, base: Path, title: str) -> int:
+    """``--check``: resolve and trace every model as a run would, print it, sample nothing.
+
+    The same checks a run makes before its first model samples (imports, data files,
+    derived parameters, :func:`astrobayes.models.check_model`), so a config that passes
+    here does not fail on its code or data once sampling starts (a job submitted to a
+    cluster, say). Returns 0; a failed check raises, as in a run (exit code 2).
+    """
+    import jax
+
+    if config.x64:
+        jax.config.update("jax_enable_x64", True)
+    from astrobayes.models import check_model, prior_ranges
+    from astrobayes.models.model import unconstrained_density
+
+    models, derived_fns, digests = resolve_models(config, base)
+    print(
+        f"astrobayes run --check {title}: {len(models)} model(s), {_sampler_summary(config)}; "
+        f"evidence: {_evidence_summary(config)}; {'float64' if config.x64 else 'float32'}"
+    )
+    for name, model in models.items():
+        check_model(model)
+        density = unconstrained_density(jax.random.key(config.seed), model, 1)
+        edges = prior_ranges(model)
+        parameters = ", ".join(
+            n
+            + (f" in [{edges[n][0]}, {edges[n][1]}]" if n in edges and None not in edges[n] else "")
+            for n in density.names
+        )
+        derived = ", ".join(derived_fns[name]) or "none"
+        spec = config.models[name]
+        data = ", ".join(f"{k} = {v}" for k, v in spec.data.items()) or "none"
+        print(
+            f"  {name}: {len(density.names)} sampled parameter(s): {parameters}; derived: "
+            f"{derived}; data: {data}; ln density finite at a prior draw; checkpoint "
+            f"{name}-seed{config.seed}-{_model_fingerprint(config, name, digests[name])}"
+        )
+    print("config OK: nothing was sampled or written")
+    return 0
 
 
 def execute(
@@ -330,6 +379,9 @@ def import_function(reference: str, base: Path, where: str):
     _forget_module_of_another_folder(module_name, Path(folder))
     try:
         module = importlib.import_module(module_name)
+        module_file = getattr(module, "__file__", None)
+        if module_file is not None and str(Path(module_file).resolve()) not in _IMPORTED_DIGESTS:
+            _IMPORTED_DIGESTS[str(Path(module_file).resolve())] = _file_digest(Path(module_file))
     except ModuleNotFoundError as error:
         if error.name != module_name.split(".")[0] and error.name != module_name:
             raise
@@ -347,21 +399,39 @@ def import_function(reference: str, base: Path, where: str):
 
 
 def _forget_module_of_another_folder(module_name: str, folder: Path) -> None:
-    """Drop ``module_name`` from ``sys.modules`` if imported from elsewhere than ``folder``.
+    """Drop ``module_name`` from ``sys.modules`` unless it is this folder's current file.
 
     Two configs in one process (a notebook, the tests), each beside its own
-    ``likelihoods.py``, must each get their own module, not the first one imported.
+    ``likelihoods.py``, must each get their own module, not the first one imported; and
+    a module edited since it was imported (a notebook re-running a config) is imported
+    afresh, so that the code that runs is the code the checkpoint names hash.
     """
     top = module_name.split(".")[0]
-    local = [folder / f"{top}.py", folder / top / "__init__.py"]
+    local = [
+        path for path in (folder / f"{top}.py", folder / top / "__init__.py") if path.is_file()
+    ]
     cached = sys.modules.get(top)
-    if cached is None or not any(path.is_file() for path in local):
+    if cached is None or not local:
         return
     cached_file = getattr(cached, "__file__", None)
-    if cached_file is not None and Path(cached_file).resolve() in [p.resolve() for p in local]:
+    path = str(local[0].resolve())
+    if (
+        cached_file is not None
+        and str(Path(cached_file).resolve()) == path
+        and _IMPORTED_DIGESTS.get(path) == _file_digest(local[0])
+    ):
         return
+    _IMPORTED_DIGESTS.pop(path, None)  # recorded again when imported afresh
     for name in [n for n in sys.modules if n == top or n.startswith(top + ".")]:
         del sys.modules[name]
+
+
+#: SHA-256 of each user module's file when :func:`import_function` imported it
+_IMPORTED_DIGESTS: dict[str, str] = {}
+
+
+def _file_digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def write_chain_files(folder: Path, config, models, result, derived_fns):
