@@ -1,5 +1,7 @@
 """The dense spline equals flowjax's; the jit-built flow equals the eagerly built one."""
 
+import warnings
+
 import equinox as eqx
 import flowjax.flows
 import jax
@@ -138,3 +140,37 @@ def test_unexpected_structure_falls_back_to_the_eager_build(monkeypatch):
     key = jax.random.key(12)
     flow = masked_autoregressive_flow(key, **_build_kwargs())
     _assert_same_flow(flow, flowjax.flows.masked_autoregressive_flow(key, **_build_kwargs()))
+
+
+def test_shared_spline_and_permutation_follow_the_session_precision(global_x64):
+    # In a float64 process, a float32 block (jax.enable_x64(False)) must get float32
+    # shared instances: the float64 ones made outside it mixed the two types (a
+    # "requested dtype float64 ... truncated" warning, an error under the test settings;
+    # found by test_non_invertible_flow_is_a_failure failing in one test order).
+    wide = _flows.spline_transformer(8, 5.0)
+    assert wide is _flows.spline_transformer(8, 5.0)
+    assert all(
+        leaf.dtype == jnp.float64
+        for leaf in jax.tree.leaves(eqx.filter(wide, eqx.is_inexact_array))
+    )
+    with jax.enable_x64(False):
+        narrow = _flows.spline_transformer(8, 5.0)
+        assert narrow is not wide
+        assert all(
+            leaf.dtype == jnp.float32
+            for leaf in jax.tree.leaves(eqx.filter(narrow, eqx.is_inexact_array))
+        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            flow = masked_autoregressive_flow(
+                jax.random.key(0),
+                base_dist=Normal(jnp.zeros(3)),
+                transformer=narrow,
+                flow_layers=2,
+                nn_width=8,
+                nn_depth=1,
+            )
+        assert all(
+            leaf.dtype == jnp.float32
+            for leaf in jax.tree.leaves(eqx.filter(flow, eqx.is_inexact_array))
+        )

@@ -292,8 +292,13 @@ def _traced_flowjax_flow(key, **kwargs):
     return flowjax.flows.masked_autoregressive_flow(key, **kwargs)
 
 
-@functools.lru_cache(maxsize=64)
 def _identity_permute(dim: int) -> Permute:
+    # one instance per session precision too: jnp.arange's integers are int64 under x64
+    return _identity_permute_in(dim, jnp.dtype(jnp.result_type(int)).name)
+
+
+@functools.lru_cache(maxsize=64)
+def _identity_permute_in(dim: int, int_type: str) -> Permute:
     return Permute(np.arange(dim))
 
 
@@ -316,7 +321,6 @@ def _flow_layers(key, identity: Permute, *, flow_layers, **kwargs):
     return eqx.filter_vmap(make_layer)(jax.random.split(key, flow_layers))
 
 
-@functools.lru_cache(maxsize=64)
 def spline_transformer(knots: int, interval: float | tuple[float, float]):
     """The one :class:`DenseRationalQuadraticSpline` instance for ``(knots, interval)``.
 
@@ -326,10 +330,19 @@ def spline_transformer(knots: int, interval: float | tuple[float, float]):
     built from this shared instance share their structure, and those compilations are
     reused across models, temperatures and refits (the same numbers either way).
 
+    One instance per session float type as well: its arrays have the type of the session
+    that made them, and a float64 instance used in float32 (inside
+    ``jax.enable_x64(False)`` in a float64 process) mixed the two (until 2026-12-06).
+
     Example:
         >>> spline_transformer(8, 5.0) is spline_transformer(8, 5.0)
         True
     """
+    return _spline_transformer_in(knots, interval, jnp.dtype(jnp.result_type(float)).name)
+
+
+@functools.lru_cache(maxsize=64)
+def _spline_transformer_in(knots: int, interval: float | tuple[float, float], float_type: str):
     return DenseRationalQuadraticSpline(knots=knots, interval=interval)
 
 
