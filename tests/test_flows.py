@@ -147,6 +147,13 @@ def test_shared_spline_and_permutation_follow_the_session_precision(global_x64):
     # shared instances: the float64 ones made outside it mixed the two types (a
     # "requested dtype float64 ... truncated" warning, an error under the test settings;
     # found by test_non_invertible_flow_is_a_failure failing in one test order).
+    from astrobayes.evidence.targets import _standard_normal
+
+    base64 = _standard_normal(3)
+    with jax.enable_x64(False):
+        assert _standard_normal(3).loc.dtype == jnp.float32
+    assert _standard_normal(3) is base64
+    assert base64.loc.dtype == jnp.float64
     wide = _flows.spline_transformer(8, 5.0)
     assert wide is _flows.spline_transformer(8, 5.0)
     assert all(

@@ -501,12 +501,17 @@ class _FlowFamily(TargetFamily):
         return _unwrapped_bijection(trained), info.validation_losses
 
 
-@functools.lru_cache(maxsize=64)
 def _standard_normal(dim: int):
     """The flows' standard normal base (flowjax) in ``dim`` dimensions, in one program.
 
-    Built eagerly, its construction compiles ~8 single-operation programs.
+    Built eagerly, its construction compiles ~8 single-operation programs. One instance
+    per session float type (its arrays have the type of the session that made it).
     """
+    return _standard_normal_in(dim, jnp.dtype(jnp.result_type(float)).name)
+
+
+@functools.lru_cache(maxsize=64)
+def _standard_normal_in(dim: int, float_type: str):
     from flowjax.distributions import Normal
 
     return eqx.filter_jit(
