@@ -234,6 +234,30 @@ def test_cli_killed_mid_simulation_resumes_to_the_uninterrupted_posterior(
     assert "holds the simulations of another run" in capsys.readouterr().err
 
 
+def test_cli_check_traces_or_runs_the_simulator_once_and_writes_nothing(tmp_path, capsys):
+    (tmp_path / "my_sim.py").write_text(SIMULATOR_FILE)
+    (tmp_path / "broken.py").write_text(BROKEN_SIMULATORS)
+    base = (
+        "x_obs = [0.1, -0.2]\n[prior]\na = { uniform = [-1.0, 1.0] }\nb = { normal = [0.0, 2.0] }\n"
+    )
+    config = tmp_path / "config.toml"
+    out = tmp_path / "out"
+    config.write_text('simulator = "my_sim:simulate"\n' + base)
+    assert main(["sbi", str(config), "--out", str(out), "--check"]) == 0
+    printed = capsys.readouterr().out
+    assert "prior: a ~ U(-1, 1), b ~ N(0, 2)" in printed
+    assert "output shape (2,) (one abstract trace); x_obs: 2 values" in printed
+    config.write_text('simulator = "my_sim:python_simulate"\nsimulator_kind = "python"\n' + base)
+    assert main(["sbi", str(config), "--out", str(out), "--check"]) == 0
+    assert "output shape (2,) (one simulation at the prior's centre)" in capsys.readouterr().out
+    assert not out.exists()
+    config.write_text('simulator = "broken:four_values"\n' + base)  # the negative control
+    assert main(["sbi", str(config), "--out", str(out), "--check"]) == 2
+    assert "x_obs has 2 values but simulator 'broken:four_values' returns shape (4,)" in (
+        capsys.readouterr().err
+    )
+
+
 class _Killed(Exception):
     """Stands in for a SIGKILL."""
 

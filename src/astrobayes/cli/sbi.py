@@ -42,6 +42,12 @@ def add_parser(subparsers) -> None:
     parser.add_argument(
         "--no-progress", action="store_true", help="no progress bars (simulations, training)"
     )
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="check the config, x_obs and the simulator (one abstract trace of a JAX "
+        "simulator, one simulation of a Python one), print what would run, and stop",
+    )
     parser.set_defaults(func=run)
 
 
@@ -229,12 +235,68 @@ def run(args: argparse.Namespace) -> int:
     function = load_simulator_function(config.simulator, (config_path.parent, Path.cwd()))
     if config.simulator_kind != "python" and isinstance(function, FileFunction):
         function = function.function  # the picklable wrapper is only for worker processes
+    if getattr(args, "check", False):
+        return _check(config, config_path, function)
     executor = _executor(config, executor_settings)
     try:
         return _run(args, config, config_path, function, executor)
     finally:
         if executor is not None:
             executor.shutdown()
+
+
+def _check(config, config_path: Path, function) -> int:
+    """``--check``: the config, ``x_obs`` and the simulator's output, without a campaign.
+
+    A JAX simulator is traced once abstractly (nothing is simulated); a Python one is run
+    once, at the prior's centre, in this process (the check of its output shape needs
+    one output). Returns 0; a failed check raises (exit code 2).
+    """
+    from astrobayes.sbi import JaxSimulator
+
+    x_obs = _observation(config, config_path.parent)
+    prior = config.build_prior()
+    name = f"simulator {config.simulator!r}"
+    if config.simulator_kind == "python":
+        centre = np.where(
+            np.asarray(prior.is_bounded),
+            (np.asarray(prior.low) + np.asarray(prior.high)) / 2,
+            np.asarray(prior.low),
+        )
+        try:
+            output = np.asarray(function(0, centre), dtype=float)
+        except Exception as error:  # the user's code: say whose
+            raise ValueError(
+                f"{name} raised {type(error).__name__} at the prior's centre "
+                f"{centre.tolist()}: {error}"
+            ) from error
+        shape, how = output.shape, "one simulation at the prior's centre"
+        if not np.all(np.isfinite(output)):
+            print(f"warning: {name} returned non-finite values at the prior's centre")
+    else:
+        shape = JaxSimulator(function).output_shape(prior.dim, name)
+        how = "one abstract trace"
+    if x_obs.size != int(np.prod(shape)):
+        raise ValueError(f"x_obs has {x_obs.size} values but {name} returns shape {shape}")
+    bounds = ", ".join(
+        f"{n} ~ {'U' if b else 'N'}({lo:g}, {hi:g})"
+        for n, lo, hi, b in zip(
+            prior.names,
+            np.asarray(prior.low),
+            np.asarray(prior.high),
+            prior.is_bounded,
+            strict=True,
+        )
+    )
+    print(
+        f"astrobayes sbi --check {config_path}: {config.method.upper()}, "
+        f"{config.num_rounds} round(s) x {config.num_simulations} simulations "
+        f"({config.simulator_kind} simulator), {config.num_validation} calibration tests\n"
+        f"  prior: {bounds}\n"
+        f"  {name}: output shape {shape} ({how}); x_obs: {x_obs.size} values\n"
+        "config OK: nothing was simulated into a campaign or written"
+    )
+    return 0
 
 
 def _run_identity(config, x_obs, function) -> str:
