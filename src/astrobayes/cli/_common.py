@@ -151,18 +151,21 @@ class ProgressBar:
             self.bar.close()
             self.bar = None
 
+    def __enter__(self) -> ProgressBar:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
 
 def estimate_with_progress(key, chains, args, label: str):
     """Run :func:`astrobayes.evidence.estimate` with the CLI options and a progress bar."""
     from astrobayes.evidence import estimate
 
-    bar = ProgressBar(label, disable=args.no_progress)
-    try:
+    with ProgressBar(label, disable=args.no_progress) as bar:
         return estimate(
             key, chains, target=make_target(args), temperature=args.temperature, progress_fn=bar
         )
-    finally:
-        bar.close()
 
 
 def format_result(result) -> str:

@@ -593,8 +593,7 @@ def _run_denoiser(
     lipschitz = score_lipschitz_estimate(
         score, start[None], num_iterations=sampling.lipschitz_iterations
     )
-    bar = _sampling_bar(no_progress)
-    try:
+    with _sampling_bar(no_progress) as bar:
         result = pnp_ula(
             jax.random.key(sampling.seed),
             problem.operator,
@@ -613,8 +612,6 @@ def _run_denoiser(
             loop="python",  # a convolutional score: one compiled step per iteration
             progress_fn=bar,
         )
-    finally:
-        bar.close()
     timings["sampling_s"] = time.perf_counter() - wall
     timings["sampling_cpu_s"] = time.process_time() - cpu
     written = _write_sampled_posterior(
@@ -689,8 +686,7 @@ def _run_diffusion(
     timings = {}
     wall, cpu = time.perf_counter(), time.process_time()
     dirty = problem.operator.adjoint(problem.visibilities)
-    bar = _sampling_bar(no_progress)
-    try:
+    with _sampling_bar(no_progress) as bar:
         result = diffusion_posterior(
             jax.random.key(sampling.seed),
             problem.operator,
@@ -708,8 +704,6 @@ def _run_diffusion(
             final_likelihood_inflation=table.final_likelihood_inflation,
             progress_fn=bar,
         )
-    finally:
-        bar.close()
     timings["sampling_s"] = time.perf_counter() - wall
     timings["sampling_cpu_s"] = time.process_time() - cpu
     written = _write_sampled_posterior(

@@ -253,6 +253,7 @@ def _check(config, config_path: Path, function) -> int:
     one output). Returns 0; a failed check raises (exit code 2).
     """
     from astrobayes.sbi import JaxSimulator
+    from astrobayes.sbi.pipeline import check_observation_size
 
     x_obs = _observation(config, config_path.parent)
     prior = config.build_prior()
@@ -276,8 +277,7 @@ def _check(config, config_path: Path, function) -> int:
     else:
         shape = JaxSimulator(function).output_shape(prior.dim, name)
         how = "one abstract trace"
-    if x_obs.size != int(np.prod(shape)):
-        raise ValueError(f"x_obs has {x_obs.size} values but {name} returns shape {shape}")
+    check_observation_size(x_obs, shape, name)
     bounds = ", ".join(
         f"{n} ~ {'U' if b else 'N'}({lo:g}, {hi:g})"
         for n, lo, hi, b in zip(
@@ -355,7 +355,7 @@ def _run(args, config, config_path: Path, function, executor) -> int:
             f"{out / 'simulations'} are read back, not simulated again"
         )
     key_run, *keys = jax.random.split(jax.random.key(config.seed), 4)
-    bar = ProgressBar(
+    with ProgressBar(
         "sbi",
         disable=args.no_progress,
         labels={"training": f"training {config.method.upper()}"},
@@ -364,13 +364,10 @@ def _run(args, config, config_path: Path, function, executor) -> int:
             "simulations": "simulation",
             "calibration simulations": "simulation",
         },
-    )
-    try:
+    ) as bar:
         result = run_sbi(key_run, config, x_obs, simulator=simulator, sink=store, progress_fn=bar)
         if config.num_validation > 0:
             calibration = _calibration(keys, config, result, simulator, bar)
-    finally:
-        bar.close()
     posterior = result.posterior
     write_npz_atomic(
         out / "posterior.npz", samples=posterior.samples, names=np.asarray(posterior.names)

@@ -78,19 +78,15 @@ def run(args: argparse.Namespace) -> int:
         parameter_bound=args.parameter_bound,
         rank_by=args.rank_by,
     )
-    bar = ProgressBar("symbolic", disable=args.no_progress)
-    try:
-        with jax.enable_x64(True):
-            result = symbolic_regression(
-                jax.random.key(args.seed),
-                columns[args.x],
-                columns[args.y],
-                columns[args.sigma] if args.sigma else None,
-                config=config,
-                progress_fn=bar,
-            )
-    finally:
-        bar.close()
+    with ProgressBar("symbolic", disable=args.no_progress) as bar, jax.enable_x64(True):
+        result = symbolic_regression(
+            jax.random.key(args.seed),
+            columns[args.x],
+            columns[args.y],
+            columns[args.sigma] if args.sigma else None,
+            config=config,
+            progress_fn=bar,
+        )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     fields = ("expression", "parameters", "complexity", "description_length", "log_evidence",

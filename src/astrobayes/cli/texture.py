@@ -80,11 +80,8 @@ def run(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     grid = SphereGrid(2 * nside, "healpix", nside=nside)
     sample_key, check_key = jax.random.split(jax.random.key(args.seed))
-    bar = ProgressBar("texture", disable=args.no_progress)
-    try:
+    with ProgressBar("texture", disable=args.no_progress) as bar:
         result = generate_textures(sample_key, target, grid, config=config, progress_fn=bar)
-    finally:
-        bar.close()
     samples = np.asarray(result.samples)
     gaussian = comparison_field(check_key, target, grid)
     report = validate_textures(check_key, target, samples, grid, gaussian=gaussian)

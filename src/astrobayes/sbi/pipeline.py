@@ -329,6 +329,18 @@ def _train(key, config: SBIConfig, prior: Prior, theta, x, embedding_key, progre
     return train_nre(key, prior, theta, x, embedding=embedding, **common)
 
 
+def check_observation_size(x_obs: np.ndarray, shape: tuple[int, ...], name: str) -> None:
+    """Refuse an observation whose size differs from one simulation's.
+
+    Raises:
+        ValueError: ``x_obs has N values but <name> returns shape <shape>``.
+    """
+    if np.size(x_obs) != int(np.prod(shape)):
+        raise ValueError(
+            f"x_obs has {np.size(x_obs)} values but {name} returns shape {tuple(shape)}"
+        )
+
+
 def run_sbi(
     key: PRNGKeyArray,
     config: SBIConfig,
@@ -384,9 +396,7 @@ def run_sbi(
         jax_simulator = (
             simulator if isinstance(simulator, JaxSimulator) else JaxSimulator(simulator)
         )
-        shape = jax_simulator.output_shape(prior.dim, name)
-        if x_obs.size != int(np.prod(shape)):
-            raise ValueError(f"x_obs has {x_obs.size} values but {name} returns shape {shape}")
+        check_observation_size(x_obs, jax_simulator.output_shape(prior.dim, name), name)
     proposal: Prior | TruncatedPrior = prior
     thetas, xs, rounds, infos, examples, failed = [], [], [], [], [], []
     keys = jax.random.split(key, config.num_rounds + 1)
@@ -411,10 +421,7 @@ def run_sbi(
         thetas.append(sims.theta)
         xs.append(sims.x)
         theta_all, x_all = np.concatenate(thetas), np.concatenate(xs)
-        if x_obs.size != int(np.prod(x_all.shape[1:])):
-            raise ValueError(
-                f"x_obs has {x_obs.size} values but the simulator returns shape {x_all.shape[1:]}"
-            )
+        check_observation_size(x_obs, x_all.shape[1:], name)
         estimator, info = _train(k_train, config, prior, theta_all, x_all, k_emb, progress_fn)
         x_obs_shaped = x_obs.reshape(x_all.shape[1:])
         last = round_index == config.num_rounds - 1
