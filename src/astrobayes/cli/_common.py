@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
+import inspect
 import sys
+from pathlib import Path
 
 from tqdm.auto import tqdm
 
@@ -171,3 +174,22 @@ def estimate_with_progress(key, chains, args, label: str):
 def format_result(result) -> str:
     """Human-readable block for an evidence result (:meth:`EvidenceResult.summary`)."""
     return result.summary()
+
+
+def source_file(function) -> Path | None:
+    """The file a user's function comes from, or ``None`` (a builtin, a callable object).
+
+    A ``FileFunction``'s ``path``, else :func:`inspect.getsourcefile`.
+    """
+    path = getattr(function, "path", None)
+    if path is None:
+        try:
+            path = inspect.getsourcefile(function)
+        except TypeError:  # a builtin, a C function or a callable object
+            return None
+    return Path(path) if path is not None and Path(path).is_file() else None
+
+
+def file_digest(path: Path) -> str:
+    """SHA-256 of a file's bytes (hex): what resumable runs compare users' code by."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()

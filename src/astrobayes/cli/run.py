@@ -17,7 +17,6 @@ import argparse
 import dataclasses
 import hashlib
 import importlib
-import inspect
 import json
 import sys
 import threading
@@ -348,25 +347,20 @@ def resolve_models(config, base: Path):
 def _code_and_data_digest(functions, data) -> str:
     """SHA-256 of the functions' source files and of the data arrays (names, shapes, bytes).
 
-    A file's bytes, not its functions' text: an edit anywhere in the module counts. Modules
-    it imports in turn are not read (documented in docs/run.md).
+    A file's bytes, not its functions' text: an edit anywhere in the module counts (not
+    where the file is: a moved project still resumes). Modules it imports in turn are not
+    read (documented in docs/run.md).
     """
+    from astrobayes.cli._common import file_digest, source_file
+
     digest = hashlib.sha256()
-    files = {inspect.getsourcefile(f) for f in functions if _has_source_file(f)}
+    files = {file_digest(path) for path in map(source_file, functions) if path is not None}
     for file in sorted(files):
-        digest.update(file.encode() + b"\0" + Path(file).read_bytes())
+        digest.update(file.encode())
     for key in sorted(data or {}):
         array = np.ascontiguousarray(data[key])
         digest.update(f"{key}:{array.dtype.str}:{array.shape}".encode() + array.tobytes())
     return digest.hexdigest()
-
-
-def _has_source_file(function) -> bool:
-    try:
-        file = inspect.getsourcefile(function)
-    except TypeError:  # a builtin or C function
-        return False
-    return file is not None and Path(file).is_file()
 
 
 def import_function(reference: str, base: Path, where: str):
@@ -377,11 +371,13 @@ def import_function(reference: str, base: Path, where: str):
         sys.path.remove(folder)
     sys.path.insert(0, folder)  # the config's folder first, even if already on the path
     _forget_module_of_another_folder(module_name, Path(folder))
+    from astrobayes.cli._common import file_digest
+
     try:
         module = importlib.import_module(module_name)
         module_file = getattr(module, "__file__", None)
         if module_file is not None and str(Path(module_file).resolve()) not in _IMPORTED_DIGESTS:
-            _IMPORTED_DIGESTS[str(Path(module_file).resolve())] = _file_digest(Path(module_file))
+            _IMPORTED_DIGESTS[str(Path(module_file).resolve())] = file_digest(Path(module_file))
     except ModuleNotFoundError as error:
         if error.name != module_name.split(".")[0] and error.name != module_name:
             raise
@@ -406,6 +402,8 @@ def _forget_module_of_another_folder(module_name: str, folder: Path) -> None:
     a module edited since it was imported (a notebook re-running a config) is imported
     afresh, so that the code that runs is the code the checkpoint names hash.
     """
+    from astrobayes.cli._common import file_digest
+
     top = module_name.split(".")[0]
     local = [
         path for path in (folder / f"{top}.py", folder / top / "__init__.py") if path.is_file()
@@ -418,7 +416,7 @@ def _forget_module_of_another_folder(module_name: str, folder: Path) -> None:
     if (
         cached_file is not None
         and str(Path(cached_file).resolve()) == path
-        and _IMPORTED_DIGESTS.get(path) == _file_digest(local[0])
+        and _IMPORTED_DIGESTS.get(path) == file_digest(local[0])
     ):
         return
     _IMPORTED_DIGESTS.pop(path, None)  # recorded again when imported afresh
@@ -428,10 +426,6 @@ def _forget_module_of_another_folder(module_name: str, folder: Path) -> None:
 
 #: SHA-256 of each user module's file when :func:`import_function` imported it
 _IMPORTED_DIGESTS: dict[str, str] = {}
-
-
-def _file_digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def write_chain_files(folder: Path, config, models, result, derived_fns):

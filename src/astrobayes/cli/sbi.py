@@ -308,21 +308,17 @@ def _run_identity(config, x_obs, function) -> str:
     """
     import dataclasses
     import hashlib
-    import inspect
     import json
+
+    from astrobayes.cli._common import file_digest, source_file
 
     settings = dataclasses.asdict(config)
     settings.pop("max_workers", None)
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode())
     digest.update(np.ascontiguousarray(x_obs, np.float64).tobytes())
-    path = getattr(function, "path", None)  # a FileFunction
-    if path is None:
-        try:
-            path = inspect.getsourcefile(function)
-        except TypeError:  # a builtin or a callable object
-            path = None
-    if path is not None and Path(path).is_file():
-        digest.update(Path(path).read_bytes())
+    path = source_file(function)  # a FileFunction's path, or inspect's
+    if path is not None:
+        digest.update(file_digest(path).encode())
     return digest.hexdigest()[:16]
 
 
