@@ -210,7 +210,12 @@ def user_code_error(where: str, error: Exception, names: Sequence[str] | None = 
     import jax
 
     hint = ""
-    if isinstance(error, jax.errors.ConcretizationTypeError):
+    traced_value_errors = (
+        jax.errors.ConcretizationTypeError,  # Python if / float() on a traced value
+        jax.errors.TracerArrayConversionError,  # NumPy on a traced value
+        jax.errors.TracerIntegerConversionError,  # int() or indexing a list with it
+    )
+    if isinstance(error, traced_value_errors):
         hint = (
             " (the code is traced by JAX, so parameter values are abstract: use jnp.where "
             "or jax.lax.cond instead of Python if/while on them, and jnp functions instead "

@@ -142,6 +142,10 @@ def _python_if(p):
         (lambda p: jnp.complex64(1.0) * p["x"], "must return a real number; got dtype complex"),
         # errors of the user's own code: named, one line, with the remedy
         (_python_if, "model 'm': its code raised TracerBoolConversionError.*use jnp.where"),
+        (
+            lambda p: -0.5 * np.square(np.asarray(p["x"])),
+            "its code raised TracerArrayConversionError.*jnp functions instead of float\\(\\), math or NumPy",
+        ),
         (lambda p: p["y"], "model 'm': its code raised KeyError when JAX traced it: 'y'"),
     ],
 )
