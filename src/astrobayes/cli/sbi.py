@@ -279,14 +279,7 @@ def _check(config, config_path: Path, function) -> int:
         how = "one abstract trace"
     check_observation_size(x_obs, shape, name)
     bounds = ", ".join(
-        f"{n} ~ {'U' if b else 'N'}({lo:g}, {hi:g})"
-        for n, lo, hi, b in zip(
-            prior.names,
-            np.asarray(prior.low),
-            np.asarray(prior.high),
-            prior.is_bounded,
-            strict=True,
-        )
+        f"{n} ~ {'U' if b else 'N'}({lo:g}, {hi:g})" for n, lo, hi, b in _prior_rows(prior)
     )
     print(
         f"astrobayes sbi --check {config_path}: {config.method.upper()}, "
@@ -297,6 +290,20 @@ def _check(config, config_path: Path, function) -> int:
         "config OK: nothing was simulated into a campaign or written"
     )
     return 0
+
+
+def _prior_rows(prior):
+    """``(name, low or mean, high or std, is_bounded)`` of each parameter of an SBI prior."""
+    return [
+        (name, float(lo), float(hi), bool(bounded))
+        for name, lo, hi, bounded in zip(
+            prior.names,
+            np.asarray(prior.low),
+            np.asarray(prior.high),
+            prior.is_bounded,
+            strict=True,
+        )
+    ]
 
 
 def _run_identity(config, x_obs, function) -> str:
@@ -384,17 +391,7 @@ def _run(args, config, config_path: Path, function, executor) -> int:
 
     # GetDist chains of the posterior (one chain, unit weights), with the prior's edges
     prior = config.build_prior()
-    ranges = {
-        name: (float(lo), float(hi))
-        for name, lo, hi, bounded in zip(
-            posterior.names,
-            np.asarray(prior.low),
-            np.asarray(prior.high),
-            prior.is_bounded,
-            strict=True,
-        )
-        if bounded
-    }
+    ranges = {name: (lo, hi) for name, lo, hi, bounded in _prior_rows(prior) if bounded}
     draws = np.asarray(posterior.samples, np.float64)
     if np.all(np.isfinite(draws)):  # a failed sampler's non-finite draws: npz only
         (out / "chains").mkdir(exist_ok=True)
