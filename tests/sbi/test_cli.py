@@ -163,6 +163,21 @@ def four_values(key, theta):
 """
 
 
+def test_cli_names_a_python_simulator_whose_output_cannot_match_x_obs(tmp_path, capsys):
+    (tmp_path / "broken.py").write_text(BROKEN_SIMULATORS)
+    (tmp_path / "config.toml").write_text(
+        'simulator = "broken:four_values"\nsimulator_kind = "python"\nexecutor = "serial"\n'
+        "num_simulations = 20\nx_obs = [0.1, -0.2]\nnum_validation = 0\n"
+        "[prior]\na = { uniform = [-1.0, 1.0] }\nb = { uniform = [-1.0, 1.0] }\n"
+    )
+    argv = ["sbi", str(tmp_path / "config.toml"), "--out", str(tmp_path / "out"), "--no-plots"]
+    assert main([*argv, "--no-progress"]) == 2
+    # named by the config's reference (it was "simulator 'FileFunction'", the CLI's wrapper)
+    assert "x_obs has 2 values but simulator 'broken:four_values' returns shape (4,)" in (
+        capsys.readouterr().err
+    )
+
+
 @pytest.mark.parametrize(
     ("function", "message"),
     [

@@ -380,12 +380,13 @@ def run_sbi(
         raise ValueError("x_obs must be finite")
     prior = config.build_prior()
     function = getattr(simulator, "simulate_fn", simulator)
+    # a function's name, or a FileFunction's (the CLI's picklable wrapper): its attribute
+    function_name = getattr(function, "__name__", None) or getattr(function, "attribute", None)
     # the config's "module:function" when it is the function run (the CLI loads it)
     name = (
         f"simulator {config.simulator!r}"
-        if simulator is None
-        or getattr(function, "__name__", None) == config.simulator.split(":")[-1]
-        else f"simulator {getattr(function, '__name__', type(function).__name__)!r}"
+        if simulator is None or function_name == config.simulator.split(":")[-1]
+        else f"simulator {function_name or type(function).__name__!r}"
     )
     simulator = build_simulator(config) if simulator is None else simulator
     if isinstance(simulator, JaxSimulator) or (
