@@ -19,6 +19,7 @@ from astrobayes.diagnostics import (
     pareto_tail_index,
     split_rhat,
     standardised_kurtosis,
+    stationarity,
     weighted_batch_means,
 )
 from astrobayes.evidence import jeffreys_reading, log_bayes_factor
@@ -232,3 +233,112 @@ def test_prior_edge_density_reads_a_posterior_cut_by_the_prior():
         prior_edge_density(np.array([np.nan]), 0.0, 1.0)
     with pytest.raises(ValueError, match="num_bins must be an integer >= 2; got 1"):
         prior_edge_density(np.array([0.5]), 0.0, 1.0, num_bins=1)
+
+
+# --- stationarity -------------------------------------------------------------------
+
+
+def _metropolis(rng, num_chains, num_steps, dim, step):
+    """Random-walk Metropolis on N(0, I), written as Cobaya does: rows with multiplicities."""
+    samples, weights = [], []
+    for _ in range(num_chains):
+        x = rng.standard_normal(dim)
+        rows, counts = [x], [1.0]
+        for _ in range(num_steps):
+            y = x + step * rng.standard_normal(dim)
+            if np.log(rng.uniform()) < 0.5 * (x @ x - y @ y):
+                x = y
+                rows.append(x)
+                counts.append(1.0)
+            else:
+                counts[-1] += 1.0
+        samples.append(np.array(rows))
+        weights.append(np.array(counts))
+    n = min(len(r) for r in samples)
+    return np.stack([s[:n] for s in samples]), np.stack([w[:n] for w in weights])
+
+
+def test_stationarity_false_alarm_rate_is_at_most_its_significance():
+    # 300 stationary AR(1) data sets (tau = 1 to 39, some short): at significance 0.05 the
+    # test's failure rate must stay below 0.05 plus 3 binomial sigmas (0.088); Bonferroni
+    # over the columns makes it conservative, so no lower bound is asserted.
+    rng = np.random.default_rng(5)
+    failures, cases = 0, [(2, 300, 2, 0.0), (4, 400, 5, 0.8), (8, 1000, 3, 0.95)]
+    for num_chains, num_samples, dim, rho in cases:
+        for _ in range(100):
+            x = _ar1(rng, rho, (num_chains, dim, num_samples)).transpose(0, 2, 1)
+            result = stationarity(x, -0.5 * (x**2).sum(-1), significance=0.05)
+            failures += not result.stationary
+    assert failures / 300 <= 0.05 + 3 * np.sqrt(0.05 * 0.95 / 300), failures
+
+
+def test_stationarity_finds_a_burn_in_and_the_fraction_that_removes_it():
+    rng = np.random.default_rng(0)
+    x = _ar1(rng, 0.9, (16, 2, 3000)).transpose(0, 2, 1)
+    assert stationarity(x, -0.5 * (x**2).sum(-1)).stationary  # negative control
+    # every walker starts far out and relaxes, as an emcee ensemble from a bad ball does
+    x[:, :90] += 8.0 * np.exp(-np.arange(90) / 15.0)[None, :, None]
+    result = stationarity(x, -0.5 * (x**2).sum(-1), names=["a", "b"])
+    assert not result.stationary
+    assert result.p_value < 1e-4
+    assert result.burn_in == 0.05
+    assert result.rhat > 1.01
+    assert "burn_in=0.05" in result.summary()
+
+
+def test_stationarity_fails_a_trend_that_no_burn_in_removes():
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((4, 1000, 2))
+    assert stationarity(x).stationary  # negative control
+    x += np.linspace(0.0, 1.0, 1000)[None, :, None]  # a drift of one sigma over the run
+    result = stationarity(x)
+    assert not result.stationary
+    assert np.isnan(result.burn_in)
+    assert "run longer chains" in result.summary()
+
+
+def test_stationarity_leaves_chains_that_differ_but_are_each_stationary_to_rhat():
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((4, 1000, 2))
+    x[2:] += 5.0  # two chains in another mode for their whole length
+    assert stationarity(x).stationary
+    assert np.all(split_rhat(x) > 1.5)
+
+
+def test_stationarity_sees_a_change_of_spread_through_the_folded_columns():
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((4, 2000, 1))
+    x[:, :1000] *= 0.3  # the same mean, a narrower first half
+    result = stationarity(x, names=["s"])
+    assert not result.stationary
+    assert result.column == "|s - median|"
+
+
+def test_stationarity_reads_integer_weights_as_multiplicities():
+    # A Metropolis chain stored as rows with repeat counts passes; the same rows taken as
+    # unweighted draws would misstate the chain, so the weights are used, not ignored.
+    rng = np.random.default_rng(3)
+    samples, weights = _metropolis(rng, 4, 4000, 2, 2.4)
+    lp = -0.5 * (samples**2).sum(-1)
+    assert stationarity(samples, lp, weights).stationary
+    expanded = [np.repeat(s, w.astype(int), axis=0) for s, w in zip(samples, weights, strict=True)]
+    n = min(len(e) for e in expanded)
+    steps = np.stack([e[:n] for e in expanded])
+    assert stationarity(steps, -0.5 * (steps**2).sum(-1)).stationary
+    burned = samples.copy()
+    burned[:, :40] += 6.0
+    assert not stationarity(burned, -0.5 * (burned**2).sum(-1), weights).stationary
+
+
+def test_stationarity_rejects_bad_input_by_name():
+    x = np.zeros((2, 10, 1))
+    with pytest.raises(ValueError, match="samples must have shape"):
+        stationarity(np.zeros((10, 1)))
+    with pytest.raises(ValueError, match=r"log_posterior must have shape \(2, 10\)"):
+        stationarity(x, np.zeros((2, 9)))
+    with pytest.raises(ValueError, match="pieces_per_chain must be an integer >= 2"):
+        stationarity(x, pieces_per_chain=1)
+    with pytest.raises(ValueError, match="significance must be in"):
+        stationarity(x, significance=0.0)
+    with pytest.raises(ValueError, match="names must hold 1 names"):
+        stationarity(x, names=["a", "b"])

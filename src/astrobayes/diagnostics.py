@@ -16,6 +16,7 @@ overflows.
 | :func:`pareto_tail_index` | PSIS tail shape ``k`` of importance ratios |
 | :func:`weighted_batch_means` | ratio estimator with a batch-means error |
 | :func:`standardised_kurtosis` | weighted kurtosis |
+| :func:`stationarity` | are the chains stationary (each chain's pieces agree), and which burn-in makes them so |
 """
 
 from __future__ import annotations
@@ -36,6 +37,9 @@ __all__ = [
     "prior_edge_density",
     "split_rhat",
     "standardised_kurtosis",
+    "stationarity",
+    "Stationarity",
+    "BURN_IN_FRACTIONS",
     "weighted_batch_means",
 ]
 
@@ -422,3 +426,229 @@ def prior_edge_density(
         counts, _ = np.histogram(distance, bins=int(num_bins), range=(0.0, span))
         out.append(float(counts[0] / counts.max()))
     return out[0], out[1]
+
+
+#: Burn-in fractions that :func:`stationarity` tries, in order, when chains fail its test.
+BURN_IN_FRACTIONS = (0.05, 0.1, 0.2, 0.3, 0.5)
+
+
+class Stationarity(NamedTuple):
+    """Whether chains look stationary: the pieces of each chain agree (:func:`stationarity`).
+
+    Attributes:
+        stationary: ``True`` when no column's pieces disagree at the significance level.
+        p_value: Smallest p-value over the columns, times the number of columns
+            (Bonferroni), at most 1.
+        rhat: R-hat of the worst column with its pieces as chains (split R-hat when
+            ``pieces_per_chain = 2``), the within-chain variance taken from the chains'
+            second halves, where a burn-in does not inflate it.
+        column: That column: a parameter's name, ``|name - median|`` (a spread, the folded
+            column), ``log posterior`` or ``|log posterior - median|``.
+        burn_in: Without a burn-in the chains pass: ``0.0``. Otherwise the smallest
+            fraction of :data:`BURN_IN_FRACTIONS` whose removal from the start of every
+            chain (by rows, as ``read_chains(burn_in=)`` does) makes them pass, or ``nan``
+            when none does (run longer chains).
+        num_pieces: Contiguous pieces compared (over all chains).
+    """
+
+    stationary: bool
+    p_value: float
+    rhat: float
+    column: str
+    burn_in: float
+    num_pieces: int
+
+    def summary(self) -> str:
+        """One sentence for a user: the verdict and, when it fails, the remedy."""
+        if self.stationary:
+            return (
+                f"the pieces of each chain agree ({self.num_pieces} pieces (largest R-hat over the pieces "
+                f"{self.rhat:.3f}, for {self.column})"
+            )
+        remedy = (
+            "no burn-in up to half the chains passes: run longer chains"
+            if not np.isfinite(self.burn_in)
+            else f"without the first {self.burn_in:.0%} of every chain they agree "
+            f"(burn_in={self.burn_in:g})"
+        )
+        return (
+            f"the chains are not stationary: the pieces of a chain ({self.num_pieces} in "
+            f"all) disagree on {self.column} (R-hat over the pieces {self.rhat:.3f}, p = {self.p_value:.1e}); "
+            + remedy
+        )
+
+
+def stationarity(
+    samples: np.ndarray,
+    log_posterior: np.ndarray | None = None,
+    weights: np.ndarray | None = None,
+    *,
+    names: list[str] | tuple[str, ...] | None = None,
+    pieces_per_chain: int = 2,
+    significance: float = 1e-4,
+) -> Stationarity:
+    """Test whether MCMC chains are stationary, and find the burn-in that makes them so.
+
+    Every chain is cut into ``pieces_per_chain`` contiguous pieces of equal length (by
+    rows), as split R-hat does. For each column (every parameter, the log posterior, and
+    the distance of each from its median, which shows a change of spread, as the folded
+    R-hat of Vehtari et al. 2021 does), the pieces of each chain are compared with that
+    chain's mean by Cochran's test ``Q = sum_j n_j (m_j - m_c)^2 / W``: ``n_j`` is a
+    piece's draws over the column's autocorrelation time and ``W`` the within-chain
+    variance, both from the second halves of the chains (a burn-in does not reach
+    them, so it cannot inflate them and hide itself; the autocorrelation time from the
+    multi-chain effective sample size). For stationary chains ``Q / dof`` follows an F
+    distribution with ``num_chains (pieces_per_chain - 1)`` and ``ESS - 1`` degrees of
+    freedom. The chains fail when the smallest p-value times the number of columns
+    (Bonferroni) is below ``significance``; on stationary AR(1) and Metropolis chains
+    of 200 to 5000 draws the false-alarm rate measured at or below it. A burn-in left
+    in, a trend, or a change of spread fails it. Chains that differ from each other but
+    are each stationary pass, and so, mostly, does a jump late in the chains, which
+    inflates the second halves' variance (R-hat, :func:`split_rhat`, and the evidence
+    estimators' between-chain checks see those). Integer weights are multiplicities (a
+    Cobaya or GetDist row stands for ``w`` steps); other weights are importance weights
+    (Kish's effective size).
+
+    Args:
+        samples: ``(num_chains, num_samples, dim)``.
+        log_posterior: ``(num_chains, num_samples)``, or ``None``.
+        weights: ``(num_chains, num_samples)`` non-negative; zeros (padding) are dropped.
+        names: Parameter names for the report (``p0, p1, ...`` when omitted).
+        pieces_per_chain: Contiguous pieces per chain (``>= 2``).
+        significance: False-alarm probability of the test for stationary chains.
+
+    Returns:
+        :class:`Stationarity`; the burn-in is searched only when the chains fail.
+
+    Raises:
+        ValueError: On inconsistent shapes, ``pieces_per_chain < 2`` or a significance
+            outside ``(0, 1)``.
+
+    References:
+        Gelman et al. (2013), BDA3 §11.4 (split R-hat); Vehtari et al. (2021),
+        arXiv:1903.08008 (folded R-hat); Cochran (1954), Biometrics 10, 101.
+
+    Example:
+        >>> rng = np.random.default_rng(0)
+        >>> draws = rng.normal(size=(4, 1000, 2))
+        >>> stationarity(draws).stationary
+        True
+        >>> draws[:, :100] += 3.0  # a burn-in
+        >>> result = stationarity(draws)
+        >>> result.stationary, result.burn_in
+        (False, 0.1)
+
+    """
+    samples = np.asarray(samples, np.float64)
+    if samples.ndim != 3:
+        raise ValueError(
+            f"samples must have shape (num_chains, num_samples, dim); got {samples.shape}"
+        )
+    num_chains, num_samples, dim = samples.shape
+    for value, label in ((log_posterior, "log_posterior"), (weights, "weights")):
+        if value is not None and np.shape(value) != (num_chains, num_samples):
+            raise ValueError(
+                f"{label} must have shape {(num_chains, num_samples)}; got {np.shape(value)}"
+            )
+    if int(pieces_per_chain) != pieces_per_chain or pieces_per_chain < 2:
+        raise ValueError(f"pieces_per_chain must be an integer >= 2; got {pieces_per_chain!r}")
+    if not 0 < significance < 1:
+        raise ValueError(f"significance must be in (0, 1); got {significance!r}")
+    labels = [str(n) for n in names] if names is not None else [f"p{i}" for i in range(dim)]
+    if len(labels) != dim:
+        raise ValueError(f"names must hold {dim} names; got {len(labels)}")
+    columns = samples
+    if log_posterior is not None:
+        columns = np.concatenate([samples, np.asarray(log_posterior, np.float64)[..., None]], -1)
+        labels = [*labels, "log posterior"]
+    w = np.ones((num_chains, num_samples)) if weights is None else np.asarray(weights, np.float64)
+    rows = [(columns[c][w[c] > 0], w[c][w[c] > 0]) for c in range(num_chains)]
+    folded_labels = [*labels, *(f"|{label} - median|" for label in labels)]
+    test = _stationarity_test(rows, int(pieces_per_chain), folded_labels, significance)
+    if test.stationary:
+        return test
+    for fraction in BURN_IN_FRACTIONS:
+        kept = [(x[int(fraction * len(x)) :], v[int(fraction * len(x)) :]) for x, v in rows]
+        if _stationarity_test(kept, int(pieces_per_chain), folded_labels, significance).stationary:
+            return test._replace(burn_in=fraction)
+    return test._replace(burn_in=float("nan"))
+
+
+def _stationarity_test(rows, pieces_per_chain, labels, significance) -> Stationarity:
+    """:func:`stationarity`'s test on ``[(columns (n_c, k), weights (n_c,)), ...]``.
+
+    The variance and autocorrelation time that scale the test come from the second half
+    of every chain (where a burn-in does not reach), so an early transient does not
+    inflate them and hide itself.
+    """
+    from scipy.stats import f as f_distribution
+
+    rows = [(x, w) for x, w in rows if len(x) >= 4 * pieces_per_chain]
+    if not rows:
+        return Stationarity(True, 1.0, float("nan"), "", 0.0, 0)
+    median = np.median(np.concatenate([x for x, _ in rows]), axis=0)
+    rows = [(np.concatenate([x, np.abs(x - median)], axis=1), w) for x, w in rows]
+    # The second half of every chain, integer weights expanded, cut to a common length:
+    # its within-chain variance and (Geyer's multi-chain) effective size scale the test.
+    halves = [_expanded(x[len(x) // 2 :], w[len(x) // 2 :]) for x, w in rows]
+    variance = np.mean([_piece_moments(x, w)[1] for x, w in halves], axis=0)
+    length = min(len(x) for x, _ in halves)
+    reference = np.stack([x[:length] for x, _ in halves])
+    ess = effective_sample_size(reference) if length >= 4 else np.full(variance.shape, 1.0)
+    tau = np.maximum(reference.shape[0] * length / np.maximum(ess, 1e-300), 1.0)
+    means, sizes = [], []  # per chain: (pieces, columns), (pieces,)
+    for x, w in rows:
+        edges = np.linspace(0, len(x), pieces_per_chain + 1).astype(int)
+        moments = [
+            _piece_moments(*_expanded(x[lo:hi], w[lo:hi]))
+            for lo, hi in zip(edges[:-1], edges[1:], strict=True)
+        ]
+        means.append(np.array([m[0] for m in moments]))
+        sizes.append(np.array([m[2] for m in moments])[:, None] / tau)
+    num_pieces = len(rows) * pieces_per_chain
+    varying = variance > 0
+    if not varying.any():
+        return Stationarity(True, 1.0, float("nan"), "", 0.0, num_pieces)
+    # Each chain's pieces against that chain's own mean: chains that differ from each
+    # other (which R-hat and the estimators' between-chain checks report) add nothing.
+    q = (
+        sum(
+            np.sum(n * (m - np.sum(n * m, axis=0) / np.sum(n, axis=0)) ** 2, axis=0)
+            for m, n in zip(means, sizes, strict=True)
+        )[varying]
+        / variance[varying]
+    )
+    dof = len(rows) * (pieces_per_chain - 1)
+    # F, not chi-square: the scale (variance over effective size) is itself estimated
+    # from about `ess` independent draws, which fattens the statistic's tail.
+    p = f_distribution.sf(q / dof, dof, np.maximum(ess[varying] - 1, 1))
+    means = np.concatenate(means)
+    # R-hat of the pieces as chains, against the second halves' variance (a burn-in
+    # inflates the pieces' own variances, which would hide it)
+    n = float(np.mean([len(x) for x, _ in rows])) / pieces_per_chain
+    rhat = np.sqrt((n - 1) / n + means.var(axis=0, ddof=1)[varying] / variance[varying])
+    worst = int(np.argmin(p))
+    p_value = float(min(1.0, p[worst] * p.size))
+    return Stationarity(
+        stationary=bool(p_value >= significance),
+        p_value=p_value,
+        rhat=float(rhat[worst]),
+        column=str(np.asarray(labels)[varying][worst]),
+        burn_in=0.0,
+        num_pieces=num_pieces,
+    )
+
+
+def _expanded(piece: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Integer weights (MCMC multiplicities) as repeated rows; other weights unchanged."""
+    if np.all(weights == np.round(weights)) and weights.sum() <= 50 * len(weights):
+        return np.repeat(piece, weights.astype(int), axis=0), np.ones(int(weights.sum()))
+    return piece, weights
+
+
+def _piece_moments(piece: np.ndarray, weights: np.ndarray):
+    """Weighted mean and variance of each column of a piece, and Kish's size."""
+    total = weights.sum()
+    mean = weights @ piece / total
+    variance = weights @ (piece - mean) ** 2 / total
+    return mean, variance, total**2 / np.sum(weights**2)

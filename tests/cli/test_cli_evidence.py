@@ -217,3 +217,25 @@ def test_demo_config_gives_each_model_its_settings_and_its_toml_reads_back():
     assert config.sampling("w0wacdm") == DEMO_SAMPLING
     assert config.sampling("lcdm") != DEMO_SAMPLING  # its own dense metric
     assert run_config_from_mapping(tomllib.loads(_toml(table))) == config
+
+
+def test_a_burn_in_is_named_as_a_fraction_of_the_chain_in_the_file(tmp_path, key, capsys):
+    # One chain (cut into 4 sub-chains by the CLI) whose first 5% relax from far out:
+    # the suggested --burn-in is a fraction of the file's chain (0.05), not of a
+    # sub-chain (which says 0.1 here), and dropping it clears the warning.
+    problem = gaussian_gaussian_prior(2)
+    chains = problem.sample_chains(key, 1, 8000)
+    samples = chains.samples.copy()
+    samples[:, :400] += 10.0 * np.exp(-np.arange(400) / 100.0)[None, :, None]
+    log_posterior = np.asarray(jax.vmap(jax.vmap(problem.logdensity_fn))(samples))
+    path = str(tmp_path / "burned.npz")
+    np.savez(path, samples=samples, log_posterior=log_posterior)
+    args = ["evidence", path, "--json", "--target", "gaussian", "--no-progress"]
+    assert main(args) == 0
+    out = strict_loads(capsys.readouterr().out)
+    assert out["status"] == "not_stationary", out["messages"]
+    assert out["stationarity"]["burn_in"] == 0.05
+    assert main([*args, "--burn-in", "0.05"]) == 0
+    out = strict_loads(capsys.readouterr().out)
+    assert out["status"] == "ok", out["messages"]
+    assert out["stationarity"]["stationary"] is True

@@ -162,3 +162,18 @@ def test_result_serialises_with_its_method(key):
     assert estimate(key, draws(0, 4, 300), target=GaussianTarget()).to_dict()["method"] == (
         "harmonic"
     )
+
+
+def test_bridge_tests_the_chains_stationarity(key):
+    logdensity, draws = _skewed_problem(2)
+    chains = draws(0, 4, 1000)
+    result = bridge_estimate(key, chains, logdensity, target=GaussianTarget())
+    assert result.stationarity.stationary  # negative control
+    samples = chains.samples.copy()
+    samples[:, :50] += 8.0 * samples.std(axis=(0, 1))  # a burn-in far out
+    log_posterior = np.asarray(jax.vmap(jax.vmap(logdensity))(jnp.asarray(samples)))
+    result = bridge_estimate(
+        key, Chains(samples, log_posterior), logdensity, target=GaussianTarget()
+    )
+    assert EvidenceStatus.NOT_STATIONARY in result.messages
+    assert result.stationarity.burn_in == 0.05

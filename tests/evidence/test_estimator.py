@@ -476,3 +476,39 @@ def test_same_key_same_result_with_flow(key):
     b = estimate(key, chains, target=flow)
     assert a.log_evidence == b.log_evidence
     np.testing.assert_array_equal(a.training_losses, b.training_losses)
+
+
+# ----------------------------------------------- chains that are not stationary
+
+
+def _relaxing_from_far_out(chains: Chains, problem, length: int = 100) -> Chains:
+    """The chains with a burn-in: the first draws start 10 sigma out and relax in."""
+    samples = chains.samples.copy()
+    scale = samples[:, length:].std(axis=(0, 1))
+    decay = np.exp(-np.arange(length) / (length / 6.0))
+    samples[:, :length] += 10.0 * scale * decay[None, :, None]
+    log_posterior = np.asarray(jax.vmap(jax.vmap(problem.logdensity_fn))(jnp.asarray(samples)))
+    return Chains(samples, log_posterior)
+
+
+def test_a_burn_in_left_in_the_chains_is_named_with_the_fraction_that_removes_it(key):
+    problem = gaussian_gaussian_prior(2)
+    clean = problem.sample_chains(key, 8, 2000)
+    result = estimate(key, clean, target=GaussianTarget())
+    # negative control: exact draws are stationary
+    assert EvidenceStatus.NOT_STATIONARY not in result.messages
+    assert result.stationarity.stationary
+    burned = _relaxing_from_far_out(clean, problem)
+    result = estimate(key, burned, target=GaussianTarget())
+    assert EvidenceStatus.NOT_STATIONARY in result.messages
+    # it is the first warning: often the cause of the others
+    warnings_ = [m for m in result.messages if m.severity is Severity.WARNING]
+    assert warnings_[0] is EvidenceStatus.NOT_STATIONARY
+    assert result.stationarity.burn_in == 0.05
+    assert "burn_in=0.05" in str(result)
+    assert json.loads(json.dumps(result.to_dict()))["stationarity"]["burn_in"] == 0.05
+    # dropping what it names gives stationary chains and the right evidence
+    kept = Chains(burned.samples[:, 100:], burned.log_posterior[:, 100:])
+    result = estimate(key, kept, target=GaussianTarget())
+    assert result.status is EvidenceStatus.OK, result.messages
+    _assert_agrees(result, problem.log_evidence, max_std=0.02)

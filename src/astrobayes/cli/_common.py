@@ -78,8 +78,13 @@ def parse_prior_bounds(items: list[str] | None) -> dict[str, tuple[float, float]
     return bounds
 
 
-def load_chains(paths, args) -> tuple[object, str]:
-    """Read chains with the CLI options; return ``(chains, description of conventions)``."""
+def load_chains(paths, args) -> tuple[object, str, object]:
+    """Read chains with the CLI options.
+
+    Returns:
+        ``(chains, description of conventions, chains as read)``: the first are cut into
+        sub-chains where asked (``--split``, or 4 for a single chain), the last are not.
+    """
     from astrobayes.io import read_chains
 
     parameters = (
@@ -93,7 +98,7 @@ def load_chains(paths, args) -> tuple[object, str]:
         parameters=parameters,
         burn_in=args.burn_in,
     )
-    chains = loaded.chains
+    chains = as_read = loaded.chains
     notes = [f"format: {loaded.format}", f"convention: {loaded.convention}"]
     split = args.split
     if split is None and chains.num_chains == 1:
@@ -101,7 +106,7 @@ def load_chains(paths, args) -> tuple[object, str]:
         notes.append("one chain in the input: cut into 4 contiguous sub-chains (--split to change)")
     if split is not None and split > 1:
         chains = chains.split_chains(split)
-    return chains, "\n".join(notes)
+    return chains, "\n".join(notes), as_read
 
 
 def make_target(args):
@@ -161,14 +166,24 @@ class ProgressBar:
         self.close()
 
 
-def estimate_with_progress(key, chains, args, label: str):
-    """Run :func:`astrobayes.evidence.estimate` with the CLI options and a progress bar."""
+def estimate_with_progress(key, chains, args, label: str, as_read=None):
+    """Run :func:`astrobayes.evidence.estimate` with the CLI options and a progress bar.
+
+    Where ``chains`` are the sub-chains of the chains ``as_read`` (``--split``), their
+    stationarity is tested again on the chains as read, so that the burn-in it suggests
+    is a fraction of the chains in the files (what ``--burn-in`` drops).
+    """
     from astrobayes.evidence import estimate
+    from astrobayes.evidence.estimator import with_stationarity
 
     with ProgressBar(label, disable=args.no_progress) as bar:
-        return estimate(
+        result = estimate(
             key, chains, target=make_target(args), temperature=args.temperature, progress_fn=bar
         )
+    if as_read is not None and as_read.num_chains != chains.num_chains:
+        cuts = chains.num_chains // as_read.num_chains
+        result = with_stationarity(result, as_read, pieces_per_chain=2 * cuts)
+    return result
 
 
 def format_result(result) -> str:

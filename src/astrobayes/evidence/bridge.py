@@ -48,6 +48,7 @@ from astrobayes.evidence.estimator import (
     batch_lengths_of,
     check_chains_and_target,
     fit_target_on_chains,
+    with_stationarity,
 )
 from astrobayes.evidence.result import (
     EvidenceResult,
@@ -244,19 +245,22 @@ def bridge_estimate(
     if split.num_training_draws < 20 * dim:
         messages.append(EvidenceStatus.FEW_TRAINING_SAMPLES)
     return check(
-        _result(
-            context,
-            temperature,
-            messages,
-            num_inference_samples=num_post,
-            log_evidence=log_z,
-            log_evidence_std=log_z_std,
-            per_chain_log_evidence=per_chain,
-            effective_sample_size=float(ess),
-            autocorrelation_time=float(max(taus)),
-            pareto_k=diagnostics.pareto_tail_index(finite_l2),
-            log_evidence_std_between_chains=between_std,
-            **method_fields,
+        with_stationarity(
+            _result(
+                context,
+                temperature,
+                messages,
+                num_inference_samples=num_post,
+                log_evidence=log_z,
+                log_evidence_std=log_z_std,
+                per_chain_log_evidence=per_chain,
+                effective_sample_size=float(ess),
+                autocorrelation_time=float(max(taus)),
+                pareto_k=diagnostics.pareto_tail_index(finite_l2),
+                log_evidence_std_between_chains=between_std,
+                **method_fields,
+            ),
+            chains,
         ),
         throw,
         error=EvidenceUnreliableError,

@@ -157,7 +157,32 @@ def estimate(
     result = check_support(support_key, fitted, chains, result)
     if split.num_training_draws < 20 * dim:
         result = result.with_messages([EvidenceStatus.FEW_TRAINING_SAMPLES])
-    return check(result, throw, error=EvidenceUnreliableError)
+    return check(with_stationarity(result, chains), throw, error=EvidenceUnreliableError)
+
+
+def with_stationarity(
+    result: EvidenceResult, chains: Chains, pieces_per_chain: int = 2
+) -> EvidenceResult:
+    """``result`` with the chains' stationarity, and a warning when they fail it.
+
+    Every estimator from chains assumes draws from the posterior: a burn-in left in, a
+    trend or chains stuck apart bias it by an amount its error bar does not hold.
+    Shared by :func:`estimate` and :func:`~astrobayes.evidence.bridge_estimate`; the CLI
+    calls it again on a chain it cut into sub-chains (``pieces_per_chain`` twice the
+    cuts), so that the burn-in it suggests is a fraction of the chain in the file.
+    The warning comes first among the warnings: it is often their cause.
+    """
+    test = diagnostics.stationarity(
+        chains.samples,
+        chains.log_posterior,
+        chains.weights,
+        names=chains.names,
+        pieces_per_chain=pieces_per_chain,
+    )
+    others = [m for m in result.messages if m is not EvidenceStatus.NOT_STATIONARY]
+    messages = others if test.stationary else [EvidenceStatus.NOT_STATIONARY, *others]
+    ordered = order_messages(messages)
+    return result._replace(stationarity=test, messages=ordered, status=status_of(ordered))
 
 
 class TargetFit(NamedTuple):

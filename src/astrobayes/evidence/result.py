@@ -14,6 +14,7 @@ from typing import NamedTuple
 import numpy as np
 
 from astrobayes._status import Severity, Status, UnreliableResultError, by_severity
+from astrobayes.diagnostics import Stationarity
 
 __all__ = ["EvidenceResult", "EvidenceStatus", "EvidenceUnreliableError"]
 
@@ -87,6 +88,13 @@ class EvidenceStatus(Status):
         "warning: the bridge fixed-point iteration reached max_iterations before its "
         "tolerance; ln z is the last iterate",
     )
+    NOT_STATIONARY = (
+        Severity.WARNING,
+        "warning: the chains are not stationary (pieces of one chain disagree: a burn-in "
+        "left in, a trend, or a change of mode), and the estimate assumes draws from the "
+        "posterior; drop the burn-in that `stationarity.burn_in` names (read_chains("
+        "burn_in=...), --burn-in) or run longer chains",
+    )
     TARGET_MASS_OUTSIDE = (
         Severity.WARNING,
         "warning: the target puts some mass outside the range of the posterior draws; if the "
@@ -125,6 +133,9 @@ class EvidenceResult(NamedTuple):
             (:func:`~astrobayes.evidence.bridge_estimate`).
         num_proposal_samples: Draws of the target at which the bridge evaluated the
             density (0 for the harmonic mean).
+        stationarity: :func:`~astrobayes.diagnostics.stationarity` of the input chains
+            (their contiguous pieces compared; the burn-in that makes them agree), or
+            ``None`` where not measured.
 
     """
 
@@ -149,6 +160,7 @@ class EvidenceResult(NamedTuple):
     target_mass_outside: float = float("nan")
     method: str = "harmonic"
     num_proposal_samples: int = 0
+    stationarity: Stationarity | None = None
 
     @property
     def evidence_summary(self) -> str:
@@ -174,6 +186,8 @@ class EvidenceResult(NamedTuple):
             f"{self.kurtosis:.2f}; variance of variance {self.variance_of_variance:.3g}",
             f"between-chain error: {self.log_evidence_std_between_chains:.4f}",
         ]
+        if self.stationarity is not None and not self.stationarity.stationary:
+            lines.append(f"stationarity: {self.stationarity.summary()}")
         return "\n".join(lines)
 
     def __str__(self) -> str:
@@ -211,6 +225,9 @@ class EvidenceResult(NamedTuple):
                 "target_mass_outside": float(self.target_mass_outside),
                 "method": self.method,
                 "num_proposal_samples": int(self.num_proposal_samples),
+                "stationarity": None
+                if self.stationarity is None
+                else {**self.stationarity._asdict(), "summary": self.stationarity.summary()},
             }
         )
 
