@@ -43,6 +43,7 @@ from astrobayes._checks import (
 )
 from astrobayes._config import from_mapping
 from astrobayes._types import ProgressFn
+from astrobayes.chains import Chains
 from astrobayes.comparison import EVIDENCE_METHODS, ComparisonResult, compare
 from astrobayes.evidence import GaussianTarget, RealNVPFlow, RQSplineFlow, TargetFamily
 from astrobayes.models import Model, prior_ranges
@@ -628,6 +629,26 @@ class PosteriorTable(NamedTuple):
         """``ln L + ln pi`` per draw (the prior normalised)."""
         return self.log_likelihood + self.log_prior
 
+    def chains(self) -> Chains:
+        """The sampled columns and ``ln L + ln pi`` as :class:`~astrobayes.Chains`.
+
+        What :func:`astrobayes.evidence.estimate` takes: the draws of any sampler of a
+        NumPyro model (NumPyro's own MCMC included) with their normalised log posterior.
+
+        Example:
+            >>> import numpy as np, numpyro.distributions as dist
+            >>> model = Model.from_priors("m", lambda p: -0.5 * p["x"] ** 2, {"x": dist.Uniform(-2, 2)})
+            >>> chains = posterior_table(model, {"x": np.zeros((2, 3))}).chains()
+            >>> chains.samples.shape, chains.names
+            ((2, 3, 1), ('x',))
+        """
+        sampled = [i for i, derived in enumerate(self.is_derived) if not derived]
+        return Chains(
+            self.samples[..., sampled],
+            self.log_posterior,
+            names=tuple(self.names[i] for i in sampled),
+        )
+
 
 def check_derived_functions(
     model_name: str,
@@ -692,13 +713,18 @@ def posterior_table(
 ) -> PosteriorTable:
     """Draws of one model with ``ln L``, ``ln pi`` and derived parameters per draw.
 
-    ``ln L`` is the sum of the model's observed sites and its ``log_likelihood`` factor;
-    ``ln pi`` the sum of the latent sites' log densities and any other factor (a prior
-    correction), evaluated on the draws in the original space.
+    ``ln L`` is the sum of the model's observed sites and its factors; ``ln pi`` the sum
+    of the latent sites' log densities and ``Model.from_priors``' prior correction,
+    evaluated on the draws in the original space. The draws may come from any sampler:
+    ``posterior_table(Model("m", numpyro_model, (x, y)),
+    mcmc.get_samples(group_by_chain=True)).chains()`` gives NumPyro's MCMC draws with
+    their normalised log posterior, for :func:`astrobayes.evidence.estimate`.
 
     Args:
         model: The model the draws came from.
-        posterior: ``{site: (num_chains, num_samples)}`` (``ModelReport.posterior``).
+        posterior: ``{site: (num_chains, num_samples)}`` (``ModelReport.posterior``);
+            a vector site as ``(num_chains, num_samples, *shape)`` or as its columns
+            ``name[0]``, ``name[1]``, ... (C order).
         spec: Its spec, for labels, fixed values and derived parameters.
         derived_fns: ``{name: f(params)}`` for the spec's derived parameters.
 
@@ -718,6 +744,7 @@ def posterior_table(
     """
     spec_parameters = spec.parameters if spec is not None else {}
     derived_fns = dict(derived_fns or {})
+    posterior = _element_columns(posterior)
     names = [k for k, v in posterior.items() if np.ndim(v) == 2]
     if not names:
         raise ValueError("posterior holds no (num_chains, num_samples) site")
@@ -748,6 +775,23 @@ def posterior_table(
         log_prior=np.asarray(log_prior, np.float64).reshape(shape),
         ranges={k: ranges[k] for k in ordered if k in ranges},
     )
+
+
+def _element_columns(posterior: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Vector sites as columns ``name[0]``, ``name[1]``, ... (C order).
+
+    A vector site comes as ``(num_chains, num_samples, *shape)``, as NumPyro's
+    ``get_samples(group_by_chain=True)`` gives it; scalar sites stay as they are.
+    """
+    columns: dict[str, np.ndarray] = {}
+    for name, values in posterior.items():
+        values = np.asarray(values)
+        if values.ndim <= 2:
+            columns[name] = values
+            continue
+        for i, index in enumerate(np.ndindex(*values.shape[2:])):
+            columns[f"{name}[{i}]"] = values[(..., *index)]
+    return columns
 
 
 def _log_terms(model: Model, flat: dict[str, jax.Array]):

@@ -625,6 +625,25 @@ def test_arviz_without_log_posterior(tmp_path, arviz):
         read_chains(path)
 
 
+def test_arviz_with_a_likelihood_and_no_prior_needs_the_prior_from_the_user(tmp_path, arviz):
+    # what az.from_numpyro writes: log_likelihood, no log_prior, no sample_stats.lp
+    rng = _rng(10)
+    theta = rng.uniform(-1.0, 1.0, size=(2, 5, 2))
+    log_likelihood = rng.normal(size=(2, 5, 3))
+    path = tmp_path / "numpyro.nc"
+    arviz.from_dict(posterior={"theta": theta}, log_likelihood={"y": log_likelihood}).to_netcdf(
+        str(path)
+    )
+    with pytest.raises(ValueError, match=r"numpyro\.nc: the file holds ln L and no prior") as error:
+        read_chains(path)
+    assert "prior_bounds" in str(error.value)
+    assert "posterior_table" in str(error.value)
+    bounds = {"theta[0]": (-1.0, 1.0), "theta[1]": (-2.0, 2.0)}
+    result = read_chains(path, prior_bounds=bounds)
+    np.testing.assert_allclose(result.chains.log_posterior, log_likelihood.sum(-1) - np.log(8.0))
+    assert "flat prior from the user-given prior_bounds" in result.convention
+
+
 # --------------------------------------------------------------------------------------
 # detection and arguments
 

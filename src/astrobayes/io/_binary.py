@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from astrobayes.io._common import AS_GIVEN, NORMALISED, FileChains
+from astrobayes.io._common import AS_GIVEN, LIKELIHOOD_ONLY, NORMALISED, FileChains
 
 __all__ = [
     "hdf5_kind",
@@ -267,8 +267,8 @@ def _arviz_posterior(path: Path) -> tuple[np.ndarray, list[str], list[str], tupl
     return np.stack(columns, axis=-1), names, variable_of_column, shape
 
 
-def _arviz_lp(path: Path, groups: list[str], shape: tuple[int, int]) -> np.ndarray:
-    """``sample_stats.lp``, the fallback log density."""
+def _arviz_lp(path: Path, groups: list[str], shape: tuple[int, int]) -> np.ndarray | None:
+    """``sample_stats.lp``, the fallback log density, or ``None`` beside a log_likelihood."""
     if "sample_stats" in groups:
         stats = _open_group(path, "sample_stats")
         if "lp" in stats.data_vars:
@@ -278,6 +278,8 @@ def _arviz_lp(path: Path, groups: list[str], shape: tuple[int, int]) -> np.ndarr
                     f"{path}: sample_stats/lp has shape {lp.shape}; the posterior has (chain, draw) = {shape}"
                 )
             return lp
+    if "log_likelihood" in groups:
+        return None
     raise ValueError(
         f"{path}: no log posterior: expected groups 'log_likelihood' and 'log_prior', or "
         f"'sample_stats' with variable 'lp'; found groups {groups}"
@@ -313,13 +315,16 @@ def read_arviz(path: Path) -> FileChains:
         log_posterior = log_likelihood + _draw_values(log_prior_set, path, "log_prior", shape)
         kind = NORMALISED
         description = "ArviZ log_likelihood + log_prior groups, summed (the log prior taken as normalised, as given)"
-    else:
-        log_posterior = _arviz_lp(path, groups, shape)
+    elif (log_posterior := _arviz_lp(path, groups, shape)) is not None:
         kind = AS_GIVEN
         description = (
             "ArviZ sample_stats.lp (PyMC and NumPyro store the log density of the unconstrained "
             "parameters, Jacobian included: it matches these samples only if no parameter was transformed)"
         )
+    else:  # az.from_numpyro and az.from_emcee write the likelihood and no prior
+        log_posterior = log_likelihood
+        kind = LIKELIHOOD_ONLY
+        description = "ArviZ log_likelihood group, summed; no log_prior group"
     if not known:
         notes.append(
             "ArviZ cannot mark deterministic variables without a log_prior group: all posterior variables are taken as sampled"

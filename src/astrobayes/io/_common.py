@@ -20,6 +20,7 @@ __all__ = [
 NORMALISED = "normalised"  # the file says so (Cobaya, ArviZ log_likelihood + log_prior)
 FLAT_UNNORMALISED = "flat_unnormalised"  # CosmoMC: -log L, flat priors left unnormalised
 AS_GIVEN = "as_given"  # the file cannot tell: taken as normalised, and said so
+LIKELIHOOD_ONLY = "likelihood_only"  # ln L and no prior (ArviZ without log_prior or lp)
 
 
 @dataclass
@@ -37,7 +38,8 @@ class FileChains:
         weights: One ``(num_samples_c,)`` array per chain, or ``None``.
         log_likelihood: One ``(num_samples_c,)`` array per chain when the file holds
             ``log L`` separately (used when the user overrides the prior), else ``None``.
-        kind: One of :data:`NORMALISED`, :data:`FLAT_UNNORMALISED`, :data:`AS_GIVEN`.
+        kind: One of :data:`NORMALISED`, :data:`FLAT_UNNORMALISED`, :data:`AS_GIVEN`,
+            :data:`LIKELIHOOD_ONLY` (the prior must come from the user).
         description: Sentence fragment saying where the log posterior came from.
         ranges: Prior ranges read beside the file (``name -> (lo, hi)``, ``nan`` when
             missing), or ``None``.
