@@ -29,8 +29,10 @@ from astrobayes.io._binary import (
 from astrobayes.io._common import FileChains, sniff_text
 from astrobayes.io._conventions import (
     BOUNDS_TOLERANCE,
+    NESTED_SAMPLING_NOTE,
     apply_burn_in,
     check_values,
+    is_nested_sampling_order,
     normalise,
     select,
 )
@@ -254,10 +256,17 @@ def read_chains(
         check_values(data, offsets)
         base, log_volume, sentence = normalise(data, names, offsets, log_prior_volume, prior_bounds)
         for c in range(len(data.samples)):
-            all_samples.append(data.samples[c])
-            all_log_posterior.append(base[c] - log_volume)
+            order = np.arange(len(data.samples[c]))
+            likelihood = base[c] if data.log_likelihood is None else data.log_likelihood[c]
+            weights = None if data.weights is None else data.weights[c]
+            if is_nested_sampling_order(likelihood, weights):
+                order = np.random.default_rng(0).permutation(order)
+                if NESTED_SAMPLING_NOTE not in data.notes:
+                    data.notes.append(NESTED_SAMPLING_NOTE)
+            all_samples.append(data.samples[c][order])
+            all_log_posterior.append(base[c][order] - log_volume)
             all_weights.append(
-                np.ones(len(data.samples[c])) if data.weights is None else data.weights[c]
+                np.ones(len(order)) if data.weights is None else data.weights[c][order]
             )
     notes = []
     for data in read:
