@@ -249,6 +249,22 @@ def test_several_csv_files_of_unequal_length(tmp_path):
     assert result.paths == tuple(paths)
 
 
+def test_stan_csv_needs_a_normalised_log_posterior_and_its_sampler_columns_are_dropped(tmp_path):
+    header = "lp__,accept_stat__,stepsize__,treedepth__,n_leapfrog__,divergent__,energy__,a,b"
+    rows = "\n".join(f"-1.{i},0.9,0.5,2,3,0,1.2,0.{i},1.{i}" for i in range(5))
+    stan = _write(tmp_path / "stan-1.csv", f"# model = line\n{header}\n{rows}\n# Elapsed\n")
+    with pytest.raises(ValueError, match=r"stan-1\.csv: a Stan CSV file\. Its lp__ cannot give"):
+        read_chains(stan)
+    with_gq = _write(
+        tmp_path / "stan-2.csv",
+        f"{header},log_posterior\n" + "\n".join(f"{r},-2.{i}" for i, r in enumerate(rows.split())),
+    )
+    result = read_chains(with_gq)
+    assert result.chains.names == ("a", "b")
+    np.testing.assert_allclose(result.chains.log_posterior[0], [-2.0, -2.1, -2.2, -2.3, -2.4])
+    assert "Stan's sampler columns (lp__, accept_stat__" in result.convention
+
+
 def test_csv_errors_name_file_line_and_column(tmp_path):
     bad_cell = _write(tmp_path / "cell.csv", "a,log_posterior\n1.0,-1.0\n2.0,oops\n")
     with pytest.raises(

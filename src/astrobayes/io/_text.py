@@ -340,6 +340,17 @@ def read_csv(path: Path) -> FileChains:
         duplicated = sorted({c for c in named if named.count(c) > 1})
         raise ValueError(f"{path}: header line repeats columns {duplicated}")
     found = [c for c in CSV_LOG_POSTERIOR_COLUMNS if c in named]
+    # Stan's sampler columns (CmdStan, CmdStanPy, PyStan CSV): lp__, accept_stat__, ...
+    sampler_columns = [c for c in named if c.endswith("__")]
+    if not found and "lp__" in named:
+        raise ValueError(
+            f"{path}: a Stan CSV file. Its lp__ cannot give an evidence: it is the log density "
+            "of the unconstrained parameters, and `~` statements drop their normalising "
+            "constants. Add a generated quantity with the normalised log posterior on the "
+            "constrained parameters, with every constant (the _lpdf functions, e.g. "
+            "`real log_posterior = normal_lpdf(y | a + b * x, sigma) + normal_lpdf(a | 0, 5) "
+            "+ ...;`), and its column log_posterior is read"
+        )
     if not found:
         raise ValueError(
             f"{path}: no log posterior column; expected one named "
@@ -357,6 +368,9 @@ def read_csv(path: Path) -> FileChains:
     weight_column = named.index(weight_found[0]) if weight_found else None
     chain_column = named.index(CSV_CHAIN_COLUMN) if CSV_CHAIN_COLUMN in named else None
     special = {log_column, weight_column, chain_column} - {None}
+    special |= {named.index(c) for c in sampler_columns}
+    if sampler_columns:
+        notes.append(f"Stan's sampler columns ({', '.join(sampler_columns)}) are not parameters")
     parameter_columns = [i for i in range(len(named)) if i not in special]
     if not parameter_columns:
         raise ValueError(
