@@ -560,6 +560,8 @@ def test_emcee_walkers_become_chains(tmp_path):
         burnt.chains.samples, backend.get_chain(discard=3).transpose(1, 0, 2)
     )
     assert "burn-in" in burnt.convention
+    with pytest.raises(ValueError, match=r"the file names no parameters: they are p0, p1"):
+        read_chains(path, prior_bounds={"omega_m": (0, 1), "M": (42, 45)})
 
 
 def _outside_prior(x):

@@ -221,9 +221,15 @@ def _check_prior_bounds(prior_bounds: Mapping[str, Sequence[float]], names: Sequ
     missing = [n for n in names if n not in bounds]
     unknown = [n for n in bounds if n not in names]
     if missing or unknown:
+        unnamed = list(names) == [f"p{i}" for i in range(len(names))]
         raise ValueError(
             f"prior_bounds must give (lo, hi) for exactly the sampled parameters {list(names)}; "
             f"missing {missing}, unknown {unknown}"
+            + (
+                " (the file names no parameters: they are p0, p1, ... in column order)"
+                if unnamed and unknown
+                else ""
+            )
         )
     return bounds
 
