@@ -98,3 +98,22 @@ def test_progress_bar_names_its_stage_once_and_counts_from_its_first_report(caps
     bar("training", 1, 3)
     bar.close()
     assert "evidence: training flow" in capsys.readouterr().err
+
+
+def test_maps_figure_draws_the_targets_masked_pixels_grey():
+    from astrobayes.plots.sphere import texture_maps_figure
+
+    nside = 4
+    target = np.arange(12 * nside**2, dtype=float)
+    mask = np.ones(target.size, bool)
+    mask[:20] = False  # a polar cap masked out
+    samples = np.zeros((1, target.size))
+    figure = texture_maps_figure(target, samples, mask=mask)
+    masked = figure.axes[0].collections[0].get_array()
+    assert figure.axes[0].get_title() == "target (masked pixels grey)"
+    assert 0 < np.ma.count_masked(masked) < masked.size
+    # the colour scale comes from the kept pixels only
+    assert figure.axes[0].collections[0].get_clim()[0] >= 20 - 1e-9
+    # negative control: without a mask nothing is masked
+    plain = texture_maps_figure(target, samples).axes[0].collections[0].get_array()
+    assert np.ma.count_masked(plain) == 0

@@ -101,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
     write_json_atomic(out / "validation.json", report)
     written = ["samples.fits", "validation.json"]
     if not args.no_plots:
-        figure = texture_maps_figure(target, samples, gaussian, unit=unit)
+        figure = texture_maps_figure(target, samples, gaussian, unit=unit, mask=mask)
         save_figure_atomic(out / "maps.png", figure)
         save_figure_atomic(out / "statistics.png", texture_statistics_figure(report, unit=unit))
         written += ["maps.png", "statistics.png"]

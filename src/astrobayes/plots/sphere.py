@@ -27,9 +27,20 @@ def _project(values: np.ndarray, width: int = 480):
 
 
 def _map_panel(fig, ax, values, *, title: str, label: str, vmin=None, vmax=None, cmap="viridis"):
+    """One Mollweide panel; NaN pixels (masked out) are drawn light grey."""
+    import matplotlib
+
     lon, lat, image = _project(np.asarray(values, float))
+    colours = matplotlib.colormaps[cmap].with_extremes(bad="lightgrey")
     mesh = ax.pcolormesh(
-        lon, lat, image, shading="auto", cmap=cmap, vmin=vmin, vmax=vmax, rasterized=True
+        lon,
+        lat,
+        np.ma.masked_invalid(image),
+        shading="auto",
+        cmap=colours,
+        vmin=vmin,
+        vmax=vmax,
+        rasterized=True,
     )
     ax.set_xticklabels([])
     ax.set_yticklabels([])
@@ -72,12 +83,22 @@ def texture_maps_figure(
     *,
     quantity: str = "field",
     unit: str = "",
+    mask: np.ndarray | None = None,
 ):
-    """Target, up to four samples and the Gaussian comparison field on one colour scale."""
-    maps = [("target", target)] + [(f"sample {i}", s) for i, s in enumerate(samples[:4])]
+    """Target, up to four samples and the Gaussian comparison field on one colour scale.
+
+    With ``mask`` (``True`` = kept), the target's masked-out pixels are drawn grey and
+    the colour scale comes from its kept pixels.
+    """
+    target = np.asarray(target, float)
+    title = "target"
+    if mask is not None:
+        target = np.where(np.asarray(mask, bool), target, np.nan)
+        title = "target (masked pixels grey)"
+    maps = [(title, target)] + [(f"sample {i}", s) for i, s in enumerate(samples[:4])]
     if gaussian is not None:
         maps.append(("Gaussian field, same $C_\\ell$", gaussian))
-    lo, hi = np.percentile(np.asarray(target), [0.5, 99.5])
+    lo, hi = np.nanpercentile(target, [0.5, 99.5])
     label = f"{quantity} [{unit}]" if unit else quantity
     with figure_style():
         ncols = 3
