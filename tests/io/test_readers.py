@@ -249,6 +249,25 @@ def test_several_csv_files_of_unequal_length(tmp_path):
     assert result.paths == tuple(paths)
 
 
+def test_csv_with_log_likelihood_and_log_prior_columns_sums_them(tmp_path):
+    # bilby's result.posterior.to_csv(): a pandas index, parameters, ln L and ln pi
+    text = ",a,b,log_likelihood,log_prior\n0,0.1,0.2,-3.0,-1.0\n1,0.3,0.4,-2.5,-1.5\n"
+    result = read_chains(_write(tmp_path / "bilby.csv", text))
+    assert result.chains.names == ("a", "b")
+    np.testing.assert_allclose(result.chains.log_posterior[0], [-4.0, -4.0])
+    assert "'log_likelihood' + 'log_prior', summed" in result.convention
+    # a flat prior given by the user replaces ln pi: ln L minus the log volume
+    bounded = read_chains(tmp_path / "bilby.csv", prior_bounds={"a": (0, 1), "b": (0, 2)})
+    np.testing.assert_allclose(
+        bounded.chains.log_posterior[0], [-3.0 - np.log(2), -2.5 - np.log(2)]
+    )
+    # beside a log_posterior column they are still not parameters
+    text = "a,log_posterior,log_likelihood,log_prior\n0.1,-4.0,-3.0,-1.0\n0.2,-4.5,-3.0,-1.5\n"
+    both = read_chains(_write(tmp_path / "both.csv", text))
+    assert both.chains.names == ("a",)
+    np.testing.assert_allclose(both.chains.log_posterior[0], [-4.0, -4.5])
+
+
 def test_stan_csv_needs_a_normalised_log_posterior_and_its_sampler_columns_are_dropped(tmp_path):
     header = "lp__,accept_stat__,stepsize__,treedepth__,n_leapfrog__,divergent__,energy__,a,b"
     rows = "\n".join(f"-1.{i},0.9,0.5,2,3,0,1.2,0.{i},1.{i}" for i in range(5))

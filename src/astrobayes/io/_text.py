@@ -33,6 +33,8 @@ __all__ = [
 
 #: Column names accepted as the log posterior of a CSV file, in order of preference.
 CSV_LOG_POSTERIOR_COLUMNS = ("log_posterior", "logp", "lp", "log_prob")
+#: Columns of ``ln L`` and ``ln pi`` (their sum is the log posterior where no column above is).
+CSV_LOG_TERM_COLUMNS = ("log_likelihood", "log_prior")
 CSV_WEIGHT_COLUMNS = ("weight", "weights")
 CSV_CHAIN_COLUMN = "chain"
 
@@ -351,12 +353,17 @@ def read_csv(path: Path) -> FileChains:
             "`real log_posterior = normal_lpdf(y | a + b * x, sigma) + normal_lpdf(a | 0, 5) "
             "+ ...;`), and its column log_posterior is read"
         )
-    if not found:
+    # ln L and ln pi in two columns (bilby's posterior table, written with pandas)
+    split_terms = [c for c in CSV_LOG_TERM_COLUMNS if c in named]
+    if not found and len(split_terms) == 2:
+        found = list(CSV_LOG_TERM_COLUMNS)
+    elif not found:
         raise ValueError(
             f"{path}: no log posterior column; expected one named "
-            f"{' or '.join(CSV_LOG_POSTERIOR_COLUMNS)}, got columns {list(named)}"
+            f"{' or '.join(CSV_LOG_POSTERIOR_COLUMNS)}, or the two columns "
+            f"{' and '.join(CSV_LOG_TERM_COLUMNS)}; got columns {list(named)}"
         )
-    if len(found) > 1:
+    elif len(found) > 1:
         raise ValueError(f"{path}: several log posterior columns {found}; keep exactly one")
     weight_found = [c for c in CSV_WEIGHT_COLUMNS if c in named]
     if len(weight_found) > 1:
@@ -364,11 +371,12 @@ def read_csv(path: Path) -> FileChains:
     table = load_table(path, len(columns), delimiter=",", skip_header=True, column_names=columns)
     if drop_first:
         table = table[:, 1:]
-    log_column = named.index(found[0])
+    log_columns = [named.index(c) for c in found]
     weight_column = named.index(weight_found[0]) if weight_found else None
     chain_column = named.index(CSV_CHAIN_COLUMN) if CSV_CHAIN_COLUMN in named else None
-    special = {log_column, weight_column, chain_column} - {None}
-    special |= {named.index(c) for c in sampler_columns}
+    special = {*log_columns, weight_column, chain_column} - {None}
+    # never parameters, even beside a log_posterior column
+    special |= {named.index(c) for c in [*sampler_columns, *split_terms]}
     if sampler_columns:
         notes.append(f"Stan's sampler columns ({', '.join(sampler_columns)}) are not parameters")
     parameter_columns = [i for i in range(len(named)) if i not in special]
@@ -397,13 +405,17 @@ def read_csv(path: Path) -> FileChains:
         names=tuple(named[i] for i in parameter_columns),
         derived=tuple(False for _ in parameter_columns),
         samples=[table[rows][:, parameter_columns] for rows in rows_of_chain],
-        log_posterior=[table[rows, log_column] for rows in rows_of_chain],
+        log_posterior=[table[rows][:, log_columns].sum(axis=1) for rows in rows_of_chain],
         weights=None
         if weight_column is None
         else [table[rows, weight_column] for rows in rows_of_chain],
-        log_likelihood=None,
+        log_likelihood=None
+        if "log_likelihood" not in named
+        else [table[rows, named.index("log_likelihood")] for rows in rows_of_chain],
         kind=AS_GIVEN,
-        description=f"CSV column {found[0]!r}",
+        description=f"CSV column {found[0]!r}"
+        if len(found) == 1
+        else "CSV columns 'log_likelihood' + 'log_prior', summed",
         notes=notes,
         locate=locate,
     )
