@@ -194,10 +194,19 @@ def read_chains(
     * ``"emcee"``: an ``emcee.backends.HDFBackend`` file; each walker is a chain.
     * ``"arviz"``: ArviZ ``InferenceData`` netCDF; posterior variables flattened as
       ``x[0]``, ``x[1]``, ...; log posterior from ``log_likelihood`` + ``log_prior``
-      summed, else ``sample_stats.lp``.
+      summed, else ``sample_stats.lp``. A ``log_likelihood`` group alone (what
+      ``az.from_numpyro`` writes) needs the prior from ``prior_bounds`` or
+      ``log_prior_volume``; without them the error names the remedies.
     * ``"csv"``: a header line, a column ``log_posterior`` (or ``logp``, ``lp``,
-      ``log_prob``), optional ``weight``/``weights`` and ``chain`` columns; the other
-      columns are parameters.
+      ``log_prob``) or the two columns ``log_likelihood`` and ``log_prior`` (summed),
+      optional ``weight``/``weights`` and ``chain`` columns; the other columns are
+      parameters, except Stan's sampler columns (names ending in ``__``). Stan's
+      ``lp__`` is never the log posterior (it drops constants): a Stan file without a
+      ``log_posterior`` column is refused with the remedy.
+
+    Nested-sampling output (fractional weights, rows by increasing likelihood: PolyChord's
+    or MultiNest's ``root.txt``, dynesty's samples written out) is a set of weighted
+    independent draws; its rows are shuffled with a fixed seed, and ``convention`` says so.
 
     Prior normalisation: Cobaya's ``minuslogpost`` and ArviZ's ``log_likelihood +
     log_prior`` already hold the normalised prior and are used as they are. CosmoMC-style
