@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from flowjax.bijections import Affine
-from scipy import special, stats
+from scipy import integrate, special, stats
 from scipy.signal import lfilter
 
 from astrobayes._status import Severity, UnreliableResultError
@@ -512,3 +512,46 @@ def test_a_burn_in_left_in_the_chains_is_named_with_the_fraction_that_removes_it
     result = estimate(key, kept, target=GaussianTarget())
     assert result.status is EvidenceStatus.OK, result.messages
     _assert_agrees(result, problem.log_evidence, max_std=0.02)
+
+
+# ----------------------------------------------- importance weights (nested samplers)
+
+
+def _importance_weighted_light_tails(seed: int = 4):
+    """Weighted draws as a nested sampler gives them, of a posterior with light tails.
+
+    ``L = exp(-|t|^2 / 2 - |t|^4 / 5)`` under a flat prior on [-10, 10]^2 (ln z by 1-d
+    quadrature); draws from 0.8 N(0, 1.2^2) + 0.2 U(box) with weights p / q. The
+    uniform draws far out carry weights down to ~1e-200 of the largest, and ratios
+    ``phi / p`` up to ~e^400 (a Gaussian target's tails are heavier than these).
+    """
+    rng = np.random.default_rng(seed)
+    shape = (8, 2000, 2)
+    theta = np.where(
+        rng.uniform(size=(8, 2000, 1)) < 0.8,
+        1.2 * rng.normal(size=shape),
+        rng.uniform(-10, 10, size=shape),
+    )
+    gauss = (-0.5 * (theta / 1.2) ** 2 - np.log(1.2 * np.sqrt(2 * np.pi))).sum(-1)
+    log_q = np.logaddexp(np.log(0.8) + gauss, np.log(0.2 / 400))
+    radius2 = (theta**2).sum(-1)
+    log_post = -0.5 * radius2 - radius2**2 / 5.0 - np.log(400)
+    weights = np.exp(log_post - log_q - (log_post - log_q).max())
+    radial = integrate.quad(lambda r: r * np.exp(-0.5 * r * r - r**4 / 5), 0, 20)[0]
+    return Chains(theta, log_post, weights), np.log(2 * np.pi * radial) - np.log(400)
+
+
+def test_importance_weighted_draws_with_negligible_weights_give_the_evidence(key, monkeypatch):
+    chains, truth = _importance_weighted_light_tails()
+    assert np.sum(chains.weights < 1e-12) > 1000  # what a nested sampler's output holds
+    result = estimate(key, chains, target=GaussianTarget())
+    assert result.status is EvidenceStatus.OK, result.messages
+    _assert_agrees(result, truth, max_std=0.02)
+    # negative control: the tail index and kurtosis of the ratios alone, with the
+    # negligible draws kept, call the estimate a failure (with a zero error bar)
+    import astrobayes.evidence.estimator as estimator
+
+    monkeypatch.setattr(estimator, "without_negligible_weights", lambda chains: chains)
+    monkeypatch.setattr(estimator, "_tail_terms", lambda log_r, weights: log_r)
+    with np.errstate(divide="ignore", invalid="ignore"):  # the ratios' sums underflow
+        assert estimate(key, chains, target=GaussianTarget()).status.is_failure

@@ -723,13 +723,41 @@ def test_nested_sampling_rows_are_shuffled_and_give_the_evidence(tmp_path):
     assert abs(estimate_.log_evidence + np.log(100.0)) < 4.5 * estimate_.log_evidence_std
     # negative control: the same rows in the file's order, cut into contiguous pieces,
     # are pieces of different likelihood shells: the target is fitted on the low shells
-    # and evaluated on the high ones (measured: -4.41 +/- 0.27; shuffled -4.6043 +/- 0.0011)
+    # and evaluated on the high ones (measured: -4.41 +/- 0.27; shuffled -4.6042 +/- 0.0011)
     table = np.loadtxt(str(root) + ".txt")
     in_file_order = Chains(
         table[None, :, 2:], -table[None, :, 1] - np.log(100.0), table[None, :, 0]
     ).split_chains(4)
     unsorted = estimate(jax.random.key(0), in_file_order, target=GaussianTarget())
     assert unsorted.log_evidence_std > 5 * estimate_.log_evidence_std
+
+
+def test_ultranest_weighted_posterior(tmp_path):
+    root = _nested_sampling_root(tmp_path)  # the same draws, in UltraNest's layout
+    table = np.loadtxt(str(root) + ".txt")
+    folder = tmp_path / "chains"
+    folder.mkdir()
+    rows = np.column_stack([table[:, 0], -table[:, 1], table[:, 2:]])
+    for name in ("weighted_post.txt", "weighted_post_untransformed.txt"):
+        np.savetxt(folder / name, rows, header="weight logl x1 x2", comments="")
+    assert detect_format(folder / "weighted_post.txt") == "ultranest"
+    # ln L alone: the prior is the run's transform, so it must come from the user ...
+    with pytest.raises(ValueError, match=r"weighted_post\.txt: the file holds ln L and no prior"):
+        read_chains(folder / "weighted_post.txt")
+    bounded = read_chains(folder / "weighted_post.txt", prior_bounds={"x1": (-5, 5), "x2": (-5, 5)})
+    np.testing.assert_allclose(
+        np.sort(bounded.chains.log_posterior[0]), np.sort(rows[:, 1]) - np.log(100)
+    )
+    assert "nested-sampling output" in bounded.convention
+    # ... except on the unit cube, where it is uniform with volume 1
+    cube = read_chains(folder / "weighted_post_untransformed.txt")
+    assert cube.chains.names == ("x1", "x2")
+    assert "ln pi = 0" in cube.convention
+    _write(folder / "equal_weighted_post.txt", "x1 x2\n0.1 0.2\n")
+    with pytest.raises(
+        ValueError, match="UltraNest's equal-weighted posterior holds no likelihood"
+    ):
+        read_chains(folder / "equal_weighted_post.txt")
 
 
 def test_mcmc_rows_are_never_shuffled(tmp_path):

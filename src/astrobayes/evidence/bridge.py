@@ -49,6 +49,7 @@ from astrobayes.evidence.estimator import (
     check_chains_and_target,
     fit_target_on_chains,
     with_stationarity,
+    without_negligible_weights,
 )
 from astrobayes.evidence.result import (
     EvidenceResult,
@@ -157,6 +158,7 @@ def bridge_estimate(
     if num_proposal is not None:
         num_proposal = check_positive_int(num_proposal, "num_proposal", minimum=100)
 
+    chains = without_negligible_weights(chains)
     fit_key, proposal_key = jax.random.split(key)
     split = fit_target_on_chains(
         fit_key, chains, target, training_fraction, max_training_samples, progress_fn

@@ -324,7 +324,10 @@ def read_arviz(path: Path) -> FileChains:
     else:  # az.from_numpyro and az.from_emcee write the likelihood and no prior
         log_posterior = log_likelihood
         kind = LIKELIHOOD_ONLY
-        description = "ArviZ log_likelihood group, summed; no log_prior group"
+        description = (
+            "ArviZ log_likelihood group, summed; no log_prior group (az.from_numpyro and "
+            "az.from_emcee write none)"
+        )
     if not known:
         notes.append(
             "ArviZ cannot mark deterministic variables without a log_prior group: all posterior variables are taken as sampled"

@@ -309,13 +309,13 @@ def normalise(
         )
     if data.kind == LIKELIHOOD_ONLY:
         raise ValueError(
-            f"{data.path}: the file holds ln L and no prior ({data.description}; "
-            "az.from_numpyro and az.from_emcee write no log_prior), and the evidence needs "
-            "the normalised prior. Flat priors: pass prior_bounds={name: (lo, hi), ...} "
-            "(--prior-bounds NAME=LO,HI) or log_prior_volume. Other priors: compute ln L + "
-            "ln pi of the draws with your model (for a NumPyro model, astrobayes.runconfig."
-            "posterior_table(Model(name, model, args), mcmc.get_samples(group_by_chain=True))"
-            ".chains()), or store a log_prior group"
+            f"{data.path}: the file holds ln L and no prior ({data.description}), and the "
+            "evidence needs the normalised prior. Flat priors: pass prior_bounds={name: "
+            "(lo, hi), ...} (--prior-bounds NAME=LO,HI) or log_prior_volume. Other priors: "
+            "compute ln L + ln pi of the draws with your model (for a NumPyro model, "
+            "astrobayes.runconfig.posterior_table(Model(name, model, args), "
+            "mcmc.get_samples(group_by_chain=True)).chains()), or read a file that holds "
+            "them"
         )
     if data.kind == NORMALISED:
         return data.log_posterior, 0.0, data.description

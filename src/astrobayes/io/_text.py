@@ -1,4 +1,4 @@
-"""Text chains: GetDist/CosmoMC, Cobaya and CSV."""
+"""Text chains: GetDist/CosmoMC, Cobaya, UltraNest and CSV."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import numpy as np
 from astrobayes.io._common import (
     AS_GIVEN,
     FLAT_UNNORMALISED,
+    LIKELIHOOD_ONLY,
     NORMALISED,
     FileChains,
     data_line_numbers,
@@ -25,10 +26,12 @@ __all__ = [
     "expand_root",
     "first_content_line",
     "looks_like_cobaya",
+    "looks_like_ultranest",
     "read_csv",
     "read_getdist",
     "read_paramnames",
     "read_ranges",
+    "read_ultranest",
 ]
 
 #: Column names accepted as the log posterior of a CSV file, in order of preference.
@@ -319,6 +322,58 @@ def _read_plain_getdist(path: Path) -> FileChains:
         ranges_path=ranges_path,
         locate=_line_locator(path, skip_header=False),
         all_sampled_known=known,
+    )
+
+
+def looks_like_ultranest(text: str) -> bool:
+    """Whether the text starts with UltraNest's ``weight logl <names>`` header line."""
+    line = first_content_line(text)
+    return line is not None and line.split()[:2] == ["weight", "logl"]
+
+
+def read_ultranest(path: Path) -> FileChains:
+    """Read UltraNest's ``chains/weighted_post.txt`` (or ``weighted_post_untransformed.txt``).
+
+    Columns: weight, logl, parameters, under a header line of their names; the rows are
+    a nested sampler's weighted draws, by increasing likelihood. The file holds ``ln L``
+    only: the prior is the run's transform. On the unit cube
+    (``weighted_post_untransformed.txt``) the prior is uniform with volume 1, so
+    ``ln L`` is the normalised log posterior there and the evidence is the run's.
+    """
+    line = first_content_line(sniff_text(path))
+    columns = tuple(line.split()) if line else ()
+    if columns[:2] != ("weight", "logl") or len(columns) < 3:
+        raise ValueError(
+            f"{path}, line 1: an UltraNest posterior starts with a header 'weight logl "
+            f"<parameters>'; got {line!r}"
+        )
+    table = load_table(path, len(columns), delimiter=None, skip_header=True, column_names=columns)
+    on_cube = "untransformed" in path.name
+    if on_cube:
+        kind = NORMALISED
+        description = (
+            "UltraNest logl on the unit cube (weighted_post_untransformed.txt), where the "
+            "prior is uniform with volume 1: ln pi = 0"
+        )
+    else:
+        kind = LIKELIHOOD_ONLY
+        description = (
+            "UltraNest logl, the likelihood alone (the prior is the run's transform; on the "
+            "unit cube, weighted_post_untransformed.txt, it is uniform and needs nothing)"
+        )
+    return FileChains(
+        path=path,
+        format="ultranest",
+        names=columns[2:],
+        derived=tuple(False for _ in columns[2:]),
+        samples=[table[:, 2:]],
+        log_posterior=[table[:, 1]],
+        weights=[table[:, 0]],
+        log_likelihood=[table[:, 1]],
+        kind=kind,
+        description=description,
+        locate=_line_locator(path, skip_header=True),
+        all_sampled_known=True,
     )
 
 

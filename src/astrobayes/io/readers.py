@@ -40,14 +40,16 @@ from astrobayes.io._text import (
     expand_root,
     first_content_line,
     looks_like_cobaya,
+    looks_like_ultranest,
     read_csv,
     read_getdist,
+    read_ultranest,
 )
 
 __all__ = ["BOUNDS_TOLERANCE", "FORMATS", "ChainsFile", "detect_format", "read_chains"]
 
 #: Formats :func:`read_chains` understands.
-FORMATS = ("npz", "getdist", "cobaya", "emcee", "arviz", "csv")
+FORMATS = ("npz", "getdist", "cobaya", "emcee", "arviz", "csv", "ultranest")
 
 _READERS = {
     "npz": read_npz,
@@ -56,6 +58,7 @@ _READERS = {
     "emcee": read_emcee,
     "arviz": read_arviz,
     "csv": read_csv,
+    "ultranest": read_ultranest,
 }
 
 
@@ -120,6 +123,8 @@ def detect_format(path: str | os.PathLike[str]) -> str:
         raise ValueError(f"{path}: the file is empty")
     if looks_like_cobaya(text):
         return "cobaya"
+    if looks_like_ultranest(text):
+        return "ultranest"
     if path.suffix.lower() == ".csv" or ("," in line and not line.startswith("#")):
         return "csv"
     data = next(
@@ -128,6 +133,12 @@ def detect_format(path: str | os.PathLike[str]) -> str:
     try:
         [float(cell) for cell in data.split()]
     except ValueError:
+        if path.name.startswith("equal_weighted_post"):
+            raise ValueError(
+                f"{path}: UltraNest's equal-weighted posterior holds no likelihood; read "
+                "chains/weighted_post_untransformed.txt (the unit cube: nothing else needed) "
+                "or chains/weighted_post.txt (with prior_bounds for flat priors)"
+            ) from None
         raise ValueError(
             f"{path}: not a recognised chain format (npz, GetDist/Cobaya text, emcee HDF5, ArviZ "
             f"netCDF, CSV with a header); its first data line is {data[:80]!r}"
