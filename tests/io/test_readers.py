@@ -732,6 +732,58 @@ def test_nested_sampling_rows_are_shuffled_and_give_the_evidence(tmp_path):
     assert unsorted.log_evidence_std > 5 * estimate_.log_evidence_std
 
 
+def _nested_run_root(tmp_path: Path, minus_two_log_l: bool) -> tuple[Path, float]:
+    """A GetDist root laid out as a nested sampler writes it, and its ln z.
+
+    A toy nested-sampling run on L = exp(-|t|^2 / (2 sigma^2)), sigma = 0.5, flat prior on
+    [-5, 5]^2 (ln z = ln(2 pi sigma^2 / 100)), with 400 live points: the prior mass left
+    shrinks as X_i = 0.7 exp(-i / 400); each dead point lies on its likelihood contour
+    (radius sqrt(X_i 100 / pi)) with weight L_i (X_(i-1) - X_i); the final live points
+    follow, with X uniform below the last and weight L X_end / 400. Column 2 holds -ln L
+    (CosmoMC) or -2 ln L (PolyChord, MultiNest); weights scaled to a largest of 1.
+    """
+    rng = _rng(31)
+    nlive, steps, sigma = 400, 3600, 0.5  # stops with ~1% of z left in the live points
+    # from X = 0.7 on: the contours then stay inside the box (the mass above holds L < e^-44)
+    x = 0.7 * np.exp(-np.arange(steps + 1) / nlive)
+    x_live = np.sort(rng.uniform(0.0, x[-1], nlive))[::-1]
+    mass = np.concatenate([x[1:], x_live])
+    radius = np.sqrt(mass * 100.0 / np.pi)
+    angle = rng.uniform(0.0, 2 * np.pi, radius.size)
+    theta = radius[:, None] * np.column_stack([np.cos(angle), np.sin(angle)])
+    log_l = -0.5 * (radius / sigma) ** 2
+    weights = np.exp(log_l) * np.concatenate([x[:-1] - x[1:], np.full(nlive, x[-1] / nlive)])
+    column = -2.0 * log_l if minus_two_log_l else -log_l
+    np.savetxt(tmp_path / "run.txt", np.column_stack([weights / weights.max(), column, theta]))
+    _write(tmp_path / "run.paramnames", "x1 x_1\nx2 x_2\n")
+    _write(tmp_path / "run.ranges", "x1 -5 5\nx2 -5 5\n")
+    return tmp_path / "run", float(np.log(2 * np.pi * sigma**2 / 100.0))
+
+
+@pytest.mark.parametrize("minus_two_log_l", [False, True])
+def test_polychord_and_multinest_minus_two_log_l_is_recognised(
+    tmp_path, minus_two_log_l, monkeypatch
+):
+    import jax
+
+    import astrobayes.io._text as text
+    from astrobayes.evidence import GaussianTarget, estimate
+
+    root, truth = _nested_run_root(tmp_path, minus_two_log_l)
+    result = read_chains(root)
+    assert ("column 2 is -2 ln L" in result.convention) is minus_two_log_l
+    chains = result.chains.split_chains(4)
+    estimate_ = estimate(jax.random.key(0), chains, target=GaussianTarget())
+    assert not estimate_.status.is_failure, estimate_.messages
+    assert abs(estimate_.log_evidence - truth) < 4.5 * estimate_.log_evidence_std
+    if minus_two_log_l:  # negative control: read as CosmoMC's -ln L, ln z is far off
+        monkeypatch.setattr(text, "nested_weight_slope", lambda weights, ell: 1.0)
+        wrong = estimate(
+            jax.random.key(0), read_chains(root).chains.split_chains(4), target=GaussianTarget()
+        )
+        assert abs(wrong.log_evidence - truth) > 10 * wrong.log_evidence_std
+
+
 def test_ultranest_weighted_posterior(tmp_path):
     root = _nested_sampling_root(tmp_path)  # the same draws, in UltraNest's layout
     table = np.loadtxt(str(root) + ".txt")

@@ -20,6 +20,7 @@ from astrobayes.io._common import (
     load_table,
     sniff_text,
 )
+from astrobayes.io._conventions import is_nested_sampling_order, nested_weight_slope
 
 __all__ = [
     "chain_file_roots",
@@ -301,6 +302,7 @@ def _read_plain_getdist(path: Path) -> FileChains:
                 f"{error} (weight, -log posterior and the {len(names)} parameters of {paramnames.name})"
             ) from None
         raise
+    minus_log_l, notes = _minus_log_likelihood(table)
     ranges, ranges_path = None, None
     if paramnames is not None:
         ranges_path = paramnames.with_suffix(".ranges")
@@ -313,16 +315,49 @@ def _read_plain_getdist(path: Path) -> FileChains:
         names=names,
         derived=derived,
         samples=[table[:, 2:]],
-        log_posterior=[-table[:, 1]],
+        log_posterior=[-minus_log_l],
         weights=[table[:, 0]],
-        log_likelihood=[-table[:, 1]] if kind == FLAT_UNNORMALISED else None,
+        log_likelihood=[-minus_log_l] if kind == FLAT_UNNORMALISED else None,
         kind=kind,
         description=description,
         ranges=ranges,
         ranges_path=ranges_path,
+        notes=notes,
         locate=_line_locator(path, skip_header=False),
         all_sampled_known=known,
     )
+
+
+def _minus_log_likelihood(table: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    """The second column as ``-ln L``, and a note where it was ``-2 ln L``.
+
+    CosmoMC writes ``-ln L``; PolyChord and MultiNest write ``-2 ln L`` in the same
+    layout. Nested-sampling output (:func:`is_nested_sampling_order`) tells which by how
+    its weights grow with the column (:func:`nested_weight_slope`); an MCMC chain cannot,
+    and is read as CosmoMC's, as is nested-sampling output whose weights cannot tell
+    (``convention`` says so).
+    """
+    column = table[:, 1]
+    if not is_nested_sampling_order(-column, table[:, 0]):
+        return column, []
+    slope = nested_weight_slope(table[:, 0], -column)
+    if np.isnan(slope):
+        return column, [
+            "nested-sampling output whose last rows' weights do not tell -ln L (CosmoMC, "
+            "assumed) from -2 ln L (PolyChord, MultiNest) in column 2"
+        ]
+    if abs(slope - 1.0) < 0.15:
+        return column, []
+    if abs(slope - 0.5) < 0.075:
+        return column / 2.0, [
+            f"column 2 is -2 ln L (PolyChord's and MultiNest's convention: the nested "
+            f"sampler's weights grow as exp({slope:.3f} x -column 2)), halved"
+        ]
+    return column, [
+        f"weighted rows by increasing likelihood whose last weights grow as exp({slope:.3f} "
+        "x -column 2), not as a nested sampler's final live points do (1 for -ln L, 0.5 "
+        "for -2 ln L): column 2 read as -ln L (CosmoMC), unchecked"
+    ]
 
 
 def looks_like_ultranest(text: str) -> bool:
