@@ -784,6 +784,13 @@ def test_polychord_and_multinest_minus_two_log_l_is_recognised(
         assert abs(wrong.log_evidence - truth) > 10 * wrong.log_evidence_std
 
 
+@pytest.mark.parametrize("name", ["run_equal_weights.txt", "runpost_equal_weights.dat"])
+def test_equal_weights_files_of_nested_samplers_are_refused(tmp_path, name):
+    path = _write(tmp_path / name, "1.0 4.2 0.1 0.2\n1.0 3.9 0.3 0.1\n")
+    with pytest.raises(ValueError, match="read the weighted root.txt beside it"):
+        read_chains(path, format="getdist")
+
+
 def test_ultranest_weighted_posterior(tmp_path):
     root = _nested_sampling_root(tmp_path)  # the same draws, in UltraNest's layout
     table = np.loadtxt(str(root) + ".txt")

@@ -261,6 +261,13 @@ def read_ranges(path: Path) -> dict[str, tuple[float, float]]:
 
 
 def _read_plain_getdist(path: Path) -> FileChains:
+    if path.name.endswith("_equal_weights.txt") or "post_equal_weights" in path.name:
+        raise ValueError(
+            f"{path}: a nested sampler's equal-weights file (PolyChord's root_equal_weights"
+            ".txt holds -2 ln L in column 2, MultiNest's post_equal_weights.dat no weight "
+            "column), read as CosmoMC's layout it would give a wrong evidence; read the "
+            "weighted root.txt beside it (with its .paramnames and .ranges)"
+        )
     paramnames = next(
         (
             r.with_name(r.name + ".paramnames")
