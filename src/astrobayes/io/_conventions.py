@@ -59,8 +59,8 @@ def is_nested_sampling_order(log_likelihood: np.ndarray, weights: np.ndarray | N
 def nested_weight_slope(weights: np.ndarray, log_likelihood: np.ndarray) -> float:
     """How a nested sampler's weights grow with the file's log-likelihood column.
 
-    A nested sampler's weight is ``L dX``; its final live points (the last rows) share
-    one ``dX``, so over them ``ln w = a ell + c`` exactly, with ``a = 1`` when the column
+    A nested sampler's weight is ``L dX``; its final live points (the last rows, with
+    the rows sorted by ``ell``) share one ``dX``, so over them ``ln w = a ell + c`` exactly, with ``a = 1`` when the column
     is ``ln L`` (``-ln L`` in the file, CosmoMC's convention) and ``a = 1/2`` when it is
     ``2 ln L`` (``-2 ln L``: PolyChord's and MultiNest's ``root.txt``). The fit takes the
     last ``min(50, n // 4)`` rows (fewer than the live points of any usual run). On

@@ -20,7 +20,7 @@ from astrobayes.io._common import (
     load_table,
     sniff_text,
 )
-from astrobayes.io._conventions import is_nested_sampling_order, nested_weight_slope
+from astrobayes.io._conventions import nested_weight_slope
 
 __all__ = [
     "chain_file_roots",
@@ -339,15 +339,17 @@ def _minus_log_likelihood(table: np.ndarray) -> tuple[np.ndarray, list[str]]:
     """The second column as ``-ln L``, and a note where it was ``-2 ln L``.
 
     CosmoMC writes ``-ln L``; PolyChord and MultiNest write ``-2 ln L`` in the same
-    layout. Nested-sampling output (:func:`is_nested_sampling_order`) tells which by how
-    its weights grow with the column (:func:`nested_weight_slope`); an MCMC chain cannot,
-    and is read as CosmoMC's, as is nested-sampling output whose weights cannot tell
-    (``convention`` says so).
+    layout. Weighted draws of a nested sampler (fractional weights) tell which by how
+    their weights grow with the column over the highest-likelihood rows, its final live
+    points (:func:`nested_weight_slope`, on the rows sorted by the column, in whatever
+    order the file lists them); an MCMC chain (integer weights) cannot, and is read as
+    CosmoMC's, as are weighted rows that cannot tell (``convention`` says so).
     """
-    column = table[:, 1]
-    if not is_nested_sampling_order(-column, table[:, 0]):
+    column, weights = table[:, 1], table[:, 0]
+    if len(column) < 20 or np.all(weights == np.round(weights)):
         return column, []
-    slope = nested_weight_slope(table[:, 0], -column)
+    order = np.argsort(-column, kind="stable")
+    slope = nested_weight_slope(weights[order], -column[order])
     if np.isnan(slope):
         return column, [
             "nested-sampling output whose last rows' weights do not tell -ln L (CosmoMC, "
