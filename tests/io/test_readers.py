@@ -772,6 +772,12 @@ def test_polychord_and_multinest_minus_two_log_l_is_recognised(
     root, truth = _nested_run_root(tmp_path, minus_two_log_l)
     result = read_chains(root)
     assert ("column 2 is -2 ln L" in result.convention) is minus_two_log_l
+    # the same rows in another order (a file not sorted by likelihood) are read alike
+    table = np.loadtxt(str(root) + ".txt")
+    np.savetxt(str(root) + ".txt", table[_rng(5).permutation(len(table))])
+    shuffled = read_chains(root)
+    assert ("column 2 is -2 ln L" in shuffled.convention) is minus_two_log_l
+    np.savetxt(str(root) + ".txt", table)
     chains = result.chains.split_chains(4)
     estimate_ = estimate(jax.random.key(0), chains, target=GaussianTarget())
     assert not estimate_.status.is_failure, estimate_.messages
