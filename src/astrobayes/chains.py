@@ -17,7 +17,7 @@ from jaxtyping import Float
 
 from astrobayes._checks import as_float_array, check_finite, check_positive_int
 
-__all__ = ["Chains", "chains_from_list"]
+__all__ = ["Chains", "chains_from_list", "is_nested_sampling_order"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -234,3 +234,19 @@ def chains_from_list(
         out_lp[i, :n] = lp
         out_w[i, :n] = w
     return Chains(out_s, out_lp, out_w, None if names is None else tuple(names))
+
+
+def is_nested_sampling_order(log_likelihood: np.ndarray, weights: np.ndarray | None) -> bool:
+    """Whether a chain's rows are a nested sampler's dead points, not a Markov chain.
+
+    Nested samplers (PolyChord's and MultiNest's ``root.txt``, dynesty's results written
+    out) list their weighted draws by increasing likelihood. Cut into contiguous pieces,
+    such a "chain" gives pieces from different likelihood shells; its rows are
+    independent draws and can be reordered. Detected as at least 20 rows with a
+    non-decreasing likelihood and some non-integer weights (an MCMC chain's weights are
+    multiplicities).
+    """
+    if weights is None or len(log_likelihood) < 20:
+        return False
+    fractional = bool(np.any(weights != np.round(weights)))
+    return fractional and bool(np.all(np.diff(np.asarray(log_likelihood)) >= 0))

@@ -555,3 +555,19 @@ def test_importance_weighted_draws_with_negligible_weights_give_the_evidence(key
     monkeypatch.setattr(estimator, "_tail_terms", lambda log_r, weights: log_r)
     with np.errstate(divide="ignore", invalid="ignore"):  # the ratios' sums underflow
         assert estimate(key, chains, target=GaussianTarget()).status.is_failure
+
+
+def test_draws_in_likelihood_order_are_refused_with_the_remedy(key):
+    chains, _ = _importance_weighted_light_tails()
+    order = np.argsort(chains.log_posterior[0])  # as a nested sampler lists its draws
+    one = Chains(
+        chains.samples[:1, order], chains.log_posterior[:1, order], chains.weights[:1, order]
+    )
+    with pytest.raises(ValueError, match="chain 0 is a nested sampler's weighted draws"):
+        estimate(key, one.split_chains(4), target=GaussianTarget())
+    # negative control: the same rows shuffled are accepted
+    rows = np.random.default_rng(0).permutation(order.size)
+    shuffled = Chains(one.samples[:, rows], one.log_posterior[:, rows], one.weights[:, rows])
+    assert np.isfinite(
+        estimate(key, shuffled.split_chains(4), target=GaussianTarget()).log_evidence
+    )

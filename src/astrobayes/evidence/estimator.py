@@ -35,7 +35,7 @@ from astrobayes import diagnostics
 from astrobayes._checks import check_fraction, check_key, check_positive_int
 from astrobayes._status import check
 from astrobayes._types import ProgressFn
-from astrobayes.chains import Chains
+from astrobayes.chains import Chains, is_nested_sampling_order
 from astrobayes.evidence.result import (
     EvidenceResult,
     EvidenceStatus,
@@ -306,6 +306,16 @@ def check_chains_and_target(key, chains, target, training_fraction):
             "chains must hold at least 2 chains (some fit the target, the others evaluate "
             f"it); got {chains.num_chains}. Cut a long chain with chains.split_chains(4)"
         )
+    for c in range(chains.num_chains):
+        used = chains.weights[c] > 0
+        if is_nested_sampling_order(chains.log_posterior[c][used], chains.weights[c][used]):
+            raise ValueError(
+                f"chain {c} is a nested sampler's weighted draws in likelihood order (its "
+                "log posterior never decreases; its weights are fractional): they are "
+                "independent draws, and chains cut from them in this order are different "
+                "likelihood shells. Shuffle the rows first (rows = np.random.default_rng(0)"
+                ".permutation(n)); read_chains does it for files"
+            )
     training_fraction = check_fraction(training_fraction, "training_fraction")
     target = RQSplineFlow() if target is None else target
     if not isinstance(target, TargetFamily):

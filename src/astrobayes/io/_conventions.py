@@ -40,22 +40,6 @@ NESTED_SAMPLING_NOTE = (
 )
 
 
-def is_nested_sampling_order(log_likelihood: np.ndarray, weights: np.ndarray | None) -> bool:
-    """Whether a chain's rows are a nested sampler's dead points, not a Markov chain.
-
-    Nested samplers (PolyChord's and MultiNest's ``root.txt``, dynesty's results written
-    out) list their weighted draws by increasing likelihood. Cut into contiguous pieces,
-    such a "chain" gives pieces from different likelihood shells; its rows are
-    independent draws and can be reordered. Detected as at least 20 rows with a
-    non-decreasing likelihood and some non-integer weights (an MCMC chain's weights are
-    multiplicities).
-    """
-    if weights is None or len(log_likelihood) < 20:
-        return False
-    fractional = bool(np.any(weights != np.round(weights)))
-    return fractional and bool(np.all(np.diff(np.asarray(log_likelihood)) >= 0))
-
-
 def nested_weight_slope(weights: np.ndarray, log_likelihood: np.ndarray) -> float:
     """How a nested sampler's weights grow with the file's log-likelihood column.
 

@@ -15,7 +15,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from astrobayes.chains import Chains, chains_from_list
+from astrobayes.chains import Chains, chains_from_list, is_nested_sampling_order
 from astrobayes.io._binary import (
     HDF5_SIGNATURE,
     NETCDF3_SIGNATURE,
@@ -32,7 +32,6 @@ from astrobayes.io._conventions import (
     NESTED_SAMPLING_NOTE,
     apply_burn_in,
     check_values,
-    is_nested_sampling_order,
     normalise,
     select,
 )
