@@ -798,6 +798,75 @@ def test_equal_weights_files_of_nested_samplers_are_refused(tmp_path, name):
         read_chains(path, format="getdist")
 
 
+def _cosmosis_file(path: Path, prior_value: float, *, priors_ini: str = "", walkers: int = 4):
+    """A CosmoSIS emcee output: 2 sampled parameters on flat priors (volume 1 x 3), one
+    derived, walkers interleaved row by row; returns the samples (steps, walkers, 2)."""
+    rng = _rng(41)
+    steps = 30
+    draws = rng.normal([0.3, 43.2], [0.02, 0.02], size=(steps, walkers, 2))
+    like = -0.5 * (((draws - [0.3, 43.2]) / 0.02) ** 2).sum(-1)
+    rows = np.column_stack(
+        [
+            draws.reshape(-1, 2),
+            1 - draws.reshape(-1, 2)[:, 0],
+            np.full(steps * walkers, prior_value),
+            like.reshape(-1),
+            like.reshape(-1) + prior_value,
+        ]
+    )
+    header = [
+        "#cosmological_parameters--omega_m\tsupernova_params--m\tCOSMOLOGICAL_PARAMETERS--OMEGA_LAMBDA\tprior\tlike\tpost",
+        "#sampler=emcee",
+        "#n_varied=2",
+        "## START_OF_PARAMS_INI",
+        "## [emcee]",
+        f"## walkers = {walkers}",
+        "## END_OF_PARAMS_INI",
+        "## START_OF_VALUES_INI",
+        "## [cosmological_parameters]",
+        "## omega_m = 0.0 0.3 1.0",
+        "## [supernova_params]",
+        "## m = 42.0 43.2 45.0",
+        "## END_OF_VALUES_INI",
+        "## START_OF_PRIORS_INI",
+        *([priors_ini] if priors_ini else []),
+        "## END_OF_PRIORS_INI",
+    ]
+    with path.open("w") as handle:
+        handle.write("\n".join(header) + "\n")
+        np.savetxt(handle, rows, delimiter="\t", fmt="%.12g")
+        handle.write("#complete=1\n")
+    return draws, like
+
+
+def test_cosmosis_chains(tmp_path):
+    log_volume = np.log(3.0)
+    draws, like = _cosmosis_file(tmp_path / "new.txt", -log_volume)
+    assert detect_format(tmp_path / "new.txt") == "cosmosis"
+    new = read_chains(tmp_path / "new.txt")
+    assert new.chains.names == ("cosmological_parameters--omega_m", "supernova_params--m")
+    assert new.chains.num_chains == 4  # the emcee walkers, de-interleaved
+    np.testing.assert_allclose(new.chains.samples[1], draws[:, 1], rtol=1e-10)
+    np.testing.assert_allclose(new.chains.log_posterior[1], like[:, 1] - log_volume, atol=1e-8)
+    assert "the prior normalised" in new.convention
+    # a release before 2017 wrote prior = 0 for flat priors: normalised from the values file
+    _cosmosis_file(tmp_path / "old.txt", 0.0)
+    old = read_chains(tmp_path / "old.txt")
+    np.testing.assert_allclose(old.chains.log_posterior, new.chains.log_posterior, atol=1e-8)
+    assert "before 2017" in old.convention
+    # a prior column that is neither needs the prior from the user
+    _cosmosis_file(tmp_path / "odd.txt", -5.0)
+    with pytest.raises(ValueError, match=r"odd\.txt: the file holds ln L and no prior"):
+        read_chains(tmp_path / "odd.txt")
+    bounds = {"cosmological_parameters--omega_m": (0, 1), "supernova_params--m": (42, 45)}
+    bounded = read_chains(tmp_path / "odd.txt", prior_bounds=bounds)
+    np.testing.assert_allclose(bounded.chains.log_posterior, new.chains.log_posterior, atol=1e-8)
+    # another prior in the priors file: the post column as given, and said so
+    gauss = "## [supernova_params]\n## m = gaussian 43.2 0.1"
+    _cosmosis_file(tmp_path / "gauss.txt", -log_volume, priors_ini=gauss)
+    assert "not checked" in read_chains(tmp_path / "gauss.txt").convention
+
+
 def test_ultranest_weighted_posterior(tmp_path):
     root = _nested_sampling_root(tmp_path)  # the same draws, in UltraNest's layout
     table = np.loadtxt(str(root) + ".txt")

@@ -33,7 +33,7 @@ def add_evidence_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--format",
         default=None,
-        help="force the chain format (npz, getdist, cobaya, emcee, arviz, csv, ultranest)",
+        help="force the chain format (npz, getdist, cobaya, emcee, arviz, csv, ultranest, cosmosis)",
     )
     parser.add_argument(
         "--log-prior-volume",

@@ -35,6 +35,7 @@ from astrobayes.io._conventions import (
     normalise,
     select,
 )
+from astrobayes.io._cosmosis import looks_like_cosmosis, read_cosmosis
 from astrobayes.io._text import (
     expand_root,
     first_content_line,
@@ -48,7 +49,7 @@ from astrobayes.io._text import (
 __all__ = ["BOUNDS_TOLERANCE", "FORMATS", "ChainsFile", "detect_format", "read_chains"]
 
 #: Formats :func:`read_chains` understands.
-FORMATS = ("npz", "getdist", "cobaya", "emcee", "arviz", "csv", "ultranest")
+FORMATS = ("npz", "getdist", "cobaya", "emcee", "arviz", "csv", "ultranest", "cosmosis")
 
 _READERS = {
     "npz": read_npz,
@@ -58,6 +59,7 @@ _READERS = {
     "arviz": read_arviz,
     "csv": read_csv,
     "ultranest": read_ultranest,
+    "cosmosis": read_cosmosis,
 }
 
 
@@ -124,6 +126,8 @@ def detect_format(path: str | os.PathLike[str]) -> str:
         return "cobaya"
     if looks_like_ultranest(text):
         return "ultranest"
+    if looks_like_cosmosis(text):
+        return "cosmosis"
     if path.suffix.lower() == ".csv" or ("," in line and not line.startswith("#")):
         return "csv"
     data = next(
@@ -202,6 +206,12 @@ def read_chains(
       ``root.updated.yaml`` when present). A root ``chains/run`` stands for
       ``chains/run.1.txt, chains/run.2.txt, ...`` (or ``run_1.txt``, ``run.txt``).
     * ``"emcee"``: an ``emcee.backends.HDFBackend`` file; each walker is a chain.
+    * ``"cosmosis"``: CosmoSIS text output (``#sec--name ... prior like post``); the
+      first ``#n_varied`` columns are sampled; the prior's normalisation is checked
+      against the run's values file copied into the header (``prior`` was 0 for flat
+      priors before 2017); emcee's interleaved walkers become chains.
+    * ``"ultranest"``: UltraNest's ``chains/weighted_post*.txt`` (``ln L`` alone, except
+      on the unit cube).
     * ``"arviz"``: ArviZ ``InferenceData`` netCDF; posterior variables flattened as
       ``x[0]``, ``x[1]``, ...; log posterior from ``log_likelihood`` + ``log_prior``
       summed, else ``sample_stats.lp``. A ``log_likelihood`` group alone (what
