@@ -583,6 +583,7 @@ def _stationarity_test(rows, pieces_per_chain, labels, significance) -> Stationa
     """
     from scipy.stats import f as f_distribution
 
+    rows = [_steps(x, w) for x, w in rows]
     rows = [(x, w) for x, w in rows if len(x) >= 4 * pieces_per_chain]
     if not rows:
         return Stationarity(True, 1.0, float("nan"), "", 0.0, 0)
@@ -637,6 +638,25 @@ def _stationarity_test(rows, pieces_per_chain, labels, significance) -> Stationa
         burn_in=0.0,
         num_pieces=num_pieces,
     )
+
+
+#: Steps per chain that :func:`stationarity` keeps (thinned evenly beyond): its memory
+#: and time stay bounded (a Cobaya chain of 250,000 rows x 30 parameters with weights 1
+#: to 5 took 15.8 CPU-s and 3.3 GB before).
+MAX_STEPS_PER_CHAIN = 20_000
+
+
+def _steps(x: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A chain's rows as steps, thinned evenly to at most :data:`MAX_STEPS_PER_CHAIN`.
+
+    Integer weights repeat a row; fractional weights keep their rows (thinned alike).
+    """
+    if np.all(weights == np.round(weights)):
+        index = np.repeat(np.arange(len(x)), weights.astype(int))
+        index = index[:: max(1, -(-index.size // MAX_STEPS_PER_CHAIN))]
+        return x[index], np.ones(index.size)
+    stride = max(1, -(-len(x) // MAX_STEPS_PER_CHAIN))
+    return x[::stride], weights[::stride]
 
 
 def _expanded(piece: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
