@@ -571,3 +571,14 @@ def test_draws_in_likelihood_order_are_refused_with_the_remedy(key):
     assert np.isfinite(
         estimate(key, shuffled.split_chains(4), target=GaussianTarget()).log_evidence
     )
+
+
+def test_a_constant_parameter_is_named_and_refused(key):
+    x = np.random.default_rng(0).normal(size=(4, 500, 3))
+    x[..., 2] = 0.7  # a fixed parameter written as a column
+    chains = Chains(x, -0.5 * (x[..., :2] ** 2).sum(-1), names=("a", "b", "fixed"))
+    with pytest.raises(ValueError, match=r"parameter\(s\) \['fixed'\] take one value"):
+        estimate(key, chains, target=GaussianTarget())
+    # negative control: without it the same draws are accepted
+    kept = Chains(x[..., :2], chains.log_posterior)
+    assert np.isfinite(estimate(key, kept, target=GaussianTarget()).log_evidence)

@@ -306,6 +306,14 @@ def check_chains_and_target(key, chains, target, training_fraction):
             "chains must hold at least 2 chains (some fit the target, the others evaluate "
             f"it); got {chains.num_chains}. Cut a long chain with chains.split_chains(4)"
         )
+    theta = chains.flat()[0]
+    constant = [chains.names[i] for i in np.flatnonzero(np.ptp(theta, axis=0) == 0)]
+    if constant:
+        raise ValueError(
+            f"parameter(s) {constant} take one value in every draw: a fixed or derived "
+            "parameter has no posterior density to integrate. Leave them out "
+            "(read_chains(parameters=[...]), --parameters)"
+        )
     for c in range(chains.num_chains):
         used = chains.weights[c] > 0
         if is_nested_sampling_order(chains.log_posterior[c][used], chains.weights[c][used]):
