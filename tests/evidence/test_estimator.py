@@ -582,3 +582,24 @@ def test_a_constant_parameter_is_named_and_refused(key):
     # negative control: without it the same draws are accepted
     kept = Chains(x[..., :2], chains.log_posterior)
     assert np.isfinite(estimate(key, kept, target=GaussianTarget()).log_evidence)
+
+
+def test_a_derived_parameter_among_the_sampled_ones_is_named_and_refused(key):
+    # Omega_m and sigma_8 with S_8 = sigma_8 sqrt(Omega_m / 0.3) written beside them, as
+    # a Cobaya chain read without its updated.yaml would hold it: the draws lie on a
+    # surface (the Gaussian target's ln z was -8.46 +/- 0.002, "ok", for a linear one)
+    rng = np.random.default_rng(0)
+    base = rng.normal([0.3, 0.8], [0.01, 0.02], size=(4, 1000, 2))
+    s8 = base[..., 1] * np.sqrt(base[..., 0] / 0.3)
+    chains = Chains(
+        np.concatenate([base, s8[..., None]], -1),
+        -0.5 * (((base - [0.3, 0.8]) / [0.01, 0.02]) ** 2).sum(-1),
+        names=("omega_m", "sigma_8", "S_8"),
+    )
+    with pytest.raises(ValueError, match="functions of the other parameters"):
+        estimate(key, chains, target=GaussianTarget())
+    # negative control: strongly correlated but real parameters (rho = 0.9999) pass
+    cov = np.array([[1.0, 0.9999], [0.9999, 1.0]])
+    x = rng.multivariate_normal([0.0, 0.0], cov, size=(4, 1000))
+    log_post = -0.5 * np.einsum("...i,ij,...j->...", x, np.linalg.inv(cov), x)
+    assert np.isfinite(estimate(key, Chains(x, log_post), target=GaussianTarget()).log_evidence)

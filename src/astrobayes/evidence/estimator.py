@@ -293,6 +293,36 @@ def without_negligible_weights(chains: Chains) -> Chains:
     return Chains(chains.samples, chains.log_posterior, kept, chains.names)
 
 
+def _functions_of_the_others(theta: np.ndarray, names: tuple[str, ...]) -> list[str]:
+    """Columns that a regression on the other columns reproduces to 1e-6 of their variance.
+
+    Linear in the others, and quadratic too up to 12 dimensions (derived parameters such
+    as ``1 - omega_m`` or ``S_8 = sigma_8 sqrt(omega_m / 0.3)`` over a posterior's range:
+    the quadratic leaves 7e-8 of S_8's variance for omega_m = 0.30 +/- 0.01, sigma_8 =
+    0.80 +/- 0.02). On at most 5000 draws. A real parameter is not that predictable: a
+    correlation of 0.9999 with another leaves 2e-4 of its variance.
+    """
+    dim = theta.shape[1]
+    if dim < 2:
+        return []
+    draws = theta[:: max(1, theta.shape[0] // 5000)]
+    z = (draws - draws.mean(axis=0)) / draws.std(axis=0)
+    found = []
+    for j in range(dim):
+        others = np.delete(z, j, axis=1)
+        features = [np.ones((len(z), 1)), others]
+        if dim <= 12:
+            rows, cols = np.triu_indices(dim - 1)
+            features.append(others[:, rows] * others[:, cols])
+        design = np.concatenate(features, axis=1)
+        if design.shape[1] >= len(z):
+            continue
+        fit = np.linalg.lstsq(design, z[:, j], rcond=None)[0]
+        if np.mean((z[:, j] - design @ fit) ** 2) < 1e-6:
+            found.append(names[j])
+    return found
+
+
 def check_chains_and_target(key, chains, target, training_fraction):
     """Validate what every estimator fitting a target takes; return target and fraction.
 
@@ -312,6 +342,14 @@ def check_chains_and_target(key, chains, target, training_fraction):
         raise ValueError(
             f"parameter(s) {constant} take one value in every draw: a fixed or derived "
             "parameter has no posterior density to integrate. Leave them out "
+            "(read_chains(parameters=[...]), --parameters)"
+        )
+    derived = _functions_of_the_others(theta, chains.names)
+    if derived:
+        raise ValueError(
+            f"parameter(s) {derived} are, to 1e-6 of their variance, functions of the other "
+            "parameters in every draw: the draws lie on a surface, which has no density to "
+            "integrate. A derived parameter among them? Leave it out "
             "(read_chains(parameters=[...]), --parameters)"
         )
     for c in range(chains.num_chains):
