@@ -16,6 +16,7 @@ import numpy as np
 from jaxtyping import Float
 
 from astrobayes._checks import as_float_array, check_finite, check_positive_int
+from astrobayes.diagnostics import are_multiplicities
 
 __all__ = ["Chains", "chains_from_list", "is_nested_sampling_order"]
 
@@ -248,5 +249,5 @@ def is_nested_sampling_order(log_likelihood: np.ndarray, weights: np.ndarray | N
     """
     if weights is None or len(log_likelihood) < 20:
         return False
-    fractional = bool(np.any(weights != np.round(weights)))
+    fractional = not are_multiplicities(weights)
     return fractional and bool(np.all(np.diff(np.asarray(log_likelihood)) >= 0))

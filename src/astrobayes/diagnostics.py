@@ -13,6 +13,7 @@ overflows.
 | :func:`effective_sample_size` | multi-chain ESS, Geyer's initial monotone sequence |
 | :func:`integrated_autocorrelation_time` | 1-d IAT with Sokal's adaptive window |
 | :func:`kish_effective_sample_size` | ``(sum w)^2 / sum w^2`` of importance weights |
+| :func:`are_multiplicities` | integer weights (MCMC repeats) or importance weights |
 | :func:`pareto_tail_index` | PSIS tail shape ``k`` of importance ratios |
 | :func:`weighted_batch_means` | ratio estimator with a batch-means error |
 | :func:`standardised_kurtosis` | weighted kurtosis |
@@ -30,6 +31,7 @@ import numpy as np
 
 __all__ = [
     "BatchMeans",
+    "are_multiplicities",
     "effective_sample_size",
     "integrated_autocorrelation_time",
     "kish_effective_sample_size",
@@ -196,6 +198,22 @@ def weighted_batch_means(
         batch_weights=wsums_a,
         batch_length=np.asarray(lengths)[keep],
     )
+
+
+def are_multiplicities(weights: np.ndarray) -> bool:
+    """Whether weights are MCMC multiplicities (all integers), not importance weights.
+
+    A Metropolis chain written as Cobaya or GetDist write it repeats a row ``w`` times;
+    a nested sampler's or an importance sampler's weights are fractional. The
+    diagnostics of the evidence estimators, the stationarity test and the chain
+    readers treat the two differently.
+
+    Example:
+        >>> are_multiplicities(np.array([1.0, 3.0, 2.0])), are_multiplicities(np.array([0.5, 1.0]))
+        (True, False)
+    """
+    weights = np.asarray(weights)
+    return bool(np.all(weights == np.round(weights)))
 
 
 def kish_effective_sample_size(weights, axis: int = -1):
@@ -589,9 +607,9 @@ def _stationarity_test(rows, pieces_per_chain, labels, significance) -> Stationa
         return Stationarity(True, 1.0, float("nan"), "", 0.0, 0)
     median = np.median(np.concatenate([x for x, _ in rows]), axis=0)
     rows = [(np.concatenate([x, np.abs(x - median)], axis=1), w) for x, w in rows]
-    # The second half of every chain, integer weights expanded, cut to a common length:
-    # its within-chain variance and (Geyer's multi-chain) effective size scale the test.
-    halves = [_expanded(x[len(x) // 2 :], w[len(x) // 2 :]) for x, w in rows]
+    # The second half of every chain (as steps), cut to a common length: its within-chain
+    # variance and (Geyer's multi-chain) effective size scale the test.
+    halves = [(x[len(x) // 2 :], w[len(x) // 2 :]) for x, w in rows]
     variance = np.mean([_piece_moments(x, w)[1] for x, w in halves], axis=0)
     length = min(len(x) for x, _ in halves)
     reference = np.stack([x[:length] for x, _ in halves])
@@ -601,8 +619,7 @@ def _stationarity_test(rows, pieces_per_chain, labels, significance) -> Stationa
     for x, w in rows:
         edges = np.linspace(0, len(x), pieces_per_chain + 1).astype(int)
         moments = [
-            _piece_moments(*_expanded(x[lo:hi], w[lo:hi]))
-            for lo, hi in zip(edges[:-1], edges[1:], strict=True)
+            _piece_moments(x[lo:hi], w[lo:hi]) for lo, hi in zip(edges[:-1], edges[1:], strict=True)
         ]
         means.append(np.array([m[0] for m in moments]))
         sizes.append(np.array([m[2] for m in moments])[:, None] / tau)
@@ -651,19 +668,12 @@ def _steps(x: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
     Integer weights repeat a row; fractional weights keep their rows (thinned alike).
     """
-    if np.all(weights == np.round(weights)):
+    if are_multiplicities(weights):
         index = np.repeat(np.arange(len(x)), weights.astype(int))
         index = index[:: max(1, -(-index.size // MAX_STEPS_PER_CHAIN))]
         return x[index], np.ones(index.size)
     stride = max(1, -(-len(x) // MAX_STEPS_PER_CHAIN))
     return x[::stride], weights[::stride]
-
-
-def _expanded(piece: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Integer weights (MCMC multiplicities) as repeated rows; other weights unchanged."""
-    if np.all(weights == np.round(weights)) and weights.sum() <= 50 * len(weights):
-        return np.repeat(piece, weights.astype(int), axis=0), np.ones(int(weights.sum()))
-    return piece, weights
 
 
 def _piece_moments(piece: np.ndarray, weights: np.ndarray):

@@ -167,7 +167,7 @@ def with_stationarity(
     """``result`` with the chains' stationarity, and a warning when they fail it.
 
     Every estimator from chains assumes draws from the posterior: a burn-in left in, a
-    trend or chains stuck apart bias it by an amount its error bar does not hold.
+    trend or a change of mode biases it by an amount its error bar does not hold.
     Shared by :func:`estimate` and :func:`~astrobayes.evidence.bridge_estimate`; the CLI
     calls it again on a chain it cut into sub-chains (``pieces_per_chain`` twice the
     cuts), so that the burn-in it suggests is a fraction of the chain in the file.
@@ -281,11 +281,10 @@ def without_negligible_weights(chains: Chains) -> Chains:
     diagnostics and the float range of the sums (UltraNest on the Pantheon likelihood:
     ln z 74.1747 +/- 0.0184 and a failure with them, 74.1970 +/- 0.0081 and ok without
     them; quadrature 74.204). MCMC multiplicities (integer weights) are left as they
-    are. Shared by
-    :func:`estimate` and :func:`~astrobayes.evidence.bridge_estimate`.
+    are. Shared by :func:`estimate` and :func:`~astrobayes.evidence.bridge_estimate`.
     """
     weights = chains.weights
-    if np.all(weights == np.round(weights)):
+    if diagnostics.are_multiplicities(weights):
         return chains
     kept = np.where(weights >= NEGLIGIBLE_WEIGHT * weights.max(), weights, 0.0)
     if np.array_equal(kept, weights) or np.any(kept.sum(axis=1) <= 0):
@@ -430,7 +429,7 @@ def _tail_terms(log_r: np.ndarray, weights: np.ndarray) -> np.ndarray:
     failed the tail check on the ratios alone, through draws whose weights were below
     1e-12 of the largest).
     """
-    if np.all(weights == np.round(weights)):
+    if diagnostics.are_multiplicities(weights):
         return log_r
     return log_r + np.log(weights)
 
@@ -494,7 +493,7 @@ def _evaluate(context: _Context, temperature: float) -> EvidenceResult:
     ess = diagnostics.kish_effective_sample_size(all_w * np.concatenate(scaled))
     k = diagnostics.pareto_tail_index(_tail_terms(all_log_r, all_w))
     all_scaled = np.concatenate(scaled)
-    if np.all(all_w == np.round(all_w)):  # multiplicities: each draw counted w times
+    if diagnostics.are_multiplicities(all_w):  # each draw counted w times
         kurt = diagnostics.standardised_kurtosis(all_scaled, all_w)
     else:  # importance weights: the estimate's influence terms w (r - rho)
         kurt = diagnostics.standardised_kurtosis(all_w * (all_scaled - rho), np.ones_like(all_w))

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from astrobayes.diagnostics import are_multiplicities
 from astrobayes.io._common import (
     AS_GIVEN,
     FLAT_UNNORMALISED,
@@ -346,7 +347,7 @@ def _minus_log_likelihood(table: np.ndarray) -> tuple[np.ndarray, list[str]]:
     CosmoMC's, as are weighted rows that cannot tell (``convention`` says so).
     """
     column, weights = table[:, 1], table[:, 0]
-    if len(column) < 20 or np.all(weights == np.round(weights)):
+    if len(column) < 20 or are_multiplicities(weights):
         return column, []
     order = np.argsort(-column, kind="stable")
     slope = nested_weight_slope(weights[order], -column[order])
