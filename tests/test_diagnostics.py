@@ -239,23 +239,15 @@ def test_prior_edge_density_reads_a_posterior_cut_by_the_prior():
 
 
 def _metropolis(rng, num_chains, num_steps, dim, step):
-    """Random-walk Metropolis on N(0, I), written as Cobaya does: rows with multiplicities."""
-    samples, weights = [], []
-    for _ in range(num_chains):
-        x = rng.standard_normal(dim)
-        rows, counts = [x], [1.0]
-        for _ in range(num_steps):
-            y = x + step * rng.standard_normal(dim)
-            if np.log(rng.uniform()) < 0.5 * (x @ x - y @ y):
-                x = y
-                rows.append(x)
-                counts.append(1.0)
-            else:
-                counts[-1] += 1.0
-        samples.append(np.array(rows))
-        weights.append(np.array(counts))
-    n = min(len(r) for r in samples)
-    return np.stack([s[:n] for s in samples]), np.stack([w[:n] for w in weights])
+    """The benchmark's random-walk Metropolis on N(0, I), as rows with multiplicities."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).parents[1] / "benchmarks" / "stationarity_calibration.py"
+    spec = importlib.util.spec_from_file_location("stationarity_calibration", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.metropolis(rng, num_chains, num_steps, dim, step * np.sqrt(dim))
 
 
 def test_stationarity_false_alarm_rate_is_at_most_its_significance():
