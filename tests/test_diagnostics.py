@@ -16,6 +16,7 @@ from astrobayes.diagnostics import (
     effective_sample_size,
     integrated_autocorrelation_time,
     kish_effective_sample_size,
+    move_fractions,
     pareto_tail_index,
     split_rhat,
     standardised_kurtosis,
@@ -334,3 +335,11 @@ def test_stationarity_rejects_bad_input_by_name():
         stationarity(x, significance=0.0)
     with pytest.raises(ValueError, match="names must hold 1 names"):
         stationarity(x, names=["a", "b"])
+
+
+def test_move_fractions_count_steps_of_multiplicity_rows():
+    rows = np.array([[[0.0], [1.0], [2.0], [2.0]]])
+    # rows with weights 3, 1, 2 and a zero-weight pad: 6 steps, 2 moves in 5 transitions
+    assert move_fractions(rows, np.array([[3.0, 1.0, 2.0, 0.0]]))[0] == pytest.approx(0.4)
+    # unweighted: the repeated last row is a step that did not move
+    assert move_fractions(rows)[0] == pytest.approx(2 / 3)

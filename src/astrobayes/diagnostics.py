@@ -14,6 +14,7 @@ overflows.
 | :func:`integrated_autocorrelation_time` | 1-d IAT with Sokal's adaptive window |
 | :func:`kish_effective_sample_size` | ``(sum w)^2 / sum w^2`` of importance weights |
 | :func:`are_multiplicities` | integer weights (MCMC repeats) or importance weights |
+| :func:`move_fractions` | how often each chain moved (a stuck walker moves never) |
 | :func:`pareto_tail_index` | PSIS tail shape ``k`` of importance ratios |
 | :func:`weighted_batch_means` | ratio estimator with a batch-means error |
 | :func:`standardised_kurtosis` | weighted kurtosis |
@@ -35,6 +36,7 @@ __all__ = [
     "effective_sample_size",
     "integrated_autocorrelation_time",
     "kish_effective_sample_size",
+    "move_fractions",
     "pareto_tail_index",
     "prior_edge_density",
     "split_rhat",
@@ -214,6 +216,39 @@ def are_multiplicities(weights: np.ndarray) -> bool:
     """
     weights = np.asarray(weights)
     return bool(np.all(weights == np.round(weights)))
+
+
+def move_fractions(samples: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+    """Fraction of each chain's steps at which it moved to a new point.
+
+    A stuck chain (an emcee walker that accepts nothing, a sampler frozen at one point)
+    repeats one draw: its draws are not posterior draws, and neither R-hat within it nor
+    :func:`stationarity` sees it. Rows repeated with multiplicity weights (Cobaya's
+    format) count as their steps; zero-weight rows (padding) are skipped; fractional
+    weights count one step per row.
+
+    Args:
+        samples: ``(num_chains, num_samples, dim)``.
+        weights: ``(num_chains, num_samples)`` or ``None``.
+
+    Returns:
+        ``(num_chains,)`` fractions in ``[0, 1]`` (1 for a chain of one step).
+
+    Example:
+        >>> x = np.random.default_rng(0).normal(size=(2, 100, 2))
+        >>> x[1] = 0.5  # frozen
+        >>> move_fractions(x).round(2).tolist()
+        [1.0, 0.0]
+    """
+    samples = np.asarray(samples)
+    weights = np.ones(samples.shape[:2]) if weights is None else np.asarray(weights, float)
+    out = []
+    for x, w in zip(samples, weights, strict=True):
+        x, w = x[w > 0], w[w > 0]
+        steps = w.sum() if are_multiplicities(w) else float(len(w))
+        moved = np.any(x[1:] != x[:-1], axis=1).sum()
+        out.append(1.0 if steps <= 1 else float(moved / (steps - 1)))
+    return np.asarray(out)
 
 
 def kish_effective_sample_size(weights, axis: int = -1):

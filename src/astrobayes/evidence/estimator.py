@@ -164,7 +164,7 @@ def estimate(
 def with_stationarity(
     result: EvidenceResult, chains: Chains, pieces_per_chain: int = 2
 ) -> EvidenceResult:
-    """``result`` with the chains' stationarity, and a warning when they fail it.
+    """``result`` with the chains' stationarity and stuck chains, and warnings for them.
 
     Every estimator from chains assumes draws from the posterior: a burn-in left in, a
     trend or a change of mode biases it by an amount its error bar does not hold.
@@ -180,10 +180,20 @@ def with_stationarity(
         names=chains.names,
         pieces_per_chain=pieces_per_chain,
     )
-    others = [m for m in result.messages if m is not EvidenceStatus.NOT_STATIONARY]
-    messages = others if test.stationary else [EvidenceStatus.NOT_STATIONARY, *others]
+    stuck = tuple(
+        int(c)
+        for c in np.flatnonzero(diagnostics.move_fractions(chains.samples, chains.weights) < 0.01)
+    )
+    ours = (EvidenceStatus.NOT_STATIONARY, EvidenceStatus.CHAINS_STUCK)
+    messages = [m for m in result.messages if m not in ours]
+    if stuck:
+        messages.insert(0, EvidenceStatus.CHAINS_STUCK)
+    if not test.stationary:
+        messages.insert(0, EvidenceStatus.NOT_STATIONARY)
     ordered = order_messages(messages)
-    return result._replace(stationarity=test, messages=ordered, status=status_of(ordered))
+    return result._replace(
+        stationarity=test, stuck_chains=stuck, messages=ordered, status=status_of(ordered)
+    )
 
 
 class TargetFit(NamedTuple):

@@ -95,6 +95,12 @@ class EvidenceStatus(Status):
         "posterior; drop the burn-in that `stationarity.burn_in` names (read_chains("
         "burn_in=...), --burn-in) or run longer chains",
     )
+    CHAINS_STUCK = (
+        Severity.WARNING,
+        "warning: some chains moved in fewer than 1% of their steps (stuck walkers or a "
+        "frozen sampler: `stuck_chains` names them); their draws are not posterior draws: "
+        "leave them out",
+    )
     TARGET_MASS_OUTSIDE = (
         Severity.WARNING,
         "warning: the target puts some mass outside the range of the posterior draws; if the "
@@ -136,6 +142,8 @@ class EvidenceResult(NamedTuple):
         stationarity: :func:`~astrobayes.diagnostics.stationarity` of the input chains
             (their contiguous pieces compared; the burn-in that makes them agree), or
             ``None`` where not measured.
+        stuck_chains: Input chains that moved in fewer than 1% of their steps
+            (:func:`~astrobayes.diagnostics.move_fractions`).
 
     """
 
@@ -161,6 +169,7 @@ class EvidenceResult(NamedTuple):
     method: str = "harmonic"
     num_proposal_samples: int = 0
     stationarity: Stationarity | None = None
+    stuck_chains: tuple[int, ...] = ()
 
     @property
     def evidence_summary(self) -> str:
@@ -188,6 +197,10 @@ class EvidenceResult(NamedTuple):
         ]
         if self.stationarity is not None and not self.stationarity.stationary:
             lines.append(f"stationarity: {self.stationarity.summary()}")
+        if self.stuck_chains:
+            lines.append(
+                f"stuck chains: {list(self.stuck_chains)} (moved in fewer than 1% of their steps)"
+            )
         return "\n".join(lines)
 
     def __str__(self) -> str:
@@ -225,6 +238,7 @@ class EvidenceResult(NamedTuple):
                 "target_mass_outside": float(self.target_mass_outside),
                 "method": self.method,
                 "num_proposal_samples": int(self.num_proposal_samples),
+                "stuck_chains": [int(c) for c in self.stuck_chains],
                 "stationarity": None
                 if self.stationarity is None
                 else {**self.stationarity._asdict(), "summary": self.stationarity.summary()},
