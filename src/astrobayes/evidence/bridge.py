@@ -123,8 +123,9 @@ def bridge_estimate(
 
     Raises:
         TypeError: If ``key``, ``chains`` or ``logdensity_fn`` are of the wrong type.
-        ValueError: On a single chain, a bad ``temperature`` or counts, or a
-            ``logdensity_fn`` that does not return one number per point.
+        ValueError: On a single chain, a bad ``temperature`` or counts, a
+            ``logdensity_fn`` that does not return one number per point, or draws with
+            no density to integrate (as :func:`~astrobayes.evidence.estimate`).
         EvidenceUnreliableError: With ``throw=True`` and a failure status.
 
     References:

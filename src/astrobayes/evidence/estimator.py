@@ -103,9 +103,15 @@ def estimate(
 
     Raises:
         TypeError: If ``key`` is not a PRNG key or ``chains`` not :class:`Chains`.
-        ValueError: On a single chain, fewer training draws than ``dim + 2``, or a
-            temperature outside ``(0, 1)``.
+        ValueError: On a single chain, fewer training draws than ``dim + 2``, a
+            temperature outside ``(0, 1)``, or draws with no density to integrate: a
+            parameter constant in every draw, parameters that are functions of the
+            others (a derived column), a nested sampler's draws in likelihood order.
         EvidenceUnreliableError: With ``throw=True`` and a failure status.
+
+    The input chains are also tested for stationarity (``result.stationarity``, warning
+    ``NOT_STATIONARY`` with the burn-in that removes it) and for chains that never move
+    (``result.stuck_chains``, warning ``CHAINS_STUCK``).
 
     References:
         McEwen et al. (2021), arXiv:2111.12720; Polanska et al. (2024), arXiv:2405.05969.
