@@ -78,7 +78,10 @@ def estimate(
     ``temperatures`` (all ``< 1``) by the smallest relative variance of the ratios on
     held-out draws of the training chains, among temperatures whose ratios are not
     heavy-tailed (Pareto ``k <= 0.5``), so a target with fatter tails than the posterior
-    is never selected.
+    is never selected. The input chains are also tested for stationarity
+    (``result.stationarity``, warning ``NOT_STATIONARY`` with the burn-in that removes
+    it) and for chains that never move (``result.stuck_chains``, warning
+    ``CHAINS_STUCK``).
 
     Args:
         key: JAX PRNG key (flow initialisation and training).
@@ -108,10 +111,6 @@ def estimate(
             parameter constant in every draw, parameters that are functions of the
             others (a derived column), a nested sampler's draws in likelihood order.
         EvidenceUnreliableError: With ``throw=True`` and a failure status.
-
-    The input chains are also tested for stationarity (``result.stationarity``, warning
-    ``NOT_STATIONARY`` with the burn-in that removes it) and for chains that never move
-    (``result.stuck_chains``, warning ``CHAINS_STUCK``).
 
     References:
         McEwen et al. (2021), arXiv:2111.12720; Polanska et al. (2024), arXiv:2405.05969.
