@@ -31,9 +31,10 @@ def read_csv_columns(
             the available ones), a value is not a number, or a value is NaN/infinite.
 
     Examples:
-        >>> import pathlib
-        >>> _ = pathlib.Path("t.csv").write_text("x,y\n1,2\n3,4\n")
-        >>> read_csv_columns("t.csv", ["y"])["y"].tolist()
+        >>> import pathlib, tempfile
+        >>> path = pathlib.Path(tempfile.mkdtemp()) / "t.csv"
+        >>> _ = path.write_text("x,y\n1,2\n3,4\n")
+        >>> read_csv_columns(path, ["y"])["y"].tolist()
         [2.0, 4.0]
     """
     file = Path(path)
