@@ -515,8 +515,8 @@ class Stationarity(NamedTuple):
         """One sentence for a user: the verdict and, when it fails, the remedy."""
         if self.stationary:
             return (
-                f"the pieces of each chain agree ({self.num_pieces} pieces (largest R-hat over the pieces "
-                f"{self.rhat:.3f}, for {self.column})"
+                f"the pieces of each chain agree ({self.num_pieces} pieces; largest R-hat "
+                f"over them {self.rhat:.3f}, for {self.column})"
             )
         remedy = (
             "no burn-in up to half the chains passes: run longer chains"
@@ -526,8 +526,8 @@ class Stationarity(NamedTuple):
         )
         return (
             f"the chains are not stationary: the pieces of a chain ({self.num_pieces} in "
-            f"all) disagree on {self.column} (R-hat over the pieces {self.rhat:.3f}, p = {self.p_value:.1e}); "
-            + remedy
+            f"all) disagree on {self.column} (R-hat over the pieces {self.rhat:.3f}, "
+            f"p = {self.p_value:.1e}); " + remedy
         )
 
 
