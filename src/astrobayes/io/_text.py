@@ -353,8 +353,8 @@ def _minus_log_likelihood(table: np.ndarray) -> tuple[np.ndarray, list[str]]:
     slope = nested_weight_slope(weights[order], -column[order])
     if np.isnan(slope):
         return column, [
-            "nested-sampling output whose last rows' weights do not tell -ln L (CosmoMC, "
-            "assumed) from -2 ln L (PolyChord, MultiNest) in column 2"
+            "fractional weights that do not tell, over the highest-likelihood rows, -ln L "
+            "(CosmoMC, assumed) from -2 ln L (PolyChord, MultiNest) in column 2"
         ]
     if abs(slope - 1.0) < 0.15:
         return column, []
@@ -364,9 +364,9 @@ def _minus_log_likelihood(table: np.ndarray) -> tuple[np.ndarray, list[str]]:
             f"sampler's weights grow as exp({slope:.3f} x -column 2)), halved"
         ]
     return column, [
-        f"weighted rows by increasing likelihood whose last weights grow as exp({slope:.3f} "
-        "x -column 2), not as a nested sampler's final live points do (1 for -ln L, 0.5 "
-        "for -2 ln L): column 2 read as -ln L (CosmoMC), unchecked"
+        f"fractional weights that grow as exp({slope:.3f} x -column 2) over the "
+        "highest-likelihood rows, not as a nested sampler's final live points do (1 for "
+        "-ln L, 0.5 for -2 ln L): column 2 read as -ln L (CosmoMC), unchecked"
     ]
 
 
