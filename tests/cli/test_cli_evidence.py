@@ -239,3 +239,19 @@ def test_a_burn_in_is_named_as_a_fraction_of_the_chain_in_the_file(tmp_path, key
     out = strict_loads(capsys.readouterr().out)
     assert out["status"] == "ok", out["messages"]
     assert out["stationarity"]["stationary"] is True
+
+
+def test_a_stuck_stretch_of_a_single_chain_is_named_among_its_sub_chains(tmp_path, key, capsys):
+    # the CLI cuts one chain into 4; the second quarter is frozen. The chain as a whole
+    # moved in most of its steps, so the sub-chains' finding must survive the CLI's
+    # second stationarity test on the chain as read.
+    problem = gaussian_gaussian_prior(2)
+    samples = np.array(problem.sample_chains(key, 1, 8000).samples)
+    samples[0, 2000:4000] = samples[0, 2000]
+    log_posterior = np.asarray(jax.vmap(jax.vmap(problem.logdensity_fn))(samples))
+    path = str(tmp_path / "frozen.npz")
+    np.savez(path, samples=samples, log_posterior=log_posterior)
+    main(["evidence", path, "--json", "--target", "gaussian", "--no-progress"])
+    out = strict_loads(capsys.readouterr().out)
+    assert out["stuck_chains"] == [1]
+    assert any("moved in fewer than 1%" in m for m in out["messages"])

@@ -182,7 +182,7 @@ def estimate_with_progress(key, chains, args, label: str, as_read=None):
         )
     if as_read is not None and as_read.num_chains != chains.num_chains:
         cuts = chains.num_chains // as_read.num_chains
-        result = with_stationarity(result, as_read, pieces_per_chain=2 * cuts)
+        result = with_stationarity(result, as_read, pieces_per_chain=2 * cuts, stuck=False)
     return result
 
 

@@ -167,7 +167,7 @@ def estimate(
 
 
 def with_stationarity(
-    result: EvidenceResult, chains: Chains, pieces_per_chain: int = 2
+    result: EvidenceResult, chains: Chains, pieces_per_chain: int = 2, *, stuck: bool = True
 ) -> EvidenceResult:
     """``result`` with the chains' stationarity and stuck chains, and warnings for them.
 
@@ -175,8 +175,9 @@ def with_stationarity(
     trend or a change of mode biases it by an amount its error bar does not hold.
     Shared by :func:`estimate` and :func:`~astrobayes.evidence.bridge_estimate`; the CLI
     calls it again on a chain it cut into sub-chains (``pieces_per_chain`` twice the
-    cuts), so that the burn-in it suggests is a fraction of the chain in the file.
-    The warning comes first among the warnings: it is often their cause.
+    cuts), so that the burn-in it suggests is a fraction of the chain in the file, with
+    ``stuck=False`` (the stuck chains found among the sub-chains are kept). The warning
+    comes first among the warnings: it is often their cause.
     """
     test = diagnostics.stationarity(
         chains.samples,
@@ -185,19 +186,25 @@ def with_stationarity(
         names=chains.names,
         pieces_per_chain=pieces_per_chain,
     )
-    stuck = tuple(
-        int(c)
-        for c in np.flatnonzero(diagnostics.move_fractions(chains.samples, chains.weights) < 0.01)
+    stuck_chains = (
+        tuple(
+            int(c)
+            for c in np.flatnonzero(
+                diagnostics.move_fractions(chains.samples, chains.weights) < 0.01
+            )
+        )
+        if stuck
+        else result.stuck_chains
     )
     ours = (EvidenceStatus.NOT_STATIONARY, EvidenceStatus.CHAINS_STUCK)
     messages = [m for m in result.messages if m not in ours]
-    if stuck:
+    if stuck_chains:
         messages.insert(0, EvidenceStatus.CHAINS_STUCK)
     if not test.stationary:
         messages.insert(0, EvidenceStatus.NOT_STATIONARY)
     ordered = order_messages(messages)
     return result._replace(
-        stationarity=test, stuck_chains=stuck, messages=ordered, status=status_of(ordered)
+        stationarity=test, stuck_chains=stuck_chains, messages=ordered, status=status_of(ordered)
     )
 
 
