@@ -28,6 +28,7 @@ from astrobayes.io._common import (
     load_table,
     sniff_text,
 )
+from astrobayes.io._text import first_content_line
 
 __all__ = ["looks_like_cosmosis", "read_cosmosis"]
 
@@ -37,11 +38,11 @@ SPECIAL_COLUMNS = ("prior", "like", "post", "weight", "log_weight", "old_weight"
 
 def looks_like_cosmosis(text: str) -> bool:
     """Whether the text starts with a CosmoSIS header line (``#... like post``)."""
-    for line in text.splitlines():
-        if line.strip():
-            tokens = line.lstrip("#").split()
-            return line.startswith("#") and "like" in tokens and "post" in tokens
-    return False
+    line = first_content_line(text)
+    if line is None or not line.startswith("#"):
+        return False
+    tokens = line.lstrip("#").split()
+    return "like" in tokens and "post" in tokens
 
 
 def _header(path: Path) -> tuple[tuple[str, ...], list[str]]:
