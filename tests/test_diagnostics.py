@@ -144,6 +144,27 @@ def test_log_bayes_factor_adds_errors_in_quadrature():
     assert log_bayes_factor(b, a, "lcdm", "wcdm").reading == "moderate evidence for wcdm"
 
 
+def test_log_bayes_factor_is_not_read_on_jeffreys_scale_when_an_estimate_failed():
+    from astrobayes.evidence import EvidenceStatus
+    from astrobayes.sampling import SamplingStatus
+
+    ok = SimpleNamespace(log_evidence=-75.4, log_evidence_std=0.01, status=EvidenceStatus.OK)
+    warned = SimpleNamespace(
+        log_evidence=-69.3, log_evidence_std=0.02, status=EvidenceStatus.NOT_STATIONARY
+    )
+    failed = SimpleNamespace(
+        log_evidence=-69.3, log_evidence_std=1.0, status=SamplingStatus.NOT_CONVERGED
+    )
+    # a warning keeps the reading; a failure on either side replaces it (the number stays)
+    assert log_bayes_factor(warned, ok, "planet", "flat").reading == "strong evidence for planet"
+    bf = log_bayes_factor(failed, ok, "planet", "flat")
+    assert bf.log_bayes_factor == pytest.approx(6.1)
+    assert bf.reading == "not read: the evidence of planet failed (not_converged)"
+    assert log_bayes_factor(ok, failed, "flat", "planet").reading == (
+        "not read: the evidence of planet failed (not_converged)"
+    )
+
+
 def test_split_rhat_is_one_for_iid_chains_and_flags_stuck_ones():
     rng = np.random.default_rng(1)
     iid = rng.standard_normal((4, 2000, 3))

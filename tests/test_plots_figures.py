@@ -233,3 +233,64 @@ def test_all_dark_energy_figures(tmp_path, comparison):
     assert "w\tw" in labels
     assert (tmp_path / "getdist" / "wcdm.ranges").read_text().splitlines()[-1] == "w\t-3.0\t1.0"
     assert (tmp_path / "getdist" / "w0wacdm.ranges").read_text().splitlines()[-1] == "wa\t-3.0\tN"
+
+
+def test_log_uniform_parameters_are_drawn_in_ln_x(tmp_path, monkeypatch):
+    # v is log-uniform in both models that have it, s only in one: v is drawn as ln v
+    # (labels, ranges and values), s and a as they are; the GetDist chains keep x
+    import numpyro.distributions as dist
+
+    import astrobayes.plots.triangle as triangle
+    from astrobayes.models import Model
+
+    rng = np.random.default_rng(1)
+    v = np.exp(rng.normal(1.0, 0.5, (2, 300)))
+    s = rng.uniform(1.0, 2.0, (2, 300))
+    a = rng.normal(size=(2, 300))
+    priors = {
+        "one": {"v": dist.LogUniform(0.01, 100.0), "s": dist.LogUniform(1.0, 2.0)},
+        "two": {
+            "v": dist.LogUniform(0.01, 100.0),
+            "s": dist.Uniform(1.0, 2.0),
+            "a": dist.Normal(0.0, 1.0),
+        },
+    }
+    models = {
+        n: Model.from_priors(n, lambda p: 0.0, p, labels={"v": "V_b"}) for n, p in priors.items()
+    }
+    posteriors = {"one": {"v": v, "s": s}, "two": {"v": v, "s": s, "a": a}}
+    reports = {
+        n: _report(n, posteriors[n], _evidence(-1.0 - i, 0.01, [-1.0 - i] * 3))
+        for i, n in enumerate(posteriors)
+    }
+    comparison = ComparisonResult(
+        models=reports,
+        reference="one",
+        bayes_factors={
+            n: log_bayes_factor(r, reports["one"], n, "one") for n, r in reports.items()
+        },
+        status=EvidenceStatus.OK,
+    )
+    seen = {}
+    original = triangle.to_mcsamples
+
+    def capture(posterior, *, names, labels, ranges, label):
+        seen[label] = (dict(posterior), dict(labels), dict(ranges))
+        return original(posterior, names=names, labels=labels, ranges=ranges, label=label)
+
+    monkeypatch.setattr(triangle, "to_mcsamples", capture)
+    written = write_comparison_figures(tmp_path, comparison, models, chains_dir="getdist")
+    assert written["triangle_overlay"].is_file()
+    for name in ("one", "two"):
+        posterior, labels, ranges = seen[name]
+        np.testing.assert_allclose(posterior["v"], np.log(v))
+        assert labels["v"] == r"\ln V_b"
+        np.testing.assert_allclose(ranges["v"], np.log([0.01, 100.0]))
+        np.testing.assert_array_equal(posterior["s"], s)  # log-uniform in one model only
+        assert labels["s"] == "s"
+    np.testing.assert_array_equal(seen["two"][0]["a"], a)
+    names = (tmp_path / "getdist" / "one.paramnames").read_text().split()
+    column = names.index("v") // 2  # "name label" lines: v's column among the parameters
+    getdist_chain = np.loadtxt(str(written["getdist_one"]) + "_1.txt")
+    np.testing.assert_allclose(getdist_chain[:, 2 + column], v[0], rtol=1e-6)
+    plt.close("all")

@@ -297,8 +297,13 @@ def test_non_finite_data_is_named_before_the_likelihood_fails(tmp_path, capsys):
 
 
 EDGE_MODULE = """
+import jax.numpy as jnp
+
 def toward_minus_one(params):
     return -0.5 * ((params["a"] + 1.0) / 0.5) ** 2
+
+def log_normal(params):
+    return -0.5 * jnp.log(params["v"]) ** 2
 """
 
 
@@ -312,6 +317,10 @@ def test_a_posterior_cut_by_its_prior_edge_is_reported(tmp_path, capsys):
         '[models.cut.parameters]\na = { prior = "uniform", low = 0.0, high = 1.0 }\n'
         '[models.inside]\nlikelihood = "edge:toward_minus_one"\n'
         '[models.inside.parameters]\na = { prior = "uniform", low = -5.0, high = 5.0 }\n'
+        # ln v ~ N(0, 1) inside [ln 1e-3, ln 1e3] = +-6.9: not cut; in v, the prior's 1/v
+        # put the marginal's peak in the bin at the low edge (read 1.00 until 2026-12-06)
+        '[models.logscale]\nlikelihood = "edge:log_normal"\n'
+        '[models.logscale.parameters]\nv = { prior = "log-uniform", low = 1e-3, high = 1e3 }\n'
     )
     out = tmp_path / "out"
     argv = ["run", str(tmp_path / "config.toml"), "--out", str(out), "--no-progress", "--no-plots"]
@@ -323,12 +332,15 @@ def test_a_posterior_cut_by_its_prior_edge_is_reported(tmp_path, capsys):
     assert edges["cut"]["a"]["high"] < 0.1
     assert edges["inside"]["a"]["low"] < 0.1
     assert edges["inside"]["a"]["high"] < 0.1
+    assert edges["logscale"]["v"]["low"] < 0.1
+    assert edges["logscale"]["v"]["high"] < 0.1
     report = (out / "report.md").read_text()
     assert "## Posteriors cut by a prior edge" in report
     assert "| cut | a | low |" in report
     assert "| inside | a |" not in report.split("## Posteriors cut by a prior edge")[1]
     assert "note: cut: the posterior of a is cut by its prior's low edge" in printed
     assert "note: inside" not in printed
+    assert "note: logscale" not in printed
 
 
 # ------------------------------------------------------------------ the worked example

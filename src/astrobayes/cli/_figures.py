@@ -123,7 +123,7 @@ def write_comparison_figures(
     """
     from astrobayes.cosmology import LCDM_VALUES, BAOData, parameter_label
     from astrobayes.io import save_figure_atomic, write_getdist_chains
-    from astrobayes.models import Model, prior_ranges
+    from astrobayes.models import Model, log_uniform_parameters, prior_ranges
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -160,18 +160,43 @@ def write_comparison_figures(
     if no_plots:
         return written
 
+    import numpy as np
+
     from astrobayes.plots.bao import plot_bao_data_vs_model
     from astrobayes.plots.comparison import plot_comparison
     from astrobayes.plots.triangle import to_mcsamples, triangle_plot
 
     markers = dict(LCDM_VALUES) if reference is None else dict(reference)
     marker_label = "ΛCDM" if reference is None else "reference"
+    # a log-uniform parameter is drawn as ln x (where its prior is flat) when it is
+    # log-uniform in every model that has it, so that overlays share one coordinate; in
+    # x a prior over decades squeezed the marginal against the axis (an outlier variance
+    # on [0.1, 1000]: GetDist's bandwidth failed and the contours broke into islands)
+    in_log = {
+        name: log_uniform_parameters(by_name[name]) if name in by_name else frozenset()
+        for name in reports
+    }
+    logged = {
+        p
+        for name in reports
+        for p in in_log[name]
+        if all(p in in_log[other] for other in reports if p in reports[other].posterior)
+    }
+    markers = {
+        p: (float(np.log(v)) if v > 0 else None) if p in logged else v for p, v in markers.items()
+    }
+    markers = {p: v for p, v in markers.items() if v is not None}
     samples = {
         name: to_mcsamples(
-            report.posterior,
+            {p: np.log(v) if p in logged else v for p, v in report.posterior.items()},
             names=order[name],
-            labels=labels[name],
-            ranges=ranges[name],
+            labels={p: rf"\ln {v}" if p in logged else v for p, v in labels[name].items()},
+            ranges={
+                p: tuple(None if e is None else float(np.log(e)) for e in edges)
+                if p in logged
+                else edges
+                for p, edges in ranges[name].items()
+            },
             label=name,
         )
         for name, report in reports.items()

@@ -435,12 +435,14 @@ def write_chain_files(folder: Path, config, models, result, derived_fns):
         ``({name: paths}, {name: {parameter: {"low": r, "high": r}}})``: the files, and
         for every sampled parameter with a hard prior edge the posterior's density at
         each edge over its peak (:func:`astrobayes.diagnostics.prior_edge_density`;
-        ``None`` for an open side).
+        ``None`` for an open side), read in ``ln x`` for a log-uniform prior (the
+        coordinate in which it is flat).
 
     """
     from astrobayes.diagnostics import prior_edge_density
     from astrobayes.io import write_getdist_chains
     from astrobayes.io.run_files import write_arviz_netcdf, write_posterior_npz
+    from astrobayes.models import log_uniform_parameters
     from astrobayes.runconfig import posterior_table
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -467,8 +469,14 @@ def write_chain_files(folder: Path, config, models, result, derived_fns):
         paths.append(write_arviz_netcdf(folder / f"{name}.nc", table))
         written[name] = paths
         edges[name] = {}
+        in_log = log_uniform_parameters(models[name])
         for parameter, (low, high) in table.ranges.items():
             column = table.samples[..., table.names.index(parameter)]
+            if parameter in in_log:
+                # in x, the prior's own 1/x makes any log-uniform marginal peak at a small
+                # low edge: until 2026-12-06 an outlier variance constrained to ln V = 3.5
+                # +- 1.6 on [0.1, 1000] read 1.00 there (0.29 in ln V) and was listed as cut
+                column, low, high = np.log(column), np.log(low), np.log(high)
             at_low, at_high = prior_edge_density(column, low, high)
             edges[name][parameter] = {
                 "low": None if np.isnan(at_low) else at_low,
@@ -544,7 +552,8 @@ def format_report(title: str, result, table: str, payload: dict) -> str:
             "## Posteriors cut by a prior edge",
             "",
             "Density at the edge over the marginal's peak "
-            "(`astrobayes.diagnostics.prior_edge_density`; 1: highest at the edge). There the "
+            "(`astrobayes.diagnostics.prior_edge_density`; 1: highest at the edge; in ln x "
+            "for a log-uniform prior, where that prior is flat). There the "
             "prior, not the data, shapes the marginal, and ln z (so ln B) depends on where the "
             "edge is put.",
             "",

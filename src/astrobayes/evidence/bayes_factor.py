@@ -19,7 +19,9 @@ class BayesFactor(NamedTuple):
     Attributes:
         log_bayes_factor: ``ln z_a - ln z_b``.
         log_bayes_factor_std: ``sqrt(sigma_a^2 + sigma_b^2)`` (independent estimates).
-        reading: Strength of evidence (see :func:`jeffreys_reading`).
+        reading: Strength of evidence (see :func:`jeffreys_reading`), or, where either
+            estimate's status is a failure, ``"not read: ..."`` naming the model (its
+            number is kept, but a reading would claim what was not checked).
 
     """
 
@@ -61,13 +63,20 @@ def log_bayes_factor(result_a, result_b, name_a: str = "A", name_b: str = "B") -
         name_b: Name of B in the reading.
 
     Returns:
-        :class:`BayesFactor`.
+        :class:`BayesFactor`. Where a result has a ``status`` that is a failure (an
+        evidence from chains that did not converge, say), ``reading`` says so instead of
+        reading the number on Jeffreys' scale.
 
     Example:
         >>> from types import SimpleNamespace as R
         >>> log_bayes_factor(R(log_evidence=-10.0, log_evidence_std=0.1),
         ...                  R(log_evidence=-13.0, log_evidence_std=0.2)).reading
         'moderate evidence for A'
+        >>> from astrobayes.evidence import EvidenceStatus
+        >>> log_bayes_factor(R(log_evidence=-10.0, log_evidence_std=1.0,
+        ...                    status=EvidenceStatus.NON_FINITE),
+        ...                  R(log_evidence=-13.0, log_evidence_std=0.2), "planet", "flat").reading
+        'not read: the evidence of planet failed (non_finite)'
 
     """
     value = float(result_a.log_evidence) - float(result_b.log_evidence)
@@ -78,8 +87,16 @@ def log_bayes_factor(result_a, result_b, name_a: str = "A", name_b: str = "B") -
             reading=jeffreys_reading(0.0, name_a, name_b),
         )
     std = float(np.hypot(result_a.log_evidence_std, result_b.log_evidence_std))
-    return BayesFactor(
-        log_bayes_factor=value,
-        log_bayes_factor_std=std,
-        reading=jeffreys_reading(value, name_a, name_b),
+    failed = [
+        f"{name} failed ({result.status.name.lower()})"
+        for result, name in ((result_a, name_a), (result_b, name_b))
+        if getattr(getattr(result, "status", None), "is_failure", False)
+    ]
+    # until 2026-12-06 a ln B of 6.2 +- 1.0 from chains with split R-hat 1.79 was read
+    # "strong evidence for planet", in the table and in results.json
+    reading = (
+        "not read: the evidence of " + " and ".join(failed)
+        if failed
+        else jeffreys_reading(value, name_a, name_b)
     )
+    return BayesFactor(log_bayes_factor=value, log_bayes_factor_std=std, reading=reading)

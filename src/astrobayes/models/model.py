@@ -43,6 +43,7 @@ __all__ = [
     "UnconstrainedPrior",
     "check_model",
     "constrained_samples",
+    "log_uniform_parameters",
     "prior_ranges",
     "unconstrained_density",
     "unconstrained_prior",
@@ -495,9 +496,48 @@ def prior_ranges(model: Model) -> dict[str, tuple[float | None, float | None]]:
         {'x': (-2.0, 3.0), 'y': (None, None)}
 
     """
+    return {name: (low, high) for name, (low, high, _) in _scalar_prior_sites(model).items()}
+
+
+def log_uniform_parameters(model: Model) -> frozenset[str]:
+    """The scalar parameters whose prior is uniform in their logarithm.
+
+    NumPyro's ``LogUniform`` (the TOML's ``log-uniform``), or a ``Uniform`` pushed through
+    ``ExpTransform``. Where a posterior meets such a prior's edge is read in ``ln x``,
+    the coordinate in which the prior is flat (:func:`astrobayes.diagnostics.prior_edge_density`).
+
+    Args:
+        model: The model.
+
+    Returns:
+        The names, from an abstract trace as in :func:`prior_ranges`.
+
+    Example:
+        >>> import numpyro.distributions as dist
+        >>> m = Model.from_priors("m", lambda p: -p["x"] ** 2, {"x": dist.LogUniform(0.1, 3.0),
+        ...                                                     "y": dist.Uniform(0.1, 3.0)})
+        >>> sorted(log_uniform_parameters(m))
+        ['x']
+
+    """
+    return frozenset(name for name, (_, _, log) in _scalar_prior_sites(model).items() if log)
+
+
+def _is_log_uniform(fn) -> bool:
+    """Whether a NumPyro distribution is a uniform one in ``ln x``."""
+    return (
+        isinstance(fn, dist.TransformedDistribution)
+        and isinstance(fn.base_dist, dist.Uniform)
+        and len(fn.transforms) == 1
+        and isinstance(fn.transforms[0], dist.transforms.ExpTransform)
+    )
+
+
+def _scalar_prior_sites(model: Model) -> dict[str, tuple[float | None, float | None, bool]]:
+    """``{name: (low, high, log_uniform)}`` of every scalar latent site (abstract trace)."""
     if not isinstance(model, Model):
         raise TypeError(f"model must be astrobayes.models.Model; got {type(model).__name__}")
-    found: dict[str, tuple[float | None, float | None]] = {}
+    found: dict[str, tuple[float | None, float | None, bool]] = {}
 
     def edge(value) -> float | None:
         if value is None or isinstance(value, jax.core.Tracer):
@@ -519,6 +559,7 @@ def prior_ranges(model: Model) -> dict[str, tuple[float | None, float | None]]:
             found[name] = (
                 edge(getattr(support, "lower_bound", None)),
                 edge(getattr(support, "upper_bound", None)),
+                _is_log_uniform(site["fn"]),
             )
         return 0
 
