@@ -131,6 +131,25 @@ def test_compare_takes_settings_per_model(key):
     names = sorted(mixed.models["b"].posterior_mean)
     assert f"{names[0]} = " in row
     assert f"... ({len(names)} more)" in mixed.summary(max_parameters=0)
+    # every status a sampler raised is printed, with the divergences counted (not only
+    # the worst: R-hat alone hid the divergences until 2026-12-06)
+    from astrobayes.sampling import SamplingStatus
+
+    report = mixed.models["b"]
+    troubled = report.sampling._replace(
+        status=SamplingStatus.HIGH_RHAT,
+        messages=(SamplingStatus.HIGH_RHAT, SamplingStatus.DIVERGENCES),
+        num_divergent=np.array([30, 40]),
+    )
+    shown = mixed._replace(models={**mixed.models, "b": report._replace(sampling=troubled)})
+    lines = shown.summary().splitlines()
+    assert f"          NUTS: {SamplingStatus.HIGH_RHAT.value}" in lines
+    assert f"          NUTS: {SamplingStatus.DIVERGENCES.value} (70 in 160 draws)" in lines
+    assert shown.to_dict()["models"]["b"]["sampling_messages"] == [
+        SamplingStatus.HIGH_RHAT.value,
+        SamplingStatus.DIVERGENCES.value,
+    ]
+    assert "(70 in 160 draws)" not in text  # control: the count is the sampler's
     evidence = mixed.models["b"].evidence
     assert str(evidence) == evidence.summary()
     assert str(evidence).startswith(

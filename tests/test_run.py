@@ -298,12 +298,18 @@ def test_non_finite_data_is_named_before_the_likelihood_fails(tmp_path, capsys):
 
 EDGE_MODULE = """
 import jax.numpy as jnp
+import numpyro
+import numpyro.distributions as dist
 
 def toward_minus_one(params):
     return -0.5 * ((params["a"] + 1.0) / 0.5) ** 2
 
 def log_normal(params):
     return -0.5 * jnp.log(params["v"]) ** 2
+
+def half_normal():
+    s = numpyro.sample("s", dist.HalfNormal(1.0))
+    numpyro.factor("like", -0.5 * ((s + 1.0) / 0.5) ** 2)
 """
 
 
@@ -321,6 +327,8 @@ def test_a_posterior_cut_by_its_prior_edge_is_reported(tmp_path, capsys):
         # put the marginal's peak in the bin at the low edge (read 1.00 until 2026-12-06)
         '[models.logscale]\nlikelihood = "edge:log_normal"\n'
         '[models.logscale.parameters]\nv = { prior = "log-uniform", low = 1e-3, high = 1e3 }\n'
+        # a half-normal's 0 is its support, no choice: recorded at ~1, never listed
+        '[models.half]\nnumpyro_model = "edge:half_normal"\n'
     )
     out = tmp_path / "out"
     argv = ["run", str(tmp_path / "config.toml"), "--out", str(out), "--no-progress", "--no-plots"]
@@ -334,6 +342,9 @@ def test_a_posterior_cut_by_its_prior_edge_is_reported(tmp_path, capsys):
     assert edges["inside"]["a"]["high"] < 0.1
     assert edges["logscale"]["v"]["low"] < 0.1
     assert edges["logscale"]["v"]["high"] < 0.1
+    assert edges["half"]["s"]["low"] > 0.8
+    assert edges["half"]["s"]["chosen"] is False
+    assert edges["cut"]["a"]["chosen"] is True
     report = (out / "report.md").read_text()
     assert "## Posteriors cut by a prior edge" in report
     assert "| cut | a | low |" in report
@@ -341,6 +352,8 @@ def test_a_posterior_cut_by_its_prior_edge_is_reported(tmp_path, capsys):
     assert "note: cut: the posterior of a is cut by its prior's low edge" in printed
     assert "note: inside" not in printed
     assert "note: logscale" not in printed
+    assert "note: half" not in printed
+    assert "| half |" not in report.split("## Posteriors cut by a prior edge")[1]
 
 
 # ------------------------------------------------------------------ the worked example

@@ -211,6 +211,15 @@ def sampler_name(report: ModelReport) -> str:
     return "flow MCMC" if isinstance(report.sampling, FlowMCMCResult) else "NUTS"
 
 
+def _messages(result) -> tuple:
+    """The statuses of a result that are not ok, most severe first.
+
+    A result that keeps no ``messages`` gives its ``status`` alone.
+    """
+    messages = getattr(result, "messages", None) or (result.status,)
+    return tuple(m for m in messages if not m.is_ok)
+
+
 class ComparisonResult(NamedTuple):
     """Result of :func:`compare`.
 
@@ -260,11 +269,18 @@ class ComparisonResult(NamedTuple):
                 f"{bf.log_bayes_factor:>8.3f} ± {bf.log_bayes_factor_std:<6.3f}  "
                 f"{bf.reading:<32} {params}"
             )
-            if not report.evidence.status.is_ok:
-                label = "cross-check" if report.evidence_method == "smc" else "status"
-                rows.append(f"{'':<9} {label}: {report.evidence.status.value}")
-            if not report.sampling.status.is_ok:
-                rows.append(f"{'':<9} {sampler_name(report)}: {report.sampling.status.value}")
+            # every status raised, not only the worst: until 2026-12-06 the centred eight
+            # schools printed its R-hat warning and hid 150 divergent transitions
+            label = "cross-check" if report.evidence_method == "smc" else "status"
+            for message in _messages(report.evidence):
+                rows.append(f"{'':<9} {label}: {message.value}")
+            for message in _messages(report.sampling):
+                text = message.value
+                if message.name == "DIVERGENCES":
+                    divergent = int(np.sum(report.sampling.num_divergent))
+                    draws = int(np.prod(np.shape(report.sampling.samples)[:2]))
+                    text = f"{text} ({divergent} in {draws} draws)"
+                rows.append(f"{'':<9} {sampler_name(report)}: {text}")
         return "\n".join(rows)
 
     def __str__(self) -> str:
@@ -289,6 +305,7 @@ class ComparisonResult(NamedTuple):
                 "status_message": report.status.value,
                 "sampling_status": report.sampling.status.name.lower(),
                 "sampling_status_message": report.sampling.status.value,
+                "sampling_messages": [m.value for m in _messages(report.sampling)],
                 "log_evidence": report.log_evidence,
                 "log_evidence_std": report.log_evidence_std,
                 "evidence_method": report.evidence_method,

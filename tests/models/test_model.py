@@ -251,3 +251,34 @@ def test_unconstrained_prior_of_a_numpyro_model_with_data(key):
     )
     with pytest.raises(ValueError, match="num_draws"):
         unconstrained_prior(key, Model("n", numpyro_model, model_args=(data,)), 0)
+
+
+def test_prior_supports_name_chosen_edges_and_log_uniform_priors():
+    from numpyro.distributions.transforms import ExpTransform
+
+    from astrobayes.models import PriorSupport, prior_ranges, prior_supports
+
+    priors = {
+        "u": dist.Uniform(-1.0, 2.0),
+        "lu": dist.LogUniform(0.1, 10.0),
+        "exp_u": dist.TransformedDistribution(dist.Uniform(-2.0, 1.0), ExpTransform()),
+        "tn": dist.TruncatedNormal(0.0, 1.0, low=0.0, high=3.0),
+        "left": dist.TruncatedNormal(0.0, 1.0, low=-1.0),
+        "half": dist.HalfCauchy(5.0),
+        "beta": dist.Beta(2.0, 2.0),
+        "lognormal": dist.LogNormal(0.0, 1.0),  # its edge 0 is its support, not a choice
+        "n": dist.Normal(0.0, 1.0),
+    }
+    model = Model.from_priors("m", lambda p: 0.0 * p["u"], priors)
+    s = prior_supports(model)
+    assert s["u"] == PriorSupport(-1.0, 2.0, False, True)
+    assert s["lu"] == PriorSupport(0.1, 10.0, True, True)
+    assert s["exp_u"].log_uniform
+    assert s["exp_u"].chosen
+    assert s["tn"] == PriorSupport(0.0, 3.0, False, True)
+    assert s["left"] == PriorSupport(-1.0, None, False, True)
+    assert s["half"] == PriorSupport(0.0, None, False, False)
+    assert s["beta"] == PriorSupport(0.0, 1.0, False, False)
+    assert s["lognormal"] == PriorSupport(0.0, None, False, False)
+    assert s["n"] == PriorSupport(None, None, False, False)
+    assert prior_ranges(model) == {k: (v.low, v.high) for k, v in s.items()}

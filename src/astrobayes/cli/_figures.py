@@ -123,7 +123,7 @@ def write_comparison_figures(
     """
     from astrobayes.cosmology import LCDM_VALUES, BAOData, parameter_label
     from astrobayes.io import save_figure_atomic, write_getdist_chains
-    from astrobayes.models import Model, log_uniform_parameters, prior_ranges
+    from astrobayes.models import Model, prior_ranges, prior_supports
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -173,7 +173,9 @@ def write_comparison_figures(
     # x a prior over decades squeezed the marginal against the axis (an outlier variance
     # on [0.1, 1000]: GetDist's bandwidth failed and the contours broke into islands)
     in_log = {
-        name: log_uniform_parameters(by_name[name]) if name in by_name else frozenset()
+        name: {p for p, s in prior_supports(by_name[name]).items() if s.log_uniform}
+        if name in by_name
+        else set()
         for name in reports
     }
     logged = {

@@ -442,7 +442,7 @@ def write_chain_files(folder: Path, config, models, result, derived_fns):
     from astrobayes.diagnostics import prior_edge_density
     from astrobayes.io import write_getdist_chains
     from astrobayes.io.run_files import write_arviz_netcdf, write_posterior_npz
-    from astrobayes.models import log_uniform_parameters
+    from astrobayes.models import prior_supports
     from astrobayes.runconfig import posterior_table
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -469,10 +469,11 @@ def write_chain_files(folder: Path, config, models, result, derived_fns):
         paths.append(write_arviz_netcdf(folder / f"{name}.nc", table))
         written[name] = paths
         edges[name] = {}
-        in_log = log_uniform_parameters(models[name])
+        supports = prior_supports(models[name])
         for parameter, (low, high) in table.ranges.items():
             column = table.samples[..., table.names.index(parameter)]
-            if parameter in in_log:
+            support = supports.get(parameter)
+            if support is not None and support.log_uniform:
                 # in x, the prior's own 1/x makes any log-uniform marginal peak at a small
                 # low edge: until 2026-12-06 an outlier variance constrained to ln V = 3.5
                 # +- 1.6 on [0.1, 1000] read 1.00 there (0.29 in ln V) and was listed as cut
@@ -481,6 +482,9 @@ def write_chain_files(folder: Path, config, models, result, derived_fns):
             edges[name][parameter] = {
                 "low": None if np.isnan(at_low) else at_low,
                 "high": None if np.isnan(at_high) else at_high,
+                # a distribution's own support (a half-Cauchy's 0) is no choice: a
+                # posterior piled there is data, and moving it is not an option
+                "chosen": support is not None and support.chosen,
             }
     return written, edges
 
@@ -496,8 +500,8 @@ def _cut_by_prior_edges(edges: dict) -> list[tuple[str, str, str, float]]:
         (name, parameter, side, ratio)
         for name, parameters in edges.items()
         for parameter, sides in parameters.items()
-        for side, ratio in sides.items()
-        if ratio is not None and ratio >= PRIOR_EDGE_THRESHOLD
+        for side, ratio in ((s, sides[s]) for s in ("low", "high"))
+        if sides.get("chosen", True) and ratio is not None and ratio >= PRIOR_EDGE_THRESHOLD
     ]
 
 

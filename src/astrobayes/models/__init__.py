@@ -2,12 +2,13 @@
 
 from astrobayes.models.model import (
     Model,
+    PriorSupport,
     UnconstrainedDensity,
     UnconstrainedPrior,
     check_model,
     constrained_samples,
-    log_uniform_parameters,
     prior_ranges,
+    prior_supports,
     unconstrained_density,
     unconstrained_prior,
 )
@@ -32,9 +33,10 @@ __all__ = [
     "constrained_samples",
     "gaussian_gaussian_prior",
     "gaussian_uniform_prior",
-    "log_uniform_parameters",
     "normal_gamma",
+    "PriorSupport",
     "prior_ranges",
+    "prior_supports",
     "radiata_pine",
     "rosenbrock",
     "skewed_gumbel",

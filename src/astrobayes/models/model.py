@@ -43,8 +43,9 @@ __all__ = [
     "UnconstrainedPrior",
     "check_model",
     "constrained_samples",
-    "log_uniform_parameters",
+    "PriorSupport",
     "prior_ranges",
+    "prior_supports",
     "unconstrained_density",
     "unconstrained_prior",
 ]
@@ -496,31 +497,51 @@ def prior_ranges(model: Model) -> dict[str, tuple[float | None, float | None]]:
         {'x': (-2.0, 3.0), 'y': (None, None)}
 
     """
-    return {name: (low, high) for name, (low, high, _) in _scalar_prior_sites(model).items()}
+    return {name: (site.low, site.high) for name, site in _scalar_prior_sites(model).items()}
 
 
-def log_uniform_parameters(model: Model) -> frozenset[str]:
-    """The scalar parameters whose prior is uniform in their logarithm.
+class PriorSupport(NamedTuple):
+    """Where a scalar parameter's prior ends, and what kind of end it is.
 
-    NumPyro's ``LogUniform`` (the TOML's ``log-uniform``), or a ``Uniform`` pushed through
-    ``ExpTransform``. Where a posterior meets such a prior's edge is read in ``ln x``,
-    the coordinate in which the prior is flat (:func:`astrobayes.diagnostics.prior_edge_density`).
+    Attributes:
+        low: Lower edge, ``None`` when open or computed from another parameter.
+        high: Upper edge, the same.
+        log_uniform: The prior is uniform in ``ln x`` (NumPyro's ``LogUniform``, the
+            TOML's ``log-uniform``, or a ``Uniform`` pushed through ``ExpTransform``):
+            where a posterior meets its edge is read, and drawn, in ``ln x``.
+        chosen: The edges are the analyst's choice (a uniform, log-uniform or truncated
+            prior), so ln z depends on where they are put; ``False`` for a
+            distribution's own support (a half-normal's 0, a beta's 0 and 1).
+
+    """
+
+    low: float | None
+    high: float | None
+    log_uniform: bool
+    chosen: bool
+
+
+def prior_supports(model: Model) -> dict[str, PriorSupport]:
+    """The edges of every scalar parameter's prior, with their kind (:class:`PriorSupport`).
 
     Args:
         model: The model.
 
     Returns:
-        The names, from an abstract trace as in :func:`prior_ranges`.
+        ``{name: PriorSupport}``, from an abstract trace as in :func:`prior_ranges`.
 
     Example:
         >>> import numpyro.distributions as dist
         >>> m = Model.from_priors("m", lambda p: -p["x"] ** 2, {"x": dist.LogUniform(0.1, 3.0),
-        ...                                                     "y": dist.Uniform(0.1, 3.0)})
-        >>> sorted(log_uniform_parameters(m))
-        ['x']
+        ...                                                     "t": dist.HalfCauchy(5.0)})
+        >>> supports = prior_supports(m)
+        >>> supports["x"].log_uniform, supports["x"].chosen
+        (True, True)
+        >>> supports["t"]
+        PriorSupport(low=0.0, high=None, log_uniform=False, chosen=False)
 
     """
-    return frozenset(name for name, (_, _, log) in _scalar_prior_sites(model).items() if log)
+    return _scalar_prior_sites(model)
 
 
 def _is_log_uniform(fn) -> bool:
@@ -533,11 +554,20 @@ def _is_log_uniform(fn) -> bool:
     )
 
 
-def _scalar_prior_sites(model: Model) -> dict[str, tuple[float | None, float | None, bool]]:
-    """``{name: (low, high, log_uniform)}`` of every scalar latent site (abstract trace)."""
+#: Distributions whose edges an analyst chooses (NumPyro's truncations included).
+_CHOSEN_EDGES = (
+    dist.Uniform,
+    dist.truncated.LeftTruncatedDistribution,
+    dist.truncated.RightTruncatedDistribution,
+    dist.truncated.TwoSidedTruncatedDistribution,
+)
+
+
+def _scalar_prior_sites(model: Model) -> dict[str, PriorSupport]:
+    """:class:`PriorSupport` of every scalar latent site (abstract trace)."""
     if not isinstance(model, Model):
         raise TypeError(f"model must be astrobayes.models.Model; got {type(model).__name__}")
-    found: dict[str, tuple[float | None, float | None, bool]] = {}
+    found: dict[str, PriorSupport] = {}
 
     def edge(value) -> float | None:
         if value is None or isinstance(value, jax.core.Tracer):
@@ -555,11 +585,13 @@ def _scalar_prior_sites(model: Model) -> dict[str, tuple[float | None, float | N
         for name, site in model_trace.items():
             if site["type"] != "sample" or site["is_observed"] or jnp.shape(site["value"]):
                 continue
-            support = site["fn"].support
-            found[name] = (
+            fn, support = site["fn"], site["fn"].support
+            log_uniform = _is_log_uniform(fn)
+            found[name] = PriorSupport(
                 edge(getattr(support, "lower_bound", None)),
                 edge(getattr(support, "upper_bound", None)),
-                _is_log_uniform(site["fn"]),
+                log_uniform,
+                log_uniform or isinstance(fn, _CHOSEN_EDGES),
             )
         return 0
 
