@@ -338,6 +338,18 @@ def test_compare_with_smc_reports_its_evidence_and_the_cross_check(key):
         assert summary["smc"]["num_logdensity_evaluations"] > 400
         assert summary["num_gradient_evaluations"] is None  # SMC counts its own way
     json.loads(to_json(out.to_dict()))
+    # an unchecked SMC evidence is printed as such (SMC's own status stays ok), and the
+    # harmonic mean's own message is labelled as the cross-check it is
+    report = out.models["b"]
+    unchecked = report.sampling._replace(cross_check=EvidenceCrossCheck.UNCHECKED)
+    shown = out._replace(models={"b": report._replace(sampling=unchecked)})
+    assert f"SMC: {EvidenceCrossCheck.UNCHECKED.value}" in shown.summary()
+    assert shown.to_dict()["models"]["b"]["sampling_messages"][-1] == (
+        EvidenceCrossCheck.UNCHECKED.value
+    )
+    assert EvidenceCrossCheck.UNCHECKED.value not in out.summary() or (
+        report.sampling.cross_check is EvidenceCrossCheck.UNCHECKED
+    )
 
 
 def test_evidence_cross_check_flags_disagreement_and_a_failed_check():

@@ -214,9 +214,13 @@ def sampler_name(report: ModelReport) -> str:
 def _messages(result) -> tuple:
     """The statuses of a result that are not ok, most severe first.
 
-    A result that keeps no ``messages`` gives its ``status`` alone.
+    A result that keeps no ``messages`` gives its ``status`` alone; SMC gives its own
+    messages and its evidence cross-check.
     """
-    messages = getattr(result, "messages", None) or (result.status,)
+    if isinstance(result, SMCSampling):
+        messages = (*result.result.messages, result.cross_check)
+    else:
+        messages = getattr(result, "messages", None) or (result.status,)
     return tuple(m for m in messages if not m.is_ok)
 
 
@@ -271,7 +275,7 @@ class ComparisonResult(NamedTuple):
             )
             # every status raised, not only the worst: until 2026-12-06 the centred eight
             # schools printed its R-hat warning and hid 150 divergent transitions
-            label = "cross-check" if report.evidence_method == "smc" else "status"
+            label = "harmonic-mean cross-check" if report.evidence_method == "smc" else "status"
             for message in _messages(report.evidence):
                 rows.append(f"{'':<9} {label}: {message.value}")
             for message in _messages(report.sampling):
