@@ -1,7 +1,7 @@
 """Files of ``astrobayes run``: the user's data arrays in, posterior chains out.
 
-:func:`read_data_arrays` reads the ``data`` table of a model (``.npy``, ``.npz`` or a text
-table). :func:`write_posterior_npz` and :func:`write_arviz_netcdf` write a
+:func:`read_data_arrays` reads the ``data`` table of a model (``.npy``, ``.npz``, FITS or a
+text table). :func:`write_posterior_npz` and :func:`write_arviz_netcdf` write a
 :class:`~astrobayes.runconfig.PosteriorTable` (draws in the original space, ``ln L`` and
 the normalised ``ln pi`` per draw) so that :func:`astrobayes.io.read_chains` reads them
 back with the prior normalised, and ArviZ opens the netCDF as ``InferenceData``
@@ -34,8 +34,12 @@ def read_data_arrays(
 
     Args:
         paths: File per name: ``.npy``; ``.npz`` (its only array, or the one called
-            ``name``); anything else a whitespace or comma separated text table read by
-            ``numpy.loadtxt`` (``#`` comments).
+            ``name``); FITS (``.fits``, ``.fit``, ``.fts``, optionally ``.gz``: the HDU
+            whose ``EXTNAME`` is ``name``, else the first with data; an image as it is,
+            a table as ``(rows, columns)`` of its numeric scalar columns in their order);
+            anything else a whitespace (comma for ``.csv``) separated text table read by
+            ``numpy.loadtxt`` (``#`` comments; a first row of column names, as pandas
+            and spreadsheets write, is skipped).
         base: Folder relative paths are taken from (the config file's folder).
 
     Returns:
@@ -73,14 +77,73 @@ def read_data_arrays(
                         raise ValueError(
                             f"holds {archive.files}; name one of them {name!r} or keep one array"
                         )
+            elif _is_fits(path):
+                array = _read_fits_array(path, name)
             else:
                 delimiter = "," if path.suffix == ".csv" else None
-                array = np.loadtxt(path, delimiter=delimiter, ndmin=1)
+                array = np.loadtxt(
+                    path, delimiter=delimiter, ndmin=1, skiprows=_header_rows(path, delimiter)
+                )
             array = np.asarray(array, dtype=float)
         except ValueError as error:
             raise ValueError(f"data file {name!r} ({path}): cannot read numbers: {error}") from None
         out[name] = array
     return out
+
+
+def _is_fits(path: Path) -> bool:
+    suffixes = [x.lower() for x in path.suffixes[-2:]]
+    if suffixes and suffixes[-1] == ".gz":
+        suffixes = suffixes[:-1]
+    return bool(suffixes) and suffixes[-1] in (".fits", ".fit", ".fts")
+
+
+def _header_rows(path: Path, delimiter: str | None) -> int:
+    """Lines to skip: up to a first content row of column names (no field a number)."""
+    with open(path, encoding="utf-8", errors="replace") as handle:
+        for index, line in enumerate(handle):
+            content = line.split("#", 1)[0].strip()
+            if not content:
+                continue
+            fields = [f.strip() for f in content.split(delimiter)]
+
+            def is_number(field: str) -> bool:
+                try:
+                    float(field)
+                except ValueError:
+                    return False
+                return True
+
+            # a row of names ("t,v,err"), never a row with one bad number among numbers
+            return index + 1 if not any(is_number(f) for f in fields) else 0
+    return 0
+
+
+def _read_fits_array(path: Path, name: str) -> np.ndarray:
+    """The HDU called ``name`` (else the first with data) as a float array."""
+    from astropy.io import fits
+
+    with fits.open(path, memmap=False) as hdus:
+        named = [h for h in hdus if h.name.lower() == name.lower() and h.data is not None]
+        with_data = named or [h for h in hdus if h.data is not None]
+        if not with_data:
+            raise ValueError("holds no HDU with data")
+        hdu = with_data[0]
+        if isinstance(hdu, fits.BinTableHDU | fits.TableHDU):
+            columns, skipped = [], []
+            for column in hdu.columns:
+                values = np.asarray(hdu.data[column.name])
+                if values.ndim == 1 and np.issubdtype(values.dtype, np.number):
+                    columns.append(values.astype(float))
+                else:
+                    skipped.append(column.name)
+            if skipped:
+                raise ValueError(
+                    f"HDU {hdu.name!r} has columns that are not numeric scalars: {skipped}; "
+                    "write a table of numeric columns only (or a .npy/.npz array)"
+                )
+            return np.stack(columns, axis=-1)
+        return np.asarray(hdu.data, dtype=float)
 
 
 def write_posterior_npz(path: str | os.PathLike, table: PosteriorTable) -> Path:
