@@ -364,6 +364,16 @@ def test_evidence_cross_check_flags_disagreement_and_a_failed_check():
     assert cross_check_evidence(-10.0, 0.04, failed) is EvidenceCrossCheck.UNCHECKED
     assert cross_check_evidence(-10.0, float("nan"), lhm) is EvidenceCrossCheck.UNCHECKED
     assert EvidenceCrossCheck.DISAGREE.is_warning
+    # where SMC's moves did not decorrelate (MAX_STEPS) its own error bar does not hold:
+    # a disagreeing or failed check is then a failure, an agreeing one stays ok
+    unmixed = {"decorrelated": False}
+    assert cross_check_evidence(-10.1, 0.04, lhm, **unmixed) is EvidenceCrossCheck.OK
+    assert cross_check_evidence(-10.2, 0.04, lhm, **unmixed) is EvidenceCrossCheck.DISAGREE_UNMIXED
+    assert (
+        cross_check_evidence(-10.0, 0.04, failed, **unmixed) is EvidenceCrossCheck.UNCHECKED_UNMIXED
+    )
+    assert EvidenceCrossCheck.DISAGREE_UNMIXED.is_failure
+    assert EvidenceCrossCheck.UNCHECKED_UNMIXED.is_failure
 
 
 @pytest.mark.slow
@@ -382,3 +392,30 @@ def test_compare_with_smc_recovers_mode_weights_of_a_bimodal_model(key):
         report.log_evidence,
         report.log_evidence_std,
     )
+
+
+def test_smc_that_hit_max_steps_has_its_cross_check_judged_unmixed(key, monkeypatch):
+    # compare tells the cross-check whether SMC's own error bar holds: not where its moves
+    # stopped at max_mcmc_steps (here one block, and a threshold no block reaches)
+    import astrobayes.comparison as comparison
+    from astrobayes.evidence import log_bayes_factor
+
+    seen = []
+    original = comparison.cross_check_evidence
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs["decorrelated"])
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(comparison, "cross_check_evidence", spy)
+    capped = SMCConfig(
+        num_particles=400, preconditioner="diagonal", max_mcmc_steps=1, correlation_threshold=1e-9
+    )
+    out = compare(key, [_model("b", 2.0)], sampling=capped, target=GaussianTarget(), num_workers=1)
+    assert "MAX_STEPS" in [m.name for m in out.models["b"].sampling.result.messages]
+    assert seen == [False]
+    # the failures' reading: a failed SMC evidence is not read on Jeffreys' scale
+    failed = out.models["b"]._replace(status=EvidenceCrossCheck.DISAGREE_UNMIXED)
+    other = out.models["b"]._replace(log_evidence=out.models["b"].log_evidence - 3.0)
+    reading = log_bayes_factor(failed, other, "b", "c").reading
+    assert reading == "not read: the evidence of b failed (disagree_unmixed)"

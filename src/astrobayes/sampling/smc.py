@@ -92,7 +92,9 @@ class SMCStatus(Status):
     MAX_STEPS = (
         Severity.WARNING,
         "warning: at some temperature the moves stopped at max_mcmc_steps before the latent "
-        "positions decorrelated (correlation_threshold not reached)",
+        "positions decorrelated (correlation_threshold not reached): the particles there are "
+        "not independent, so ln z's error bar may be too small and ln z biased; check it "
+        "against another estimate",
     )
     MAX_TEMPERATURES = (
         Severity.FAILURE,
