@@ -619,3 +619,24 @@ def test_a_stuck_chain_is_named(key):
     assert EvidenceStatus.CHAINS_STUCK in result.messages
     assert "stuck chains: [13]" in str(result)
     assert json.loads(json.dumps(result.to_dict()))["stuck_chains"] == [13]
+
+
+def test_chains_that_disagree_get_the_spread_of_their_log_evidences(key):
+    # One inference chain's log posterior is off by 5 (as a chain in a mode of other
+    # normalisation would be): its ln z is 5 above the others'. The delta method's
+    # relative spread of rho says +-0.33; the chains' ln z spread says +-1.4, and is
+    # what the error must cover (until 2026-12-06 the first was reported).
+    rng = np.random.default_rng(3)
+    samples = rng.standard_normal((8, 1500, 2))
+    log_posterior = _log_normal(samples)
+    result0 = estimate(key, Chains(samples, log_posterior), target=GaussianTarget())
+    assert EvidenceStatus.CHAINS_DISAGREE not in result0.messages  # control: all agree
+    log_posterior[-1] += 5.0
+    result = estimate(key, Chains(samples, log_posterior), target=GaussianTarget())
+    assert EvidenceStatus.CHAINS_DISAGREE in result.messages
+    per_chain = result.per_chain_log_evidence
+    assert np.sum(per_chain > 4.0) == 1  # the offset chain is among the inference chains
+    log_spread = np.std(per_chain, ddof=1) / np.sqrt(per_chain.size)
+    assert log_spread > 1.0
+    assert result.log_evidence_std >= 0.99 * log_spread
+    assert result.log_evidence_std_between_chains >= 0.99 * log_spread

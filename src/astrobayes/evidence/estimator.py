@@ -544,17 +544,24 @@ def _evaluate(context: _Context, temperature: float) -> EvidenceResult:
 
 
 def _between_chains(scaled, w_chains, batch_lengths, per_chain, rho) -> tuple[float, bool]:
-    """Relative error implied by the per-chain spread, and whether the chains disagree.
+    """Error of ``ln z`` implied by the per-chain spread, and whether the chains disagree.
 
-    Per-chain means are compared with their batch-means errors by a chi-square test
-    (``p < 1e-3`` means disagreement); ``nan`` and ``False`` with one inference chain.
+    The larger of the relative spread of the per-chain ``rho`` (the delta method) and the
+    spread of their logarithms: where one chain dominates the first is exactly 1 whatever
+    the others say (chains at ln z -70.0 and -57.9 gave -69.3 +- 1.000 until 2026-12-06;
+    the log spread says +- 6.0). Per-chain means are compared with their batch-means
+    errors by a chi-square test (``p < 1e-3`` means disagreement); ``nan`` and ``False``
+    with one inference chain.
     """
     if len(per_chain) < 2:
         return float("nan"), False
     chain_w = np.array([w.sum() for w in w_chains])
     frac = chain_w / chain_w.sum()
-    between_var = np.sum(frac**2 * (per_chain - rho) ** 2) * len(per_chain) / (len(per_chain) - 1)
-    between_std = float(np.sqrt(between_var)) / rho
+    n_over = len(per_chain) / (len(per_chain) - 1)
+    between_var = np.sum(frac**2 * (per_chain - rho) ** 2) * n_over
+    with np.errstate(divide="ignore"):  # a chain whose rho underflowed: an infinite spread
+        log_spread = np.sqrt(np.sum(frac**2 * (np.log(per_chain) - np.log(rho)) ** 2) * n_over)
+    between_std = max(float(np.sqrt(between_var)) / rho, float(log_spread))
     chain_stds = np.asarray(
         [
             diagnostics.weighted_batch_means([s], [w], [b]).std
