@@ -549,9 +549,9 @@ def _between_chains(scaled, w_chains, batch_lengths, per_chain, rho) -> tuple[fl
     The larger of the relative spread of the per-chain ``rho`` (the delta method) and the
     spread of their logarithms: where one chain dominates the first is exactly 1 whatever
     the others say (chains at ln z -70.0 and -57.9 gave -69.3 +- 1.000 until 2026-12-06;
-    their log spread about the estimate says +- 8.1). Per-chain means are compared with their batch-means
-    errors by a chi-square test (``p < 1e-3`` means disagreement); ``nan`` and ``False``
-    with one inference chain.
+    their log spread about the estimate says +- 8.1). Per-chain means are compared with
+    their batch-means errors by a chi-square test (``p < 1e-3`` means disagreement);
+    ``nan`` and ``False`` with one inference chain.
     """
     if len(per_chain) < 2:
         return float("nan"), False
