@@ -352,6 +352,16 @@ def test_a_posterior_cut_by_its_prior_edge_is_reported(tmp_path, capsys):
     assert "note: cut: the posterior of a is cut by its prior's low edge" in printed
     assert "note: inside" not in printed
     assert "note: logscale" not in printed
+    # GetDist chains hold -ln L: read with flat priors from .ranges where the prior is that
+    # (uniform a), refused where it is not (log-uniform v: read 6.9 too low until 2026-12-06)
+    from astrobayes.io import read_chains
+
+    with np.load(out / "chains" / "cut.npz") as archive:
+        expected = archive["log_posterior"]
+    flat = read_chains(out / "chains" / "cut")
+    np.testing.assert_allclose(flat.chains.log_posterior, expected, rtol=1e-6)
+    with pytest.raises(ValueError, match=r"not flat over logscale\.ranges .*logscale\.npz"):
+        read_chains(out / "chains" / "logscale")
     assert "note: half" not in printed
     assert "| half |" not in report.split("## Posteriors cut by a prior edge")[1]
 
@@ -487,6 +497,9 @@ def test_chain_files_load_in_getdist_arviz_and_read_chains(resumed_run):
         loaded = read_chains(path)
         assert loaded.chains.names == ("a", "b", "c")
         np.testing.assert_allclose(loaded.chains.log_posterior, log_posterior, rtol=1e-12)
+    # normal priors: the GetDist chain (-ln L only) is refused for an evidence, by name
+    with pytest.raises(ValueError, match=r"prior is not flat .* read .*parabola\.npz instead"):
+        read_chains(out / "chains" / "parabola")
     report = (out / "report.md").read_text()
     assert "## Diagnostics" in report
     assert "chains/parabola.nc" in report

@@ -463,6 +463,7 @@ def write_chain_files(folder: Path, config, models, result, derived_fns):
                 ranges=table.ranges,
                 loglikes=-table.log_likelihood,
                 derived=[n for n, d in zip(table.names, table.is_derived, strict=True) if d],
+                prior_not_flat=None if _flat_over_ranges(table) else f"{name}.npz",
             )
         )
         paths.append(write_posterior_npz(folder / f"{name}.npz", table))
@@ -487,6 +488,20 @@ def write_chain_files(folder: Path, config, models, result, derived_fns):
                 "chosen": support is not None and support.chosen,
             }
     return written, edges
+
+
+def _flat_over_ranges(table) -> bool:
+    """Whether ``ln pi`` of every draw is ``-ln`` of the volume of the sampled ranges.
+
+    GetDist chains hold ``-ln L`` only; a reader can recover the prior from ``.ranges``
+    exactly when it is this flat one.
+    """
+    sampled = [n for n, d in zip(table.names, table.is_derived, strict=True) if not d]
+    edges = [table.ranges.get(n, (None, None)) for n in sampled]
+    if any(low is None or high is None for low, high in edges):
+        return False
+    log_volume = float(np.sum([np.log(high - low) for low, high in edges]))
+    return bool(np.allclose(table.log_prior, -log_volume, rtol=0.0, atol=1e-4))
 
 
 #: Density at a prior edge over the peak from which ``report.md`` lists a posterior as

@@ -22,6 +22,7 @@ from astrobayes.io._common import (
     sniff_text,
 )
 from astrobayes.io._conventions import nested_weight_slope
+from astrobayes.io.getdist_chains import PRIOR_NOT_FLAT_MARKER
 
 __all__ = [
     "chain_file_roots",
@@ -294,6 +295,19 @@ def _read_plain_getdist(path: Path) -> FileChains:
         description = "GetDist text chain with no .paramnames beside it: second column taken as -log posterior"
         known = False
     else:
+        marker = next(
+            (ln for ln in sniff_text(path).splitlines() if ln.startswith(PRIOR_NOT_FLAT_MARKER)),
+            None,
+        )
+        if marker is not None:  # written by astrobayes run for a prior that is not flat
+            carrier = path.parent / marker[len(PRIOR_NOT_FLAT_MARKER) :].strip()
+            # until 2026-12-06 these were read with flat priors from .ranges: a planet
+            # model with log-uniform amplitude, period and jitter gave ln z 2.8 too low
+            raise ValueError(
+                f"{path}: its header says its prior is not flat over {paramnames.with_suffix('.ranges').name} "
+                "(log-uniform, normal or another shape), and a GetDist chain holds -ln L "
+                f"alone; the evidence needs ln pi per draw: read {carrier} instead"
+            )
         names, derived = read_paramnames(paramnames)
         num_columns = len(names) + 2
         kind = FLAT_UNNORMALISED

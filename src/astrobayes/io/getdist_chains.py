@@ -38,6 +38,11 @@ from astrobayes.io.writers import write_atomic
 __all__ = ["write_getdist_chains"]
 
 
+#: Header line of a GetDist chain whose prior is not flat over its ``.ranges``; the rest
+#: of the line names the file that carries the prior per draw.
+PRIOR_NOT_FLAT_MARKER = "# Prior: not flat over .ranges; ln pi per draw is in"
+
+
 def write_getdist_chains(
     root: str | os.PathLike[str],
     chains: Chains | np.ndarray | Mapping[str, np.ndarray],
@@ -47,6 +52,7 @@ def write_getdist_chains(
     weights: np.ndarray | None = None,
     loglikes: np.ndarray | None = None,
     derived: Sequence[str] = (),
+    prior_not_flat: str | None = None,
 ) -> tuple[Path, ...]:
     r"""Write chains as GetDist text files under ``root`` (every file atomically).
 
@@ -71,6 +77,11 @@ def write_getdist_chains(
             the header says that no likelihood was written).
         derived: Names of derived columns (functions of the sampled parameters); they are
             marked with GetDist's trailing ``*`` in ``root.paramnames``.
+        prior_not_flat: Where the prior is not flat over ``ranges`` (a log-uniform or
+            normal prior), the file that carries ``ln pi`` per draw (say ``root.npz``):
+            the header then says so (:data:`PRIOR_NOT_FLAT_MARKER`), and
+            :func:`astrobayes.io.read_chains` refuses these chains for an evidence
+            instead of assuming flat priors from ``root.ranges``.
 
     Returns:
         The paths written: the chain files, then ``root.paramnames`` and ``root.ranges``.
@@ -116,6 +127,8 @@ def write_getdist_chains(
         "# astrobayes GetDist chain. Columns: weight, -ln L, then the parameters of "
         f"{root.name}.paramnames.\n# Second column: {sentence}.\n"
     )
+    if prior_not_flat is not None:
+        header += f"{PRIOR_NOT_FLAT_MARKER} {prior_not_flat}\n"
     paths = []
     for c in range(num_chains):
         used = weights[c] > 0
