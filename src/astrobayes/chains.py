@@ -9,7 +9,7 @@ length are stored padded, with zero weight on the padding (see :func:`chains_fro
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -134,6 +134,76 @@ class Chains:
         """All draws with positive weight as ``(samples (n, dim), log_posterior (n,), weights (n,))``."""
         used = self.weights > 0
         return self.samples[used], self.log_posterior[used], self.weights[used]
+
+    def unbounded(
+        self, bounds: Mapping[str, tuple[float | None, float | None]]
+    ) -> tuple[Chains, tuple[str, ...]]:
+        """The same posterior on coordinates without edges, with its Jacobian.
+
+        A parameter with two finite bounds becomes ``u = logit((x - lo) / (hi - lo))``,
+        one with a lower (upper) bound alone ``u = ln(x - lo)`` (``ln(hi - x)``), and
+        ``ln |dx/du|`` is added to each draw's log posterior, so the evidence is the same
+        integral. An evidence estimator's target then has no hard edge to put mass
+        beyond, which biases ``z`` high where the posterior presses against one
+        (measured 2026-12-06: a radial-velocity model whose jitter posterior peaks at its
+        prior's lower edge, re-estimated from its draws in ``x``, gave ln z 0.028 (2.5
+        sigma) above the truth over four seeds, status ok).
+
+        Args:
+            bounds: ``{name: (lo, hi)}``; ``None`` or a non-finite value for an open
+                side. Names the chains do not have are an error; a parameter with a
+                draw on (or beyond) one of its bounds is left as it is.
+
+        Returns:
+            ``(chains, mapped)``: the chains on the new coordinates (same names) and the
+            names of the parameters that were mapped.
+
+        Raises:
+            ValueError: If ``bounds`` names a parameter the chains do not have, or has
+                ``lo >= hi``.
+
+        Example:
+            >>> import numpy as np
+            >>> x = np.random.default_rng(0).uniform(0.0, 2.0, size=(2, 100, 1))
+            >>> c = Chains(x, np.full((2, 100), -np.log(2.0)), names=("a",))
+            >>> u, mapped = c.unbounded({"a": (0.0, 2.0)})
+            >>> mapped, bool(np.all(np.isfinite(u.samples)))
+            (('a',), True)
+
+        """
+        unknown = sorted(set(bounds) - set(self.names))
+        if unknown:
+            raise ValueError(
+                f"bounds names parameters the chains do not have: {unknown}; "
+                f"they have {list(self.names)}"
+            )
+        samples = self.samples.copy()
+        log_posterior = self.log_posterior.copy()
+        used = self.weights > 0
+        mapped = []
+        for name, (low, high) in bounds.items():
+            low = -np.inf if low is None or not np.isfinite(low) else float(low)
+            high = np.inf if high is None or not np.isfinite(high) else float(high)
+            if not low < high:
+                raise ValueError(f"bounds of {name!r} must have lo < hi; got ({low}, {high})")
+            i = self.names.index(name)
+            x = self.samples[..., i]
+            inside = (x > low) & (x < high)
+            if not np.all(inside[used]) or (low == -np.inf and high == np.inf):
+                continue
+            with np.errstate(divide="ignore", invalid="ignore"):
+                if np.isfinite(low) and np.isfinite(high):
+                    u = np.log(x - low) - np.log(high - x)
+                    log_jacobian = np.log(x - low) + np.log(high - x) - np.log(high - low)
+                elif np.isfinite(low):
+                    u = log_jacobian = np.log(x - low)
+                else:
+                    u = log_jacobian = np.log(high - x)
+            samples[..., i] = np.where(used, u, 0.0)
+            log_posterior = log_posterior + np.where(used, log_jacobian, 0.0)
+            mapped.append(name)
+        chains = Chains(samples, log_posterior, self.weights, self.names)
+        return chains, tuple(mapped)
 
     def split_chains(self, num_pieces: int) -> Chains:
         """Cut every chain into ``num_pieces`` contiguous sub-chains of equal length.

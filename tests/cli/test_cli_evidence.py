@@ -255,3 +255,25 @@ def test_a_stuck_stretch_of_a_single_chain_is_named_among_its_sub_chains(tmp_pat
     out = strict_loads(capsys.readouterr().out)
     assert out["stuck_chains"] == [1]
     assert any("moved in fewer than 1%" in m for m in out["messages"])
+
+
+def test_a_getdist_chain_pressed_against_its_prior_edge_is_estimated_without_edges(
+    tmp_path, capsys
+):
+    # A half-normal posterior on a flat prior [0, 5] written as a GetDist chain with its
+    # .ranges: the CLI passes the ranges to the estimate, which maps x to ln(x) - ln(5 - x)
+    # (biased high by the target's mass below 0 otherwise: +7 to +15 sigma, measured)
+    from astrobayes.io import write_getdist_chains
+
+    rng = np.random.default_rng(0)
+    x = np.abs(rng.standard_normal((8, 2000, 1)))
+    root = tmp_path / "half"
+    write_getdist_chains(root, x, ["x"], ranges={"x": (0.0, 5.0)}, loglikes=0.5 * x[..., 0] ** 2)
+    # -ln L = x^2 / 2 with L unnormalised by 1/sqrt(2 pi): z = 0.5 sqrt(2 pi) / 5
+    truth = np.log(0.5 * np.sqrt(2 * np.pi) / 5.0)
+    code = main(["evidence", str(root), "--json", "--target", "gaussian", "--no-progress"])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 0
+    assert out["unbounded"] == ["x"]
+    assert "prior edges known for x" in out["input"]
+    assert abs(out["log_evidence"] - truth) <= PULL * out["log_evidence_std"]

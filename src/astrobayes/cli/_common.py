@@ -82,8 +82,10 @@ def load_chains(paths, args) -> tuple[object, str, object]:
     """Read chains with the CLI options.
 
     Returns:
-        ``(chains, description of conventions, chains as read)``: the first are cut into
-        sub-chains where asked (``--split``, or 4 for a single chain), the last are not.
+        ``(chains, description of conventions, what read_chains returned)``: the first
+        are cut into sub-chains where asked (``--split``, or 4 for a single chain); the
+        last (:class:`~astrobayes.io.readers.ChainsFile`) holds the chains as read and
+        their prior ``bounds``.
     """
     from astrobayes.io import read_chains
 
@@ -98,7 +100,7 @@ def load_chains(paths, args) -> tuple[object, str, object]:
         parameters=parameters,
         burn_in=args.burn_in,
     )
-    chains = as_read = loaded.chains
+    chains = loaded.chains
     notes = [f"format: {loaded.format}", f"convention: {loaded.convention}"]
     split = args.split
     if split is None and chains.num_chains == 1:
@@ -106,7 +108,13 @@ def load_chains(paths, args) -> tuple[object, str, object]:
         notes.append("one chain in the input: cut into 4 contiguous sub-chains (--split to change)")
     if split is not None and split > 1:
         chains = chains.split_chains(split)
-    return chains, "\n".join(notes), as_read
+    if loaded.bounds:
+        notes.append(
+            "prior edges known for "
+            + ", ".join(loaded.bounds)
+            + ": the evidence is estimated on coordinates without edges (logit or log)"
+        )
+    return chains, "\n".join(notes), loaded
 
 
 def make_target(args):
@@ -166,19 +174,27 @@ class ProgressBar:
         self.close()
 
 
-def estimate_with_progress(key, chains, args, label: str, as_read=None):
+def estimate_with_progress(key, chains, args, label: str, loaded=None):
     """Run :func:`astrobayes.evidence.estimate` with the CLI options and a progress bar.
 
-    Where ``chains`` are the sub-chains of the chains ``as_read`` (``--split``), their
+    ``loaded`` is what :func:`load_chains` read: its prior ``bounds`` go to the
+    estimate, and where ``chains`` are sub-chains of its chains (``--split``), their
     stationarity is tested again on the chains as read, so that the burn-in it suggests
     is a fraction of the chains in the files (what ``--burn-in`` drops).
     """
     from astrobayes.evidence import estimate
     from astrobayes.evidence.estimator import with_stationarity
 
+    bounds = None if loaded is None else loaded.bounds
+    as_read = None if loaded is None else loaded.chains
     with ProgressBar(label, disable=args.no_progress) as bar:
         result = estimate(
-            key, chains, target=make_target(args), temperature=args.temperature, progress_fn=bar
+            key,
+            chains,
+            target=make_target(args),
+            temperature=args.temperature,
+            bounds=bounds,
+            progress_fn=bar,
         )
     if as_read is not None and as_read.num_chains != chains.num_chains:
         cuts = chains.num_chains // as_read.num_chains

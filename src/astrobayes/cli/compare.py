@@ -37,9 +37,9 @@ def run(args: argparse.Namespace) -> int:
     key = jax.random.key(args.seed)
     results = {}
     for index, (label, path) in enumerate((("A", args.a), ("B", args.b))):
-        chains, notes, as_read = load_chains([path], args)
+        chains, notes, loaded = load_chains([path], args)
         results[label] = estimate_with_progress(
-            jax.random.fold_in(key, index), chains, args, f"model {label}", as_read
+            jax.random.fold_in(key, index), chains, args, f"model {label}", loaded
         )
         if not args.json:
             print(f"== model {label}: {path}\n{notes}\n{format_result(results[label])}\n")

@@ -31,10 +31,10 @@ def add_parser(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the subcommand; exit code 1 on a failure status."""
-    chains, notes, as_read = load_chains(args.files, args)
+    chains, notes, loaded = load_chains(args.files, args)
     if not args.json:
         print(notes)
-    result = estimate_with_progress(jax.random.key(args.seed), chains, args, "evidence", as_read)
+    result = estimate_with_progress(jax.random.key(args.seed), chains, args, "evidence", loaded)
     if args.json:
         out = result.to_dict()
         out["input"] = notes

@@ -21,7 +21,7 @@ References:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
 import equinox as eqx
@@ -66,6 +66,7 @@ def estimate(
     temperatures: Sequence[float] = DEFAULT_TEMPERATURES,
     training_fraction: float = 0.5,
     max_training_samples: int = 20_000,
+    bounds: Mapping[str, tuple[float | None, float | None]] | None = None,
     throw: bool = False,
     progress_fn: ProgressFn | None = None,
 ) -> EvidenceResult:
@@ -95,6 +96,12 @@ def estimate(
         temperatures: Candidates for the automatic choice, each in ``(0, 1)``.
         training_fraction: Fraction of chains used to fit the target, in ``(0, 1)``.
         max_training_samples: Training draws are thinned to at most this many.
+        bounds: ``{name: (lo, hi)}`` hard prior edges of the draws (``None`` for an open
+            side), as :func:`astrobayes.io.read_chains` returns them in ``bounds``: the
+            estimate is then made on coordinates without edges
+            (:meth:`~astrobayes.chains.Chains.unbounded`, the same evidence), so that the
+            target puts no mass beyond an edge the posterior presses against; the
+            parameters mapped are in ``result.unbounded``.
         throw: Raise :class:`EvidenceUnreliableError` (carrying the result) on a
             failure status instead of returning it.
         progress_fn: Called as ``progress_fn("training", epoch, max_epochs)`` during
@@ -130,6 +137,9 @@ def estimate(
     target, candidates, training_fraction = _check_inputs(
         key, chains, target, temperature, temperatures, training_fraction
     )
+    mapped: tuple[str, ...] = ()
+    if bounds:
+        chains, mapped = chains.unbounded(bounds)
     chains = without_negligible_weights(chains)
     support_key = jax.random.split(key, 3)[2]
     split = fit_target_on_chains(
@@ -163,6 +173,7 @@ def estimate(
     result = check_support(support_key, fitted, chains, result)
     if split.num_training_draws < 20 * dim:
         result = result.with_messages([EvidenceStatus.FEW_TRAINING_SAMPLES])
+    result = result._replace(unbounded=mapped)
     return check(with_stationarity(result, chains), throw, error=EvidenceUnreliableError)
 
 

@@ -144,6 +144,8 @@ class EvidenceResult(NamedTuple):
             ``None`` where not measured.
         stuck_chains: Input chains that moved in fewer than 1% of their steps
             (:func:`~astrobayes.diagnostics.move_fractions`).
+        unbounded: Parameters estimated on coordinates without edges because their
+            prior bounds were given (:meth:`~astrobayes.chains.Chains.unbounded`).
 
     """
 
@@ -170,6 +172,7 @@ class EvidenceResult(NamedTuple):
     num_proposal_samples: int = 0
     stationarity: Stationarity | None = None
     stuck_chains: tuple[int, ...] = ()
+    unbounded: tuple[str, ...] = ()
 
     @property
     def evidence_summary(self) -> str:
@@ -200,6 +203,10 @@ class EvidenceResult(NamedTuple):
         if self.stuck_chains:
             lines.append(
                 f"stuck chains: {list(self.stuck_chains)} (moved in fewer than 1% of their steps)"
+            )
+        if self.unbounded:
+            lines.append(
+                f"estimated without edges (logit or log of the prior range): {', '.join(self.unbounded)}"
             )
         return "\n".join(lines)
 
@@ -239,6 +246,7 @@ class EvidenceResult(NamedTuple):
                 "method": self.method,
                 "num_proposal_samples": int(self.num_proposal_samples),
                 "stuck_chains": [int(c) for c in self.stuck_chains],
+                "unbounded": list(self.unbounded),
                 "stationarity": None
                 if self.stationarity is None
                 else {**self.stationarity._asdict(), "summary": self.stationarity.summary()},

@@ -104,6 +104,14 @@ def read_npz(path: Path) -> FileChains:
         weights = _numeric(get("weights"), path, "weights") if "weights" in keys else None
         names = get("names") if "names" in keys else None
         convention = get(NPZ_CONVENTION_KEY) if NPZ_CONVENTION_KEY in keys else None
+        edges = (
+            (
+                _numeric(get("range_low"), path, "range_low"),
+                _numeric(get("range_high"), path, "range_high"),
+            )
+            if {"range_low", "range_high"} <= keys
+            else None
+        )
     samples, log_posterior, weights, name_tuple = _npz_shapes(
         path, samples, log_posterior, weights, names
     )
@@ -111,6 +119,9 @@ def read_npz(path: Path) -> FileChains:
         kind, description = NORMALISED, f"npz written by astrobayes ({convention.item()})"
     else:
         kind, description = AS_GIVEN, "npz array 'log_posterior'"
+    ranges = None
+    if edges is not None and edges[0].shape == edges[1].shape == (len(name_tuple),):
+        ranges = {n: (float(lo), float(hi)) for n, lo, hi in zip(name_tuple, *edges, strict=True)}
     return FileChains(
         path=path,
         format="npz",
@@ -122,6 +133,7 @@ def read_npz(path: Path) -> FileChains:
         log_likelihood=None,
         kind=kind,
         description=description,
+        ranges=ranges,
         locate=lambda chain, row: f"chain {chain}, draw {row}",
     )
 

@@ -72,6 +72,11 @@ class ChainsFile(NamedTuple):
         convention: A sentence saying which log-posterior and prior convention was used.
         format: The format read (one of :data:`FORMATS`).
         paths: The files read, in chain order.
+        bounds: ``{name: (lo, hi)}`` hard prior edges of the sampled parameters where the
+            files (GetDist ``.ranges``, the ``.npz`` of ``astrobayes run``) or
+            ``prior_bounds`` give them (``None`` for an open side); pass them to
+            :func:`astrobayes.evidence.estimate` (``bounds=``), which then estimates on
+            coordinates without edges.
 
     """
 
@@ -79,6 +84,7 @@ class ChainsFile(NamedTuple):
     convention: str
     format: str
     paths: tuple[Path, ...]
+    bounds: dict[str, tuple[float | None, float | None]] = {}
 
 
 def detect_format(path: str | os.PathLike[str]) -> str:
@@ -305,8 +311,24 @@ def read_chains(
         convention += f"; first {burn_in:g} of every chain dropped as burn-in"
     chains = chains_from_list(all_samples, all_log_posterior, all_weights, names=names)
     return ChainsFile(
-        chains=chains, convention=convention, format=read[0].format, paths=tuple(files)
+        chains=chains,
+        convention=convention,
+        format=read[0].format,
+        paths=tuple(files),
+        bounds=_bounds(read[0].ranges if prior_bounds is None else prior_bounds, names),
     )
+
+
+def _bounds(ranges, names) -> dict[str, tuple[float | None, float | None]]:
+    """The finite edges among ``ranges`` of the sampled ``names`` (``None``: open)."""
+    out = {}
+    for name in names:
+        low, high = (ranges or {}).get(name, (None, None))
+        low = None if low is None or not np.isfinite(low) else float(low)
+        high = None if high is None or not np.isfinite(high) else float(high)
+        if low is not None or high is not None:
+            out[name] = (low, high)
+    return out
 
 
 def _check_arguments(format, log_prior_volume, burn_in, prior_bounds) -> None:

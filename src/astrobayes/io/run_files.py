@@ -146,13 +146,19 @@ def _read_fits_array(path: Path, name: str) -> np.ndarray:
         return np.asarray(hdu.data, dtype=float)
 
 
+def _edge(ranges, name: str, side: int) -> float:
+    value = ranges.get(name, (None, None))[side]
+    return float("nan") if value is None else float(value)
+
+
 def write_posterior_npz(path: str | os.PathLike, table: PosteriorTable) -> Path:
     """Write a posterior table as an ``.npz`` chains archive (read by ``read_chains``).
 
     The archive holds the :func:`~astrobayes.io.write_chains_npz` arrays over the
     sampled columns (``samples``, ``log_posterior = ln L + ln pi``, ``weights``,
     ``names``) plus ``derived`` (the derived columns), ``derived_names``,
-    ``log_likelihood``, ``log_prior`` and ``labels``.
+    ``log_likelihood``, ``log_prior``, ``labels`` and ``range_low`` / ``range_high`` (the
+    prior's hard edges per sampled parameter, ``nan`` for an open side).
 
     Args:
         path: Destination file.
@@ -175,6 +181,10 @@ def write_posterior_npz(path: str | os.PathLike, table: PosteriorTable) -> Path:
         "log_likelihood": table.log_likelihood,
         "log_prior": table.log_prior,
         "labels": np.array(table.labels, dtype=str),
+        # the prior's hard edges per sampled parameter (nan: open), which read_chains
+        # returns as `bounds` for an estimate without edges
+        "range_low": np.array([_edge(table.ranges, table.names[i], 0) for i in sampled]),
+        "range_high": np.array([_edge(table.ranges, table.names[i], 1) for i in sampled]),
     }
     with tempfile.TemporaryDirectory(dir=Path(path).parent) as folder:
         first = write_chains_npz(Path(folder) / "chains.npz", chains, convention=_CONVENTION)
