@@ -500,6 +500,8 @@ def test_cobaya_written_by_cobaya(tmp_path):
     np.testing.assert_allclose(result.chains.samples[0, :5], first, rtol=1e-6)
     expected = -0.5 * (first**2).sum(1) + log_prior
     np.testing.assert_allclose(result.chains.log_posterior[0, :5], expected, rtol=1e-6)
+    # the priors' edges from run.updated.yaml, for an estimate without them
+    assert result.bounds == {"a": (-5.0, 5.0), "b": (0.0, 2.0)}
     # an override replaces Cobaya's prior by the user's, on top of log L
     override = read_chains(tmp_path / "chains" / "run", log_prior_volume=1.0)
     np.testing.assert_allclose(

@@ -150,7 +150,7 @@ def _read_cobaya(path: Path, columns: tuple[str, ...]) -> FileChains:
     if "minuslogprior" in columns:
         log_likelihood = [table[:, columns.index("minuslogprior")] - minuslogpost]
     notes = []
-    derived, known = _cobaya_derived(path, names, notes)
+    derived, known, ranges = _cobaya_derived(path, names, notes)
     return FileChains(
         path=path,
         format="cobaya",
@@ -163,15 +163,39 @@ def _read_cobaya(path: Path, columns: tuple[str, ...]) -> FileChains:
         kind=NORMALISED,
         description="Cobaya minuslogpost (includes the normalised log prior)",
         notes=notes,
+        ranges=ranges,
         locate=_line_locator(path, skip_header=False),
         all_sampled_known=known,
     )
 
 
+def _cobaya_prior_edges(params: dict) -> dict[str, tuple[float, float]]:
+    """Hard edges of the sampled parameters' priors in a Cobaya ``params`` block.
+
+    ``prior: {min: a, max: b}`` and ``prior: {dist: uniform, loc: a, scale: s}``; other
+    distributions (a Gaussian, say) are left open. The minuslogpost column carries the
+    prior itself: these only tell the estimator where the support ends.
+    """
+    edges = {}
+    for name, value in params.items():
+        prior = value.get("prior") if isinstance(value, dict) else None
+        if not isinstance(prior, dict):
+            continue
+        try:
+            if "min" in prior and "max" in prior:
+                edges[name] = (float(prior["min"]), float(prior["max"]))
+            elif prior.get("dist") == "uniform":
+                low, scale = float(prior.get("loc", 0.0)), float(prior.get("scale", 1.0))
+                edges[name] = (low, low + scale)
+        except (TypeError, ValueError):  # an expression or a string: no edge taken
+            continue
+    return edges
+
+
 def _cobaya_derived(
     path: Path, names: tuple[str, ...], notes: list[str]
-) -> tuple[tuple[bool, ...], bool]:
-    """Mark derived parameters from the Cobaya ``root.updated.yaml`` beside the chain."""
+) -> tuple[tuple[bool, ...], bool, dict[str, tuple[float, float]] | None]:
+    """Derived parameters and prior edges from the Cobaya ``root.updated.yaml`` beside the chain."""
     for root in chain_file_roots(path):
         for suffix in (".updated.yaml", ".input.yaml"):
             info_path = root.with_name(root.name + suffix)
@@ -185,7 +209,7 @@ def _cobaya_derived(
                     f"parameters cannot be told apart: all of {', '.join(names)} are taken as "
                     "sampled; pass parameters=[...] to keep only the sampled ones"
                 )
-                return tuple(False for _ in names), False
+                return tuple(False for _ in names), False, None
             try:
                 with info_path.open(encoding="utf-8") as handle:
                     info = yaml.safe_load(handle)
@@ -200,13 +224,13 @@ def _cobaya_derived(
             if any(derived):
                 excluded = ", ".join(n for n, d in zip(names, derived, strict=True) if d)
                 notes.append(f"derived parameters ({excluded}) excluded, as {info_path.name} says")
-            return derived, True
+            return derived, True, _cobaya_prior_edges(params)
     notes.append(
         "no Cobaya root.updated.yaml beside the chain, so derived parameters cannot be told "
         f"apart: all of {', '.join(names)} are taken as sampled; pass parameters=[...] to keep "
         "only the sampled ones"
     )
-    return tuple(False for _ in names), False
+    return tuple(False for _ in names), False, None
 
 
 def read_paramnames(path: Path) -> tuple[tuple[str, ...], tuple[bool, ...]]:
