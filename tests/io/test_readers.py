@@ -851,6 +851,11 @@ def test_cosmosis_chains(tmp_path):
     np.testing.assert_allclose(new.chains.samples[1], draws[:, 1], rtol=1e-10)
     np.testing.assert_allclose(new.chains.log_posterior[1], like[:, 1] - log_volume, atol=1e-8)
     assert "the prior normalised" in new.convention
+    # the values file's lower and upper edges of the varied parameters (not the derived)
+    assert new.bounds == {
+        "cosmological_parameters--omega_m": (0.0, 1.0),
+        "supernova_params--m": (42.0, 45.0),
+    }
     # a release before 2017 wrote prior = 0 for flat priors: normalised from the values file
     _cosmosis_file(tmp_path / "old.txt", 0.0)
     old = read_chains(tmp_path / "old.txt")

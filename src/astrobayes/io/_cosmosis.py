@@ -140,8 +140,31 @@ def read_cosmosis(path: Path) -> FileChains:
         kind=kind,
         description=description,
         notes=notes,
+        ranges=_value_ranges(comments, names, derived),
         all_sampled_known=known,
     )
+
+
+def _value_ranges(comments, names, derived) -> dict[str, tuple[float, float]]:
+    """The hard edges ``lower`` and ``upper`` of each varied parameter in the values file.
+
+    A CosmoSIS ``lower start upper`` line bounds the sampler whatever extra prior
+    ``priors.ini`` puts on the parameter; the estimator maps them away
+    (:meth:`astrobayes.chains.Chains.unbounded`).
+    """
+    values = _section(comments, "VALUES")
+    ranges = {}
+    for name, is_derived in zip(names, derived, strict=True):
+        numbers = values.get(name.lower(), "").split()
+        if is_derived or len(numbers) != 3:
+            continue
+        try:
+            lower, upper = float(numbers[0]), float(numbers[-1])
+        except ValueError:
+            continue
+        if upper > lower:
+            ranges[name] = (lower, upper)
+    return ranges
 
 
 def _prior_convention(path, table, lowered, names, derived, comments, like, post, notes):

@@ -73,7 +73,8 @@ class ChainsFile(NamedTuple):
         format: The format read (one of :data:`FORMATS`).
         paths: The files read, in chain order.
         bounds: ``{name: (lo, hi)}`` hard prior edges of the sampled parameters where the
-            files (GetDist ``.ranges``, Cobaya's ``updated.yaml`` uniform priors, the
+            files (GetDist ``.ranges``, Cobaya's ``updated.yaml`` uniform priors, CosmoSIS's
+            values file, the
             ``.npz`` of ``astrobayes run``) or
             ``prior_bounds`` give them (``None`` for an open side); pass them to
             :func:`astrobayes.evidence.estimate` (``bounds=``), which then estimates on
