@@ -362,8 +362,9 @@ def test_a_posterior_cut_by_its_prior_edge_is_reported(tmp_path, capsys):
     np.testing.assert_allclose(flat.chains.log_posterior, expected, rtol=1e-6)
     # both files give the prior's edges, for an estimate without them
     assert flat.bounds == {"a": (0.0, 1.0)}
-    assert read_chains(out / "chains" / "logscale.npz").bounds == {"v": (1e-3, 1e3)}
-    assert read_chains(out / "chains" / "half.npz").bounds == {"s": (0.0, None)}
+    for suffix in (".npz", ".nc"):
+        assert read_chains(out / "chains" / f"logscale{suffix}").bounds == {"v": (1e-3, 1e3)}
+        assert read_chains(out / "chains" / f"half{suffix}").bounds == {"s": (0.0, None)}
     with pytest.raises(ValueError, match=r"not flat over logscale\.ranges .*logscale\.npz"):
         read_chains(out / "chains" / "logscale")
     assert "note: half" not in printed

@@ -344,6 +344,16 @@ def read_arviz(path: Path) -> FileChains:
         notes.append(
             "ArviZ cannot mark deterministic variables without a log_prior group: all posterior variables are taken as sampled"
         )
+    posterior_set = _open_group(path, "posterior")
+    ranges = {}
+    for name, variable in zip(names, variable_of_column, strict=True):
+        attrs = posterior_set[variable].attrs if name == variable else {}
+        low, high = attrs.get("prior_low"), attrs.get("prior_high")
+        if low is not None or high is not None:  # written by astrobayes run
+            ranges[name] = (
+                float("nan") if low is None else float(low),
+                float("nan") if high is None else float(high),
+            )
     return FileChains(
         path=path,
         format="arviz",
@@ -356,6 +366,7 @@ def read_arviz(path: Path) -> FileChains:
         kind=kind,
         description=description,
         notes=notes,
+        ranges=ranges or None,
         locate=lambda chain, row: f"chain {chain}, draw {row}",
         all_sampled_known=known,
     )

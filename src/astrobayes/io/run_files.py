@@ -201,8 +201,9 @@ def write_arviz_netcdf(path: str | os.PathLike, table: PosteriorTable) -> Path:
     (``ln L``), ``log_prior`` (``ln pi`` of the draw under the variable of the first
     sampled parameter, zeros for the other sampled ones, so its sum is ``ln pi`` and
     its variables mark which columns were sampled) and ``sample_stats.lp``
-    (``ln L + ln pi``). :func:`astrobayes.io.read_chains` reads it back with the prior
-    normalised and the derived columns excluded.
+    (``ln L + ln pi``). A sampled variable's hard prior edges are its attributes
+    ``prior_low`` / ``prior_high``. :func:`astrobayes.io.read_chains` reads it back with
+    the prior normalised, the derived columns excluded and the edges as ``bounds``.
 
     Args:
         path: Destination file (``.nc``).
@@ -228,6 +229,12 @@ def write_arviz_netcdf(path: str | os.PathLike, table: PosteriorTable) -> Path:
         attrs={"astrobayes_convention": _CONVENTION},
     )
     data.add_groups({"log_prior": az.from_dict(posterior=log_prior).posterior})
+    for name in sampled:  # the prior's hard edges, which read_chains returns as `bounds`
+        low, high = table.ranges.get(name, (None, None))
+        if low is not None:
+            data.posterior[name].attrs["prior_low"] = float(low)
+        if high is not None:
+            data.posterior[name].attrs["prior_high"] = float(high)
     target = Path(path)
     with tempfile.TemporaryDirectory(dir=target.parent) as folder:
         temporary = Path(folder) / "posterior.nc"
