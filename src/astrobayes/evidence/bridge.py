@@ -28,7 +28,7 @@ References:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import jax
 import jax.numpy as jnp
@@ -85,6 +85,7 @@ def bridge_estimate(
     max_training_samples: int = 20_000,
     max_iterations: int = 1000,
     tolerance: float = 1e-10,
+    bounds: Mapping[str, tuple[float | None, float | None]] | None = None,
     throw: bool = False,
     progress_fn: ProgressFn | None = None,
 ) -> EvidenceResult:
@@ -110,6 +111,10 @@ def bridge_estimate(
         max_training_samples: Training draws are thinned to at most this many.
         max_iterations: Cap on the fixed-point iterations (a warning when reached).
         tolerance: Convergence of the iteration, on ``ln z``.
+        bounds: ``{name: (lo, hi)}`` hard prior edges, as for
+            :func:`~astrobayes.evidence.estimate`: the chains and ``logdensity_fn`` are
+            moved to coordinates without edges (:meth:`~astrobayes.chains.Chains.unbounded`,
+            the Jacobian added to both), and ``result.unbounded`` names the parameters.
         throw: Raise :class:`~astrobayes.evidence.EvidenceUnreliableError` on a failure
             status instead of returning it.
         progress_fn: Progress callback of the flow's training.
@@ -159,6 +164,10 @@ def bridge_estimate(
     if num_proposal is not None:
         num_proposal = check_positive_int(num_proposal, "num_proposal", minimum=100)
 
+    mapped: tuple[str, ...] = ()
+    if bounds:
+        chains, mapped = chains.unbounded(bounds)
+        logdensity_fn = _on_unbounded(logdensity_fn, chains.names, mapped, bounds)
     chains = without_negligible_weights(chains)
     fit_key, proposal_key = jax.random.split(key)
     split = fit_target_on_chains(
@@ -262,12 +271,38 @@ def bridge_estimate(
                 pareto_k=diagnostics.pareto_tail_index(finite_l2),
                 log_evidence_std_between_chains=between_std,
                 **method_fields,
-            ),
+            )._replace(unbounded=mapped),
             chains,
         ),
         throw,
         error=EvidenceUnreliableError,
     )
+
+
+def _on_unbounded(logdensity_fn: Callable, names, mapped, bounds) -> Callable:
+    """``logdensity_fn`` on the coordinates of :meth:`Chains.unbounded`, Jacobian added."""
+    edges = []
+    for name in mapped:
+        low, high = bounds[name]
+        low = None if low is None or not np.isfinite(low) else float(low)
+        high = None if high is None or not np.isfinite(high) else float(high)
+        edges.append((names.index(name), low, high))
+
+    def on_u(u):
+        theta, log_jacobian = u, 0.0
+        for i, low, high in edges:
+            if low is not None and high is not None:  # x = lo + (hi - lo) sigmoid(u)
+                x = low + (high - low) * jax.nn.sigmoid(u[i])
+                term = jnp.log(high - low) + jax.nn.log_sigmoid(u[i]) + jax.nn.log_sigmoid(-u[i])
+            elif low is not None:  # x = lo + exp(u)
+                x, term = low + jnp.exp(u[i]), u[i]
+            else:  # x = hi - exp(u)
+                x, term = high - jnp.exp(u[i]), u[i]
+            theta = theta.at[i].set(x)
+            log_jacobian = log_jacobian + term
+        return logdensity_fn(theta) + log_jacobian
+
+    return on_u
 
 
 def solve_bridge(
