@@ -253,10 +253,18 @@ def _draw_values(dataset, path: Path, group: str, shape: tuple[int, int]) -> np.
     return total
 
 
-def _arviz_posterior(path: Path) -> tuple[np.ndarray, list[str], list[str], tuple[int, int]]:
-    """Posterior variables flattened to columns: samples, column names, their variables."""
+def _arviz_posterior(
+    path: Path,
+) -> tuple[np.ndarray, list[str], list[str], tuple[int, int], dict[str, tuple[float, float]]]:
+    """Posterior variables flattened to columns, and the prior edges of scalar ones.
+
+    Returns samples, column names, each column's variable, ``(chain, draw)``, and the
+    edges from the attributes ``prior_low`` / ``prior_high`` that ``astrobayes run``
+    writes (``nan`` for an open side).
+    """
     posterior = _open_group(path, "posterior")
     columns, names, variable_of_column = [], [], []
+    ranges = {}
     shape = None
     for var_name, variable in posterior.data_vars.items():
         if variable.dims[:2] != ("chain", "draw"):
@@ -274,9 +282,15 @@ def _arviz_posterior(path: Path) -> tuple[np.ndarray, list[str], list[str], tupl
                 f"{var_name}[{','.join(str(i) for i in index)}]" if rest else str(var_name)
             )
             variable_of_column.append(str(var_name))
+        low, high = variable.attrs.get("prior_low"), variable.attrs.get("prior_high")
+        if not rest and (low is not None or high is not None):
+            ranges[str(var_name)] = (
+                float("nan") if low is None else float(low),
+                float("nan") if high is None else float(high),
+            )
     if shape is None:
         raise ValueError(f"{path}: the posterior group holds no variables")
-    return np.stack(columns, axis=-1), names, variable_of_column, shape
+    return np.stack(columns, axis=-1), names, variable_of_column, shape, ranges
 
 
 def _arviz_lp(path: Path, groups: list[str], shape: tuple[int, int]) -> np.ndarray | None:
@@ -304,7 +318,7 @@ def read_arviz(path: Path) -> FileChains:
         groups = sorted(k for k in handle if hasattr(handle[k], "keys"))
     if "posterior" not in groups:
         raise ValueError(f"{path}: ArviZ netCDF needs a 'posterior' group; found groups {groups}")
-    samples, names, variable_of_column, shape = _arviz_posterior(path)
+    samples, names, variable_of_column, shape, ranges = _arviz_posterior(path)
     notes = []
     log_likelihood = None
     if "log_likelihood" in groups:
@@ -344,16 +358,6 @@ def read_arviz(path: Path) -> FileChains:
         notes.append(
             "ArviZ cannot mark deterministic variables without a log_prior group: all posterior variables are taken as sampled"
         )
-    posterior_set = _open_group(path, "posterior")
-    ranges = {}
-    for name, variable in zip(names, variable_of_column, strict=True):
-        attrs = posterior_set[variable].attrs if name == variable else {}
-        low, high = attrs.get("prior_low"), attrs.get("prior_high")
-        if low is not None or high is not None:  # written by astrobayes run
-            ranges[name] = (
-                float("nan") if low is None else float(low),
-                float("nan") if high is None else float(high),
-            )
     return FileChains(
         path=path,
         format="arviz",
