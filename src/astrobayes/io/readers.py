@@ -72,11 +72,10 @@ class ChainsFile(NamedTuple):
         convention: A sentence saying which log-posterior and prior convention was used.
         format: The format read (one of :data:`FORMATS`).
         paths: The files read, in chain order.
-        bounds: ``{name: (lo, hi)}`` hard prior edges of the sampled parameters where the
-            files (GetDist ``.ranges``, Cobaya's ``updated.yaml`` uniform priors, CosmoSIS's
-            values file, the
-            ``.npz`` of ``astrobayes run``) or
-            ``prior_bounds`` give them (``None`` for an open side); pass them to
+        bounds: ``{name: (lo, hi)}`` hard prior edges of the sampled parameters where
+            ``prior_bounds`` or the files give them (GetDist ``.ranges``, Cobaya's
+            ``updated.yaml`` uniform priors, CosmoSIS's values file, the ``.npz`` and
+            ``.nc`` of ``astrobayes run``), ``None`` for an open side. Pass them to
             :func:`astrobayes.evidence.estimate` (``bounds=``), which then estimates on
             coordinates without edges.
 
