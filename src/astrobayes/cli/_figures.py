@@ -123,7 +123,7 @@ def write_comparison_figures(
     """
     from astrobayes.cosmology import LCDM_VALUES, BAOData, parameter_label
     from astrobayes.io import save_figure_atomic, write_getdist_chains
-    from astrobayes.models import Model, prior_ranges, prior_supports
+    from astrobayes.models import Model, prior_supports
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -137,14 +137,17 @@ def write_comparison_figures(
     if missing:
         raise ValueError(f"models must include every compared model; missing {missing}")
     written: dict[str, Path] = {}
-    labels, ranges, order = {}, {}, {}
+    labels, ranges, order, in_log = {}, {}, {}, {}
     for name, report in reports.items():
         model = by_name.get(name)
         labels[name] = {
             p: (model.label(p) if model is not None and p in model.labels else parameter_label(p))
             for p in report.posterior
         }
-        edges = prior_ranges(model) if model is not None else {}
+        # one abstract trace of the model gives its edges and its log-uniform parameters
+        supports = prior_supports(model) if model is not None else {}
+        edges = {p: (s.low, s.high) for p, s in supports.items()}
+        in_log[name] = {p for p, s in supports.items() if s.log_uniform}
         ranges[name] = {p: edges[p] for p in report.posterior if p in edges}
         # the model's order (omega_m before h_rd), not the alphabetical order of the draws
         order[name] = [p for p in edges if p in report.posterior] + [
@@ -172,12 +175,6 @@ def write_comparison_figures(
     # log-uniform in every model that has it, so that overlays share one coordinate; in
     # x a prior over decades squeezed the marginal against the axis (an outlier variance
     # on [0.1, 1000]: GetDist's bandwidth failed and the contours broke into islands)
-    in_log = {
-        name: {p for p, s in prior_supports(by_name[name]).items() if s.log_uniform}
-        if name in by_name
-        else set()
-        for name in reports
-    }
     logged = {
         p
         for name in reports
