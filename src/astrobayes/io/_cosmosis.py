@@ -117,8 +117,9 @@ def read_cosmosis(path: Path) -> FileChains:
     elif "log_weight" in lowered:
         log_weight = table[:, lowered.index("log_weight")]
         weights = np.exp(log_weight - log_weight.max())
+    ranges = _value_ranges(comments, names, derived)
     kind, description, log_posterior = _prior_convention(
-        path, table, lowered, names, derived, comments, like, post, notes
+        table, lowered, names, derived, ranges, comments, like, post, notes
     )
     sampler = _metadata(comments, "sampler")
     walkers = _section(comments, "PARAMS").get("emcee--walkers")
@@ -140,7 +141,7 @@ def read_cosmosis(path: Path) -> FileChains:
         kind=kind,
         description=description,
         notes=notes,
-        ranges=_value_ranges(comments, names, derived),
+        ranges=ranges,
         all_sampled_known=known,
     )
 
@@ -167,28 +168,19 @@ def _value_ranges(comments, names, derived) -> dict[str, tuple[float, float]]:
     return ranges
 
 
-def _prior_convention(path, table, lowered, names, derived, comments, like, post, notes):
+def _prior_convention(table, lowered, names, derived, ranges, comments, like, post, notes):
     """``(kind, description, log posterior)``: ``post``, or ``like`` + the normalised flat prior.
 
     Where every sampled parameter's prior is the flat range of the values file, the
     normalised log prior is ``-sum ln(upper - lower)``; the file's ``prior`` column must
     equal it (releases since 2017) or be 0 (earlier releases, normalised here).
     """
-    values = _section(comments, "VALUES")
     priors = _section(comments, "PRIORS")
     sampled = [n for n, d in zip(names, derived, strict=True) if not d]
-    log_volume = 0.0
-    for name in sampled:
-        numbers = values.get(name.lower(), "").split()
-        try:
-            lower, upper = float(numbers[0]), float(numbers[-1])
-        except (IndexError, ValueError):
-            log_volume = math.nan
-            break
-        if len(numbers) != 3 or not upper > lower or name.lower() in priors:
-            log_volume = math.nan  # not (only) the values file's flat prior
-            break
-        log_volume += math.log(upper - lower)
+    if all(n in ranges and n.lower() not in priors for n in sampled):
+        log_volume = sum(math.log(upper - lower) for lower, upper in map(ranges.get, sampled))
+    else:
+        log_volume = math.nan  # not (only) the values file's flat prior
     prior = table[:, lowered.index("prior")] if "prior" in lowered else post - like
     if math.isnan(log_volume):
         return (
