@@ -18,7 +18,25 @@ from jaxtyping import Float
 from astrobayes._checks import as_float_array, check_finite, check_positive_int
 from astrobayes.diagnostics import are_multiplicities
 
-__all__ = ["Chains", "chains_from_list", "is_nested_sampling_order"]
+__all__ = ["Chains", "chains_from_list", "is_nested_sampling_order", "prior_edges"]
+
+
+def prior_edges(low: float | None, high: float | None) -> tuple[float | None, float | None]:
+    """A prior range's edges as floats, ``None`` for an open side (``None``, nan or inf).
+
+    The one reading of ``(lo, hi)`` pairs shared by :meth:`Chains.unbounded`, the
+    bridge's mapped density and :func:`astrobayes.io.read_chains`'s ``bounds``.
+
+    Example:
+        >>> prior_edges(0, float("inf")), prior_edges(None, float("nan"))
+        ((0.0, None), (None, None))
+
+    """
+
+    def edge(value):
+        return None if value is None or not np.isfinite(value) else float(value)
+
+    return edge(low), edge(high)
 
 
 @dataclass(frozen=True, eq=False)
@@ -181,9 +199,10 @@ class Chains:
         log_posterior = self.log_posterior.copy()
         used = self.weights > 0
         mapped = []
-        for name, (low, high) in bounds.items():
-            low = -np.inf if low is None or not np.isfinite(low) else float(low)
-            high = np.inf if high is None or not np.isfinite(high) else float(high)
+        for name, edges in bounds.items():
+            low, high = prior_edges(*edges)
+            low = -np.inf if low is None else low
+            high = np.inf if high is None else high
             if not low < high:
                 raise ValueError(f"bounds of {name!r} must have lo < hi; got ({low}, {high})")
             i = self.names.index(name)

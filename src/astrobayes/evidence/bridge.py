@@ -40,7 +40,7 @@ from astrobayes import diagnostics
 from astrobayes._checks import check_fraction, check_positive_int
 from astrobayes._status import check
 from astrobayes._types import ProgressFn
-from astrobayes.chains import Chains
+from astrobayes.chains import Chains, prior_edges
 from astrobayes.evidence.estimator import (
     _Context,
     _result,
@@ -281,12 +281,7 @@ def bridge_estimate(
 
 def _on_unbounded(logdensity_fn: Callable, names, mapped, bounds) -> Callable:
     """``logdensity_fn`` on the coordinates of :meth:`Chains.unbounded`, Jacobian added."""
-    edges = []
-    for name in mapped:
-        low, high = bounds[name]
-        low = None if low is None or not np.isfinite(low) else float(low)
-        high = None if high is None or not np.isfinite(high) else float(high)
-        edges.append((names.index(name), low, high))
+    edges = [(names.index(name), *prior_edges(*bounds[name])) for name in mapped]
 
     def on_u(u):
         theta, log_jacobian = u, 0.0

@@ -15,7 +15,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from astrobayes.chains import Chains, chains_from_list, is_nested_sampling_order
+from astrobayes.chains import Chains, chains_from_list, is_nested_sampling_order, prior_edges
 from astrobayes.io._binary import (
     HDF5_SIGNATURE,
     NETCDF3_SIGNATURE,
@@ -324,9 +324,7 @@ def _bounds(ranges, names) -> dict[str, tuple[float | None, float | None]]:
     """The finite edges among ``ranges`` of the sampled ``names`` (``None``: open)."""
     out = {}
     for name in names:
-        low, high = (ranges or {}).get(name, (None, None))
-        low = None if low is None or not np.isfinite(low) else float(low)
-        high = None if high is None or not np.isfinite(high) else float(high)
+        low, high = prior_edges(*(ranges or {}).get(name, (None, None)))
         if low is not None or high is not None:
             out[name] = (low, high)
     return out
