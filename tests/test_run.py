@@ -95,7 +95,7 @@ def _mapping(**parameter):
         (_mapping(prior="fixed", value=1.0), "at least one sampled parameter"),
         (
             {"models": {"m": {"parameters": {}}}},
-            "exactly one of likelihood, numpyro_model or model",
+            "exactly one of likelihood, numpyro_model, model or python_likelihood",
         ),
         (
             {

@@ -46,8 +46,9 @@ from astrobayes._types import ProgressFn
 from astrobayes.chains import Chains
 from astrobayes.comparison import EVIDENCE_METHODS, ComparisonResult, compare
 from astrobayes.evidence import GaussianTarget, RealNVPFlow, RQSplineFlow, TargetFamily
-from astrobayes.models import Model, prior_ranges
+from astrobayes.models import Model, PythonLikelihood, prior_ranges
 from astrobayes.sampling import Checkpoint, FlowMCMCConfig, NUTSConfig, SMCConfig
+from astrobayes.sbi.executors import ExecutorConfig
 
 __all__ = [
     "EVIDENCE_TARGETS",
@@ -192,10 +193,16 @@ class ModelSpec:
             called as ``f()`` or ``f(data)``).
         model: ``"module:function"`` returning an astrobayes
             :class:`~astrobayes.models.Model` (called as ``f()`` or ``f(data)``; renamed
-            to the table's name). Exactly one of ``likelihood``, ``numpyro_model`` and
-            ``model``.
+            to the table's name).
+        python_likelihood: ``"module:function"``: a plain Python function ``f(params)``
+            (or ``f(params, data)``) returning ``ln L`` as one number, with ``params =
+            {name: float}``: NumPy, SciPy, CAMB or CLASS code that JAX cannot trace. It
+            runs outside JAX (:class:`~astrobayes.models.PythonLikelihood`), on the run's
+            ``[executor]``, and has no gradients, so only ``sampler_kind = "smc"`` can
+            sample it; its derived parameters' functions are plain Python too. Exactly
+            one of ``likelihood``, ``numpyro_model``, ``model`` and ``python_likelihood``.
         parameters: ``{name: ParameterSpec}`` in sampling order (required with
-            ``likelihood``, not allowed otherwise).
+            ``likelihood`` and ``python_likelihood``, not allowed otherwise).
         data: ``{name: path}`` of data arrays (``.npy``, ``.npz``, or text read with
             ``numpy.loadtxt``), relative to the config file; passed to the function as
             ``data = {name: array}``.
@@ -209,6 +216,7 @@ class ModelSpec:
     likelihood: str | None = None
     numpyro_model: str | None = None
     model: str | None = None
+    python_likelihood: str | None = None
     parameters: Mapping[str, ParameterSpec] = field(default_factory=dict)
     data: Mapping[str, str] = field(default_factory=dict)
     sampler: NUTSConfig | None = None
@@ -216,29 +224,27 @@ class ModelSpec:
     def __post_init__(self):
         given = {
             key: getattr(self, key)
-            for key in ("likelihood", "numpyro_model", "model")
+            for key in ("likelihood", "numpyro_model", "model", "python_likelihood")
             if getattr(self, key) is not None
         }
         if len(given) != 1:
             raise ValueError(
-                "a model needs exactly one of likelihood, numpyro_model or model = "
-                f"'module:function'; got {given or 'none'}"
+                "a model needs exactly one of likelihood, numpyro_model, model or "
+                f"python_likelihood = 'module:function'; got {given or 'none'}"
             )
-        if self.likelihood is not None:
-            _check_reference(self.likelihood, "likelihood")
+        (kind, reference), *_ = given.items()
+        _check_reference(reference, kind)
+        if kind in ("likelihood", "python_likelihood"):
             if not any(p.is_sampled for p in self.parameters.values()):
                 raise ValueError(
-                    "a likelihood model needs at least one sampled parameter in its "
+                    f"a {kind} model needs at least one sampled parameter in its "
                     "parameters table (uniform, normal, log-uniform or truncated-normal)"
                 )
-        else:
-            (key, reference), *_ = given.items()
-            _check_reference(reference, key)
-            if self.parameters:
-                raise ValueError(
-                    f"{key} defines its own priors: remove the parameters table "
-                    f"(got {sorted(self.parameters)})"
-                )
+        elif self.parameters:
+            raise ValueError(
+                f"{kind} defines its own priors: remove the parameters table "
+                f"(got {sorted(self.parameters)})"
+            )
         if self.parameters:
             check_parameter_names(list(self.parameters), "parameter names")
         for name, spec in self.parameters.items():
@@ -282,6 +288,10 @@ class RunConfig:
             of order 1e4 and more, where float32 keeps only ~3 decimals of ``ln L``.
         num_workers: Models run side by side in threads (default: one per model, at
             most the CPU count); the numbers do not depend on it.
+        executor: Where the models' ``python_likelihood`` functions run
+            (:class:`~astrobayes.sbi.executors.ExecutorConfig`; default: a local process
+            pool, one worker per CPU); only with such a model. The numbers do not depend
+            on it.
 
     """
 
@@ -296,6 +306,7 @@ class RunConfig:
     evidence_method: str = "learned_harmonic_mean"
     x64: bool = False
     num_workers: int | None = None
+    executor: ExecutorConfig | None = None
 
     def __post_init__(self):
         if not isinstance(self.models, Mapping) or not self.models:
@@ -325,6 +336,23 @@ class RunConfig:
                     f'a [{kind}] table is used only with sampler_kind = "{kind}"; got '
                     f"sampler_kind = {self.sampler_kind!r}"
                 )
+        python = self.python_models
+        if python and self.sampler_kind != "smc":
+            raise ValueError(
+                f"models {python} have a python_likelihood, which has no gradients: set "
+                f'sampler_kind = "smc" (gradient-free moves); got sampler_kind = '
+                f"{self.sampler_kind!r}, which needs gradients"
+            )
+        if self.executor is not None:
+            if not isinstance(self.executor, ExecutorConfig):
+                raise TypeError(
+                    f"executor must be an ExecutorConfig; got {type(self.executor).__name__}"
+                )
+            if not python:
+                raise ValueError(
+                    "an [executor] table sets where python_likelihood functions run; no "
+                    "model has one"
+                )
         if self.evidence_target not in EVIDENCE_TARGETS:
             raise ValueError(
                 f"evidence_target must be one of {sorted(EVIDENCE_TARGETS)}; got "
@@ -348,6 +376,11 @@ class RunConfig:
             or self.num_workers < 1
         ):
             raise ValueError(f"num_workers must be a positive integer; got {self.num_workers!r}")
+
+    @property
+    def python_models(self) -> list[str]:
+        """Names of the models with a ``python_likelihood``."""
+        return [n for n, spec in self.models.items() if spec.python_likelihood is not None]
 
     def target(self) -> TargetFamily:
         """The evidence target family named by ``evidence_target``."""
@@ -472,6 +505,7 @@ def build_model(
     numpyro_model: Callable[..., Any] | None = None,
     model: Model | None = None,
     data: Mapping[str, Any] | None = None,
+    executor: Any = None,
 ) -> Model:
     """Turn a :class:`ModelSpec` and the user's function into a :class:`~astrobayes.models.Model`.
 
@@ -488,6 +522,9 @@ def build_model(
         model: The :class:`~astrobayes.models.Model` that ``spec.model``'s function
             returned (renamed to ``name``).
         data: ``{name: array}`` read from ``spec.data`` (``None`` when it has none).
+        executor: Where a ``python_likelihood`` runs (see :func:`python_likelihood`);
+            ignored otherwise. ``log_likelihood_fn`` may also be the
+            :class:`~astrobayes.models.PythonLikelihood` itself (then used as it is).
 
     Returns:
         The :class:`~astrobayes.models.Model`.
@@ -504,6 +541,16 @@ def build_model(
         'm'
 
     """
+    if spec.python_likelihood is not None:
+        if log_likelihood_fn is None or not callable(log_likelihood_fn):
+            raise ValueError(f"model {name!r} names a python_likelihood: pass log_likelihood_fn")
+        if not isinstance(log_likelihood_fn, PythonLikelihood):
+            log_likelihood_fn = python_likelihood(
+                name, spec, log_likelihood_fn, data=data, executor=executor
+            )
+        priors = {k: p.distribution() for k, p in spec.parameters.items() if p.is_sampled}
+        labels = {k: p.label for k, p in spec.parameters.items() if p.label is not None}
+        return Model.from_priors(name, log_likelihood_fn, priors, labels=labels)
     if spec.likelihood is not None:
         if log_likelihood_fn is None or not callable(log_likelihood_fn):
             raise ValueError(f"model {name!r} names a likelihood: pass log_likelihood_fn")
@@ -535,6 +582,108 @@ def build_model(
     if data is None:
         return Model(name, numpyro_model)
     return Model(name, numpyro_model, model_args=({k: jnp.asarray(v) for k, v in data.items()},))
+
+
+def python_likelihood(
+    name: str,
+    spec: ModelSpec,
+    log_likelihood_fn: Callable[..., float],
+    *,
+    data: Mapping[str, Any] | None = None,
+    executor: Any = None,
+) -> PythonLikelihood:
+    """The :class:`~astrobayes.models.PythonLikelihood` of a ``python_likelihood`` model.
+
+    The spec's fixed parameters are added to every call's ``params``, and ``data`` (when
+    given) is passed as the second argument, as for a JAX likelihood.
+
+    Args:
+        name: Model name (in errors).
+        spec: The model's spec.
+        log_likelihood_fn: The plain Python function ``spec.python_likelihood`` names.
+        data: ``{name: array}`` read from ``spec.data``.
+        executor: ``None`` (this process) or an executor whose workers share every batch
+            of points (:meth:`astrobayes.sbi.executors.ExecutorConfig.make`).
+
+    Returns:
+        The wrapper (its ``evaluations``, ``failures`` and ``status`` count the calls).
+
+    Example:
+        >>> spec = ModelSpec(python_likelihood="m:f", parameters={
+        ...     "a": ParameterSpec("uniform", low=-1.0, high=1.0),
+        ...     "s": ParameterSpec("fixed", value=2.0)})
+        >>> likelihood = python_likelihood("m", spec, lambda p: -0.5 * (p["a"] / p["s"]) ** 2)
+        >>> likelihood.check({"a": 1.0})
+        -0.125
+
+    """
+    if spec.python_likelihood is None:
+        raise ValueError(f"model {name!r} has no python_likelihood")
+    fixed = {k: p.value for k, p in spec.parameters.items() if p.prior == "fixed"}
+    return PythonLikelihood(
+        log_likelihood_fn, data=data, constants=fixed, executor=executor, name=name
+    )
+
+
+def check_python_model(
+    key: PRNGKeyArray,
+    name: str,
+    spec: ModelSpec,
+    likelihood: PythonLikelihood,
+    derived_fns: Mapping[str, Callable[[dict[str, float]], float]] | None = None,
+) -> dict[str, float]:
+    """Call a ``python_likelihood`` model's code once at a prior draw, before any sampling.
+
+    JAX cannot trace plain Python code, so the check of a JAX model (one abstract trace)
+    becomes one real call: the likelihood, then each derived parameter's function, at
+    one draw from the priors.
+
+    Args:
+        key: JAX PRNG key (the prior draw).
+        name: Model name (in errors).
+        spec: Its spec.
+        likelihood: Its :func:`python_likelihood`.
+        derived_fns: ``{name: f(params)}`` for the spec's derived parameters.
+
+    Returns:
+        The prior draw ``{name: value}`` (sampled parameters) that was checked.
+
+    Raises:
+        ValueError: If the likelihood or a derived function raises there or returns
+            anything but one real number (NaN and ``+inf`` included); ``ln L = -inf``
+            (zero likelihood) is allowed for the likelihood.
+
+    Example:
+        >>> import jax
+        >>> spec = ModelSpec(python_likelihood="m:f", parameters={
+        ...     "a": ParameterSpec("uniform", low=-1.0, high=1.0)})
+        >>> likelihood = python_likelihood("m", spec, lambda p: [p["a"], p["a"]])
+        >>> try:
+        ...     check_python_model(jax.random.key(0), "m", spec, likelihood)
+        ... except ValueError as error:
+        ...     print(str(error).split(": ", 4)[-1])
+        the log-likelihood must return one number; got an array of shape (2,) (sum per-point terms yourself)
+
+    """
+    check_key(key)
+    point = {}
+    for i, (parameter, p) in enumerate(spec.parameters.items()):
+        if p.is_sampled:
+            point[parameter] = float(p.distribution().sample(jax.random.fold_in(key, i)))
+    likelihood.check(point)
+    fixed = {k: p.value for k, p in spec.parameters.items() if p.prior == "fixed"}
+    for parameter, fn in (derived_fns or {}).items():
+        where = f"[models.{name}.parameters.{parameter}]"
+        try:
+            value = float(np.asarray(fn({**point, **fixed}), np.float64).reshape(()))
+        except Exception as error:  # the user's code: say whose, and where
+            raise ValueError(
+                f"{where}: its function raised {type(error).__name__} at the prior draw "
+                f"{point}: {error}"
+            ) from error
+        if not np.isfinite(value):
+            raise ValueError(f"{where}: its function returned {value} at the prior draw {point}")
+    return point
 
 
 def run_comparison(
@@ -659,6 +808,8 @@ def check_derived_functions(
 
     Each function gets ``params`` as the likelihood does (the sampled and fixed values
     by name, as abstract scalars: nothing is evaluated) and must return one real number.
+    A ``python_likelihood`` model's functions are plain Python, which JAX cannot trace:
+    only their presence is checked here (:func:`check_python_model` calls them).
 
     Args:
         model_name: The model's name (for errors).
@@ -692,6 +843,8 @@ def check_derived_functions(
             continue
         if name not in derived_fns:
             raise ValueError(f"derived parameter {name!r} needs its function in derived_fns")
+        if spec.python_likelihood is not None:
+            continue  # plain Python, called by check_python_model instead of traced
         where = f"[models.{model_name}.parameters.{name}]"
 
         def value(params, fn=derived_fns[name], where=where, reference=p.function):
@@ -758,7 +911,10 @@ def posterior_table(
         check_derived_functions(model.name, spec, derived_fns)
     for name in derived_names:
         fn = derived_fns[name]
-        values = jax.jit(jax.vmap(lambda p, fn=fn: fn({**p, **fixed})))(flat)
+        if spec is not None and spec.python_likelihood is not None:
+            values = _python_derived(fn, {k: np.asarray(v, np.float64) for k, v in flat.items()}, fixed)
+        else:
+            values = jax.jit(jax.vmap(lambda p, fn=fn: fn({**p, **fixed})))(flat)
         columns[name] = np.asarray(values, np.float64).reshape(shape)
     sampled = set(ranges)
     ordered = [k for k in names if k in sampled] + [k for k in names if k not in sampled]
@@ -775,6 +931,18 @@ def posterior_table(
         log_prior=np.asarray(log_prior, np.float64).reshape(shape),
         ranges={k: ranges[k] for k in ordered if k in ranges},
     )
+
+
+def _python_derived(fn, flat: dict[str, np.ndarray], fixed: dict[str, float]) -> np.ndarray:
+    """A plain-Python derived parameter on every draw, in this process (NaN where it raised)."""
+    size = next(iter(flat.values())).size
+    values = np.full(size, np.nan)
+    for i in range(size):
+        try:
+            values[i] = float(np.asarray(fn({**{k: float(v[i]) for k, v in flat.items()}, **fixed})))
+        except Exception:  # noqa: BLE001, S112 - a failed point is NaN in the chain files
+            continue
+    return values
 
 
 def _element_columns(posterior: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -158,7 +158,7 @@ def check_config(config, *, base: Path, title: str) -> int:
     from astrobayes.models import check_model, prior_ranges
     from astrobayes.models.model import unconstrained_density
 
-    models, derived_fns, digests = resolve_models(config, base)
+    models, derived_fns, digests, _ = resolve_models(config, base)
     print(
         f"astrobayes run --check {title}: {len(models)} model(s), {_sampler_summary(config)}; "
         f"evidence: {_evidence_summary(config)}; {'float64' if config.x64 else 'float32'}"
@@ -200,8 +200,43 @@ def execute(
     Shared by ``run`` and ``demo`` (a built-in config). ``after_comparison(payload)`` may
     add entries to ``results.json`` before it is written; ``figure_options`` go to
     :func:`~astrobayes.cli._figures.write_comparison_figures` (default: no reference
-    marker lines). Returns the exit code.
+    marker lines). Models with a ``python_likelihood`` run it on the config's
+    ``[executor]`` (started here, released at the end). Returns the exit code.
     """
+    executor = None
+    if config.python_models:
+        from astrobayes.sbi.executors import ExecutorConfig
+
+        executor = (config.executor or ExecutorConfig()).make()
+    try:
+        return _execute(
+            config,
+            out,
+            base=base,
+            title=title,
+            no_progress=no_progress,
+            extra_settings=extra_settings,
+            figure_options=figure_options,
+            after_comparison=after_comparison,
+            executor=executor,
+        )
+    finally:
+        if executor is not None:
+            executor.shutdown()
+
+
+def _execute(
+    config,
+    out: Path,
+    *,
+    base: Path,
+    title: str,
+    no_progress: bool,
+    extra_settings: dict | None,
+    figure_options: dict | None,
+    after_comparison,
+    executor,
+) -> int:
     import jax
 
     if config.x64:
@@ -216,11 +251,11 @@ def execute(
     )
     from astrobayes.runconfig import run_comparison
 
-    models, derived_fns, digests = resolve_models(config, base)
+    models, derived_fns, digests, likelihoods = resolve_models(config, base, executor=executor)
     out.mkdir(parents=True, exist_ok=True)
     print(title)
     print(
-        f"models: {', '.join(models)}; {_sampler_summary(config)}; "
+        f"models: {', '.join(models)}; {_sampler_summary(config, executor)}; "
         f"evidence: {_evidence_summary(config)}; "
         f"{'float64' if config.x64 else 'float32'}\n"
     )
@@ -247,6 +282,8 @@ def execute(
     resumed = [n for n, r in result.models.items() if r.sampling.resumed_from]
     if resumed:
         print(f"resumed from checkpoints in {out / 'checkpoints'}: {', '.join(resumed)}")
+    for name, likelihood in likelihoods.items():
+        print(_python_likelihood_line(name, likelihood, resumed=name in resumed))
 
     chain_files, edges = write_chain_files(out / "chains", config, models, result, derived_fns)
     for name, parameter, side, ratio in _cut_by_prior_edges(edges):
@@ -256,6 +293,9 @@ def execute(
             "(report.md)"
         )
     payload = result.to_dict()
+    for name, likelihood in likelihoods.items():
+        # counted after the chain files, whose ln L column calls it once more per draw
+        payload["models"][name]["python_likelihood"] = likelihood.to_dict()
     payload["prior_edges"] = edges
     payload["settings"] = {
         "config": _config_dict(config),
@@ -287,20 +327,33 @@ def execute(
     return 0
 
 
-def resolve_models(config, base: Path):
+def resolve_models(config, base: Path, *, executor=None):
     """Import the user's functions and read the data.
 
+    A ``python_likelihood`` model is called once at a prior draw here (with its derived
+    parameters' functions), since JAX cannot trace it, and then runs on ``executor``
+    (``None``: in this process).
+
     Returns:
-        ``({name: Model}, {name: {derived: fn}}, {name: digest})``: the digest is a
-        SHA-256 of the source files of the model's functions and of its data arrays
-        (part of its checkpoint name, so that an edited likelihood module or data file
-        starts afresh instead of resuming chains of the old one).
+        ``({name: Model}, {name: {derived: fn}}, {name: digest}, {name:
+        PythonLikelihood})``: the digest is a SHA-256 of the source files of the model's
+        functions and of its data arrays (part of its checkpoint name, so that an edited
+        likelihood module or data file starts afresh instead of resuming chains of the
+        old one); the last holds the ``python_likelihood`` models' wrappers (call counts).
 
     """
-    from astrobayes.io.run_files import read_data_arrays
-    from astrobayes.runconfig import build_model, check_derived_functions
+    import jax
 
-    models, derived_fns, digests = {}, {}, {}
+    from astrobayes._workers import ModuleFunction
+    from astrobayes.io.run_files import read_data_arrays
+    from astrobayes.runconfig import (
+        build_model,
+        check_derived_functions,
+        check_python_model,
+        python_likelihood,
+    )
+
+    models, derived_fns, digests, likelihoods = {}, {}, {}, {}
     for name, spec in config.models.items():
         data = read_data_arrays(spec.data, base) if spec.data else None
         for key, array in (data or {}).items():
@@ -319,6 +372,17 @@ def resolve_models(config, base: Path):
             functions.append(factory)
             model = factory(data) if data is not None else factory()
             models[name] = build_model(name, spec, model=model)
+        elif spec.python_likelihood is not None:
+            function = import_function(
+                spec.python_likelihood, base, f"models.{name}.python_likelihood"
+            )
+            functions.append(function)
+            module_name, function_name = (p.strip() for p in spec.python_likelihood.split(":"))
+            shipped = ModuleFunction(module_name, function_name, str(Path(base).resolve()), function)
+            likelihoods[name] = python_likelihood(
+                name, spec, shipped, data=data, executor=executor
+            )
+            models[name] = build_model(name, spec, log_likelihood_fn=likelihoods[name])
         else:
             likelihood = (
                 None
@@ -340,8 +404,12 @@ def resolve_models(config, base: Path):
             if p.prior == "derived"
         }
         check_derived_functions(name, spec, derived_fns[name])
+        if name in likelihoods:
+            check_python_model(
+                jax.random.key(config.seed), name, spec, likelihoods[name], derived_fns[name]
+            )
         digests[name] = _code_and_data_digest(functions + list(derived_fns[name].values()), data)
-    return models, derived_fns, digests
+    return models, derived_fns, digests, likelihoods
 
 
 def _code_and_data_digest(functions, data) -> str:
@@ -547,6 +615,28 @@ def format_report(title: str, result, table: str, payload: dict) -> str:
             f"{report.sampling.status.name.lower()} | {e.temperature} | {e.pareto_k:.2f} | "
             f"{e.status.name.lower()} |"
         )
+    python = {
+        name: entry["python_likelihood"]
+        for name, entry in payload.get("models", {}).items()
+        if "python_likelihood" in entry
+    }
+    if python:
+        lines += [
+            "",
+            "## Python likelihoods",
+            "",
+            "Calls of each `python_likelihood` (SMC, its checks and the chain files' ln L); a "
+            "failed call (raised, NaN, +inf) was given zero likelihood.",
+            "",
+            "| model | calls | failed | status | first failures |",
+            "|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| {name} | {e['evaluations']} | {e['failures']} | {e['status']} | "
+            + "; ".join(f"`{x['message']}` at {x['at']}" for x in e["errors"]).replace("|", "/")
+            + " |"
+            for name, e in python.items()
+        ]
     lines += ["", "## Files", ""]
     for name, paths in payload.get("files", {}).items():
         lines.append(f"- {name}: " + ", ".join(f"`{p}`" for p in paths))
@@ -642,13 +732,16 @@ def _evidence_summary(config) -> str:
     return f"learned harmonic mean ({config.evidence_target})"
 
 
-def _sampler_summary(config) -> str:
+def _sampler_summary(config, executor=None) -> str:
     """One line on the sampler (for the header printed before a run)."""
     sampling = config.sampling()
     if config.sampler_kind == "smc":
+        python = config.python_models
+        where = "this process" if executor is None else _executor_words(executor)
         return (
             f"preconditioned SMC: {sampling.num_particles} particles, "
             f"{sampling.preconditioner} preconditioner, ESS fraction {sampling.ess_fraction}"
+            + (f"; Python likelihood of {', '.join(python)} on {where}" if python else "")
         )
     if config.sampler_kind == "flow_mcmc":
         return (
@@ -660,6 +753,26 @@ def _sampler_summary(config) -> str:
     return (
         f"NUTS: {sampling.num_chains} chains x ({sampling.num_warmup} warm-up + "
         f"{sampling.num_samples} draws)" + (f" (own settings: {', '.join(own)})" if own else "")
+    )
+
+
+def _executor_words(executor) -> str:
+    kind = {"SerialExecutor": "this process", "ProcessExecutor": "a process pool"}.get(
+        type(executor).__name__, "a Dask cluster"
+    )
+    return f"{kind} ({executor.num_workers} worker{'s' if executor.num_workers != 1 else ''})"
+
+
+def _python_likelihood_line(name: str, likelihood, *, resumed: bool) -> str:
+    """What a ``python_likelihood`` model's calls did, in one line (printed after the table)."""
+    count = f"{likelihood.evaluations} calls" + (" since the checkpoint" if resumed else "")
+    if likelihood.status.is_ok:
+        return f"{name}: Python log-likelihood, {count}, none failed"
+    first = next(iter(likelihood.errors.items()), None)
+    where = f" (first: {first[0]} at {first[1]})" if first else ""
+    return (
+        f"{name}: {likelihood.failures} of {count} failed and were given zero likelihood"
+        f"{where}: {likelihood.status.value}"
     )
 
 

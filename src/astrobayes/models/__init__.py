@@ -12,6 +12,7 @@ from astrobayes.models.model import (
     unconstrained_density,
     unconstrained_prior,
 )
+from astrobayes.models.python_likelihood import PythonLikelihood, PythonLikelihoodStatus
 from astrobayes.models.problems import (
     EvidenceProblem,
     bimodal_gaussian,
@@ -35,6 +36,8 @@ __all__ = [
     "gaussian_uniform_prior",
     "normal_gamma",
     "PriorSupport",
+    "PythonLikelihood",
+    "PythonLikelihoodStatus",
     "prior_ranges",
     "prior_supports",
     "radiata_pine",

@@ -35,6 +35,7 @@ import abc
 import concurrent.futures
 import multiprocessing
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
 
 import jax
@@ -53,6 +54,7 @@ __all__ = [
     "CampaignStore",
     "DaskExecutor",
     "Executor",
+    "ExecutorConfig",
     "ProcessExecutor",
     "SerialExecutor",
     "make_executor",
@@ -207,6 +209,49 @@ class DaskExecutor(Executor):
     @property
     def num_workers(self) -> int:  # noqa: D102
         return len(self._client.scheduler_info(n_workers=-1)["workers"])
+
+
+@dataclass(frozen=True)
+class ExecutorConfig:
+    """Where Python functions run (a TOML ``[executor]`` table; :func:`make_executor`).
+
+    Attributes:
+        kind: ``"process"`` (default: a local process pool), ``"serial"`` (this process)
+            or ``"dask"`` (a ``LocalCluster``, or the cluster at ``scheduler``).
+        num_workers: Processes or local Dask workers (default: the CPU count for
+            ``process``, 2 for a local Dask cluster); not with ``scheduler``.
+        scheduler: ``"tcp://host:port"`` of a running Dask scheduler (``dask`` only).
+
+    Example:
+        >>> with ExecutorConfig("serial").make() as executor:
+        ...     executor.submit(pow, 2, 5).result()
+        32
+
+    """
+
+    kind: str = "process"
+    num_workers: int | None = None
+    scheduler: str | None = None
+
+    def __post_init__(self):
+        if self.kind not in EXECUTORS:
+            raise ValueError(f"executor kind must be one of {list(EXECUTORS)}; got {self.kind!r}")
+        if self.num_workers is not None:
+            check_positive_int(self.num_workers, "num_workers")
+        if self.scheduler is not None:
+            if self.kind != "dask":
+                raise ValueError(f"scheduler is for kind = 'dask'; got kind = {self.kind!r}")
+            if self.num_workers is not None:
+                raise ValueError(
+                    "num_workers sizes a local cluster; with a scheduler the cluster's own "
+                    f"workers are used (got num_workers = {self.num_workers})"
+                )
+        if self.kind == "serial" and self.num_workers not in (None, 1):
+            raise ValueError(f"a serial executor has one worker; got num_workers = {self.num_workers}")
+
+    def make(self) -> Executor:
+        """Start the executor (use it as a context manager, which releases its workers)."""
+        return make_executor(self.kind, scheduler=self.scheduler, num_workers=self.num_workers)
 
 
 def make_executor(
