@@ -71,7 +71,11 @@ class ModuleFunction:
     """
 
     def __init__(
-        self, module: str, attribute: str, folder: str | None = None, function: Callable | None = None
+        self,
+        module: str,
+        attribute: str,
+        folder: str | None = None,
+        function: Callable | None = None,
     ):
         self.module = module
         self.attribute = attribute

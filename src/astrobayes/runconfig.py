@@ -912,7 +912,9 @@ def posterior_table(
     for name in derived_names:
         fn = derived_fns[name]
         if spec is not None and spec.python_likelihood is not None:
-            values = _python_derived(fn, {k: np.asarray(v, np.float64) for k, v in flat.items()}, fixed)
+            values = _python_derived(
+                fn, {k: np.asarray(v, np.float64) for k, v in flat.items()}, fixed
+            )
         else:
             values = jax.jit(jax.vmap(lambda p, fn=fn: fn({**p, **fixed})))(flat)
         columns[name] = np.asarray(values, np.float64).reshape(shape)
@@ -939,7 +941,9 @@ def _python_derived(fn, flat: dict[str, np.ndarray], fixed: dict[str, float]) ->
     values = np.full(size, np.nan)
     for i in range(size):
         try:
-            values[i] = float(np.asarray(fn({**{k: float(v[i]) for k, v in flat.items()}, **fixed})))
+            values[i] = float(
+                np.asarray(fn({**{k: float(v[i]) for k, v in flat.items()}, **fixed}))
+            )
         except Exception:  # noqa: BLE001, S112 - a failed point is NaN in the chain files
             continue
     return values

@@ -378,10 +378,10 @@ def resolve_models(config, base: Path, *, executor=None):
             )
             functions.append(function)
             module_name, function_name = (p.strip() for p in spec.python_likelihood.split(":"))
-            shipped = ModuleFunction(module_name, function_name, str(Path(base).resolve()), function)
-            likelihoods[name] = python_likelihood(
-                name, spec, shipped, data=data, executor=executor
+            shipped = ModuleFunction(
+                module_name, function_name, str(Path(base).resolve()), function
             )
+            likelihoods[name] = python_likelihood(name, spec, shipped, data=data, executor=executor)
             models[name] = build_model(name, spec, log_likelihood_fn=likelihoods[name])
         else:
             likelihood = (

@@ -12,7 +12,6 @@ from astrobayes.models.model import (
     unconstrained_density,
     unconstrained_prior,
 )
-from astrobayes.models.python_likelihood import PythonLikelihood, PythonLikelihoodStatus
 from astrobayes.models.problems import (
     EvidenceProblem,
     bimodal_gaussian,
@@ -23,6 +22,7 @@ from astrobayes.models.problems import (
     rosenbrock,
     skewed_gumbel,
 )
+from astrobayes.models.python_likelihood import PythonLikelihood, PythonLikelihoodStatus
 
 __all__ = [
     "EvidenceProblem",

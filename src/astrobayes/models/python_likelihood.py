@@ -115,8 +115,10 @@ class PythonLikelihood:
                 "executor must have submit(fn, *args) -> Future (an astrobayes.sbi.executors "
                 f"Executor or a concurrent.futures.Executor) or be None; got {type(executor).__name__}"
             )
-        if isinstance(chunks_per_worker, bool) or not isinstance(chunks_per_worker, int) or (
-            chunks_per_worker < 1
+        if (
+            isinstance(chunks_per_worker, bool)
+            or not isinstance(chunks_per_worker, int)
+            or (chunks_per_worker < 1)
         ):
             raise ValueError(
                 f"chunks_per_worker must be a positive integer; got {chunks_per_worker!r}"
@@ -235,7 +237,9 @@ class PythonLikelihood:
         args = (self.log_likelihood_fn, names, self.constants, self.data, row)
         values, errors = log_likelihood_chunk(*args)
         if errors[0] is not None:
-            raise ValueError(f"model {self.name!r}: the Python log-likelihood at {point}: {errors[0]}")
+            raise ValueError(
+                f"model {self.name!r}: the Python log-likelihood at {point}: {errors[0]}"
+            )
         if self.executor is not None:
             try:
                 remote, remote_errors = self.executor.submit(log_likelihood_chunk, *args).result()

@@ -247,7 +247,9 @@ class ExecutorConfig:
                     f"workers are used (got num_workers = {self.num_workers})"
                 )
         if self.kind == "serial" and self.num_workers not in (None, 1):
-            raise ValueError(f"a serial executor has one worker; got num_workers = {self.num_workers}")
+            raise ValueError(
+                f"a serial executor has one worker; got num_workers = {self.num_workers}"
+            )
 
     def make(self) -> Executor:
         """Start the executor (use it as a context manager, which releases its workers)."""
