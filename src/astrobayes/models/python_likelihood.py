@@ -235,7 +235,13 @@ class PythonLikelihood:
         point = {n: float(params[n]) for n in names}
         row = np.array([[point[n] for n in names]])
         args = (self.log_likelihood_fn, names, self.constants, self.data, row)
-        values, errors = log_likelihood_chunk(*args)
+        try:
+            values, errors = log_likelihood_chunk(*args)
+        except Exception as error:  # the function could not be loaded (an import error)
+            raise ValueError(
+                f"model {self.name!r}: cannot load the Python log-likelihood: "
+                f"{type(error).__name__}: {error}"
+            ) from error
         if errors[0] is not None:
             raise ValueError(
                 f"model {self.name!r}: the Python log-likelihood at {point}: {errors[0]}"
