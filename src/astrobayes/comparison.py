@@ -651,10 +651,12 @@ def _run_model_smc(
     num_chains = max(2, result.samples.shape[0] // SMC_PARTICLES_PER_CHAIN)
     per_chain = result.samples.shape[0] // num_chains
     particles = result.samples[: num_chains * per_chain]
-    log_density = np.asarray(
-        batched_logdensity(density.logdensity_fn)(jax.numpy.asarray(particles, jax.numpy.float32)),
-        np.float64,
+    # SMC's own ln L of its particles plus their ln prior: the likelihood is not called
+    # again (one call per particle, which a slow Python likelihood pays in full)
+    log_prior = batched_logdensity(split.log_prior_fn)(
+        jax.numpy.asarray(particles, jax.numpy.result_type(float))
     )
+    log_density = result.log_likelihood[: particles.shape[0]] + np.asarray(log_prior, np.float64)
     dim = particles.shape[1]
     chains = Chains(
         particles.reshape(num_chains, per_chain, dim),
