@@ -158,7 +158,12 @@ def check_config(config, *, base: Path, title: str) -> int:
     from astrobayes.models import check_model, prior_ranges
     from astrobayes.models.model import unconstrained_density
 
-    models, derived_fns, digests, _ = resolve_models(config, base)
+    executor = _python_executor(config)  # its workers must import the likelihood too
+    try:
+        models, derived_fns, digests, _ = resolve_models(config, base, executor=executor)
+    finally:
+        if executor is not None:
+            executor.shutdown()
     print(
         f"astrobayes run --check {title}: {len(models)} model(s), {_sampler_summary(config)}; "
         f"evidence: {_evidence_summary(config)}; {'float64' if config.x64 else 'float32'}"
@@ -203,11 +208,7 @@ def execute(
     marker lines). Models with a ``python_likelihood`` run it on the config's
     ``[executor]`` (started here, released at the end). Returns the exit code.
     """
-    executor = None
-    if config.python_models:
-        from astrobayes.sbi.executors import ExecutorConfig
-
-        executor = (config.executor or ExecutorConfig()).make()
+    executor = _python_executor(config)
     try:
         return _execute(
             config,
@@ -223,6 +224,15 @@ def execute(
     finally:
         if executor is not None:
             executor.shutdown()
+
+
+def _python_executor(config):
+    """The executor of the config's ``python_likelihood`` models (``None`` without any)."""
+    if not config.python_models:
+        return None
+    from astrobayes.sbi.executors import ExecutorConfig
+
+    return (config.executor or ExecutorConfig()).make()
 
 
 def _execute(
@@ -737,7 +747,7 @@ def _sampler_summary(config, executor=None) -> str:
     sampling = config.sampling()
     if config.sampler_kind == "smc":
         python = config.python_models
-        where = "this process" if executor is None else _executor_words(executor)
+        where = _executor_words(config, executor)
         return (
             f"preconditioned SMC: {sampling.num_particles} particles, "
             f"{sampling.preconditioner} preconditioner, ESS fraction {sampling.ess_fraction}"
@@ -756,11 +766,20 @@ def _sampler_summary(config, executor=None) -> str:
     )
 
 
-def _executor_words(executor) -> str:
-    kind = {"SerialExecutor": "this process", "ProcessExecutor": "a process pool"}.get(
-        type(executor).__name__, "a Dask cluster"
+def _executor_words(config, executor=None) -> str:
+    """Where python_likelihood calls run: the started ``executor``, else the config's."""
+    from astrobayes.sbi.executors import ExecutorConfig
+
+    settings = config.executor or ExecutorConfig()
+    kind = {"serial": "this process", "process": "a process pool"}.get(
+        settings.kind, "a Dask cluster" if settings.scheduler is None else settings.scheduler
     )
-    return f"{kind} ({executor.num_workers} worker{'s' if executor.num_workers != 1 else ''})"
+    workers = executor.num_workers if executor is not None else settings.num_workers
+    if settings.kind == "serial":
+        workers = 1
+    if workers is None:
+        return f"{kind} (default workers)"
+    return f"{kind} ({workers} worker{'s' if workers != 1 else ''})"
 
 
 def _python_likelihood_line(name: str, likelihood, *, resumed: bool) -> str:
