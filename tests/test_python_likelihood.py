@@ -7,6 +7,7 @@ import math
 import re
 import textwrap
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -232,3 +233,14 @@ def test_run_cli_refuses_what_cannot_run(tmp_path):
     # the user's KeyError comes at the prior-draw check, before anything is sampled
     assert main(["run", str(path), "--check"]) == 2
     assert not (broken / "config-run").exists()
+
+
+def test_the_documented_example_passes_its_check_on_two_worker_processes(capsys):
+    """examples/run_python_likelihood: SciPy distances, checked here and on a worker."""
+    config = (
+        Path(__file__).resolve().parents[1] / "examples" / "run_python_likelihood" / "config.toml"
+    )
+    assert main(["run", str(config), "--check"]) == 0
+    printed = capsys.readouterr().out
+    assert "Python likelihood of lcdm, wcdm on a process pool (2 workers)" in printed
+    assert "derived: OL" in printed
