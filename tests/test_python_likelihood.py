@@ -244,3 +244,31 @@ def test_the_documented_example_passes_its_check_on_two_worker_processes(capsys)
     printed = capsys.readouterr().out
     assert "Python likelihood of lcdm, wcdm on a process pool (2 workers)" in printed
     assert "derived: OL" in printed
+
+
+def test_run_cli_reports_failed_calls_in_the_table_status_and_files(tmp_path, capsys):
+    """A likelihood raising for a > 3 (7% of the prior): warned, counted, never 'ok'."""
+    _user_module(
+        tmp_path,
+        LINE_MODULE.replace(
+            "def line(params, data):\n",
+            "def line(params, data):\n"
+            "        if params['a'] > 3:\n"
+            "            raise RuntimeError('no convergence')\n",
+        ),
+    )
+    path = _write_config(
+        tmp_path,
+        extra='[smc]\nnum_particles = 400\npreconditioner = "diagonal"\n[executor]\nkind = "serial"',
+    )
+    out = tmp_path / "out"
+    assert main(["run", str(path), "--out", str(out), "--no-progress", "--no-plots"]) == 0
+    printed = capsys.readouterr().out
+    assert re.search(r"line: \d+ of \d+ calls failed and were given zero likelihood", printed)
+    assert "RuntimeError: no convergence" in printed
+    model = json.loads((out / "results.json").read_text())["models"]["line"]
+    assert model["status"] == "failed_calls"
+    assert model["python_likelihood"]["failures"] > 0
+    assert model["python_likelihood"]["errors"][0]["at"]["a"] > 3
+    # the posterior (a ~ 0.4 +- 0.1) lies where the code ran: ln z is still the closed form's
+    assert abs(model["log_evidence"] - _analytic_log_evidence()) < 4 * model["log_evidence_std"]

@@ -285,6 +285,7 @@ def _execute(
     finally:
         progress.close()
     elapsed = time.perf_counter() - start
+    result = _with_likelihood_statuses(result, likelihoods)
 
     table = result.summary()
     print(table)
@@ -780,6 +781,27 @@ def _executor_words(config, executor=None) -> str:
     if workers is None:
         return f"{kind} (default workers)"
     return f"{kind} ({workers} worker{'s' if workers != 1 else ''})"
+
+
+def _with_likelihood_statuses(result, likelihoods):
+    """The result with each Python likelihood's status folded into its model's status.
+
+    A model whose calls failed (zero likelihood there) must not read ``ok`` in
+    ``results.json``; the line printed under the table says why.
+    """
+    if not likelihoods:
+        return result
+    from astrobayes._status import worst
+
+    models = {
+        name: report._replace(status=worst([report.status, likelihoods[name].status]))
+        if name in likelihoods
+        else report
+        for name, report in result.models.items()
+    }
+    return result._replace(
+        models=models, status=worst([result.status, *(r.status for r in models.values())])
+    )
 
 
 def _python_likelihood_line(name: str, likelihood, *, resumed: bool) -> str:
