@@ -155,17 +155,25 @@ def check_config(config, *, base: Path, title: str) -> int:
 
     if config.x64:
         jax.config.update("jax_enable_x64", True)
-    from astrobayes.models import check_model, prior_ranges
-    from astrobayes.models.model import unconstrained_density
-
     executor = _python_executor(config)  # its workers must import the likelihood too
     try:
-        models, derived_fns, digests, _ = resolve_models(config, base, executor=executor)
+        _check_models(config, base, title, executor)
     finally:
         if executor is not None:
             executor.shutdown()
+    print("config OK: nothing was sampled or written")
+    return 0
+
+
+def _check_models(config, base: Path, title: str, executor) -> None:
+    import jax
+
+    from astrobayes.models import check_model, prior_ranges
+    from astrobayes.models.model import unconstrained_density
+
+    models, derived_fns, digests, _ = resolve_models(config, base, executor=executor)
     print(
-        f"astrobayes run --check {title}: {len(models)} model(s), {_sampler_summary(config)}; "
+        f"astrobayes run --check {title}: {len(models)} model(s), {_sampler_summary(config, executor)}; "
         f"evidence: {_evidence_summary(config)}; {'float64' if config.x64 else 'float32'}"
     )
     for name, model in models.items():
@@ -185,8 +193,6 @@ def check_config(config, *, base: Path, title: str) -> int:
             f"{derived}; data: {data}; ln density finite at a prior draw; checkpoint "
             f"{name}-seed{config.seed}-{_model_fingerprint(config, name, digests[name])}"
         )
-    print("config OK: nothing was sampled or written")
-    return 0
 
 
 def execute(
