@@ -13,7 +13,6 @@ a failure status. See ``docs/architecture.md``.
 """
 
 from astrobayes._status import Severity, Status, UnreliableResultError
-from astrobayes.chains import Chains, chains_from_list
 
 __version__ = "0.1.0"
 __all__ = [
@@ -24,3 +23,13 @@ __all__ = [
     "__version__",
     "chains_from_list",
 ]
+
+
+def __getattr__(name: str):
+    # Chains (and with it JAX) on first use: a worker process that unpickles a function of
+    # astrobayes._workers imports this package, and should not pay ~1 s for JAX
+    if name in ("Chains", "chains_from_list"):
+        from astrobayes import chains
+
+        return getattr(chains, name)
+    raise AttributeError(f"module 'astrobayes' has no attribute {name!r}")
