@@ -272,3 +272,13 @@ def test_run_cli_reports_failed_calls_in_the_table_status_and_files(tmp_path, ca
     assert model["python_likelihood"]["errors"][0]["at"]["a"] > 3
     # the posterior (a ~ 0.4 +- 0.1) lies where the code ran: ln z is still the closed form's
     assert abs(model["log_evidence"] - _analytic_log_evidence()) < 4 * model["log_evidence_std"]
+
+
+def test_worker_imports_stay_light():
+    """A spawned worker unpickling a chunk imports astrobayes._workers: no JAX with it."""
+    import subprocess
+    import sys
+
+    code = "import sys, astrobayes._workers; print('jax' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

@@ -1,9 +1,10 @@
-"""What worker processes run for a Python simulator: kept light (NumPy only).
+"""What worker processes run for a Python simulator or likelihood: kept light (NumPy only).
 
 A process or Dask worker unpickles these functions by importing this module, so it must
 not pull in JAX or the rest of the package (a spawned worker would spend seconds
-importing them). :mod:`astrobayes.sbi.executors` and :mod:`astrobayes.sbi.simulators`
-submit them.
+importing them; ``import astrobayes`` itself imports no JAX, a test checks both).
+:mod:`astrobayes.sbi.executors`, :mod:`astrobayes.sbi.simulators` and
+:class:`astrobayes.models.PythonLikelihood` submit them.
 """
 
 from __future__ import annotations
