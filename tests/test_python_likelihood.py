@@ -177,15 +177,17 @@ def _write_config(folder, *, sampler_kind="smc", extra="", likelihood="userlik:l
 
 
 def test_run_cli_samples_a_python_likelihood_with_smc(tmp_path, capsys):
+    """On 2 spawned processes: the likelihood and the derived parameter shipped by name."""
     _user_module(tmp_path, LINE_MODULE)
     path = _write_config(
         tmp_path,
-        extra='[smc]\nnum_particles = 400\npreconditioner = "diagonal"\n[executor]\nkind = "serial"',
+        extra='[smc]\nnum_particles = 400\npreconditioner = "diagonal"\n'
+        '[executor]\nkind = "process"\nnum_workers = 2',
     )
     out = tmp_path / "out"
     assert main(["run", str(path), "--out", str(out), "--no-progress", "--no-plots"]) == 0
     printed = capsys.readouterr().out
-    assert "Python likelihood of line on this process (1 worker)" in printed
+    assert "Python likelihood of line on a process pool (2 workers)" in printed
     assert re.search(r"line: Python log-likelihood, \d+ calls, none failed", printed)
     results = json.loads((out / "results.json").read_text())
     model = results["models"]["line"]

@@ -47,6 +47,7 @@ from astrobayes.chains import Chains
 from astrobayes.comparison import EVIDENCE_METHODS, ComparisonResult, compare
 from astrobayes.evidence import GaussianTarget, RealNVPFlow, RQSplineFlow, TargetFamily
 from astrobayes.models import Model, PythonLikelihood, prior_ranges
+from astrobayes.models.python_likelihood import map_rows
 from astrobayes.sampling import Checkpoint, FlowMCMCConfig, NUTSConfig, SMCConfig
 from astrobayes.sbi.executors import ExecutorConfig
 
@@ -863,6 +864,7 @@ def posterior_table(
     *,
     spec: ModelSpec | None = None,
     derived_fns: Mapping[str, Callable[[dict[str, jax.Array]], jax.Array]] | None = None,
+    executor: Any = None,
 ) -> PosteriorTable:
     """Draws of one model with ``ln L``, ``ln pi`` and derived parameters per draw.
 
@@ -880,6 +882,10 @@ def posterior_table(
             ``name[0]``, ``name[1]``, ... (C order).
         spec: Its spec, for labels, fixed values and derived parameters.
         derived_fns: ``{name: f(params)}`` for the spec's derived parameters.
+        executor: Where a ``python_likelihood`` model's (plain Python) derived parameters
+            are computed, draws split over its workers (``None``: in this process); its
+            ``ln L`` column runs on the executor of the model's own
+            :class:`~astrobayes.models.PythonLikelihood`.
 
     Returns:
         :class:`PosteriorTable`.
@@ -912,9 +918,16 @@ def posterior_table(
     for name in derived_names:
         fn = derived_fns[name]
         if spec is not None and spec.python_likelihood is not None:
-            values = _python_derived(
-                fn, {k: np.asarray(v, np.float64) for k, v in flat.items()}, fixed
-            )
+            names_in_order = tuple(flat)
+            rows = np.stack([np.asarray(flat[k], np.float64) for k in names_in_order], axis=1)
+            values, _ = map_rows(
+                fn,
+                names_in_order,
+                rows,
+                constants=fixed,
+                executor=executor,
+                what=f"derived parameter {name!r}",
+            )  # NaN in the chain files where it raised
         else:
             values = jax.jit(jax.vmap(lambda p, fn=fn: fn({**p, **fixed})))(flat)
         columns[name] = np.asarray(values, np.float64).reshape(shape)
@@ -933,20 +946,6 @@ def posterior_table(
         log_prior=np.asarray(log_prior, np.float64).reshape(shape),
         ranges={k: ranges[k] for k in ordered if k in ranges},
     )
-
-
-def _python_derived(fn, flat: dict[str, np.ndarray], fixed: dict[str, float]) -> np.ndarray:
-    """A plain-Python derived parameter on every draw, in this process (NaN where it raised)."""
-    size = next(iter(flat.values())).size
-    values = np.full(size, np.nan)
-    for i in range(size):
-        try:
-            values[i] = float(
-                np.asarray(fn({**{k: float(v[i]) for k, v in flat.items()}, **fixed}))
-            )
-        except Exception:  # noqa: BLE001, S112 - a failed point is NaN in the chain files
-            continue
-    return values
 
 
 def _element_columns(posterior: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -302,7 +302,9 @@ def _execute(
     for name, likelihood in likelihoods.items():
         print(_python_likelihood_line(name, likelihood, resumed=name in resumed))
 
-    chain_files, edges = write_chain_files(out / "chains", config, models, result, derived_fns)
+    chain_files, edges = write_chain_files(
+        out / "chains", config, models, result, derived_fns, executor
+    )
     for name, parameter, side, ratio in _cut_by_prior_edges(edges):
         print(
             f"note: {name}: the posterior of {parameter} is cut by its prior's {side} edge "
@@ -361,7 +363,6 @@ def resolve_models(config, base: Path, *, executor=None):
     """
     import jax
 
-    from astrobayes._workers import ModuleFunction
     from astrobayes.io.run_files import read_data_arrays
     from astrobayes.runconfig import (
         build_model,
@@ -394,10 +395,7 @@ def resolve_models(config, base: Path, *, executor=None):
                 spec.python_likelihood, base, f"models.{name}.python_likelihood"
             )
             functions.append(function)
-            module_name, function_name = (p.strip() for p in spec.python_likelihood.split(":"))
-            shipped = ModuleFunction(
-                module_name, function_name, str(Path(base).resolve()), function
-            )
+            shipped = _shipped(spec.python_likelihood, base, function)
             likelihoods[name] = python_likelihood(name, spec, shipped, data=data, executor=executor)
             models[name] = build_model(name, spec, log_likelihood_fn=likelihoods[name])
         else:
@@ -420,6 +418,11 @@ def resolve_models(config, base: Path, *, executor=None):
             for parameter, p in spec.parameters.items()
             if p.prior == "derived"
         }
+        if name in likelihoods:  # plain Python, computed on the executor's workers
+            derived_fns[name] = {
+                parameter: _shipped(spec.parameters[parameter].function, base, function)
+                for parameter, function in derived_fns[name].items()
+            }
         check_derived_functions(name, spec, derived_fns[name])
         if name in likelihoods:
             check_python_model(
@@ -427,6 +430,14 @@ def resolve_models(config, base: Path, *, executor=None):
             )
         digests[name] = _code_and_data_digest(functions + list(derived_fns[name].values()), data)
     return models, derived_fns, digests, likelihoods
+
+
+def _shipped(reference: str, base: Path, function):
+    """``function`` (imported from ``module:function``) as workers import it: by name."""
+    from astrobayes._workers import ModuleFunction
+
+    module_name, function_name = (part.strip() for part in reference.split(":"))
+    return ModuleFunction(module_name, function_name, str(Path(base).resolve()), function)
 
 
 def _code_and_data_digest(functions, data) -> str:
@@ -513,7 +524,7 @@ def _forget_module_of_another_folder(module_name: str, folder: Path) -> None:
 _IMPORTED_DIGESTS: dict[str, str] = {}
 
 
-def write_chain_files(folder: Path, config, models, result, derived_fns):
+def write_chain_files(folder: Path, config, models, result, derived_fns, executor=None):
     """GetDist text chains, ``.npz`` and ArviZ netCDF of every model.
 
     Returns:
@@ -538,6 +549,7 @@ def write_chain_files(folder: Path, config, models, result, derived_fns):
             report.posterior,
             spec=config.models.get(name),
             derived_fns=derived_fns.get(name),
+            executor=executor,
         )
         paths = list(
             write_getdist_chains(

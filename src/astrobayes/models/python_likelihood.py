@@ -41,7 +41,7 @@ import numpy as np
 from astrobayes._status import Severity, Status
 from astrobayes._workers import log_likelihood_chunk
 
-__all__ = ["PythonLikelihood", "PythonLikelihoodStatus"]
+__all__ = ["PythonLikelihood", "PythonLikelihoodStatus", "map_rows"]
 
 #: Distinct failure messages kept (with the point of their first occurrence).
 MAX_KEPT_ERRORS = 5
@@ -57,6 +57,67 @@ class PythonLikelihoodStatus(Status):
         "more than one number; those points were given zero likelihood (ln L = -inf), so "
         "the posterior and ln z are those of the prior restricted to where the code ran",
     )
+
+
+def map_rows(
+    fn: Callable[..., float],
+    names: tuple[str, ...],
+    rows,
+    *,
+    constants: Mapping[str, float] | None = None,
+    data: Mapping[str, np.ndarray] | None = None,
+    executor: Any = None,
+    chunks_per_worker: int = 4,
+    what: str = "the function",
+) -> tuple[np.ndarray, list[str | None]]:
+    """A plain-Python ``fn(params)`` on every row of ``rows``, spread over ``executor``.
+
+    The one way Python functions of parameters run here: a :class:`PythonLikelihood`'s
+    calls and a Python model's derived parameters alike.
+
+    Args:
+        fn: ``f(params)`` (or ``f(params, data)``) returning one number;
+            ``params = {name: float}`` plus ``constants``.
+        names: The parameter of each column of ``rows``.
+        rows: ``(n, len(names))`` values.
+        constants: Added to every ``params``.
+        data: Passed as the second argument when given.
+        executor: ``None`` (this process) or anything with ``submit``; the rows are split
+            into about ``chunks_per_worker`` chunks per worker.
+        chunks_per_worker: See ``executor``.
+        what: Names the function in the error of a worker that could not run it.
+
+    Returns:
+        ``(values, errors)``: NaN and a message where a call raised or returned NaN,
+        ``+inf`` or more than one number (``_workers.log_likelihood_chunk``).
+
+    Raises:
+        RuntimeError: If a worker could not run ``fn`` at all (e.g. could not import it).
+
+    Example:
+        >>> values, errors = map_rows(lambda p: p["x"] + p["c"], ("x",), [[1.0], [2.0]],
+        ...     constants={"c": 10.0})
+        >>> values.tolist(), errors
+        ([11.0, 12.0], [None, None])
+
+    """
+    rows = np.asarray(rows, np.float64).reshape(-1, len(names))
+    constants = dict(constants or {})
+    if executor is None or len(rows) <= 1:
+        return log_likelihood_chunk(fn, names, constants, data, rows)
+    workers = getattr(executor, "num_workers", None) or getattr(executor, "_max_workers", 1)
+    num_chunks = min(len(rows), max(1, int(workers)) * chunks_per_worker)
+    futures = [
+        executor.submit(log_likelihood_chunk, fn, names, constants, data, chunk)
+        for chunk in np.array_split(rows, num_chunks)
+    ]
+    try:
+        parts = [future.result() for future in futures]
+    except Exception as error:
+        raise RuntimeError(
+            f"a worker could not run {what} ({type(error).__name__}: {error})"
+        ) from error
+    return np.concatenate([part[0] for part in parts]), [e for part in parts for e in part[1]]
 
 
 class PythonLikelihood:
@@ -184,32 +245,16 @@ class PythonLikelihood:
         Failed calls give NaN and their message (and are counted, see :attr:`status`).
         """
         rows = np.asarray(rows, np.float64).reshape(-1, len(names))
-        if self.executor is None or len(rows) <= 1:
-            values, errors = log_likelihood_chunk(
-                self.log_likelihood_fn, names, self.constants, self.data, rows
-            )
-        else:
-            num_chunks = min(len(rows), self._num_workers() * self.chunks_per_worker)
-            futures = [
-                self.executor.submit(
-                    log_likelihood_chunk,
-                    self.log_likelihood_fn,
-                    names,
-                    self.constants,
-                    self.data,
-                    chunk,
-                )
-                for chunk in np.array_split(rows, num_chunks)
-            ]
-            try:
-                parts = [future.result() for future in futures]
-            except Exception as error:
-                raise RuntimeError(
-                    f"model {self.name!r}: a worker could not run the Python log-likelihood "
-                    f"({type(error).__name__}: {error})"
-                ) from error
-            values = np.concatenate([part[0] for part in parts])
-            errors = [error for part in parts for error in part[1]]
+        values, errors = map_rows(
+            self.log_likelihood_fn,
+            names,
+            rows,
+            constants=self.constants,
+            data=self.data,
+            executor=self.executor,
+            chunks_per_worker=self.chunks_per_worker,
+            what=f"model {self.name!r}'s Python log-likelihood",
+        )
         self._record(names, rows, errors)
         return values, errors
 
@@ -261,12 +306,6 @@ class PythonLikelihood:
                     f"({remote_errors[0] or 'no error'}): the workers must run the same code"
                 )
         return float(values[0])
-
-    def _num_workers(self) -> int:
-        workers = getattr(self.executor, "num_workers", None)
-        if workers is None:
-            workers = getattr(self.executor, "_max_workers", 1)
-        return max(1, int(workers))
 
     def _record(self, names, rows, errors) -> None:
         with self._lock:
