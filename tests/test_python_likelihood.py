@@ -284,3 +284,20 @@ def test_worker_imports_stay_light():
     code = "import sys, astrobayes._workers; print('jax' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_bad_settings_are_named():
+    with pytest.raises(TypeError, match="log_likelihood_fn must be callable; got int"):
+        PythonLikelihood(3)
+    with pytest.raises(TypeError, match=r"executor must have submit\(fn, \*args\)"):
+        PythonLikelihood(_line, executor="process")
+    with pytest.raises(ValueError, match="chunks_per_worker must be >= 1; got 0"):
+        PythonLikelihood(_line, chunks_per_worker=0)
+    with pytest.raises(ValueError, match="executor must be one of"):
+        ExecutorConfig("threads")
+    with pytest.raises(ValueError, match="scheduler is for executor = 'dask'"):
+        ExecutorConfig("process", scheduler="tcp://127.0.0.1:8786")
+    with pytest.raises(ValueError, match="a serial executor has one worker"):
+        ExecutorConfig("serial", num_workers=2)
+    with pytest.raises(ValueError, match="with a scheduler the cluster's own workers"):
+        ExecutorConfig("dask", num_workers=2, scheduler="tcp://127.0.0.1:8786")

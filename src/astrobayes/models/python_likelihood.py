@@ -38,6 +38,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from astrobayes._checks import check_positive_int
 from astrobayes._status import Severity, Status
 from astrobayes._workers import log_likelihood_chunk
 
@@ -176,19 +177,11 @@ class PythonLikelihood:
                 "executor must have submit(fn, *args) -> Future (an astrobayes.sbi.executors "
                 f"Executor or a concurrent.futures.Executor) or be None; got {type(executor).__name__}"
             )
-        if (
-            isinstance(chunks_per_worker, bool)
-            or not isinstance(chunks_per_worker, int)
-            or (chunks_per_worker < 1)
-        ):
-            raise ValueError(
-                f"chunks_per_worker must be a positive integer; got {chunks_per_worker!r}"
-            )
         self.log_likelihood_fn = log_likelihood_fn
         self.data = None if data is None else {k: np.asarray(v) for k, v in data.items()}
         self.constants = {k: float(v) for k, v in (constants or {}).items()}
         self.executor = executor
-        self.chunks_per_worker = chunks_per_worker
+        self.chunks_per_worker = check_positive_int(chunks_per_worker, "chunks_per_worker")
         self.name = name
         self._lock = threading.Lock()
         self._evaluations = 0
@@ -232,10 +225,8 @@ class PythonLikelihood:
 
     def _host(self, names: tuple[str, ...], points) -> np.ndarray:
         points = np.asarray(points, np.float64)
-        batch = points.shape[:-1]
-        rows = points.reshape(-1, len(names))
-        values, errors = self.evaluate(names, rows)
-        return np.where(np.isnan(values), -np.inf, values).reshape(batch)
+        values, _ = self.evaluate(names, points)
+        return np.where(np.isnan(values), -np.inf, values).reshape(points.shape[:-1])
 
     # -- on the host ----------------------------------------------------------------------
 

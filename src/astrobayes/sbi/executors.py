@@ -234,18 +234,14 @@ class ExecutorConfig:
     scheduler: str | None = None
 
     def __post_init__(self):
-        if self.kind not in EXECUTORS:
-            raise ValueError(f"executor kind must be one of {list(EXECUTORS)}; got {self.kind!r}")
+        _check_backend(self.kind, self.scheduler)
         if self.num_workers is not None:
             check_positive_int(self.num_workers, "num_workers")
-        if self.scheduler is not None:
-            if self.kind != "dask":
-                raise ValueError(f"scheduler is for kind = 'dask'; got kind = {self.kind!r}")
-            if self.num_workers is not None:
-                raise ValueError(
-                    "num_workers sizes a local cluster; with a scheduler the cluster's own "
-                    f"workers are used (got num_workers = {self.num_workers})"
-                )
+        if self.scheduler is not None and self.num_workers is not None:
+            raise ValueError(
+                "num_workers sizes a local cluster; with a scheduler the cluster's own "
+                f"workers are used (got num_workers = {self.num_workers})"
+            )
         if self.kind == "serial" and self.num_workers not in (None, 1):
             raise ValueError(
                 f"a serial executor has one worker; got num_workers = {self.num_workers}"
@@ -278,15 +274,19 @@ def make_executor(
         1
 
     """
-    if name not in EXECUTORS:
-        raise ValueError(f"executor must be one of {list(EXECUTORS)}; got {name!r}")
-    if scheduler is not None and name != "dask":
-        raise ValueError(f"scheduler is for executor = 'dask'; got executor = {name!r}")
+    _check_backend(name, scheduler)
     if name == "serial":
         return SerialExecutor()
     if name == "process":
         return ProcessExecutor(num_workers)
     return DaskExecutor(scheduler, num_workers)
+
+
+def _check_backend(name: str, scheduler: str | None) -> None:
+    if name not in EXECUTORS:
+        raise ValueError(f"executor must be one of {list(EXECUTORS)}; got {name!r}")
+    if scheduler is not None and name != "dask":
+        raise ValueError(f"scheduler is for executor = 'dask'; got executor = {name!r}")
 
 
 def seeds_for(key: PRNGKeyArray, indices: np.ndarray) -> np.ndarray:
