@@ -301,3 +301,26 @@ def test_bad_settings_are_named():
         ExecutorConfig("serial", num_workers=2)
     with pytest.raises(ValueError, match="with a scheduler the cluster's own workers"):
         ExecutorConfig("dask", num_workers=2, scheduler="tcp://127.0.0.1:8786")
+
+
+def test_the_pre_run_check_tries_other_prior_draws_before_calling_the_code_broken(key):
+    """Failing in part of the prior is data for the run; failing everywhere is an error."""
+    from astrobayes.runconfig import ModelSpec, ParameterSpec, check_python_model, python_likelihood
+
+    spec = ModelSpec(
+        python_likelihood="m:f", parameters={"a": ParameterSpec("uniform", low=0.0, high=1.0)}
+    )
+
+    def fails_mostly(params):
+        if params["a"] < 0.6:
+            raise RuntimeError("outside the code's range")
+        return 0.0
+
+    point = check_python_model(key, "m", spec, python_likelihood("m", spec, fails_mostly))
+    assert point["a"] >= 0.6  # found after the draws below 0.6 (P(10 misses) = 0.6**10)
+
+    def always_fails(params):
+        raise RuntimeError("broken build")
+
+    with pytest.raises(ValueError, match=r"broken build \(and at every one of the 10 prior"):
+        check_python_model(key, "m", spec, python_likelihood("m", spec, always_fails))

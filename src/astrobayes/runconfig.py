@@ -61,7 +61,9 @@ __all__ = [
     "RunConfig",
     "build_model",
     "check_derived_functions",
+    "check_python_model",
     "posterior_table",
+    "python_likelihood",
     "run_comparison",
     "run_config_from_mapping",
 ]
@@ -626,6 +628,10 @@ def python_likelihood(
     )
 
 
+#: Prior draws :func:`check_python_model` tries before it calls a likelihood broken.
+CHECK_DRAWS = 10
+
+
 def check_python_model(
     key: PRNGKeyArray,
     name: str,
@@ -633,14 +639,16 @@ def check_python_model(
     likelihood: PythonLikelihood,
     derived_fns: Mapping[str, Callable[[dict[str, float]], float]] | None = None,
 ) -> dict[str, float]:
-    """Call a ``python_likelihood`` model's code once at a prior draw, before any sampling.
+    """Call a ``python_likelihood`` model's code at a prior draw, before any sampling.
 
     JAX cannot trace plain Python code, so the check of a JAX model (one abstract trace)
-    becomes one real call: the likelihood, then each derived parameter's function, at
-    one draw from the priors.
+    becomes real calls: the likelihood at up to :data:`CHECK_DRAWS` prior draws until one
+    succeeds (a likelihood may fail in part of the prior, and those points are counted
+    during the run, not refused here), then at that draw once more on a worker of its
+    executor, and each derived parameter's function there.
 
     Args:
-        key: JAX PRNG key (the prior draw).
+        key: JAX PRNG key (the prior draws).
         name: Model name (in errors).
         spec: Its spec.
         likelihood: Its :func:`python_likelihood`.
@@ -650,9 +658,10 @@ def check_python_model(
         The prior draw ``{name: value}`` (sampled parameters) that was checked.
 
     Raises:
-        ValueError: If the likelihood or a derived function raises there or returns
-            anything but one real number (NaN and ``+inf`` included); ``ln L = -inf``
-            (zero likelihood) is allowed for the likelihood.
+        ValueError: If the likelihood fails (raises, or returns anything but one real
+            number: NaN and ``+inf`` included; ``ln L = -inf`` is allowed) at every draw
+            tried, gives another value on a worker, or a derived function fails at the
+            draw where the likelihood worked.
 
     Example:
         >>> import jax
@@ -663,15 +672,29 @@ def check_python_model(
         ...     check_python_model(jax.random.key(0), "m", spec, likelihood)
         ... except ValueError as error:
         ...     print(str(error).split(": ", 4)[-1])
-        the log-likelihood must return one number; got an array of shape (2,) (sum per-point terms yourself)
+        the log-likelihood must return one number; got an array of shape (2,) (sum per-point terms yourself) (and at every one of the 10 prior draws tried)
 
     """
     check_key(key)
-    point = {}
-    for i, (parameter, p) in enumerate(spec.parameters.items()):
-        if p.is_sampled:
-            point[parameter] = float(p.distribution().sample(jax.random.fold_in(key, i)))
-    likelihood.check(point)
+    failures = []
+    for attempt in range(CHECK_DRAWS):
+        draw_key = jax.random.fold_in(key, attempt)
+        point = {
+            parameter: float(p.distribution().sample(jax.random.fold_in(draw_key, i)))
+            for i, (parameter, p) in enumerate(spec.parameters.items())
+            if p.is_sampled
+        }
+        try:
+            likelihood.check(point, on_workers=False)
+        except ValueError as error:
+            failures.append(error)
+            continue
+        break
+    else:
+        raise ValueError(
+            f"{failures[0]} (and at every one of the {CHECK_DRAWS} prior draws tried)"
+        ) from failures[0]
+    likelihood.check(point)  # here and on a worker
     fixed = {k: p.value for k, p in spec.parameters.items() if p.prior == "fixed"}
     for parameter, fn in (derived_fns or {}).items():
         where = f"[models.{name}.parameters.{parameter}]"

@@ -249,15 +249,16 @@ class PythonLikelihood:
         self._record(names, rows, errors)
         return values, errors
 
-    def check(self, params: Mapping[str, float]) -> float:
+    def check(self, params: Mapping[str, float], *, on_workers: bool = True) -> float:
         """Call the function once at ``params`` and raise on any failure (before a run).
 
-        The call runs here and, with an executor, once more on a worker: a cluster whose
-        workers cannot import the function fails now, not in the middle of a run.
-        Neither call is counted in :attr:`evaluations`.
+        The call runs here and, with an executor and ``on_workers``, once more on a
+        worker: a cluster whose workers cannot import the function fails now, not in the
+        middle of a run. Neither call is counted in :attr:`evaluations`.
 
         Args:
             params: ``{name: value}`` of the sampled parameters (a prior draw).
+            on_workers: Also call it on a worker of the executor (when there is one).
 
         Returns:
             ``ln L`` at ``params`` (``-inf`` is allowed).
@@ -282,7 +283,7 @@ class PythonLikelihood:
             raise ValueError(
                 f"model {self.name!r}: the Python log-likelihood at {point}: {errors[0]}"
             )
-        if self.executor is not None:
+        if self.executor is not None and on_workers:
             try:
                 remote, remote_errors = self.executor.submit(log_likelihood_chunk, *args).result()
             except Exception as error:
