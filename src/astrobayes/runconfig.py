@@ -544,21 +544,20 @@ def build_model(
         'm'
 
     """
-    if spec.python_likelihood is not None:
+    if spec.likelihood is not None or spec.python_likelihood is not None:
+        kind = "likelihood" if spec.likelihood is not None else "python_likelihood"
         if log_likelihood_fn is None or not callable(log_likelihood_fn):
-            raise ValueError(f"model {name!r} names a python_likelihood: pass log_likelihood_fn")
-        if not isinstance(log_likelihood_fn, PythonLikelihood):
-            log_likelihood_fn = python_likelihood(
-                name, spec, log_likelihood_fn, data=data, executor=executor
-            )
+            raise ValueError(f"model {name!r} names a {kind}: pass log_likelihood_fn")
         priors = {k: p.distribution() for k, p in spec.parameters.items() if p.is_sampled}
         labels = {k: p.label for k, p in spec.parameters.items() if p.label is not None}
-        return Model.from_priors(name, log_likelihood_fn, priors, labels=labels)
-    if spec.likelihood is not None:
-        if log_likelihood_fn is None or not callable(log_likelihood_fn):
-            raise ValueError(f"model {name!r} names a likelihood: pass log_likelihood_fn")
+        if spec.python_likelihood is not None:  # fixed values and data go in the wrapper
+            function = (
+                log_likelihood_fn
+                if isinstance(log_likelihood_fn, PythonLikelihood)
+                else python_likelihood(name, spec, log_likelihood_fn, data=data, executor=executor)
+            )
+            return Model.from_priors(name, function, priors, labels=labels)
         fixed = {k: jnp.asarray(p.value) for k, p in spec.parameters.items() if p.prior == "fixed"}
-        priors = {k: p.distribution() for k, p in spec.parameters.items() if p.is_sampled}
         if data is None:
 
             def log_likelihood(params):
@@ -570,7 +569,6 @@ def build_model(
             def log_likelihood(params):
                 return log_likelihood_fn({**params, **fixed}, arrays)
 
-        labels = {k: p.label for k, p in spec.parameters.items() if p.label is not None}
         function = log_likelihood if (fixed or data is not None) else log_likelihood_fn
         return Model.from_priors(name, function, priors, labels=labels)
     if spec.model is not None:
