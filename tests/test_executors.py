@@ -13,6 +13,7 @@ import pytest
 from astrobayes.io.campaign import CampaignStore
 from astrobayes.sbi.executors import (
     CampaignStatus,
+    DaskExecutor,
     ProcessExecutor,
     SerialExecutor,
     make_executor,
@@ -135,6 +136,16 @@ def test_executor_settings_are_checked():
         make_executor("process", scheduler="tcp://127.0.0.1:8786")
     with pytest.raises(ValueError, match="scheduler must be an address"):
         make_executor("dask", scheduler="localhost")
+    # the same check and words however the executor is made (refused before connecting)
+    cluster_words = "the cluster's own workers are used"
+    with pytest.raises(ValueError, match=cluster_words):
+        make_executor("dask", scheduler="tcp://127.0.0.1:8786", num_workers=2)
+    with pytest.raises(ValueError, match=cluster_words):
+        DaskExecutor("tcp://127.0.0.1:8786", num_workers=2)
+    with pytest.raises(ValueError, match="scheduler must be an address"):
+        DaskExecutor("localhost")
+    with pytest.raises(ValueError, match="num_workers must"):
+        DaskExecutor(num_workers=0)
     with pytest.raises(ValueError, match="num_workers must"):
         ProcessExecutor(0)
     with pytest.raises(TypeError, match="executor must be an astrobayes Executor"):

@@ -299,7 +299,7 @@ def test_bad_settings_are_named():
         ExecutorConfig("process", scheduler="tcp://127.0.0.1:8786")
     with pytest.raises(ValueError, match="a serial executor has one worker"):
         ExecutorConfig("serial", num_workers=2)
-    with pytest.raises(ValueError, match="with a scheduler the cluster's own workers"):
+    with pytest.raises(ValueError, match="the cluster's own workers are used"):
         ExecutorConfig("dask", num_workers=2, scheduler="tcp://127.0.0.1:8786")
 
 

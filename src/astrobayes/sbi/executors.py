@@ -167,11 +167,10 @@ class DaskExecutor(Executor):
             raise ImportError(
                 "the dask executor needs dask.distributed: pip install 'astrobayes[scale]'"
             ) from error
+        _check_settings("dask", scheduler, num_workers)
         self._cluster = None
         if scheduler is None:
-            num_workers = (
-                2 if num_workers is None else check_positive_int(num_workers, "num_workers")
-            )
+            num_workers = 2 if num_workers is None else num_workers
             self._cluster = LocalCluster(
                 n_workers=num_workers,
                 threads_per_worker=1,
@@ -181,15 +180,6 @@ class DaskExecutor(Executor):
             )
             self._client = Client(self._cluster)
         else:
-            if not isinstance(scheduler, str) or not scheduler.startswith(("tcp://", "tls://")):
-                raise ValueError(
-                    f"scheduler must be an address like 'tcp://host:8786'; got {scheduler!r}"
-                )
-            if num_workers is not None:
-                raise ValueError(
-                    "num_workers sizes a local cluster; with scheduler = "
-                    f"{scheduler!r} the cluster's own workers are used (got num_workers={num_workers})"
-                )
             self._client = Client(scheduler)
         self._executor = self._client.get_executor(pure=False)
 
@@ -234,14 +224,9 @@ class ExecutorConfig:
     scheduler: str | None = None
 
     def __post_init__(self):
-        _check_backend(self.kind, self.scheduler)
-        if self.num_workers is not None:
-            check_positive_int(self.num_workers, "num_workers")
-        if self.scheduler is not None and self.num_workers is not None:
-            raise ValueError(
-                "num_workers sizes a local cluster; with a scheduler the cluster's own "
-                f"workers are used (got num_workers = {self.num_workers})"
-            )
+        _check_settings(self.kind, self.scheduler, self.num_workers)
+        # only here, not in make_executor: the sbi CLI passes its max_workers to whichever
+        # backend the TOML names, serial included, which then ignores it
         if self.kind == "serial" and self.num_workers not in (None, 1):
             raise ValueError(
                 f"a serial executor has one worker; got num_workers = {self.num_workers}"
@@ -274,7 +259,7 @@ def make_executor(
         1
 
     """
-    _check_backend(name, scheduler)
+    _check_settings(name, scheduler, num_workers)
     if name == "serial":
         return SerialExecutor()
     if name == "process":
@@ -282,11 +267,28 @@ def make_executor(
     return DaskExecutor(scheduler, num_workers)
 
 
-def _check_backend(name: str, scheduler: str | None) -> None:
+def _check_settings(name: str, scheduler: str | None, num_workers: int | None) -> None:
+    """The one check of an executor's settings.
+
+    ``ExecutorConfig``, ``make_executor`` and ``DaskExecutor`` all call it, so the TOML and
+    the Python API refuse bad settings in the same words.
+    """
     if name not in EXECUTORS:
         raise ValueError(f"executor must be one of {list(EXECUTORS)}; got {name!r}")
-    if scheduler is not None and name != "dask":
-        raise ValueError(f"scheduler is for executor = 'dask'; got executor = {name!r}")
+    if num_workers is not None:
+        check_positive_int(num_workers, "num_workers")
+    if scheduler is not None:
+        if name != "dask":
+            raise ValueError(f"scheduler is for executor = 'dask'; got executor = {name!r}")
+        if not isinstance(scheduler, str) or not scheduler.startswith(("tcp://", "tls://")):
+            raise ValueError(
+                f"scheduler must be an address like 'tcp://host:8786'; got {scheduler!r}"
+            )
+        if num_workers is not None:
+            raise ValueError(
+                f"num_workers sizes a local cluster; with scheduler = {scheduler!r} the "
+                f"cluster's own workers are used (got num_workers = {num_workers})"
+            )
 
 
 def seeds_for(key: PRNGKeyArray, indices: np.ndarray) -> np.ndarray:
