@@ -15,13 +15,14 @@ Weights of separated modes are set by the tempering path, not by where chains st
 the evidence comes with the run. Its error adds the variances of the log mean incremental
 weights, ``1/ESS_t - 1/N`` per step (Kish ESS of that step's weights): exact when the moves
 leave the particles independent draws of each tempered posterior, which the decorrelation
-criterion aims at and the status reports when it was not reached (``MAX_STEPS``); at
-the default threshold repeated runs agree with it (the attribute's note in
-:class:`SMCConfig`; clustering each step's weights by parent or by first ancestor, tried,
-did not widen it by more than 1%, so the excess at looser thresholds comes from the
-population's memory across steps). The single-run genealogy estimator of Lee & Whiteley (2018) was tried first and rejected: on a
-4-d Gaussian with 1,000 particles it was negative (clipped to 0) in 6 of 12 runs
-(multinomial resampling) and in 3 of 3 (systematic).
+criterion aims at and the status reports when it was not reached (``MAX_STEPS``). At
+the default threshold repeated runs agree with it (see ``correlation_threshold`` in
+:class:`SMCConfig`). Clustering each step's weights by parent or by first ancestor was
+tried and widened it by under 1%, so the excess at looser thresholds comes from the
+population's memory across steps. The single-run genealogy estimator of Lee & Whiteley
+(2018) was tried first and rejected: on a 4-d Gaussian with 1,000 particles it was
+negative (clipped to 0) in 6 of 12 runs (multinomial resampling) and in 3 of 3
+(systematic).
 
 References:
     Del Moral, Doucet & Jasra (2006), doi:10.1111/j.1467-9868.2006.00553.x (SMC samplers);
