@@ -15,14 +15,13 @@ Weights of separated modes are set by the tempering path, not by where chains st
 the evidence comes with the run. Its error adds the variances of the log mean incremental
 weights, ``1/ESS_t - 1/N`` per step (Kish ESS of that step's weights): exact when the moves
 leave the particles independent draws of each tempered posterior, which the decorrelation
-criterion aims at and the status reports when it was not reached (``MAX_STEPS``). At
-the default threshold repeated runs agree with it (see ``correlation_threshold`` in
-:class:`SMCConfig`). Clustering each step's weights by parent or by first ancestor was
-tried and widened it by under 1%, so the excess at looser thresholds comes from the
-population's memory across steps. The single-run genealogy estimator of Lee & Whiteley
-(2018) was tried first and rejected: on a 4-d Gaussian with 1,000 particles it was
-negative (clipped to 0) in 6 of 12 runs (multinomial resampling) and in 3 of 3
-(systematic).
+criterion aims at and the status reports when it was not reached (``MAX_STEPS``). Over
+1000 repeated runs on a line it was ~7% small (pulls' standard deviation 1.08, whatever
+the threshold: see ``correlation_threshold`` in :class:`SMCConfig`). Clustering each
+step's weights by parent or by first ancestor widened it by under 1%. The single-run
+genealogy estimator of Lee & Whiteley (2018) was tried first and rejected: on a 4-d
+Gaussian with 1,000 particles it was negative (clipped to 0) in 6 of 12 runs
+(multinomial resampling) and in 3 of 3 (systematic).
 
 References:
     Del Moral, Doucet & Jasra (2006), doi:10.1111/j.1467-9868.2006.00553.x (SMC samplers);
@@ -119,14 +118,12 @@ class SMCConfig:
             which is checked after each block (the step size adapts once per block, so
             smaller blocks adapt it faster: blocks of 5 ran into ``max_mcmc_steps`` on a
             bimodal target that blocks of 10 decorrelate within it).
-        max_mcmc_steps: Cap on the steps per temperature (100 since 2026-12-07, with the
-            stricter ``correlation_threshold``: a bimodal target needed 50-90).
+        max_mcmc_steps: Cap on the steps per temperature.
         correlation_threshold: Stop moving when the mean absolute correlation between the
-            latent positions at the start and now drops below this. 0.05 since
-            2026-12-07: at 0.1 the particles kept enough memory of the population before
-            that ln z's error bar was ~20% too small (pulls' standard deviation 1.19 over
-            120 runs on a line, 400 particles; 1.29 over 66 runs on a 4-d Gaussian, 2000
-            particles); at 0.05, 1.00 and 1.05, for 1.6x and 1.4x the likelihood calls.
+            latent positions at the start and now drops below this. Stricter values buy
+            nothing measurable: over 1000 runs each on a line (400 particles, diagonal),
+            the pulls' standard deviation was 1.08, 1.07 and 1.06 at 0.1, 0.05 and 0.03,
+            for 1x, 1.65x and 2.7x the calls (``benchmarks/smc_calibration.py``).
         preconditioner: ``"flow"`` (a masked autoregressive spline flow refitted, warm
             started, at every temperature) or ``"diagonal"`` (standardised coordinates).
         flow_layers, nn_width, knots, interval: Flow architecture (as in flow MCMC).
@@ -138,8 +135,8 @@ class SMCConfig:
     num_particles: int = 2000
     ess_fraction: float = 0.5
     num_mcmc_steps: int = 10
-    max_mcmc_steps: int = 100
-    correlation_threshold: float = 0.05
+    max_mcmc_steps: int = 50
+    correlation_threshold: float = 0.1
     preconditioner: str = "flow"
     flow_layers: int = 2
     nn_width: int = 64
