@@ -20,7 +20,9 @@ Measured 2026-12-07 (docs/run.md, "With 1000 runs per setting"): on ``line`` wit
 seeds the pulls' standard deviation was 1.08, 1.07 and 1.06 at thresholds 0.1 (the
 default), 0.05 and 0.03 (+-0.02 each), for 1x, 1.65x and 2.7x the calls: no bias, an
 error bar ~7% small, and nothing bought by stricter decorrelation. With 120 seeds the sd's
-own error is +-0.07, too coarse for such comparisons.
+own error is +-0.07, too coarse for such comparisons. On ``gauss4`` (flow preconditioner)
+at 0.1, 60 seeds: pulls' mean -0.53 +- 0.16, sd 1.27 +- 0.12 (error bar ~27% small, and
+a small bias); 0.05 with as many seeds was not measured (docs/run.md).
 
 Usage: python benchmarks/smc_calibration.py [--problem line|gauss4] [--seeds 1000]
        [--thresholds 0.1,0.05]
@@ -133,6 +135,10 @@ def main(argv: list[str] | None = None) -> None:  # noqa: D103
             estimates.append(result.log_evidence)
             errors.append(result.log_evidence_std)
             calls.append(result.num_logdensity_evaluations)
+            # each flow-preconditioned run compiles programs of its own; without this a
+            # long run meets vm.max_map_count (docs/scale.md): on 2026-12-07 gauss4 failed
+            # with "LLVM compilation error: Cannot allocate memory" after ~90 runs
+            jax.clear_caches()
         estimates, errors = np.asarray(estimates), np.asarray(errors)
         pulls = (estimates - truth) / errors
         num = pulls.size
