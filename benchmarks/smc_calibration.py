@@ -31,19 +31,14 @@ Usage: python benchmarks/smc_calibration.py [--problem line|gauss4] [--seeds 100
 from __future__ import annotations
 
 import argparse
-import resource
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.scipy.stats import norm
+from timing import Stopwatch
 
 from astrobayes.sampling import SMCConfig, run_smc
-
-
-def _cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
 
 
 def line_problem():
@@ -122,23 +117,26 @@ def main(argv: list[str] | None = None) -> None:  # noqa: D103
     for threshold in (float(t) for t in args.thresholds.split(",")):
         config = SMCConfig(correlation_threshold=threshold, **settings)
         estimates, errors, calls = [], [], []
-        start = _cpu()
+        clock = Stopwatch()
         for seed in range(args.seeds):
             prior_key, run_key = jax.random.split(jax.random.key(seed))
-            result = run_smc(
-                run_key,
-                log_likelihood,
-                log_prior,
-                draw(prior_key, config.num_particles),
-                config=config,
-            )
+            with clock():
+                result = run_smc(
+                    run_key,
+                    log_likelihood,
+                    log_prior,
+                    draw(prior_key, config.num_particles),
+                    config=config,
+                )
             estimates.append(result.log_evidence)
             errors.append(result.log_evidence_std)
             calls.append(result.num_logdensity_evaluations)
             # each flow-preconditioned run compiles programs of its own; without this a
             # long run meets vm.max_map_count (docs/scale.md): on 2026-12-07 gauss4 failed
-            # with "LLVM compilation error: Cannot allocate memory" after ~90 runs
-            jax.clear_caches()
+            # with "LLVM compilation error: Cannot allocate memory" after ~90 runs. Every
+            # 25 runs, since clearing after each made the line's runs 35x slower
+            if (seed + 1) % 25 == 0:
+                jax.clear_caches()
         estimates, errors = np.asarray(estimates), np.asarray(errors)
         pulls = (estimates - truth) / errors
         num = pulls.size
@@ -149,7 +147,7 @@ def main(argv: list[str] | None = None) -> None:  # noqa: D103
             f" {inside:>9.2f} ± {np.sqrt(inside * (1 - inside) / num):.2f}"
             f" {np.mean(np.abs(2 * pulls) <= 1.0):>11.2f}"
             f" {estimates.std(ddof=1):>10.4f} / {errors.mean():.4f}"
-            f" {np.mean(calls):>8.0f} {_cpu() - start:>7.1f}"
+            f" {np.mean(calls):>8.0f} {clock.cpu:>7.1f}"
         )
     print("expected for a right error bar: pulls sd 1, 0.68 within 1 sigma (0.38 at sigma / 2)")
 
